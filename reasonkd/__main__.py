@@ -1,0 +1,3 @@
+from reasonkd.cli import run
+
+run()

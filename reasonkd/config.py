@@ -1,0 +1,231 @@
+"""YAML recipes over documented dataclasses, with dotted CLI overrides.
+
+Every configurable part of reasonkd is a dataclass whose fields carry a
+docstring right below them (litgpt style); `config_help(cls)` turns those into
+help text. A recipe is YAML whose keys mirror the dataclass fields:
+
+    cfg = load_config(DistillRecipe, "recipes/quick.yaml", ["distill.temperature=2.0"])
+
+Rules:
+- unknown keys fail with `ConfigError` (CLI exit 2) naming the full dotted key
+  and the closest valid one;
+- override values are parsed as YAML scalars (`lr=1e-4`, `bf16=true`,
+  `layers=[0,2]`); list items are addressed by index (`stages.1.steps=20`);
+- `__post_init__` of a dataclass may raise ConfigError("field must be ...");
+  the dotted prefix is added here so the message names the key the user typed;
+- `save_config(cfg, run_dir)` writes the resolved config into every run folder.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
+import difflib
+import inspect
+import textwrap
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+
+from reasonkd.errors import ConfigError
+from reasonkd.utils.io import atomic_write
+
+T = TypeVar("T")
+
+
+def _suggest(key: str, valid: list[str]) -> str:
+    close = difflib.get_close_matches(key, valid, n=1, cutoff=0.5)
+    hint = f"; did you mean '{close[0]}'?" if close else ""
+    return f"{hint} (valid keys: {', '.join(sorted(valid))})"
+
+
+def _unwrap_optional(tp: Any) -> Any:
+    origin = typing.get_origin(tp)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
+
+
+def _convert(tp: Any, value: Any, key: str) -> Any:
+    tp = _unwrap_optional(tp)
+    if value is None:
+        return None
+    if dataclasses.is_dataclass(tp):
+        if isinstance(value, tp):
+            return value
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping of {tp.__name__} fields, got {value!r}")
+        return from_dict(tp, value, prefix=f"{key}.")
+    origin = typing.get_origin(tp)
+    if origin in (list, tuple):
+        (inner, *_) = typing.get_args(tp) or (Any,)
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        return [_convert(inner, v, f"{key}.{i}") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key} must be a mapping, got {value!r}")
+        return dict(value)
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is float and isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{key} must be a number, got {value!r}") from None
+    if tp is int and isinstance(value, float) and value.is_integer():
+        return int(value)
+    if tp in (int, float, bool, str) and not isinstance(value, tp):
+        if tp is str and isinstance(value, (int, float)):
+            return str(value)
+        raise ConfigError(f"{key} must be of type {tp.__name__}, got {value!r}")
+    return value
+
+
+def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
+    """Build dataclass `cls` from a (nested) dict, rejecting unknown keys."""
+    if data is None:
+        data = {}
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in fields:
+            raise ConfigError(f"unknown config key '{prefix}{key}'" + _suggest(key, list(fields)))
+        kwargs[key] = _convert(hints[key], value, f"{prefix}{key}")
+    try:
+        return cls(**kwargs)
+    except ConfigError as e:
+        msg = str(e)
+        raise ConfigError(msg if msg.startswith(prefix) else f"{prefix}{msg}") from None
+    except TypeError as e:  # missing required field
+        raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {e}") from None
+
+
+def to_dict(cfg: Any) -> Any:
+    """Plain-data view of a config (for YAML/JSON)."""
+    if dataclasses.is_dataclass(cfg):
+        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+    if isinstance(cfg, (list, tuple)):
+        return [to_dict(v) for v in cfg]
+    if isinstance(cfg, dict):
+        return {k: to_dict(v) for k, v in cfg.items()}
+    if isinstance(cfg, Path):
+        return str(cfg)
+    return cfg
+
+
+def apply_override(data: dict, cls: type, dotted: str) -> None:
+    """Apply one `a.b.c=value` override to the raw dict `data` (validated against `cls`)."""
+    if "=" not in dotted:
+        raise ConfigError(f"override '{dotted}' must look like key=value (e.g. distill.temperature=2.0)")
+    key, raw = dotted.split("=", 1)
+    key = key.strip()
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    parts = key.split(".")
+    node: Any = data
+    tp: Any = cls
+    walked = []
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        tp = _unwrap_optional(tp)
+        if dataclasses.is_dataclass(tp):
+            names = [f.name for f in dataclasses.fields(tp)]
+            if part not in names:
+                where = ".".join(walked + [part])
+                raise ConfigError(f"unknown config key '{where}'" + _suggest(part, names))
+            ftp = typing.get_type_hints(tp)[part]
+            if last:
+                node[part] = value
+                return
+            if node.get(part) is None:
+                default = next(f for f in dataclasses.fields(tp) if f.name == part)
+                if default.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+                    node[part] = to_dict(default.default_factory())  # type: ignore[misc]
+                else:
+                    node[part] = to_dict(default.default) if default.default is not dataclasses.MISSING else {}
+            node, tp = node[part], ftp
+        elif typing.get_origin(tp) in (list, tuple):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(f"config key '{'.'.join(walked + [part])}': index out of range (list has {len(node)} items)")
+            if last:
+                node[int(part)] = value
+                return
+            node, tp = node[int(part)], typing.get_args(tp)[0]
+        elif typing.get_origin(tp) is dict or tp is dict:
+            if last:
+                node[part] = value
+                return
+            node = node.setdefault(part, {})
+            tp = Any
+        else:
+            raise ConfigError(f"config key '{'.'.join(walked)}' is a {getattr(tp, '__name__', tp)}, it has no field '{part}'")
+        walked.append(part)
+
+
+def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | tuple = ()) -> T:
+    """Load YAML `path` (optional) into `cls`, then apply dotted overrides."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"recipe file not found: {p}")
+        try:
+            data = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{p}: top level must be a mapping of config keys")
+    # start from defaults so list/dataclass overrides have something to index
+    base = to_dict(from_dict(cls, data))
+    for ov in overrides:
+        apply_override(base, cls, ov)
+    return from_dict(cls, base)
+
+
+def save_config(cfg: Any, run_dir: str | Path, name: str = "config.yaml") -> Path:
+    """Write the resolved config into `run_dir` (atomically)."""
+    path = Path(run_dir) / name
+    with atomic_write(path) as f:
+        yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
+    return path
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Docstrings written under each dataclass field (litgpt style)."""
+    try:
+        src = textwrap.dedent(inspect.getsource(cls))
+    except (OSError, TypeError):
+        return {}
+    tree = ast.parse(src)
+    body = tree.body[0].body  # type: ignore[attr-defined]
+    docs = {}
+    for a, b in zip(body, body[1:]):
+        if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name):
+            if isinstance(b, ast.Expr) and isinstance(getattr(b, "value", None), ast.Constant) and isinstance(b.value.value, str):
+                docs[a.target.id] = " ".join(b.value.value.split())
+    return docs
+
+
+def config_help(cls: type, prefix: str = "") -> str:
+    """Human-readable list of every key with its default and docstring."""
+    lines = []
+    docs = field_docs(cls)
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        tp = _unwrap_optional(hints[f.name])
+        if dataclasses.is_dataclass(tp):
+            lines.append(config_help(tp, f"{prefix}{f.name}."))
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else (
+            "<list>" if f.default_factory is not dataclasses.MISSING else "<required>")  # type: ignore[misc]
+        lines.append(f"  {prefix}{f.name} = {default!r}\n      {docs.get(f.name, '')}")
+    return "\n".join(lines)

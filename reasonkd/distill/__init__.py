@@ -1,0 +1,1 @@
+"""Distillation: pure-tensor losses, stages, temperature schedules, trainer."""

@@ -1,0 +1,1 @@
+"""Evaluation: tasks (GSM8K, HumanEval, logic), code sandbox, measurements, report."""

@@ -1,0 +1,1 @@
+"""Deployment: ONNX Runtime / OpenVINO export, parity checks, speed benchmarks."""

@@ -1,0 +1,149 @@
+"""Load any causal LM: a built-in alias, a local folder, a .gguf file, or a hub id.
+
+    from reasonkd.models import load_model
+    model, tok = load_model("smollm2-135m")                 # shipped alias
+    model, tok = load_model("/path/to/checkpoint")          # save_pretrained folder
+    model, tok = load_model("/path/to/model.Q4_K.gguf")     # GGUF (dequantized)
+    model, tok = load_model("Qwen/Qwen2-7B-Instruct")       # hub id (needs network)
+
+Hub ids fail fast (a few seconds) when the hub cannot be reached, with a
+message that says how to pass a local folder instead; HF_HUB_OFFLINE=1 makes
+them use only the local Hugging Face cache.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+
+from reasonkd.errors import ReasonkdError
+from reasonkd.models import cache
+from reasonkd.models.registry import ALIASES, get_spec
+
+log = logging.getLogger(__name__)
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+HUB_HOST = "huggingface.co"
+
+
+@dataclass
+class Resolved:
+    kind: str
+    """alias | folder | gguf | hub"""
+    path: str
+    """folder to hand to from_pretrained (or the hub id)"""
+    gguf_file: str | None = None
+    alias: str | None = None
+
+
+def resolve(name_or_path: str, pull: bool = False) -> Resolved:
+    """Work out what `name_or_path` refers to (building the alias cache if needed)."""
+    name = str(name_or_path)
+    spec = get_spec(name)
+    if spec is not None:
+        return Resolved("alias", str(cache.ensure_cached(spec, pull=pull)), alias=spec.alias)
+    p = Path(name).expanduser()
+    if p.suffix == ".gguf":
+        if not p.is_file():
+            raise ReasonkdError(f"GGUF file not found: {p}")
+        return Resolved("gguf", str(p.parent), gguf_file=p.name)
+    if p.is_dir():
+        if not (p / "config.json").is_file():
+            raise ReasonkdError(
+                f"{p} is not a model folder (no config.json); pass a folder written by save_pretrained, "
+                f"a .gguf file, or one of the aliases: {', '.join(ALIASES)}")
+        return Resolved("folder", str(p))
+    if HUB_ID.match(name) and not name.startswith((".", "/")):
+        _check_hub_reachable(name)
+        return Resolved("hub", name)
+    raise ReasonkdError(
+        f"unknown model '{name}': not an alias ({', '.join(ALIASES)}), not an existing folder or .gguf file, "
+        f"and not a hub id of the form org/name")
+
+
+def _check_hub_reachable(hub_id: str, timeout: float = 3.0) -> None:
+    hint = (f"cannot download '{hub_id}': the Hugging Face hub is not reachable from this machine. "
+            f"Download it elsewhere (`huggingface-cli download {hub_id} --local-dir DIR`), copy DIR here and "
+            f"pass --model DIR, or use a shipped alias ({', '.join(ALIASES)}).")
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
+        try:
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(hub_id, local_files_only=True)
+            return
+        except Exception:
+            raise ReasonkdError(hint + " (HF_HUB_OFFLINE is set and it is not in the local HF cache)") from None
+    endpoint = os.environ.get("HF_ENDPOINT", f"https://{HUB_HOST}")
+    host = re.sub(r"^https?://", "", endpoint).split("/")[0].split(":")[0]
+    try:
+        socket.getaddrinfo(host, 443)
+        with socket.create_connection((host, 443), timeout=timeout):
+            pass
+    except OSError:
+        # maybe the user has it in the local HF cache already
+        try:
+            from huggingface_hub import snapshot_download
+
+            snapshot_download(hub_id, local_files_only=True)
+            os.environ["HF_HUB_OFFLINE"] = "1"
+        except Exception:
+            raise ReasonkdError(hint) from None
+
+
+def _dtype(dtype):
+    import torch
+
+    if dtype in (None, "auto"):
+        return torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+             "float16": torch.float16, "fp16": torch.float16}
+    if dtype not in table:
+        raise ReasonkdError(f"dtype must be one of {', '.join(table)}, got {dtype!r}")
+    return table[dtype]
+
+
+def load_tokenizer(name_or_path: str, pull: bool = False):
+    from transformers import AutoTokenizer
+
+    r = resolve(name_or_path, pull=pull)
+    kw = {"gguf_file": r.gguf_file} if r.gguf_file else {}
+    tok = AutoTokenizer.from_pretrained(r.path, **kw)
+    return prepare_tokenizer(tok)
+
+
+def prepare_tokenizer(tok):
+    """Pad token and left padding, so batched generation works for every family."""
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    tok.padding_side = "left"
+    return tok
+
+
+def load_model(name_or_path: str, *, dtype="float32", device: str = "cpu", pull: bool = False,
+               attn_implementation: str | None = None):
+    """Return (model, tokenizer) in eval mode. `dtype`: float32 | bfloat16 | float16."""
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    r = resolve(name_or_path, pull=pull)
+    kw = {"gguf_file": r.gguf_file} if r.gguf_file else {}
+    if attn_implementation:
+        kw["attn_implementation"] = attn_implementation
+    tok = prepare_tokenizer(AutoTokenizer.from_pretrained(r.path, **({"gguf_file": r.gguf_file} if r.gguf_file else {})))
+    model = AutoModelForCausalLM.from_pretrained(r.path, dtype=_dtype(dtype), **kw)
+    if r.gguf_file:
+        cache.clear_gguf_marks(model)
+    model.to(device)
+    model.eval()
+    if model.generation_config.pad_token_id is None:
+        model.generation_config.pad_token_id = tok.pad_token_id
+    model.reasonkd_source = r  # type: ignore[attr-defined]
+    return model, tok
+
+
+def count_parameters(model) -> int:
+    return sum(p.numel() for p in model.parameters())

@@ -1,0 +1,1 @@
+"""End-to-end pipelines (the `reasonkd demo` main job)."""

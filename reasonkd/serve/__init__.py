@@ -1,0 +1,1 @@
+"""OpenAI-compatible HTTP server for a student (or a teacher endpoint)."""
