@@ -8,6 +8,10 @@ import time
 
 from reasonkd.errors import ReasonkdError
 
+# Small models answer arithmetic far better when asked to reason first
+# (qwen2.5-coder-0.5b: "17*23" -> 401 without it, 391 with it).
+DEFAULT_SYSTEM = "You are a careful assistant. Reason step by step, then state the final answer."
+
 
 def register(sub) -> None:
     p = sub.add_parser("models", help="list or install the shipped model aliases")
@@ -22,8 +26,9 @@ def register(sub) -> None:
     g = sub.add_parser("generate", help="answer one prompt with a model (chat template applied, streamed)")
     g.add_argument("--model", required=True, help="alias, folder, .gguf file or hub id")
     g.add_argument("--prompt", required=True)
-    g.add_argument("--system", default=None)
-    g.add_argument("--max-new-tokens", type=int, default=256)
+    g.add_argument("--system", default=DEFAULT_SYSTEM,
+                   help="system prompt (default asks for step-by-step reasoning; pass '' for none)")
+    g.add_argument("--max-new-tokens", type=int, default=384)
     g.add_argument("--temperature", type=float, default=0.0)
     g.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     g.set_defaults(func=cmd_generate)
@@ -76,7 +81,7 @@ def cmd_generate(args) -> int:
     from reasonkd.models.generation import _stop_ids, apply_chat
 
     model, tok = load_model(args.model, dtype=args.dtype)
-    prompt = apply_chat(tok, args.prompt, system=args.system)
+    prompt = apply_chat(tok, args.prompt, system=args.system or None)
     inputs = tok(prompt, return_tensors="pt", add_special_tokens=False)
     streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
     kw = dict(max_new_tokens=args.max_new_tokens, streamer=streamer, pad_token_id=tok.pad_token_id,
