@@ -1,0 +1,89 @@
+"""Logit distillation between models with DIFFERENT tokenizers.
+
+Both losses compare one student row with one teacher row; pairing the rows is
+the caller's job (reasonkd.distill.align.aligned_positions gives, for each
+student token, the teacher token ending at the same character; gather the
+teacher's logits there and mask the student rows that have no partner).
+
+    student_logits: (B, L, Vs)   teacher_logits: (B, L, Vt)   mask: (B, L) bool
+
+cross_vocab_kl -- KL on the shared vocabulary. VocabMap pairs M student ids
+with M teacher ids whose token strings are identical (after normalising the
+byte-level / sentencepiece space markers). With p = softmax(t / T) and
+q = softmax(s / T), both are projected onto M + 1 buckets:
+
+    p~ = [p[teacher_ids_1..M], 1 - sum_m p[teacher_ids_m]]
+    q~ = [q[student_ids_1..M], 1 - sum_m q[student_ids_m]]
+    loss = KL(p~ || q~) = sum_b p~_b (log p~_b - log q~_b)
+
+the last bucket ("other") holding each side's unmatched mass. Other-buckets
+below 1e-6 are floored to 1e-6 (as in the sparse form), so identical models on
+identical vocabularies give 0.
+
+uld_loss -- Universal Logit Distillation (Boizard et al. 2024). No token
+correspondence needed: sort each distribution's probabilities in descending
+order, zero-pad the shorter vocabulary to max(Vs, Vt), and take
+
+    loss = sum_k | p_(k) - q_(k) |      (p_(k): k-th largest teacher prob)
+
+per token, i.e. the closed form of the Wasserstein-1 distance between the two
+sorted distributions under their uniform-cost assumption. It is in [0, 2] and
+ignores which token carries which mass (only the shape of the distribution).
+
+Both return the mean over unmasked rows; neither multiplies by T^2.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+
+from reasonkd.distill.losses._common import check_temperature, reduce_rows, token_mask
+from reasonkd.distill.losses.logit import forward_kl_rows
+from reasonkd.distill.losses.sparse import student_buckets
+from reasonkd.errors import ReasonkdError
+
+
+def _check_pair(student_logits, teacher_logits):
+    if student_logits.dim() != 3 or teacher_logits.dim() != 3 or student_logits.shape[:2] != teacher_logits.shape[:2]:
+        raise ReasonkdError(f"student_logits {tuple(student_logits.shape)} and teacher_logits "
+                            f"{tuple(teacher_logits.shape)} must be (B, L, V*) with the same (B, L) "
+                            "(gather the teacher rows at aligned positions first)")
+
+
+def cross_vocab_kl(student_logits, teacher_logits, vocab_map, mask=None, temperature=1.0, *, labels=None,
+                   reduction="mean"):
+    """KL(p~ || q~) over the shared-token buckets of `vocab_map` plus one "other" bucket per side.
+
+    student_logits: (B, L, Vs); teacher_logits: (B, L, Vt); vocab_map: align.VocabMap;
+    mask (B, L) bool (or labels != -100). Returns the mean over unmasked rows.
+    """
+    _check_pair(student_logits, teacher_logits)
+    check_temperature(temperature)
+    s_ids = vocab_map.student_ids.to(student_logits.device)
+    t_ids = vocab_map.teacher_ids.to(teacher_logits.device)
+    for who, ids, logits in (("student", s_ids, student_logits), ("teacher", t_ids, teacher_logits)):
+        if ids.numel() and int(ids.max()) >= logits.shape[-1]:
+            raise ReasonkdError(f"vocab_map {who} id {int(ids.max())} >= {who}_logits vocab "
+                                f"{logits.shape[-1]}; rebuild the map with the model's vocab size")
+    rows = token_mask(student_logits.shape, labels, mask, student_logits.device)
+    s_logp = F.log_softmax(student_logits[rows].float() / temperature, dim=-1)
+    t_logp = F.log_softmax(teacher_logits[rows].float() / temperature, dim=-1)
+    values = forward_kl_rows(student_buckets(s_logp, s_ids), student_buckets(t_logp, t_ids))
+    return reduce_rows(values, values.shape[0], reduction, rows)
+
+
+def uld_loss(student_logits, teacher_logits, mask=None, temperature=1.0, *, labels=None, reduction="mean"):
+    """Universal Logit Distillation: sum_k |sort_desc(p)_k - sort_desc(q)_k| per token, mean over rows.
+
+    student_logits: (B, L, Vs); teacher_logits: (B, L, Vt); the shorter side is zero-padded.
+    """
+    _check_pair(student_logits, teacher_logits)
+    check_temperature(temperature)
+    rows = token_mask(student_logits.shape, labels, mask, student_logits.device)
+    q = F.softmax(student_logits[rows].float() / temperature, dim=-1).sort(dim=-1, descending=True).values
+    p = F.softmax(teacher_logits[rows].float() / temperature, dim=-1).sort(dim=-1, descending=True).values
+    width = max(q.shape[-1], p.shape[-1])
+    q = F.pad(q, (0, width - q.shape[-1]))
+    p = F.pad(p, (0, width - p.shape[-1]))
+    values = (p - q).abs().sum(-1)
+    return reduce_rows(values, values.shape[0], reduction, rows)
