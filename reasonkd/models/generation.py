@@ -69,8 +69,9 @@ def generate_batch(model, tokenizer, prompts: list[str], *, max_new_tokens: int 
     bar = tqdm(total=len(prompts), desc=desc, disable=not progress, unit="seq")
     for start in range(0, len(order), batch_size):
         idx = order[start:start + batch_size]
+        # no token_type_ids: tokenizers that emit them break generate() of causal LMs
         batch = tokenizer([prompts[i] for i in idx], add_special_tokens=False, padding=True,
-                          return_tensors="pt").to(device)
+                          return_token_type_ids=False, return_tensors="pt").to(device)
         kw = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=stop)
         if temperature > 0:
             kw.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)

@@ -32,7 +32,7 @@ HUB_HOST = "huggingface.co"
 @dataclass
 class Resolved:
     kind: str
-    """alias | folder | gguf | hub"""
+    """alias | folder | gguf | hub | onnx | openvino (an export folder, see reasonkd.export)"""
     path: str
     """folder to hand to from_pretrained (or the hub id)"""
     gguf_file: str | None = None
@@ -51,6 +51,11 @@ def resolve(name_or_path: str, pull: bool = False) -> Resolved:
             raise ReasonkdError(f"GGUF file not found: {p}")
         return Resolved("gguf", str(p.parent), gguf_file=p.name)
     if p.is_dir():
+        from reasonkd.export.manifest import detect_format
+
+        fmt = detect_format(p)
+        if fmt:
+            return Resolved(fmt, str(p))
         if not (p / "config.json").is_file():
             raise ReasonkdError(
                 f"{p} is not a model folder (no config.json); pass a folder written by save_pretrained, "
@@ -130,6 +135,12 @@ def load_model(name_or_path: str, *, dtype="float32", device: str = "cpu", pull:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     r = resolve(name_or_path, pull=pull)
+    if r.kind in ("onnx", "openvino"):  # an export folder: its precision is fixed, `dtype` does not apply
+        from reasonkd.export.runtime import load_exported
+
+        model, tok = load_exported(r.path, device=device)
+        model.reasonkd_source = r
+        return model, tok
     kw = {"gguf_file": r.gguf_file} if r.gguf_file else {}
     if attn_implementation:
         kw["attn_implementation"] = attn_implementation

@@ -1,7 +1,110 @@
-"""`reasonkd` subcommands of reasonkd.teacher (filled in by its issue)."""
+"""`reasonkd teacher ...` commands.
+
+    reasonkd teacher generate --teacher MODEL --data DIR_OR_JSONL --out DIR [--k 1] [--limit N] ...
+    reasonkd teacher logits --teacher MODEL --traces DIR --out DIR [--k 20]
+    reasonkd teacher check --traces DIR --data DIR_OR_JSONL   re-verify a finished run
+
+See docs/teacher.md.
+"""
 
 from __future__ import annotations
 
+import logging
+
+
+def _generate(args) -> int:
+    from reasonkd.teacher.generate import GenerateSettings, format_stats, generate_traces
+
+    fields = {f for f in GenerateSettings.__dataclass_fields__}
+    settings = GenerateSettings(**{k: v for k, v in vars(args).items() if k in fields})
+    if settings.split in ("all", ""):
+        settings.split = None
+    stats = generate_traces(settings)
+    print(format_stats(stats))
+    print(f"wrote {args.out}/traces.jsonl ({stats['overall']['accepted']} traces), negatives.jsonl "
+          f"({stats['overall']['samples'] - stats['overall']['accepted']}), stats.json")
+    return 0
+
+
+def _logits(args) -> int:
+    from reasonkd.teacher.logits import teacher_logits
+
+    import json
+
+    out = teacher_logits(args.teacher, args.traces, args.out, k=args.k, batch_size=args.batch_size,
+                         dtype=args.dtype, device=args.device, limit=args.limit, max_length=args.max_length)
+    meta = json.loads((out / "meta.json").read_text())
+    print(f"wrote the top-{args.k} logit cache of {meta['n_examples']} traces ({meta['n_rows']} token rows, "
+          f"tokenizer {meta['tokenizer_hash'][:12]}) to {out}")
+    return 0
+
+
+def _check(args) -> int:
+    from reasonkd.data import load_items
+    from reasonkd.data.verify import verify_item
+    from reasonkd.utils.io import read_jsonl
+
+    items = {r["id"]: r for r in load_items(args.data)}
+    bad = []
+    for name, want in (("traces.jsonl", True), ("negatives.jsonl", False)):
+        for row in read_jsonl(f"{args.traces}/{name}"):
+            ok = row["finished"] and verify_item(items[row["id"]], row["trace"])
+            if ok != want:
+                bad.append(f"{name}:{row['id']}#{row['sample_idx']}")
+    n_t = len(read_jsonl(f"{args.traces}/traces.jsonl"))
+    print(f"{n_t} traces re-verified; {len(bad)} with the wrong verdict{': ' + ', '.join(bad[:10]) if bad else ''}")
+    return 1 if bad else 0
+
 
 def register(sub) -> None:
-    """Add this package's subcommands to the top-level parser."""
+    """Add `reasonkd teacher` and its subcommands to the top-level parser."""
+    p = sub.add_parser("teacher", help="teacher traces (generate, verify) and top-k logit caches")
+    tsub = p.add_subparsers(dest="teacher_command", metavar="SUBCOMMAND")
+
+    g = tsub.add_parser("generate", help="sample k verified chain-of-thought traces per problem (resumable)")
+    g.add_argument("--teacher", default="", help="alias, folder, .gguf or hub id (openai: defaults to --api-model)")
+    g.add_argument("--data", required=True, help="dataset folder or JSONL (reasonkd data build)")
+    g.add_argument("--out", required=True, help="output folder; rerun the same command to resume")
+    g.add_argument("--split", default="train", help="train | val | test | all (default train)")
+    g.add_argument("--domain", default=None, choices=["math", "code", "logic"], help="only this domain")
+    g.add_argument("--k", type=int, default=1, help="traces per problem (default 1)")
+    g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
+    g.add_argument("--top-p", type=float, default=1.0)
+    g.add_argument("--max-new-tokens", type=int, default=384, help="longer traces are kept as 'truncated' negatives")
+    g.add_argument("--batch-size", type=int, default=16, help="hf backend batch (default 16)")
+    g.add_argument("--backend", default="hf", choices=["hf", "vllm", "openai"])
+    g.add_argument("--base-url", default="", help="openai backend: e.g. http://127.0.0.1:8000/v1")
+    g.add_argument("--api-model", default="", help="openai backend: the model name the endpoint serves")
+    g.add_argument("--api-key-env", default="OPENAI_API_KEY",
+                   help="name of the environment variable holding the API key (never stored)")
+    g.add_argument("--concurrency", type=int, default=4, help="openai backend: requests in flight")
+    g.add_argument("--timeout", type=float, default=600.0, help="openai backend: per-request timeout, s")
+    g.add_argument("--max-retries", type=int, default=5, help="openai backend: retries with exponential backoff")
+    g.add_argument("--limit", type=int, default=None, help="use N problems (stable hash order of ids)")
+    g.add_argument("--template", default=None, help="prompt template file (see docs/teacher.md)")
+    g.add_argument("--shard-size", type=int, default=64, help="problems per committed shard")
+    g.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32", "float16"],
+                   help="auto = bf16 where the hardware runs it natively")
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--cache-dir", default=None, help="request cache folder (default OUT/cache)")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
+    g.set_defaults(func=_generate)
+
+    lg = tsub.add_parser("logits", help="store the teacher's top-k log-probs along accepted traces")
+    lg.add_argument("--teacher", required=True)
+    lg.add_argument("--traces", required=True, help="a `teacher generate` output folder (or its traces.jsonl)")
+    lg.add_argument("--out", required=True)
+    lg.add_argument("--k", type=int, default=20)
+    lg.add_argument("--batch-size", type=int, default=8)
+    lg.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32", "float16"])
+    lg.add_argument("--limit", type=int, default=None, help="only the first N traces")
+    lg.add_argument("--max-length", type=int, default=None, help="cut prompt + trace at this many tokens")
+    lg.add_argument("--device", default="cpu")
+    lg.set_defaults(func=_logits)
+
+    c = tsub.add_parser("check", help="re-verify a finished run: traces must pass, negatives must fail")
+    c.add_argument("--traces", required=True, help="a `teacher generate` output folder")
+    c.add_argument("--data", required=True, help="the dataset it was made from")
+    c.set_defaults(func=_check)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    logging.getLogger("reasonkd.teacher").setLevel(logging.INFO)

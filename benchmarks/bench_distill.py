@@ -1,0 +1,432 @@
+"""Logit-KD training throughput and memory: reasonkd (online teacher / offline top-k cache) vs TRL's GKDTrainer.
+
+    flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_distill.py --steps 4 --warmup-steps 1 \
+        --write-benchmarks
+
+Same student, teacher, data, batch, sequence length and loss for every runner:
+student qwen2.5-coder-0.5b + LoRA (r 16, all linear layers), fp32 weights with bf16 autocast; teacher
+qwen2.5-coder-0.5b frozen in bf16 (a same-tokenizer pair; 1.5B -> 0.5B needs the 1.5B installed and 19 GiB);
+forward KL(teacher || student) at T = 1 on the trace tokens (GKD with lmbda=0, beta=0: no on-policy
+generation), AdamW lr 1e-4 constant, batch 4, sequences of 240-256 tokens (nothing truncated).
+
+Each runner is a fresh subprocess, so its peak RSS (ru_maxrss, model loading included) is its own:
+  trl-gkd       trl.experimental.gkd.GKDTrainer, teacher forward every step, full (B, L, V) logits,
+                its SFT defaults (gradient checkpointing on); trl-gkd-nogc: the same with it off
+  ours-online   reasonkd.distill.stages.run_recipe, teacher forward every step (no_grad)
+  ours-offline  the same reading teacher top-20 log-probs from a logit cache (teacher never loaded)
+The cache is built first (`write_logit_cache`, its time reported apart). Student tokens/s = non-pad
+input tokens per second over the steps after warm-up. Achieved FLOP/s counts model FLOPs with one
+formula for every runner (see `model_flops_per_token`) against a measured bf16 matmul peak.
+`trl.DistillationTrainer` is not run: it always generates on-policy completions (a different job).
+Use --student/--teacher for other pairs (e.g. smollm2-135m self-distillation) or tiny test folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+# ---------------------------------------------------------------- data
+
+
+def make_traces(tok, n: int, seq: int) -> list[dict]:
+    """n word problems whose prompt + trace + end of turn is seq - 16 .. seq tokens in `tok`."""
+    from reasonkd.distill.data import encode_example
+
+    rows = []
+    for i in range(n):
+        a, b = 3 + i, 5 + 2 * i
+        prompt = (f"A farmer has {a} chickens and {b} rabbits. Each chicken has 2 legs, each rabbit 4. "
+                  "How many legs are there in total? Think step by step.")
+        steps, k, total = [], 1, 0
+        while True:
+            x, y = a * k + i, b + k
+            line = f"Step {k}: we have {x} + {y} = {x + y}, so we carry {x + y} forward to the next step."
+            ids, _ = encode_example(tok, prompt, "\n".join(steps + [line]))
+            if len(ids) > seq:
+                break
+            steps.append(line)
+            total = len(ids)
+            k += 1
+        filler = " Then verify."
+        while True:  # top up with short words to land within 16 tokens of seq
+            ids, _ = encode_example(tok, prompt, "\n".join(steps) + filler)
+            if len(ids) > seq:
+                break
+            steps[-1] += filler
+            total = len(ids)
+            if total >= seq - 4:
+                break
+        assert seq - 16 <= total <= seq, (total, seq)
+        rows.append({"id": f"p{i}", "prompt": prompt, "trace": "\n".join(steps)})
+    return rows
+
+
+# ---------------------------------------------------------------- FLOPs
+
+
+def model_flops_per_token(config, seq: int, passes: float) -> float:
+    """Model FLOPs per token: passes x (2 x matmul parameters + causal attention scores).
+
+    matmul parameters = every linear layer incl. lm_head (embedding lookups are free); attention
+    scores QK^T and AV = 2 x 2 x layers x (seq / 2) x heads x head_dim per token (causal average).
+    passes: 1 = forward, 2 = forward + input-gradient backward (LoRA: frozen weights need no weight
+    gradient), 3 = full fine-tuning.
+    """
+    c = config
+    d, layers, inter, vocab = c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.vocab_size
+    head_dim = getattr(c, "head_dim", None) or d // c.num_attention_heads
+    q = c.num_attention_heads * head_dim
+    kv = c.num_key_value_heads * head_dim
+    per_layer = d * q + 2 * d * kv + q * d + 3 * d * inter
+    linear = layers * per_layer + vocab * d
+    attn = 2 * 2 * layers * (seq / 2) * q
+    return passes * (2 * linear + attn)
+
+
+def measure_matmul_peak(n: int = 2048, repeats: int = 8) -> dict:
+    import torch
+
+    out = {}
+    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
+        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
+        a @ b
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            a @ b
+            best = min(best, time.perf_counter() - t0)
+        out[name] = 2 * n ** 3 / best
+    out["threads"] = torch.get_num_threads()
+    return out
+
+
+# ---------------------------------------------------------------- runners (each in its own process)
+
+
+def _load_examples(work: Path) -> list[dict]:
+    return [json.loads(line) for line in (work / "traces.jsonl").read_text().splitlines()]
+
+
+def run_cache(args, work: Path) -> dict:
+    from reasonkd.distill.cache import write_logit_cache
+    from reasonkd.models import load_model
+
+    import shutil
+
+    shutil.rmtree(work / "cache", ignore_errors=True)  # time a full build, not a resumed one
+    teacher, tok = load_model(args.teacher, dtype="bfloat16")
+    examples = _load_examples(work)
+    t0 = time.perf_counter()
+    write_logit_cache(teacher, tok, examples, work / "cache", k=args.k, batch_size=args.batch, progress=False)
+    seconds = time.perf_counter() - t0
+    tokens = sum(len(__import__("reasonkd.distill.data", fromlist=["x"]).encode_example(
+        tok, e["prompt"], e["trace"])[0]) for e in examples)
+    size = sum(p.stat().st_size for p in (work / "cache").iterdir())
+    return {"seconds": seconds, "tokens": tokens, "tok_s": tokens / seconds, "bytes": size, "peak_rss_mb": rss_mb()}
+
+
+def run_ours(args, work: Path, offline: bool, chunk_rows: int | None = None) -> dict:
+    from reasonkd.config import from_dict
+    from reasonkd.distill.recipe import DistillRecipe
+    from reasonkd.distill.stages import run_recipe
+
+    out = work / ("ours-offline" if offline else "ours-online")
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+    recipe = from_dict(DistillRecipe, {
+        "student": args.student, "teacher": args.teacher,
+        "data": {"path": str(work / "traces.jsonl"), "logit_cache": str(work / "cache") if offline else None,
+                 "bucket": False},
+        "output_dir": str(out), "seed": 0, "bf16_autocast": True, "teacher_dtype": "bfloat16",
+        "max_length": args.seq, "batch_size": args.batch, "save_every": 0, "log_every": 1,
+        "chunk_rows": args.chunk_rows if chunk_rows is None else chunk_rows,
+        "lora": {"enabled": args.lora, "r": 16, "alpha": 32},
+        "stages": [{"name": "kd", "kind": "output", "steps": args.warmup_steps + args.steps, "lr": 1e-4,
+                    "lr_schedule": "constant", "losses": [{"name": "forward_kl"}],
+                    "temperature": {"kind": "constant", "start": 1.0}}],
+    })
+    run_recipe(recipe, progress=False)
+    rows = [json.loads(line) for line in (out / "stages" / "1-kd" / "metrics.jsonl").read_text().splitlines()]
+    timed = rows[args.warmup_steps:]
+    done = json.loads((out / "stages" / "1-kd" / "done.json").read_text())
+    return {"step_s": [r["seconds"] for r in timed], "tokens": sum(r["tokens"] for r in timed),
+            "seconds": sum(r["seconds"] for r in timed), "loss": [r["loss"] for r in rows],
+            "peak_rss_mb": done["peak_rss_mb"],  # load + train, as measured for TRL
+            "peak_rss_with_save_mb": rss_mb()}  # + merging the adapters and writing final/
+
+
+def run_trl(args, work: Path, gradient_checkpointing: bool = True) -> dict:
+    import torch
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import TrainerCallback
+    from trl.experimental.gkd import GKDConfig, GKDTrainer
+    from trl.experimental.utils import DataCollatorForChatML
+
+    from reasonkd.models import load_model
+
+    torch.manual_seed(0)
+    student, tok = load_model(args.student, dtype="float32")
+    teacher, _ = load_model(args.teacher, dtype="bfloat16")
+    student.train()
+    examples = _load_examples(work)
+    ds = Dataset.from_list([{"messages": [{"role": "user", "content": e["prompt"]},
+                                          {"role": "assistant", "content": e["trace"]}]} for e in examples])
+    collator = DataCollatorForChatML(tokenizer=tok, max_length=args.seq)
+    counts: list[int] = []
+
+    def counting(features):
+        batch = collator(features)
+        counts.append(int(batch["attention_mask"].sum()))
+        return batch
+
+    times: list[float] = []
+
+    class Clock(TrainerCallback):
+        def on_step_begin(self, *a, **k):
+            self.t0 = time.perf_counter()
+
+        def on_step_end(self, *a, **k):
+            times.append(time.perf_counter() - self.t0)
+
+    cfg = GKDConfig(output_dir=str(work / "trl"), per_device_train_batch_size=args.batch,
+                    max_steps=args.warmup_steps + args.steps, learning_rate=1e-4, lr_scheduler_type="constant",
+                    bf16=True, use_cpu=True, lmbda=0.0, beta=0.0, max_length=args.seq, logging_steps=1,
+                    save_strategy="no", report_to=[], seed=0, dataloader_num_workers=0, disable_dropout=True,
+                    warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
+                    gradient_checkpointing=gradient_checkpointing)  # TRL's SFT-based configs default to True
+    peft_config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
+                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
+                                             "down_proj"]) if args.lora else None
+    trainer = GKDTrainer(model=student, teacher_model=teacher, args=cfg, train_dataset=ds, processing_class=tok,
+                         data_collator=counting, peft_config=peft_config, callbacks=[Clock()])
+    trainer.train()
+    losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
+    w = args.warmup_steps
+    # the dataloader may prefetch one batch ahead: count the tokens of the batches the timed steps used
+    return {"step_s": times[w:], "tokens": sum(counts[w:w + args.steps]), "seconds": sum(times[w:]),
+            "loss": losses, "peak_rss_mb": rss_mb()}
+
+
+# ---------------------------------------------------------------- orchestration
+
+
+def child(args) -> None:
+    import torch
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    if args.mode == "matmul":
+        result = measure_matmul_peak()
+    elif args.mode == "cache":
+        result = run_cache(args, work)
+    elif args.mode.startswith(("ours-online", "ours-offline")):  # "ours-offline@0": chunk_rows override
+        name, _, chunk = args.mode.partition("@")
+        result = run_ours(args, work, offline=name == "ours-offline", chunk_rows=int(chunk) if chunk else None)
+    elif args.mode in ("trl-gkd", "trl-gkd-nogc"):
+        result = run_trl(args, work, gradient_checkpointing=args.mode == "trl-gkd")
+    else:
+        raise SystemExit(f"unknown mode {args.mode}")
+    (work / f"{args.mode}.json").write_text(json.dumps(result))
+
+
+def spawn(args, mode: str) -> dict:
+    cmd = [sys.executable, __file__, "--child", mode] + args.passthrough
+    print(f"[bench] {mode} ...", flush=True)
+    t0 = time.perf_counter()
+    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
+                          capture_output=True, text=True)
+    if done.returncode != 0:
+        sys.stderr.write(done.stdout[-3000:] + done.stderr[-6000:])
+        raise SystemExit(f"{mode} failed")
+    result = json.loads((Path(args.work) / f"{mode}.json").read_text())
+    result["wall_s"] = time.perf_counter() - t0
+    print(f"[bench] {mode}: {json.dumps({k: v for k, v in result.items() if k != 'loss'})}", flush=True)
+    return result
+
+
+def report(args, res: dict, peak: dict, flops: dict) -> str:
+    import platform
+
+    import torch
+
+    lines = [
+        "## Distillation",
+        "",
+        f"Command: `flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_distill.py {' '.join(args.shown)}`  ",
+        f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
+        f"torch {torch.__version__}, Python {platform.python_version()}; {time.strftime('%Y-%m-%d')}",
+        "",
+        f"Logit KD, teacher `{args.teacher}` (bf16, frozen) -> student `{args.student}` "
+        f"({'LoRA r16 on all linear layers' if args.lora else 'full fine-tuning'}, fp32 weights, bf16 autocast), "
+        f"forward KL at T = 1 on trace tokens, batch {args.batch}, sequences of {args.seq - 16}-{args.seq} tokens, "
+        f"AdamW 1e-4; {args.steps} timed steps after {args.warmup_steps} warm-up step(s), each runner in its "
+        "own process (peak RSS includes loading the models). TRL: `trl.experimental.gkd.GKDTrainer` "
+        "(lmbda = 0: no on-policy generation; beta = 0: forward KL), same models passed in, same LoRA.",
+        "",
+        "Where the differences come from: reasonkd projects the lm_head only at the positions that predict "
+        "trace tokens and computes the loss on those (N, V) rows in chunks under activation checkpointing "
+        "(`chunk_rows`), keeps the logits bf16 (accelerate would upcast a forward's outputs to fp32), and under "
+        "LoRA stores the frozen base linears in bf16 (bit-identical logits and gradients under autocast, "
+        "tested; adapters merged into the fp32 weights at the end). Offline mode also loads no teacher and "
+        "runs no teacher forward; its KL is over the top-k + 'other' buckets instead of the full vocabulary.",
+        "",
+        "| runner | student tok/s | s/step (timed steps) | peak RSS MiB | tok/s vs TRL | RSS vs TRL | model TFLOP/s | % of bf16 peak |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    base = res["trl-gkd"]
+    base_tps = base["tokens"] / base["seconds"]
+    for mode in args.modes.split(","):
+        r = res[mode]
+        tps = r["tokens"] / r["seconds"]
+        f = flops[mode.partition("@")[0]] * tps
+        lines.append(f"| {label(mode, args)} | {tps:.1f} | {', '.join(f'{x:.2f}' for x in r['step_s'])} "
+                     f"| {r['peak_rss_mb']:.0f} | {tps / base_tps:.2f}x | {r['peak_rss_mb'] / base['peak_rss_mb']:.2f}x "
+                     f"| {f / 1e12:.3f} | {100 * f / peak['bf16']:.1f}% |")
+    lines += ["", *acceptance(args, res)]
+    c = res["cache"]
+    saves = ", ".join(f"{label(m, args)} {res[m]['peak_rss_with_save_mb']:.0f} MiB" for m in args.modes.split(",")
+                      if "peak_rss_with_save_mb" in res[m])
+    lines += [
+        "",
+        "Peak RSS is `ru_maxrss` after loading and training (TRL: after `trainer.train()`, which saves "
+        f"nothing here). Whole reasonkd processes, including merging LoRA into fp32 weights and writing "
+        f"final/: {saves}.",
+        "",
+        f"Measured matmul peak ({peak['threads']} threads, 2048^3): bf16 {peak['bf16'] / 1e12:.3f} TFLOP/s, "
+        f"fp32 {peak['fp32'] / 1e12:.3f} TFLOP/s. Model FLOPs per student token: student 2 passes (forward + "
+        "input-gradient backward; LoRA needs no weight gradient of frozen weights) + teacher 1 forward pass "
+        "(online only), each 2 x linear parameters (lm_head included) + causal attention scores "
+        "(`model_flops_per_token`). reasonkd projects logits only at trace positions, so it does fewer FLOPs "
+        "than this count; the column is work done per second on one common scale.",
+        "",
+        f"Building the logit cache (teacher bf16, top-{args.k}, float16) for the {args.examples} examples took "
+        f"{c['seconds']:.1f} s ({c['tok_s']:.0f} teacher tok/s, {c['bytes'] / 1024:.0f} KiB on disk, peak RSS "
+        f"{c['peak_rss_mb']:.0f} MiB); it is paid once and read by every epoch and stage.",
+        "",
+        "First / last training loss: " + ", ".join(f"{label(m, args)} {_fl(res[m]['loss'])}" for m in args.modes.split(","))
+        + f" (offline: KL over the top-{args.k} + 'other' buckets). Teacher and student start identical, so the "
+        "KL starts near 0 and the few steps move the student away; the figures are about speed and memory.",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def acceptance(args, res: dict) -> list[str]:
+    """Issue 3's target, offline >= 2x TRL tokens/s at <= 0.6x its peak RSS, for each offline runner."""
+    out = []
+    for ref in ("trl-gkd", "trl-gkd-nogc"):
+        if ref not in res:
+            continue
+        b = res[ref]
+        for mode in args.modes.split(","):
+            if not mode.startswith("ours-offline"):
+                continue
+            r = res[mode]
+            speed = (r["tokens"] / r["seconds"]) / (b["tokens"] / b["seconds"])
+            rss = r["peak_rss_mb"] / b["peak_rss_mb"]
+            verdict = "met" if speed >= 2 and rss <= 0.6 else "NOT met"
+            out.append(f"Target (offline >= 2x tok/s at <= 0.6x peak RSS) vs {label(ref, args)}: "
+                       f"{label(mode, args)} {speed:.2f}x at {rss:.3f}x: **{verdict}**.  ")
+    return out
+
+
+def label(mode: str, args) -> str:
+    name, _, chunk = mode.partition("@")
+    text = {"trl-gkd": "TRL GKDTrainer, its defaults (gradient checkpointing on)",
+            "trl-gkd-nogc": "TRL GKDTrainer, gradient checkpointing off",
+            "ours-online": "reasonkd, online teacher", "ours-offline": "reasonkd, offline top-k cache"}[name]
+    return f"{text}, chunk_rows {chunk or args.chunk_rows}" if name.startswith("ours") else text
+
+
+def _fl(xs):
+    return f"{xs[0]:.4f} / {xs[-1]:.4f}" if xs else "-"
+
+
+def write_section(text: str, path: Path) -> None:
+    """Replace (or append) the '## Distillation' section of BENCHMARKS.md, leaving the others alone."""
+    old = path.read_text() if path.is_file() else "# Benchmarks\n"
+    start = old.find("\n## Distillation\n")
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + text
+    else:
+        end = old.find("\n## ", start + 5)
+        new = old[:start + 1] + text + (old[end + 1:] if end >= 0 else "")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(new)
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--student", default="qwen2.5-coder-0.5b")
+    p.add_argument("--teacher", default="qwen2.5-coder-0.5b")
+    p.add_argument("--steps", type=int, default=4, help="timed optimizer steps")
+    p.add_argument("--warmup-steps", type=int, default=1)
+    p.add_argument("--batch", type=int, default=4)
+    p.add_argument("--seq", type=int, default=256)
+    p.add_argument("--k", type=int, default=20, help="top-k of the logit cache")
+    p.add_argument("--chunk-rows", type=int, default=256, help="reasonkd chunk_rows")
+    p.add_argument("--no-lora", dest="lora", action="store_false")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--work", default="/tmp/reasonkd-bench-distill")
+    p.add_argument("--modes", default="trl-gkd,trl-gkd-nogc,ours-online,ours-offline,ours-offline@0",
+                   help="runners in order; ours-*@N overrides chunk_rows (0 = unchunked)")
+    p.add_argument("--write-benchmarks", action="store_true", help="update the Distillation section of BENCHMARKS.md")
+    p.add_argument("--child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args()
+    args.examples = (args.warmup_steps + args.steps) * args.batch
+    if args.child:
+        args.mode = args.child
+        child(args)
+        return
+    argv = sys.argv[1:]
+    args.shown = [a for a in argv if a != "--write-benchmarks"]
+    args.passthrough = [a for a in argv if a != "--write-benchmarks"]
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    from reasonkd.models import load_tokenizer
+    from reasonkd.utils.io import write_jsonl
+
+    tok = load_tokenizer(args.student)
+    write_jsonl(work / "traces.jsonl", make_traces(tok, args.examples, args.seq))
+    res = {"matmul": spawn(args, "matmul"), "cache": spawn(args, "cache")}
+    for mode in args.modes.split(","):
+        res[mode] = spawn(args, mode)
+    from transformers import AutoConfig
+
+    from reasonkd.models import resolve
+
+    s_cfg = AutoConfig.from_pretrained(resolve(args.student).path)
+    t_cfg = AutoConfig.from_pretrained(resolve(args.teacher).path)
+    passes = 2 if args.lora else 3
+    student_f = model_flops_per_token(s_cfg, args.seq, passes)
+    teacher_f = model_flops_per_token(t_cfg, args.seq, 1)
+    flops = {"trl-gkd": student_f + teacher_f, "trl-gkd-nogc": student_f + teacher_f,
+             "ours-online": student_f + teacher_f, "ours-offline": student_f}
+    text = report(args, res, res["matmul"], flops)
+    print(text)
+    (work / "results.json").write_text(json.dumps(res, indent=1))
+    if args.write_benchmarks:
+        write_section(text, ROOT / "BENCHMARKS.md")
+        print(f"updated {ROOT / 'BENCHMARKS.md'}")
+
+
+if __name__ == "__main__":
+    main()

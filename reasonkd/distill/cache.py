@@ -1,0 +1,280 @@
+"""Top-k teacher logit cache: the teacher's soft targets along each trace, computed once, read every epoch.
+
+    write_logit_cache(teacher, teacher_tok, examples, "runs/logits", k=20, batch_size=8)   # runs the teacher
+    cache = LogitCache("runs/logits"); cache.check_tokenizer(student_tok)
+    entry = cache.get("gsm-12#0")   # .token_ids (T,), .trace_start, .topk_ids (N, K), .topk_logprobs (N, K)
+
+Offline distillation reads these instead of running the teacher, so training
+holds no teacher in memory and skips its forward pass. Format (docs/distill.md):
+
+    DIR/meta.json      {"format": "reasonkd-logit-cache", "version": 1, "teacher", "tokenizer_hash",
+                        "vocab_size", "k", "temperature": 1.0, "dtype", "max_length", "n_examples",
+                        "n_rows", "shards": [...]}   -- written last: its presence marks a finished cache
+    DIR/index.json     {example_id: [shard number, position in shard]}
+    DIR/run.json       the writer's settings (checked when an interrupted write resumes)
+    DIR/shard-NNNNN.safetensors, tensors of the shard's examples concatenated:
+        token_ids      int32 (sum T_i,)      the teacher-tokenised prompt + trace + end of turn
+        token_offsets  int64 (n + 1,)        example i is token_ids[off[i]:off[i+1]]
+        trace_start    int64 (n,)            index of the first trace token within the example
+        topk_ids       int32 (sum N_i, K)    N_i = T_i - trace_start_i rows per example
+        topk_logprobs  float16|float32 (sum N_i, K), sorted descending
+        row_offsets    int64 (n + 1,)
+      and metadata {"ids": JSON list of the example ids}.
+
+Row j of an example is the teacher's distribution (temperature 1, log-probs of
+the FULL softmax, so they sum to <= 1) at the position that predicts trace
+token j, i.e. token_ids[trace_start + j]. Sequences are encoded exactly as the
+trainer encodes them (`reasonkd.distill.data.encode_example`), so with the same
+tokenizer cache rows line up with the student's trace tokens. A student whose
+tokenizer hash differs is refused (`check_tokenizer`).
+
+Writing is resumable: shards are written to a temp file and renamed; a rerun
+skips the examples already in committed shards.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from reasonkd.errors import ReasonkdError
+from reasonkd.utils.io import write_json
+
+log = logging.getLogger(__name__)
+FORMAT, VERSION = "reasonkd-logit-cache", 1
+_MISSING = object()
+_DTYPES = {"float16": torch.float16, "float32": torch.float32}
+
+
+@dataclass
+class CacheEntry:
+    token_ids: torch.Tensor
+    """(T,) int32 teacher token ids of prompt + trace."""
+    trace_start: int
+    """Index of the first trace token in token_ids."""
+    topk_ids: torch.Tensor
+    """(N, K) int32, N = T - trace_start: row j is the distribution of token trace_start + j."""
+    topk_logprobs: torch.Tensor
+    """(N, K) float16/float32 log-probs at T = 1, descending."""
+
+
+def _shard_name(i: int) -> str:
+    return f"shard-{i:05d}.safetensors"
+
+
+def _shard_ids(path: Path) -> list[str]:
+    from safetensors import safe_open
+
+    with safe_open(str(path), framework="pt") as f:
+        return json.loads((f.metadata() or {}).get("ids", "[]"))
+
+
+def _save_shard(path: Path, records: list[dict], dtype: torch.dtype) -> None:
+    """Write one shard atomically (temp file + rename)."""
+    from safetensors.torch import save_file
+
+    def offsets(lengths):
+        return torch.tensor([0, *lengths], dtype=torch.long).cumsum(0)
+
+    tensors = {
+        "token_ids": torch.cat([r["token_ids"] for r in records]).to(torch.int32),
+        "token_offsets": offsets([len(r["token_ids"]) for r in records]),
+        "trace_start": torch.tensor([r["trace_start"] for r in records], dtype=torch.long),
+        "topk_ids": torch.cat([r["topk_ids"] for r in records]).to(torch.int32).contiguous(),
+        "topk_logprobs": torch.cat([r["topk_logprobs"] for r in records]).to(dtype).contiguous(),
+        "row_offsets": offsets([r["topk_ids"].shape[0] for r in records]),
+    }
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp, metadata={"ids": json.dumps([r["id"] for r in records])})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+@torch.inference_mode()
+def _score_batch(model, batch: list[tuple[str, list[int], int]], pad_id: int, k: int) -> list[dict]:
+    """Teacher top-k log-probs at the positions predicting each trace token of a batch."""
+    width = max(len(ids) for _, ids, _ in batch)
+    device = next(model.parameters()).device
+    input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(input_ids)
+    for r, (_, ids, _) in enumerate(batch):
+        input_ids[r, :len(ids)] = torch.tensor(ids)
+        mask[r, :len(ids)] = 1
+    hidden = model.get_decoder()(input_ids=input_ids.to(device), attention_mask=mask.to(device),
+                                 use_cache=False).last_hidden_state
+    lm_head = model.get_output_embeddings()
+    out = []
+    for r, (eid, ids, start) in enumerate(batch):
+        # only rows that predict trace tokens: (B, L, V) logits would dominate memory at V ~ 150k
+        rows = hidden[r, start - 1:len(ids) - 1]
+        logp = torch.log_softmax(lm_head(rows).float(), dim=-1)
+        top = logp.topk(min(k, logp.shape[-1]), dim=-1)
+        out.append({"id": eid, "token_ids": torch.tensor(ids, dtype=torch.int32), "trace_start": start,
+                    "topk_ids": top.indices.cpu(), "topk_logprobs": top.values.cpu()})
+    return out
+
+
+def write_logit_cache(model, tokenizer, examples: list[dict], out_dir: str | Path, k: int = 20,
+                      batch_size: int = 8, *, max_length: int | None = None, dtype: str = "float16",
+                      shard_size: int = 256, teacher_id: str | None = None, progress: bool = True) -> Path:
+    """Run the teacher over `examples` ({"id", "prompt", "trace", "system"?}) and write the cache.
+
+    model: the teacher (eval mode, any dtype/device); tokenizer: its tokenizer. Each example is
+    encoded like the trainer does (chat prompt + trace + end of turn, cut at max_length), and the
+    top-k log-probs of every trace position are stored. Resumes an interrupted write with the same
+    settings; returns out_dir.
+    """
+    from reasonkd.distill.align import tokenizer_hash
+    from reasonkd.distill.data import encode_example
+
+    if k < 1:
+        raise ReasonkdError(f"k must be >= 1, got {k}")
+    if dtype not in _DTYPES:
+        raise ReasonkdError(f"dtype must be float16 or float32, got {dtype!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    teacher_id = teacher_id or str(getattr(getattr(model, "reasonkd_source", None), "alias", None)
+                                   or getattr(model.config, "_name_or_path", "") or "teacher")
+    settings = {"teacher": teacher_id, "tokenizer_hash": tokenizer_hash(tokenizer), "k": int(k), "dtype": dtype,
+                "max_length": max_length}
+    run_file = out / "run.json"
+    if run_file.is_file():
+        old = json.loads(run_file.read_text())
+        diff = sorted(key for key in settings if old.get(key) != settings[key])
+        if diff:
+            raise ReasonkdError(f"{out} holds a logit cache written with other {', '.join(diff)} "
+                                f"({', '.join(f'{d}={old.get(d)!r}' for d in diff)}); use another output folder")
+    else:
+        write_json(run_file, settings)
+    for tmp in out.glob(".shard-*.tmp"):  # a write killed mid-shard
+        tmp.unlink(missing_ok=True)
+
+    ids = [str(ex["id"]) for ex in examples]
+    if len(set(ids)) != len(ids):
+        raise ReasonkdError("write_logit_cache: example ids must be unique")
+    shards = sorted(out.glob("shard-*.safetensors"))
+    done = {eid for s in shards for eid in _shard_ids(s)}
+    todo = []
+    for ex in examples:
+        if str(ex["id"]) in done:
+            continue
+        token_ids, start = encode_example(tokenizer, ex["prompt"], ex["trace"], ex.get("system"), max_length)
+        if len(token_ids) > start:
+            todo.append((str(ex["id"]), token_ids, start))
+        else:
+            log.warning("logit cache: example %s has no trace token within max_length; skipped", ex["id"])
+    todo.sort(key=lambda t: -len(t[1]))  # similar lengths per batch: little padding
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    next_shard = len(shards)
+    bar = tqdm(total=len(todo), desc="teacher logits", unit="ex", disable=not progress)
+    for s in range(0, len(todo), shard_size):
+        chunk, records = todo[s:s + shard_size], []
+        for b in range(0, len(chunk), batch_size):
+            records += _score_batch(model, chunk[b:b + batch_size], pad_id, k)
+            bar.update(len(chunk[b:b + batch_size]))
+        _save_shard(out / _shard_name(next_shard), records, _DTYPES[dtype])
+        next_shard += 1
+    bar.close()
+    _finish(out, settings, model.get_output_embeddings().weight.shape[0])
+    return out
+
+
+def _finish(out: Path, settings: dict, vocab_size: int) -> None:
+    """Write index.json and then meta.json (meta last: it marks the cache complete)."""
+    from safetensors import safe_open
+
+    index, n_rows, names = {}, 0, []
+    for i, path in enumerate(sorted(out.glob("shard-*.safetensors"))):
+        if path.name != _shard_name(i):
+            raise ReasonkdError(f"{out}: shard files are not numbered 0..n-1 ({path.name}); rebuild the cache")
+        names.append(path.name)
+        with safe_open(str(path), framework="pt") as f:
+            n_rows += int(f.get_slice("topk_ids").get_shape()[0])
+            for pos, eid in enumerate(json.loads(f.metadata()["ids"])):
+                index[eid] = [i, pos]
+    write_json(out / "index.json", index, indent=0)
+    write_json(out / "meta.json", {"format": FORMAT, "version": VERSION, **settings, "temperature": 1.0,
+                                   "vocab_size": int(vocab_size), "n_examples": len(index), "n_rows": n_rows,
+                                   "shards": names})
+
+
+class LogitCache:
+    """Read a cache written by `write_logit_cache` (memory-mapped; only the rows asked for are read)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        meta_file = self.path / "meta.json"
+        if not meta_file.is_file():
+            hint = (" (an interrupted write: rerun `reasonkd teacher logits` with the same --out to finish it)"
+                    if (self.path / "run.json").is_file() else "")
+            raise ReasonkdError(f"data.logit_cache {self.path}: not a finished logit cache, no meta.json{hint}")
+        self.meta = json.loads(meta_file.read_text())
+        if self.meta.get("format") != FORMAT or self.meta.get("version") != VERSION:
+            raise ReasonkdError(f"{meta_file}: format {self.meta.get('format')!r} version {self.meta.get('version')!r}"
+                                f" is not {FORMAT!r} version {VERSION}")
+        self.index = json.loads((self.path / "index.json").read_text())
+        self.k = int(self.meta["k"])
+        self._shards: dict[int, tuple] = {}
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __contains__(self, example_id: str) -> bool:
+        return self._key(example_id) is not None
+
+    @property
+    def tokenizer_hash(self) -> str:
+        return self.meta["tokenizer_hash"]
+
+    def check_tokenizer(self, tokenizer, who: str = "student") -> None:
+        """Refuse a tokenizer other than the teacher's: cached ids would mean other tokens."""
+        from reasonkd.distill.align import tokenizer_hash
+
+        mine = tokenizer_hash(tokenizer)
+        if mine != self.tokenizer_hash:
+            raise ReasonkdError(
+                f"logit cache {self.path} was made with the tokenizer of {self.meta.get('teacher')!r} "
+                f"(hash {self.tokenizer_hash[:12]}), but the {who}'s tokenizer differs (hash {mine[:12]}): "
+                "top-k ids would name other tokens. Use a student with the teacher's tokenizer, or drop "
+                "data.logit_cache and distil online")
+
+    def _key(self, example_id: str) -> str | None:
+        # `reasonkd teacher logits` names entries id#sample_idx; traces without sample_idx are #0
+        for key in (example_id, f"{example_id}#0"):
+            if key in self.index:
+                return key
+        return None
+
+    def _shard(self, i: int):
+        if i not in self._shards:
+            from safetensors import safe_open
+
+            f = safe_open(str(self.path / self.meta["shards"][i]), framework="pt")
+            self._shards[i] = (f, f.get_tensor("token_offsets"), f.get_tensor("row_offsets"),
+                               f.get_tensor("trace_start"))
+        return self._shards[i]
+
+    def get(self, example_id: str, default=_MISSING) -> CacheEntry:
+        """The entry of `example_id` (or `default` when given and the id is not cached)."""
+        key = self._key(str(example_id))
+        if key is None:
+            if default is not _MISSING:
+                return default
+            raise ReasonkdError(f"logit cache {self.path} has no entry for example {example_id!r}")
+        shard, pos = self.index[key]
+        f, tok_off, row_off, starts = self._shard(shard)
+        t0, t1 = int(tok_off[pos]), int(tok_off[pos + 1])
+        r0, r1 = int(row_off[pos]), int(row_off[pos + 1])
+        return CacheEntry(token_ids=f.get_slice("token_ids")[t0:t1], trace_start=int(starts[pos]),
+                          topk_ids=f.get_slice("topk_ids")[r0:r1], topk_logprobs=f.get_slice("topk_logprobs")[r0:r1])

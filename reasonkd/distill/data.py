@@ -1,0 +1,218 @@
+"""Traces -> token batches for distillation: loss on the trace only, length buckets, teacher view.
+
+    examples = load_traces("runs/traces")                 # [{"id", "prompt", "trace", "system"}, ...]
+    encoded = encode_all(examples, student_tok, max_length=512)
+    order = batch_order([len(e.input_ids) for e in encoded], batch_size=4, seed=0, epoch=0)
+    batch = collate([encoded[i] for i in order[0]], pad_id, cache=LogitCache(dir))
+
+One example is the student's chat prompt (its own chat template, generation
+prompt included) followed by the teacher's trace and the end-of-turn token.
+`labels` are -100 on the prompt and padding, so every loss counts trace tokens
+only. `encode_example` is also what the logit-cache writer uses, so a cache
+made with the same tokenizer lines up with the student token for token.
+
+Teacher side of a batch. The batch carries the student tensors and,
+separately, `teacher_input_ids` / `teacher_attention_mask` plus
+`teacher_index` (B, L): for each student position, the teacher position that
+has read exactly the same text (-1 = none). With the same tokenizer this is
+the identity and `teacher_input_ids` is the student's tensor; a
+cross-tokenizer teacher (its own tokenisation of the same text, positions
+matched by character offsets in reasonkd.distill.align) fills the same fields,
+so the training loop does not change.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import torch
+
+from reasonkd.errors import ReasonkdError
+from reasonkd.utils.io import read_jsonl
+
+log = logging.getLogger(__name__)
+IGNORE_INDEX = -100
+
+
+def load_traces(path: str | Path, limit: int | None = None) -> list[dict]:
+    """Rows {"id", "prompt", "trace", "system"} from a traces JSONL or a `teacher generate` folder.
+
+    A row needs non-empty `prompt` and `trace` strings. Its id is `id#sample_idx` when the row has a
+    sample_idx (as `reasonkd teacher logits` names cache entries), else `id`, else `line<N>`.
+    """
+    p = Path(path)
+    f = p / "traces.jsonl" if p.is_dir() else p
+    if not f.is_file():
+        raise ReasonkdError(f"data.path {path}: no such JSONL file or folder with traces.jsonl")
+    rows = read_jsonl(f)
+    out, seen = [], set()
+    for n, row in enumerate(rows, 1):
+        if not (isinstance(row.get("prompt"), str) and row["prompt"] and isinstance(row.get("trace"), str)
+                and row["trace"].strip()):
+            raise ReasonkdError(f"{f}:{n}: each row needs non-empty 'prompt' and 'trace' strings")
+        rid = row.get("id")
+        rid = f"line{n}" if rid is None else str(rid)
+        if "sample_idx" in row:
+            rid = f"{rid}#{row['sample_idx']}"
+        if rid in seen:
+            raise ReasonkdError(f"{f}:{n}: duplicate id {rid!r}; ids must be unique (add sample_idx)")
+        seen.add(rid)
+        out.append({"id": rid, "prompt": row["prompt"], "trace": row["trace"], "system": row.get("system"),
+                    "answer": row.get("answer")})
+        if limit is not None and len(out) >= limit:
+            break
+    if not out:
+        raise ReasonkdError(f"{f}: no traces")
+    return out
+
+
+@lru_cache(maxsize=16)
+def _end_of_turn(tokenizer) -> tuple[int, ...]:
+    if getattr(tokenizer, "chat_template", None):
+        marker = "\x00TRACE\x00"
+        text = tokenizer.apply_chat_template([{"role": "user", "content": "q"}, {"role": "assistant", "content": marker}],
+                                             tokenize=False)
+        tail = text.split(marker, 1)[1].strip() if marker in text else ""
+        if tail:
+            return tuple(tokenizer(tail, add_special_tokens=False)["input_ids"])
+    if tokenizer.eos_token_id is None:
+        return ()
+    return (int(tokenizer.eos_token_id),)
+
+
+def end_of_turn_ids(tokenizer) -> list[int]:
+    """Token ids the chat template puts after an assistant answer (e.g. <|im_end|>), else [eos]."""
+    return list(_end_of_turn(tokenizer))
+
+
+def prompt_text(tokenizer, prompt: str, system: str | None = None) -> str:
+    from reasonkd.models.generation import apply_chat
+
+    return apply_chat(tokenizer, prompt, system=system)
+
+
+def encode_example(tokenizer, prompt: str, trace: str, system: str | None = None,
+                   max_length: int | None = None) -> tuple[list[int], int]:
+    """(input_ids, prompt_len): chat prompt + trace + end-of-turn, cut to max_length at the end.
+
+    Prompt and trace are tokenised separately (the template ends the prompt with a newline, so no
+    BPE merge crosses the boundary) and the trace ids are the same whatever the prompt was.
+    """
+    p_ids = tokenizer(prompt_text(tokenizer, prompt, system), add_special_tokens=False)["input_ids"]
+    t_ids = tokenizer(trace, add_special_tokens=False)["input_ids"] + end_of_turn_ids(tokenizer)
+    ids = p_ids + t_ids
+    if max_length is not None:
+        ids = ids[:max_length]
+    return ids, len(p_ids)
+
+
+@dataclass
+class Encoded:
+    """One tokenised example. teacher_input_ids / teacher_index None = the identity (same tokenizer)."""
+
+    id: str
+    input_ids: list[int]
+    prompt_len: int
+    teacher_input_ids: list[int] | None = None
+    teacher_index: list[int] | None = None
+
+
+def encode_all(examples: list[dict], tokenizer, max_length: int) -> list[Encoded]:
+    """Encode every example; ones whose prompt leaves no trace token within max_length are dropped."""
+    out, dropped = [], 0
+    for ex in examples:
+        ids, n_prompt = encode_example(tokenizer, ex["prompt"], ex["trace"], ex.get("system"), max_length)
+        if len(ids) <= n_prompt:
+            dropped += 1
+            continue
+        out.append(Encoded(ex["id"], ids, n_prompt))
+    if dropped:
+        log.warning("%d example(s) dropped: the prompt alone fills max_length=%d", dropped, max_length)
+    if not out:
+        raise ReasonkdError(f"no example keeps a trace token within max_length={max_length}; raise max_length")
+    return out
+
+
+def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, bucket: bool = True,
+                megabatch: int = 32) -> list[list[int]]:
+    """Example indices cut into batches for one epoch, deterministic in (seed, epoch).
+
+    bucket=True: shuffle, sort within windows of `megabatch` batches by length (so a batch holds
+    similar lengths: little padding), then shuffle the batch order. The last batch may be smaller.
+    """
+    rng = random.Random(seed * 1_000_003 + epoch)
+    idx = list(range(len(lengths)))
+    rng.shuffle(idx)
+    if bucket:
+        win = batch_size * megabatch
+        idx = [i for s in range(0, len(idx), win) for i in sorted(idx[s:s + win], key=lambda i: -lengths[i])]
+    batches = [idx[s:s + batch_size] for s in range(0, len(idx), batch_size)]
+    if bucket:
+        rng.shuffle(batches)
+    return batches
+
+
+def _pad(rows: list[list[int]], value: int, width: int) -> torch.Tensor:
+    out = torch.full((len(rows), width), value, dtype=torch.long)
+    for r, row in enumerate(rows):
+        out[r, :len(row)] = torch.tensor(row, dtype=torch.long)
+    return out
+
+
+def collate(items: list[Encoded], pad_id: int, cache=None) -> dict:
+    """Right-padded batch dict (see module docstring); with a LogitCache also the top-k soft targets.
+
+    input_ids, attention_mask, labels: (B, L). teacher_input_ids, teacher_attention_mask: (B, Lt);
+    teacher_index: (B, L) long. With `cache`: teacher_topk_ids (B, L, K) int32,
+    teacher_topk_logprobs (B, L, K) float32 and soft_mask (B, L) bool, stored at the OUTPUT
+    position that predicts each trace token (position p holds the distribution of token p + 1).
+    """
+    width = max(len(e.input_ids) for e in items)
+    input_ids = _pad([e.input_ids for e in items], pad_id, width)
+    attention_mask = _pad([[1] * len(e.input_ids) for e in items], 0, width)
+    labels = torch.full_like(input_ids, IGNORE_INDEX)
+    for r, e in enumerate(items):
+        labels[r, e.prompt_len:len(e.input_ids)] = input_ids[r, e.prompt_len:len(e.input_ids)]
+    batch = {"ids": [e.id for e in items], "input_ids": input_ids, "attention_mask": attention_mask,
+             "labels": labels}
+    if all(e.teacher_input_ids is None for e in items):
+        batch["teacher_input_ids"], batch["teacher_attention_mask"] = input_ids, attention_mask
+        batch["teacher_index"] = torch.arange(width).expand(len(items), width).clone()
+        batch["teacher_identity"] = True
+    else:
+        t_rows = [e.teacher_input_ids if e.teacher_input_ids is not None else e.input_ids for e in items]
+        t_width = max(len(t) for t in t_rows)
+        batch["teacher_input_ids"] = _pad(t_rows, pad_id, t_width)
+        batch["teacher_attention_mask"] = _pad([[1] * len(t) for t in t_rows], 0, t_width)
+        idx = [e.teacher_index if e.teacher_index is not None else list(range(len(e.input_ids))) for e in items]
+        batch["teacher_index"] = _pad(idx, -1, width)
+        batch["teacher_identity"] = False
+    if cache is not None:
+        _add_soft_targets(batch, items, cache, width)
+    return batch
+
+
+def _add_soft_targets(batch: dict, items: list[Encoded], cache, width: int) -> None:
+    k = cache.k
+    ids = torch.zeros((len(items), width, k), dtype=torch.int32)
+    logprobs = torch.zeros((len(items), width, k), dtype=torch.float32)
+    soft = torch.zeros((len(items), width), dtype=torch.bool)
+    for r, e in enumerate(items):
+        entry = cache.get(e.id, default=None)
+        if entry is None:  # no soft targets for this example: its rows train on the hard labels only
+            continue
+        trace = e.input_ids[e.prompt_len:]
+        n = min(len(trace), entry.topk_ids.shape[0])
+        cached_trace = entry.token_ids[entry.trace_start:entry.trace_start + n].tolist()
+        if cached_trace != trace[:n]:
+            raise ReasonkdError(f"logit cache {cache.path}: example {e.id!r} was cached with other trace tokens "
+                                "than the student's; rebuild the cache with this tokenizer and data")
+        start = e.prompt_len - 1  # output position predicting the first trace token
+        ids[r, start:start + n] = entry.topk_ids[:n].to(torch.int32)
+        logprobs[r, start:start + n] = entry.topk_logprobs[:n].float()
+        soft[r, start:start + n] = True
+    batch["teacher_topk_ids"], batch["teacher_topk_logprobs"], batch["soft_mask"] = ids, logprobs, soft

@@ -1,0 +1,296 @@
+"""`DistillRecipe`: what `reasonkd distill RECIPE.yaml [key=value ...]` trains (every key documented).
+
+    recipe = load_config(DistillRecipe, "recipes/distill/default.yaml", ["stages.1.steps=50"])
+    reasonkd distill recipes/distill/default.yaml student=smollm2-135m --help-config   # every key
+
+A recipe names a student, a teacher and a JSONL of teacher traces, then a list
+of stages run in order (spec S2): each stage starts from the previous stage's
+student and has its own steps, learning rate, losses and temperature schedule.
+A stage with no `losses` gets the defaults of its `kind` (STAGE_DEFAULTS):
+
+    feature  hidden_mse (+ projector where widths differ) + attention_kl   (S2.1)
+    logic    ce on the trace + forward_kl to the teacher's soft targets    (S2.2)
+    output   kd: alpha * T^2 * KL + (1 - alpha) * CE, T from 5 down to 1   (S2.3)
+
+Loss names: hidden_mse, hidden_cosine, attention_kl, ce, kd and every
+divergence of `reasonkd.distill.losses.DIVERGENCES` (forward_kl, reverse_kl,
+generalized_jsd, skew_kl, skew_reverse_kl, tvd). docs/distill.md has the table
+of options per loss.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from reasonkd.distill.losses import DIVERGENCES
+from reasonkd.errors import ConfigError
+
+FEATURE_LOSSES = ("hidden_mse", "hidden_cosine", "attention_kl")
+LOGIT_LOSSES = ("kd", *DIVERGENCES)
+LOSS_NAMES = (*FEATURE_LOSSES, "ce", *LOGIT_LOSSES)
+STAGE_KINDS = ("feature", "logic", "output")
+SOFT_SOURCES = ("auto", "online", "cache")
+
+
+@dataclass
+class LossSpec:
+    name: str = "ce"
+    """Loss term: hidden_mse | hidden_cosine | attention_kl | ce | kd | a divergence name (forward_kl, ...)."""
+    weight: float = 1.0
+    """Multiplier of this term in the stage's total loss."""
+    options: dict = field(default_factory=dict)
+    """Keyword options of the term, e.g. {alpha: 0.7} for kd, {beta: 0.5} for generalized_jsd,
+    {normalize: true} for hidden_mse, {source: cache} for a logit term (see docs/distill.md)."""
+
+    def __post_init__(self):
+        if self.name not in LOSS_NAMES:
+            raise ConfigError(f"name: unknown loss {self.name!r}; known: {', '.join(LOSS_NAMES)}")
+        if not self.weight >= 0:
+            raise ConfigError(f"weight must be >= 0, got {self.weight}")
+        source = self.options.get("source", "auto")
+        if source not in SOFT_SOURCES:
+            raise ConfigError(f"options.source must be one of {', '.join(SOFT_SOURCES)}, got {source!r}")
+
+
+@dataclass
+class TemperatureSchedule:
+    kind: str = "constant"
+    """constant | linear | cosine | step: how T moves from `start` to `end` over the stage's steps."""
+    start: float = 1.0
+    """Temperature at the first step of the stage."""
+    end: float | None = None
+    """Temperature at the last step (default: = start)."""
+    milestones: list[float] = field(default_factory=list)
+    """kind=step: where T drops, as fractions of the stage (0 < m < 1, e.g. [0.33, 0.66]) or step numbers (>= 1)."""
+    values: list[float] = field(default_factory=list)
+    """kind=step: T after each milestone (default: evenly spaced from start to end)."""
+
+    def __post_init__(self):
+        if self.kind not in ("constant", "linear", "cosine", "step"):
+            raise ConfigError(f"kind must be constant, linear, cosine or step, got {self.kind!r}")
+        if self.end is None:
+            self.end = self.start
+        if not (self.start > 0 and self.end > 0):
+            raise ConfigError(f"start and end must be > 0, got start={self.start}, end={self.end}")
+        if any(v <= 0 for v in self.values):
+            raise ConfigError(f"values must all be > 0, got {self.values}")
+        if self.kind == "step":
+            if not self.milestones:
+                raise ConfigError("kind=step needs milestones (fractions of the stage or step numbers)")
+            if list(self.milestones) != sorted(self.milestones) or any(m <= 0 for m in self.milestones):
+                raise ConfigError(f"milestones must be increasing and > 0, got {self.milestones}")
+            if self.values and len(self.values) != len(self.milestones):
+                raise ConfigError(f"values needs one temperature per milestone ({len(self.milestones)}), "
+                                  f"got {len(self.values)}")
+
+
+@dataclass
+class StageConfig:
+    name: str = "stage"
+    """Name of the stage (its folder is stages/<index>-<name>)."""
+    kind: str = "output"
+    """feature | logic | output (spec S2): sets the default losses and temperature when those are left out."""
+    steps: int = 0
+    """Optimizer steps of this stage (0 = use `epochs`)."""
+    epochs: float = 0.0
+    """Passes over the data, when steps = 0 (fractions allowed)."""
+    lr: float = 1e-4
+    """Peak learning rate (AdamW)."""
+    warmup: int = 0
+    """Linear warm-up steps from 0 to lr."""
+    lr_schedule: str = "cosine"
+    """After warm-up: constant | linear | cosine decay to min_lr_ratio * lr at the last step."""
+    min_lr_ratio: float = 0.1
+    """Final learning rate as a fraction of lr (linear / cosine schedules)."""
+    weight_decay: float = 0.0
+    """AdamW weight decay."""
+    losses: list[LossSpec] = field(default_factory=list)
+    """Loss terms summed with their weights; empty = the defaults of `kind` (see module docstring)."""
+    temperature: TemperatureSchedule | None = None
+    """Temperature schedule of the logit terms (default by kind: output 5 -> 1 linear, else constant 1)."""
+    heads: Any = None
+    """Selective attention distillation: path to a heads.json from `reasonkd heads` (best `heads_top_k`),
+    or a list of [teacher_layer, head] pairs; None = every head."""
+    heads_top_k: int = 16
+    """How many of the ranked heads to distill when `heads` is a heads.json."""
+    layer_map: Any = "uniform"
+    """Student -> teacher layers for feature losses: "uniform" (proportional depth) or a list of
+    [student_layer, teacher_layer] pairs / one teacher layer per student layer."""
+
+    def __post_init__(self):
+        if self.kind not in STAGE_KINDS:
+            raise ConfigError(f"kind must be one of {', '.join(STAGE_KINDS)}, got {self.kind!r}")
+        if self.steps < 0 or self.epochs < 0 or (self.steps == 0 and self.epochs == 0):
+            raise ConfigError(f"give steps > 0 or epochs > 0 (got steps={self.steps}, epochs={self.epochs})")
+        if not self.lr > 0:
+            raise ConfigError(f"lr must be > 0, got {self.lr}")
+        if self.warmup < 0:
+            raise ConfigError(f"warmup must be >= 0, got {self.warmup}")
+        if self.lr_schedule not in ("constant", "linear", "cosine"):
+            raise ConfigError(f"lr_schedule must be constant, linear or cosine, got {self.lr_schedule!r}")
+        if not 0 <= self.min_lr_ratio <= 1:
+            raise ConfigError(f"min_lr_ratio must be in [0, 1], got {self.min_lr_ratio}")
+        if self.heads_top_k < 1:
+            raise ConfigError(f"heads_top_k must be >= 1, got {self.heads_top_k}")
+        if not self.losses:
+            self.losses = [LossSpec(**d) for d in STAGE_DEFAULTS[self.kind]]
+        if len(set(self.loss_names)) != len(self.loss_names):
+            raise ConfigError(f"losses: each loss name may appear once per stage, got {self.loss_names}")
+        if self.temperature is None:
+            self.temperature = (TemperatureSchedule("linear", 5.0, 1.0) if self.kind == "output"
+                                else TemperatureSchedule("constant", 1.0))
+
+    @property
+    def loss_names(self) -> list[str]:
+        return [spec.name for spec in self.losses]
+
+
+STAGE_DEFAULTS: dict[str, list[dict]] = {
+    "feature": [{"name": "hidden_mse", "weight": 1.0, "options": {"normalize": True}},
+                {"name": "attention_kl", "weight": 1.0}],
+    "logic": [{"name": "ce", "weight": 1.0}, {"name": "forward_kl", "weight": 1.0}],
+    "output": [{"name": "kd", "weight": 1.0, "options": {"alpha": 0.7}}],
+}
+
+
+@dataclass
+class LoraConfig:
+    enabled: bool = False
+    """Train LoRA adapters (peft) instead of every weight; merged into the student at each stage's end."""
+    r: int = 16
+    """LoRA rank."""
+    alpha: int = 32
+    """LoRA scaling numerator (scale = alpha / r)."""
+    dropout: float = 0.0
+    """Dropout on the LoRA input."""
+    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
+                                                               "gate_proj", "up_proj", "down_proj"])
+    """Module names that get adapters (Llama / Qwen2 naming)."""
+
+    def __post_init__(self):
+        if self.r < 1 or self.alpha < 1:
+            raise ConfigError(f"r and alpha must be >= 1, got r={self.r}, alpha={self.alpha}")
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+
+
+@dataclass
+class DataConfig:
+    path: str = ""
+    """Teacher traces: a JSONL (rows with `prompt` and `trace`; optional `id`, `answer`, `system`) or a
+    `reasonkd teacher generate` folder holding traces.jsonl."""
+    logit_cache: str | None = None
+    """Folder written by `reasonkd teacher logits` (top-k soft targets); None = no offline soft targets."""
+    limit: int | None = None
+    """Use only the first N traces."""
+    bucket: bool = True
+    """Group examples of similar length into batches (less padding); order still shuffled per epoch."""
+
+    def __post_init__(self):
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be >= 1, got {self.limit}")
+
+
+@dataclass
+class DistillRecipe:
+    student: str = ""
+    """Student model: alias, save_pretrained folder, .gguf file or hub id."""
+    teacher: str = ""
+    """Teacher model: alias, folder, .gguf or hub id (loaded only if a stage needs it online)."""
+    data: DataConfig = field(default_factory=DataConfig)
+    """Training traces and optional logit cache."""
+    output_dir: str = "runs/distill"
+    """Run folder: resolved config, stages/<i>-<name>/ (checkpoints, metrics.jsonl, student), final/."""
+    seed: int = 0
+    """Seed for initialisation (LoRA, projectors) and data order."""
+    stages: list[StageConfig] = field(default_factory=lambda: [StageConfig(**s) for s in DEFAULT_STAGES])
+    """Stages run in order, each starting from the previous stage's student."""
+    lora: LoraConfig = field(default_factory=LoraConfig)
+    """LoRA instead of full fine-tuning."""
+    bf16_autocast: bool = True
+    """fp32 master weights with bf16 autocast (pure bf16 weights do not train: updates vanish in rounding)."""
+    teacher_dtype: str = "auto"
+    """Teacher weights: float32 | bfloat16 | auto (bfloat16 when bf16_autocast, it is frozen)."""
+    max_length: int = 512
+    """Tokens per example (prompt + trace); longer traces are cut at the end."""
+    batch_size: int = 4
+    """Examples per micro-batch on each process."""
+    grad_accum: int = 1
+    """Micro-batches per optimizer step."""
+    max_grad_norm: float = 1.0
+    """Gradient clipping norm (0 = off)."""
+    save_every: int = 100
+    """Write a resumable checkpoint every N optimizer steps within a stage (0 = only at stage ends)."""
+    keep_checkpoints: int = 1
+    """How many mid-stage checkpoints to keep per stage (the newest)."""
+    log_every: int = 10
+    """Refresh the progress bar's loss figures every N steps (metrics.jsonl gets every step)."""
+    balance_losses: bool = False
+    """Scale each term by (geometric mean of all terms' running magnitudes) / (its own), so no term is
+    silently 100x smaller than another; weights then set the relative strength (docs/distill.md)."""
+    chunk_rows: int = 1024
+    """Logit losses are computed this many token rows at a time under activation checkpointing
+    (bounds fp32 softmax memory at large vocabularies); 0 = all rows at once."""
+    gradient_checkpointing: bool = False
+    """Recompute the student's activations in backward (less memory, ~30% slower)."""
+    device: str = "auto"
+    """auto (cuda if present, else cpu) | cpu | cuda."""
+
+    def __post_init__(self):
+        if self.max_length < 8:
+            raise ConfigError(f"max_length must be >= 8, got {self.max_length}")
+        if self.batch_size < 1 or self.grad_accum < 1:
+            raise ConfigError(f"batch_size and grad_accum must be >= 1, got {self.batch_size}, {self.grad_accum}")
+        if self.save_every < 0 or self.log_every < 1 or self.keep_checkpoints < 1:
+            raise ConfigError("save_every must be >= 0, log_every and keep_checkpoints >= 1")
+        if self.teacher_dtype not in ("auto", "float32", "bfloat16"):
+            raise ConfigError(f"teacher_dtype must be auto, float32 or bfloat16, got {self.teacher_dtype!r}")
+        if self.chunk_rows < 0:
+            raise ConfigError(f"chunk_rows must be >= 0, got {self.chunk_rows}")
+        if self.device not in ("auto", "cpu", "cuda"):
+            raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if not self.stages:
+            raise ConfigError("stages: give at least one stage")
+        names = [s.name for s in self.stages]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"stages: names must be unique, got {names}")
+
+    def check_ready(self) -> None:
+        """Fields that have no usable default (checked when a run starts, not when a file is parsed)."""
+        for key in ("student", "data.path"):
+            value = self.student if key == "student" else self.data.path
+            if not value:
+                raise ConfigError(f"{key} is required (set it in the recipe or as {key}=...)")
+        for i, stage in enumerate(self.stages):
+            for j, spec in enumerate(stage.losses):
+                if spec.name in LOGIT_LOSSES:
+                    try:
+                        soft_source(spec, self)
+                    except ConfigError as e:
+                        raise ConfigError(f"stages.{i}.losses.{j}: {e}") from None
+        if not self.teacher and any(needs_teacher_online(s, self) for s in self.stages):
+            raise ConfigError("teacher is required: a stage has feature losses or online soft targets")
+
+
+DEFAULT_STAGES = [
+    {"name": "feature", "kind": "feature", "steps": 50, "lr": 1e-4, "warmup": 5},
+    {"name": "logic", "kind": "logic", "steps": 100, "lr": 1e-4, "warmup": 5},
+    {"name": "output", "kind": "output", "steps": 100, "lr": 5e-5, "warmup": 5},
+]
+
+
+def soft_source(spec: LossSpec, recipe: DistillRecipe) -> str:
+    """Where a logit term's teacher distribution comes from: "online" (teacher forward) or "cache"."""
+    source = spec.options.get("source", "auto")
+    if source == "auto":
+        return "cache" if recipe.data.logit_cache else "online"
+    if source == "cache" and not recipe.data.logit_cache:
+        raise ConfigError(f"loss {spec.name}: options.source=cache needs data.logit_cache")
+    return source
+
+
+def needs_teacher_online(stage: StageConfig, recipe: DistillRecipe) -> bool:
+    """True when the stage runs the teacher model at every step."""
+    return any(s.name in FEATURE_LOSSES or (s.name in LOGIT_LOSSES and soft_source(s, recipe) == "online")
+               for s in stage.losses)

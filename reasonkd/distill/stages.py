@@ -1,0 +1,192 @@
+"""Run a whole distillation recipe: stages in order, each from the previous stage's student (spec S2).
+
+    from reasonkd.distill.stages import run_recipe
+    final_dir = run_recipe("recipes/distill/default.yaml", overrides=["student=smollm2-135m"])
+    final_dir = run_recipe(recipe, resume=True)          # continue an interrupted run exactly
+
+Run folder (recipe.output_dir):
+
+    config.yaml                    the resolved recipe (a resumed run must match it)
+    stages/<i>-<name>/metrics.jsonl    one line per optimizer step: loss, each term, lr, temperature, tok/s
+    stages/<i>-<name>/checkpoints/step-NNNNNN/   resumable mid-stage state (newest kept)
+    stages/<i>-<name>/student/     the stage's student (LoRA merged), save_pretrained format
+    stages/<i>-<name>/projectors.safetensors     feature projectors (inspection only)
+    stages/<i>-<name>/done.json    stage summary, written last: the stage is complete
+    final/                         the last stage's student + tokenizer + README.md model card
+    summary.json                   per-stage summaries and totals
+
+Under `accelerate launch` every process runs this; the main one writes files.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+from pathlib import Path
+
+import torch
+
+from reasonkd.config import load_config, save_config, to_dict
+from reasonkd.distill.recipe import LOGIT_LOSSES, DistillRecipe, needs_teacher_online, soft_source
+from reasonkd.errors import ReasonkdError
+from reasonkd.utils.io import atomic_dir, write_json
+
+log = logging.getLogger(__name__)
+# keys that may change between an interrupted run and its resume (they do not change the maths)
+RESUMABLE_CHANGES = {"save_every", "log_every", "keep_checkpoints"}
+
+
+def make_accelerator(recipe: DistillRecipe):
+    """An Accelerator for this recipe: bf16 autocast (fp32 master weights), CPU when there is no GPU;
+    each stage sets DDP's find_unused_parameters (a feature-only stage never touches lm_head)."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+    from accelerate.utils import DistributedDataParallelKwargs
+
+    cpu = recipe.device == "cpu" or (recipe.device == "auto" and not torch.cuda.is_available())
+    # the mixed-precision setting lives in a process-wide singleton; a second run in one
+    # process (tests, notebooks) may ask for another one
+    AcceleratorState._reset_state(reset_partial_state=False)
+    return Accelerator(cpu=cpu, mixed_precision="bf16" if recipe.bf16_autocast else "no",
+                       kwargs_handlers=[DistributedDataParallelKwargs()])
+
+
+def _check_output_dir(out: Path, recipe: DistillRecipe, resume: bool) -> None:
+    saved = out / "config.yaml"
+    if not saved.is_file():
+        return
+    if not resume:
+        raise ReasonkdError(f"output_dir {out} already holds a run; pass --resume to continue it "
+                            "(or choose another output_dir)")
+    import yaml
+
+    old, new = yaml.safe_load(saved.read_text()), to_dict(recipe)
+    diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
+    if diff:
+        raise ReasonkdError(f"--resume: the recipe differs from the run in {out} in {', '.join(diff)}; resume with "
+                            f"the same recipe (only {', '.join(sorted(RESUMABLE_CHANGES))} may change) or use "
+                            "another output_dir")
+
+
+def _load_teacher(recipe: DistillRecipe, device):
+    from reasonkd.models import load_model
+
+    dtype = recipe.teacher_dtype
+    if dtype == "auto":
+        dtype = "bfloat16" if recipe.bf16_autocast else "float32"
+    teacher, tok = load_model(recipe.teacher, dtype=dtype, device=str(device))
+    teacher.requires_grad_(False)
+    teacher.eval()
+    return teacher, tok
+
+
+def _check_pair(student_tok, student_vocab: int | None, teacher, teacher_tok) -> str:
+    from reasonkd.distill.align import tokenizer_relation
+
+    if student_vocab is None:
+        return "same"
+    relation = tokenizer_relation(student_tok, teacher_tok, student_vocab,
+                                  teacher.get_output_embeddings().weight.shape[0])
+    if relation == "different":
+        raise ReasonkdError("student and teacher use different tokenizers: the trainer's cross-tokenizer path "
+                            "(teacher_input_ids + teacher_index from character offsets) is not wired yet; use a "
+                            "teacher with the student's tokenizer (e.g. qwen2.5-coder-1.5b -> 0.5b)")
+    if relation == "same_padded":
+        log.warning("student and teacher share the tokenizer but not the logits width: logits are truncated "
+                    "to the common vocabulary")
+    return relation
+
+
+def run_recipe(recipe: DistillRecipe | str | Path, resume: bool = False, overrides: list[str] | tuple = (), *,
+               stop_after: int | None = None, progress: bool = True) -> Path:
+    """Train every stage of `recipe` (a DistillRecipe or a YAML path) and return output_dir/final.
+
+    resume=True continues an interrupted run in the same output_dir exactly (same data order, same
+    step count, same numbers). stop_after (tests; also REASONKD_DISTILL_STOP_AFTER): raise
+    StopRequested at the first checkpoint once this many steps ran in this call.
+    """
+    from reasonkd.distill.cache import LogitCache
+    from reasonkd.distill.data import encode_all, load_traces
+    from reasonkd.distill.trainer import RunContext, train_stage
+    from reasonkd.models import load_tokenizer
+
+    if not isinstance(recipe, DistillRecipe):
+        recipe = load_config(DistillRecipe, recipe, overrides)
+    recipe.check_ready()
+    if stop_after is None and os.environ.get("REASONKD_DISTILL_STOP_AFTER"):
+        stop_after = int(os.environ["REASONKD_DISTILL_STOP_AFTER"])
+    out = Path(recipe.output_dir)
+    acc = make_accelerator(recipe)
+    _check_output_dir(out, recipe, resume)  # every process checks: an error stops all of them alike
+    if (out / "final" / "config.json").is_file() and (out / "summary.json").is_file():
+        log.info("%s is already complete", out / "final")
+        return out / "final"
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        out.mkdir(parents=True, exist_ok=True)
+        save_config(recipe, out)
+    examples = load_traces(recipe.data.path, recipe.data.limit)
+    student_tok = load_tokenizer(recipe.student)
+    uses_cache = any(soft_source(s, recipe) == "cache" for st in recipe.stages for s in st.losses
+                     if s.name in LOGIT_LOSSES)
+    cache = None
+    if uses_cache:
+        cache = LogitCache(recipe.data.logit_cache)
+        cache.check_tokenizer(student_tok)
+    ctx = RunContext(recipe, acc, student_tok, encode_all(examples, student_tok, recipe.max_length),
+                     cache=cache, stop_after=stop_after, progress=progress)
+    needs_teacher = [needs_teacher_online(s, recipe) for s in recipe.stages]
+    done = [(out / "stages" / _stage_name(i, s) / "done.json").is_file() for i, s in enumerate(recipe.stages)]
+    teacher_tok = None
+    if any(n and not d for n, d in zip(needs_teacher, done)):
+        ctx.teacher, teacher_tok = _load_teacher(recipe, acc.device)
+        from transformers import AutoConfig
+
+        s_vocab = AutoConfig.from_pretrained(_resolved_dir(recipe.student)).vocab_size \
+            if _resolved_dir(recipe.student) else None
+        _check_pair(student_tok, s_vocab, ctx.teacher, teacher_tok)
+
+    summaries, init_from = [], recipe.student
+    for i, stage in enumerate(recipe.stages):
+        stage_dir = out / "stages" / _stage_name(i, stage)
+        if done[i]:
+            summaries.append(json.loads((stage_dir / "done.json").read_text()))
+            log.info("stage %s already done", stage.name)
+        else:
+            summaries.append(train_stage(ctx, i, stage, stage_dir, init_from))
+        init_from = str(stage_dir / "student")
+        if ctx.teacher is not None and not any(n and not d for n, d in zip(needs_teacher[i + 1:], done[i + 1:])):
+            ctx.teacher = None  # no later stage needs it: free its memory
+    return _finish_run(ctx, out, Path(init_from), summaries, examples)
+
+
+def _stage_name(i: int, stage) -> str:
+    return f"{i + 1}-{stage.name}"
+
+
+def _resolved_dir(name: str) -> str | None:
+    from reasonkd.models import resolve
+
+    r = resolve(name)
+    return r.path if r.kind in ("alias", "folder") else None
+
+
+def _finish_run(ctx, out: Path, last_student: Path, summaries: list[dict], examples: list[dict]) -> Path:
+    from reasonkd.distill.modelcard import write_model_card
+
+    acc, recipe = ctx.accelerator, ctx.recipe
+    if acc.is_main_process:
+        total = {"steps": sum(s["steps"] for s in summaries), "tokens": sum(s.get("tokens", 0) for s in summaries),
+                 "final_loss": summaries[-1].get("final_loss"), "world_size": acc.num_processes}
+        summary = {"stages": summaries, "total": total, "n_examples": len(examples)}
+        with atomic_dir(out / "final") as tmp:
+            for f in last_student.iterdir():
+                if f.is_file():
+                    shutil.copy2(f, tmp / f.name)
+            save_config(recipe, tmp, "distill_config.yaml")
+            write_model_card(tmp / "README.md", recipe, summary)
+        write_json(out / "summary.json", summary)
+    acc.wait_for_everyone()
+    return out / "final"

@@ -1,0 +1,385 @@
+"""One distillation stage on `accelerate`: the training loop, resumable checkpoints, metrics.
+
+    summary = train_stage(ctx, index, stage, stage_dir, init_from)   # called by stages.run_recipe
+
+The step (`_micro_step`) reads top to bottom: batch -> teacher forward under
+no_grad (online) or the cached top-k already in the batch (offline) -> student
+forward -> loss terms -> backward. Accelerate owns devices, DDP (gloo on CPU,
+`accelerate launch --multi_gpu --num_processes 2` or torchrun), and bf16
+autocast around the student's forward (fp32 master weights). Gradient
+accumulation is explicit: `no_sync` on all but the last micro-batch.
+
+Data: every process tokenises the same examples; epoch e's batch order comes
+from (seed, e) and process r takes batches r, r + world, ... so micro-batch m of
+a stage is always the same data: the global step is the data position.
+
+Checkpoints (every `save_every` steps, reasonkd.distill.checkpoint) go to
+stage_dir/checkpoints/step-NNNNNN, atomically; a resumed stage loads the newest
+one and trims metrics.jsonl back to its step, so an interrupted + resumed stage
+logs and computes exactly what an uninterrupted one does.
+
+Test hooks (environment): REASONKD_DISTILL_STOP_AFTER=N stops the run with
+`StopRequested` at the first checkpoint after N steps of this invocation (a
+clean "kill"); REASONKD_DISTILL_STEP_DELAY=S sleeps S seconds per step (slows a
+tiny run so a test can kill -9 it mid-stage).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import json
+import logging
+import math
+import os
+import resource
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from reasonkd.distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, trim_metrics
+from reasonkd.distill.data import batch_order, collate
+from reasonkd.distill.objective import (DistillStudent, LossBalancer, Objective, combine, hf_model,
+                                        project_logits, teacher_forward, token_rows)
+from reasonkd.distill.recipe import DistillRecipe, StageConfig
+from reasonkd.distill.schedules import lr_factor, temperature_at
+from reasonkd.errors import ReasonkdError
+from reasonkd.utils.io import atomic_dir, write_json
+
+log = logging.getLogger(__name__)
+
+
+class StopRequested(ReasonkdError):
+    """The run stopped on request after writing a checkpoint (REASONKD_DISTILL_STOP_AFTER / stop_after)."""
+
+
+@dataclass
+class RunContext:
+    """What every stage of one run shares."""
+
+    recipe: DistillRecipe
+    accelerator: object
+    student_tok: object
+    encoded: list
+    teacher: object | None = None
+    cache: object | None = None
+    stop_after: int | None = None
+    steps_this_run: int = 0
+    progress: bool = True
+
+
+# ---------------------------------------------------------------- data stream
+
+
+class Batches:
+    """Micro-batch m of a stage for this process, for any m (so a resumed stage starts mid-epoch)."""
+
+    def __init__(self, ctx: RunContext):
+        r, acc = ctx.recipe, ctx.accelerator
+        self.ctx, self.world, self.rank = ctx, acc.num_processes, acc.process_index
+        lengths = [len(e.input_ids) for e in ctx.encoded]
+        n_batches = math.ceil(len(lengths) / r.batch_size)
+        self.per_epoch = n_batches // self.world  # equal count on every process
+        if self.per_epoch == 0:
+            raise ReasonkdError(f"{len(lengths)} examples make {n_batches} batches of {r.batch_size}: too few for "
+                                f"{self.world} processes; lower batch_size or add data")
+        self._orders: dict[int, list[list[int]]] = {}
+        self.lengths = lengths
+        self.pad_id = ctx.student_tok.pad_token_id if ctx.student_tok.pad_token_id is not None else 0
+
+    def get(self, m: int, with_cache: bool) -> dict:
+        epoch, pos = divmod(m, self.per_epoch)
+        if epoch not in self._orders:
+            r = self.ctx.recipe
+            self._orders = {epoch: batch_order(self.lengths, r.batch_size, r.seed, epoch, r.data.bucket)}
+        items = [self.ctx.encoded[i] for i in self._orders[epoch][pos * self.world + self.rank]]
+        return collate(items, self.pad_id, self.ctx.cache if with_cache else None)
+
+
+def stage_steps(stage: StageConfig, batches: Batches, grad_accum: int) -> int:
+    if stage.steps:
+        return stage.steps
+    return max(1, round(stage.epochs * batches.per_epoch / grad_accum))
+
+
+# ---------------------------------------------------------------- the stage
+
+
+def _load_student(ctx: RunContext, init_from: str, seed: int):
+    from reasonkd.models import load_model
+
+    model, _ = load_model(str(init_from), dtype="float32", device="cpu")
+    model.config.use_cache = False
+    r = ctx.recipe
+    if r.lora.enabled:
+        from peft import LoraConfig, get_peft_model
+
+        torch.manual_seed(seed)
+        model = get_peft_model(model, LoraConfig(r=r.lora.r, lora_alpha=r.lora.alpha, lora_dropout=r.lora.dropout,
+                                                 target_modules=list(r.lora.target_modules), task_type="CAUSAL_LM"))
+        if r.bf16_autocast:
+            _bf16_frozen_base(model)
+    if r.gradient_checkpointing:
+        hf_model(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        if r.lora.enabled:
+            model.enable_input_require_grads()
+    model.train()
+    return model
+
+
+def _bf16_frozen_base(model) -> None:
+    """Store the frozen base linears under LoRA adapters in bf16.
+
+    Autocast rounds them to bf16 for every matmul anyway, so forward and backward compute exactly
+    the same numbers; what goes away is the fp32 copy of each frozen weight and the bf16 cast that
+    autocast would make (and keep for backward) at every step. Embeddings, norms and the adapters
+    stay fp32; the stage end merges the adapters into fp32 weights reloaded from disk (`_merged`).
+    """
+    from peft.tuners.lora import LoraLayer
+
+    for module in model.modules():
+        if isinstance(module, LoraLayer):
+            module.get_base_layer().to(torch.bfloat16)
+    # transformers memory-maps an fp32 checkpoint and the fp32 tensors left (embeddings, norms) are
+    # views of that mapping, which keeps every page the conversion touched resident (~the whole file);
+    # owning copies let it be unmapped
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dtype == torch.float32:
+                p.data = p.data.clone()
+
+
+def _trained_student(student):
+    """What a stage saves: the model itself (full fine-tuning) or, for LoRA, its adapters and config."""
+    if not hasattr(student, "peft_config"):
+        return student
+    from peft import get_peft_model_state_dict
+
+    return {"adapters": {k: v.detach().float().cpu().clone() for k, v in get_peft_model_state_dict(student).items()},
+            "config": student.peft_config["default"]}
+
+
+def _merged(trained, init_from: str):
+    """The stage's student as a plain model: LoRA adapters merged into the fp32 weights from disk."""
+    if not isinstance(trained, dict):
+        return trained
+    from peft import get_peft_model, set_peft_model_state_dict
+
+    from reasonkd.models import load_model
+
+    base, _ = load_model(str(init_from), dtype="float32", device="cpu")  # the exact fp32 weights we started from
+    fresh = get_peft_model(base, trained["config"])
+    set_peft_model_state_dict(fresh, trained["adapters"])
+    return fresh.merge_and_unload()
+
+
+def _setup_attention(objective: Objective, student, teacher) -> None:
+    """Eager attention (maps) only in the layers whose maps are distilled; sdpa elsewhere."""
+    from reasonkd.distill.heads import use_eager_attention_only_in
+
+    if objective.attn_pairs:
+        use_eager_attention_only_in(hf_model(student), [i for i, _ in objective.attn_pairs])
+    if teacher is not None:
+        use_eager_attention_only_in(hf_model(teacher), [j for _, j in objective.attn_pairs])
+
+
+def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path, init_from: str) -> dict:
+    """Train one stage from `init_from` (model name or folder); writes stage_dir/student and done.json."""
+    from accelerate.utils import set_seed
+    from reasonkd.distill.losses import FeatureProjector
+
+    r, acc = ctx.recipe, ctx.accelerator
+    set_seed(r.seed + index)
+    student = _load_student(ctx, init_from, r.seed + index)
+    teacher_cfg = hf_model(ctx.teacher).config if ctx.teacher is not None else None
+    objective = Objective(stage, r, hf_model(student).config, teacher_cfg, r.chunk_rows)
+    if objective.needs_teacher and ctx.teacher is None:
+        raise ReasonkdError(f"stage {stage.name} needs the teacher online but none is loaded")
+    _setup_attention(objective, student, ctx.teacher if objective.needs_teacher else None)
+    projector = None
+    if objective.hidden_pairs:
+        projector = FeatureProjector(hf_model(student).config.hidden_size, teacher_cfg.hidden_size,
+                                     n_layers=len(objective.hidden_pairs))
+    module = DistillStudent(student, projector, objective.hidden_pairs)
+    params = [p for p in module.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
+    batches = Batches(ctx)
+    total = stage_steps(stage, batches, r.grad_accum)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: lr_factor(s, total, stage.warmup, stage.lr_schedule, stage.min_lr_ratio))
+    if acc.ddp_handler is not None:  # a stage without logit losses leaves an untied lm_head unused
+        acc.ddp_handler.find_unused_parameters = not objective.logits
+    model, optimizer = acc.prepare(module, optimizer)
+    balancer = LossBalancer(r.balance_losses)
+
+    metrics_path = stage_dir / "metrics.jsonl"
+    state = {"step": 0, "tokens": 0, "seconds": 0.0}
+    ckpt = latest_checkpoint(stage_dir)
+    if ckpt is not None:
+        state = load_checkpoint(ctx, ckpt, model, optimizer, scheduler)
+        balancer.load_state_dict(state.get("balancer", {}))
+        log.info("stage %s: resuming from %s (step %d of %d)", stage.name, ckpt, state["step"], total)
+    if acc.is_main_process:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        for tmp in (stage_dir / "checkpoints").glob(".step-*.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        trim_metrics(metrics_path, state["step"])
+    acc.wait_for_everyone()
+
+    step_fn = _StepRunner(ctx, model, objective, balancer, stage, total)
+    bar = tqdm(total=total, initial=state["step"], desc=f"stage {index + 1}/{len(r.stages)} {stage.name}",
+               unit="step", disable=not (ctx.progress and acc.is_main_process), dynamic_ncols=True)
+    delay = float(os.environ.get("REASONKD_DISTILL_STEP_DELAY", "0") or 0)
+    metrics = open(metrics_path, "a", encoding="utf-8") if acc.is_main_process else None
+    try:
+        for step in range(state["step"], total):
+            t0 = time.perf_counter()
+            row = step_fn.optimizer_step(step, batches, optimizer, scheduler)
+            if delay:
+                time.sleep(delay)
+            dt = time.perf_counter() - t0
+            state["step"], state["tokens"], state["seconds"] = step + 1, state["tokens"] + row["tokens"], \
+                state["seconds"] + dt
+            row.update(step=step + 1, seconds=round(dt, 4), tok_s=round(row["tokens"] / dt, 1))
+            if metrics is not None:
+                metrics.write(json.dumps(row) + "\n")
+                metrics.flush()
+            bar.update(1)
+            if (step + 1) % r.log_every == 0 or step + 1 == total:
+                bar.set_postfix(loss=f"{row['loss']:.4f}", T=f"{row['temperature']:.2f}", tok_s=f"{row['tok_s']:.0f}")
+            ctx.steps_this_run += 1
+            if r.save_every and (step + 1) % r.save_every == 0 and step + 1 < total:
+                save_checkpoint(ctx, stage_dir, step + 1, model, optimizer, scheduler,
+                                {**state, "total_steps": total, "stage": stage.name, "world_size": acc.num_processes,
+                                 "balancer": balancer.state_dict()})
+                if ctx.stop_after is not None and ctx.steps_this_run >= ctx.stop_after:
+                    raise StopRequested(f"stopped on request after step {step + 1} of stage {stage.name}; "
+                                        "rerun with --resume to continue")
+    finally:
+        bar.close()
+        if metrics is not None:
+            metrics.close()
+    state["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # load + train
+    # keep only what is saved, and free the training objects before a LoRA merge reloads fp32 weights
+    trained = _trained_student(acc.unwrap_model(model).model)
+    projector_state = None if projector is None else {k: v.detach().cpu().contiguous()
+                                                      for k, v in projector.state_dict().items()}
+    del model, module, student, projector, optimizer, scheduler, step_fn
+    acc.free_memory()
+    gc.collect()
+    return _finish_stage(ctx, index, stage, stage_dir, trained, projector_state, state, total, init_from)
+
+
+class _StepRunner:
+    """One optimizer step = grad_accum micro-steps (the loop's body, kept apart for reading)."""
+
+    def __init__(self, ctx: RunContext, model, objective: Objective, balancer: LossBalancer, stage: StageConfig,
+                 total: int):
+        self.ctx, self.model, self.objective, self.balancer = ctx, model, objective, balancer
+        self.stage, self.total = stage, total
+        self.acc = ctx.accelerator
+        self.student = self.acc.unwrap_model(model).model
+        self.online = objective.needs_teacher
+        self.attn = bool(objective.attn_pairs)
+
+    def optimizer_step(self, step: int, batches: Batches, optimizer, scheduler) -> dict:
+        r, acc = self.ctx.recipe, self.acc
+        temperature = temperature_at(self.stage.temperature, step, self.total)
+        sums: dict[str, float] = {}
+        tokens = trace_tokens = 0
+        for micro in range(r.grad_accum):
+            batch = batches.get(step * r.grad_accum + micro, with_cache=self.objective.cache_logits)
+            sync = micro == r.grad_accum - 1
+            with contextlib.nullcontext() if sync else acc.no_sync(self.model):
+                values = self._micro_step(batch, temperature)
+            for k, v in values.items():
+                sums[k] = sums.get(k, 0.0) + v / r.grad_accum
+            tokens += int(batch["attention_mask"].sum())
+            trace_tokens += int((batch["labels"] != -100).sum())
+        if r.max_grad_norm:
+            grad_norm = float(acc.clip_grad_norm_(self.model.parameters(), r.max_grad_norm))
+        else:
+            grad_norm = float("nan")
+        lr = scheduler.get_last_lr()[0]
+        optimizer.step()
+        scheduler.step()
+        optimizer.zero_grad(set_to_none=True)
+        self.balancer.update({s.name: sums[s.name] for s in self.stage.losses})
+        counts = acc.reduce(torch.tensor([tokens, trace_tokens], dtype=torch.float64, device=acc.device), "sum")
+        return {"loss": sums.pop("loss"), "terms": sums, "lr": lr, "temperature": temperature,
+                "grad_norm": grad_norm, "tokens": int(counts[0]), "trace_tokens": int(counts[1])}
+
+    def _micro_step(self, batch: dict, temperature: float) -> dict[str, float]:
+        """batch -> teacher (no_grad, or the cached top-k in the batch) -> student -> loss terms -> backward."""
+        acc = self.acc
+        batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in batch.items()}
+        rows = token_rows(batch)
+        teacher_out = None
+        if self.online:
+            with acc.autocast():
+                teacher_out = teacher_forward(self.ctx.teacher, batch, rows, self.objective)
+        student_out = self.model(batch["input_ids"], batch["attention_mask"],
+                                 rows.mask if self.objective.logits else None, output_attentions=self.attn)
+        if self.objective.logits:
+            with acc.autocast():  # outside forward: accelerate would upcast (N, V) logits to fp32
+                student_out["logits"] = project_logits(self.student, student_out.pop("trace_hidden"))
+        terms = self.objective.terms(student_out, teacher_out, batch, rows, temperature)
+        del teacher_out  # free the teacher's logits before backward: they would peak its memory
+        # the same numbers on every process, so balancing scales agree across DDP ranks
+        names = list(terms)
+        values = acc.reduce(torch.stack([terms[k].detach().float() for k in names]), "mean").tolist()
+        current = dict(zip(names, values))
+        scales = self.balancer.scales({s.name: current[s.name] for s in self.stage.losses})
+        loss = combine(terms, self.stage.losses, scales)
+        acc.backward(loss / self.ctx.recipe.grad_accum)
+        current["loss"] = sum(s.weight * scales[s.name] * current[s.name] for s in self.stage.losses)  # mean over ranks
+        if self.balancer.enabled:
+            current.update({f"scale.{k}": v for k, v in scales.items()})
+        return current
+
+
+def _finish_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path, trained, projector_state,
+                  state: dict, total: int, init_from: str) -> dict:
+    """Save the stage's student (LoRA merged) and projectors, then done.json (written last: the commit)."""
+    acc = ctx.accelerator
+    summary = {"stage": stage.name, "kind": stage.kind, "index": index + 1, "steps": total,
+               "losses": [{"name": s.name, "weight": s.weight, "options": s.options} for s in stage.losses],
+               "tokens": state["tokens"], "seconds": round(state["seconds"], 2),
+               "tok_s": round(state["tokens"] / state["seconds"], 1) if state["seconds"] else None,
+               "peak_rss_mb": state["peak_rss_mb"]}
+    summary.update(_loss_summary(stage_dir / "metrics.jsonl") if acc.is_main_process else {})
+    acc.wait_for_everyone()
+    if acc.is_main_process:
+        student = _merged(trained, init_from)
+        student.config.use_cache = True  # switched off for training only
+        with atomic_dir(stage_dir / "student") as tmp:
+            student.save_pretrained(tmp, safe_serialization=True)
+            ctx.student_tok.save_pretrained(tmp)
+        if projector_state is not None:  # kept for inspection; never part of the student
+            _save_tensors(projector_state, stage_dir / "projectors.safetensors")
+        write_json(stage_dir / "done.json", summary)
+    acc.wait_for_everyone()
+    return summary
+
+
+def _save_tensors(tensors: dict, path: Path) -> None:
+    from safetensors.torch import save_file
+
+    tmp = path.with_name(f".{path.name}.tmp")
+    save_file(tensors, str(tmp))
+    os.replace(tmp, path)
+
+
+def _loss_summary(metrics_path: Path) -> dict:
+    rows = [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+    if not rows:
+        return {}
+    k = max(1, len(rows) // 10)
+    first, last = rows[:k], rows[-k:]
+    return {"first_loss": rows[0]["loss"], "final_loss": rows[-1]["loss"],
+            "first_loss_mean": sum(r["loss"] for r in first) / k, "final_loss_mean": sum(r["loss"] for r in last) / k,
+            "final_terms": rows[-1]["terms"], "final_temperature": rows[-1]["temperature"]}

@@ -1,0 +1,179 @@
+"""Evaluate a model (or existing completions) on tasks; the Python API behind `reasonkd eval`.
+
+    from reasonkd.eval import evaluate_model, evaluate_samples, write_report
+    r = evaluate_model("smollm2-135m", ["gsm8k", "humaneval"], data="data/default", limit=50, label="student-before")
+    s = evaluate_samples("humaneval", "samples.jsonl")            # score completions without a model
+    write_report([r, s], "runs/eval")
+
+Generation is batched (reasonkd.models.generation.generate_batch: length-sorted
+batches, KV cache) for throughput; latency is measured separately at batch 1
+on a few problems. With `out_dir`, each task's samples are written as soon as
+the task is done and reused on a rerun with the same settings (resume).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+from reasonkd.errors import ReasonkdError
+from reasonkd.eval.tasks import get_task
+
+log = logging.getLogger(__name__)
+
+
+def _task_data(data, task: str):
+    """--data may be one path for every task that needs data, or {task: path} ('*' = the rest).
+
+    HumanEval ships in its package, so it only takes a path named for it."""
+    if not isinstance(data, dict):
+        data = {"*": data}
+    return data.get(task, None if task == "humaneval" else data.get("*"))
+
+
+def safe_name(label: str) -> str:
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in label).strip("._") or "model"
+
+
+def samples_path(out_dir, label: str, task: str) -> Path:
+    return Path(out_dir) / "samples" / safe_name(label) / f"{task}.jsonl"
+
+
+def _score_rows(task, pairs: list[tuple[dict, str]], extra: list[dict] | None = None) -> list[dict]:
+    examples = [p[0] for p in pairs]
+    completions = [p[1] for p in pairs]
+    scored = task.score_many(examples, completions)
+    rows, seen = [], {}
+    for i, (ex, completion, s) in enumerate(zip(examples, completions, scored)):
+        j = seen[ex["idx"]] = seen.get(ex["idx"], -1) + 1
+        row = {"idx": ex["idx"], "id": ex["id"], "sample": j, "prompt": task.prompt(ex), "completion": completion,
+               "reference": task.reference(ex), **s}
+        if extra:
+            row.update(extra[i])
+        rows.append(row)
+    return rows
+
+
+def _load_cached(path: Path, identity: dict) -> tuple[list[dict], dict | None] | None:
+    """(rows, throughput) of an earlier run of the same task with the same settings, else None."""
+    meta = path.with_suffix(".meta.json")
+    if not (path.is_file() and meta.is_file()):
+        return None
+    try:
+        saved = json.loads(meta.read_text())
+        if saved.get("identity") != json.loads(json.dumps(identity)):
+            return None
+    except (json.JSONDecodeError, AttributeError):
+        return None
+    from reasonkd.utils.io import read_jsonl
+
+    return read_jsonl(path), saved.get("throughput")
+
+
+def _save_rows(path: Path, identity: dict, rows: list[dict], throughput: dict | None = None) -> None:
+    from reasonkd.utils.io import write_json, write_jsonl
+
+    write_jsonl(path, rows)
+    write_json(path.with_suffix(".meta.json"), {"identity": identity, "throughput": throughput})
+
+
+def evaluate_samples(task_name: str, samples_file: str, data=None, limit: int | None = None,
+                     label: str | None = None, out_dir=None, **task_options) -> dict:
+    """Score existing completions (`--samples`) for one task; no model is loaded."""
+    from reasonkd.utils.io import read_jsonl
+
+    p = Path(samples_file)
+    if not p.is_file():
+        raise ReasonkdError(f"--samples {samples_file}: no such file")
+    task = get_task(task_name, data=_task_data(data, task_name), limit=limit, **task_options)
+    pairs = task.match_samples(read_jsonl(p), str(p))
+    if not pairs:
+        raise ReasonkdError(f"{p}: no rows for task {task_name}")
+    label = label or p.stem
+    t0 = time.perf_counter()
+    rows = _score_rows(task, pairs)
+    log.info("%s on %s: scored %d samples in %.1fs", label, task_name, len(rows), time.perf_counter() - t0)
+    result = {"label": label, "model": str(p), "kind": "samples", "params": None, "latency": None,
+              "peak_rss_mb": None, "throughput": {}, "cases": [],
+              "tasks": {task_name: {"metrics": task.metrics(rows), "samples": rows}}}
+    if out_dir:
+        _save_rows(samples_path(out_dir, label, task_name), {"samples": str(p), "task": task_name}, rows)
+    return result
+
+
+def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None = None, *,
+                   label: str | None = None, out_dir=None, batch_size: int = 16, max_new_tokens: int = 512,
+                   temperature: float = 0.0, n_samples: int = 1, few_shot: int = 0, dtype: str = "float32",
+                   device: str = "cpu", template: str | None = None, latency_problems: int = 5,
+                   latency_tokens: int = 64, cases: bool = True, case_tokens: int = 384, timeout: float = 10.0,
+                   workers: int = 2, seed: int = 0, progress: bool = True) -> dict:
+    """Generate and score `tasks` (names or a comma list) with one model; return the result dict."""
+    from reasonkd.eval.measure import measure_latency, peak_rss_mb, reset_peak_rss
+    from reasonkd.models import count_parameters, load_model
+    from reasonkd.models.generation import apply_chat, generate_batch
+
+    names = [t.strip() for t in tasks.split(",")] if isinstance(tasks, str) else list(tasks)
+    if n_samples > 1 and temperature <= 0:
+        raise ReasonkdError(f"--n-samples {n_samples} needs --temperature > 0 (greedy samples are identical)")
+    task_objs = {n: get_task(n, data=_task_data(data, n), limit=limit, template=template, timeout=timeout,
+                             workers=workers, few_shot=few_shot) for n in names}
+    label = label or str(model_name_or_path)
+    reset_peak_rss()
+    t0 = time.perf_counter()
+    model, tok = load_model(model_name_or_path, dtype=dtype, device=device)
+    load_s = time.perf_counter() - t0
+    result = {"label": label, "model": str(model_name_or_path), "kind": "model", "params": count_parameters(model),
+              "dtype": dtype, "load_seconds": load_s, "throughput": {}, "tasks": {}, "cases": [],
+              "settings": {"batch_size": batch_size, "max_new_tokens": max_new_tokens, "temperature": temperature,
+                           "n_samples": n_samples, "few_shot": few_shot, "limit": limit, "seed": seed}}
+    first_prompts = None
+    for name, task in task_objs.items():
+        examples = task.examples()
+        prompts = [apply_chat(tok, task.prompt(ex), task.system()) for ex in examples]
+        first_prompts = first_prompts or prompts
+        identity = {"model": str(model_name_or_path), "task": name, "data": str(task.data), "limit": limit,
+                    "max_new_tokens": max_new_tokens, "temperature": temperature, "n_samples": n_samples,
+                    "few_shot": few_shot, "template": template, "dtype": dtype, "seed": seed}
+        path = samples_path(out_dir, label, name) if out_dir else None
+        cached = _load_cached(path, identity) if path else None
+        if cached is not None:
+            rows, throughput = cached
+            if throughput:
+                result["throughput"][name] = throughput
+            log.info("%s on %s: reusing %d samples from %s", label, name, len(rows), path)
+        else:
+            expanded = [(ex, p) for ex, p in zip(examples, prompts) for _ in range(n_samples)]
+            stats: dict = {}
+            outs = generate_batch(model, tok, [p for _, p in expanded], max_new_tokens=max_new_tokens,
+                                  temperature=temperature, batch_size=batch_size, seed=seed, progress=progress,
+                                  desc=f"{label}:{name}", stats=stats)
+            result["throughput"][name] = {**stats, "batch_size": batch_size, "sequences": len(outs)}
+            rows = _score_rows(task, [(ex, o.text) for (ex, _), o in zip(expanded, outs)],
+                               [{"new_tokens": o.new_tokens, "finished": o.finished} for o in outs])
+            if path:
+                _save_rows(path, identity, rows, result["throughput"][name])
+        metrics = task.metrics(rows, seed=seed)
+        result["tasks"][name] = {"metrics": metrics, "samples": rows}
+        log.info("%s on %s: accuracy %.3f [%.3f, %.3f] (n=%d)", label, name, metrics["accuracy"],
+                 *metrics["ci"], metrics["n"])
+    if latency_problems and first_prompts:
+        result["latency"] = measure_latency(model, tok, first_prompts[:latency_problems], latency_tokens)
+    if cases:
+        result["cases"] = run_cases(model, tok, case_tokens)
+    result["peak_rss_mb"] = peak_rss_mb()
+    del model
+    return result
+
+
+def run_cases(model, tok, max_new_tokens: int = 384) -> list[dict]:
+    """Greedy answers to the two qualitative cases (reasonkd.eval.cases), with their rough checks."""
+    from reasonkd.eval.cases import CASES
+    from reasonkd.models.generation import apply_chat, generate_batch
+
+    outs = generate_batch(model, tok, [apply_chat(tok, c.prompt) for c in CASES], max_new_tokens=max_new_tokens,
+                          batch_size=len(CASES), progress=False)
+    return [{"name": c.name, "title": c.title, "prompt": c.prompt, "reference": c.reference, "answer": o.text,
+             "check": bool(c.check(o.text)), "new_tokens": o.new_tokens, "finished": o.finished}
+            for c, o in zip(CASES, outs)]

@@ -1,0 +1,180 @@
+"""Token-by-token decoding for the server: streaming, stop strings, seeds and log-probs.
+
+    engine = Engine(model, tokenizer)
+    for step in engine.stream(prompt_ids, GenParams(max_tokens=64, temperature=0.7, n=2, logprobs=3)):
+        for ev in step:              # one TokenEvent per still-running choice
+            print(ev.index, ev.text, ev.finish_reason)
+
+A plain KV-cache loop rather than `model.generate`, because the server needs
+per-token events as they happen, log-probs of the RAW distribution (OpenAI's
+`logprobs` are before temperature / top-p), a seed per request (a private
+`torch.Generator`, safe with concurrent requests) and stop strings that are
+cut out of the text. `n` choices decode together as one batch of the same
+prompt, so no padding is needed.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Iterator
+
+import torch
+
+from reasonkd.models.generation import _stop_ids
+
+
+@dataclass
+class GenParams:
+    max_tokens: int = 16
+    temperature: float = 1.0
+    top_p: float = 1.0
+    n: int = 1
+    stop: list[str] = field(default_factory=list)
+    seed: int | None = None
+    logprobs: int | None = None
+    """None: no log-probs; 0: the chosen token's only; k: plus the top k alternatives."""
+
+
+@dataclass
+class TokenEvent:
+    index: int
+    """Which choice (0..n-1)."""
+    text: str
+    """New text since the last event (may be '' while a stop string or a UTF-8 char is pending)."""
+    token: dict | None = None
+    """{'token', 'logprob', 'bytes', 'top_logprobs': [...]}, when log-probs were asked for."""
+    finish_reason: str | None = None
+    """'stop' | 'length' on the last event of a choice."""
+    counted: bool = True
+    """False for the end-of-sequence token, which is not part of the completion."""
+
+
+class _Choice:
+    """Text bookkeeping of one choice: incremental decoding and stop strings."""
+
+    def __init__(self, tokenizer, stop: list[str]):
+        self.tok, self.stop = tokenizer, stop
+        self.ids: list[int] = []
+        self.emitted = 0  # characters of the decoded text already sent
+        self.hold = max((len(s) for s in stop), default=1) - 1
+        self.done = False
+        self.text = ""
+
+    def add(self, token_id: int) -> tuple[str, bool]:
+        """Append a token; return (text that is now safe to send, hit a stop string)."""
+        self.ids.append(token_id)
+        text = self.tok.decode(self.ids, skip_special_tokens=True)
+        hits = [i for i in (text.find(s, max(0, self.emitted - len(s))) for s in self.stop) if i >= 0]
+        if hits:
+            self.text = text[:min(hits)]
+            return self._flush(), True
+        self.text = text
+        # hold back an incomplete UTF-8 character and a possible stop-string prefix
+        safe = len(text) - (1 if text.endswith("\ufffd") else 0) - self.hold
+        if safe <= self.emitted:
+            return "", False
+        out, self.emitted = text[self.emitted:safe], safe
+        return out, False
+
+    def _flush(self) -> str:
+        out, self.emitted = self.text[self.emitted:], len(self.text)
+        return out
+
+    def finish(self) -> str:
+        return self._flush()
+
+
+class Engine:
+    def __init__(self, model, tokenizer):
+        self.model, self.tok = model, tokenizer
+        self.stop_ids = set(_stop_ids(model, tokenizer))
+        self.device = next(model.parameters()).device
+        self.max_len = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
+
+    def chat_ids(self, messages: list[dict]) -> list[int]:
+        if getattr(self.tok, "chat_template", None):
+            text = self.tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+        else:  # base models: plain "role: text" turns
+            text = "".join(f"{m['role']}: {m['content']}\n" for m in messages) + "assistant: "
+        return self.tok(text, add_special_tokens=False)["input_ids"]
+
+    def text_ids(self, prompt: str) -> list[int]:
+        return self.tok(prompt, add_special_tokens=True)["input_ids"]
+
+    def _token_info(self, logp: torch.Tensor, token_id: int, k: int) -> dict:
+        def entry(tid: int, lp: float) -> dict:
+            s = self.tok.decode([tid])
+            return {"token": s, "logprob": lp, "bytes": list(s.encode("utf-8"))}
+
+        info = entry(token_id, float(logp[token_id]))
+        if k:
+            vals, ids = torch.topk(logp, k)
+            info["top_logprobs"] = [entry(int(i), float(v)) for v, i in zip(vals.tolist(), ids.tolist())]
+        else:
+            info["top_logprobs"] = []
+        return info
+
+    @torch.inference_mode()
+    def stream(self, prompt_ids: list[int], p: GenParams,
+               cancel: threading.Event | None = None) -> Iterator[list[TokenEvent]]:
+        """Yield, after every decoding step, the events of the choices still running."""
+        gen = torch.Generator(device=self.device)
+        gen.manual_seed(p.seed if p.seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
+        choices = [_Choice(self.tok, p.stop) for _ in range(p.n)]
+        cur = torch.tensor([prompt_ids] * p.n, device=self.device)
+        past = None
+        for step in range(p.max_tokens):
+            if cancel is not None and cancel.is_set():
+                return
+            out = self.model(input_ids=cur, past_key_values=past, use_cache=True)
+            past = out.past_key_values
+            logits = out.logits[:, -1, :].float()
+            logp = torch.log_softmax(logits, dim=-1)
+            if p.temperature == 0:
+                nxt = logits.argmax(dim=-1)
+            else:
+                probs = torch.softmax(logits / p.temperature, dim=-1)
+                if p.top_p < 1.0:
+                    sp, si = probs.sort(dim=-1, descending=True)
+                    # drop tokens once the mass BEFORE them reaches top_p (the top token always stays)
+                    sp[(sp.cumsum(-1) - sp) >= p.top_p] = 0
+                    probs = torch.zeros_like(probs).scatter(-1, si, sp)
+                nxt = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
+            events = []
+            last = step == p.max_tokens - 1
+            for i, c in enumerate(choices):
+                if c.done:
+                    continue
+                tid = int(nxt[i])
+                info = self._token_info(logp[i], tid, p.logprobs) if p.logprobs is not None else None
+                if tid in self.stop_ids:
+                    c.done = True
+                    events.append(TokenEvent(i, c.finish(), None, "stop", counted=False))
+                    continue
+                text, hit = c.add(tid)
+                if hit:
+                    c.done = True
+                    events.append(TokenEvent(i, text, info, "stop"))
+                elif last:
+                    events.append(TokenEvent(i, text + c.finish(), info, "length"))
+                else:
+                    events.append(TokenEvent(i, text, info))
+            yield events
+            if all(c.done for c in choices):
+                return
+            cur = nxt.unsqueeze(-1)
+
+    def complete(self, prompt_ids: list[int], p: GenParams) -> list[dict]:
+        """Run to the end; per choice: text, finish_reason, completion_tokens, token log-prob entries."""
+        res = [{"text": "", "finish_reason": "length", "completion_tokens": 0, "tokens": []} for _ in range(p.n)]
+        for events in self.stream(prompt_ids, p):
+            for ev in events:
+                r = res[ev.index]
+                r["text"] += ev.text
+                if ev.token is not None:
+                    r["tokens"].append(ev.token)
+                r["completion_tokens"] += ev.counted
+                if ev.finish_reason:
+                    r["finish_reason"] = ev.finish_reason
+        return res

@@ -1,0 +1,183 @@
+"""Trainer modes on tiny models: offline (logit cache, no teacher loaded) with LoRA + bf16 autocast,
+a cache from another tokenizer refused, selective heads + loss balancing, padded teacher vocabulary."""
+
+import pytest
+import torch
+
+from _tiny_distill import build_pair, metric_rows, one_thread, summary, write_traces
+from reasonkd.config import load_config
+from reasonkd.distill.cache import write_logit_cache
+from reasonkd.distill.data import load_traces
+from reasonkd.distill.recipe import DistillRecipe
+from reasonkd.distill.stages import run_recipe
+from reasonkd.errors import ReasonkdError
+
+_one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
+
+
+@pytest.fixture(scope="module")
+def pair(tmp_path_factory):
+    root = tmp_path_factory.mktemp("modes")
+    teacher, student = build_pair(root)
+    return root, teacher, student, write_traces(root / "traces.jsonl")
+
+
+def _recipe(out, student, teacher, data, stages, **extra):
+    base = {"student": str(student), "teacher": str(teacher), "data": {"path": str(data)}, "output_dir": str(out),
+            "bf16_autocast": False, "teacher_dtype": "float32", "max_length": 96, "batch_size": 4, "save_every": 0,
+            "chunk_rows": 16, "stages": stages}
+    for key, value in extra.items():
+        node = base
+        *path, last = key.split(".")
+        for p in path:
+            node = node.setdefault(p, {})
+        node[last] = value
+    from reasonkd.config import from_dict
+
+    return from_dict(DistillRecipe, base)
+
+
+def test_offline_lora_bf16_needs_no_teacher(pair, tmp_path):
+    from reasonkd.models import load_model
+
+    root, teacher, student, data = pair
+    model, tok = load_model(str(teacher))
+    examples = load_traces(data)
+    cache = write_logit_cache(model, tok, examples[:20], tmp_path / "cache", k=8, progress=False)
+    stages = [{"name": "logic", "kind": "logic", "steps": 12, "lr": 0.01, "lr_schedule": "constant"},
+              {"name": "output", "kind": "output", "steps": 4, "lr": 0.01,
+               "temperature": {"kind": "constant", "start": 2.0}}]
+    recipe = _recipe(tmp_path / "run", student, "/nonexistent/teacher", data, stages, bf16_autocast=True,
+                     **{"data.logit_cache": str(cache), "lora.enabled": True, "lora.r": 4, "lora.alpha": 8})
+    final = run_recipe(recipe, progress=False)
+    rows = metric_rows(tmp_path / "run", "1-logic")
+    assert set(rows[0]["terms"]) == {"ce", "forward_kl"}
+    assert rows[-1]["terms"]["ce"] < rows[0]["terms"]["ce"]
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in rows)
+    from transformers import AutoModelForCausalLM
+
+    merged = AutoModelForCausalLM.from_pretrained(final)
+    assert not any("lora" in k for k in merged.state_dict())
+    before = AutoModelForCausalLM.from_pretrained(student)
+    w = merged.model.layers[0].self_attn.q_proj.weight
+    assert not torch.equal(w, before.model.layers[0].self_attn.q_proj.weight)
+    # merged into the fp32 weights from disk, not into the bf16 copy used while training
+    assert (w != w.bfloat16().float()).float().mean() > 0.5
+
+
+def test_bf16_frozen_lora_base_computes_the_same_numbers(tmp_path):
+    """Under autocast, storing the frozen base linears in bf16 changes no logit and no gradient."""
+    from peft import LoraConfig, get_peft_model
+
+    from reasonkd.distill.trainer import _bf16_frozen_base
+    from reasonkd.models import load_model
+    from reasonkd.models.tiny import build_tiny_model
+
+    model, _ = load_model(str(build_tiny_model(tmp_path / "q", arch="qwen2", tokenizer="a")))  # biased q/k/v
+    torch.manual_seed(0)
+    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, task_type="CAUSAL_LM",
+                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"]))
+    for name, p in model.named_parameters():
+        if "lora_B" in name:
+            torch.nn.init.normal_(p, std=0.1)
+    ids = torch.randint(0, 300, (2, 20))
+
+    def run():
+        model.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            logits = model(ids).logits
+            logits.float().sum().backward()
+        return logits, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    a, grads_a = run()
+    _bf16_frozen_base(model)
+    b, grads_b = run()
+    assert model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight.dtype == torch.bfloat16
+    assert torch.equal(a, b) and all(torch.equal(grads_a[k], grads_b[k]) for k in grads_a)
+
+
+def test_cache_from_another_tokenizer_is_refused(pair, tmp_path):
+    from reasonkd.models import load_model
+    from reasonkd.models.tiny import build_tiny_model
+
+    root, teacher, student, data = pair
+    other = build_tiny_model(tmp_path / "other", arch="qwen2", tokenizer="b")
+    model, tok = load_model(str(other))
+    cache = write_logit_cache(model, tok, load_traces(data)[:2], tmp_path / "cache", k=4, progress=False)
+    recipe = _recipe(tmp_path / "run", student, "", data, [{"name": "logic", "kind": "logic", "steps": 1}],
+                     **{"data.logit_cache": str(cache)})
+    with pytest.raises(ReasonkdError, match="tokenizer differs"):
+        run_recipe(recipe, progress=False)
+
+
+def test_selective_heads_and_balanced_losses(pair, tmp_path):
+    root, teacher, student, data = pair
+    stages = [{"name": "feature", "kind": "feature", "steps": 3, "lr": 0.003, "heads": [[2, 0], [2, 5]],
+               "layer_map": [[0, 0], [1, 2]]}]
+    recipe = _recipe(tmp_path / "run", student, teacher, data, stages, balance_losses=True)
+    run_recipe(recipe, progress=False)
+    rows = metric_rows(tmp_path / "run", "1-feature")
+    first = rows[0]["terms"]
+    # balanced: weight x scale x term is the same for both terms (the geometric mean)
+    a = first["scale.hidden_mse"] * first["hidden_mse"]
+    b = first["scale.attention_kl"] * first["attention_kl"]
+    assert a == pytest.approx(b, rel=1e-4)
+    assert first["attention_kl"] < 0.1 * first["hidden_mse"]  # the imbalance balancing corrects
+
+
+def test_no_layer_holding_a_selected_head_is_an_error(pair, tmp_path):
+    root, teacher, student, data = pair
+    stages = [{"name": "feature", "kind": "feature", "steps": 1, "heads": [[0, 1]], "layer_map": [[0, 1], [1, 2]]}]
+    with pytest.raises(ReasonkdError, match="selected head"):
+        run_recipe(_recipe(tmp_path / "run", student, teacher, data, stages), progress=False)
+
+
+def test_padded_teacher_vocab_is_truncated(pair, tmp_path):
+    from reasonkd.models.tiny import build_tiny_model
+
+    root, teacher, student, data = pair
+    padded = build_tiny_model(tmp_path / "padded", arch="llama", tokenizer="a", hidden=96, layers=3, heads=6,
+                              vocab_pad=16, seed=1)
+    stages = [{"name": "output", "kind": "output", "steps": 2}]
+    with pytest.warns(UserWarning, match="truncating logits"):
+        run_recipe(_recipe(tmp_path / "run", student, padded, data, stages), progress=False)
+    assert summary(tmp_path / "run")["total"]["steps"] == 2
+
+
+def test_default_recipe_loads_with_overrides():
+    r = load_config(DistillRecipe, "recipes/distill/default.yaml", ["student=s", "stages.1.steps=7"])
+    assert r.stages[1].steps == 7 and r.lora.enabled
+
+
+@pytest.mark.parametrize("chunk", [0, 3])
+def test_chunked_logit_terms_equal_the_plain_losses(chunk):
+    """The trainer's row-chunked (checkpointed) terms equal the loss functions on whole tensors."""
+    from reasonkd.distill import losses as L
+    from reasonkd.distill.objective import Objective, Rows
+
+    torch.manual_seed(0)
+    n, v, k = 7, 11, 4
+    s = torch.randn(n, v, requires_grad=True)
+    t = torch.randn(n, v)
+    y = torch.randint(0, v, (n,))
+    valid = torch.tensor([True, True, False, True, True, True, False])
+    rows = Rows(torch.ones(1, n, dtype=torch.bool), y, torch.zeros(n, dtype=torch.long))
+    obj = Objective.__new__(Objective)
+    obj.chunk_rows = chunk
+    teacher = {"logits": t, "valid": valid}
+    got = obj._logit_term("kd", s, teacher, rows, 2.0, {"alpha": 0.7})
+    want = L.distillation_loss_terms(s[None], t[None], y[None], 2.0, 0.7, mask=valid[None])
+    assert torch.allclose(got["kd"], want["total"], atol=1e-6) and torch.allclose(got["kd.kl"], want["kl"], atol=1e-6)
+    got = obj._logit_term("generalized_jsd", s, teacher, rows, 1.5, {"beta": 0.3, "t2": True})["generalized_jsd"]
+    want = 1.5 ** 2 * L.generalized_jsd(s[None], t[None], mask=valid[None], temperature=1.5, beta=0.3)
+    assert torch.allclose(got, want, atol=1e-6)
+    g1, = torch.autograd.grad(got, s)
+    g2, = torch.autograd.grad(want, s)
+    assert torch.allclose(g1, g2, atol=1e-6)
+    top = torch.log_softmax(t, -1).topk(k)
+    sparse = {"ids": top.indices, "logprobs": top.values, "valid": valid}
+    got = obj._logit_term("forward_kl", s, sparse, rows, 1.0, {})["forward_kl"]
+    want = L.sparse_divergence("forward_kl", s[None], top.indices[None], top.values[None], mask=valid[None])
+    assert torch.allclose(got, want, atol=1e-6)
+    ce = obj._ce(s, rows)
+    assert torch.allclose(ce, torch.nn.functional.cross_entropy(s, y), atol=1e-6)
