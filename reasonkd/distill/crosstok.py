@@ -97,13 +97,13 @@ class PairEncoder:
         enc = side.tok(text, add_special_tokens=False, return_offsets_mapping=offsets)
         return (enc["input_ids"], [tuple(o) for o in enc["offset_mapping"]]) if offsets else enc["input_ids"]
 
-    def _side(self, side: _Side, prompt: str, trace: str):
+    def _side(self, side: _Side, prompt: str, trace: str, system: str | None = None):
         """ids, labels, number of prompt tokens, trace-relative offsets of the trace tokens.
 
         Prompt, trace and end-of-turn are tokenised separately and concatenated, so the prompt
         tokens are exactly those the model sees at generation time and the trace offsets start at 0.
         """
-        head = apply_chat(side.tok, prompt, side.system)
+        head = apply_chat(side.tok, prompt, side.system if system is None else system)
         p_ids = self._ids(side, head)
         t_ids, t_off = self._ids(side, trace, offsets=True)
         e_ids = self._ids(side, side.end) if side.end else []
@@ -112,16 +112,17 @@ class PairEncoder:
         labels = [IGNORE_INDEX] * len(p_ids) + t_ids + e_ids
         return ids[:self.max_length], labels[:self.max_length], len(p_ids), t_off
 
-    def encode(self, prompt: str, trace: str) -> dict:
+    def encode(self, prompt: str, trace: str, system: str | None = None) -> dict:
         """Python lists: student_/teacher_ input_ids and labels (-100 on the prompt, unshifted), and
-        align_index (len = student length): teacher position ending at the same trace character, or -1."""
+        align_index (len = student length): teacher position ending at the same trace character, or -1.
+        `system` (e.g. the trace row's own system prompt) replaces both sides' default system prompt."""
         if self.relation != "different":
-            ids, labels, _, _ = self._side(self.student, prompt, trace)
+            ids, labels, _, _ = self._side(self.student, prompt, trace, system)
             check_token_ids(ids, self.teacher.tok, "teacher", vocab_size=self.teacher.vocab_size)
             return dict(student_input_ids=ids, student_labels=labels, teacher_input_ids=list(ids),
                         teacher_labels=list(labels), align_index=list(range(len(ids))))
-        s_ids, s_labels, s_np, s_off = self._side(self.student, prompt, trace)
-        t_ids, t_labels, t_np, t_off = self._side(self.teacher, prompt, trace)
+        s_ids, s_labels, s_np, s_off = self._side(self.student, prompt, trace, system)
+        t_ids, t_labels, t_np, t_off = self._side(self.teacher, prompt, trace, system)
         align = [-1] * len(s_ids)
         if s_np and t_np and s_np <= len(s_ids):
             align[s_np - 1] = t_np - 1  # both end just before the trace: they predict its first token
@@ -131,6 +132,32 @@ class PairEncoder:
         align = [j if j < len(t_ids) else -1 for j in align]  # partner cut off by the teacher's truncation
         return dict(student_input_ids=s_ids, student_labels=s_labels, teacher_input_ids=t_ids,
                     teacher_labels=t_labels, align_index=align)
+
+
+def encode_for_trainer(examples: list[dict], encoder: PairEncoder) -> list:
+    """Trace rows {"id", "prompt", "trace", "system"} -> distill.data.Encoded with the teacher view.
+
+    input_ids / prompt_len are the student's; teacher_input_ids are the teacher's own tokens of the
+    same text; teacher_index is align_index (the trainer's name for it). Rows left with no trace
+    token inside max_length are dropped, as in distill.data.encode_all.
+    """
+    from reasonkd.distill.data import Encoded
+
+    out, dropped = [], 0
+    for ex in examples:
+        row = encoder.encode(ex["prompt"], ex["trace"], ex.get("system"))
+        labels = row["student_labels"]
+        prompt_len = next((k for k, y in enumerate(labels) if y != IGNORE_INDEX), len(labels))
+        if prompt_len >= len(labels):
+            dropped += 1
+            continue
+        out.append(Encoded(ex["id"], row["student_input_ids"], prompt_len, row["teacher_input_ids"],
+                           row["align_index"]))
+    if dropped:
+        log.warning("%d example(s) dropped: the prompt alone fills max_length=%d", dropped, encoder.max_length)
+    if not out:
+        raise ReasonkdError(f"no example keeps a trace token within max_length={encoder.max_length}; raise max_length")
+    return out
 
 
 def collate(rows: list[dict], pad_id_student: int, pad_id_teacher: int) -> dict:

@@ -119,6 +119,11 @@ class Encoded:
     prompt_len: int
     teacher_input_ids: list[int] | None = None
     teacher_index: list[int] | None = None
+    neg_input_ids: list[int] | None = None
+    """A wrong trace for the same prompt (student tokens; recipe data.negatives), else None."""
+    neg_prompt_len: int = 0
+    neg_start: int = 0
+    """First token of the wrong step in neg_input_ids (negatives.divergence_char)."""
 
 
 def encode_all(examples: list[dict], tokenizer, max_length: int) -> list[Encoded]:
@@ -163,10 +168,12 @@ def _pad(rows: list[list[int]], value: int, width: int) -> torch.Tensor:
     return out
 
 
-def collate(items: list[Encoded], pad_id: int, cache=None) -> dict:
+def collate(items: list[Encoded], pad_id: int, cache=None, teacher_pad_id: int | None = None) -> dict:
     """Right-padded batch dict (see module docstring); with a LogitCache also the top-k soft targets.
 
-    input_ids, attention_mask, labels: (B, L). teacher_input_ids, teacher_attention_mask: (B, Lt);
+    input_ids, attention_mask, labels: (B, L), padded with pad_id (the student's). teacher_input_ids
+    (padded with teacher_pad_id, default pad_id: the teacher's own pad token when tokenizers differ),
+    teacher_attention_mask: (B, Lt);
     teacher_index: (B, L) long. With `cache`: teacher_topk_ids (B, L, K) int32,
     teacher_topk_logprobs (B, L, K) float32 and soft_mask (B, L) bool, stored at the OUTPUT
     position that predicts each trace token (position p holds the distribution of token p + 1).
@@ -186,14 +193,34 @@ def collate(items: list[Encoded], pad_id: int, cache=None) -> dict:
     else:
         t_rows = [e.teacher_input_ids if e.teacher_input_ids is not None else e.input_ids for e in items]
         t_width = max(len(t) for t in t_rows)
-        batch["teacher_input_ids"] = _pad(t_rows, pad_id, t_width)
+        batch["teacher_input_ids"] = _pad(t_rows, pad_id if teacher_pad_id is None else teacher_pad_id, t_width)
         batch["teacher_attention_mask"] = _pad([[1] * len(t) for t in t_rows], 0, t_width)
         idx = [e.teacher_index if e.teacher_index is not None else list(range(len(e.input_ids))) for e in items]
         batch["teacher_index"] = _pad(idx, -1, width)
         batch["teacher_identity"] = False
     if cache is not None:
         _add_soft_targets(batch, items, cache, width)
+    if any(e.neg_input_ids is not None for e in items):
+        _add_negatives(batch, items, pad_id)
     return batch
+
+
+def _add_negatives(batch: dict, items: list[Encoded], pad_id: int) -> None:
+    """neg_input_ids / neg_attention_mask / neg_labels (B, Ln) (-100 outside the wrong trace),
+    neg_wrong (B, Ln) bool on the wrong step's tokens (label positions), has_neg (B,) bool."""
+    rows = [e.neg_input_ids or [pad_id] for e in items]
+    width = max(len(r) for r in rows)
+    batch["neg_input_ids"] = _pad(rows, pad_id, width)
+    batch["neg_attention_mask"] = _pad([[1] * len(r) for r in rows], 0, width)
+    labels = torch.full_like(batch["neg_input_ids"], IGNORE_INDEX)
+    wrong = torch.zeros_like(labels, dtype=torch.bool)
+    for r, e in enumerate(items):
+        if e.neg_input_ids is not None:
+            n = len(e.neg_input_ids)
+            labels[r, e.neg_prompt_len:n] = batch["neg_input_ids"][r, e.neg_prompt_len:n]
+            wrong[r, e.neg_start:n] = True
+    batch["neg_labels"], batch["neg_wrong"] = labels, wrong
+    batch["has_neg"] = torch.tensor([e.neg_input_ids is not None for e in items])
 
 
 def _add_soft_targets(batch: dict, items: list[Encoded], cache, width: int) -> None:

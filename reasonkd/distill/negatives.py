@@ -1,5 +1,19 @@
 """Learning from wrong reasoning (S3 negatives): losses that push probability away from the
-tokens of a wrong step, or prefer a correct trace over a wrong one.
+tokens of a wrong step, or prefer a correct trace over a wrong one; and the wrong traces themselves.
+
+In a recipe (off by default; the quick recipe never sets it):
+
+    data: {path: runs/traces, negatives: runs/traces/negatives.jsonl}     # or a data-engine JSONL
+    stages: [{name: logic, kind: logic, steps: 100,
+              losses: [{name: ce}, {name: forward_kl}, {name: unlikelihood, weight: 0.5},
+                       {name: preference, weight: 0.1, options: {beta: 0.1}}]}]
+
+`load_negatives` reads rejected teacher samples (`reasonkd teacher generate`'s
+negatives.jsonl: id, prompt, trace) and the data engine's labelled wrong solutions
+(rows with kind == "negative": parent_id, steps); each is paired with the positive
+trace of the same problem. The "wrong step" is where the wrong trace departs from
+the correct one: the tokens from the first differing character on
+(`divergence_char`); unlikelihood acts there, the preference loss on whole traces.
 
     loss = unlikelihood_loss(student_logits, labels, negative_mask)        # token level
     chosen, rejected = sequence_logprob(logits_c, labels_c), sequence_logprob(logits_r, labels_r)
@@ -18,6 +32,56 @@ import torch.nn.functional as F
 from reasonkd.errors import ReasonkdError
 
 IGNORE_INDEX = -100
+
+
+def load_negatives(path) -> dict[str, list[str]]:
+    """{problem id: [wrong trace, ...]} from a teacher negatives.jsonl or a data-engine JSONL/folder.
+
+    Teacher rows: `id` (the problem) and `trace`. Data-engine rows: `kind` == "negative",
+    `parent_id` (the original problem) and `steps` (the wrong solution); positives are skipped.
+    """
+    from pathlib import Path
+
+    from reasonkd.data.schema import solution_text
+    from reasonkd.utils.io import read_jsonl
+
+    p = Path(path)
+    if p.is_dir():
+        p = next((p / n for n in ("negatives.jsonl", "train.jsonl") if (p / n).is_file()), p / "negatives.jsonl")
+    if not p.is_file():
+        raise ReasonkdError(f"data.negatives {path}: no such JSONL file (or folder with negatives.jsonl / train.jsonl)")
+    out: dict[str, list[str]] = {}
+    for n, row in enumerate(read_jsonl(p), 1):
+        if "kind" in row and "steps" in row:  # data engine
+            if row["kind"] != "negative":
+                continue
+            key, trace = row.get("parent_id"), solution_text(row)
+        else:
+            key, trace = row.get("id"), row.get("trace")
+        if not key or not isinstance(trace, str) or not trace.strip():
+            raise ReasonkdError(f"{p}:{n}: a negative needs a problem id (id / parent_id) and a non-empty trace")
+        out.setdefault(str(key), []).append(trace)
+    if not out:
+        raise ReasonkdError(f"{p}: no negatives in it")
+    return out
+
+
+def problem_id(example_id: str) -> str:
+    """Trace ids are `problem#sample` (distill.data.load_traces): the problem part."""
+    return example_id.split("#", 1)[0]
+
+
+def divergence_char(correct: str, wrong: str) -> int:
+    """Index of the first character where `wrong` departs from `correct`, moved back to the start
+    of that line, so the whole wrong step (not half a number) is the unlikely part."""
+    k = 0
+    for a, b in zip(correct, wrong):
+        if a != b:
+            break
+        k += 1
+    if k < len(wrong) and wrong[k] == "\n":  # the wrong trace breaks the line here: its next line is the wrong step
+        return k + 1
+    return wrong.rfind("\n", 0, k) + 1
 
 
 def _token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -75,3 +139,54 @@ def pairwise_preference_loss(chosen_logps: torch.Tensor, rejected_logps: torch.T
     if ref_chosen_logps is not None:
         margin = margin - (ref_chosen_logps.float() - ref_rejected_logps.float())
     return -F.logsigmoid(beta * margin).mean()
+
+
+def attach_negatives(encoded: list, examples: dict, negatives: dict[str, list[str]], tokenizer,
+                     max_length: int) -> int:
+    """Give each Encoded example whose problem has a wrong trace its student tokens (neg_input_ids,
+    neg_prompt_len) and neg_start, the first token of the wrong step. Returns how many got one.
+    The k-th sample of a problem takes wrong trace k (mod their number)."""
+    from reasonkd.distill.data import encode_example
+
+    n = 0
+    for e in encoded:
+        wrongs = negatives.get(problem_id(e.id))
+        if not wrongs:
+            continue
+        ex = examples[e.id]
+        sample = int(e.id.split("#", 1)[1]) if "#" in e.id and e.id.split("#", 1)[1].isdigit() else 0
+        wrong = wrongs[sample % len(wrongs)]
+        ids, n_prompt = encode_example(tokenizer, ex["prompt"], wrong, ex.get("system"), max_length)
+        if len(ids) <= n_prompt:
+            continue
+        char = divergence_char(ex["trace"], wrong)
+        offsets = tokenizer(wrong, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        first = next((k for k, (_, end) in enumerate(offsets) if end > char), len(offsets))
+        e.neg_input_ids, e.neg_prompt_len, e.neg_start = ids, n_prompt, min(n_prompt + first, len(ids) - 1)
+        n += 1
+    return n
+
+
+def negative_terms(names: set, s_logits: torch.Tensor, pos_targets: torch.Tensor, pos_batch: torch.Tensor,
+                   neg_logits: torch.Tensor, neg_targets: torch.Tensor, neg_batch: torch.Tensor,
+                   neg_wrong: torch.Tensor, has_neg: torch.Tensor, beta: float = 0.1) -> dict:
+    """The trainer's negative terms from logit ROWS (only positions predicting trace tokens).
+
+    s_logits (N, V) / pos_targets (N,) / pos_batch (N,): the correct trace's rows; neg_logits (M, V) /
+    neg_targets (M,) / neg_batch (M,): the wrong trace's rows; neg_wrong (M,) bool: the row predicts a
+    token of the wrong step; has_neg (B,) bool. unlikelihood = mean -log(1 - p) over the wrong-step
+    rows; preference = -logsigmoid(beta * (log p(correct) - log p(wrong))) over examples with both.
+    """
+    out = {}
+    if "unlikelihood" in names:
+        out["unlikelihood"] = unlikelihood_loss(neg_logits[None], neg_targets[None], neg_wrong[None])
+    if "preference" in names:
+        b = has_neg.shape[0]
+        chosen = torch.zeros(b, device=s_logits.device).index_add(
+            0, pos_batch, -F.cross_entropy(s_logits.float(), pos_targets, reduction="none"))
+        rejected = torch.zeros(b, device=s_logits.device).index_add(
+            0, neg_batch, -F.cross_entropy(neg_logits.float(), neg_targets, reduction="none"))
+        keep = has_neg.bool()
+        out["preference"] = (pairwise_preference_loss(chosen[keep], rejected[keep], beta) if keep.any()
+                             else s_logits.sum() * 0.0)
+    return out

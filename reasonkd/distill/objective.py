@@ -112,7 +112,14 @@ def teacher_forward(teacher, batch: dict, rows: Rows, objective: "Objective") ->
     if objective.online_logits:
         t_pos = batch["teacher_index"][rows.mask]
         result["valid"] = t_pos >= 0
-        result["logits"] = base.get_output_embeddings()(out.last_hidden_state[rows.batch_index, t_pos.clamp_min(0)])
+        hidden = out.last_hidden_state[rows.batch_index, t_pos.clamp_min(0)]
+        head = base.get_output_embeddings()
+        if objective.teacher_shared_only:  # cross-tokenizer "shared" terms read only the shared tokens' logits
+            ids = objective.vocab_map.teacher_ids.to(hidden.device)
+            bias = None if head.bias is None else head.bias[ids]
+            result["logits"] = F.linear(hidden, head.weight[ids], bias)
+        else:
+            result["logits"] = head(hidden)
     if objective.hidden_pairs:
         result["hidden"] = [_align(out.hidden_states[j + 1], batch) for _, j in objective.hidden_pairs]
     if objective.attn_pairs:
@@ -155,14 +162,33 @@ def load_heads(spec, top_k: int) -> dict[int, list[int]] | None:
 class Objective:
     """The loss terms of one stage and what they need from the forwards."""
 
-    def __init__(self, stage: StageConfig, recipe: DistillRecipe, student_cfg, teacher_cfg=None, chunk_rows=1024):
+    relation = "same"
+    vocab_map = None
+    teacher_shared_only = False
+
+    def __init__(self, stage: StageConfig, recipe: DistillRecipe, student_cfg, teacher_cfg=None, chunk_rows=1024,
+                 relation: str = "same", vocab_map=None):
         self.specs = stage.losses
         self.chunk_rows = chunk_rows
+        self.relation = relation
+        self.vocab_map = vocab_map
+        # cross-tokenizer terms that all use options.cross=shared need the teacher's shared-token logits only
+        self.teacher_shared_only = relation == "different" and all(
+            s.options.get("cross", "shared") == "shared" for s in self.specs if s.name in LOGIT_LOSSES)
         self.sources = {i: soft_source(s, recipe) for i, s in enumerate(self.specs) if s.name in LOGIT_LOSSES}
-        self.logits = any(s.name == "ce" or s.name in LOGIT_LOSSES for s in self.specs)
+        self.negatives = {s.name for s in self.specs} & {"unlikelihood", "preference"}
+        self.logits = any(s.name in ("ce", "preference") or s.name in LOGIT_LOSSES for s in self.specs)
         self.online_logits = "online" in self.sources.values()
         self.cache_logits = "cache" in self.sources.values()
         names = {s.name for s in self.specs}
+        if relation == "different":
+            if "attention_kl" in names:
+                raise ConfigError(f"stage {stage.name}: attention_kl compares attention maps key by key and needs "
+                                  "a shared tokenizer; this pair's tokenizers differ: drop it (hidden_mse / "
+                                  "hidden_cosine work across tokenizers, at character-aligned positions)")
+            if self.cache_logits:
+                raise ConfigError(f"stage {stage.name}: a logit cache holds the teacher's top-k in ITS vocabulary; "
+                                  "with different tokenizers use online soft targets (options.source: online)")
         self.hidden_pairs: list[tuple[int, int]] = []
         self.attn_pairs: list[tuple[int, int]] = []
         self.heads = None
@@ -199,6 +225,8 @@ class Objective:
             elif spec.name in LOGIT_LOSSES:
                 teacher = self._soft_targets(self.sources[i], t_out, batch, rows)
                 out.update(self._logit_term(spec.name, s_out["logits"], teacher, rows, temperature, opts))
+            elif spec.name in ("unlikelihood", "preference"):
+                out.update(self._negative(spec.name, s_out, batch, rows, opts))
             elif spec.name in ("hidden_mse", "hidden_cosine"):
                 out[spec.name] = self._hidden(spec.name, s_out, t_out, batch, opts)
             else:
@@ -225,6 +253,8 @@ class Objective:
             return {name: zero} if name != "kd" else {"kd": zero, "kd.kl": zero.detach(), "kd.ce": zero.detach()}
         dense = "logits" in teacher
         t_src = teacher["logits"] if dense else teacher["ids"]
+        if self.relation == "different":
+            return self._cross_vocab_term(name, s_logits, t_src, rows, valid, n_valid, T, opts)
         if dense and t_src.shape[-1] != s_logits.shape[-1]:  # same tokenizer, padded embeddings
             from reasonkd.distill.align import truncate_to_common_vocab
 
@@ -256,6 +286,50 @@ class Objective:
             return v.reshape(1)
 
         return {name: scale * _row_sums(fn, self.chunk_rows, s_logits, valid, *extra)[0] / n_valid}
+
+    def _negative(self, name: str, s_out: dict, batch: dict, rows: Rows, opts: dict) -> dict:
+        from reasonkd.distill.negatives import negative_terms
+
+        neg = s_out["neg_rows"]
+        return negative_terms({name}, s_out["logits"], rows.targets, rows.batch_index, s_out["neg_logits"],
+                              neg.targets, neg.batch_index, s_out["neg_wrong"], batch["has_neg"],
+                              beta=float(opts.get("beta", 0.1)))
+
+    def _cross_vocab_term(self, name, s_logits, t_logits, rows: Rows, valid, n_valid: int, T: float,
+                          opts: dict) -> dict:
+        """A logit term across vocabularies (docs/cross_tokenizer.md): rows are already the aligned
+        positions (the teacher row sits where the teacher has read the same text).
+
+        options.cross: "shared" (default; the divergence between both distributions conditioned on the
+        token strings both vocabularies hold, losses.cross_vocab_rows(other_bucket=False)), "buckets"
+        (shared tokens + one "other" bucket per side; forward_kl there = losses.cross_vocab_kl) or
+        "uld" (sorted-probability distance, losses.uld_rows; any divergence name then means ULD).
+        kd = alpha * T^2 * (that divergence) + (1 - alpha) * CE on the student's own tokens.
+        """
+        cross = opts.pop("cross", "shared")
+        if cross not in ("shared", "buckets", "uld"):
+            raise ConfigError(f"loss {name}: options.cross must be shared, buckets or uld, got {cross!r}")
+        alpha = float(opts.pop("alpha", 0.7)) if name == "kd" else None
+        scale = T * T if opts.pop("t2", False) else 1.0
+        div = "forward_kl" if name == "kd" else name
+
+        def fn(s, t, m, y):
+            if cross == "uld":
+                d = L.uld_rows(s, t, T)
+            else:
+                d = L.cross_vocab_rows(div, s, t, self.vocab_map, T, other_bucket=cross == "buckets",
+                                       teacher_is_shared=self.teacher_shared_only, **opts)
+            d = (d * m).sum()
+            if alpha is None:
+                return d.reshape(1)
+            ce = F.cross_entropy(s.float(), y, reduction="sum")  # every trace token, partner or not
+            return torch.stack([d, ce])
+
+        sums = _row_sums(fn, self.chunk_rows, s_logits, t_logits, valid.to(s_logits.dtype), rows.targets)
+        if alpha is None:
+            return {name: scale * sums[0] / n_valid}
+        kl, ce = sums[0] / n_valid, sums[1] / max(rows.targets.numel(), 1)
+        return {"kd": alpha * T * T * kl + (1 - alpha) * ce, "kd.kl": kl.detach(), "kd.ce": ce.detach()}
 
     def _feature_mask(self, batch: dict, opts: dict) -> torch.Tensor:
         mask = batch["attention_mask"].bool() & (batch["teacher_index"] >= 0)

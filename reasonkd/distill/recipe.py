@@ -28,15 +28,17 @@ from reasonkd.errors import ConfigError
 
 FEATURE_LOSSES = ("hidden_mse", "hidden_cosine", "attention_kl")
 LOGIT_LOSSES = ("kd", *DIVERGENCES)
-LOSS_NAMES = (*FEATURE_LOSSES, "ce", *LOGIT_LOSSES)
-STAGE_KINDS = ("feature", "logic", "output")
+NEGATIVE_LOSSES = ("unlikelihood", "preference")
+LOSS_NAMES = (*FEATURE_LOSSES, "ce", *LOGIT_LOSSES, *NEGATIVE_LOSSES)
+STAGE_KINDS = ("feature", "logic", "output", "on_policy")
 SOFT_SOURCES = ("auto", "online", "cache")
 
 
 @dataclass
 class LossSpec:
     name: str = "ce"
-    """Loss term: hidden_mse | hidden_cosine | attention_kl | ce | kd | a divergence name (forward_kl, ...)."""
+    """Loss term: hidden_mse | hidden_cosine | attention_kl | ce | kd | a divergence name (forward_kl, ...) |
+    unlikelihood | preference (wrong traces from data.negatives; reasonkd/distill/negatives.py)."""
     weight: float = 1.0
     """Multiplier of this term in the stage's total loss."""
     options: dict = field(default_factory=dict)
@@ -86,11 +88,31 @@ class TemperatureSchedule:
 
 
 @dataclass
+class RolloutConfig:
+    fraction: float = 1.0
+    """On-policy stages: share of micro-batches whose traces the student writes itself (GKD's lambda);
+    the rest train on the teacher's traces."""
+    max_new_tokens: int = 128
+    """Cap on each student completion."""
+    temperature: float = 1.0
+    """Sampling temperature of the student's completions (0 = greedy)."""
+    top_p: float = 1.0
+    """Nucleus sampling of the completions."""
+
+    def __post_init__(self):
+        if not 0 <= self.fraction <= 1:
+            raise ConfigError(f"fraction must be in [0, 1], got {self.fraction}")
+        if self.max_new_tokens < 1 or self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ConfigError("max_new_tokens must be >= 1, temperature >= 0 and top_p in (0, 1]")
+
+
+@dataclass
 class StageConfig:
     name: str = "stage"
     """Name of the stage (its folder is stages/<index>-<name>)."""
     kind: str = "output"
-    """feature | logic | output (spec S2): sets the default losses and temperature when those are left out."""
+    """feature | logic | output (spec S2) | on_policy (the student writes, the teacher scores: GKD):
+    sets the default losses and temperature when those are left out."""
     steps: int = 0
     """Optimizer steps of this stage (0 = use `epochs`)."""
     epochs: float = 0.0
@@ -114,6 +136,8 @@ class StageConfig:
     or a list of [teacher_layer, head] pairs; None = every head."""
     heads_top_k: int = 16
     """How many of the ranked heads to distill when `heads` is a heads.json."""
+    rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    """kind=on_policy: how the student's completions are sampled (reasonkd/distill/onpolicy.py)."""
     layer_map: Any = "uniform"
     """Student -> teacher layers for feature losses: "uniform" (proportional depth) or a list of
     [student_layer, teacher_layer] pairs / one teacher layer per student layer."""
@@ -135,6 +159,11 @@ class StageConfig:
             raise ConfigError(f"heads_top_k must be >= 1, got {self.heads_top_k}")
         if not self.losses:
             self.losses = [LossSpec(**d) for d in STAGE_DEFAULTS[self.kind]]
+        if self.kind == "on_policy":
+            bad = [n for n in self.loss_names if n not in LOGIT_LOSSES]
+            if bad or any(spec.options.get("source") == "cache" for spec in self.losses):
+                raise ConfigError(f"kind=on_policy: the teacher scores the student's own completions online, so "
+                                  f"only online logit losses ({', '.join(LOGIT_LOSSES)}) apply; got {self.loss_names}")
         if len(set(self.loss_names)) != len(self.loss_names):
             raise ConfigError(f"losses: each loss name may appear once per stage, got {self.loss_names}")
         if self.temperature is None:
@@ -151,6 +180,7 @@ STAGE_DEFAULTS: dict[str, list[dict]] = {
                 {"name": "attention_kl", "weight": 1.0}],
     "logic": [{"name": "ce", "weight": 1.0}, {"name": "forward_kl", "weight": 1.0}],
     "output": [{"name": "kd", "weight": 1.0, "options": {"alpha": 0.7}}],
+    "on_policy": [{"name": "generalized_jsd", "weight": 1.0, "options": {"beta": 0.5, "source": "online"}}],
 }
 
 
@@ -184,6 +214,9 @@ class DataConfig:
     """Folder written by `reasonkd teacher logits` (top-k soft targets); None = no offline soft targets."""
     limit: int | None = None
     """Use only the first N traces."""
+    negatives: str | None = None
+    """Wrong traces for the unlikelihood / preference losses: a teacher negatives.jsonl (rejected samples)
+    or a data-engine JSONL (kind=negative rows); paired with the traces by problem id. None = off."""
     bucket: bool = True
     """Group examples of similar length into batches (less padding); order still shuffled per epoch."""
 
@@ -266,9 +299,14 @@ class DistillRecipe:
             for j, spec in enumerate(stage.losses):
                 if spec.name in LOGIT_LOSSES:
                     try:
-                        soft_source(spec, self)
+                        source = soft_source(spec, self)
                     except ConfigError as e:
                         raise ConfigError(f"stages.{i}.losses.{j}: {e}") from None
+                    if stage.kind == "on_policy" and source != "online":
+                        raise ConfigError(f"stages.{i}.losses.{j}: an on_policy stage scores the student's own "
+                                          "completions, which no cache holds; set options.source: online")
+        if not self.data.negatives and any(n in NEGATIVE_LOSSES for s in self.stages for n in s.loss_names):
+            raise ConfigError("data.negatives is required: a stage uses the unlikelihood / preference loss")
         if not self.teacher and any(needs_teacher_online(s, self) for s in self.stages):
             raise ConfigError("teacher is required: a stage has feature losses or online soft targets")
 

@@ -82,21 +82,62 @@ def _load_teacher(recipe: DistillRecipe, device):
     return teacher, tok
 
 
-def _check_pair(student_tok, student_vocab: int | None, teacher, teacher_tok) -> str:
-    from reasonkd.distill.align import tokenizer_relation
+def _vocab_size(name: str, tokenizer) -> int:
+    """Logits width of a model from its config without loading weights (len(tokenizer) when unknown)."""
+    folder = _resolved_dir(name)
+    if folder:
+        from transformers import AutoConfig
 
-    if student_vocab is None:
-        return "same"
-    relation = tokenizer_relation(student_tok, teacher_tok, student_vocab,
-                                  teacher.get_output_embeddings().weight.shape[0])
-    if relation == "different":
-        raise ReasonkdError("student and teacher use different tokenizers: the trainer's cross-tokenizer path "
-                            "(teacher_input_ids + teacher_index from character offsets) is not wired yet; use a "
-                            "teacher with the student's tokenizer (e.g. qwen2.5-coder-1.5b -> 0.5b)")
+        cfg = AutoConfig.from_pretrained(folder)
+        cfg = getattr(cfg, "text_config", None) or cfg
+        if getattr(cfg, "vocab_size", None):
+            return int(cfg.vocab_size)
+    return len(tokenizer)
+
+
+def encode_for_pair(recipe: DistillRecipe, examples: list[dict], student_tok, ctx_fields: dict) -> list:
+    """Tokenise the traces for this teacher/student pair and say which path the run takes.
+
+    same         one tokenisation, shared ids, identity alignment (the usual same-family KD)
+    same_padded  shared ids; logits widths differ (151,936 vs 152,064): compared on the common
+                 vocabulary (align.truncate_to_common_vocab), with a warning
+    different    each model reads the text in its own chat template and tokenizer; positions are
+                 matched by character offsets (crosstok.PairEncoder), logit terms use the shared-
+                 token buckets or ULD (objective._cross_vocab_term), feature terms aligned rows
+    Fills ctx_fields with relation, vocab_map and teacher_pad_id for the RunContext.
+    """
+    from reasonkd.distill.align import build_vocab_map, tokenizer_relation
+    from reasonkd.distill.data import encode_all
+    from reasonkd.models import load_tokenizer
+
+    ctx_fields.update(relation="same", vocab_map=None, teacher_pad_id=None,
+                      encode=lambda rows: encode_all(rows, student_tok, recipe.max_length))
+    if not recipe.teacher or not any(needs_teacher_online(s, recipe) for s in recipe.stages):
+        return encode_all(examples, student_tok, recipe.max_length)  # the teacher model is never run
+    teacher_tok = load_tokenizer(recipe.teacher)
+    s_vocab, t_vocab = _vocab_size(recipe.student, student_tok), _vocab_size(recipe.teacher, teacher_tok)
+    relation = tokenizer_relation(student_tok, teacher_tok, s_vocab, t_vocab)
+    ctx_fields["relation"] = relation
     if relation == "same_padded":
-        log.warning("student and teacher share the tokenizer but not the logits width: logits are truncated "
-                    "to the common vocabulary")
-    return relation
+        log.warning("student and teacher share the tokenizer but not the logits width (%d vs %d): logits are "
+                    "compared on the common vocabulary", s_vocab, t_vocab)
+    if relation != "different":
+        log.info("tokenizer relation: %s (student vocab %d, teacher vocab %d)", relation, s_vocab, t_vocab)
+        return encode_all(examples, student_tok, recipe.max_length)
+    from reasonkd.distill.crosstok import PairEncoder, encode_for_trainer
+
+    encoder = PairEncoder(student_tok, teacher_tok, s_vocab, t_vocab, max_length=recipe.max_length)
+    ctx_fields["encode"] = lambda rows: encode_for_trainer(rows, encoder)
+    encoded = encode_for_trainer(examples, encoder)
+    vocab_map = build_vocab_map(student_tok, teacher_tok, s_vocab, t_vocab)
+    aligned = sum(sum(j >= 0 for j in e.teacher_index[e.prompt_len:]) for e in encoded)
+    total = sum(len(e.input_ids) - e.prompt_len for e in encoded)
+    log.warning("cross-tokenizer path: student vocab %d vs teacher vocab %d; %d shared token strings; %.1f%% of "
+                "trace tokens have a character-aligned teacher position", s_vocab, t_vocab, len(vocab_map),
+                100.0 * aligned / max(total, 1))
+    pad = teacher_tok.pad_token_id if teacher_tok.pad_token_id is not None else teacher_tok.eos_token_id
+    ctx_fields.update(vocab_map=vocab_map, teacher_pad_id=int(pad or 0))
+    return encoded
 
 
 def run_recipe(recipe: DistillRecipe | str | Path, resume: bool = False, overrides: list[str] | tuple = (), *,
@@ -108,7 +149,7 @@ def run_recipe(recipe: DistillRecipe | str | Path, resume: bool = False, overrid
     StopRequested at the first checkpoint once this many steps ran in this call.
     """
     from reasonkd.distill.cache import LogitCache
-    from reasonkd.distill.data import encode_all, load_traces
+    from reasonkd.distill.data import load_traces
     from reasonkd.distill.trainer import RunContext, train_stage
     from reasonkd.models import load_tokenizer
 
@@ -129,24 +170,26 @@ def run_recipe(recipe: DistillRecipe | str | Path, resume: bool = False, overrid
         save_config(recipe, out)
     examples = load_traces(recipe.data.path, recipe.data.limit)
     student_tok = load_tokenizer(recipe.student)
+    pair: dict = {}
+    encoded = encode_for_pair(recipe, examples, student_tok, pair)
+    if recipe.data.negatives:
+        from reasonkd.distill.negatives import attach_negatives, load_negatives
+
+        n_neg = attach_negatives(encoded, {ex["id"]: ex for ex in examples}, load_negatives(recipe.data.negatives),
+                                 student_tok, recipe.max_length)
+        log.info("negatives: %d of %d traces have a wrong trace of the same problem", n_neg, len(encoded))
     uses_cache = any(soft_source(s, recipe) == "cache" for st in recipe.stages for s in st.losses
                      if s.name in LOGIT_LOSSES)
     cache = None
     if uses_cache:
         cache = LogitCache(recipe.data.logit_cache)
         cache.check_tokenizer(student_tok)
-    ctx = RunContext(recipe, acc, student_tok, encode_all(examples, student_tok, recipe.max_length),
-                     cache=cache, stop_after=stop_after, progress=progress)
+    ctx = RunContext(recipe, acc, student_tok, encoded, cache=cache, stop_after=stop_after, progress=progress,
+                     examples={ex["id"]: ex for ex in examples}, **pair)
     needs_teacher = [needs_teacher_online(s, recipe) for s in recipe.stages]
     done = [(out / "stages" / _stage_name(i, s) / "done.json").is_file() for i, s in enumerate(recipe.stages)]
-    teacher_tok = None
     if any(n and not d for n, d in zip(needs_teacher, done)):
-        ctx.teacher, teacher_tok = _load_teacher(recipe, acc.device)
-        from transformers import AutoConfig
-
-        s_vocab = AutoConfig.from_pretrained(_resolved_dir(recipe.student)).vocab_size \
-            if _resolved_dir(recipe.student) else None
-        _check_pair(student_tok, s_vocab, ctx.teacher, teacher_tok)
+        ctx.teacher, _ = _load_teacher(recipe, acc.device)
 
     summaries, init_from = [], recipe.student
     for i, stage in enumerate(recipe.stages):
@@ -180,7 +223,7 @@ def _finish_run(ctx, out: Path, last_student: Path, summaries: list[dict], examp
     if acc.is_main_process:
         total = {"steps": sum(s["steps"] for s in summaries), "tokens": sum(s.get("tokens", 0) for s in summaries),
                  "final_loss": summaries[-1].get("final_loss"), "world_size": acc.num_processes}
-        summary = {"stages": summaries, "total": total, "n_examples": len(examples)}
+        summary = {"stages": summaries, "total": total, "n_examples": len(examples), "tokenizer_relation": ctx.relation}
         with atomic_dir(out / "final") as tmp:
             for f in last_student.iterdir():
                 if f.is_file():

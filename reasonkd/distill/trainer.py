@@ -66,7 +66,17 @@ class RunContext:
     student_tok: object
     encoded: list
     teacher: object | None = None
+    relation: str = "same"
+    """Tokenizer relation of the pair (align.tokenizer_relation): same | same_padded | different."""
+    vocab_map: object | None = None
+    """align.VocabMap of the shared token strings (relation "different"): cross-vocabulary logit terms."""
+    teacher_pad_id: int | None = None
+    """The teacher tokenizer's pad id (relation "different"); None = the student's."""
     cache: object | None = None
+    examples: dict | None = None
+    """Trace rows by id (on-policy stages re-encode them with the student's completions)."""
+    encode: object | None = None
+    """rows -> list[Encoded] for this pair (stages.encode_for_pair's choice of path)."""
     stop_after: int | None = None
     steps_this_run: int = 0
     progress: bool = True
@@ -91,13 +101,19 @@ class Batches:
         self.lengths = lengths
         self.pad_id = ctx.student_tok.pad_token_id if ctx.student_tok.pad_token_id is not None else 0
 
-    def get(self, m: int, with_cache: bool) -> dict:
+    def items(self, m: int) -> list:
+        """The Encoded examples of micro-batch m on this process."""
         epoch, pos = divmod(m, self.per_epoch)
         if epoch not in self._orders:
             r = self.ctx.recipe
             self._orders = {epoch: batch_order(self.lengths, r.batch_size, r.seed, epoch, r.data.bucket)}
-        items = [self.ctx.encoded[i] for i in self._orders[epoch][pos * self.world + self.rank]]
-        return collate(items, self.pad_id, self.ctx.cache if with_cache else None)
+        return [self.ctx.encoded[i] for i in self._orders[epoch][pos * self.world + self.rank]]
+
+    def collate(self, items: list, with_cache: bool) -> dict:
+        return collate(items, self.pad_id, self.ctx.cache if with_cache else None, self.ctx.teacher_pad_id)
+
+    def get(self, m: int, with_cache: bool) -> dict:
+        return self.collate(self.items(m), with_cache)
 
 
 def stage_steps(stage: StageConfig, batches: Batches, grad_accum: int) -> int:
@@ -196,7 +212,8 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
     set_seed(r.seed + index)
     student = _load_student(ctx, init_from, r.seed + index)
     teacher_cfg = hf_model(ctx.teacher).config if ctx.teacher is not None else None
-    objective = Objective(stage, r, hf_model(student).config, teacher_cfg, r.chunk_rows)
+    objective = Objective(stage, r, hf_model(student).config, teacher_cfg, r.chunk_rows,
+                          relation=ctx.relation, vocab_map=ctx.vocab_map)
     if objective.needs_teacher and ctx.teacher is None:
         raise ReasonkdError(f"stage {stage.name} needs the teacher online but none is loaded")
     _setup_attention(objective, student, ctx.teacher if objective.needs_teacher else None)
@@ -230,7 +247,7 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
         trim_metrics(metrics_path, state["step"])
     acc.wait_for_everyone()
 
-    step_fn = _StepRunner(ctx, model, objective, balancer, stage, total)
+    step_fn = _StepRunner(ctx, model, objective, balancer, stage, total, index)
     bar = tqdm(total=total, initial=state["step"], desc=f"stage {index + 1}/{len(r.stages)} {stage.name}",
                unit="step", disable=not (ctx.progress and acc.is_main_process), dynamic_ncols=True)
     delay = float(os.environ.get("REASONKD_DISTILL_STEP_DELAY", "0") or 0)
@@ -278,21 +295,31 @@ class _StepRunner:
     """One optimizer step = grad_accum micro-steps (the loop's body, kept apart for reading)."""
 
     def __init__(self, ctx: RunContext, model, objective: Objective, balancer: LossBalancer, stage: StageConfig,
-                 total: int):
+                 total: int, stage_index: int = 0):
         self.ctx, self.model, self.objective, self.balancer = ctx, model, objective, balancer
         self.stage, self.total = stage, total
         self.acc = ctx.accelerator
         self.student = self.acc.unwrap_model(model).model
         self.online = objective.needs_teacher
         self.attn = bool(objective.attn_pairs)
+        self.rollout = None
+        if stage.kind == "on_policy":
+            from reasonkd.distill.onpolicy import Rollout
+
+            self.rollout = Rollout(ctx, self.student, stage, stage_index)
 
     def optimizer_step(self, step: int, batches: Batches, optimizer, scheduler) -> dict:
         r, acc = self.ctx.recipe, self.acc
         temperature = temperature_at(self.stage.temperature, step, self.total)
         sums: dict[str, float] = {}
-        tokens = trace_tokens = 0
+        tokens = trace_tokens = on_policy = 0
         for micro in range(r.grad_accum):
-            batch = batches.get(step * r.grad_accum + micro, with_cache=self.objective.cache_logits)
+            m = step * r.grad_accum + micro
+            items = batches.items(m)
+            if self.rollout is not None:  # on-policy: the student's own completions replace the traces
+                items = self.rollout(items, m)
+                on_policy += self.rollout.last_on_policy
+            batch = batches.collate(items, with_cache=self.objective.cache_logits)
             sync = micro == r.grad_accum - 1
             with contextlib.nullcontext() if sync else acc.no_sync(self.model):
                 values = self._micro_step(batch, temperature)
@@ -310,8 +337,11 @@ class _StepRunner:
         optimizer.zero_grad(set_to_none=True)
         self.balancer.update({s.name: sums[s.name] for s in self.stage.losses})
         counts = acc.reduce(torch.tensor([tokens, trace_tokens], dtype=torch.float64, device=acc.device), "sum")
-        return {"loss": sums.pop("loss"), "terms": sums, "lr": lr, "temperature": temperature,
-                "grad_norm": grad_norm, "tokens": int(counts[0]), "trace_tokens": int(counts[1])}
+        row = {"loss": sums.pop("loss"), "terms": sums, "lr": lr, "temperature": temperature,
+               "grad_norm": grad_norm, "tokens": int(counts[0]), "trace_tokens": int(counts[1])}
+        if self.rollout is not None:
+            row["on_policy_share"] = on_policy / r.grad_accum
+        return row
 
     def _micro_step(self, batch: dict, temperature: float) -> dict[str, float]:
         """batch -> teacher (no_grad, or the cached top-k in the batch) -> student -> loss terms -> backward."""
@@ -327,6 +357,13 @@ class _StepRunner:
         if self.objective.logits:
             with acc.autocast():  # outside forward: accelerate would upcast (N, V) logits to fp32
                 student_out["logits"] = project_logits(self.student, student_out.pop("trace_hidden"))
+        if self.objective.negatives:  # the wrong trace of the same prompt, through the same student
+            neg_rows = token_rows({"labels": batch["neg_labels"]})
+            neg_out = self.model(batch["neg_input_ids"], batch["neg_attention_mask"], neg_rows.mask)
+            with acc.autocast():
+                student_out["neg_logits"] = project_logits(self.student, neg_out.pop("trace_hidden"))
+            student_out["neg_rows"] = neg_rows
+            student_out["neg_wrong"] = torch.nn.functional.pad(batch["neg_wrong"][:, 1:], (0, 1))[neg_rows.mask]
         terms = self.objective.terms(student_out, teacher_out, batch, rows, temperature)
         del teacher_out  # free the teacher's logits before backward: they would peak its memory
         # the same numbers on every process, so balancing scales agree across DDP ranks

@@ -80,10 +80,50 @@ def uld_loss(student_logits, teacher_logits, mask=None, temperature=1.0, *, labe
     _check_pair(student_logits, teacher_logits)
     check_temperature(temperature)
     rows = token_mask(student_logits.shape, labels, mask, student_logits.device)
-    q = F.softmax(student_logits[rows].float() / temperature, dim=-1).sort(dim=-1, descending=True).values
-    p = F.softmax(teacher_logits[rows].float() / temperature, dim=-1).sort(dim=-1, descending=True).values
-    width = max(q.shape[-1], p.shape[-1])
-    q = F.pad(q, (0, width - q.shape[-1]))
-    p = F.pad(p, (0, width - p.shape[-1]))
-    values = (p - q).abs().sum(-1)
+    values = uld_rows(student_logits[rows], teacher_logits[rows], temperature)
     return reduce_rows(values, values.shape[0], reduction, rows)
+
+
+# ---- row forms for the trainer (rows already gathered at aligned positions) ----------------
+
+
+def cross_vocab_rows(name: str, student_rows, teacher_rows, vocab_map, temperature: float = 1.0,
+                     other_bucket: bool = True, teacher_is_shared: bool = False, **options):
+    """Per-row divergence `name` between the shared tokens of two vocabularies -> (N,).
+
+    student_rows: (N, Vs) logits; teacher_rows: (N, Vt) logits, row n of each at the same aligned
+    position. other_bucket=True: both softmax(x / T) are projected onto [shared tokens of vocab_map...,
+    other] as in cross_vocab_kl. other_bucket=False ("shared"): both are conditioned on the shared
+    tokens, p^_m = p[t_m] / sum_m' p[t_m'] (same for q), so only the relative preferences among
+    tokens both models can write are compared; a teacher's mass on tokens the student does not have
+    then sets no floor the student can never reach (with every student token shared, the student's
+    "other" bucket is empty and KL(p~ || q~) >= p_other * log(p_other / 1e-6)).
+    Then any divergence of losses.ROW_DIVERGENCES (forward_kl, reverse_kl, generalized_jsd, ...).
+    Conditioning on the shared tokens is the softmax of the shared logits alone, so that mode never
+    normalises a full vocabulary; teacher_is_shared=True says teacher_rows are already (N, M), the
+    logits of vocab_map.teacher_ids only (the trainer projects just those rows of the teacher's lm_head).
+    """
+    from reasonkd.distill.losses.logit import row_divergence
+
+    check_temperature(temperature)
+    s_ids = vocab_map.student_ids.to(student_rows.device)
+    t_ids = vocab_map.teacher_ids.to(teacher_rows.device)
+    if not other_bucket:
+        t_sub = teacher_rows if teacher_is_shared else teacher_rows.index_select(-1, t_ids)
+        s_b = F.log_softmax(student_rows.index_select(-1, s_ids).float() / temperature, dim=-1)
+        t_b = F.log_softmax(t_sub.float() / temperature, dim=-1)
+    else:
+        if teacher_is_shared:
+            raise ReasonkdError("other_bucket=True needs the teacher's full logits (teacher_is_shared=False)")
+        s_b = student_buckets(F.log_softmax(student_rows.float() / temperature, dim=-1), s_ids)
+        t_b = student_buckets(F.log_softmax(teacher_rows.float() / temperature, dim=-1), t_ids)
+    return row_divergence(name)(s_b, t_b.to(s_b.device), **options)
+
+
+def uld_rows(student_rows, teacher_rows, temperature: float = 1.0):
+    """ULD per row (see uld_loss): sum_k |sort_desc(p)_k - sort_desc(q)_k| for (N, Vs), (N, Vt) -> (N,)."""
+    check_temperature(temperature)
+    q = F.softmax(student_rows.float() / temperature, dim=-1).sort(dim=-1, descending=True).values
+    p = F.softmax(teacher_rows.float() / temperature, dim=-1).sort(dim=-1, descending=True).values
+    width = max(q.shape[-1], p.shape[-1])
+    return (F.pad(p, (0, width - p.shape[-1])).to(q.device) - F.pad(q, (0, width - q.shape[-1]))).abs().sum(-1)

@@ -1,0 +1,340 @@
+"""`reasonkd demo`: the whole story in one resumable job (issue 8).
+
+    reasonkd demo --quick                         # ~20 min on a laptop CPU (recipes/demo/quick.yaml)
+    reasonkd demo --out runs/demo n_traces=800    # the default preset (recipes/demo/default.yaml)
+    reasonkd demo --config recipes/demo/qwen-1.5b-to-0.5b.yaml
+    from reasonkd.pipeline.demo import run_demo; run_demo(load_demo_config(quick=True))
+
+Steps (each cached in OUT/state.json; a rerun skips finished ones, and each
+step resumes its own partial work: built data, per-model eval files, teacher
+shards, training checkpoints):
+
+    data         math dataset -> OUT/data; eval files OUT/eval/heldout.jsonl (val originals: trained
+                 families, new numbers) and OUT/eval/unseen.jsonl (test originals: unseen families)
+    eval_before  student and teacher on both files -> OUT/eval/<label>.<set>.json
+    traces       teacher traces on train problems, verified -> OUT/traces/, OUT/train_traces.jsonl
+    distill      feature -> logic -> output stages -> OUT/distill/final
+    sft          same traces, ce only, same steps / batch / lr -> OUT/sft/final (the baseline)
+    eval_after   distilled and SFT students on both files
+    report       OUT/report/index.html (+ report.md, results.json), OUT/report/demo.md + demo.json,
+                 OUT/timings.md
+
+docs/demo.md explains the numbers and the presets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import platform
+import sys
+from pathlib import Path
+
+from reasonkd.config import save_config, to_dict
+from reasonkd.errors import ReasonkdError
+from reasonkd.pipeline.config import DemoConfig
+from reasonkd.pipeline.steps import Step, StepRunner
+from reasonkd.utils.io import read_jsonl, write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+# Rates (tokens/s) on the 2-core reference CPU box, bf16 weights; gen measured in the `--quick` smoke
+# of 2026-11-28 (batched greedy, padding included). gen: batched generation; lat: batch-1 generation
+# (latency column, qualitative cases); train: fp32-master + bf16-autocast training; fwd: frozen teacher
+# forward. Distillation runs train + fwd on every step (measured ~140 tok/s for smollm2 <- qwen 0.5b).
+RATES = {
+    "smollm2-135m": {"gen": 200.0, "lat": 50.0, "train": 220.0, "fwd": 1500.0},
+    "qwen2.5-coder-0.5b": {"gen": 90.0, "lat": 21.0, "train": 60.0, "fwd": 500.0},
+    "qwen2.5-coder-1.5b": {"gen": 35.0, "lat": 8.0, "train": 20.0, "fwd": 170.0},
+}
+GPU_SPEEDUP = 20.0  # rough: every rate above on one CUDA GPU
+EVAL_FILL, TRACE_FILL = 0.75, 0.85  # mean answer length as a fraction of max_new_tokens (measured)
+TRAIN_TOKENS = 250  # mean prompt + trace tokens per training example (capped by max_length)
+ROLES = {"before": "student-before", "sft": "sft-only", "distilled": "distilled", "teacher": "teacher"}
+
+
+def resolve_device(device: str) -> str:
+    if device != "auto":
+        return device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def fingerprint(cfg: DemoConfig) -> dict:
+    """The resolved config minus `out`, flattened to dotted keys so a refusal names the key."""
+    def flat(d, prefix=""):
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, dict):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = v
+        return out
+
+    return {k: v for k, v in flat(to_dict(cfg)).items() if k != "out"}
+
+
+def eval_sets(cfg: DemoConfig) -> list[str]:
+    return ["heldout", "unseen"] if cfg.n_unseen > 0 else ["heldout"]
+
+
+# ------------------------------------------------------------------ ETA
+
+def _rate(model: str, kind: str, cuda: bool) -> float:
+    r = RATES.get(model, RATES["smollm2-135m"])[kind]
+    return r * (GPU_SPEEDUP if cuda else 1.0)
+
+
+def estimate(cfg: DemoConfig, cuda: bool) -> dict[str, float]:
+    """Seconds per step from the config sizes and RATES (what the ETA at start prints)."""
+    def eval_s(model: str) -> float:
+        batched = (cfg.n_test + cfg.n_unseen) * EVAL_FILL * cfg.eval_max_new_tokens / _rate(model, "gen", cuda)
+        single = (64 * cfg.latency_problems + cfg.case_tokens) / _rate(model, "lat", cuda)
+        return 10.0 + batched + single  # + loading the model
+
+    steps = cfg.feature_steps + cfg.logic_steps + cfg.output_steps
+    tok = steps * cfg.batch_size * cfg.grad_accum * min(TRAIN_TOKENS, cfg.max_length)
+    return {
+        "data": 15.0,
+        "eval_before": eval_s(cfg.student) + eval_s(cfg.teacher),
+        "traces": cfg.n_traces * TRACE_FILL * cfg.teacher_max_new_tokens / _rate(cfg.teacher, "gen", cuda),
+        "distill": tok / _rate(cfg.student, "train", cuda) + tok / _rate(cfg.teacher, "fwd", cuda),
+        "sft": tok / _rate(cfg.student, "train", cuda),
+        "eval_after": 2 * eval_s(cfg.student),
+        "report": 10.0,
+    }
+
+
+# ------------------------------------------------------------------ step 1: data
+
+def _hash_order(rows: list[dict]) -> list[dict]:
+    # a stable order that mixes the families (sorting by id would take the first families only)
+    return sorted(rows, key=lambda r: hashlib.sha1(r["id"].encode()).hexdigest())
+
+
+def prompt_template(cfg: DemoConfig, out: Path) -> str:
+    """OUT/prompt.yaml: the template file (reasonkd.teacher.generate.load_template format) that the
+    teacher traces and every evaluation use."""
+    import yaml
+
+    from reasonkd.utils.io import atomic_write
+
+    path = out / "prompt.yaml"
+    body = {"system": cfg.system_prompt or None, "math": cfg.prompt, "default": cfg.prompt}
+    with atomic_write(path) as f:
+        f.write(yaml.safe_dump(body, sort_keys=False, allow_unicode=True))
+    return str(path)
+
+
+def step_data(cfg: DemoConfig, out: Path) -> dict:
+    from reasonkd.data import build_dataset, load_items
+
+    data = out / "data"
+    if not (data / "stats.json").is_file():  # built into place atomically: present means complete
+        build_dataset(cfg.data, data)
+    result = {}
+    for name, split, n, key in (("heldout", "val", cfg.n_test, "n_test"),
+                                ("unseen", "test", cfg.n_unseen, "n_unseen")):
+        if n == 0:
+            continue
+        rows = [r for r in load_items(data, split=split) if r["domain"] == "math" and r["kind"] == "original"]
+        if len(rows) < n:
+            raise ReasonkdError(
+                f"{key}={n} but the {split} split of {data} holds only {len(rows)} math originals; lower {key} "
+                "or raise data.math.per_family" + (" / data.split.val_fraction" if split == "val" else
+                                                   " / list more families in data.split.test_templates"))
+        write_jsonl(out / "eval" / f"{name}.jsonl", _hash_order(rows)[:n])
+        result[name] = n
+    return result
+
+
+# ------------------------------------------------------------------ steps 2 and 6: evaluation
+
+def eval_file(out: Path, label: str, which: str) -> Path:
+    return out / "eval" / f"{label}.{which}.json"
+
+
+def evaluate(cfg: DemoConfig, out: Path, model: str, label: str) -> None:
+    """One model on every eval set; each result saved as JSON (skipped when already there)."""
+    from reasonkd.eval import evaluate_model
+
+    for which in eval_sets(cfg):
+        path = eval_file(out, label, which)
+        if path.is_file():
+            log.info("%s: already evaluated (%s)", label, path)
+            continue
+        first = which == "heldout"  # latency and the qualitative cases once per model
+        n = cfg.n_test if first else cfg.n_unseen
+        result = evaluate_model(model, ["gsm8k"], data=str(out / "eval" / f"{which}.jsonl"), limit=n,
+                                label=f"{label}.{which}", out_dir=out / "eval" / "runs", batch_size=cfg.eval_batch_size,
+                                max_new_tokens=cfg.eval_max_new_tokens, dtype=cfg.dtype,
+                                device=resolve_device(cfg.device), cases=first, case_tokens=cfg.case_tokens,
+                                template=prompt_template(cfg, out),
+                                latency_problems=cfg.latency_problems if first else 0, seed=cfg.seed)
+        result["label"] = label
+        write_json(path, result)
+
+
+def step_eval(cfg: DemoConfig, out: Path, models: list[tuple[str, str]]) -> dict:
+    for model, role in models:
+        evaluate(cfg, out, model, ROLES[role])
+    return {ROLES[role]: model for model, role in models}
+
+
+def load_eval(cfg: DemoConfig, out: Path, label: str) -> dict:
+    """One result dict per model for the report: held-out as task gsm8k, unseen as gsm8k_unseen."""
+    import json
+
+    merged = None
+    for which in eval_sets(cfg):
+        path = eval_file(out, label, which)
+        if not path.is_file():
+            raise ReasonkdError(f"{path} is missing; delete {out / 'state.json'} to rerun the evaluations")
+        r = json.loads(path.read_text())
+        if merged is None:
+            merged = r
+        else:
+            merged["tasks"]["gsm8k_unseen"] = r["tasks"]["gsm8k"]
+            merged["throughput"].update({"gsm8k_unseen": v for v in r.get("throughput", {}).values()})
+    return merged
+
+
+# ------------------------------------------------------------------ step 3: teacher traces
+
+TRACE_KEYS = ("id", "sample_idx", "prompt", "system", "trace")
+
+
+def step_traces(cfg: DemoConfig, out: Path) -> dict:
+    from reasonkd.data import solution_text
+    from reasonkd.data.verify import reference_answer
+    from reasonkd.teacher.generate import GenerateSettings, generate_traces, load_template, render, select_items
+
+    template = prompt_template(cfg, out)
+    stats = generate_traces(GenerateSettings(
+        teacher=cfg.teacher, data=str(out / "data"), out=str(out / "traces"), split="train", domain="math",
+        limit=cfg.n_traces, max_new_tokens=cfg.teacher_max_new_tokens, batch_size=cfg.teacher_batch_size,
+        dtype=cfg.dtype, device=resolve_device(cfg.device), template=template))
+    accepted = read_jsonl(out / "traces" / "traces.jsonl") if (out / "traces" / "traces.jsonl").is_file() else []
+    for n, row in enumerate(accepted, 1):
+        missing = [k for k in TRACE_KEYS if k not in row]
+        if missing:
+            raise ReasonkdError(f"{out / 'traces' / 'traces.jsonl'}:{n}: lacks {missing}; the teacher output "
+                                "format changed (reasonkd.distill.data.load_traces needs them)")
+    rows = [{**r, "source": "teacher"} for r in accepted]
+    solved = {r["id"] for r in accepted}
+    n_ref = 0
+    if len(solved) < cfg.min_traces:
+        if cfg.traces_fallback != "reference":
+            raise ReasonkdError(
+                f"the teacher {cfg.teacher} was verified on only {len(solved)} of {cfg.n_traces} problems "
+                f"(min_traces={cfg.min_traces}); see {out / 'traces' / 'stats.json'}. Raise n_traces or "
+                "teacher_max_new_tokens, use a stronger teacher, or set traces_fallback=reference to fill up "
+                "with the data engine's reference solutions (reported as such)")
+        for item in select_items(str(out / "data"), "train", "math", cfg.n_traces):
+            if len(solved) >= cfg.min_traces:
+                break
+            if item["id"] in solved:
+                continue
+            system, user = render(load_template(template), item)
+            rows.append({"id": item["id"], "sample_idx": 0, "prompt": user, "system": system,
+                         "trace": solution_text(item), "answer": reference_answer(item), "source": "reference"})
+            solved.add(item["id"])
+            n_ref += 1
+        log.warning("traces_fallback=reference: %d reference solutions added to %d teacher traces",
+                    n_ref, len(accepted))
+    write_jsonl(out / "train_traces.jsonl", rows)
+    return {"teacher_accepted": len(accepted), "reference": n_ref, "train_rows": len(rows),
+            "acceptance_rate": stats["overall"]["acceptance_rate"], "problems": stats["overall"]["problems"]}
+
+
+# ------------------------------------------------------------------ steps 4 and 5: training
+
+def _stage(name: str, kind: str, steps: int, cfg: DemoConfig, losses: list[dict], **extra) -> dict:
+    return {"name": name, "kind": kind, "steps": steps, "lr": cfg.lr, "warmup": min(cfg.warmup, steps),
+            "losses": losses, **extra}
+
+
+def distill_recipe(cfg: DemoConfig, out: Path, sft: bool = False):
+    """The DistillRecipe of the distillation run (3 stages) or of the SFT baseline (ce only, same budget)."""
+    from reasonkd.config import from_dict
+    from reasonkd.distill.recipe import DistillRecipe
+
+    total = cfg.feature_steps + cfg.logic_steps + cfg.output_steps
+    if sft:
+        stages = [_stage("sft", "logic", total, cfg, [{"name": "ce"}])]
+    else:
+        feature = [{"name": n, "options": {"normalize": True} if n == "hidden_mse" else {}}
+                   for n in cfg.feature_losses] + [{"name": "ce", "weight": 0.1}]
+        stages = [s for s in (
+            _stage("feature", "feature", cfg.feature_steps, cfg, feature),
+            _stage("logic", "logic", cfg.logic_steps, cfg, [{"name": "ce"}, {"name": "forward_kl"}]),
+            _stage("output", "output", cfg.output_steps, cfg, [{"name": "kd", "options": {"alpha": 0.7}}],
+                   temperature={"kind": "linear", "start": 5.0, "end": 1.0}),
+        ) if s["steps"] > 0]
+    return from_dict(DistillRecipe, {
+        "student": cfg.student, "teacher": "" if sft else cfg.teacher,
+        "data": {"path": str(out / "train_traces.jsonl")}, "output_dir": str(out / ("sft" if sft else "distill")),
+        "seed": cfg.seed, "stages": stages, "lora": {"enabled": cfg.lora, "r": cfg.lora_r, "alpha": 2 * cfg.lora_r},
+        "bf16_autocast": cfg.bf16_autocast, "max_length": cfg.max_length, "batch_size": cfg.batch_size,
+        "grad_accum": cfg.grad_accum, "save_every": cfg.save_every, "device": cfg.device})
+
+
+def step_train(cfg: DemoConfig, out: Path, sft: bool) -> dict:
+    from reasonkd.distill.stages import run_recipe
+
+    recipe = distill_recipe(cfg, out, sft)
+    save_config(recipe, out, "sft.yaml" if sft else "distill.yaml")  # for `reasonkd distill FILE` by hand
+    # resume=True on a fresh folder just starts; on a half-done one it continues exactly
+    final = run_recipe(recipe, resume=True)
+    return {"final": str(final)}
+
+
+# ------------------------------------------------------------------ the job
+
+def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print) -> dict:
+    """Run (or resume) the demo described by `cfg`; returns demo.json's content."""
+    from reasonkd.pipeline.report import step_report
+
+    out = Path(cfg.out)
+    runner = StepRunner(out, fingerprint(cfg))
+    save_config(cfg, out)
+    cuda = resolve_device(cfg.device) == "cuda"
+    eta = estimate(cfg, cuda)
+    steps = [
+        Step("data", lambda: step_data(cfg, out), eta["data"], "build the math dataset and eval files"),
+        Step("eval_before", lambda: step_eval(cfg, out, [(cfg.student, "before"), (cfg.teacher, "teacher")]),
+             eta["eval_before"], "evaluate student and teacher"),
+        Step("traces", lambda: step_traces(cfg, out), eta["traces"], "teacher traces (verified)"),
+        Step("distill", lambda: step_train(cfg, out, sft=False), eta["distill"], "distill (feature -> logic -> output)"),
+        Step("sft", lambda: step_train(cfg, out, sft=True), eta["sft"], "SFT baseline (same traces, ce only)"),
+        Step("eval_after", lambda: step_eval(cfg, out, [(str(out / "distill" / "final"), "distilled"),
+                                                        (str(out / "sft" / "final"), "sft")]),
+             eta["eval_after"], "evaluate distilled and SFT students"),
+        Step("report", lambda: step_report(cfg, out, runner, command), eta["report"], "report"),
+    ]
+    log_fn(f"reasonkd demo: {cfg.student} <- {cfg.teacher}, out {out} ({'cuda' if cuda else 'cpu'})")
+    for s in steps:
+        mark = "done" if runner.done(s.name) else f"~{s.eta_s / 60:.1f} min"
+        log_fn(f"  {s.name:<12} {mark}")
+    log_fn(f"  ETA (remaining steps): ~{runner.eta(steps) / 60:.0f} min (estimates from RATES in "
+           "reasonkd/pipeline/demo.py)")
+    runner.run(steps, log=log_fn)
+    from reasonkd.pipeline.report import load_summary, write_timings
+
+    write_timings(runner.state, out / "timings.md", machine_line(), command)
+    summary = load_summary(out)
+    log_fn("\n" + summary["table"] + "\n")
+    log_fn(f"summary: {out / 'report' / 'demo.md'}   timings: {out / 'timings.md'}")
+    log_fn(f"report: {out / 'report' / 'index.html'}")
+    return summary
+
+
+def machine_line() -> str:
+    import os
+
+    import torch
+
+    gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return (f"{platform.platform()}, {os.cpu_count()} CPU cores, {gpu}, python {sys.version.split()[0]}, "
+            f"torch {torch.__version__}")

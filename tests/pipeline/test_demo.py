@@ -1,0 +1,130 @@
+"""`reasonkd demo` end to end on tiny random models: outputs, resume after a crash, changed settings.
+
+Tiny random teachers never solve a problem, so these runs use traces_fallback=reference (the data
+engine's verified solutions fill the training set; the report says so).
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from reasonkd.config import from_dict, load_config, to_dict
+from reasonkd.errors import ReasonkdError
+from reasonkd.pipeline.config import DemoConfig, preset_path
+from reasonkd.pipeline.demo import run_demo
+
+TINY = {
+    "seed": 0,
+    "data": {"seed": 0, "math": {"per_family": 4}, "code": {"per_task": 0, "bugfix": False},
+             "logic": {"zebra": 0, "sudoku": 0},
+             "augment": {"variants": 0, "conditions": 0.0, "distractors": 0.0, "negatives": 0.0, "subtasks": 0.0},
+             "split": {"test_templates": ["zoo_tickets", "leaky_tank", "garden_fence"], "val_fraction": 0.5},
+             "decontam": {"enabled": False}, "parquet": False},
+    "n_test": 6, "n_unseen": 4, "n_traces": 8, "min_traces": 6, "traces_fallback": "reference",
+    "teacher_max_new_tokens": 8, "teacher_batch_size": 8, "eval_max_new_tokens": 8, "eval_batch_size": 8,
+    "latency_problems": 1, "case_tokens": 8, "dtype": "float32",
+    "feature_steps": 2, "logic_steps": 2, "output_steps": 2, "lr": 1e-3, "warmup": 0, "batch_size": 4,
+    "max_length": 384, "bf16_autocast": False, "save_every": 1, "device": "cpu",
+}
+
+
+def _cfg(out, student, teacher, **kw) -> DemoConfig:
+    return from_dict(DemoConfig, {**TINY, "student": str(student), "teacher": str(teacher), "out": str(out), **kw})
+
+
+@pytest.fixture(scope="module")
+def same_tok_student(tmp_path_factory, tiny_qwen_dir):
+    """A smaller student sharing tiny_qwen_dir's tokenizer (flavour b): a same-tokenizer pair."""
+    from reasonkd.models.tiny import build_tiny_model
+
+    return build_tiny_model(tmp_path_factory.mktemp("student_b"), arch="qwen2", tokenizer="b", hidden=64,
+                            layers=2, heads=4, kv_heads=2, seed=2)
+
+
+def test_demo_end_to_end_resumes_after_a_crash(tmp_path, monkeypatch, same_tok_student, tiny_qwen_dir, capsys):
+    out = tmp_path / "demo"
+    cfg = _cfg(out, same_tok_student, tiny_qwen_dir)
+    monkeypatch.setenv("REASONKD_DISTILL_STOP_AFTER", "1")  # the distill step dies after its first step
+    with pytest.raises(ReasonkdError, match="stopped on request"):
+        run_demo(cfg)
+    state = json.loads((out / "state.json").read_text())
+    finished = {k: v["finished_at"] for k, v in state["steps"].items()}
+    assert set(finished) == {"data", "eval_before", "traces"}
+    assert (out / "distill" / "stages").is_dir()
+
+    monkeypatch.delenv("REASONKD_DISTILL_STOP_AFTER")
+    capsys.readouterr()
+    summary = run_demo(cfg)
+    log = capsys.readouterr().out
+    assert log.count("done earlier") == 3
+    state = json.loads((out / "state.json").read_text())
+    assert {k: state["steps"][k]["finished_at"] for k in finished} == finished  # not redone
+    assert all(state["steps"][k]["done"] for k in ("distill", "sft", "eval_after", "report"))
+
+    for f in ("report/demo.md", "report/demo.json", "report/index.html", "report/report.md", "timings.md",
+              "eval/heldout.jsonl", "eval/unseen.jsonl", "train_traces.jsonl", "config.yaml"):
+        assert (out / f).is_file(), f
+    heldout = [json.loads(x) for x in (out / "eval/heldout.jsonl").read_text().splitlines()]
+    assert len(heldout) == 6 and all(r["split"] == "val" and r["kind"] == "original" for r in heldout)
+    unseen = [json.loads(x) for x in (out / "eval/unseen.jsonl").read_text().splitlines()]
+    assert {r["template"] for r in unseen} <= {"zoo_tickets", "leaky_tank", "garden_fence"}
+
+    assert [r["label"] for r in summary["rows"]] == ["student-before", "sft-only", "distilled", "teacher"]
+    table = summary["table"].splitlines()
+    assert sum(line.startswith("| ") and "(" in line for line in table[2:]) == 4
+    assert all(r["heldout"]["n"] == 6 and r["unseen"]["n"] == 4 for r in summary["rows"])
+    assert summary["paired"]["held-out"]["distilled - sft-only"]["n"] == 6
+    assert summary["traces"]["reference"] >= 1  # the fallback is reported, not hidden
+    md = (out / "report/demo.md").read_text()
+    assert "reference solutions, not teacher traces" in md and "Retention" in md
+    assert "| distill |" in (out / "timings.md").read_text()
+
+    # (c) other settings on the same folder are refused, naming the key
+    with pytest.raises(ReasonkdError, match="n_test"):
+        run_demo(_cfg(out, same_tok_student, tiny_qwen_dir, n_test=5))
+    with pytest.raises(ReasonkdError, match=r"data\.math\.per_family"):
+        run_demo(_cfg(out, same_tok_student, tiny_qwen_dir, data={**TINY["data"], "math": {"per_family": 5}}))
+
+
+def test_sft_baseline_matches_the_distillation_budget(tmp_path):
+    from reasonkd.pipeline.demo import distill_recipe
+
+    cfg = _cfg(tmp_path, "s", "t", feature_steps=3, logic_steps=4, output_steps=5)
+    d, s = distill_recipe(cfg, tmp_path), distill_recipe(cfg, tmp_path, sft=True)
+    assert [st.kind for st in d.stages] == ["feature", "logic", "output"]
+    assert "attention_kl" not in d.stages[0].loss_names
+    assert d.stages[2].temperature.start == 5.0 and d.stages[2].temperature.end == 1.0
+    assert [st.steps for st in s.stages] == [12] and s.stages[0].loss_names == ["ce"] and s.teacher == ""
+    assert s.batch_size == d.batch_size and s.stages[0].lr == d.stages[0].lr
+
+
+def test_presets_load_and_default_yaml_equals_the_defaults():
+    assert to_dict(load_config(DemoConfig, preset_path("default"))) == to_dict(DemoConfig())
+    quick = load_config(DemoConfig, preset_path("quick"))
+    assert quick.n_test < DemoConfig().n_test
+    qwen = load_config(DemoConfig, preset_path("qwen-1.5b-to-0.5b"))
+    assert qwen.lora and "attention_kl" in qwen.feature_losses
+
+
+def test_too_few_verified_traces_is_a_clear_error(tmp_path, same_tok_student, tiny_qwen_dir):
+    cfg = _cfg(tmp_path / "demo", same_tok_student, tiny_qwen_dir, traces_fallback="off", n_unseen=0)
+    with pytest.raises(ReasonkdError, match="traces_fallback=reference"):
+        run_demo(cfg)
+
+
+def test_demo_cross_tokenizer_pair(tmp_path, tiny_llama_dir, tiny_qwen_dir):
+    cfg = _cfg(tmp_path / "demo", tiny_llama_dir, tiny_qwen_dir, n_unseen=0, n_test=4, latency_problems=0,
+               feature_steps=1, logic_steps=1, output_steps=1, max_length=256)
+    summary = run_demo(cfg)
+    assert len(summary["rows"]) == 4
+
+
+def test_cli_keys_and_flag_conflict(capsys):
+    from reasonkd.cli import main
+
+    assert main(["demo", "--keys"]) == 0
+    keys = capsys.readouterr().out
+    assert "n_test = 200" in keys and "data.math.per_family" in keys and "traces_fallback" in keys
+    assert main(["demo", "--quick", "--config", "x.yaml"]) == 2  # ConfigError
