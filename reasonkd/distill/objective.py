@@ -174,7 +174,7 @@ class Objective:
         self.vocab_map = vocab_map
         # cross-tokenizer terms that all use options.cross=shared need the teacher's shared-token logits only
         self.teacher_shared_only = relation == "different" and all(
-            s.options.get("cross", "shared") == "shared" for s in self.specs if s.name in LOGIT_LOSSES)
+            s.options.get("cross", "shared") in ("shared", "topk") for s in self.specs if s.name in LOGIT_LOSSES)
         self.sources = {i: soft_source(s, recipe) for i, s in enumerate(self.specs) if s.name in LOGIT_LOSSES}
         self.negatives = {s.name for s in self.specs} & {"unlikelihood", "preference"}
         self.logits = any(s.name in ("ce", "preference") or s.name in LOGIT_LOSSES for s in self.specs)
@@ -253,8 +253,9 @@ class Objective:
             return {name: zero} if name != "kd" else {"kd": zero, "kd.kl": zero.detach(), "kd.ce": zero.detach()}
         dense = "logits" in teacher
         t_src = teacher["logits"] if dense else teacher["ids"]
+        cross_opts = {k: opts.pop(k) for k in ("cross", "k") if k in opts}  # only read across tokenizers
         if self.relation == "different":
-            return self._cross_vocab_term(name, s_logits, t_src, rows, valid, n_valid, T, opts)
+            return self._cross_vocab_term(name, s_logits, t_src, rows, valid, n_valid, T, {**opts, **cross_opts})
         if dense and t_src.shape[-1] != s_logits.shape[-1]:  # same tokenizer, padded embeddings
             from reasonkd.distill.align import truncate_to_common_vocab
 
@@ -301,14 +302,17 @@ class Objective:
         positions (the teacher row sits where the teacher has read the same text).
 
         options.cross: "shared" (default; the divergence between both distributions conditioned on the
-        token strings both vocabularies hold, losses.cross_vocab_rows(other_bucket=False)), "buckets"
+        token strings both vocabularies hold, losses.cross_vocab_rows(other_bucket=False)), "topk" (the
+        teacher's k most likely shared tokens + one "other" bucket, options.k = 20;
+        losses.cross_vocab_topk_rows: the safe choice at high temperature), "buckets"
         (shared tokens + one "other" bucket per side; forward_kl there = losses.cross_vocab_kl) or
         "uld" (sorted-probability distance, losses.uld_rows; any divergence name then means ULD).
         kd = alpha * T^2 * (that divergence) + (1 - alpha) * CE on the student's own tokens.
         """
         cross = opts.pop("cross", "shared")
-        if cross not in ("shared", "buckets", "uld"):
-            raise ConfigError(f"loss {name}: options.cross must be shared, buckets or uld, got {cross!r}")
+        if cross not in ("shared", "topk", "buckets", "uld"):
+            raise ConfigError(f"loss {name}: options.cross must be shared, topk, buckets or uld, got {cross!r}")
+        k = int(opts.pop("k", 20))
         alpha = float(opts.pop("alpha", 0.7)) if name == "kd" else None
         scale = T * T if opts.pop("t2", False) else 1.0
         div = "forward_kl" if name == "kd" else name
@@ -316,6 +320,10 @@ class Objective:
         def fn(s, t, m, y):
             if cross == "uld":
                 d = L.uld_rows(s, t, T)
+            elif cross == "topk":
+                if not self.teacher_shared_only:
+                    t = t.index_select(-1, self.vocab_map.teacher_ids.to(t.device))
+                d = L.cross_vocab_topk_rows(div, s, t, self.vocab_map, k, T, **opts)
             else:
                 d = L.cross_vocab_rows(div, s, t, self.vocab_map, T, other_bucket=cross == "buckets",
                                        teacher_is_shared=self.teacher_shared_only, **opts)

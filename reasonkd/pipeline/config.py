@@ -65,6 +65,10 @@ class DemoConfig:
     """Held-out problems (math originals of the val split: trained families, new numbers)."""
     n_unseen: int = 0
     """Unseen-template problems (test split: families never trained on); 0 = skip that set."""
+    teacher_shots: int = 1
+    """Worked examples (the data engine's verified solutions of other problems of the same family) shown
+    to the teacher before each problem; the training rows keep the zero-shot prompt (context
+    distillation). 0 = the teacher sees the demo prompt alone."""
     n_traces: int = 160
     """Train problems the teacher solves (stable hash order); only verified traces are kept."""
     min_traces: int = 8
@@ -97,6 +101,8 @@ class DemoConfig:
     """Feature-stage terms besides a 0.1-weighted ce: hidden_mse, hidden_cosine, attention_kl (same tokenizer only)."""
     lr: float = 2e-4
     """Peak learning rate of every stage (and of the SFT baseline)."""
+    output_lr_scale: float = 0.5
+    """The output stage's learning rate as a fraction of lr (its KD at T = 5 -> 1 is the most disruptive)."""
     warmup: int = 5
     """Warm-up steps per stage."""
     batch_size: int = 8
@@ -126,6 +132,8 @@ class DemoConfig:
             raise ConfigError("n_unseen, latency_problems, warmup and save_every must be >= 0")
         if self.feature_steps + self.logic_steps + self.output_steps == 0:
             raise ConfigError("feature_steps + logic_steps + output_steps must be > 0")
+        if self.teacher_shots < 0:
+            raise ConfigError(f"teacher_shots must be >= 0, got {self.teacher_shots}")
         if self.traces_fallback not in ("off", "reference"):
             raise ConfigError(f"traces_fallback must be off or reference, got {self.traces_fallback!r}")
         if self.dtype not in ("bfloat16", "float32", "float16", "auto"):

@@ -205,23 +205,67 @@ def load_eval(cfg: DemoConfig, out: Path, label: str) -> dict:
 TRACE_KEYS = ("id", "sample_idx", "prompt", "system", "trace")
 
 
+SHOT = "Problem: {question}\nSolution:\n{solution}\n\n"
+SHOT_INTRO = "Here are solved examples of this kind of problem:\n\n"
+SHOT_ASK = ("Solve the next problem the same way: short steps, one calculation each, then the final line "
+            "\"#### <number>\".\n\nProblem: {question}")
+
+
+def teacher_problems(cfg: DemoConfig, out: Path) -> tuple[str, str | None]:
+    """(data, template) for the teacher. teacher_shots = 0: the dataset and the demo prompt as they are.
+    Else OUT/teacher_problems.jsonl: each train problem's question preceded by `teacher_shots` worked
+    solutions (the data engine's verified ones) of OTHER problems of the same family, asked with the
+    bare template "{question}". Only the teacher sees the examples: the training rows get the zero-shot
+    prompt back (step_traces), so the student learns to answer without them (context distillation)."""
+    import yaml
+
+    from reasonkd.data import load_items, solution_text
+    from reasonkd.utils.io import atomic_write
+
+    if cfg.teacher_shots == 0:
+        return str(out / "data"), prompt_template(cfg, out)
+    rows = [r for r in load_items(out / "data", split="train") if r["domain"] == "math" and r["kind"] != "negative"]
+    family: dict[str, list[dict]] = {}
+    for r in _hash_order([r for r in rows if r["kind"] == "original"]):
+        family.setdefault(r["template"], []).append(r)
+    problems = []
+    for r in rows:
+        own = {r["id"], r.get("parent_id")}
+        shots = [x for x in family.get(r["template"], []) if x["id"] not in own][:cfg.teacher_shots]
+        body = "".join(SHOT.format(question=x["question"], solution=solution_text(x)) for x in shots)
+        problems.append({**r, "question": (SHOT_INTRO + body if shots else "") + SHOT_ASK.format(question=r["question"])})
+    path = out / "teacher_problems.jsonl"
+    write_jsonl(path, problems)
+    template = out / "teacher_prompt.yaml"
+    with atomic_write(template) as f:
+        f.write(yaml.safe_dump({"system": cfg.system_prompt or None, "math": "{question}", "default": "{question}"}))
+    return str(path), str(template)
+
+
 def step_traces(cfg: DemoConfig, out: Path) -> dict:
-    from reasonkd.data import solution_text
+    from reasonkd.data import load_items, solution_text
     from reasonkd.data.verify import reference_answer
     from reasonkd.teacher.generate import GenerateSettings, generate_traces, load_template, render, select_items
 
     template = prompt_template(cfg, out)
+    data, teacher_template = teacher_problems(cfg, out)
     stats = generate_traces(GenerateSettings(
-        teacher=cfg.teacher, data=str(out / "data"), out=str(out / "traces"), split="train", domain="math",
+        teacher=cfg.teacher, data=data, out=str(out / "traces"), split="train", domain="math",
         limit=cfg.n_traces, max_new_tokens=cfg.teacher_max_new_tokens, batch_size=cfg.teacher_batch_size,
-        dtype=cfg.dtype, device=resolve_device(cfg.device), template=template))
+        dtype=cfg.dtype, device=resolve_device(cfg.device), template=teacher_template))
     accepted = read_jsonl(out / "traces" / "traces.jsonl") if (out / "traces" / "traces.jsonl").is_file() else []
     for n, row in enumerate(accepted, 1):
         missing = [k for k in TRACE_KEYS if k not in row]
         if missing:
             raise ReasonkdError(f"{out / 'traces' / 'traces.jsonl'}:{n}: lacks {missing}; the teacher output "
                                 "format changed (reasonkd.distill.data.load_traces needs them)")
-    rows = [{**r, "source": "teacher"} for r in accepted]
+    # the student is trained (and evaluated) on the zero-shot prompt, whatever the teacher was shown
+    originals = {r["id"]: r for r in load_items(out / "data", split="train")}
+    zero_shot = load_template(template)
+    rows = []
+    for r in accepted:
+        system, user = render(zero_shot, originals[r["id"]])
+        rows.append({**r, "prompt": user, "system": system, "source": "teacher"})
     solved = {r["id"] for r in accepted}
     n_ref = 0
     if len(solved) < cfg.min_traces:
@@ -252,7 +296,7 @@ def step_traces(cfg: DemoConfig, out: Path) -> dict:
 
 def _stage(name: str, kind: str, steps: int, cfg: DemoConfig, losses: list[dict], **extra) -> dict:
     return {"name": name, "kind": kind, "steps": steps, "lr": cfg.lr, "warmup": min(cfg.warmup, steps),
-            "losses": losses, **extra}
+            "losses": losses} | extra
 
 
 def distill_recipe(cfg: DemoConfig, out: Path, sft: bool = False):
@@ -269,7 +313,9 @@ def distill_recipe(cfg: DemoConfig, out: Path, sft: bool = False):
         stages = [s for s in (
             _stage("feature", "feature", cfg.feature_steps, cfg, feature),
             _stage("logic", "logic", cfg.logic_steps, cfg, [{"name": "ce"}, {"name": "forward_kl"}]),
-            _stage("output", "output", cfg.output_steps, cfg, [{"name": "kd", "options": {"alpha": 0.7}}],
+            _stage("output", "output", cfg.output_steps, cfg,
+                   [{"name": "kd", "options": {"alpha": 0.7, "cross": "topk", "k": 20}}],
+                   lr=cfg.lr * cfg.output_lr_scale,
                    temperature={"kind": "linear", "start": 5.0, "end": 1.0}),
         ) if s["steps"] > 0]
     return from_dict(DistillRecipe, {

@@ -15,7 +15,8 @@ labels; fp32 maths; per-token mean over unmasked rows. Tests: tests/distill/test
 from reasonkd.distill.losses._common import BUCKET_FLOOR, IGNORE_INDEX, token_mask
 from reasonkd.distill.losses.chunked import (chunked_distillation_loss, chunked_distillation_loss_terms,
                                              chunked_divergence, chunked_divergence_from_hidden)
-from reasonkd.distill.losses.cross_vocab import cross_vocab_kl, cross_vocab_rows, uld_loss, uld_rows
+from reasonkd.distill.losses.cross_vocab import (cross_vocab_kl, cross_vocab_rows, cross_vocab_topk_rows, uld_loss,
+                                                  uld_rows)
 from reasonkd.distill.losses.feature import (FeatureProjector, attention_loss, head_map, hidden_state_loss,
                                              layer_map)
 from reasonkd.distill.losses.logit import (DIVERGENCES, ROW_DIVERGENCES, distillation_loss,
@@ -33,5 +34,5 @@ __all__ = [
     "chunked_divergence", "chunked_divergence_from_hidden", "chunked_distillation_loss",
     "chunked_distillation_loss_terms",
     "hidden_state_loss", "FeatureProjector", "layer_map", "attention_loss", "head_map",
-    "cross_vocab_kl", "cross_vocab_rows", "uld_loss", "uld_rows",
+    "cross_vocab_kl", "cross_vocab_rows", "cross_vocab_topk_rows", "uld_loss", "uld_rows",
 ]

@@ -127,3 +127,26 @@ def uld_rows(student_rows, teacher_rows, temperature: float = 1.0):
     p = F.softmax(teacher_rows.float() / temperature, dim=-1).sort(dim=-1, descending=True).values
     width = max(q.shape[-1], p.shape[-1])
     return (F.pad(p, (0, width - p.shape[-1])).to(q.device) - F.pad(q, (0, width - q.shape[-1]))).abs().sum(-1)
+
+
+def cross_vocab_topk_rows(name: str, student_rows, teacher_shared_rows, vocab_map, k: int = 20,
+                          temperature: float = 1.0, **options):
+    """Per-row divergence over the teacher's top-k SHARED tokens plus one "other" bucket -> (N,).
+
+    teacher_shared_rows: (N, M) teacher logits of vocab_map.teacher_ids only; student_rows: (N, Vs).
+    p = softmax(teacher_shared / T) (the teacher conditioned on the shared tokens), q = softmax(s / T);
+    both are projected onto [the k most likely shared tokens of the teacher's row..., other] (the
+    student at the matching student ids), then the named divergence. As with a top-k logit cache,
+    the tail enters only as one bucket, so a high temperature does not ask the student to copy the
+    teacher's ordering of ~40k unlikely tokens (which, at T = 5, wrecked greedy generation here:
+    docs/cross_tokenizer.md).
+    """
+    from reasonkd.distill.losses.logit import row_divergence
+
+    check_temperature(temperature)
+    t_logp = F.log_softmax(teacher_shared_rows.float() / temperature, dim=-1)
+    top = t_logp.topk(min(k, t_logp.shape[-1]), dim=-1).indices                  # (N, k) into the shared set
+    s_ids = vocab_map.student_ids.to(student_rows.device)[top.to(student_rows.device)]   # (N, k) student ids
+    s_b = student_buckets(F.log_softmax(student_rows.float() / temperature, dim=-1), s_ids)
+    t_b = student_buckets(t_logp, top)
+    return row_divergence(name)(s_b, t_b.to(s_b.device), **options)
