@@ -5,7 +5,8 @@
 
 Same student, teacher, data, batch, sequence length and loss for every runner:
 student qwen2.5-coder-0.5b + LoRA (r 16, all linear layers), fp32 weights with bf16 autocast; teacher
-qwen2.5-coder-0.5b frozen in bf16 (a same-tokenizer pair; 1.5B -> 0.5B needs the 1.5B installed and 19 GiB);
+qwen2.5-coder-0.5b frozen in bf16 (a same-tokenizer pair; `--teacher qwen2.5-coder-1.5b` needs
+`reasonkd models pull qwen2.5-coder-1.5b`, peak RSS 12.3 GiB for TRL);
 forward KL(teacher || student) at T = 1 on the trace tokens (GKD with lmbda=0, beta=0: no on-policy
 generation), AdamW lr 1e-4 constant, batch 4, sequences of 240-256 tokens (nothing truncated).
 
@@ -321,8 +322,10 @@ def report(args, res: dict, peak: dict, flops: dict) -> str:
         f"{c['peak_rss_mb']:.0f} MiB); it is paid once and read by every epoch and stage.",
         "",
         "First / last training loss: " + ", ".join(f"{label(m, args)} {_fl(res[m]['loss'])}" for m in args.modes.split(","))
-        + f" (offline: KL over the top-{args.k} + 'other' buckets). Teacher and student start identical, so the "
-        "KL starts near 0 and the few steps move the student away; the figures are about speed and memory.",
+        + f" (offline: KL over the top-{args.k} + 'other' buckets). "
+        + ("Teacher and student start identical, so the KL starts near 0 and the few steps move the student away; "
+           if args.teacher == args.student else "")
+        + "the figures are about speed and memory.",
         "",
     ]
     return "\n".join(lines)

@@ -29,8 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import git_rev, machine, peak_rss_mb, record_section  # noqa: E402
 
 from reasonkd.distill.align import aligned_positions, char_offsets  # noqa: E402
+from reasonkd.distill.cli import register_heads  # noqa: E402
 from reasonkd.distill.heads import (attentions_by_layer, load_examples, load_head_selection,  # noqa: E402
-                                    register_heads, use_eager_attention_only_in)
+                                    use_eager_attention_only_in)
 
 TEACHER, STUDENT = "qwen2.5-coder-0.5b", "smollm2-135m"
 

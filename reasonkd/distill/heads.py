@@ -22,7 +22,6 @@ from __future__ import annotations
 import copy
 import json
 import logging
-import time
 import warnings
 from contextlib import contextmanager
 from pathlib import Path
@@ -376,45 +375,3 @@ def plot_heads(result: dict, path, top_k: int) -> None:
     fig.tight_layout()
     with atomic_write(path, mode="wb", encoding=None) as f:
         fig.savefig(f, format="png", dpi=110)
-
-
-def register_heads(sub) -> None:
-    """Add `reasonkd heads` to the top-level subparsers."""
-    p = sub.add_parser("heads", help="rank the teacher's attention heads for selective distillation")
-    p.add_argument("--teacher", required=True, help="alias, folder, .gguf file or hub id")
-    p.add_argument("--data", required=True, help="teacher traces (JSONL / folder) or a built dataset")
-    p.add_argument("--out", required=True, help="folder for heads.json and heads.png")
-    p.add_argument("--method", default="gradient", choices=METHODS,
-                   help="gradient: |dNLL/dgate|, one backward per batch; ablation: exact, one pass per head")
-    p.add_argument("--limit", type=int, default=32, help="number of traces to score on")
-    p.add_argument("--top-k", type=int, default=16, help="heads to select (marked in the plot)")
-    p.add_argument("--batch-size", type=int, default=4)
-    p.add_argument("--max-length", type=int, default=256, help="tokens per prompt + trace")
-    p.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    p.add_argument("--device", default="cpu")
-    p.set_defaults(func=cmd_heads)
-
-
-def cmd_heads(args) -> int:
-    from reasonkd.models import load_model
-    from reasonkd.utils.io import write_json
-
-    if args.limit < 1 or args.top_k < 1:
-        raise ConfigError(f"--limit and --top-k must be >= 1, got {args.limit}, {args.top_k}")
-    examples = load_examples(args.data, args.limit)
-    model, tok = load_model(args.teacher, dtype=args.dtype, device=args.device)
-    t0 = time.perf_counter()
-    result = score_heads(model, tok, examples, method=args.method, batch_size=args.batch_size,
-                         max_length=args.max_length, model_id=args.teacher)
-    result["seconds"] = round(time.perf_counter() - t0, 2)
-    result["top_k"] = min(args.top_k, len(result["ranking"]))
-    out = Path(args.out)
-    write_json(out / "heads.json", result)
-    plot_heads(result, out / "heads.png", result["top_k"])
-    print(f"{result['n_examples']} traces, {result['n_tokens']} trace tokens, NLL {result['nll']:.3f}, "
-          f"{result['seconds']:.1f}s ({args.method})")
-    print("layer  head  score      entropy")
-    for r in result["ranking"][:result["top_k"]]:
-        print(f"{r['layer']:5d}  {r['head']:4d}  {r['score']:.3e}  {r['entropy']:.3f}")
-    print(f"wrote {out / 'heads.json'} and {out / 'heads.png'}")
-    return 0

@@ -47,6 +47,7 @@ from reasonkd.distill.objective import (DistillStudent, LossBalancer, Objective,
                                         project_logits, teacher_forward, token_rows)
 from reasonkd.distill.recipe import DistillRecipe, StageConfig
 from reasonkd.distill.schedules import lr_factor, temperature_at
+from reasonkd.distill.student import load_student, merged_student, trained_student
 from reasonkd.errors import ReasonkdError
 from reasonkd.utils.io import atomic_dir, write_json
 
@@ -125,74 +126,6 @@ def stage_steps(stage: StageConfig, batches: Batches, grad_accum: int) -> int:
 # ---------------------------------------------------------------- the stage
 
 
-def _load_student(ctx: RunContext, init_from: str, seed: int):
-    from reasonkd.models import load_model
-
-    model, _ = load_model(str(init_from), dtype="float32", device="cpu")
-    model.config.use_cache = False
-    r = ctx.recipe
-    if r.lora.enabled:
-        from peft import LoraConfig, get_peft_model
-
-        torch.manual_seed(seed)
-        model = get_peft_model(model, LoraConfig(r=r.lora.r, lora_alpha=r.lora.alpha, lora_dropout=r.lora.dropout,
-                                                 target_modules=list(r.lora.target_modules), task_type="CAUSAL_LM"))
-        if r.bf16_autocast:
-            _bf16_frozen_base(model)
-    if r.gradient_checkpointing:
-        hf_model(model).gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-        if r.lora.enabled:
-            model.enable_input_require_grads()
-    model.train()
-    return model
-
-
-def _bf16_frozen_base(model) -> None:
-    """Store the frozen base linears under LoRA adapters in bf16.
-
-    Autocast rounds them to bf16 for every matmul anyway, so forward and backward compute exactly
-    the same numbers; what goes away is the fp32 copy of each frozen weight and the bf16 cast that
-    autocast would make (and keep for backward) at every step. Embeddings, norms and the adapters
-    stay fp32; the stage end merges the adapters into fp32 weights reloaded from disk (`_merged`).
-    """
-    from peft.tuners.lora import LoraLayer
-
-    for module in model.modules():
-        if isinstance(module, LoraLayer):
-            module.get_base_layer().to(torch.bfloat16)
-    # transformers memory-maps an fp32 checkpoint and the fp32 tensors left (embeddings, norms) are
-    # views of that mapping, which keeps every page the conversion touched resident (~the whole file);
-    # owning copies let it be unmapped
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dtype == torch.float32:
-                p.data = p.data.clone()
-
-
-def _trained_student(student):
-    """What a stage saves: the model itself (full fine-tuning) or, for LoRA, its adapters and config."""
-    if not hasattr(student, "peft_config"):
-        return student
-    from peft import get_peft_model_state_dict
-
-    return {"adapters": {k: v.detach().float().cpu().clone() for k, v in get_peft_model_state_dict(student).items()},
-            "config": student.peft_config["default"]}
-
-
-def _merged(trained, init_from: str):
-    """The stage's student as a plain model: LoRA adapters merged into the fp32 weights from disk."""
-    if not isinstance(trained, dict):
-        return trained
-    from peft import get_peft_model, set_peft_model_state_dict
-
-    from reasonkd.models import load_model
-
-    base, _ = load_model(str(init_from), dtype="float32", device="cpu")  # the exact fp32 weights we started from
-    fresh = get_peft_model(base, trained["config"])
-    set_peft_model_state_dict(fresh, trained["adapters"])
-    return fresh.merge_and_unload()
-
-
 def _setup_attention(objective: Objective, student, teacher) -> None:
     """Eager attention (maps) only in the layers whose maps are distilled; sdpa elsewhere."""
     from reasonkd.distill.heads import use_eager_attention_only_in
@@ -210,7 +143,7 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
 
     r, acc = ctx.recipe, ctx.accelerator
     set_seed(r.seed + index)
-    student = _load_student(ctx, init_from, r.seed + index)
+    student = load_student(ctx.recipe, init_from, r.seed + index)
     teacher_cfg = hf_model(ctx.teacher).config if ctx.teacher is not None else None
     objective = Objective(stage, r, hf_model(student).config, teacher_cfg, r.chunk_rows,
                           relation=ctx.relation, vocab_map=ctx.vocab_map)
@@ -282,7 +215,7 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
             metrics.close()
     state["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # load + train
     # keep only what is saved, and free the training objects before a LoRA merge reloads fp32 weights
-    trained = _trained_student(acc.unwrap_model(model).model)
+    trained = trained_student(acc.unwrap_model(model).model)
     projector_state = None if projector is None else {k: v.detach().cpu().contiguous()
                                                       for k, v in projector.state_dict().items()}
     del model, module, student, projector, optimizer, scheduler, step_fn
@@ -391,7 +324,7 @@ def _finish_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Pa
     summary.update(_loss_summary(stage_dir / "metrics.jsonl") if acc.is_main_process else {})
     acc.wait_for_everyone()
     if acc.is_main_process:
-        student = _merged(trained, init_from)
+        student = merged_student(trained, init_from)
         student.config.use_cache = True  # switched off for training only
         with atomic_dir(stage_dir / "student") as tmp:
             student.save_pretrained(tmp, safe_serialization=True)

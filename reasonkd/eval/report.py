@@ -54,7 +54,7 @@ def table_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the summary table (shared by markdown and HTML)."""
     tasks = _tasks(results)
     head = ["Model", *[TASK_TITLES.get(t, t) for t in tasks], "Latency ms (p50)", "ms / token",
-            "Tokens/s (batched)", "Params", "Peak RSS"]
+            "Tokens/s (batched)", "Params", "Peak RSS", "RSS added"]
     rows = []
     for r in results:
         cells = [r["label"]]
@@ -65,7 +65,7 @@ def table_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
         lat = r.get("latency") or {}
         cells += [_f((lat.get("latency_ms") or {}).get("p50")), _f(lat.get("ms_per_token"), "{:.1f}"),
                   _f(_batched_tps(r), "{:.1f}"), _params(r.get("params")),
-                  _f(r.get("peak_rss_mb"), "{:.0f} MiB")]
+                  _f(r.get("peak_rss_mb"), "{:.0f} MiB"), _f(r.get("rss_added_mb"), "{:.0f} MiB")]
         rows.append(cells)
     return head, rows
 

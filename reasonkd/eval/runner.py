@@ -110,7 +110,7 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
                    latency_tokens: int = 64, cases: bool = True, case_tokens: int = 384, timeout: float = 10.0,
                    workers: int = 2, seed: int = 0, progress: bool = True) -> dict:
     """Generate and score `tasks` (names or a comma list) with one model; return the result dict."""
-    from reasonkd.eval.measure import measure_latency, peak_rss_mb, reset_peak_rss
+    from reasonkd.eval.measure import measure_latency, peak_rss_mb, reset_peak_rss, rss_mb
     from reasonkd.models import count_parameters, load_model
     from reasonkd.models.generation import apply_chat, generate_batch
 
@@ -121,6 +121,7 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
                              workers=workers, few_shot=few_shot) for n in names}
     label = label or str(model_name_or_path)
     reset_peak_rss()
+    rss_before = rss_mb()  # what this process already held (earlier steps of a pipeline, torch itself)
     t0 = time.perf_counter()
     model, tok = load_model(model_name_or_path, dtype=dtype, device=device)
     load_s = time.perf_counter() - t0
@@ -163,6 +164,8 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
     if cases:
         result["cases"] = run_cases(model, tok, case_tokens)
     result["peak_rss_mb"] = peak_rss_mb()
+    # the model's own footprint: comparable between models evaluated in one long-lived process
+    result["rss_added_mb"] = max(0.0, result["peak_rss_mb"] - rss_before) if rss_before else None
     del model
     return result
 

@@ -45,7 +45,7 @@ def _export_source(r, torch_model, scratch: Path) -> str:
 def export_model(model: str, fmt: str, out: str | Path, *, int8: bool = False, parity: bool = True,
                  parity_data: str | None = None, parity_limit: int | None = None, parity_tokens: int = 24,
                  accuracy_tokens: int = 160, max_drop: float | None = None, batch_size: int = 8,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, template: str | None = None) -> dict:
     """Export `model` to `fmt` in `out`; return the manifest written there (see module doc)."""
     from reasonkd.models import count_parameters, load_model, load_tokenizer, resolve
     from reasonkd.utils.io import atomic_dir
@@ -92,14 +92,14 @@ def export_model(model: str, fmt: str, out: str | Path, *, int8: bool = False, p
             manifest["parity"] = check(torch_model, tmp, int8=int8, parity_data=parity_data,
                                        parity_limit=parity_limit, parity_tokens=parity_tokens,
                                        accuracy_tokens=accuracy_tokens, max_drop=max_drop,
-                                       batch_size=batch_size, progress=progress)
+                                       batch_size=batch_size, progress=progress, template=template)
             write_manifest(tmp, manifest)
     log.info("wrote %s (%.1f MB, %.0f s)", out, manifest["total_bytes"] / 1e6, time.perf_counter() - t0)
     return manifest
 
 
 def check(torch_model, folder: Path, *, int8: bool, parity_data=None, parity_limit=None, parity_tokens=24,
-          accuracy_tokens=160, max_drop=None, batch_size=8, progress=True) -> dict:
+          accuracy_tokens=160, max_drop=None, batch_size=8, progress=True, template=None) -> dict:
     """The parity section of the manifest; raises ReasonkdError when the export fails it."""
     from reasonkd.export import parity as par
     from reasonkd.export.runtime import load_exported
@@ -118,8 +118,9 @@ def check(torch_model, folder: Path, *, int8: bool, parity_data=None, parity_lim
                 f"versions of optimum/onnxruntime/openvino, or pass --no-parity to keep it anyway")
         return {"status": "passed", "tokens": tokens}
     examples = par.held_out_examples(parity_data, parity_limit)
-    acc = par.int8_check(torch_model, exported, tok, examples, accuracy_tokens, batch_size, progress)
+    acc = par.int8_check(torch_model, exported, tok, examples, accuracy_tokens, batch_size, progress, template)
     acc["data"] = str(parity_data) if parity_data else "built-in 20 GSM8K-style problems"
+    acc["template"] = str(template) if template else "gsm8k task prompt"
     log.info("INT8 accuracy %d/%d vs fp32 PyTorch %d/%d (drop %.1f points)", acc["int8_correct"], acc["n"],
              acc["torch_fp32_correct"], acc["n"], acc["drop_points"])
     status = "measured"

@@ -24,7 +24,7 @@ def _export(args) -> int:
     m = export_model(args.model, args.format, args.out, int8=args.int8, parity=not args.no_parity,
                      parity_data=args.parity_data, parity_limit=args.parity_limit, parity_tokens=args.parity_tokens,
                      accuracy_tokens=args.accuracy_tokens, max_drop=args.max_drop, batch_size=args.batch_size,
-                     progress=not args.quiet)
+                     progress=not args.quiet, template=args.template)
     print(f"exported {m['source']} -> {args.out} ({m['format']}, {m['precision']}, {m['total_bytes'] / 1e6:.1f} MB)")
     for name, f in m["files"].items():
         print(f"  {name:32s} {f['size'] / 1e6:9.2f} MB")
@@ -107,6 +107,8 @@ def register(sub) -> None:
     p.add_argument("--parity-limit", type=int, help="use only the first N problems of the accuracy set")
     p.add_argument("--parity-tokens", type=int, default=24, help="greedy tokens compared per parity prompt")
     p.add_argument("--accuracy-tokens", type=int, default=160, help="max new tokens per accuracy problem")
+    p.add_argument("--template", help="prompt template YAML for the INT8 accuracy check, as `reasonkd eval "
+                                      "--template` (e.g. runs/demo/prompt.yaml for the demo's students)")
     p.add_argument("--max-drop", type=float, help="fail an INT8 export whose accuracy drops by more than this "
                                                   "many points (default: report only)")
     p.add_argument("--batch-size", type=int, default=8, help="batch size of the accuracy check")

@@ -100,12 +100,16 @@ def held_out_examples(parity_data: str | None = None, limit: int | None = None) 
 
 
 def math_accuracy(model, tok, examples: list[dict], max_new_tokens: int = 160, batch_size: int = 8,
-                  progress: bool = False) -> dict:
-    """Greedy accuracy on `examples`, prompted and graded by the gsm8k task (verify_math)."""
+                  progress: bool = False, template: str | None = None) -> dict:
+    """Greedy accuracy on `examples`, prompted and graded by the gsm8k task (verify_math).
+
+    `template`: a prompt-template YAML as `reasonkd eval --template` takes (e.g. a demo run's
+    prompt.yaml, the prompt its student was trained on); None: the gsm8k task's own prompt.
+    """
     from reasonkd.eval.tasks import get_task
     from reasonkd.models.generation import apply_chat, generate_batch
 
-    task = get_task("gsm8k")
+    task = get_task("gsm8k", template=template)
     prompts = [apply_chat(tok, task.prompt(e), task.system()) for e in examples]
     stats: dict = {}
     outs = generate_batch(model, tok, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
@@ -118,12 +122,12 @@ def math_accuracy(model, tok, examples: list[dict], max_new_tokens: int = 160, b
 
 
 def int8_check(ref_model, model, tok, examples: list[dict], max_new_tokens: int = 160,
-               batch_size: int = 8, progress: bool = False) -> dict:
+               batch_size: int = 8, progress: bool = False, template: str | None = None) -> dict:
     """Accuracy of the INT8 export next to the fp32 PyTorch model, and how often their answers agree."""
     from reasonkd.eval.metrics import paired_diff_ci
 
-    ref = math_accuracy(ref_model, tok, examples, max_new_tokens, batch_size, progress)
-    got = math_accuracy(model, tok, examples, max_new_tokens, batch_size, progress)
+    ref = math_accuracy(ref_model, tok, examples, max_new_tokens, batch_size, progress, template)
+    got = math_accuracy(model, tok, examples, max_new_tokens, batch_size, progress, template)
     # paired over the same problems: only the ones where the two disagree carry information
     ci = paired_diff_ci(ref["verdicts"], got["verdicts"])
     return {"n": got["n"], "max_new_tokens": max_new_tokens,

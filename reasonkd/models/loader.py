@@ -113,12 +113,35 @@ def _dtype(dtype):
 
 
 def load_tokenizer(name_or_path: str, pull: bool = False):
+    r = resolve(name_or_path, pull=pull)
+    return _tokenizer(r)
+
+
+MISTRAL_TYPES = ("mistral", "mistral3", "voxtral", "ministral", "pixtral")
+
+
+def _tokenizer(r: Resolved):
+    """The tokenizer of a resolved model, padded for batched generation.
+
+    transformers 4.57.3-4.57.x warns "incorrect regex pattern ... fix_mistral_regex" for every local
+    large-vocabulary tokenizer saved by 4.57.3+ (a false positive for Qwen/Llama/Gemma,
+    huggingface/transformers#44031, fixed upstream in #45444); for a local folder whose config is not a
+    Mistral family we say `fix_mistral_regex=False` (what transformers does anyway), which silences it.
+    """
     from transformers import AutoTokenizer
 
-    r = resolve(name_or_path, pull=pull)
     kw = {"gguf_file": r.gguf_file} if r.gguf_file else {}
-    tok = AutoTokenizer.from_pretrained(r.path, **kw)
-    return prepare_tokenizer(tok)
+    config = Path(r.path) / "config.json"
+    if not r.gguf_file and config.is_file():
+        import json
+
+        import transformers
+        from packaging.version import Version
+
+        model_type = json.loads(config.read_text()).get("model_type")
+        if Version("4.57.3") <= Version(transformers.__version__) < Version("5") and model_type not in MISTRAL_TYPES:
+            kw["fix_mistral_regex"] = False
+    return prepare_tokenizer(AutoTokenizer.from_pretrained(r.path, **kw))
 
 
 def prepare_tokenizer(tok):
@@ -132,7 +155,7 @@ def prepare_tokenizer(tok):
 def load_model(name_or_path: str, *, dtype="float32", device: str = "cpu", pull: bool = False,
                attn_implementation: str | None = None):
     """Return (model, tokenizer) in eval mode. `dtype`: float32 | bfloat16 | float16."""
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModelForCausalLM
 
     r = resolve(name_or_path, pull=pull)
     if r.kind in ("onnx", "openvino"):  # an export folder: its precision is fixed, `dtype` does not apply
@@ -144,7 +167,7 @@ def load_model(name_or_path: str, *, dtype="float32", device: str = "cpu", pull:
     kw = {"gguf_file": r.gguf_file} if r.gguf_file else {}
     if attn_implementation:
         kw["attn_implementation"] = attn_implementation
-    tok = prepare_tokenizer(AutoTokenizer.from_pretrained(r.path, **({"gguf_file": r.gguf_file} if r.gguf_file else {})))
+    tok = _tokenizer(r)
     model = AutoModelForCausalLM.from_pretrained(r.path, dtype=_dtype(dtype), **kw)
     if r.gguf_file:
         cache.clear_gguf_marks(model)

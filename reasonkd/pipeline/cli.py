@@ -4,6 +4,7 @@
     reasonkd demo --out runs/demo n_traces=800     # defaults = recipes/demo/default.yaml
     reasonkd demo --config recipes/demo/qwen-1.5b-to-0.5b.yaml
     reasonkd demo --keys                           # every key with its default and meaning
+    reasonkd demo --config RECIPE --plan           # steps and time estimate on this machine; runs nothing
 """
 
 from __future__ import annotations
@@ -23,6 +24,9 @@ def _demo(args) -> int:
     cfg = load_demo_config(args.config, args.quick, overrides)
     from reasonkd.pipeline.demo import run_demo
 
+    if args.plan:
+        run_demo(cfg, plan_only=True)
+        return 0
     run_demo(cfg, command="reasonkd " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     return 0
 
@@ -36,4 +40,5 @@ def register(sub) -> None:
     p.add_argument("--config", help="a demo recipe YAML (keys: --keys; presets in recipes/demo/)")
     p.add_argument("--out", help="run folder (default runs/demo; a rerun resumes it)")
     p.add_argument("--keys", action="store_true", help="list every key with its default and meaning")
+    p.add_argument("--plan", action="store_true", help="print the steps and their time estimate here, run nothing")
     p.set_defaults(func=_demo)

@@ -43,13 +43,17 @@ log = logging.getLogger(__name__)
 # (latency column, qualitative cases); train: fp32-master + bf16-autocast training; fwd: frozen teacher
 # forward. Distillation runs train + fwd on every step (measured ~140 tok/s for smollm2 <- qwen 0.5b).
 RATES = {
-    "smollm2-135m": {"gen": 200.0, "lat": 50.0, "train": 220.0, "fwd": 1500.0},
-    "qwen2.5-coder-0.5b": {"gen": 90.0, "lat": 21.0, "train": 60.0, "fwd": 500.0},
-    "qwen2.5-coder-1.5b": {"gen": 35.0, "lat": 8.0, "train": 20.0, "fwd": 170.0},
+    # tokens/s on the 2-core reference CPU (AMD EPYC, bf16 generation), measured in the default demo of
+    # 2026-11-28 (runs/demo/timings.md): smollm2 batched eval 96 tok/s, qwen 0.5b 72; training ~500 tok/s
+    "smollm2-135m": {"gen": 100.0, "lat": 45.0, "train": 220.0, "fwd": 1500.0},
+    "qwen2.5-coder-0.5b": {"gen": 75.0, "lat": 19.0, "train": 60.0, "fwd": 500.0},
+    "qwen2.5-coder-1.5b": {"gen": 30.0, "lat": 7.0, "train": 20.0, "fwd": 170.0},
 }
 GPU_SPEEDUP = 20.0  # rough: every rate above on one CUDA GPU
-EVAL_FILL, TRACE_FILL = 0.75, 0.85  # mean answer length as a fraction of max_new_tokens (measured)
-TRAIN_TOKENS = 250  # mean prompt + trace tokens per training example (capped by max_length)
+# mean answer length as a fraction of max_new_tokens (measured): an untrained student and the teacher
+# mostly run long; trained students stop after their "#### n" line; teacher traces (1 worked example)
+EVAL_FILL, EVAL_FILL_TRAINED, TRACE_FILL = 0.7, 0.3, 0.85
+TRAIN_TOKENS = 120  # mean prompt + trace tokens per training example (capped by max_length)
 ROLES = {"before": "student-before", "sft": "sft-only", "distilled": "distilled", "teacher": "teacher"}
 
 
@@ -88,8 +92,8 @@ def _rate(model: str, kind: str, cuda: bool) -> float:
 
 def estimate(cfg: DemoConfig, cuda: bool) -> dict[str, float]:
     """Seconds per step from the config sizes and RATES (what the ETA at start prints)."""
-    def eval_s(model: str) -> float:
-        batched = (cfg.n_test + cfg.n_unseen) * EVAL_FILL * cfg.eval_max_new_tokens / _rate(model, "gen", cuda)
+    def eval_s(model: str, fill: float = EVAL_FILL) -> float:
+        batched = (cfg.n_test + cfg.n_unseen) * fill * cfg.eval_max_new_tokens / _rate(model, "gen", cuda)
         single = (64 * cfg.latency_problems + cfg.case_tokens) / _rate(model, "lat", cuda)
         return 10.0 + batched + single  # + loading the model
 
@@ -101,7 +105,7 @@ def estimate(cfg: DemoConfig, cuda: bool) -> dict[str, float]:
         "traces": cfg.n_traces * TRACE_FILL * cfg.teacher_max_new_tokens / _rate(cfg.teacher, "gen", cuda),
         "distill": tok / _rate(cfg.student, "train", cuda) + tok / _rate(cfg.teacher, "fwd", cuda),
         "sft": tok / _rate(cfg.student, "train", cuda),
-        "eval_after": 2 * eval_s(cfg.student),
+        "eval_after": 2 * eval_s(cfg.student, EVAL_FILL_TRAINED),
         "report": 10.0,
     }
 
@@ -338,11 +342,23 @@ def step_train(cfg: DemoConfig, out: Path, sft: bool) -> dict:
 
 # ------------------------------------------------------------------ the job
 
-def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print) -> dict:
-    """Run (or resume) the demo described by `cfg`; returns demo.json's content."""
+def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print, plan_only: bool = False) -> dict:
+    """Run (or resume) the demo described by `cfg`; returns demo.json's content.
+
+    plan_only: print the per-step time estimate for this machine and return {"eta_s": {...}} without
+    touching `cfg.out` (`reasonkd demo --plan`).
+    """
     from reasonkd.pipeline.report import step_report
 
     out = Path(cfg.out)
+    if plan_only:
+        cuda = resolve_device(cfg.device) == "cuda"
+        eta = estimate(cfg, cuda)
+        log_fn(f"reasonkd demo plan: {cfg.student} <- {cfg.teacher} ({'cuda' if cuda else 'cpu'})")
+        for name, sec in eta.items():
+            log_fn(f"  {name:<12} ~{sec / 60:.1f} min")
+        log_fn(f"  total        ~{sum(eta.values()) / 60:.0f} min (estimates from RATES in reasonkd/pipeline/demo.py)")
+        return {"eta_s": eta}
     runner = StepRunner(out, fingerprint(cfg))
     save_config(cfg, out)
     cuda = resolve_device(cfg.device) == "cuda"

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from reasonkd.distill.heads import (attention_modules, attentions_by_layer, head_gates, load_examples,
-                                    load_head_selection, register_heads, score_heads,
+                                    load_head_selection, score_heads,
                                     use_eager_attention_only_in)
+from reasonkd.distill.cli import register_heads
 from reasonkd.errors import ConfigError, ReasonkdError
 from reasonkd.models import load_model
 

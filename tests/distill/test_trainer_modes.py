@@ -69,7 +69,7 @@ def test_bf16_frozen_lora_base_computes_the_same_numbers(tmp_path):
     """Under autocast, storing the frozen base linears in bf16 changes no logit and no gradient."""
     from peft import LoraConfig, get_peft_model
 
-    from reasonkd.distill.trainer import _bf16_frozen_base
+    from reasonkd.distill.student import bf16_frozen_base
     from reasonkd.models import load_model
     from reasonkd.models.tiny import build_tiny_model
 
@@ -90,7 +90,7 @@ def test_bf16_frozen_lora_base_computes_the_same_numbers(tmp_path):
         return logits, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
     a, grads_a = run()
-    _bf16_frozen_base(model)
+    bf16_frozen_base(model)
     b, grads_b = run()
     assert model.base_model.model.model.layers[0].self_attn.q_proj.base_layer.weight.dtype == torch.bfloat16
     assert torch.equal(a, b) and all(torch.equal(grads_a[k], grads_b[k]) for k in grads_a)

@@ -40,6 +40,7 @@ def test_eval_two_models_writes_results_samples_and_report(tiny_llama_dir, tiny_
     assert [m["label"] for m in res["models"]] == ["student-before", "teacher"]
     for m in res["models"]:
         assert m["params"] > 0 and m["peak_rss_mb"] > 0
+        assert 0 <= m["rss_added_mb"] <= m["peak_rss_mb"]  # the model's own footprint, not the process's
         lat = m["latency"]
         assert lat["problems"] == 2 and lat["latency_ms"]["p50"] > 0 and lat["ttft_ms"]["p95"] > 0
         assert set(m["throughput"]) == {"gsm8k", "humaneval"} and m["throughput"]["gsm8k"]["tokens_per_s"] > 0

@@ -71,7 +71,9 @@ def test_html_renders_in_headless_chromium(results, tmp_path):
     page = write_report(results, tmp_path)["html"]
     shot = tmp_path / "shot.png"
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
-    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", f"--screenshot={shot}",
+    subprocess.run([browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}",
                     "--window-size=1200,2000", page.resolve().as_uri()], capture_output=True, timeout=120,
                    cwd=tmp_path)
     img = Image.open(shot).convert("RGB")

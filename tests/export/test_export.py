@@ -116,3 +116,29 @@ def test_eval_and_serve_take_an_export_folder(exports, varied_llama_dir, tmp_pat
         model, etok = load_model(str(exports[name][0]))
         engine = Engine(model, etok)
         assert engine.complete(engine.chat_ids(msgs), params)[0]["text"] == want
+
+
+def test_accuracy_check_uses_the_given_prompt_template(tiny_llama_dir, tmp_path, monkeypatch):
+    """`reasonkd export --template FILE`: the INT8 accuracy check prompts like the student was trained."""
+    from reasonkd.export import parity
+    from reasonkd.models import load_model
+    from reasonkd.models import generation
+
+    (tmp_path / "prompt.yaml").write_text('system: null\nmath: "Q: {question}\\nSAY-IT-MY-WAY"\n'
+                                          'default: "Q: {question}\\nSAY-IT-MY-WAY"\n')
+    seen = []
+    real = generation.generate_batch
+
+    def spy(model, tok, prompts, **kw):
+        seen.extend(prompts)
+        return real(model, tok, prompts, **kw)
+
+    monkeypatch.setattr(generation, "generate_batch", spy)
+    model, tok = load_model(str(tiny_llama_dir))
+    examples = parity.held_out_examples(limit=2)
+    out = parity.math_accuracy(model, tok, examples, max_new_tokens=2, template=str(tmp_path / "prompt.yaml"))
+    assert out["n"] == 2 and len(seen) == 2
+    assert all("SAY-IT-MY-WAY" in p and examples[i]["question"] in p for i, p in enumerate(seen))
+    seen.clear()
+    parity.math_accuracy(model, tok, examples, max_new_tokens=2)  # default: the gsm8k task's own prompt
+    assert not any("SAY-IT-MY-WAY" in p for p in seen)

@@ -128,3 +128,58 @@ def test_cli_keys_and_flag_conflict(capsys):
     keys = capsys.readouterr().out
     assert "n_test = 200" in keys and "data.math.per_family" in keys and "traces_fallback" in keys
     assert main(["demo", "--quick", "--config", "x.yaml"]) == 2  # ConfigError
+
+
+def test_cli_plan_prints_estimates_and_writes_nothing(tmp_path, capsys):
+    from reasonkd.cli import main
+
+    out = tmp_path / "never"
+    assert main(["demo", "--plan", "--out", str(out), "n_traces=320"]) == 0
+    text = capsys.readouterr().out
+    assert "traces" in text and "total" in text and not out.exists()
+    from reasonkd.pipeline.config import DemoConfig
+    from reasonkd.pipeline.demo import estimate
+
+    # the estimate scales with the work: twice the traces, twice the trace time
+    a, b = estimate(DemoConfig(n_traces=160), False), estimate(DemoConfig(n_traces=320), False)
+    assert abs(b["traces"] / a["traces"] - 2.0) < 1e-9 and b["eval_before"] == a["eval_before"]
+
+
+def test_kill9_mid_distill_then_rerun_resumes(tmp_path, same_tok_student, tiny_qwen_dir):
+    """`kill -9` of a real `reasonkd demo` process during the distill step; the rerun skips the finished
+    steps (their finish times do not change) and continues distillation from its last checkpoint."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import yaml
+
+    out = tmp_path / "demo"
+    recipe = tmp_path / "tiny.yaml"
+    recipe.write_text(yaml.safe_dump(to_dict(_cfg(out, same_tok_student, tiny_qwen_dir))))
+    cmd = [sys.executable, "-m", "reasonkd", "demo", "--config", str(recipe)]
+    env = {**os.environ, "REASONKD_DISTILL_STEP_DELAY": "0.5"}  # a slow distill step to kill in
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    checkpoints = out / "distill" / "stages"
+    while time.time() < deadline and proc.poll() is None:
+        if any(checkpoints.glob("*/checkpoints/step-*")):
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the demo finished or died before a distill checkpoint appeared"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    state = json.loads((out / "state.json").read_text())
+    finished = {k: v["finished_at"] for k, v in state["steps"].items() if v.get("done")}
+    assert set(finished) == {"data", "eval_before", "traces"}
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.count("done earlier") == 3
+    assert "resum" in (done.stdout + done.stderr).lower()  # the distill step continued from its checkpoint
+    state = json.loads((out / "state.json").read_text())
+    assert {k: state["steps"][k]["finished_at"] for k in finished} == finished
+    assert all(state["steps"][k]["done"] for k in ("distill", "sft", "eval_after", "report"))
+    assert (out / "report" / "index.html").is_file() and not list(out.rglob("*.tmp"))
