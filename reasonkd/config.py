@@ -4,7 +4,7 @@ Every configurable part of reasonkd is a dataclass whose fields carry a
 docstring right below them (litgpt style); `config_help(cls)` turns those into
 help text. A recipe is YAML whose keys mirror the dataclass fields:
 
-    cfg = load_config(DistillRecipe, "recipes/quick.yaml", ["distill.temperature=2.0"])
+    cfg = load_config(DistillRecipe, "recipes/distill/default.yaml", ["stages.2.temperature.start=2.0"])
 
 Rules:
 - unknown keys fail with `ConfigError` (CLI exit 2) naming the full dotted key
@@ -123,7 +123,7 @@ def to_dict(cfg: Any) -> Any:
 def apply_override(data: dict, cls: type, dotted: str) -> None:
     """Apply one `a.b.c=value` override to the raw dict `data` (validated against `cls`)."""
     if "=" not in dotted:
-        raise ConfigError(f"override '{dotted}' must look like key=value (e.g. distill.temperature=2.0)")
+        raise ConfigError(f"override '{dotted}' must look like key=value (e.g. stages.2.temperature.start=2.0)")
     key, raw = dotted.split("=", 1)
     key = key.strip()
     try:
