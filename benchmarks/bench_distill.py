@@ -27,18 +27,14 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parent
-
-
-def rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import BENCH_MD, ROOT, peak_rss_mb, record_section  # noqa: E402
+from flops import measure_matmul_peak, model_flops_per_token  # noqa: E402
 
 
 # ---------------------------------------------------------------- data
@@ -77,45 +73,6 @@ def make_traces(tok, n: int, seq: int) -> list[dict]:
     return rows
 
 
-# ---------------------------------------------------------------- FLOPs
-
-
-def model_flops_per_token(config, seq: int, passes: float) -> float:
-    """Model FLOPs per token: passes x (2 x matmul parameters + causal attention scores).
-
-    matmul parameters = every linear layer incl. lm_head (embedding lookups are free); attention
-    scores QK^T and AV = 2 x 2 x layers x (seq / 2) x heads x head_dim per token (causal average).
-    passes: 1 = forward, 2 = forward + input-gradient backward (LoRA: frozen weights need no weight
-    gradient), 3 = full fine-tuning.
-    """
-    c = config
-    d, layers, inter, vocab = c.hidden_size, c.num_hidden_layers, c.intermediate_size, c.vocab_size
-    head_dim = getattr(c, "head_dim", None) or d // c.num_attention_heads
-    q = c.num_attention_heads * head_dim
-    kv = c.num_key_value_heads * head_dim
-    per_layer = d * q + 2 * d * kv + q * d + 3 * d * inter
-    linear = layers * per_layer + vocab * d
-    attn = 2 * 2 * layers * (seq / 2) * q
-    return passes * (2 * linear + attn)
-
-
-def measure_matmul_peak(n: int = 2048, repeats: int = 8) -> dict:
-    import torch
-
-    out = {}
-    for name, dtype in (("bf16", torch.bfloat16), ("fp32", torch.float32)):
-        a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-        a @ b
-        best = float("inf")
-        for _ in range(repeats):
-            t0 = time.perf_counter()
-            a @ b
-            best = min(best, time.perf_counter() - t0)
-        out[name] = 2 * n ** 3 / best
-    out["threads"] = torch.get_num_threads()
-    return out
-
-
 # ---------------------------------------------------------------- runners (each in its own process)
 
 
@@ -138,7 +95,7 @@ def run_cache(args, work: Path) -> dict:
     tokens = sum(len(__import__("reasonkd.distill.data", fromlist=["x"]).encode_example(
         tok, e["prompt"], e["trace"])[0]) for e in examples)
     size = sum(p.stat().st_size for p in (work / "cache").iterdir())
-    return {"seconds": seconds, "tokens": tokens, "tok_s": tokens / seconds, "bytes": size, "peak_rss_mb": rss_mb()}
+    return {"seconds": seconds, "tokens": tokens, "tok_s": tokens / seconds, "bytes": size, "peak_rss_mb": peak_rss_mb()}
 
 
 def run_ours(args, work: Path, offline: bool, chunk_rows: int | None = None) -> dict:
@@ -169,7 +126,7 @@ def run_ours(args, work: Path, offline: bool, chunk_rows: int | None = None) -> 
     return {"step_s": [r["seconds"] for r in timed], "tokens": sum(r["tokens"] for r in timed),
             "seconds": sum(r["seconds"] for r in timed), "loss": [r["loss"] for r in rows],
             "peak_rss_mb": done["peak_rss_mb"],  # load + train, as measured for TRL
-            "peak_rss_with_save_mb": rss_mb()}  # + merging the adapters and writing final/
+            "peak_rss_with_save_mb": peak_rss_mb()}  # + merging the adapters and writing final/
 
 
 def run_trl(args, work: Path, gradient_checkpointing: bool = True) -> dict:
@@ -222,7 +179,7 @@ def run_trl(args, work: Path, gradient_checkpointing: bool = True) -> dict:
     w = args.warmup_steps
     # the dataloader may prefetch one batch ahead: count the tokens of the batches the timed steps used
     return {"step_s": times[w:], "tokens": sum(counts[w:w + args.steps]), "seconds": sum(times[w:]),
-            "loss": losses, "peak_rss_mb": rss_mb()}
+            "loss": losses, "peak_rss_mb": peak_rss_mb()}
 
 
 # ---------------------------------------------------------------- orchestration
@@ -268,8 +225,6 @@ def report(args, res: dict, peak: dict, flops: dict) -> str:
     import torch
 
     lines = [
-        "## Distillation",
-        "",
         f"Command: `flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_distill.py {' '.join(args.shown)}`  ",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
         f"torch {torch.__version__}, Python {platform.python_version()}; {time.strftime('%Y-%m-%d')}",
@@ -362,20 +317,6 @@ def _fl(xs):
     return f"{xs[0]:.4f} / {xs[-1]:.4f}" if xs else "-"
 
 
-def write_section(text: str, path: Path) -> None:
-    """Replace (or append) the '## Distillation' section of BENCHMARKS.md, leaving the others alone."""
-    old = path.read_text() if path.is_file() else "# Benchmarks\n"
-    start = old.find("\n## Distillation\n")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + text
-    else:
-        end = old.find("\n## ", start + 5)
-        new = old[:start + 1] + text + (old[end + 1:] if end >= 0 else "")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(new)
-    os.replace(tmp, path)
-
-
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--student", default="qwen2.5-coder-0.5b")
@@ -427,8 +368,8 @@ def main() -> None:
     print(text)
     (work / "results.json").write_text(json.dumps(res, indent=1))
     if args.write_benchmarks:
-        write_section(text, ROOT / "BENCHMARKS.md")
-        print(f"updated {ROOT / 'BENCHMARKS.md'}")
+        record_section("Distillation", text)
+        print(f"updated {BENCH_MD}")
 
 
 if __name__ == "__main__":

@@ -52,6 +52,7 @@ def register_heads(sub) -> None:
     p.add_argument("--teacher", required=True, help="alias, folder, .gguf file or hub id")
     p.add_argument("--data", required=True, help="teacher traces (JSONL / folder) or a built dataset")
     p.add_argument("--out", required=True, help="folder for heads.json and heads.png")
+    # = reasonkd.distill.heads.METHODS, written out so building the CLI does not import torch
     p.add_argument("--method", default="gradient", choices=["gradient", "ablation"],
                    help="gradient: |dNLL/dgate|, one backward per batch; ablation: exact, one pass per head")
     p.add_argument("--limit", type=int, default=32, help="number of traces to score on")

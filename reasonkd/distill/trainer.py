@@ -43,8 +43,9 @@ from tqdm.auto import tqdm
 
 from reasonkd.distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, trim_metrics
 from reasonkd.distill.data import batch_order, collate
-from reasonkd.distill.objective import (DistillStudent, LossBalancer, Objective, combine, hf_model,
-                                        project_logits, teacher_forward, token_rows)
+from reasonkd.distill.balance import LossBalancer, combine
+from reasonkd.distill.objective import (DistillStudent, Objective, hf_model, project_logits, teacher_forward,
+                                        token_rows)
 from reasonkd.distill.recipe import DistillRecipe, StageConfig
 from reasonkd.distill.schedules import lr_factor, temperature_at
 from reasonkd.distill.student import load_student, merged_student, trained_student

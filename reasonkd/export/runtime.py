@@ -91,9 +91,7 @@ def runtime_model(folder: Path, manifest: dict):
 
 def load_exported(path: str | Path, device: str = "cpu"):
     """(ExportedLM, tokenizer) for an export folder; ReasonkdError if the folder is missing or damaged."""
-    from transformers import AutoTokenizer
-
-    from reasonkd.models.loader import prepare_tokenizer
+    from reasonkd.models.loader import tokenizer_from
 
     folder = Path(path).expanduser()
     manifest = verify_export(folder)
@@ -101,7 +99,7 @@ def load_exported(path: str | Path, device: str = "cpu"):
         raise ReasonkdError(f"exported models run on the CPU here; got --device {device}")
     try:
         inner = runtime_model(folder, manifest)
-        tok = prepare_tokenizer(AutoTokenizer.from_pretrained(str(folder)))
+        tok = tokenizer_from(str(folder))
     except ReasonkdError:
         raise
     except Exception as e:  # the runtimes' own parse errors are long; keep the cause, name the folder

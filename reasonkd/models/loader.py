@@ -114,14 +114,14 @@ def _dtype(dtype):
 
 def load_tokenizer(name_or_path: str, pull: bool = False):
     r = resolve(name_or_path, pull=pull)
-    return _tokenizer(r)
+    return tokenizer_from(r.path, r.gguf_file)
 
 
 MISTRAL_TYPES = ("mistral", "mistral3", "voxtral", "ministral", "pixtral")
 
 
-def _tokenizer(r: Resolved):
-    """The tokenizer of a resolved model, padded for batched generation.
+def tokenizer_from(path: str, gguf_file: str | None = None):
+    """The tokenizer in `path` (a folder, hub id, or GGUF file's folder), padded for batched generation.
 
     transformers 4.57.3-4.57.x warns "incorrect regex pattern ... fix_mistral_regex" for every local
     large-vocabulary tokenizer saved by 4.57.3+ (a false positive for Qwen/Llama/Gemma,
@@ -130,9 +130,9 @@ def _tokenizer(r: Resolved):
     """
     from transformers import AutoTokenizer
 
-    kw = {"gguf_file": r.gguf_file} if r.gguf_file else {}
-    config = Path(r.path) / "config.json"
-    if not r.gguf_file and config.is_file():
+    kw = {"gguf_file": gguf_file} if gguf_file else {}
+    config = Path(path) / "config.json"
+    if not gguf_file and config.is_file():
         import json
 
         import transformers
@@ -141,7 +141,7 @@ def _tokenizer(r: Resolved):
         model_type = json.loads(config.read_text()).get("model_type")
         if Version("4.57.3") <= Version(transformers.__version__) < Version("5") and model_type not in MISTRAL_TYPES:
             kw["fix_mistral_regex"] = False
-    return prepare_tokenizer(AutoTokenizer.from_pretrained(r.path, **kw))
+    return prepare_tokenizer(AutoTokenizer.from_pretrained(path, **kw))
 
 
 def prepare_tokenizer(tok):
@@ -167,7 +167,7 @@ def load_model(name_or_path: str, *, dtype="float32", device: str = "cpu", pull:
     kw = {"gguf_file": r.gguf_file} if r.gguf_file else {}
     if attn_implementation:
         kw["attn_implementation"] = attn_implementation
-    tok = _tokenizer(r)
+    tok = tokenizer_from(r.path, r.gguf_file)
     model = AutoModelForCausalLM.from_pretrained(r.path, dtype=_dtype(dtype), **kw)
     if r.gguf_file:
         cache.clear_gguf_marks(model)

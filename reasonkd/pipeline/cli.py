@@ -22,11 +22,13 @@ def _demo(args) -> int:
         return 0
     overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
     cfg = load_demo_config(args.config, args.quick, overrides)
+    if args.plan:
+        from reasonkd.pipeline.eta import print_plan
+
+        print_plan(cfg)
+        return 0
     from reasonkd.pipeline.demo import run_demo
 
-    if args.plan:
-        run_demo(cfg, plan_only=True)
-        return 0
     run_demo(cfg, command="reasonkd " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     return 0
 

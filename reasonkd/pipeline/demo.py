@@ -1,6 +1,6 @@
 """`reasonkd demo`: the whole story in one resumable job (issue 8).
 
-    reasonkd demo --quick                         # ~20 min on a laptop CPU (recipes/demo/quick.yaml)
+    reasonkd demo --quick                         # <= 8 min on 2 CPU cores (recipes/demo/quick.yaml)
     reasonkd demo --out runs/demo n_traces=800    # the default preset (recipes/demo/default.yaml)
     reasonkd demo --config recipes/demo/qwen-1.5b-to-0.5b.yaml
     from reasonkd.pipeline.demo import run_demo; run_demo(load_demo_config(quick=True))
@@ -19,7 +19,7 @@ shards, training checkpoints):
     report       OUT/report/index.html (+ report.md, results.json), OUT/report/demo.md + demo.json,
                  OUT/timings.md
 
-docs/demo.md explains the numbers and the presets.
+docs/demo.md explains the numbers and the presets; reasonkd.pipeline.eta the time estimates.
 """
 
 from __future__ import annotations
@@ -33,36 +33,13 @@ from pathlib import Path
 from reasonkd.config import save_config, to_dict
 from reasonkd.errors import ReasonkdError
 from reasonkd.pipeline.config import DemoConfig
+from reasonkd.pipeline.eta import estimate, resolve_device
 from reasonkd.pipeline.steps import Step, StepRunner
 from reasonkd.utils.io import read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
-# Rates (tokens/s) on the 2-core reference CPU box, bf16 weights; gen measured in the `--quick` smoke
-# of 2026-11-28 (batched greedy, padding included). gen: batched generation; lat: batch-1 generation
-# (latency column, qualitative cases); train: fp32-master + bf16-autocast training; fwd: frozen teacher
-# forward. Distillation runs train + fwd on every step (measured ~140 tok/s for smollm2 <- qwen 0.5b).
-RATES = {
-    # tokens/s on the 2-core reference CPU (AMD EPYC, bf16 generation), measured in the default demo of
-    # 2026-11-28 (runs/demo/timings.md): smollm2 batched eval 96 tok/s, qwen 0.5b 72; training ~500 tok/s
-    "smollm2-135m": {"gen": 100.0, "lat": 45.0, "train": 220.0, "fwd": 1500.0},
-    "qwen2.5-coder-0.5b": {"gen": 75.0, "lat": 19.0, "train": 60.0, "fwd": 500.0},
-    "qwen2.5-coder-1.5b": {"gen": 30.0, "lat": 7.0, "train": 20.0, "fwd": 170.0},
-}
-GPU_SPEEDUP = 20.0  # rough: every rate above on one CUDA GPU
-# mean answer length as a fraction of max_new_tokens (measured): an untrained student and the teacher
-# mostly run long; trained students stop after their "#### n" line; teacher traces (1 worked example)
-EVAL_FILL, EVAL_FILL_TRAINED, TRACE_FILL = 0.7, 0.3, 0.85
-TRAIN_TOKENS = 120  # mean prompt + trace tokens per training example (capped by max_length)
 ROLES = {"before": "student-before", "sft": "sft-only", "distilled": "distilled", "teacher": "teacher"}
-
-
-def resolve_device(device: str) -> str:
-    if device != "auto":
-        return device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def fingerprint(cfg: DemoConfig) -> dict:
@@ -81,33 +58,6 @@ def fingerprint(cfg: DemoConfig) -> dict:
 
 def eval_sets(cfg: DemoConfig) -> list[str]:
     return ["heldout", "unseen"] if cfg.n_unseen > 0 else ["heldout"]
-
-
-# ------------------------------------------------------------------ ETA
-
-def _rate(model: str, kind: str, cuda: bool) -> float:
-    r = RATES.get(model, RATES["smollm2-135m"])[kind]
-    return r * (GPU_SPEEDUP if cuda else 1.0)
-
-
-def estimate(cfg: DemoConfig, cuda: bool) -> dict[str, float]:
-    """Seconds per step from the config sizes and RATES (what the ETA at start prints)."""
-    def eval_s(model: str, fill: float = EVAL_FILL) -> float:
-        batched = (cfg.n_test + cfg.n_unseen) * fill * cfg.eval_max_new_tokens / _rate(model, "gen", cuda)
-        single = (64 * cfg.latency_problems + cfg.case_tokens) / _rate(model, "lat", cuda)
-        return 10.0 + batched + single  # + loading the model
-
-    steps = cfg.feature_steps + cfg.logic_steps + cfg.output_steps
-    tok = steps * cfg.batch_size * cfg.grad_accum * min(TRAIN_TOKENS, cfg.max_length)
-    return {
-        "data": 15.0,
-        "eval_before": eval_s(cfg.student) + eval_s(cfg.teacher),
-        "traces": cfg.n_traces * TRACE_FILL * cfg.teacher_max_new_tokens / _rate(cfg.teacher, "gen", cuda),
-        "distill": tok / _rate(cfg.student, "train", cuda) + tok / _rate(cfg.teacher, "fwd", cuda),
-        "sft": tok / _rate(cfg.student, "train", cuda),
-        "eval_after": 2 * eval_s(cfg.student, EVAL_FILL_TRAINED),
-        "report": 10.0,
-    }
 
 
 # ------------------------------------------------------------------ step 1: data
@@ -342,23 +292,11 @@ def step_train(cfg: DemoConfig, out: Path, sft: bool) -> dict:
 
 # ------------------------------------------------------------------ the job
 
-def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print, plan_only: bool = False) -> dict:
-    """Run (or resume) the demo described by `cfg`; returns demo.json's content.
-
-    plan_only: print the per-step time estimate for this machine and return {"eta_s": {...}} without
-    touching `cfg.out` (`reasonkd demo --plan`).
-    """
+def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print) -> dict:
+    """Run (or resume) the demo described by `cfg`; returns demo.json's content."""
     from reasonkd.pipeline.report import step_report
 
     out = Path(cfg.out)
-    if plan_only:
-        cuda = resolve_device(cfg.device) == "cuda"
-        eta = estimate(cfg, cuda)
-        log_fn(f"reasonkd demo plan: {cfg.student} <- {cfg.teacher} ({'cuda' if cuda else 'cpu'})")
-        for name, sec in eta.items():
-            log_fn(f"  {name:<12} ~{sec / 60:.1f} min")
-        log_fn(f"  total        ~{sum(eta.values()) / 60:.0f} min (estimates from RATES in reasonkd/pipeline/demo.py)")
-        return {"eta_s": eta}
     runner = StepRunner(out, fingerprint(cfg))
     save_config(cfg, out)
     cuda = resolve_device(cfg.device) == "cuda"
@@ -380,7 +318,7 @@ def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print, plan
         mark = "done" if runner.done(s.name) else f"~{s.eta_s / 60:.1f} min"
         log_fn(f"  {s.name:<12} {mark}")
     log_fn(f"  ETA (remaining steps): ~{runner.eta(steps) / 60:.0f} min (estimates from RATES in "
-           "reasonkd/pipeline/demo.py)")
+           "reasonkd/pipeline/eta.py)")
     runner.run(steps, log=log_fn)
     from reasonkd.pipeline.report import load_summary, write_timings
 

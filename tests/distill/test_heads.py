@@ -213,3 +213,16 @@ def test_heads_command_end_to_end(tiny_llama_dir, tmp_path):
         load_head_selection(out / "heads.json", top_k=9)
     with pytest.raises(ReasonkdError, match="not a heads.json"):
         load_head_selection(data, top_k=1)
+
+
+def test_cli_method_choices_match_the_scorer():
+    """`reasonkd heads --method` lists its choices without importing torch; they must stay METHODS."""
+    import argparse
+
+    from reasonkd.distill.heads import METHODS
+
+    parser = argparse.ArgumentParser()
+    register_heads(parser.add_subparsers(dest="command"))
+    heads = parser._subparsers._group_actions[0].choices["heads"]
+    method = next(a for a in heads._actions if a.dest == "method")
+    assert tuple(method.choices) == METHODS

@@ -160,7 +160,7 @@ def test_data_labels_cover_only_the_trace(ref):
 
 
 def test_loss_balancer_equalises_magnitudes():
-    from reasonkd.distill.objective import LossBalancer
+    from reasonkd.distill.balance import LossBalancer
 
     b = LossBalancer(True)
     values = {"a": 100.0, "b": 1.0}

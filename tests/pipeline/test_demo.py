@@ -138,7 +138,7 @@ def test_cli_plan_prints_estimates_and_writes_nothing(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "traces" in text and "total" in text and not out.exists()
     from reasonkd.pipeline.config import DemoConfig
-    from reasonkd.pipeline.demo import estimate
+    from reasonkd.pipeline.eta import estimate
 
     # the estimate scales with the work: twice the traces, twice the trace time
     a, b = estimate(DemoConfig(n_traces=160), False), estimate(DemoConfig(n_traces=320), False)
