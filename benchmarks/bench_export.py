@@ -100,6 +100,7 @@ def main() -> None:
     rows = {k: {bs: summarize(b["runs"][bs]) for bs in sizes} for k, b in backends.items()}
 
     hw = hardware()
+    prompt = f"the prompt of {args.template}" if args.template else "gsm8k prompt"
     cmd = (f"flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_export.py --model {args.model} "
            f"--batch-sizes {args.batch_sizes} --new-tokens {args.new_tokens} --repeats {args.repeats} "
            f"--problems {args.problems} --accuracy-tokens {args.accuracy_tokens}"
@@ -141,7 +142,7 @@ def main() -> None:
             f"{'met' if ok_speed else 'NOT met'}).\n\n"
             f"Held-out math accuracy ({acc['n']} problems: test split of a data-engine build of "
             f"recipes/data/quick.yaml with math.per_family={-(-args.problems // 3)}, 3 templates never used for "
-            f"training; {'the prompt of ' + args.template if args.template else 'gsm8k prompt'} and gsm8k grader; greedy, <= {args.accuracy_tokens} new tokens, batch 16):\n\n"
+            f"training; {prompt} and gsm8k grader; greedy, <= {args.accuracy_tokens} new tokens, batch 16):\n\n"
             "| model | correct | accuracy |\n|---|---|---|\n"
             f"| {args.model} PyTorch fp32 | {acc['torch_fp32_correct']}/{acc['n']} | "
             f"{100 * acc['torch_fp32_accuracy']:.1f}% |\n"

@@ -257,6 +257,9 @@ class DistillRecipe:
     """Write a resumable checkpoint every N optimizer steps within a stage (0 = only at stage ends)."""
     keep_checkpoints: int = 1
     """How many mid-stage checkpoints to keep per stage (the newest)."""
+    prune_finished_checkpoints: bool = False
+    """Delete a stage's mid-stage checkpoints (weights + optimizer state) once the stage is done.
+    A finished stage never resumes from them (its student/ folder is kept); the demo turns this on."""
     log_every: int = 10
     """Refresh the progress bar's loss figures every N steps (metrics.jsonl gets every step)."""
     balance_losses: bool = False

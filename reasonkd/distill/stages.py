@@ -35,7 +35,7 @@ from reasonkd.utils.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 # keys that may change between an interrupted run and its resume (they do not change the maths)
-RESUMABLE_CHANGES = {"save_every", "log_every", "keep_checkpoints"}
+RESUMABLE_CHANGES = {"save_every", "log_every", "keep_checkpoints", "prune_finished_checkpoints"}
 
 
 def make_accelerator(recipe: DistillRecipe):

@@ -333,6 +333,8 @@ def _finish_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Pa
         if projector_state is not None:  # kept for inspection; never part of the student
             _save_tensors(projector_state, stage_dir / "projectors.safetensors")
         write_json(stage_dir / "done.json", summary)
+        if ctx.recipe.prune_finished_checkpoints:  # after done.json: a crash in between leaves them, harmlessly
+            shutil.rmtree(stage_dir / "checkpoints", ignore_errors=True)
     acc.wait_for_everyone()
     return summary
 

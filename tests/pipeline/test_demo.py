@@ -183,3 +183,5 @@ def test_kill9_mid_distill_then_rerun_resumes(tmp_path, same_tok_student, tiny_q
     assert {k: state["steps"][k]["finished_at"] for k in finished} == finished
     assert all(state["steps"][k]["done"] for k in ("distill", "sft", "eval_after", "report"))
     assert (out / "report" / "index.html").is_file() and not list(out.rglob("*.tmp"))
+    # the demo prunes finished stages' optimizer-state checkpoints; the stage students stay
+    assert not list(out.glob("*/stages/*/checkpoints")) and list(out.glob("distill/stages/*/student"))
