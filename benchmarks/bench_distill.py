@@ -1,6 +1,6 @@
 """Logit-KD training throughput and memory: reasonkd (online teacher / offline top-k cache) vs TRL's GKDTrainer.
 
-    flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_distill.py --steps 4 --warmup-steps 1 \
+    .venv/bin/python benchmarks/bench_distill.py --steps 4 --warmup-steps 1 \
         --write-benchmarks
 
 Same student, teacher, data, batch, sequence length and loss for every runner:
@@ -42,7 +42,7 @@ from flops import measure_matmul_peak, model_flops_per_token  # noqa: E402
 
 def make_traces(tok, n: int, seq: int) -> list[dict]:
     """n word problems whose prompt + trace + end of turn is seq - 16 .. seq tokens in `tok`."""
-    from reasonkd.distill.data import encode_example
+    from reasonkd.models.encoding import encode_example
 
     rows = []
     for i in range(n):
@@ -81,7 +81,7 @@ def _load_examples(work: Path) -> list[dict]:
 
 
 def run_cache(args, work: Path) -> dict:
-    from reasonkd.distill.cache import write_logit_cache
+    from reasonkd.models.logit_cache import write_logit_cache
     from reasonkd.models import load_model
 
     import shutil
@@ -92,7 +92,7 @@ def run_cache(args, work: Path) -> dict:
     t0 = time.perf_counter()
     write_logit_cache(teacher, tok, examples, work / "cache", k=args.k, batch_size=args.batch, progress=False)
     seconds = time.perf_counter() - t0
-    tokens = sum(len(__import__("reasonkd.distill.data", fromlist=["x"]).encode_example(
+    tokens = sum(len(__import__("reasonkd.models.encoding", fromlist=["x"]).encode_example(
         tok, e["prompt"], e["trace"])[0]) for e in examples)
     size = sum(p.stat().st_size for p in (work / "cache").iterdir())
     return {"seconds": seconds, "tokens": tokens, "tok_s": tokens / seconds, "bytes": size, "peak_rss_mb": peak_rss_mb()}
@@ -225,7 +225,7 @@ def report(args, res: dict, peak: dict, flops: dict) -> str:
     import torch
 
     lines = [
-        f"Command: `flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_distill.py {' '.join(args.shown)}`  ",
+        f"Command: `.venv/bin/python benchmarks/bench_distill.py {' '.join(args.shown)}`  ",
         f"Machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, {args.threads} threads, "
         f"torch {torch.__version__}, Python {platform.python_version()}; {time.strftime('%Y-%m-%d')}",
         "",
@@ -287,7 +287,7 @@ def report(args, res: dict, peak: dict, flops: dict) -> str:
 
 
 def acceptance(args, res: dict) -> list[str]:
-    """Issue 3's target, offline >= 2x TRL tokens/s at <= 0.6x its peak RSS, for each offline runner."""
+    """The target: offline >= 2x TRL tokens/s at <= 0.6x its peak RSS, for each offline runner."""
     out = []
     for ref in ("trl-gkd", "trl-gkd-nogc"):
         if ref not in res:

@@ -2,7 +2,7 @@
 by `reasonkd eval`) vs one problem at a time with plain transformers `generate` (the peer), on the
 same model, the same GSM8K-style problems, the same greedy settings and token cap.
 
-    flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_eval.py \
+    .venv/bin/python benchmarks/bench_eval.py \
         [--model smollm2-135m] [--problems 32] [--max-new-tokens 96] [--batch-size 32] [--repeats 3]
 
 Problems: the first N math originals of a data-engine build of recipes/data/quick.yaml (made in a
@@ -97,7 +97,7 @@ def main() -> None:
     o, p = min(ours), min(peer)
     ratios = ", ".join(f"{b / a:.1f}x" for a, b in zip(ours, peer))
     n = len(prompts)
-    cmd = (f"flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_eval.py --model {args.model} "
+    cmd = (f".venv/bin/python benchmarks/bench_eval.py --model {args.model} "
            f"--problems {n} --max-new-tokens {args.max_new_tokens} --batch-size {args.batch_size} "
            f"--repeats {args.repeats}")
     body = (f"Command: `{cmd}`  \n"

@@ -1,6 +1,6 @@
 """Deployment speed and INT8 accuracy: PyTorch eager fp32 vs ONNX Runtime fp32 vs OpenVINO INT8, one run.
 
-    flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_export.py \
+    .venv/bin/python benchmarks/bench_export.py \
         [--model smollm2-135m] [--batch-sizes 1,8] [--new-tokens 64] [--repeats 3] \
         [--problems 100] [--accuracy-tokens 256]
 
@@ -101,7 +101,7 @@ def main() -> None:
 
     hw = hardware()
     prompt = f"the prompt of {args.template}" if args.template else "gsm8k prompt"
-    cmd = (f"flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_export.py --model {args.model} "
+    cmd = (f".venv/bin/python benchmarks/bench_export.py --model {args.model} "
            f"--batch-sizes {args.batch_sizes} --new-tokens {args.new_tokens} --repeats {args.repeats} "
            f"--problems {args.problems} --accuracy-tokens {args.accuracy_tokens}"
            + (f" --template {args.template}" if args.template else ""))
@@ -154,7 +154,7 @@ def main() -> None:
             f"{acc['int8_only_correct']} only in INT8; same verdict on {acc['same_verdict']}/{acc['n']}, "
             f"identical completion on {acc['same_completion']}/{acc['n']}. At accuracies this low, "
             f"{acc['n']} problems resolve only a few points.\n\n"
-            "Article targets (S5), other hardware: A100 120 tok/s; T4 + ONNX Runtime 85; Core i7 + OpenVINO "
+            "Reference targets (docs/design.md §5), other hardware: A100 120 tok/s; T4 + ONNX Runtime 85; Core i7 + OpenVINO "
             "INT8 30.")
     print(body)
     record_section("Export", body)

@@ -1,7 +1,7 @@
 """Selective head distillation: cost of `reasonkd heads`, and of an attention-distillation step
 on ALL heads (every layer eager) vs only the top-k heads (only their layers eager).
 
-    flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_heads.py
+    .venv/bin/python benchmarks/bench_heads.py
 
 Teacher qwen2.5-coder-0.5b (24 layers x 14 heads), student smollm2-135m (30 layers x 9 heads),
 traces = reference solutions of a small built dataset (recipes/data/quick.yaml). The step is
@@ -188,7 +188,7 @@ def main() -> None:
     tables = [time_steps(teacher, student, make_batch(s_tok, t_tok, texts, n), modes, a.repeats, n_t, n_s)
               for n in a.max_len]
     top = ", ".join(f"L{r['layer']}H{r['head']}" for r in res["ranking"][:a.top_k])
-    body = f"""Command: `flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_heads.py --limit {a.limit} --top-k {a.top_k} --batch {a.batch} --max-len {' '.join(map(str, a.max_len))} --repeats {a.repeats}`
+    body = f"""Command: `.venv/bin/python benchmarks/bench_heads.py --limit {a.limit} --top-k {a.top_k} --batch {a.batch} --max-len {' '.join(map(str, a.max_len))} --repeats {a.repeats}`
 Machine: {machine()}; commit {git_rev()}; {datetime.date.today()}; fp32, CPU, {torch.get_num_threads()} threads
 
 `reasonkd heads --teacher {TEACHER} --method gradient --limit {a.limit}` ({res['n_examples']} traces,

@@ -1,6 +1,6 @@
 """Teacher trace throughput: our `hf` backend vs plain transformers `generate` at batch 1.
 
-    flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_teacher.py \\
+    .venv/bin/python benchmarks/bench_teacher.py \\
         [--model smollm2-135m] [--problems 16] [--max-new-tokens 128] [--repeats 3]
 
 Same model, same problems (math items of the quick data recipe, the teacher's
@@ -62,11 +62,12 @@ def main() -> None:
     import torch
 
     from reasonkd.data import build_dataset
+    from reasonkd.data.prompts import DEFAULT_TEMPLATE, render
     from reasonkd.data.verify import verify_item
     from reasonkd.models import resolve
     from reasonkd.models.generation import apply_chat
     from reasonkd.teacher.backends import HFBackend, Request, Sampling, request_key
-    from reasonkd.teacher.generate import DEFAULT_TEMPLATE, render, select_items
+    from reasonkd.teacher.generate import select_items
 
     data = build_dataset("recipes/data/quick.yaml", tempfile.mkdtemp(prefix="bench-teacher-") + "/quick")
     items = select_items(str(data), "train", "math", args.problems)
@@ -110,7 +111,7 @@ def main() -> None:
     peer = results[1][1]
     table = "\n".join(f"| {n} | {m:.1f} ({', '.join(f'{s:.1f}' for s in sp)}) | {tok} | {ok}/{len(items)} | "
                       f"{m / peer:.1f}x |" for n, m, sp, tok, ok in results)
-    cmd = (f"flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_teacher.py --model {args.model} "
+    cmd = (f".venv/bin/python benchmarks/bench_teacher.py --model {args.model} "
            f"--problems {args.problems} --max-new-tokens {args.max_new_tokens} --batch-size {args.batch_size} "
            f"--repeats {args.repeats}")
     body = (f"Command: `{cmd}`  \nMachine: {machine()}; commit {git_rev()}; {time.strftime('%Y-%m-%d')}; "

@@ -38,6 +38,17 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}, Python {platform.python_version()}"
 
 
+def cpu_line() -> str:
+    """"CPU: <model> (<vector level>; flags: avx2 fma ...)": the line every recorded section carries, so
+    figures from machines with different vector units (AVX2 only vs AVX-512-BF16 / AMX) are not compared
+    by mistake."""
+    from reasonkd.utils.hardware import Machine, read_cpu
+
+    model, flags = read_cpu()
+    m = Machine(cpu_model=model, arch=platform.machine(), flags=flags, cores=0, torch="")
+    return f"CPU: {model} ({m.isa}; flags: {' '.join(flags) or 'none of note'})"
+
+
 def peak_rss_mb() -> float:
     """Peak resident set size of this process (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -62,7 +73,9 @@ def git_rev() -> str:
 
 
 def record_section(section: str, body: str) -> None:
-    """Replace (or append) `## section` in BENCHMARKS.md with `body`."""
+    """Replace (or append) `## section` in BENCHMARKS.md with `body`, ending with the CPU line (cpu_line)."""
+    if cpu_line() not in body:
+        body = body.rstrip() + "\n\n" + cpu_line() + "\n"
     lock = open(ROOT / ".benchmarks.lock", "w")
     fcntl.flock(lock, fcntl.LOCK_EX)
     try:

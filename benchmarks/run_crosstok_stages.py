@@ -1,4 +1,4 @@
-"""Issue 4 acceptance run: three stages, teacher qwen2.5-coder-0.5b -> student smollm2-135m (different
+"""Cross-tokenizer acceptance run: three stages, teacher qwen2.5-coder-0.5b -> student smollm2-135m (different
 tokenizers), on a few hundred verified traces; reports whether every loss term falls in every stage.
 
     .venv/bin/python benchmarks/run_crosstok_stages.py [--traces 300] [--steps 12,20,20] [--out runs/crosstok-stages]
@@ -7,8 +7,8 @@ Traces: the data engine's own verified worked solutions (`reasonkd.data.solution
 math problems, in the demo's prompt (a few hundred teacher traces would take ~40 min of teacher
 generation on 2 cores; the loss curves need verified text, not the teacher's wording). The teacher
 still supplies every soft target and hidden state online through the cross-tokenizer path. The
-output stage runs at a constant T = 2 here: with the article's 5 -> 1 schedule a KL at a falling T is
-on a rising scale, so "decreasing" could not be read from the log. Writes the section
+output stage runs at a constant T = 2 here: with the 5 -> 1 schedule of docs/design.md §2 a KL at a
+falling T is on a rising scale, so "decreasing" could not be read from the log. Writes the section
 "Cross-tokenizer three-stage run" of BENCHMARKS.md with the command.
 """
 

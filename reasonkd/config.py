@@ -31,7 +31,8 @@ from typing import Any, TypeVar
 import yaml
 
 from reasonkd.errors import ConfigError
-from reasonkd.utils.io import atomic_write
+from reasonkd.utils.hardware import precision_lines
+from reasonkd.utils.io import atomic_write, read_text
 
 T = TypeVar("T")
 
@@ -178,10 +179,11 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         p = Path(path)
         if not p.is_file():
             raise ConfigError(f"recipe file not found: {p}")
+        text = read_text(p, "YAML config", ConfigError)  # binary / non-UTF-8 / empty: one error naming the file
         try:
-            data = yaml.safe_load(p.read_text()) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: invalid YAML: {e}") from None
+            data = yaml.safe_load(text)
+        except (yaml.YAMLError, RecursionError) as e:
+            raise ConfigError(_yaml_error(p, text, e)) from None
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: top level must be a mapping of config keys")
     # start from defaults so list/dataclass overrides have something to index
@@ -191,10 +193,22 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
     return from_dict(cls, base)
 
 
+def _yaml_error(path: Path, text: str, e: Exception) -> str:
+    mark = getattr(e, "problem_mark", None)
+    where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+    cut = mark is not None and not text.endswith("\n") and mark.line + 1 >= len(text.splitlines())
+    what = getattr(e, "problem", None) or str(e).splitlines()[0]
+    return (f"{where}: invalid YAML ({what}){'; the file ends mid-line (truncated?)' if cut else ''}; "
+            "fix that line")
+
+
 def save_config(cfg: Any, run_dir: str | Path, name: str = "config.yaml") -> Path:
-    """Write the resolved config into `run_dir` (atomically)."""
+    """Write the resolved config into `run_dir` (atomically), headed by comment lines saying which precision
+    its dtype / bf16_autocast keys mean on this machine and why (comments: the file loads back unchanged)."""
     path = Path(run_dir) / name
+    notes = precision_lines(cfg)
     with atomic_write(path) as f:
+        f.writelines(f"# precision here: {line}\n" for line in notes)
         yaml.safe_dump(to_dict(cfg), f, sort_keys=False)
     return path
 
@@ -215,17 +229,39 @@ def field_docs(cls: type) -> dict[str, str]:
     return docs
 
 
-def config_help(cls: type, prefix: str = "") -> str:
-    """Human-readable list of every key with its default and docstring."""
+def _default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        return f.default_factory()  # type: ignore[misc]
+    return f.default if f.default is not dataclasses.MISSING else "<required>"
+
+
+def _changed(value: Any) -> Any:
+    """Plain data of a config: its first key (the name) and the keys that differ from their field defaults."""
+    if dataclasses.is_dataclass(value):
+        return {f.name: _changed(getattr(value, f.name)) for i, f in enumerate(dataclasses.fields(value))
+                if i == 0 or to_dict(getattr(value, f.name)) != to_dict(_default(f))}
+    return [_changed(v) for v in value] if isinstance(value, list) else to_dict(value)
+
+
+def _show(value: Any) -> str:
+    """A default as help shows it; a list of dataclasses one item a line, with the keys set off their defaults."""
+    if not (isinstance(value, list) and value and all(dataclasses.is_dataclass(v) for v in value)):
+        return repr(value)
+    flow = [yaml.safe_dump(_changed(v), default_flow_style=True, sort_keys=False, width=10**6).strip() for v in value]
+    return "(other keys at their defaults)" + "".join(f"\n      - {item}" for item in flow)
+
+
+def config_help(cls: type, prefix: str = "", defaults: Any = None) -> str:
+    """Human-readable list of every key with its default and docstring. Defaults are those of `defaults`
+    (an instance) where given, and a nested config shows what its field's default factory builds."""
     lines = []
     docs = field_docs(cls)
     hints = typing.get_type_hints(cls)
     for f in dataclasses.fields(cls):
         tp = _unwrap_optional(hints[f.name])
+        default = getattr(defaults, f.name) if defaults is not None else _default(f)
         if dataclasses.is_dataclass(tp):
-            lines.append(config_help(tp, f"{prefix}{f.name}."))
+            lines.append(config_help(tp, f"{prefix}{f.name}.", default if dataclasses.is_dataclass(default) else None))
             continue
-        default = f.default if f.default is not dataclasses.MISSING else (
-            "<list>" if f.default_factory is not dataclasses.MISSING else "<required>")  # type: ignore[misc]
-        lines.append(f"  {prefix}{f.name} = {default!r}\n      {docs.get(f.name, '')}")
+        lines.append(f"  {prefix}{f.name} = {_show(default)}\n      {docs.get(f.name, '')}")
     return "\n".join(lines)

@@ -16,14 +16,14 @@ os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
 
 @pytest.fixture(scope="session")
 def tiny_llama_dir(tmp_path_factory):
-    from reasonkd.models.tiny import build_tiny_model
+    from tiny_models import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_llama"), arch="llama", tokenizer="a")
 
 
 @pytest.fixture(scope="session")
 def tiny_qwen_dir(tmp_path_factory):
-    from reasonkd.models.tiny import build_tiny_model
+    from tiny_models import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("tiny_qwen"), arch="qwen2", tokenizer="b", hidden=96,
                             layers=3, heads=6, kv_heads=2, seed=1)

@@ -7,6 +7,7 @@ adding a command never touches another package's file.
     reasonkd models list | pull ALIAS       (reasonkd.models.cli)
     reasonkd generate --model M --prompt P  (reasonkd.models.cli)
     reasonkd data build RECIPE --out DIR    (reasonkd.data.cli)
+    reasonkd ocr read | import | render     (reasonkd.ocr.cli)
     reasonkd teacher generate | logits      (reasonkd.teacher.cli)
     reasonkd distill RECIPE [overrides]     (reasonkd.distill.cli)
     reasonkd heads --teacher M ...          (reasonkd.distill.cli)
@@ -14,6 +15,7 @@ adding a command never touches another package's file.
     reasonkd export | bench                 (reasonkd.export.cli)
     reasonkd serve --model M                (reasonkd.serve.cli)
     reasonkd demo [--quick]                 (reasonkd.pipeline.cli)
+    reasonkd doctor                         (reasonkd.cli.doctor)
 """
 
 from __future__ import annotations
@@ -30,12 +32,14 @@ from reasonkd.errors import ReasonkdError
 COMMAND_MODULES = [
     "reasonkd.models.cli",
     "reasonkd.data.cli",
+    "reasonkd.ocr.cli",
     "reasonkd.teacher.cli",
     "reasonkd.distill.cli",
     "reasonkd.eval.cli",
     "reasonkd.export.cli",
     "reasonkd.serve.cli",
     "reasonkd.pipeline.cli",
+    "reasonkd.cli.doctor",
 ]
 
 

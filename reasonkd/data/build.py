@@ -27,7 +27,7 @@ from random import Random
 
 from reasonkd.config import load_config, save_config
 from reasonkd.data import augment as aug
-from reasonkd.data import code_gen, logic
+from reasonkd.data import code_gen, logic, longctx, perturb
 from reasonkd.data.code_tasks import TASKS_BY_NAME
 from reasonkd.data.math_families import FAMILIES, sample_valid
 from reasonkd.data.recipe import DataRecipe
@@ -111,6 +111,10 @@ def augmentations(items: list[Item], r: DataRecipe) -> list[Item]:
                 out.append(v)
             if pick("subtasks", a.subtasks):
                 out += aug.subtasks(it, a.max_subtasks)
+            adv = r.adversarial  # perturbed variants of the trained types only; held-out types never appear
+            if adv.fraction and pick("adversarial", adv.fraction):
+                out += perturb.training_items(it, adv.types, sub_seed(r.seed, "adversarial"), adv.per_item,
+                                              adv.negatives)
         if it.domain == "math":
             if pick("distractors", a.distractors):
                 out.append(aug.distractor_variant(it, rng))
@@ -217,6 +221,9 @@ def generate(r: DataRecipe) -> tuple[list[Item], dict, dict]:
     assign_splits(items, r)
     log.info("%d originals (%.1fs)", len(items), time.perf_counter() - t0)
     items += augmentations(items, r)
+    long = longctx.long_items(r.long, r.math.families, r.seed)  # long inputs: originals, never augmented
+    assign_splits(long, r)
+    items += long
     log.info("%d items after augmentation (%.1fs)", len(items), time.perf_counter() - t0)
     items, problems = verify_all(items)
     log.info("verified: kept %d, dropped %d (%.1fs)", len(items), len(problems), time.perf_counter() - t0)

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import re
 
+from reasonkd.data.answers import boxed_contents, extract_answer, numbers_equal, strip_think
+
 # ---------------------------------------------------------------- sudoku
 
 
@@ -37,11 +39,9 @@ def sudoku_valid(grid: list[int], size: int, box: tuple[int, int]) -> bool:
 
 def parse_grid(text: str, size: int) -> list[int] | None:
     """The last size*size digits 1..size of a text (after </think>; boxed content first)."""
-    from reasonkd.data.verify import _boxed_contents
-
     if "</think>" in text and text.rsplit("</think>", 1)[1].strip():
         text = text.rsplit("</think>", 1)[1]
-    boxed = _boxed_contents(text)
+    boxed = boxed_contents(text)
     if boxed:
         text = boxed[-1]
     digits = [int(d) for d in re.findall(rf"[1-{size}]", text)] if size <= 9 else []
@@ -209,18 +209,15 @@ def zebra_answer(meta: dict, solution: dict[Var, int]) -> str:
 
 def check_zebra_answer(meta: dict, answer: str) -> bool:
     """Is the stated answer the asked value of the puzzle's unique solution?"""
-    from reasonkd.data.verify import _boxed_contents, _strip_think, numbers_equal
-
     sols = solve_zebra(meta, limit=2)
     if len(sols) != 1:
         return False
     truth = zebra_answer(meta, sols[0])
-    text = _strip_think(answer, "answer_is") or ""
-    boxed = _boxed_contents(text)
+    text = strip_think(answer, "answer_is") or ""
+    boxed = boxed_contents(text)
     m = re.findall(r"answer\s*(?:is|:)\s*([^\n]*)", text, re.IGNORECASE)
     segment = boxed[-1] if boxed else (m[-1] if m else text)
     if meta["ask"]["target"] == "house":
-        from reasonkd.data.verify import extract_answer
         return numbers_equal(extract_answer(segment, "flexible") or "", truth)
     ai = [a for a, _ in meta["attributes"]].index(meta["ask"]["target"])
     values = meta["attributes"][ai][1]

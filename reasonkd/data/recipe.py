@@ -18,7 +18,9 @@ from dataclasses import dataclass, field
 from reasonkd.data.augment import NEGATIVE_TYPES
 from reasonkd.data.code_tasks import TASKS_BY_NAME
 from reasonkd.data.logic import SUDOKU_BOXES
+from reasonkd.data.longctx import LongConfig
 from reasonkd.data.math_families import FAMILIES
+from reasonkd.data.perturb import TYPES as PERTURBATION_TYPES
 from reasonkd.errors import ConfigError
 
 
@@ -109,6 +111,36 @@ class AugmentConfig:
 
 
 @dataclass
+class AdversarialConfig:
+    fraction: float = 0.0
+    """Share of math originals (train/val) that get perturbed variants for training (0 = off)."""
+    types: list[str] = field(default_factory=lambda: ["numerical_substitution", "digit_expansion",
+                                                      "added_operation", "paraphrase", "distractor_insertion"])
+    """Perturbation types trained on (reasonkd.data.perturb.TYPES; docs/robustness.md)."""
+    held_out: list[str] = field(default_factory=lambda: ["integer_decimal_fraction", "reversed_question",
+                                                         "critical_thinking"])
+    """Types never trained on, kept for measuring transfer; must not overlap `types`."""
+    per_item: int = 1
+    """Perturbed variants per selected original (types taken in turn from a seeded start)."""
+    negatives: float = 1.0
+    """Share of perturbed variants that also get a wrong reasoning path (a negative for the
+    negatives loss: e.g. the distractor's number used, or a number given when a fact is missing)."""
+
+    def __post_init__(self):
+        _check_names("adversarial.types", self.types, PERTURBATION_TYPES)
+        _check_names("adversarial.held_out", self.held_out, PERTURBATION_TYPES)
+        both = sorted(set(self.types) & set(self.held_out))
+        if both:
+            raise ConfigError(f"adversarial: {both} are in both types and held_out; "
+                              "a held-out type is never trained on")
+        for name in ("fraction", "negatives"):
+            if not 0.0 <= getattr(self, name) <= 1.0:
+                raise ConfigError(f"adversarial.{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.per_item < 1:
+            raise ConfigError(f"adversarial.per_item must be >= 1, got {self.per_item}")
+
+
+@dataclass
 class ImportConfig:
     path: str = ""
     """GSM8K-format JSONL (`question`, `answer` ending '#### N')."""
@@ -168,6 +200,10 @@ class DataRecipe:
     """Logic puzzles."""
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     """Variants, negatives, decomposition."""
+    adversarial: AdversarialConfig = field(default_factory=AdversarialConfig)
+    """Adversarial training mix: GSM-Plus-style perturbed variants and their wrong reasoning paths."""
+    long: LongConfig = field(default_factory=LongConfig)
+    """Long-input math problems (facts spread through 1k-8k tokens; reasonkd.data.longctx)."""
     imports: list[ImportConfig] = field(default_factory=list)
     """GSM8K-format files to import (each with its split)."""
     split: SplitConfig = field(default_factory=SplitConfig)

@@ -115,7 +115,7 @@ def load_items(path_or_dir: str | Path, split: str | None = None) -> list[dict]:
             raise ReasonkdError(f"{path}: no {', '.join(missing)}; build it with `reasonkd data build RECIPE --out {path}`")
         rows = [r for f in files if f.is_file() for r in read_jsonl(f)]
     elif path.is_file():
-        rows = read_jsonl(path)
+        rows = read_jsonl(path, allow_empty=False)
         if split:
             rows = [r for r in rows if r.get("split") == split]
     else:

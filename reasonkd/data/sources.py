@@ -10,12 +10,12 @@ held-out-template split works for it too.
 
 from __future__ import annotations
 
-import json
 import re
 from pathlib import Path
 
 from reasonkd.data.schema import Item
 from reasonkd.errors import ReasonkdError
+from reasonkd.utils.io import iter_jsonl
 
 _CALC = re.compile(r"<<[^<>]*>>")  # GSM8K calculator annotations: 48/2=<<48/2=24>>24
 
@@ -68,20 +68,13 @@ def read_gsm8k(path: str | Path) -> list[tuple[int, str, str]]:
     if not path.is_file():
         raise ReasonkdError(f"{path}: GSM8K file not found (expected JSONL with 'question' and 'answer')")
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise ReasonkdError(f"{path}:{lineno}: not valid JSON ({e.msg}); fix or remove that line") from None
-            if not isinstance(row, dict) or not isinstance(row.get("question"), str) or not isinstance(row.get("answer"), str):
-                raise ReasonkdError(f"{path}:{lineno}: needs string fields 'question' and 'answer' (GSM8K format)")
-            if _gsm_steps(row["answer"]) is None:
-                raise ReasonkdError(f"{path}:{lineno}: 'answer' must end with '#### N' (a number), got "
-                                    f"{row['answer'][-40:]!r}")
-            rows.append((lineno, row["question"], row["answer"]))
+    for lineno, row in iter_jsonl(path, allow_empty=False, what="GSM8K JSONL file"):  # binary / truncated: one error
+        if not isinstance(row.get("question"), str) or not isinstance(row.get("answer"), str):
+            raise ReasonkdError(f"{path}:{lineno}: needs string fields 'question' and 'answer' (GSM8K format)")
+        if _gsm_steps(row["answer"]) is None:
+            raise ReasonkdError(f"{path}:{lineno}: 'answer' must end with '#### N' (a number), got "
+                                f"{row['answer'][-40:]!r}")
+        rows.append((lineno, row["question"], row["answer"]))
     return rows
 
 

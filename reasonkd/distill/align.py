@@ -1,14 +1,14 @@
 """Cross-tokenizer alignment: which student tokens correspond to which teacher tokens.
 
-The article's teacher (DeepSeek-R1, vocab 129,280) and student (Qwen2, vocab
-152,064) tokenise text differently, so KD across them needs (1) positions where
+A teacher such as DeepSeek-R1 (vocab 129,280) and a student such as Qwen2
+(vocab 152,064) tokenise text differently, so KD across them needs (1) positions where
 both models sit at the same character boundary and (2) a map between their
 vocabularies. Everything here works from character offsets of fast tokenizers.
 
     s_off = char_offsets(student_tok, text); t_off = char_offsets(teacher_tok, text)
     groups = align_tokens(s_off, t_off)        # [((s0, s1), (t0, t1)), ...] same characters
     pos = aligned_positions(s_off, t_off)       # per student token: teacher index or -1
-    vmap = build_vocab_map(student_tok, teacher_tok)  # shared token strings -> cross_vocab_kl
+    vmap = build_vocab_map(student_tok, teacher_tok)  # shared token strings -> losses.shared_logprobs
     tokenizer_relation(student_tok, teacher_tok, 151936, 152064)  # "same" / "same_padded" / "different"
     check_token_ids(ids, student_tok, "student", text)  # catches teacher ids fed to the student
 
@@ -204,7 +204,7 @@ def build_vocab_map(student_tok, teacher_tok, student_vocab_size: int | None = N
             seen.add(key)
             pairs.append((idx, t_by_key[key]))
     if not pairs:
-        raise ReasonkdError("the student and teacher vocabularies share no token strings; use uld_loss instead")
+        raise ReasonkdError("the student and teacher vocabularies share no token strings; use options.cross: uld instead")
     ids = torch.tensor(pairs, dtype=torch.long)
     return VocabMap(ids[:, 0].contiguous(), ids[:, 1].contiguous(), s_size, t_size)
 
@@ -222,7 +222,7 @@ def tokenizer_hash(tokenizer) -> str:
 def tokenizer_relation(student_tok, teacher_tok, student_vocab_size: int, teacher_vocab_size: int) -> str:
     """"same" (identical vocab dict and logits sizes), "same_padded" (identical vocab, embedding
     sizes differ, e.g. 151,936 vs 152,064: compare logits[..., :min] via truncate_to_common_vocab)
-    or "different" (needs align.py + cross_vocab_kl / uld_loss)."""
+    or "different" (aligned positions + the cross-vocabulary forms of losses.cross_vocab)."""
     if student_tok.get_vocab() != teacher_tok.get_vocab():
         return "different"
     if student_vocab_size == teacher_vocab_size:

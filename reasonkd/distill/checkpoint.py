@@ -13,6 +13,7 @@ renames it, so a kill at any moment leaves the previous checkpoint whole.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 import re
@@ -22,9 +23,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from reasonkd.distill.fsdp import full_optimizer_state, full_trainable_state, is_fsdp, load_full_state
 from reasonkd.errors import ReasonkdError
 from reasonkd.utils.io import atomic_write
 
+log = logging.getLogger(__name__)
 CKPT = re.compile(r"^step-(\d{6,})$")
 
 
@@ -73,9 +76,13 @@ def save_checkpoint(ctx: RunContext, stage_dir: Path, step: int, module, optimiz
         tmp.mkdir(parents=True)
     acc.wait_for_everyone()
     torch.save(_rng_state(), tmp / f"rng-{acc.process_index}.pt")
+    if is_fsdp(acc):  # sharded: gather full tensors (collective), saved in the same layout as below
+        weights, optim_state = full_trainable_state(module), full_optimizer_state(module, optimizer)
+    else:
+        weights, optim_state = None, None
     if acc.is_main_process:
-        save_file(_trainable_state(acc.unwrap_model(module)), str(tmp / "trainable.safetensors"))
-        torch.save(optimizer.state_dict(), tmp / "optimizer.pt")
+        save_file(weights or _trainable_state(acc.unwrap_model(module)), str(tmp / "trainable.safetensors"))
+        torch.save(optim_state or optimizer.state_dict(), tmp / "optimizer.pt")
         torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
     acc.wait_for_everyone()
@@ -95,10 +102,16 @@ def load_checkpoint(ctx: RunContext, ckpt: Path, module, optimizer, scheduler) -
 
     acc = ctx.accelerator
     state = json.loads((ckpt / "state.json").read_text())
-    if state.get("world_size", 1) != acc.num_processes:
-        raise ReasonkdError(f"{ckpt} was written by {state.get('world_size')} processes; resume with the same "
-                            f"number (got {acc.num_processes}): the data order per process depends on it")
+    if state.get("world_size", 1) != acc.num_processes and acc.is_main_process:
+        log.warning("%s was written by %s processes, resuming on %d: weights and optimizer state carry over; "
+                    "the data order from here on follows the new process count", ckpt, state.get("world_size"),
+                    acc.num_processes)
     weights = load_file(str(ckpt / "trainable.safetensors"))
+    if is_fsdp(acc):
+        optim_state = torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=False)
+        load_full_state(module, optimizer, weights, optim_state)
+        scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=False))
+        return _load_rng(ckpt, acc, state)
     unwrapped = acc.unwrap_model(module)
     missing = set(_trainable_state(unwrapped)) - set(weights)
     if missing:
@@ -107,8 +120,12 @@ def load_checkpoint(ctx: RunContext, ckpt: Path, module, optimizer, scheduler) -
     unwrapped.load_state_dict(weights, strict=False)
     optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=False))
     scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=False))
+    return _load_rng(ckpt, acc, state)
+
+
+def _load_rng(ckpt: Path, acc, state: dict) -> dict:
     rng_file = ckpt / f"rng-{acc.process_index}.pt"
-    if rng_file.is_file():
+    if rng_file.is_file():  # a process that did not exist when it was written keeps its seeded state
         _set_rng_state(torch.load(rng_file, weights_only=False))
     return state
 

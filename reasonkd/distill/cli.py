@@ -3,11 +3,18 @@
     reasonkd distill recipes/distill/default.yaml student=smollm2-135m stages.0.steps=20 [--resume]
     reasonkd distill --keys                     every recipe key with its help
     accelerate launch --multi_gpu --num_processes 2 -m reasonkd.cli distill RECIPE ...   # DDP (gloo on CPU)
+    reasonkd distill RECIPE --accelerate-config recipes/accelerate/fsdp.yaml   # = accelerate launch --config_file
 
-See docs/distill.md.
+See docs/distill.md. The handlers import the engine (torch, transformers, accelerate) when they run,
+not at module level: building the CLI parser must stay fast (`reasonkd --help`).
 """
 
 from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from reasonkd.errors import ConfigError
 
 
 def _keys() -> str:
@@ -20,13 +27,15 @@ def _keys() -> str:
 
 
 def _distill(args) -> int:
-    from reasonkd.errors import ConfigError
-
     if args.keys:
         print(_keys())
         return 0
     if not args.recipe:
         raise ConfigError("give a recipe file, e.g. reasonkd distill recipes/distill/default.yaml")
+    if args.accelerate_config:
+        from reasonkd.distill.launch import relaunch
+
+        return relaunch(args.accelerate_config, args)  # `accelerate launch --config_file FILE -m reasonkd distill ...`
     from reasonkd.distill.stages import run_recipe
 
     final = run_recipe(args.recipe, resume=args.resume, overrides=list(args.overrides), progress=not args.quiet)
@@ -42,6 +51,9 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in output_dir exactly where it stopped")
     p.add_argument("--keys", action="store_true", help="list every recipe key with its default and help")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--accelerate-config", metavar="FILE", default=None,
+                   help="run under `accelerate launch --config_file FILE` (recipes/accelerate/: ddp, fsdp, "
+                        "deepspeed-zero3)")
     p.set_defaults(func=_distill)
     register_heads(sub)
 
@@ -65,11 +77,7 @@ def register_heads(sub) -> None:
 
 
 def cmd_heads(args) -> int:
-    import time
-    from pathlib import Path
-
     from reasonkd.distill.heads import load_examples, plot_heads, score_heads
-    from reasonkd.errors import ConfigError
     from reasonkd.models import load_model
     from reasonkd.utils.io import write_json
 

@@ -1,15 +1,16 @@
 """Traces -> token batches for distillation: loss on the trace only, length buckets, teacher view.
 
-    examples = load_traces("runs/traces")                 # [{"id", "prompt", "trace", "system"}, ...]
-    encoded = encode_all(examples, student_tok, max_length=512)
+    examples = load_traces("runs/traces")                 # reasonkd.teacher.traces
+    encoded = encode_all(examples, student_tok, max_length=512)          # or pair=PairEncoder(...)
     order = batch_order([len(e.input_ids) for e in encoded], batch_size=4, seed=0, epoch=0)
     batch = collate([encoded[i] for i in order[0]], pad_id, cache=LogitCache(dir))
 
 One example is the student's chat prompt (its own chat template, generation
-prompt included) followed by the teacher's trace and the end-of-turn token.
+prompt included) followed by the teacher's trace and the end-of-turn token
+(`reasonkd.models.encoding.encode_example`, also what the logit-cache writer
+uses, so a cache made with the same tokenizer lines up token for token).
 `labels` are -100 on the prompt and padding, so every loss counts trace tokens
-only. `encode_example` is also what the logit-cache writer uses, so a cache
-made with the same tokenizer lines up with the student token for token.
+only.
 
 Teacher side of a batch. The batch carries the student tensors and,
 separately, `teacher_input_ids` / `teacher_attention_mask` plus
@@ -17,7 +18,7 @@ separately, `teacher_input_ids` / `teacher_attention_mask` plus
 has read exactly the same text (-1 = none). With the same tokenizer this is
 the identity and `teacher_input_ids` is the student's tensor; a
 cross-tokenizer teacher (its own tokenisation of the same text, positions
-matched by character offsets in reasonkd.distill.align) fills the same fields,
+matched by character offsets: `crosstok.PairEncoder`) fills the same fields,
 so the training loop does not change.
 """
 
@@ -26,88 +27,15 @@ from __future__ import annotations
 import logging
 import random
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 import torch
 
 from reasonkd.errors import ReasonkdError
-from reasonkd.utils.io import read_jsonl
+# encode_example / prompt_text are part of this module's API (the on-policy rollout reads prompts here)
+from reasonkd.models.encoding import encode_example, prompt_text  # noqa: F401
 
 log = logging.getLogger(__name__)
 IGNORE_INDEX = -100
-
-
-def load_traces(path: str | Path, limit: int | None = None) -> list[dict]:
-    """Rows {"id", "prompt", "trace", "system"} from a traces JSONL or a `teacher generate` folder.
-
-    A row needs non-empty `prompt` and `trace` strings. Its id is `id#sample_idx` when the row has a
-    sample_idx (as `reasonkd teacher logits` names cache entries), else `id`, else `line<N>`.
-    """
-    p = Path(path)
-    f = p / "traces.jsonl" if p.is_dir() else p
-    if not f.is_file():
-        raise ReasonkdError(f"data.path {path}: no such JSONL file or folder with traces.jsonl")
-    rows = read_jsonl(f)
-    out, seen = [], set()
-    for n, row in enumerate(rows, 1):
-        if not (isinstance(row.get("prompt"), str) and row["prompt"] and isinstance(row.get("trace"), str)
-                and row["trace"].strip()):
-            raise ReasonkdError(f"{f}:{n}: each row needs non-empty 'prompt' and 'trace' strings")
-        rid = row.get("id")
-        rid = f"line{n}" if rid is None else str(rid)
-        if "sample_idx" in row:
-            rid = f"{rid}#{row['sample_idx']}"
-        if rid in seen:
-            raise ReasonkdError(f"{f}:{n}: duplicate id {rid!r}; ids must be unique (add sample_idx)")
-        seen.add(rid)
-        out.append({"id": rid, "prompt": row["prompt"], "trace": row["trace"], "system": row.get("system"),
-                    "answer": row.get("answer")})
-        if limit is not None and len(out) >= limit:
-            break
-    if not out:
-        raise ReasonkdError(f"{f}: no traces")
-    return out
-
-
-@lru_cache(maxsize=16)
-def _end_of_turn(tokenizer) -> tuple[int, ...]:
-    if getattr(tokenizer, "chat_template", None):
-        marker = "\x00TRACE\x00"
-        text = tokenizer.apply_chat_template([{"role": "user", "content": "q"}, {"role": "assistant", "content": marker}],
-                                             tokenize=False)
-        tail = text.split(marker, 1)[1].strip() if marker in text else ""
-        if tail:
-            return tuple(tokenizer(tail, add_special_tokens=False)["input_ids"])
-    if tokenizer.eos_token_id is None:
-        return ()
-    return (int(tokenizer.eos_token_id),)
-
-
-def end_of_turn_ids(tokenizer) -> list[int]:
-    """Token ids the chat template puts after an assistant answer (e.g. <|im_end|>), else [eos]."""
-    return list(_end_of_turn(tokenizer))
-
-
-def prompt_text(tokenizer, prompt: str, system: str | None = None) -> str:
-    from reasonkd.models.generation import apply_chat
-
-    return apply_chat(tokenizer, prompt, system=system)
-
-
-def encode_example(tokenizer, prompt: str, trace: str, system: str | None = None,
-                   max_length: int | None = None) -> tuple[list[int], int]:
-    """(input_ids, prompt_len): chat prompt + trace + end-of-turn, cut to max_length at the end.
-
-    Prompt and trace are tokenised separately (the template ends the prompt with a newline, so no
-    BPE merge crosses the boundary) and the trace ids are the same whatever the prompt was.
-    """
-    p_ids = tokenizer(prompt_text(tokenizer, prompt, system), add_special_tokens=False)["input_ids"]
-    t_ids = tokenizer(trace, add_special_tokens=False)["input_ids"] + end_of_turn_ids(tokenizer)
-    ids = p_ids + t_ids
-    if max_length is not None:
-        ids = ids[:max_length]
-    return ids, len(p_ids)
 
 
 @dataclass
@@ -126,15 +54,22 @@ class Encoded:
     """First token of the wrong step in neg_input_ids (negatives.divergence_char)."""
 
 
-def encode_all(examples: list[dict], tokenizer, max_length: int) -> list[Encoded]:
-    """Encode every example; ones whose prompt leaves no trace token within max_length are dropped."""
+def encode_all(examples: list[dict], tokenizer, max_length: int, pair=None) -> list[Encoded]:
+    """Encode every example; ones whose prompt leaves no trace token within max_length are dropped.
+
+    pair: a crosstok.PairEncoder when the teacher reads its own tokens (different tokenizers), else None.
+    """
     out, dropped = [], 0
-    for ex in examples:
-        ids, n_prompt = encode_example(tokenizer, ex["prompt"], ex["trace"], ex.get("system"), max_length)
-        if len(ids) <= n_prompt:
+    for n, ex in enumerate(examples):
+        eid = ex.get("id", f"example{n}")
+        if pair is not None:
+            e = pair.encode(ex["prompt"], ex["trace"], ex.get("system"), id=eid)
+        else:
+            e = Encoded(eid, *encode_example(tokenizer, ex["prompt"], ex["trace"], ex.get("system"), max_length))
+        if len(e.input_ids) <= e.prompt_len:
             dropped += 1
             continue
-        out.append(Encoded(ex["id"], ids, n_prompt))
+        out.append(e)
     if dropped:
         log.warning("%d example(s) dropped: the prompt alone fills max_length=%d", dropped, max_length)
     if not out:
@@ -242,4 +177,6 @@ def _add_soft_targets(batch: dict, items: list[Encoded], cache, width: int) -> N
         ids[r, start:start + n] = entry.topk_ids[:n].to(torch.int32)
         logprobs[r, start:start + n] = entry.topk_logprobs[:n].float()
         soft[r, start:start + n] = True
+        if getattr(entry, "row_mask", None) is not None:  # several teachers fused: rows none of them covers
+            soft[r, start:start + n] &= entry.row_mask[:n]
     batch["teacher_topk_ids"], batch["teacher_topk_logprobs"], batch["soft_mask"] = ids, logprobs, soft

@@ -1,4 +1,4 @@
-"""Selective distillation (S2): find the teacher's key reasoning heads, then pay for
+"""Selective distillation: find the teacher's key reasoning heads, then pay for
 attention maps only in the layers that hold them.
 
     reasonkd heads --teacher qwen2.5-coder-0.5b --data data/quick --out runs/heads --top-k 16
@@ -29,8 +29,13 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
+from transformers import AttentionInterface
 
+from reasonkd.data import load_items
+from reasonkd.distill.data import collate, encode_all
 from reasonkd.errors import ConfigError, ReasonkdError
+from reasonkd.teacher.traces import load_traces, traces_file
+from reasonkd.utils.io import atomic_write, read_jsonl
 
 log = logging.getLogger(__name__)
 METHODS = ("gradient", "ablation")
@@ -118,8 +123,6 @@ def use_eager_attention_only_in(model, layers) -> list[int]:
     Call again to change the set; `model.set_attn_implementation` afterwards does not reach
     the per-layer copies.
     """
-    from transformers import AttentionInterface
-
     attns = attention_modules(model)
     chosen = sorted({int(i) for i in layers})
     bad = [i for i in chosen if not 0 <= i < len(attns)]
@@ -165,43 +168,20 @@ def _all_layers_eager(model):
 
 # ---------------------------------------------------------------- scoring
 
-def _encode(tokenizer, examples, max_length: int) -> list[tuple[list[int], int]]:
-    """(prompt + trace ids cut to max_length, prompt length) per example with trace tokens left."""
-    from reasonkd.models.generation import apply_chat
+def _batches(tokenizer, examples, batch_size: int, max_length: int, device) -> list[tuple[torch.Tensor, ...]]:
+    """(input_ids, attention_mask, labels), each (B, L), right-padded; labels -100 off the trace.
 
-    out, cut = [], 0
+    Examples are encoded as the trainer encodes them (chat prompt + trace + end of turn).
+    """
     for i, ex in enumerate(examples):
         if not isinstance(ex, dict) or not all(isinstance(ex.get(k), str) and ex[k] for k in ("prompt", "trace")):
             raise ReasonkdError(f"example {i}: needs non-empty 'prompt' and 'trace' strings")
-        prompt = tokenizer(apply_chat(tokenizer, ex["prompt"], system=ex.get("system")),
-                           add_special_tokens=False)["input_ids"]
-        ids = (prompt + tokenizer(ex["trace"], add_special_tokens=False)["input_ids"])[:max_length]
-        if len(ids) > len(prompt):
-            out.append((ids, len(prompt)))
-        else:
-            cut += 1
-    if cut:
-        log.warning("%d example(s) dropped: prompt alone fills max_length=%d", cut, max_length)
-    if not out:
-        raise ReasonkdError(f"no example keeps trace tokens within max_length={max_length}; raise --max-length")
-    return out
-
-
-def _batches(encoded, batch_size: int, pad_id: int, device) -> list[tuple[torch.Tensor, ...]]:
-    """(input_ids, attention_mask, labels), each (B, L), right-padded; labels -100 off the trace."""
+    encoded = encode_all(examples, tokenizer, max_length)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     out = []
     for s in range(0, len(encoded), batch_size):
-        chunk = encoded[s:s + batch_size]
-        width = max(len(ids) for ids, _ in chunk)
-        ids = torch.full((len(chunk), width), pad_id, dtype=torch.long)
-        labels = torch.full_like(ids, -100)
-        for r, (row, n_prompt) in enumerate(chunk):
-            ids[r, :len(row)] = torch.tensor(row)
-            labels[r, n_prompt:len(row)] = ids[r, n_prompt:len(row)]
-        mask = torch.zeros_like(ids)
-        for r, (row, _) in enumerate(chunk):
-            mask[r, :len(row)] = 1
-        out.append((ids.to(device), mask.to(device), labels.to(device)))
+        batch = collate(encoded[s:s + batch_size], pad_id or 0)
+        out.append(tuple(batch[k].to(device) for k in ("input_ids", "attention_mask", "labels")))
     return out
 
 
@@ -241,9 +221,7 @@ def score_heads(model, tokenizer, examples, method: str = "gradient", batch_size
     if batch_size < 1 or max_length < 2:
         raise ConfigError(f"batch_size must be >= 1 and max_length >= 2, got {batch_size}, {max_length}")
     n_layers, n_heads = len(attention_modules(model)), model.config.num_attention_heads
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
-    encoded = _encode(tokenizer, examples, max_length)
-    batches = _batches(encoded, batch_size, pad_id or 0, next(model.parameters()).device)
+    batches = _batches(tokenizer, examples, batch_size, max_length, next(model.parameters()).device)
     was_training, grads = model.training, [p.requires_grad for p in model.parameters()]
     model.eval()
     model.requires_grad_(False)  # only the gates need gradients
@@ -278,7 +256,8 @@ def score_heads(model, tokenizer, examples, method: str = "gradient", batch_size
     ranking = sorted(({"layer": layer, "head": h, "score": float(scores[layer, h]), "entropy": float(ent[layer, h])}
                       for layer in range(n_layers) for h in range(n_heads)), key=lambda r: -r["score"])
     name = model_id or getattr(getattr(model, "reasonkd_source", None), "alias", None) or model.name_or_path
-    return {"model": str(name), "method": method, "n_examples": len(encoded), "n_tokens": n_tokens,
+    n_examples = sum(b[0].shape[0] for b in batches)
+    return {"model": str(name), "method": method, "n_examples": n_examples, "n_tokens": n_tokens,
             "n_layers": n_layers, "n_heads": n_heads, "max_length": max_length, "nll": nll_total / n_tokens,
             "scores": scores.tolist(), "entropy": ent.tolist(), "ranking": ranking}
 
@@ -304,37 +283,29 @@ def _ablation(model, gates, batches, n_tokens: int, progress: bool) -> torch.Ten
 # ---------------------------------------------------------------- files and the command
 
 def load_examples(path, limit: int | None = None) -> list[dict]:
-    """{"prompt", "trace"} examples from teacher traces (JSONL or a `teacher generate` folder) or
-    from data-engine items (folder or JSONL: question -> prompt, steps + '#### answer' -> trace;
-    negatives skipped)."""
-    from reasonkd.data import load_items
-    from reasonkd.utils.io import read_jsonl
-
+    """{"prompt", "trace", ...} examples from teacher traces (JSONL or a `teacher generate` folder, read by
+    teacher.traces.load_traces) or from data-engine items (folder or JSONL: question -> prompt,
+    steps + '#### answer' -> trace; negatives skipped)."""
     p = Path(path)
-    if p.is_dir():
-        rows = read_jsonl(p / "traces.jsonl") if (p / "traces.jsonl").is_file() else load_items(p, split="train")
-    elif p.is_file():
-        rows = read_jsonl(p)
-    else:
+    if not (p.is_dir() or p.is_file()):
         raise ReasonkdError(f"--data {p}: no such file or folder")
+    if traces_file(p).is_file() and all("trace" in row for row in read_jsonl(traces_file(p))):
+        return load_traces(p, limit)
+    rows = load_items(p, split="train") if p.is_dir() else read_jsonl(p)
     examples = []
     for i, row in enumerate(rows):
-        if row.get("trace"):
-            prompt, trace = row.get("prompt") or row.get("question"), row["trace"]
-        elif row.get("question"):
-            if row.get("kind") == "negative":
-                continue
-            steps = [s for s in row.get("steps") or [] if s.strip()]
-            trace = "\n".join(steps) if steps else str(row.get("answer", ""))
-            if steps and not steps[-1].lstrip().startswith("####"):
-                trace += f"\n#### {row.get('answer', '')}"
-            prompt = row["question"]
-        else:
+        if not row.get("question"):
             raise ReasonkdError(f"{p}: row {i + 1} has neither 'trace' nor 'question'; pass teacher traces "
                                 "(prompt + trace) or a dataset built by `reasonkd data build`")
-        if not prompt or not trace.strip():
-            raise ReasonkdError(f"{p}: row {i + 1} has an empty prompt or trace")
-        examples.append({"prompt": prompt, "trace": trace, "system": row.get("system")})
+        if row.get("kind") == "negative":
+            continue
+        steps = [s for s in row.get("steps") or [] if s.strip()]
+        trace = "\n".join(steps) if steps else str(row.get("answer", ""))
+        if steps and not steps[-1].lstrip().startswith("####"):
+            trace += f"\n#### {row.get('answer', '')}"
+        if not trace.strip():
+            raise ReasonkdError(f"{p}: row {i + 1} has an empty trace")
+        examples.append({"prompt": row["question"], "trace": trace, "system": row.get("system")})
         if limit and len(examples) >= limit:
             break
     if not examples:
@@ -358,9 +329,7 @@ def load_head_selection(path, top_k: int) -> dict[int, list[int]]:
 
 def plot_heads(result: dict, path, top_k: int) -> None:
     """Heatmaps (layers x heads) of importance and entropy, top-k heads circled; PNG at `path`."""
-    from matplotlib.figure import Figure  # no pyplot: no global backend state, renders with Agg
-
-    from reasonkd.utils.io import atomic_write
+    from matplotlib.figure import Figure  # lazy: matplotlib only for the plot; no pyplot (no global backend)
 
     top = result["ranking"][:top_k]
     fig = Figure(figsize=(3 + 0.7 * result["n_heads"], 1.5 + 0.22 * result["n_layers"]))

@@ -1,4 +1,4 @@
-"""Learning from wrong reasoning (S3 negatives): losses that push probability away from the
+"""Learning from wrong reasoning (negatives): losses that push probability away from the
 tokens of a wrong step, or prefer a correct trace over a wrong one; and the wrong traces themselves.
 
 In a recipe (off by default; the quick recipe never sets it):
@@ -15,23 +15,26 @@ trace of the same problem. The "wrong step" is where the wrong trace departs fro
 the correct one: the tokens from the first differing character on
 (`divergence_char`); unlikelihood acts there, the preference loss on whole traces.
 
-    loss = unlikelihood_loss(student_logits, labels, negative_mask)        # token level
-    chosen, rejected = sequence_logprob(logits_c, labels_c), sequence_logprob(logits_r, labels_r)
-    loss = pairwise_preference_loss(chosen, rejected, beta=0.1)            # sequence level (DPO-style)
+    values = unlikelihood(neg_logits, neg_targets)                   # (M,) token level, on rows
+    chosen = sequence_logprobs(logits, targets, batch_index, n_seqs)  # (B,) summed log p per sequence
+    loss = pairwise_preference_loss(chosen, rejected, beta=0.1)       # sequence level (DPO-style)
 
-Pure tensor functions. Shapes: logits (B, L, V) already aligned with labels (B, L) (position t
-scores labels[t]; shift before calling if the logits come straight from a causal LM);
-labels use -100 for ignored positions. Maths in fp32.
+Pure tensor functions on rows, as the trainer gathers them: logits (N, V) of the
+positions predicting trace tokens, targets (N,) the token each predicts. Maths in fp32.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 
+from reasonkd.data.schema import solution_text
 from reasonkd.errors import ReasonkdError
+from reasonkd.models.encoding import encode_example
+from reasonkd.utils.io import read_jsonl
 
-IGNORE_INDEX = -100
 
 
 def load_negatives(path) -> dict[str, list[str]]:
@@ -40,11 +43,6 @@ def load_negatives(path) -> dict[str, list[str]]:
     Teacher rows: `id` (the problem) and `trace`. Data-engine rows: `kind` == "negative",
     `parent_id` (the original problem) and `steps` (the wrong solution); positives are skipped.
     """
-    from pathlib import Path
-
-    from reasonkd.data.schema import solution_text
-    from reasonkd.utils.io import read_jsonl
-
     p = Path(path)
     if p.is_dir():
         p = next((p / n for n in ("negatives.jsonl", "train.jsonl") if (p / n).is_file()), p / "negatives.jsonl")
@@ -84,39 +82,26 @@ def divergence_char(correct: str, wrong: str) -> int:
     return wrong.rfind("\n", 0, k) + 1
 
 
-def _token_logprobs(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(log p(labels) with 0 at ignored positions, valid mask), both (B, L)."""
-    if logits.dim() != 3 or labels.shape != logits.shape[:2]:
-        raise ReasonkdError(f"logits {tuple(logits.shape)} and labels {tuple(labels.shape)} must be "
-                            "(B, L, V) and (B, L)")
-    valid = labels != IGNORE_INDEX
-    safe = labels.masked_fill(~valid, 0)
-    logp = torch.log_softmax(logits.float(), dim=-1).gather(-1, safe.unsqueeze(-1)).squeeze(-1)
-    return logp.masked_fill(~valid, 0.0), valid
+def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    if logits.dim() != 2 or targets.shape != logits.shape[:1]:
+        raise ReasonkdError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must be (N, V) and (N,)")
+    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
 
 
-def unlikelihood_loss(student_logits: torch.Tensor, labels: torch.Tensor, negative_mask: torch.Tensor,
-                      eps: float = 1e-6) -> torch.Tensor:
-    """Mean of -log(1 - p(labels[t])) over the tokens of a wrong step (Welleck et al. 2019).
+def unlikelihood(logits: torch.Tensor, targets: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """-log(1 - p(target)) per row (Welleck et al. 2019): (N, V), (N,) -> (N,).
 
-    student_logits: (B, L, V); labels: (B, L) the wrong trace's tokens, -100 ignored;
-    negative_mask: (B, L) bool, True on the tokens of the wrong step. A token counts when it is
-    marked and not ignored; with none, the loss is 0 (still attached to the graph).
     1 - p is computed as -expm1(log p) (exact near p = 1), clamped at `eps` so a certain wrong
     token gives a large finite loss, not inf.
     """
-    if negative_mask.shape != labels.shape:
-        raise ReasonkdError(f"negative_mask {tuple(negative_mask.shape)} must match labels {tuple(labels.shape)}")
-    logp, valid = _token_logprobs(student_logits, labels)
-    use = valid & negative_mask.bool()
-    per_token = -torch.log((-torch.expm1(logp)).clamp_min(eps))
-    return (per_token * use).sum() / use.sum().clamp_min(1)
+    return -torch.log((-torch.expm1(_target_logprobs(logits, targets))).clamp_min(eps))
 
 
-def sequence_logprob(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-    """Summed log-probability of the labelled tokens per sequence: (B,) from (B, L, V), (B, L)."""
-    logp, _ = _token_logprobs(logits, labels)
-    return logp.sum(-1)
+def sequence_logprobs(logits: torch.Tensor, targets: torch.Tensor, seq_index: torch.Tensor,
+                      n_seqs: int) -> torch.Tensor:
+    """Summed log p(target) of each sequence: rows (N, V), (N,), their sequence (N,) -> (n_seqs,)."""
+    logp = _target_logprobs(logits, targets)
+    return logp.new_zeros(n_seqs).index_add(0, seq_index.to(logp.device), logp)
 
 
 def pairwise_preference_loss(chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, beta: float = 0.1,
@@ -146,8 +131,6 @@ def attach_negatives(encoded: list, examples: dict, negatives: dict[str, list[st
     """Give each Encoded example whose problem has a wrong trace its student tokens (neg_input_ids,
     neg_prompt_len) and neg_start, the first token of the wrong step. Returns how many got one.
     The k-th sample of a problem takes wrong trace k (mod their number)."""
-    from reasonkd.distill.data import encode_example
-
     n = 0
     for e in encoded:
         wrongs = negatives.get(problem_id(e.id))
@@ -179,13 +162,12 @@ def negative_terms(names: set, s_logits: torch.Tensor, pos_targets: torch.Tensor
     """
     out = {}
     if "unlikelihood" in names:
-        out["unlikelihood"] = unlikelihood_loss(neg_logits[None], neg_targets[None], neg_wrong[None])
+        wrong = neg_wrong.to(neg_logits.device, torch.float32)
+        out["unlikelihood"] = (unlikelihood(neg_logits, neg_targets) * wrong).sum() / wrong.sum().clamp_min(1)
     if "preference" in names:
         b = has_neg.shape[0]
-        chosen = torch.zeros(b, device=s_logits.device).index_add(
-            0, pos_batch, -F.cross_entropy(s_logits.float(), pos_targets, reduction="none"))
-        rejected = torch.zeros(b, device=s_logits.device).index_add(
-            0, neg_batch, -F.cross_entropy(neg_logits.float(), neg_targets, reduction="none"))
+        chosen = sequence_logprobs(s_logits, pos_targets, pos_batch, b)
+        rejected = sequence_logprobs(neg_logits, neg_targets, neg_batch, b)
         keep = has_neg.bool()
         out["preference"] = (pairwise_preference_loss(chosen[keep], rejected[keep], beta) if keep.any()
                              else s_logits.sum() * 0.0)

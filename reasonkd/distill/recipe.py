@@ -4,18 +4,22 @@
     reasonkd distill recipes/distill/default.yaml student=smollm2-135m --help-config   # every key
 
 A recipe names a student, a teacher and a JSONL of teacher traces, then a list
-of stages run in order (spec S2): each stage starts from the previous stage's
+of stages run in order: each stage starts from the previous stage's
 student and has its own steps, learning rate, losses and temperature schedule.
 A stage with no `losses` gets the defaults of its `kind` (STAGE_DEFAULTS):
 
-    feature  hidden_mse (+ projector where widths differ) + attention_kl   (S2.1)
-    logic    ce on the trace + forward_kl to the teacher's soft targets    (S2.2)
-    output   kd: alpha * T^2 * KL + (1 - alpha) * CE, T from 5 down to 1   (S2.3)
+    feature  hidden_mse (+ projector where widths differ) + attention_kl
+    logic    ce on the trace + forward_kl to the teacher's soft targets
+    output   kd: alpha * T^2 * KL + (1 - alpha) * CE at T = 1
+    on_policy  onpolicy_rkl (clip 5, anchor_ce 0.1): the teacher scores the student's own samples
 
-Loss names: hidden_mse, hidden_cosine, attention_kl, ce, kd and every
-divergence of `reasonkd.distill.losses.DIVERGENCES` (forward_kl, reverse_kl,
-generalized_jsd, skew_kl, skew_reverse_kl, tvd). docs/distill.md has the table
-of options per loss.
+Every logit term defaults to T = 1. The classic high-temperature schedule
+(T = 5 -> 1 over the output stage) is the named recipe recipes/distill/article.yaml.
+
+Loss names: the registry `reasonkd.distill.terms.LOSSES` (hidden_mse,
+hidden_cosine, attention_kl, ce, kd, unlikelihood, preference, onpolicy_rkl and
+every divergence: forward_kl, reverse_kl, generalized_jsd, skew_kl,
+skew_reverse_kl, tvd). docs/distill.md has the table of options per loss.
 """
 
 from __future__ import annotations
@@ -23,22 +27,30 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from reasonkd.distill.losses import DIVERGENCES
+from reasonkd.distill.chunk_kd import onpolicy_options
+from reasonkd.distill.fusion import FusionConfig
+from reasonkd.distill.terms import LOSSES, names_needing
 from reasonkd.errors import ConfigError
+from reasonkd.teacher.pool import TeacherSpec
+from reasonkd.utils.hardware import resolve_autocast
 
-FEATURE_LOSSES = ("hidden_mse", "hidden_cosine", "attention_kl")
-LOGIT_LOSSES = ("kd", *DIVERGENCES)
-NEGATIVE_LOSSES = ("unlikelihood", "preference")
-LOSS_NAMES = (*FEATURE_LOSSES, "ce", *LOGIT_LOSSES, *NEGATIVE_LOSSES)
+# groups of the registry's names (terms.LOSSES declares what each term needs)
+FEATURE_LOSSES = names_needing("hidden") + names_needing("attentions")
+LOGIT_LOSSES = names_needing("soft_targets")
+NEGATIVE_LOSSES = names_needing("negatives")
+ONPOLICY_LOSSES = names_needing("teacher_tokens")
+LOSS_NAMES = tuple(LOSSES)
 STAGE_KINDS = ("feature", "logic", "output", "on_policy")
 SOFT_SOURCES = ("auto", "online", "cache")
+TRACKERS = ("tensorboard", "trackio", "wandb")
 
 
 @dataclass
 class LossSpec:
     name: str = "ce"
     """Loss term: hidden_mse | hidden_cosine | attention_kl | ce | kd | a divergence name (forward_kl, ...) |
-    unlikelihood | preference (wrong traces from data.negatives; reasonkd/distill/negatives.py)."""
+    unlikelihood | preference (wrong traces from data.negatives; reasonkd/distill/negatives.py) |
+    onpolicy_rkl (on_policy stages: the teacher scores the student's own samples; chunk_kd.py)."""
     weight: float = 1.0
     """Multiplier of this term in the stage's total loss."""
     options: dict = field(default_factory=dict)
@@ -111,7 +123,7 @@ class StageConfig:
     name: str = "stage"
     """Name of the stage (its folder is stages/<index>-<name>)."""
     kind: str = "output"
-    """feature | logic | output (spec S2) | on_policy (the student writes, the teacher scores: GKD):
+    """feature | logic | output | on_policy (the student samples, the teacher scores its text: onpolicy.py):
     sets the default losses and temperature when those are left out."""
     steps: int = 0
     """Optimizer steps of this stage (0 = use `epochs`)."""
@@ -130,7 +142,7 @@ class StageConfig:
     losses: list[LossSpec] = field(default_factory=list)
     """Loss terms summed with their weights; empty = the defaults of `kind` (see module docstring)."""
     temperature: TemperatureSchedule | None = None
-    """Temperature schedule of the logit terms (default by kind: output 5 -> 1 linear, else constant 1)."""
+    """Temperature schedule of the logit terms (default: constant 1; recipes/distill/article.yaml has 5 -> 1)."""
     heads: Any = None
     """Selective attention distillation: path to a heads.json from `reasonkd heads` (best `heads_top_k`),
     or a list of [teacher_layer, head] pairs; None = every head."""
@@ -160,15 +172,20 @@ class StageConfig:
         if not self.losses:
             self.losses = [LossSpec(**d) for d in STAGE_DEFAULTS[self.kind]]
         if self.kind == "on_policy":
-            bad = [n for n in self.loss_names if n not in LOGIT_LOSSES]
+            bad = [n for n in self.loss_names if n not in LOGIT_LOSSES + ONPOLICY_LOSSES]
             if bad or any(spec.options.get("source") == "cache" for spec in self.losses):
                 raise ConfigError(f"kind=on_policy: the teacher scores the student's own completions online, so "
-                                  f"only online logit losses ({', '.join(LOGIT_LOSSES)}) apply; got {self.loss_names}")
+                                  f"only {', '.join(ONPOLICY_LOSSES)} and online logit losses "
+                                  f"({', '.join(LOGIT_LOSSES)}) apply; got {self.loss_names}")
+        elif set(self.loss_names) & set(ONPOLICY_LOSSES):
+            raise ConfigError(f"{', '.join(ONPOLICY_LOSSES)} scores the student's own samples: only a stage of "
+                              f"kind on_policy makes them (this one is {self.kind})")
+        for spec in (s for s in self.losses if s.name in ONPOLICY_LOSSES):
+            onpolicy_options(spec.options)
         if len(set(self.loss_names)) != len(self.loss_names):
             raise ConfigError(f"losses: each loss name may appear once per stage, got {self.loss_names}")
         if self.temperature is None:
-            self.temperature = (TemperatureSchedule("linear", 5.0, 1.0) if self.kind == "output"
-                                else TemperatureSchedule("constant", 1.0))
+            self.temperature = TemperatureSchedule("constant", 1.0)
 
     @property
     def loss_names(self) -> list[str]:
@@ -180,7 +197,7 @@ STAGE_DEFAULTS: dict[str, list[dict]] = {
                 {"name": "attention_kl", "weight": 1.0}],
     "logic": [{"name": "ce", "weight": 1.0}, {"name": "forward_kl", "weight": 1.0}],
     "output": [{"name": "kd", "weight": 1.0, "options": {"alpha": 0.7}}],
-    "on_policy": [{"name": "generalized_jsd", "weight": 1.0, "options": {"beta": 0.5, "source": "online"}}],
+    "on_policy": [{"name": "onpolicy_rkl", "weight": 1.0, "options": {"clip": 5.0, "anchor_ce": 0.1}}],
 }
 
 
@@ -231,6 +248,12 @@ class DistillRecipe:
     """Student model: alias, save_pretrained folder, .gguf file or hub id."""
     teacher: str = ""
     """Teacher model: alias, folder, .gguf or hub id (loaded only if a stage needs it online)."""
+    teachers: list[TeacherSpec] = field(default_factory=list)
+    """Several teachers [{model, weight, dtype, backend, logit_cache}]: logit terms read the mixture of their
+    cached distributions in the student's vocabulary (docs/distill.md "Several teachers"); online stages use
+    `teacher` (default: the first one). One entry is the same as `teacher:`."""
+    fusion: FusionConfig = field(default_factory=FusionConfig)
+    """How several teachers' distributions are weighted: static | verification | confidence."""
     data: DataConfig = field(default_factory=DataConfig)
     """Training traces and optional logit cache."""
     output_dir: str = "runs/distill"
@@ -241,8 +264,9 @@ class DistillRecipe:
     """Stages run in order, each starting from the previous stage's student."""
     lora: LoraConfig = field(default_factory=LoraConfig)
     """LoRA instead of full fine-tuning."""
-    bf16_autocast: bool = True
-    """fp32 master weights with bf16 autocast (pure bf16 weights do not train: updates vanish in rounding)."""
+    bf16_autocast: bool | str = "auto"
+    """fp32 master weights with bf16 autocast (pure bf16 weights do not train: updates vanish in rounding):
+    true | false | auto (on where bf16 is native: AVX-512-BF16 / AMX CPUs, bf16 GPUs; resolved on load)."""
     teacher_dtype: str = "auto"
     """Teacher weights: float32 | bfloat16 | auto (bfloat16 when bf16_autocast, it is frozen)."""
     max_length: int = 512
@@ -272,8 +296,13 @@ class DistillRecipe:
     """Recompute the student's activations in backward (less memory, ~30% slower)."""
     device: str = "auto"
     """auto (cuda if present, else cpu) | cpu | cuda."""
+    report_to: list[str] = field(default_factory=list)
+    """Experiment trackers through accelerate (reasonkd/distill/tracking.py): any of tensorboard | trackio |
+    wandb (offline/local modes); logs to output_dir/tracking. [] = none."""
 
     def __post_init__(self):
+        # "auto" becomes true/false here, once, so everything downstream reads a plain bool
+        self.bf16_autocast, self.autocast_reason = resolve_autocast(self.bf16_autocast, self.device)
         if self.max_length < 8:
             raise ConfigError(f"max_length must be >= 8, got {self.max_length}")
         if self.batch_size < 1 or self.grad_accum < 1:
@@ -286,14 +315,31 @@ class DistillRecipe:
             raise ConfigError(f"chunk_rows must be >= 0, got {self.chunk_rows}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
+        if isinstance(self.report_to, str):  # report_to=tensorboard on the command line
+            self.report_to = [self.report_to] if self.report_to else []
+        if bad := [t for t in self.report_to if t not in TRACKERS]:
+            raise ConfigError(f"report_to: unknown tracker {bad[0]!r}; known: {', '.join(TRACKERS)}")
         if not self.stages:
             raise ConfigError("stages: give at least one stage")
         names = [s.name for s in self.stages]
         if len(set(names)) != len(names):
             raise ConfigError(f"stages: names must be unique, got {names}")
 
+    def resolve_teachers(self) -> None:
+        """`teachers:` -> `teacher` (online stages run the first one; one entry is exactly `teacher:`). At run
+        start only: overrides rebuild a parsed recipe from its dict, which must not freeze a derived teacher."""
+        if not self.teachers:
+            return
+        self.teacher = self.teacher or self.teachers[0].model
+        one = self.teachers[0] if len(self.teachers) == 1 else None
+        if one is not None and one.logit_cache and not self.data.logit_cache:
+            self.data.logit_cache = one.logit_cache
+        if one is not None and self.teacher_dtype == "auto" and one.dtype in ("float32", "bfloat16"):
+            self.teacher_dtype = one.dtype
+
     def check_ready(self) -> None:
         """Fields that have no usable default (checked when a run starts, not when a file is parsed)."""
+        self.resolve_teachers()
         for key in ("student", "data.path"):
             value = self.student if key == "student" else self.data.path
             if not value:
@@ -324,14 +370,27 @@ DEFAULT_STAGES = [
 def soft_source(spec: LossSpec, recipe: DistillRecipe) -> str:
     """Where a logit term's teacher distribution comes from: "online" (teacher forward) or "cache"."""
     source = spec.options.get("source", "auto")
+    cached = recipe.data.logit_cache or fused_caches(recipe)
     if source == "auto":
-        return "cache" if recipe.data.logit_cache else "online"
-    if source == "cache" and not recipe.data.logit_cache:
-        raise ConfigError(f"loss {spec.name}: options.source=cache needs data.logit_cache")
+        return "cache" if cached else "online"
+    if source == "cache" and not cached:
+        raise ConfigError(f"loss {spec.name}: options.source=cache needs data.logit_cache (or a logit_cache for "
+                          "each of several teachers)")
     return source
 
 
 def needs_teacher_online(stage: StageConfig, recipe: DistillRecipe) -> bool:
     """True when the stage runs the teacher model at every step."""
-    return any(s.name in FEATURE_LOSSES or (s.name in LOGIT_LOSSES and soft_source(s, recipe) == "online")
-               for s in stage.losses)
+    return any(s.name in FEATURE_LOSSES + ONPOLICY_LOSSES
+               or (s.name in LOGIT_LOSSES and soft_source(s, recipe) == "online") for s in stage.losses)
+
+
+def fused_caches(recipe: DistillRecipe) -> bool:
+    """True when several teachers each name a logit cache: logit terms read their fused mixture."""
+    if len(recipe.teachers) > 1 and recipe.data.logit_cache:
+        raise ConfigError("data.logit_cache holds one teacher's cache; with several teachers give each its own "
+                          "teachers.N.logit_cache")
+    if len(recipe.teachers) > 1 and not all(t.logit_cache for t in recipe.teachers):
+        raise ConfigError("teachers: several teachers are fused offline: give every one a logit_cache "
+                          "(`reasonkd teacher logits --teacher A --teacher B ...`)")
+    return len(recipe.teachers) > 1

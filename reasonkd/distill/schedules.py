@@ -1,6 +1,6 @@
 """Temperature and learning-rate schedules: pure functions of (step, total steps).
 
-    temperature_at(TemperatureSchedule("linear", 5.0, 1.0), step=0, total=100)   # 5.0 (spec S2: T 5 -> 1)
+    temperature_at(TemperatureSchedule("linear", 5.0, 1.0), step=0, total=100)   # 5.0 (recipes/distill/article.yaml: T 5 -> 1)
     lr_factor(step, total, warmup=10, kind="cosine", min_ratio=0.1)             # multiplier of the peak lr
 
 `step` is the 0-based optimizer step within a stage, `total` the stage's step

@@ -8,21 +8,20 @@
 from __future__ import annotations
 
 import torch
+from peft import LoraConfig, get_peft_model, get_peft_model_state_dict, set_peft_model_state_dict
+from peft.tuners.lora import LoraLayer
 
-from reasonkd.distill.objective import hf_model
+from reasonkd.distill.forward import hf_model
 from reasonkd.distill.recipe import DistillRecipe
+from reasonkd.models import load_model
 
 
 def load_student(recipe: DistillRecipe, init_from: str, seed: int):
     """The stage's trainable student from `init_from`: fp32, LoRA-wrapped and checkpointed as the recipe says."""
-    from reasonkd.models import load_model
-
     model, _ = load_model(str(init_from), dtype="float32", device="cpu")
     model.config.use_cache = False
     r = recipe
     if r.lora.enabled:
-        from peft import LoraConfig, get_peft_model
-
         torch.manual_seed(seed)
         model = get_peft_model(model, LoraConfig(r=r.lora.r, lora_alpha=r.lora.alpha, lora_dropout=r.lora.dropout,
                                                  target_modules=list(r.lora.target_modules), task_type="CAUSAL_LM"))
@@ -44,8 +43,6 @@ def bf16_frozen_base(model) -> None:
     autocast would make (and keep for backward) at every step. Embeddings, norms and the adapters
     stay fp32; the stage end merges the adapters into fp32 weights reloaded from disk (`merged_student`).
     """
-    from peft.tuners.lora import LoraLayer
-
     for module in model.modules():
         if isinstance(module, LoraLayer):
             module.get_base_layer().to(torch.bfloat16)
@@ -62,8 +59,6 @@ def trained_student(student):
     """What a stage saves: the model itself (full fine-tuning) or, for LoRA, its adapters and config."""
     if not hasattr(student, "peft_config"):
         return student
-    from peft import get_peft_model_state_dict
-
     return {"adapters": {k: v.detach().float().cpu().clone() for k, v in get_peft_model_state_dict(student).items()},
             "config": student.peft_config["default"]}
 
@@ -72,10 +67,6 @@ def merged_student(trained, init_from: str):
     """The stage's student as a plain model: LoRA adapters merged into the fp32 weights from disk."""
     if not isinstance(trained, dict):
         return trained
-    from peft import get_peft_model, set_peft_model_state_dict
-
-    from reasonkd.models import load_model
-
     base, _ = load_model(str(init_from), dtype="float32", device="cpu")  # the exact fp32 weights we started from
     fresh = get_peft_model(base, trained["config"])
     set_peft_model_state_dict(fresh, trained["adapters"])

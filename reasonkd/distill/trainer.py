@@ -17,11 +17,8 @@ Checkpoints (every `save_every` steps, reasonkd.distill.checkpoint) go to
 stage_dir/checkpoints/step-NNNNNN, atomically; a resumed stage loads the newest
 one and trims metrics.jsonl back to its step, so an interrupted + resumed stage
 logs and computes exactly what an uninterrupted one does.
-
-Test hooks (environment): REASONKD_DISTILL_STOP_AFTER=N stops the run with
-`StopRequested` at the first checkpoint after N steps of this invocation (a
-clean "kill"); REASONKD_DISTILL_STEP_DELAY=S sleeps S seconds per step (slows a
-tiny run so a test can kill -9 it mid-stage).
+`run_recipe(..., stop_after=N)` stops with `StopRequested` at the first
+checkpoint after N steps of this call (a clean "kill", for tests).
 """
 
 from __future__ import annotations
@@ -39,16 +36,24 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from accelerate.utils import set_seed
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
+from reasonkd.config import to_dict
 from reasonkd.distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, trim_metrics
-from reasonkd.distill.data import batch_order, collate
 from reasonkd.distill.balance import LossBalancer, combine
-from reasonkd.distill.objective import (DistillStudent, Objective, hf_model, project_logits, teacher_forward,
-                                        token_rows)
+from reasonkd.distill.data import batch_order, collate
+from reasonkd.distill.fsdp import gathered_student, is_fsdp, prepare_fsdp
+from reasonkd.distill.forward import DistillStudent, hf_model, project_logits, teacher_forward, token_rows
+from reasonkd.distill.heads import use_eager_attention_only_in
+from reasonkd.distill.losses import FeatureProjector
+from reasonkd.distill.objective import Objective
+from reasonkd.distill.onpolicy import Rollout
 from reasonkd.distill.recipe import DistillRecipe, StageConfig
 from reasonkd.distill.schedules import lr_factor, temperature_at
 from reasonkd.distill.student import load_student, merged_student, trained_student
+from reasonkd.distill.tracking import Tracking
 from reasonkd.errors import ReasonkdError
 from reasonkd.utils.io import atomic_dir, write_json
 
@@ -56,7 +61,7 @@ log = logging.getLogger(__name__)
 
 
 class StopRequested(ReasonkdError):
-    """The run stopped on request after writing a checkpoint (REASONKD_DISTILL_STOP_AFTER / stop_after)."""
+    """The run stopped on request after writing a checkpoint (run_recipe's stop_after)."""
 
 
 @dataclass
@@ -78,9 +83,11 @@ class RunContext:
     examples: dict | None = None
     """Trace rows by id (on-policy stages re-encode them with the student's completions)."""
     encode: object | None = None
-    """rows -> list[Encoded] for this pair (stages.encode_for_pair's choice of path)."""
+    """rows -> list[Encoded] for this pair (crosstok.encode_for_pair's choice of path)."""
     stop_after: int | None = None
     steps_this_run: int = 0
+    tracking: object | None = None
+    """tracking.Tracking of recipe.report_to (made by the first stage; no-op when report_to is empty)."""
     progress: bool = True
 
 
@@ -114,9 +121,6 @@ class Batches:
     def collate(self, items: list, with_cache: bool) -> dict:
         return collate(items, self.pad_id, self.ctx.cache if with_cache else None, self.ctx.teacher_pad_id)
 
-    def get(self, m: int, with_cache: bool) -> dict:
-        return self.collate(self.items(m), with_cache)
-
 
 def stage_steps(stage: StageConfig, batches: Batches, grad_accum: int) -> int:
     if stage.steps:
@@ -129,22 +133,17 @@ def stage_steps(stage: StageConfig, batches: Batches, grad_accum: int) -> int:
 
 def _setup_attention(objective: Objective, student, teacher) -> None:
     """Eager attention (maps) only in the layers whose maps are distilled; sdpa elsewhere."""
-    from reasonkd.distill.heads import use_eager_attention_only_in
-
     if objective.attn_pairs:
         use_eager_attention_only_in(hf_model(student), [i for i, _ in objective.attn_pairs])
     if teacher is not None:
         use_eager_attention_only_in(hf_model(teacher), [j for _, j in objective.attn_pairs])
 
 
-def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path, init_from: str) -> dict:
-    """Train one stage from `init_from` (model name or folder); writes stage_dir/student and done.json."""
-    from accelerate.utils import set_seed
-    from reasonkd.distill.losses import FeatureProjector
-
-    r, acc = ctx.recipe, ctx.accelerator
+def _stage_student(ctx: RunContext, index: int, stage: StageConfig, init_from: str):
+    """(student, objective, projector, DistillStudent module) of a stage, attention kernels set."""
+    r = ctx.recipe
     set_seed(r.seed + index)
-    student = load_student(ctx.recipe, init_from, r.seed + index)
+    student = load_student(r, init_from, r.seed + index)
     teacher_cfg = hf_model(ctx.teacher).config if ctx.teacher is not None else None
     objective = Objective(stage, r, hf_model(student).config, teacher_cfg, r.chunk_rows,
                           relation=ctx.relation, vocab_map=ctx.vocab_map)
@@ -155,7 +154,13 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
     if objective.hidden_pairs:
         projector = FeatureProjector(hf_model(student).config.hidden_size, teacher_cfg.hidden_size,
                                      n_layers=len(objective.hidden_pairs))
-    module = DistillStudent(student, projector, objective.hidden_pairs)
+    return student, objective, projector, DistillStudent(student, projector, objective.hidden_pairs)
+
+
+def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path, init_from: str) -> dict:
+    """Train one stage from `init_from` (model name or folder); writes stage_dir/student and done.json."""
+    r, acc = ctx.recipe, ctx.accelerator
+    student, objective, projector, module = _stage_student(ctx, index, stage, init_from)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
     batches = Batches(ctx)
@@ -164,34 +169,23 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
         optimizer, lambda s: lr_factor(s, total, stage.warmup, stage.lr_schedule, stage.min_lr_ratio))
     if acc.ddp_handler is not None:  # a stage without logit losses leaves an untied lm_head unused
         acc.ddp_handler.find_unused_parameters = not objective.logits
+    prepare_fsdp(acc, student)  # no-op unless launched with an FSDP accelerate config
     model, optimizer = acc.prepare(module, optimizer)
     balancer = LossBalancer(r.balance_losses)
 
+    if ctx.tracking is None:
+        ctx.tracking = Tracking(r.report_to, r.output_dir, to_dict(r), acc.is_main_process)
     metrics_path = stage_dir / "metrics.jsonl"
-    state = {"step": 0, "tokens": 0, "seconds": 0.0}
-    ckpt = latest_checkpoint(stage_dir)
-    if ckpt is not None:
-        state = load_checkpoint(ctx, ckpt, model, optimizer, scheduler)
-        balancer.load_state_dict(state.get("balancer", {}))
-        log.info("stage %s: resuming from %s (step %d of %d)", stage.name, ckpt, state["step"], total)
-    if acc.is_main_process:
-        stage_dir.mkdir(parents=True, exist_ok=True)
-        for tmp in (stage_dir / "checkpoints").glob(".step-*.tmp"):
-            shutil.rmtree(tmp, ignore_errors=True)
-        trim_metrics(metrics_path, state["step"])
-    acc.wait_for_everyone()
+    state = _resume(ctx, stage, stage_dir, (model, optimizer, scheduler), balancer, total)
 
     step_fn = _StepRunner(ctx, model, objective, balancer, stage, total, index)
     bar = tqdm(total=total, initial=state["step"], desc=f"stage {index + 1}/{len(r.stages)} {stage.name}",
                unit="step", disable=not (ctx.progress and acc.is_main_process), dynamic_ncols=True)
-    delay = float(os.environ.get("REASONKD_DISTILL_STEP_DELAY", "0") or 0)
     metrics = open(metrics_path, "a", encoding="utf-8") if acc.is_main_process else None
     try:
         for step in range(state["step"], total):
             t0 = time.perf_counter()
             row = step_fn.optimizer_step(step, batches, optimizer, scheduler)
-            if delay:
-                time.sleep(delay)
             dt = time.perf_counter() - t0
             state["step"], state["tokens"], state["seconds"] = step + 1, state["tokens"] + row["tokens"], \
                 state["seconds"] + dt
@@ -199,6 +193,7 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
             if metrics is not None:
                 metrics.write(json.dumps(row) + "\n")
                 metrics.flush()
+                ctx.tracking.log_step(stage_dir.name, row)
             bar.update(1)
             if (step + 1) % r.log_every == 0 or step + 1 == total:
                 bar.set_postfix(loss=f"{row['loss']:.4f}", T=f"{row['temperature']:.2f}", tok_s=f"{row['tok_s']:.0f}")
@@ -216,13 +211,37 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
             metrics.close()
     state["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # load + train
     # keep only what is saved, and free the training objects before a LoRA merge reloads fp32 weights
-    trained = trained_student(acc.unwrap_model(model).model)
-    projector_state = None if projector is None else {k: v.detach().cpu().contiguous()
-                                                      for k, v in projector.state_dict().items()}
+    if is_fsdp(acc):  # sharded: gather the full weights (collective) into a plain model on the main process
+        trained, projector_state = gathered_student(model, init_from, acc.is_main_process)
+    else:
+        trained = trained_student(acc.unwrap_model(model).model)
+        projector_state = None if projector is None else {k: v.detach().cpu().contiguous()
+                                                          for k, v in projector.state_dict().items()}
     del model, module, student, projector, optimizer, scheduler, step_fn
     acc.free_memory()
     gc.collect()
-    return _finish_stage(ctx, index, stage, stage_dir, trained, projector_state, state, total, init_from)
+    summary = _finish_stage(ctx, index, stage, stage_dir, trained, projector_state, state, total, init_from)
+    ctx.tracking.log_stage_end(stage_dir.name, summary, total)
+    return summary
+
+
+def _resume(ctx: RunContext, stage: StageConfig, stage_dir: Path, objects, balancer: LossBalancer, total: int) -> dict:
+    """The stage's state at its newest checkpoint (loaded into model, optimizer, scheduler), or a fresh one;
+    metrics.jsonl trimmed back to that step."""
+    acc = ctx.accelerator
+    state = {"step": 0, "tokens": 0, "seconds": 0.0}
+    ckpt = latest_checkpoint(stage_dir)
+    if ckpt is not None:
+        state = load_checkpoint(ctx, ckpt, *objects)
+        balancer.load_state_dict(state.get("balancer", {}))
+        log.info("stage %s: resuming from %s (step %d of %d)", stage.name, ckpt, state["step"], total)
+    if acc.is_main_process:
+        stage_dir.mkdir(parents=True, exist_ok=True)
+        for tmp in (stage_dir / "checkpoints").glob(".step-*.tmp"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        trim_metrics(stage_dir / "metrics.jsonl", state["step"])
+    acc.wait_for_everyone()
+    return state
 
 
 class _StepRunner:
@@ -238,9 +257,7 @@ class _StepRunner:
         self.attn = bool(objective.attn_pairs)
         self.rollout = None
         if stage.kind == "on_policy":
-            from reasonkd.distill.onpolicy import Rollout
-
-            self.rollout = Rollout(ctx, self.student, stage, stage_index)
+            self.rollout = Rollout(ctx, self.student, stage, stage_index, anchor=objective.anchor)
 
     def optimizer_step(self, step: int, batches: Batches, optimizer, scheduler) -> dict:
         r, acc = self.ctx.recipe, self.acc
@@ -251,9 +268,10 @@ class _StepRunner:
             m = step * r.grad_accum + micro
             items = batches.items(m)
             if self.rollout is not None:  # on-policy: the student's own completions replace the traces
-                items = self.rollout(items, m)
+                batch = self.rollout.batch(items, m, batches.collate)
                 on_policy += self.rollout.last_on_policy
-            batch = batches.collate(items, with_cache=self.objective.cache_logits)
+            else:
+                batch = batches.collate(items, with_cache=self.objective.cache_logits)
             sync = micro == r.grad_accum - 1
             with contextlib.nullcontext() if sync else acc.no_sync(self.model):
                 values = self._micro_step(batch, temperature)
@@ -273,8 +291,8 @@ class _StepRunner:
         counts = acc.reduce(torch.tensor([tokens, trace_tokens], dtype=torch.float64, device=acc.device), "sum")
         row = {"loss": sums.pop("loss"), "terms": sums, "lr": lr, "temperature": temperature,
                "grad_norm": grad_norm, "tokens": int(counts[0]), "trace_tokens": int(counts[1])}
-        if self.rollout is not None:
-            row["on_policy_share"] = on_policy / r.grad_accum
+        if self.rollout is not None:  # eos_rate, mean_length, rollout_sha of the student's samples
+            row.update(on_policy_share=on_policy / r.grad_accum, **self.rollout.pop_stats())
         return row
 
     def _micro_step(self, batch: dict, temperature: float) -> dict[str, float]:
@@ -292,13 +310,13 @@ class _StepRunner:
             with acc.autocast():  # outside forward: accelerate would upcast (N, V) logits to fp32
                 student_out["logits"] = project_logits(self.student, student_out.pop("trace_hidden"))
         if self.objective.negatives:  # the wrong trace of the same prompt, through the same student
-            neg_rows = token_rows({"labels": batch["neg_labels"]})
-            neg_out = self.model(batch["neg_input_ids"], batch["neg_attention_mask"], neg_rows.mask)
-            with acc.autocast():
-                student_out["neg_logits"] = project_logits(self.student, neg_out.pop("trace_hidden"))
+            student_out["neg_logits"], neg_rows = self._trace_logits(batch, "neg_")
             student_out["neg_rows"] = neg_rows
             student_out["neg_wrong"] = torch.nn.functional.pad(batch["neg_wrong"][:, 1:], (0, 1))[neg_rows.mask]
-        terms = self.objective.terms(student_out, teacher_out, batch, rows, temperature)
+        if self.objective.anchor:  # on-policy: the verified traces of the same prompts (cross-entropy anchor)
+            student_out["anchor_logits"], anchor_rows = self._trace_logits(batch, "anchor_")
+            student_out["anchor_targets"] = anchor_rows.targets
+        terms = self.objective(student_out, teacher_out, batch, rows, temperature)
         del teacher_out  # free the teacher's logits before backward: they would peak its memory
         # the same numbers on every process, so balancing scales agree across DDP ranks
         names = list(terms)
@@ -311,6 +329,13 @@ class _StepRunner:
         if self.balancer.enabled:
             current.update({f"scale.{k}": v for k, v in scales.items()})
         return current
+
+    def _trace_logits(self, batch: dict, prefix: str):
+        """(student logits (N, V) at the trace rows, Rows) of a second sequence in the batch (`prefix`input_ids)."""
+        rows = token_rows({"labels": batch[f"{prefix}labels"]})
+        out = self.model(batch[f"{prefix}input_ids"], batch[f"{prefix}attention_mask"], rows.mask)
+        with self.acc.autocast():
+            return project_logits(self.student, out.pop("trace_hidden")), rows
 
 
 def _finish_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path, trained, projector_state,
@@ -340,8 +365,6 @@ def _finish_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Pa
 
 
 def _save_tensors(tensors: dict, path: Path) -> None:
-    from safetensors.torch import save_file
-
     tmp = path.with_name(f".{path.name}.tmp")
     save_file(tensors, str(tmp))
     os.replace(tmp, path)

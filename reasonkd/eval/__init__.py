@@ -21,7 +21,7 @@ def __getattr__(name):  # heavy parts (torch, matplotlib) load on first use
 
         return getattr(report, name)
     if name in ("run_in_sandbox", "run_many", "sandbox_backend", "SandboxResult"):
-        from reasonkd.eval import sandbox
+        from reasonkd.utils import sandbox  # it lives below data, which verifies code with it
 
         return getattr(sandbox, name)
     raise AttributeError(name)

@@ -1,4 +1,4 @@
-"""The article's two qualitative cases, asked of every model and shown side by side in the report.
+"""The two qualitative cases of docs/design.md §4, asked of every model and shown side by side in the report.
 
 1. A chickens-and-rabbits variant: set up variables, eliminate one, verify.
 2. Debugging a Python function with three logic errors: the line and type of
@@ -67,7 +67,7 @@ def _rabbits_ok(answer: str) -> bool:
 
 def _debug_ok(answer: str) -> bool:
     from reasonkd.data.verify import extract_code
-    from reasonkd.eval.sandbox import run_in_sandbox
+    from reasonkd.utils.sandbox import run_in_sandbox
 
     code = extract_code(answer)
     if "def average_of_evens" not in code:

@@ -36,7 +36,9 @@ def _print_summary(results, paths) -> None:
             extra = "".join(f"  {k}={m[k]:.3f}" for k in m if k.startswith("pass@") and k != "pass@1")
             print(f"{r['label']:<24} {t:<10} {key} = {m.get(key, m['accuracy']):.3f} "
                   f"[{m['ci'][0]:.3f}, {m['ci'][1]:.3f}] (n={m['n']}){extra}")
-    print(paths["markdown"].read_text().split("\n\n", 2)[1])
+    # the first markdown table of report.md (notes such as the precision line may come before it)
+    blocks = paths["markdown"].read_text().split("\n\n")
+    print(next((b for b in blocks if b.lstrip().startswith("|")), blocks[min(1, len(blocks) - 1)]))
     for k, p in paths.items():
         print(f"{k}: {p}")
 
@@ -72,7 +74,8 @@ def _eval(args) -> int:
             max_new_tokens=args.max_new_tokens, temperature=args.temperature, n_samples=args.n_samples,
             few_shot=args.few_shot, dtype=args.dtype, template=args.template, latency_problems=args.latency_problems,
             latency_tokens=args.latency_tokens, cases=not args.no_cases, case_tokens=args.case_tokens,
-            timeout=args.timeout, workers=args.workers, seed=args.seed, **common))
+            timeout=args.timeout, workers=args.workers, seed=args.seed, engine=args.engine, window=args.window,
+            sinks=args.sinks, **common))
     offset = len(args.model or [])
     for j, (task, path) in enumerate(samples.items()):
         label = labels[offset + j] if labels else None
@@ -100,7 +103,8 @@ def register(sub) -> None:
                        description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", help="alias, folder or .gguf; repeat to compare models")
     p.add_argument("--label", action="append", help="row label per --model (then per --samples), e.g. student-before")
-    p.add_argument("--tasks", default="gsm8k", help="comma list of: gsm8k, humaneval, logic, code")
+    p.add_argument("--tasks", default="gsm8k",
+                   help="comma list of: gsm8k, humaneval, logic, code, robustness, longmath")
     p.add_argument("--data", action="append", help="PATH or TASK=PATH: GSM8K JSONL or a data-engine folder")
     p.add_argument("--samples", action="append", help="FILE or TASK=FILE: score these completions, no model")
     p.add_argument("--limit", type=int, default=None, help="first N examples of each task")
@@ -110,8 +114,14 @@ def register(sub) -> None:
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")
     p.add_argument("--n-samples", type=int, default=1, help="completions per problem (pass@k; needs temperature)")
     p.add_argument("--few-shot", type=int, default=0, help="GSM8K exemplars to prepend (0-8)")
-    p.add_argument("--dtype", default="float32", help="float32 | bfloat16")
+    p.add_argument("--dtype", default="auto", help="auto (bf16 where native, else fp32) | float32 | bfloat16 | float16")
     p.add_argument("--template", default=None, help="prompt template file (same format as the teacher's)")
+    p.add_argument("--engine", default="hf", choices=["hf", "openvino", "vllm", "auto"],
+                   help="generation engine: hf (transformers), openvino (CPU, fp32 weights, converted once per "
+                        "weights), vllm (GPU), auto (vllm on a GPU, openvino on a CPU with the export extra, else hf)")
+    p.add_argument("--window", type=int, default=None,
+                   help="sliding-window attention: keep W tokens of KV cache (hf engine; docs/long_inputs.md)")
+    p.add_argument("--sinks", type=int, default=4, help="attention-sink tokens kept at the start (with --window)")
     p.add_argument("--latency-problems", type=int, default=5, help="problems timed at batch 1 (0 = skip)")
     p.add_argument("--latency-tokens", type=int, default=64, help="new-token cap for the latency runs")
     p.add_argument("--no-cases", action="store_true", help="skip the two qualitative cases")

@@ -4,6 +4,7 @@
     bootstrap_ci([1, 0, 1, 1])                 # {'mean': 0.75, 'lo': ..., 'hi': ..., 'n': 4}
     paired_diff_ci(after_correct, before_correct)   # accuracy(after) - accuracy(before), same items
     pass_at_k(n=10, c=3, k=1)                  # 0.3 (unbiased estimator of Chen et al., 2021)
+    mcnemar_exact(a_correct, b_correct)        # exact two-sided McNemar p on the same items
 
 All resampling is seeded, so the same verdicts always give the same interval.
 """
@@ -46,6 +47,26 @@ def paired_diff_ci(a_correct: Sequence[float], b_correct: Sequence[float], n_boo
     p = 2 * min((diffs <= 0).mean(), (diffs >= 0).mean()) if d.any() else 1.0
     return {"diff": float(d.mean()), "lo": float(lo), "hi": float(hi), "p_value": float(min(p, 1.0)),
             "n": int(d.size), "a_only": int(((a > 0) & (b == 0)).sum()), "b_only": int(((b > 0) & (a == 0)).sum())}
+
+
+def mcnemar_exact(a_correct: Sequence[float], b_correct: Sequence[float]) -> dict:
+    """Exact two-sided McNemar test of "a and b are equally accurate" on the SAME items.
+
+    Only the discordant items count: `a_only` (a right, b wrong) and `b_only`. Under the null each is
+    Binomial(a_only + b_only, 1/2); p = min(1, 2 * P(X <= min(a_only, b_only))). Written out with exact
+    integer binomials (a few lines) rather than pulling in scipy / statsmodels for it.
+    """
+    a, b = np.asarray(a_correct, dtype=float) > 0, np.asarray(b_correct, dtype=float) > 0
+    if a.shape != b.shape:
+        raise ValueError(f"mcnemar_exact needs verdicts on the same items: got {a.size} and {b.size}")
+    a_only, b_only = int((a & ~b).sum()), int((b & ~a).sum())
+    n = a_only + b_only
+    term, total = 1, 0  # C(n, i) for i = 0..min, built up exactly in integers
+    for i in range(min(a_only, b_only) + 1):
+        total += term
+        term = term * (n - i) // (i + 1)
+    tail = total / 2 ** n if n else 1.0
+    return {"a_only": a_only, "b_only": b_only, "discordant": n, "p_value": min(1.0, 2 * tail), "n": int(a.size)}
 
 
 def pass_at_k(n: int, c: int, k: int) -> float:

@@ -87,3 +87,44 @@ def throughput_plot(results: list[dict]) -> str | None:
     ax.set_ylabel("generated tokens / s")
     ax.set_title("Generation throughput")
     return _png(fig)
+
+
+def robustness_plot(per_model: list[tuple[str, dict]]) -> str | None:
+    """Accuracy drop per perturbation type (original - perturbed, points) with paired 95% intervals."""
+    types = list(dict.fromkeys(t for _, ts in per_model for t in ts))
+    if not types:
+        return None
+    series = {lab: [ts[t]["drop"] * 100 if t in ts else 0.0 for t in types] for lab, ts in per_model}
+    errs = {lab: [[c * 100 for c in ts[t]["ci"]] if t in ts else [0, 0] for t in types] for lab, ts in per_model}
+    fig, ax = plt.subplots(figsize=(min(12, max(7, 0.6 * len(types) * max(1, len(per_model)))), 4.2))
+    _bars(ax, [t.replace("_", "\n") for t in types], series, errs)
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.tick_params(axis="x", labelsize=7)
+    ax.set_ylabel("accuracy drop (points)")
+    ax.set_title("Robustness: original - perturbed accuracy, same problems (paired 95% CI)")
+    return _png(fig)
+
+
+def length_plot(results: list[dict]) -> str | None:
+    """Accuracy vs input-length bucket (task longmath), one line with 95% CI band per model."""
+    rs = [(r["label"], r["tasks"]["longmath"]["metrics"].get("by_length") or {}) for r in results
+          if "longmath" in r.get("tasks", {})]
+    rs = [(label, b) for label, b in rs if b]
+    if not rs:
+        return None
+    order = [b for b in ("short", "1k", "2k", "4k", "8k") if any(b in by for _, by in rs)]
+    fig, ax = plt.subplots(figsize=(6.5, 3.6))
+    for label, by in rs:
+        xs = [i for i, b in enumerate(order) if b in by]
+        acc = [by[order[i]]["accuracy"] * 100 for i in xs]
+        ax.plot(xs, acc, marker="o", label=label)
+        ax.fill_between(xs, [by[order[i]]["ci"][0] * 100 for i in xs], [by[order[i]]["ci"][1] * 100 for i in xs],
+                        alpha=0.15)
+    ax.set_xticks(range(len(order)), order)
+    ax.set_xlabel("input length (tokens, the evaluated model's tokenizer)")
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    ax.set_title("longmath: accuracy by input length (95% bootstrap bands)")
+    return _png(fig)

@@ -1,4 +1,4 @@
-"""Evaluation report: the article's table (model, accuracy, latency, params), plots, cases, drill-down.
+"""Evaluation report: the results table (design §4: model, accuracy, latency, params), plots, cases, drill-down.
 
     from reasonkd.eval.report import write_report, load_run
     paths = write_report([before, after, teacher], "runs/report",
@@ -22,9 +22,10 @@ from string import Template
 
 from reasonkd.errors import ReasonkdError
 from reasonkd.eval.metrics import paired_diff_ci
+from reasonkd.eval.tasks.robustness import robustness_html, robustness_markdown
 
 TASK_TITLES = {"gsm8k": "GSM8K", "humaneval": "HumanEval pass@1", "logic": "Logic (held-out)",
-               "code": "Code (held-out)"}
+               "code": "Code (held-out)", "robustness": "Robustness (all variants)"}
 MAX_DRILL_ROWS = 200
 
 
@@ -110,6 +111,7 @@ def markdown(results: list[dict], comps: list[dict]) -> str:
         lines += ["", "## GSM8K by answer-extraction style (primary: final)", "",
                   "| Model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
         lines += [f"| {lab} | " + " | ".join(f"{s.get(n, 0) * 100:.1f}%" for n in names) + " |" for lab, s in styles]
+    lines += robustness_markdown(results)
     case_sets = [(r["label"], r["cases"]) for r in results if r.get("cases")]
     if case_sets:
         lines += ["", "## Qualitative cases (full answers in report.html)", ""]
@@ -193,18 +195,28 @@ def render_html(results: list[dict], comps: list[dict], title: str, meta: str) -
             ["Task", "Model", "vs", "Difference (pts)", "95% CI", "p"],
             [[c["task"], c["model"], c["baseline"], f"{c['diff'] * 100:+.1f}",
               f"[{c['lo'] * 100:+.1f}, {c['hi'] * 100:+.1f}]", f"{c['p_value']:.3f}"] for c in comps])
-    imgs = [plots.accuracy_plot(results, _tasks(results)), plots.latency_plot(results), plots.throughput_plot(results)]
+    imgs = [plots.accuracy_plot(results, _tasks(results)), plots.latency_plot(results), plots.throughput_plot(results),
+            plots.length_plot(results)]
     plot_html = "".join(f'<img alt="plot" src="data:image/png;base64,{b}">' for b in imgs if b) or "<p>No data.</p>"
     tpl = Template((Path(__file__).parent / "templates" / "report.html").read_text(encoding="utf-8"))
     return tpl.substitute(title=_esc(title), meta=_esc(meta), summary=_html_table(head, rows), comparisons=comp_html,
+                          robustness=robustness_html(results),
                           plots=plot_html, cases=_cases_html(results), drill=_drill_html(results),
                           ncols=max(1, len([r for r in results if r.get("cases")])))
 
 
-def write_report(results: list[dict], out_dir, labels=None, title: str = "reasonkd evaluation") -> dict[str, Path]:
-    """Write report.md, report.html, results.json and samples/<label>/<task>.jsonl into out_dir."""
+def precision_notes(results: list[dict]) -> list[str]:
+    """"dtype: float32 — <why>" once per distinct precision the models ran in (reasonkd.utils.hardware)."""
+    notes = [f"dtype: {r['dtype']} — {r['precision']}" for r in results if r.get("dtype") and r.get("precision")]
+    return list(dict.fromkeys(notes))
+
+
+def write_report(results: list[dict], out_dir, labels=None, title: str = "reasonkd evaluation",
+                 notes: list[str] | None = None) -> dict[str, Path]:
+    """Write report.md, report.html, results.json and samples/<label>/<task>.jsonl into out_dir.
+    `notes`: extra header lines (the demo adds its training precision); the models' precision is added."""
     from reasonkd.eval.runner import samples_path
-    from reasonkd.eval.sandbox import sandbox_backend
+    from reasonkd.utils.sandbox import sandbox_backend
     from reasonkd.utils.io import atomic_write, write_json, write_jsonl
 
     if not results:
@@ -234,11 +246,14 @@ def write_report(results: list[dict], out_dir, labels=None, title: str = "reason
         compact.append(c)
     created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     backend = sandbox_backend() if any(t in ("humaneval", "code") for r in results for t in r["tasks"]) else None
+    notes = list(dict.fromkeys([*precision_notes(results), *(notes or [])]))
     write_json(out / "results.json", {"title": title, "created": created, "sandbox_backend": backend,
-                                      "models": compact, "comparisons": comps})
+                                      "notes": notes, "models": compact, "comparisons": comps})
+    title_line, _, rest = markdown(results, comps).partition("\n")
     with atomic_write(out / "report.md") as f:
-        f.write(markdown(results, comps))
-    meta = f"{created} · {len(results)} model(s)" + (f" · code sandbox: {backend}" if backend else "")
+        f.write(title_line + "\n" + "".join(f"\n_{n}_\n" for n in notes) + rest)
+    meta = " · ".join([f"{created} · {len(results)} model(s)" + (f" · code sandbox: {backend}" if backend else ""),
+                       *notes])
     with atomic_write(out / "report.html") as f:
         f.write(render_html(results, comps, title, meta))
     return {"markdown": out / "report.md", "html": out / "report.html", "json": out / "results.json"}

@@ -5,9 +5,10 @@
     s = evaluate_samples("humaneval", "samples.jsonl")            # score completions without a model
     write_report([r, s], "runs/eval")
 
-Generation is batched (reasonkd.models.generation.generate_batch: length-sorted
-batches, KV cache) for throughput; latency is measured separately at batch 1
-on a few problems. With `out_dir`, each task's samples are written as soon as
+Generation goes through a generation engine (reasonkd.models.engines, `engine=`):
+hf batches length-sorted prompts with a KV cache (reasonkd.models.generation),
+openvino runs OpenVINO GenAI's continuous batching on a cached fp32 conversion;
+latency is measured separately at batch 1 on a few problems. With `out_dir`, each task's samples are written as soon as
 the task is done and reused on a rerun with the same settings (resume).
 """
 
@@ -20,6 +21,10 @@ from pathlib import Path
 
 from reasonkd.errors import ReasonkdError
 from reasonkd.eval.tasks import get_task
+from reasonkd.models.engines import Engine, make_engine, resolve_engine
+from reasonkd.models.engines.hf import HFEngine
+from reasonkd.models.window import check_window
+from reasonkd.utils.hardware import dtype_name, resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -103,16 +108,42 @@ def evaluate_samples(task_name: str, samples_file: str, data=None, limit: int | 
     return result
 
 
+def _open(model_name_or_path, engine: str, dtype: str, device: str, window: int | None = None, sinks: int = 4):
+    """(generation engine, torch model or None, dtype name, why that precision) for evaluate_model.
+    `window`: the hf engine decodes with sliding-window attention (reasonkd.models.window)."""
+    from reasonkd.models import load_model
+
+    if window and engine != "hf":
+        raise ReasonkdError(f"--window needs --engine hf (got {engine})")
+
+    torch_dtype, precision = resolve_dtype(dtype, device)  # "auto" -> what runs fastest here, and why
+    dtype = dtype_name(torch_dtype)
+    if engine != "hf":  # the engine loads (and for openvino converts, once per weights) the model itself
+        gen = make_engine(engine, str(model_name_or_path), dtype=dtype, device=device)
+        return gen, None, gen.precision, f"{engine} engine"
+    model, tok = load_model(model_name_or_path, dtype=torch_dtype, device=device)
+    if getattr(model, "precision", None):  # an export folder: its precision was fixed when it was built
+        dtype, precision = model.precision, "fixed by the export"
+    gen = HFEngine.wrap(model, tok)
+    if window:
+        check_window(window, sinks, model)
+        gen.window, gen.sinks = window, sinks
+    return gen, model, dtype, precision
+
+
 def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None = None, *,
                    label: str | None = None, out_dir=None, batch_size: int = 16, max_new_tokens: int = 512,
-                   temperature: float = 0.0, n_samples: int = 1, few_shot: int = 0, dtype: str = "float32",
+                   temperature: float = 0.0, n_samples: int = 1, few_shot: int = 0, dtype: str = "auto",
                    device: str = "cpu", template: str | None = None, latency_problems: int = 5,
                    latency_tokens: int = 64, cases: bool = True, case_tokens: int = 384, timeout: float = 10.0,
-                   workers: int = 2, seed: int = 0, progress: bool = True) -> dict:
-    """Generate and score `tasks` (names or a comma list) with one model; return the result dict."""
+                   workers: int = 2, seed: int = 0, progress: bool = True, engine: str = "hf",
+                   window: int | None = None, sinks: int = 4) -> dict:
+    """Generate and score `tasks` (names or a comma list) with one model; return the result dict.
+
+    `engine`: hf | openvino | vllm | auto (reasonkd.models.engines); openvino runs the weights as trained (fp32)."""
     from reasonkd.eval.measure import measure_latency, peak_rss_mb, reset_peak_rss, rss_mb
-    from reasonkd.models import count_parameters, load_model
-    from reasonkd.models.generation import apply_chat, generate_batch
+    from reasonkd.models import count_parameters
+    from reasonkd.models.generation import apply_chat
 
     names = [t.strip() for t in tasks.split(",")] if isinstance(tasks, str) else list(tasks)
     if n_samples > 1 and temperature <= 0:
@@ -123,12 +154,17 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
     reset_peak_rss()
     rss_before = rss_mb()  # what this process already held (earlier steps of a pipeline, torch itself)
     t0 = time.perf_counter()
-    model, tok = load_model(model_name_or_path, dtype=dtype, device=device)
+    engine = resolve_engine(engine, device, str(model_name_or_path))
+    gen, model, dtype, precision = _open(model_name_or_path, engine, dtype, device, window, sinks)
+    tok = gen.tokenizer
     load_s = time.perf_counter() - t0
-    result = {"label": label, "model": str(model_name_or_path), "kind": "model", "params": count_parameters(model),
-              "dtype": dtype, "load_seconds": load_s, "throughput": {}, "tasks": {}, "cases": [],
+    params = count_parameters(model) if model is not None else gen.num_parameters()
+    result = {"label": label, "model": str(model_name_or_path), "kind": "model", "params": params, "engine": engine,
+              "dtype": dtype, "precision": precision, "load_seconds": load_s, "throughput": {}, "tasks": {},
+              "cases": [],
               "settings": {"batch_size": batch_size, "max_new_tokens": max_new_tokens, "temperature": temperature,
-                           "n_samples": n_samples, "few_shot": few_shot, "limit": limit, "seed": seed}}
+                           "n_samples": n_samples, "few_shot": few_shot, "limit": limit, "seed": seed,
+                           "window": window, "sinks": sinks if window else None}}
     first_prompts = None
     for name, task in task_objs.items():
         examples = task.examples()
@@ -137,6 +173,9 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
         identity = {"model": str(model_name_or_path), "task": name, "data": str(task.data), "limit": limit,
                     "max_new_tokens": max_new_tokens, "temperature": temperature, "n_samples": n_samples,
                     "few_shot": few_shot, "template": template, "dtype": dtype, "seed": seed}
+        if engine != "hf":  # samples of another engine are not reused (hf keeps its earlier identity)
+            identity["engine"] = engine
+        identity.update({"window": window, "sinks": sinks} if window else {})
         path = samples_path(out_dir, label, name) if out_dir else None
         cached = _load_cached(path, identity) if path else None
         if cached is not None:
@@ -146,37 +185,60 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
             log.info("%s on %s: reusing %d samples from %s", label, name, len(rows), path)
         else:
             expanded = [(ex, p) for ex, p in zip(examples, prompts) for _ in range(n_samples)]
-            stats: dict = {}
-            outs = generate_batch(model, tok, [p for _, p in expanded], max_new_tokens=max_new_tokens,
-                                  temperature=temperature, batch_size=batch_size, seed=seed, progress=progress,
-                                  desc=f"{label}:{name}", stats=stats)
-            result["throughput"][name] = {**stats, "batch_size": batch_size, "sequences": len(outs)}
+            outs = gen.generate([p for _, p in expanded], max_new_tokens=max_new_tokens, temperature=temperature,
+                                batch_size=batch_size, seed=seed, progress=progress, desc=f"{label}:{name}")
+            result["throughput"][name] = {**gen.stats, "batch_size": batch_size, "sequences": len(outs)}
             rows = _score_rows(task, [(ex, o.text) for (ex, _), o in zip(expanded, outs)],
-                               [{"new_tokens": o.new_tokens, "finished": o.finished} for o in outs])
+                               [{"new_tokens": o.new_tokens, "finished": o.finished,
+                                 "prompt_tokens": o.prompt_tokens} for o in outs])
             if path:
                 _save_rows(path, identity, rows, result["throughput"][name])
         metrics = task.metrics(rows, seed=seed)
+        if hasattr(task, "length_profile") and latency_problems:  # latency, peak RSS per input length
+            metrics["by_length_speed"] = task.length_profile(examples, prompts, gen, latency_problems, latency_tokens)
         result["tasks"][name] = {"metrics": metrics, "samples": rows}
         log.info("%s on %s: accuracy %.3f [%.3f, %.3f] (n=%d)", label, name, metrics["accuracy"],
                  *metrics["ci"], metrics["n"])
     if latency_problems and first_prompts:
-        result["latency"] = measure_latency(model, tok, first_prompts[:latency_problems], latency_tokens)
+        result["latency"] = (measure_latency(model, tok, first_prompts[:latency_problems], latency_tokens)
+                             if model is not None and not window  # the window decodes in the engine
+                             else engine_latency(gen, first_prompts[:latency_problems], latency_tokens))
     if cases:
-        result["cases"] = run_cases(model, tok, case_tokens)
+        result["cases"] = run_cases(model if model is not None else gen, tok, case_tokens)
     result["peak_rss_mb"] = peak_rss_mb()
     # the model's own footprint: comparable between models evaluated in one long-lived process
     result["rss_added_mb"] = max(0.0, result["peak_rss_mb"] - rss_before) if rss_before else None
     del model
+    gen.close()
     return result
 
 
-def run_cases(model, tok, max_new_tokens: int = 384) -> list[dict]:
-    """Greedy answers to the two qualitative cases (reasonkd.eval.cases), with their rough checks."""
-    from reasonkd.eval.cases import CASES
-    from reasonkd.models.generation import apply_chat, generate_batch
+def engine_latency(gen: Engine, prompts: list[str], max_new_tokens: int) -> dict:
+    """measure_latency's numbers for an engine without a torch model (openvino, vllm)."""
+    import os
 
-    outs = generate_batch(model, tok, [apply_chat(tok, c.prompt) for c in CASES], max_new_tokens=max_new_tokens,
-                          batch_size=len(CASES), progress=False)
+    from reasonkd.eval.metrics import percentiles
+
+    raw = gen.latency(prompts, max_new_tokens)
+    seconds = sum(raw["total_s"])
+    return {"problems": len(raw["total_s"]), "max_new_tokens": max_new_tokens,
+            "ttft_ms": percentiles([t * 1000 for t in raw["ttft_s"]]),
+            "latency_ms": percentiles([t * 1000 for t in raw["total_s"]]),
+            "ms_per_token": (1000 * sum(raw["per_token_s"]) / len(raw["per_token_s"])) if raw["per_token_s"]
+            else float("nan"), "new_tokens": sum(raw["new_tokens"]),
+            "tokens_per_s": sum(raw["new_tokens"]) / seconds if seconds else float("nan"),
+            "threads": None, "cpu_count": os.cpu_count(), "engine": gen.name}
+
+
+def run_cases(model, tok, max_new_tokens: int = 384) -> list[dict]:
+    """Greedy answers to the two qualitative cases (reasonkd.eval.cases), with their rough checks.
+    `model`: a loaded model or a generation engine (reasonkd.models.engines)."""
+    from reasonkd.eval.cases import CASES
+    from reasonkd.models.generation import apply_chat
+
+    gen = model if isinstance(model, Engine) else HFEngine.wrap(model, tok)
+    outs = gen.generate([apply_chat(tok, c.prompt) for c in CASES], max_new_tokens=max_new_tokens,
+                        batch_size=len(CASES))
     return [{"name": c.name, "title": c.title, "prompt": c.prompt, "reference": c.reference, "answer": o.text,
              "check": bool(c.check(o.text)), "new_tokens": o.new_tokens, "finished": o.finished}
             for c, o in zip(CASES, outs)]

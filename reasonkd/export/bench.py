@@ -1,4 +1,4 @@
-"""`reasonkd bench`: generation speed of one model on one backend, in the article's S5 table shape.
+"""`reasonkd bench`: generation speed of one model on one backend, in the table shape of docs/design.md §5.
 
     from reasonkd.export.bench import bench_model, format_table
     rows = bench_model(model, tok, batch_sizes=(1, 8), new_tokens=64, repeats=3)
@@ -18,6 +18,10 @@ import statistics
 import time
 
 import torch
+from transformers import StoppingCriteriaList
+
+from reasonkd.export.parity import DEFAULT_PROBLEMS
+from reasonkd.models.generation import apply_chat
 
 
 class _StepClock:
@@ -33,17 +37,12 @@ class _StepClock:
 
 def bench_prompts(tok, n: int = 8) -> list[str]:
     """`n` chat-formatted math questions (the parity set's, repeated if n > 20)."""
-    from reasonkd.export.parity import DEFAULT_PROBLEMS
-    from reasonkd.models.generation import apply_chat
-
     return [apply_chat(tok, DEFAULT_PROBLEMS[i % len(DEFAULT_PROBLEMS)][0]) for i in range(n)]
 
 
 @torch.inference_mode()
 def time_generate(model, tok, prompts: list[str], batch_size: int, new_tokens: int) -> dict:
     """One pass over `prompts` in batches of `batch_size`: seconds, tokens, per-batch TTFT and step times."""
-    from transformers import StoppingCriteriaList
-
     tok.padding_side = "left"
     total_s, tokens, ttft, step = 0.0, 0, [], []
     for start in range(0, len(prompts), batch_size):

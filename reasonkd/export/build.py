@@ -18,7 +18,13 @@ import time
 from pathlib import Path
 
 from reasonkd.errors import ReasonkdError
+from reasonkd.export import parity as par
 from reasonkd.export.manifest import FORMATS, MANIFEST, file_table, versions, write_manifest
+from reasonkd.export.onnx import export_onnx
+from reasonkd.export.openvino import RUNTIME_FP32, RUNTIME_INT8, export_openvino
+from reasonkd.export.runtime import load_exported
+from reasonkd.models import count_parameters, load_model, load_tokenizer, resolve
+from reasonkd.utils.io import atomic_dir
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +53,6 @@ def export_model(model: str, fmt: str, out: str | Path, *, int8: bool = False, p
                  accuracy_tokens: int = 160, max_drop: float | None = None, batch_size: int = 8,
                  progress: bool = True, template: str | None = None) -> dict:
     """Export `model` to `fmt` in `out`; return the manifest written there (see module doc)."""
-    from reasonkd.models import count_parameters, load_model, load_tokenizer, resolve
-    from reasonkd.utils.io import atomic_dir
-
     if fmt not in FORMATS:
         raise ReasonkdError(f"--format must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if int8 and fmt != "openvino":
@@ -66,12 +69,8 @@ def export_model(model: str, fmt: str, out: str | Path, *, int8: bool = False, p
         src = _export_source(r, torch_model, Path(scratch))
         log.info("exporting %s to %s%s (text-generation-with-past) ...", model, fmt, " INT8" if int8 else "")
         if fmt == "onnx":
-            from reasonkd.export.onnx import export_onnx
-
             export_onnx(src, tmp)
         else:
-            from reasonkd.export.openvino import RUNTIME_FP32, RUNTIME_INT8, export_openvino
-
             export_openvino(src, tmp, int8=int8)
         load_tokenizer(model).save_pretrained(tmp)
         manifest = {
@@ -101,9 +100,6 @@ def export_model(model: str, fmt: str, out: str | Path, *, int8: bool = False, p
 def check(torch_model, folder: Path, *, int8: bool, parity_data=None, parity_limit=None, parity_tokens=24,
           accuracy_tokens=160, max_drop=None, batch_size=8, progress=True, template=None) -> dict:
     """The parity section of the manifest; raises ReasonkdError when the export fails it."""
-    from reasonkd.export import parity as par
-    from reasonkd.export.runtime import load_exported
-
     exported, tok = load_exported(folder)
     tokens = par.token_parity(torch_model, exported, tok, new_tokens=parity_tokens)
     log.info("greedy parity: %d/%d prompts identical over %d tokens", tokens["identical_prompts"],

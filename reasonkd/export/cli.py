@@ -18,6 +18,7 @@ log = logging.getLogger(__name__)
 BACKENDS = ("torch", "onnx", "openvino")
 
 
+# The handlers import their machinery when called: this module is imported at every `reasonkd` start.
 def _export(args) -> int:
     from reasonkd.export.build import export_model
 
@@ -76,9 +77,12 @@ def _bench(args) -> int:
             export_model(args.model, backend, path, int8=args.int8, parity=False)
             gc.collect()
         reset_peak_rss()  # from here: the backend being measured, not the export
-        model, tok = load_model(path, dtype=args.dtype)
+        from reasonkd.utils.hardware import dtype_name, resolve_dtype
+
+        dtype = dtype_name(resolve_dtype(args.dtype)[0])  # "auto" -> what runs fastest here
+        model, tok = load_model(path, dtype=dtype)
         precision = getattr(model, "precision", None) or {"float32": "fp32", "bfloat16": "bf16",
-                                                          "float16": "fp16"}.get(args.dtype, args.dtype)
+                                                          "float16": "fp16"}.get(dtype, dtype)
         rows = bench_model(model, tok, sizes, args.new_tokens, args.repeats, n_prompts=args.prompts,
                            meta={"hardware": hardware(), "backend": backend, "precision": precision,
                                  "model": str(args.model)})
@@ -120,7 +124,8 @@ def register(sub) -> None:
     b.add_argument("--model", required=True, help="export folder, or a model (alias/folder/.gguf) to run or export")
     b.add_argument("--backend", choices=BACKENDS, help="default: the export folder's format, else torch")
     b.add_argument("--int8", action="store_true", help="with a source model and --backend openvino: export INT8")
-    b.add_argument("--dtype", default="float32", help="torch backend: float32 | bfloat16 | float16")
+    b.add_argument("--dtype", default="auto",
+                   help="torch backend: auto (bf16 where native, else fp32) | float32 | bfloat16 | float16")
     b.add_argument("--batch-sizes", default="1,8", help="comma list, e.g. 1,8")
     b.add_argument("--new-tokens", type=int, default=64, help="greedy tokens generated per sequence")
     b.add_argument("--repeats", type=int, default=3, help="timed passes per batch size (median reported)")

@@ -16,9 +16,10 @@ from importlib import metadata
 from pathlib import Path
 
 from reasonkd.errors import ReasonkdError
+from reasonkd.models.loader import EXPORT_MANIFEST
 from reasonkd.utils.io import sha256_file, write_json
 
-MANIFEST = "reasonkd_export.json"
+MANIFEST = EXPORT_MANIFEST
 FORMATS = ("onnx", "openvino")
 MODEL_FILES = {"onnx": ("model.onnx",), "openvino": ("openvino_model.xml", "openvino_model.bin")}
 """Files a loadable export of each format must hold."""

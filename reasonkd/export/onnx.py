@@ -20,7 +20,7 @@ TASK = "text-generation-with-past"
 
 def export_onnx(src: str | Path, out: Path) -> None:
     """Export the transformers checkpoint `src` (folder or hub id) to ONNX (fp32) in `out`."""
-    from optimum.exporters.onnx import main_export
+    from optimum.exporters.onnx import main_export  # lazy, as below: optimum comes with the `export` extra
 
     # our own greedy-token parity check (reasonkd.export.parity) is stricter than optimum's
     # logits-within-atol validation on dummy inputs, and the validation costs a second export-sized pass

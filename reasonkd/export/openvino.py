@@ -28,7 +28,7 @@ as it runs with these."""
 
 def export_openvino(src: str | Path, out: Path, int8: bool = False) -> None:
     """Export the transformers checkpoint `src` (folder or hub id) to OpenVINO IR in `out`."""
-    from optimum.intel import OVModelForCausalLM, OVWeightQuantizationConfig
+    from optimum.intel import OVModelForCausalLM, OVWeightQuantizationConfig  # lazy: the `export` extra
 
     kw = {"quantization_config": OVWeightQuantizationConfig(bits=8)} if int8 else {"load_in_8bit": False}
     # load_in_8bit=False: optimum-intel would otherwise compress models above 1B parameters to int8 unasked

@@ -15,6 +15,10 @@ from __future__ import annotations
 
 import torch
 
+from reasonkd.eval.metrics import paired_diff_ci
+from reasonkd.eval.tasks import get_task
+from reasonkd.models.generation import apply_chat, generate_batch
+
 PROMPTS = [
     "A farmer has 12 chickens and 7 rabbits. How many legs are there in total?",
     "Solve step by step: 48 - 8 = ?",
@@ -50,8 +54,6 @@ DEFAULT_PROBLEMS = [
 
 
 def _chat(tok, texts: list[str]) -> list[str]:
-    from reasonkd.models.generation import apply_chat
-
     return [apply_chat(tok, t) for t in texts]
 
 
@@ -91,8 +93,6 @@ def held_out_examples(parity_data: str | None = None, limit: int | None = None) 
     None: DEFAULT_PROBLEMS.
     """
     if parity_data:
-        from reasonkd.eval.tasks import get_task
-
         return get_task("gsm8k", data=str(parity_data), limit=limit).examples()
     rows = DEFAULT_PROBLEMS[:limit] if limit else DEFAULT_PROBLEMS
     return [{"idx": i, "id": f"export-{i}", "domain": "math", "question": q, "reference": str(a)}
@@ -106,9 +106,6 @@ def math_accuracy(model, tok, examples: list[dict], max_new_tokens: int = 160, b
     `template`: a prompt-template YAML as `reasonkd eval --template` takes (e.g. a demo run's
     prompt.yaml, the prompt its student was trained on); None: the gsm8k task's own prompt.
     """
-    from reasonkd.eval.tasks import get_task
-    from reasonkd.models.generation import apply_chat, generate_batch
-
     task = get_task("gsm8k", template=template)
     prompts = [apply_chat(tok, task.prompt(e), task.system()) for e in examples]
     stats: dict = {}
@@ -124,8 +121,6 @@ def math_accuracy(model, tok, examples: list[dict], max_new_tokens: int = 160, b
 def int8_check(ref_model, model, tok, examples: list[dict], max_new_tokens: int = 160,
                batch_size: int = 8, progress: bool = False, template: str | None = None) -> dict:
     """Accuracy of the INT8 export next to the fp32 PyTorch model, and how often their answers agree."""
-    from reasonkd.eval.metrics import paired_diff_ci
-
     ref = math_accuracy(ref_model, tok, examples, max_new_tokens, batch_size, progress, template)
     got = math_accuracy(model, tok, examples, max_new_tokens, batch_size, progress, template)
     # paired over the same problems: only the ones where the two disagree carry information

@@ -4,9 +4,11 @@
     model, tok = load_exported("exports/smollm2-ov-int8")
     outs = generate_batch(model, tok, prompts)        # reasonkd.models.generation, unchanged
 
-`reasonkd.models.load_model` delegates here for a folder holding a
-`reasonkd_export.json` (or model.onnx / openvino_model.xml), so `reasonkd eval`,
-`reasonkd serve` and `reasonkd bench` take an export folder like any model.
+Importing reasonkd.export registers `load_exported` with
+`reasonkd.models.loader.register_folder_loader`, so `load_model` delegates here
+for a folder holding a `reasonkd_export.json` (or model.onnx /
+openvino_model.xml), and `reasonkd eval`, `reasonkd serve` and `reasonkd bench`
+take an export folder like any model.
 The folder is checked against its manifest first (missing or truncated files
 raise ReasonkdError before the runtime ever sees them).
 """
@@ -16,7 +18,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from reasonkd.errors import ReasonkdError
-from reasonkd.export.manifest import verify_export
+from reasonkd.export.manifest import detect_format, verify_export
+from reasonkd.models.loader import register_folder_loader, tokenizer_from
 
 
 class ExportedLM:
@@ -27,7 +30,7 @@ class ExportedLM:
     """
 
     def __init__(self, inner, manifest: dict, path: Path):
-        import torch
+        import torch  # lazy, as the runtimes below: this module is imported at every `reasonkd` start
 
         self._inner, self.manifest, self.path = inner, manifest, Path(path)
         self.backend = manifest["format"]
@@ -91,8 +94,6 @@ def runtime_model(folder: Path, manifest: dict):
 
 def load_exported(path: str | Path, device: str = "cpu"):
     """(ExportedLM, tokenizer) for an export folder; ReasonkdError if the folder is missing or damaged."""
-    from reasonkd.models.loader import tokenizer_from
-
     folder = Path(path).expanduser()
     manifest = verify_export(folder)
     if str(device) != "cpu":
@@ -110,3 +111,6 @@ def load_exported(path: str | Path, device: str = "cpu"):
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id
     return model, tok
+
+
+register_folder_loader("export", detect_format, load_exported)

@@ -25,12 +25,17 @@ def register(sub) -> None:
 
     g = sub.add_parser("generate", help="answer one prompt with a model (chat template applied, streamed)")
     g.add_argument("--model", required=True, help="alias, folder, .gguf file or hub id")
-    g.add_argument("--prompt", required=True)
+    # not required: reasonkd.ocr.cli registers --image FILE... on this parser (a problem as an image)
+    g.add_argument("--prompt", help="the question (with --image: an instruction put before the image's text)")
     g.add_argument("--system", default=DEFAULT_SYSTEM,
                    help="system prompt (default asks for step-by-step reasoning; pass '' for none)")
     g.add_argument("--max-new-tokens", type=int, default=384)
     g.add_argument("--temperature", type=float, default=0.0)
-    g.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
+    g.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
+                   help="auto = bf16 where the hardware runs it natively, else fp32")
+    g.add_argument("--window", type=int, default=None,
+                   help="sliding-window attention: keep W tokens of KV cache, for inputs past the context")
+    g.add_argument("--sinks", type=int, default=4, help="attention-sink tokens kept at the start (with --window)")
     g.set_defaults(func=cmd_generate)
 
 
@@ -74,15 +79,21 @@ def cmd_pull(args) -> int:
 
 
 def cmd_generate(args) -> int:
+    if not args.prompt:
+        raise ReasonkdError("give --prompt TEXT or --image FILE [FILE ...]")
     import torch
     from transformers import TextIteratorStreamer
 
     from reasonkd.models import load_model
     from reasonkd.models.generation import _stop_ids, apply_chat
+    from reasonkd.models.window import check_context
 
     model, tok = load_model(args.model, dtype=args.dtype)
     prompt = apply_chat(tok, args.prompt, system=args.system or None)
     inputs = tok(prompt, return_tensors="pt", add_special_tokens=False)
+    if getattr(args, "window", None):  # sliding window over the KV cache; printed at the end, not streamed
+        return _generate_windowed(args, model, tok, prompt)
+    check_context(model, inputs["input_ids"].shape[1])
     streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
     kw = dict(max_new_tokens=args.max_new_tokens, streamer=streamer, pad_token_id=tok.pad_token_id,
               eos_token_id=_stop_ids(model, tok))
@@ -108,4 +119,17 @@ def cmd_generate(args) -> int:
     n = result["out"].shape[1] - inputs["input_ids"].shape[1]
     print(f"\n\n[{n} tokens in {dt:.1f} s: {n / dt:.1f} tok/s; first token after {first or dt:.2f} s]",
           file=sys.stderr)
+    return 0
+
+
+def _generate_windowed(args, model, tok, prompt: str) -> int:
+    from reasonkd.models.window import windowed_completions
+
+    t0 = time.perf_counter()
+    out = windowed_completions(model, tok, [prompt], args.window, args.sinks, max_new_tokens=args.max_new_tokens,
+                               temperature=args.temperature)[0]
+    dt = time.perf_counter() - t0
+    print(out.text)
+    print(f"\n[{out.new_tokens} tokens in {dt:.1f} s; {out.prompt_tokens}-token input, window {args.window}, "
+          f"sinks {args.sinks}]", file=sys.stderr)
     return 0

@@ -53,7 +53,8 @@ def _stop_ids(model, tokenizer) -> list[int]:
 @torch.inference_mode()
 def generate_batch(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 256, temperature: float = 0.0,
                    top_p: float = 1.0, batch_size: int = 8, seed: int | None = None, progress: bool = True,
-                   desc: str = "generate", stats: dict | None = None) -> list[Completion]:
+                   desc: str = "generate", stats: dict | None = None,
+                   stop_strings: list[str] | None = None) -> list[Completion]:
     """Generate one completion per prompt (already chat-formatted). See module doc."""
     if seed is not None:
         torch.manual_seed(seed)
@@ -73,6 +74,8 @@ def generate_batch(model, tokenizer, prompts: list[str], *, max_new_tokens: int 
         batch = tokenizer([prompts[i] for i in idx], add_special_tokens=False, padding=True,
                           return_token_type_ids=False, return_tensors="pt").to(device)
         kw = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=stop)
+        if stop_strings:  # a sequence ends at a stop string, then is padded: the pad ends it here too
+            kw.update(stop_strings=stop_strings, tokenizer=tokenizer)
         if temperature > 0:
             kw.update(do_sample=True, temperature=temperature, top_p=top_p, top_k=0)
         else:
@@ -83,7 +86,7 @@ def generate_batch(model, tokenizer, prompts: list[str], *, max_new_tokens: int 
             ids = new[row].tolist()
             n, finished = len(ids), False
             for j, t in enumerate(ids):
-                if t in stop:
+                if t in stop or (stop_strings and t == tokenizer.pad_token_id):
                     n, finished = j, True
                     break
             results[i] = Completion(prompts[i], tokenizer.decode(ids[:n], skip_special_tokens=True),

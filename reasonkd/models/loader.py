@@ -9,34 +9,74 @@
 Hub ids fail fast (a few seconds) when the hub cannot be reached, with a
 message that says how to pass a local folder instead; HF_HUB_OFFLINE=1 makes
 them use only the local Hugging Face cache.
+
+Other folder formats plug in with `register_folder_loader(name, detect, load)`:
+reasonkd.export registers its ONNX / OpenVINO export folders that way when it
+is imported (the `reasonkd` command imports it), so this layer never imports
+the higher one.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import re
 import socket
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from reasonkd.errors import ReasonkdError
 from reasonkd.models import cache
 from reasonkd.models.registry import ALIASES, get_spec
+from reasonkd.utils.hardware import resolve_dtype
 
 log = logging.getLogger(__name__)
 HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 HUB_HOST = "huggingface.co"
+EXPORT_MANIFEST = "reasonkd_export.json"
+"""The file that marks a reasonkd export folder (reasonkd.export.manifest writes it)."""
+
+
+@dataclass
+class FolderLoader:
+    detect: Callable[[Path], str | None]
+    """folder -> its kind (e.g. 'onnx') if this loader reads it, else None; must not raise."""
+    load: Callable[..., tuple]
+    """(path, device=...) -> (model, tokenizer)."""
+
+
+FOLDER_LOADERS: dict[str, FolderLoader] = {}
+"""Loaders of folder formats other than save_pretrained's, by name; see register_folder_loader."""
+
+
+def register_folder_loader(name: str, detect: Callable[[Path], str | None], load: Callable[..., tuple]) -> None:
+    """Let resolve / load_model take the folders `detect` recognizes, loading them with `load`."""
+    FOLDER_LOADERS[name] = FolderLoader(detect, load)
+
+
+def _folder_kind(p: Path) -> tuple[str, FolderLoader] | None:
+    for loader in FOLDER_LOADERS.values():
+        kind = loader.detect(p)
+        if kind:
+            return kind, loader
+    if (p / EXPORT_MANIFEST).is_file():
+        raise ReasonkdError(f"{p} is a reasonkd export folder; `import reasonkd.export` before loading it "
+                            f"(the reasonkd command does)")
+    return None
 
 
 @dataclass
 class Resolved:
     kind: str
-    """alias | folder | gguf | hub | onnx | openvino (an export folder, see reasonkd.export)"""
+    """alias | folder | gguf | hub, or a registered folder kind: onnx | openvino (see reasonkd.export)"""
     path: str
     """folder to hand to from_pretrained (or the hub id)"""
     gguf_file: str | None = None
     alias: str | None = None
+    loader: FolderLoader | None = None
+    """The registered loader of a folder of another format (see register_folder_loader)."""
 
 
 def resolve(name_or_path: str, pull: bool = False) -> Resolved:
@@ -51,11 +91,9 @@ def resolve(name_or_path: str, pull: bool = False) -> Resolved:
             raise ReasonkdError(f"GGUF file not found: {p}")
         return Resolved("gguf", str(p.parent), gguf_file=p.name)
     if p.is_dir():
-        from reasonkd.export.manifest import detect_format
-
-        fmt = detect_format(p)
-        if fmt:
-            return Resolved(fmt, str(p))
+        found = _folder_kind(p)
+        if found:
+            return Resolved(found[0], str(p), loader=found[1])
         if not (p / "config.json").is_file():
             raise ReasonkdError(
                 f"{p} is not a model folder (no config.json); pass a folder written by save_pretrained, "
@@ -75,7 +113,7 @@ def _check_hub_reachable(hub_id: str, timeout: float = 3.0) -> None:
             f"pass --model DIR, or use a shipped alias ({', '.join(ALIASES)}).")
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         try:
-            from huggingface_hub import snapshot_download
+            from huggingface_hub import snapshot_download  # lazy: only on this offline path
 
             snapshot_download(hub_id, local_files_only=True)
             return
@@ -90,7 +128,7 @@ def _check_hub_reachable(hub_id: str, timeout: float = 3.0) -> None:
     except OSError:
         # maybe the user has it in the local HF cache already
         try:
-            from huggingface_hub import snapshot_download
+            from huggingface_hub import snapshot_download  # lazy: only on this offline path
 
             snapshot_download(hub_id, local_files_only=True)
             os.environ["HF_HUB_OFFLINE"] = "1"
@@ -98,18 +136,13 @@ def _check_hub_reachable(hub_id: str, timeout: float = 3.0) -> None:
             raise ReasonkdError(hint) from None
 
 
-def _dtype(dtype):
-    import torch
+def _dtype(dtype, device: str = "cpu"):
+    """A torch dtype; "auto" -> what runs fastest on `device` here (reasonkd.utils.hardware)."""
+    import torch  # lazy, as all torch / transformers imports here: `reasonkd --help` starts without them
 
-    if dtype in (None, "auto"):
-        return torch.float32
     if isinstance(dtype, torch.dtype):
         return dtype
-    table = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
-             "float16": torch.float16, "fp16": torch.float16}
-    if dtype not in table:
-        raise ReasonkdError(f"dtype must be one of {', '.join(table)}, got {dtype!r}")
-    return table[dtype]
+    return resolve_dtype(dtype, device)[0]
 
 
 def load_tokenizer(name_or_path: str, pull: bool = False):
@@ -128,13 +161,11 @@ def tokenizer_from(path: str, gguf_file: str | None = None):
     huggingface/transformers#44031, fixed upstream in #45444); for a local folder whose config is not a
     Mistral family we say `fix_mistral_regex=False` (what transformers does anyway), which silences it.
     """
-    from transformers import AutoTokenizer
+    from transformers import AutoTokenizer  # lazy: start-up time
 
     kw = {"gguf_file": gguf_file} if gguf_file else {}
     config = Path(path) / "config.json"
     if not gguf_file and config.is_file():
-        import json
-
         import transformers
         from packaging.version import Version
 
@@ -154,21 +185,19 @@ def prepare_tokenizer(tok):
 
 def load_model(name_or_path: str, *, dtype="float32", device: str = "cpu", pull: bool = False,
                attn_implementation: str | None = None):
-    """Return (model, tokenizer) in eval mode. `dtype`: float32 | bfloat16 | float16."""
-    from transformers import AutoModelForCausalLM
+    """Return (model, tokenizer) in eval mode. `dtype`: auto (fastest here) | float32 | bfloat16 | float16."""
+    from transformers import AutoModelForCausalLM  # lazy: start-up time
 
     r = resolve(name_or_path, pull=pull)
-    if r.kind in ("onnx", "openvino"):  # an export folder: its precision is fixed, `dtype` does not apply
-        from reasonkd.export.runtime import load_exported
-
-        model, tok = load_exported(r.path, device=device)
+    if r.loader is not None:  # e.g. an export folder: its precision is fixed, `dtype` does not apply
+        model, tok = r.loader.load(r.path, device=device)
         model.reasonkd_source = r
         return model, tok
     kw = {"gguf_file": r.gguf_file} if r.gguf_file else {}
     if attn_implementation:
         kw["attn_implementation"] = attn_implementation
     tok = tokenizer_from(r.path, r.gguf_file)
-    model = AutoModelForCausalLM.from_pretrained(r.path, dtype=_dtype(dtype), **kw)
+    model = AutoModelForCausalLM.from_pretrained(r.path, dtype=_dtype(dtype, device), **kw)
     if r.gguf_file:
         cache.clear_gguf_marks(model)
     model.to(device)

@@ -5,6 +5,7 @@
     reasonkd demo --config recipes/demo/qwen-1.5b-to-0.5b.yaml
     reasonkd demo --keys                           # every key with its default and meaning
     reasonkd demo --config RECIPE --plan           # steps and time estimate on this machine; runs nothing
+    reasonkd compare ARMS.yaml [key=value ...] [--split dev|heldout] [--arms a,b]   (docs/compare.md)
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ import shlex
 import sys
 
 
+# The handlers import their machinery when called: this module is imported at every `reasonkd` start.
 def _demo(args) -> int:
     from reasonkd.config import config_help
     from reasonkd.pipeline.config import DemoConfig, load_demo_config
 
     if args.keys:
-        print(config_help(DemoConfig))
+        print(config_help(DemoConfig, defaults=DemoConfig()))  # an instance: the distill recipe as the demo sets it
         return 0
     overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
     cfg = load_demo_config(args.config, args.quick, overrides)
@@ -33,6 +35,26 @@ def _demo(args) -> int:
     return 0
 
 
+def _compare(args) -> int:
+    from reasonkd.config import config_help
+    from reasonkd.errors import ConfigError
+    from reasonkd.pipeline.compare_config import CompareConfig
+
+    if args.keys:
+        print(config_help(CompareConfig))
+        return 0
+    if not args.arms_yaml:
+        raise ConfigError("reasonkd compare: give ARMS.yaml (e.g. recipes/compare/transfer.yaml)")
+    from reasonkd.pipeline.compare import run_compare
+    from reasonkd.pipeline.compare_config import load_compare_config
+
+    overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
+    cfg = load_compare_config(args.arms_yaml, overrides)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()] if args.arms else None
+    run_compare(cfg, args.split, arms, command="reasonkd " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    return 0
+
+
 def register(sub) -> None:
     """Add this package's subcommands to the top-level parser."""
     p = sub.add_parser("demo", help="data -> eval -> teacher traces -> distill + SFT baseline -> eval -> report",
@@ -44,3 +66,17 @@ def register(sub) -> None:
     p.add_argument("--keys", action="store_true", help="list every key with its default and meaning")
     p.add_argument("--plan", action="store_true", help="print the steps and their time estimate here, run nothing")
     p.set_defaults(func=_demo)
+
+    c = sub.add_parser("compare", help="train several recipes on the same traces and budget; paired comparison table",
+                       description="Train every arm of ARMS.yaml (each seed) on the same traces, evaluate all on "
+                                   "the same problems, write OUT/compare.md + compare.json (docs/compare.md).")
+    c.add_argument("arms_yaml", nargs="?", metavar="ARMS.yaml", help="shared settings + arms (recipes/compare/)")
+    c.add_argument("overrides", nargs="*",
+                   help="key=value overrides right after ARMS.yaml, before any --option, e.g. seeds=[0,1,2] steps=56")
+    c.add_argument("--split", default="dev", choices=["dev", "heldout"],
+                   help="dev (default) while choosing; heldout once, for the chosen --arms")
+    c.add_argument("--arms", default=None, help="comma list of arms to run (their baselines are added); "
+                                                "required with --split heldout (`all` = every arm)")
+    c.add_argument("--out", help="output folder (default: the YAML's out); a rerun resumes it")
+    c.add_argument("--keys", action="store_true", help="list every shared key with its default and meaning")
+    c.set_defaults(func=_compare)

@@ -1,6 +1,6 @@
 """`DemoConfig`: every setting of `reasonkd demo` (each key documented), and where its presets live.
 
-    cfg = load_demo_config(quick=True, overrides=["n_traces=32"])
+    cfg = load_demo_config(quick=True, overrides=["n_traces=32", "distill.stages.1.steps=8"])
     reasonkd demo --keys                      # every key with its default and meaning
 
 Presets are YAML files in recipes/demo/ of the repository (default.yaml,
@@ -9,19 +9,28 @@ the installed package (editable install: the repo). The defaults of this
 dataclass ARE the default preset (a test keeps them equal), so
 `reasonkd demo` works even where recipes/ is not shipped.
 
-Note on `data`: it is a full `DataRecipe` (reasonkd/data/recipe.py). In a
-YAML file, keys you leave out of a `data:` section take DataRecipe's own
-defaults (which include code and logic), so a preset writes its data section
-out in full; dotted overrides (`data.math.per_family=50`) change one key.
+Two sections are whole recipes of the steps they drive: `data` is a
+`DataRecipe` (reasonkd/data/recipe.py) and `distill` a `DistillRecipe`
+(reasonkd/distill/recipe.py): the distillation stages, their losses, steps,
+learning rates and temperatures live there and nowhere else. The demo sets the
+recipe's student, teacher, seed and device from its own keys, its data and
+output folder per run, and derives the SFT baseline from it (the same total
+steps, ce only). In a YAML file, keys you leave out of such a section take that
+recipe's own defaults, not the demo's, so a preset writes both sections out in
+full; dotted overrides (`data.math.per_family=50`, `distill.stages.2.steps=20`)
+change one key.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from reasonkd.config import from_dict, load_config
 from reasonkd.data.recipe import (AugmentConfig, CodeConfig, DataRecipe, DecontamConfig, LogicConfig, MathConfig,
                                   SplitConfig)
+from reasonkd.distill.recipe import DistillRecipe
 from reasonkd.errors import ConfigError
 
 # The user prompt of every problem, for the teacher's traces and every evaluation alike. The 0.5B coder
@@ -42,6 +51,27 @@ def demo_data_recipe() -> DataRecipe:
         augment=AugmentConfig(variants=1, conditions=0.5, distractors=0.2, negatives=0.0, subtasks=0.0),
         split=SplitConfig(test_templates=list(UNSEEN_FAMILIES), val_fraction=0.2),
         decontam=DecontamConfig(enabled=True, humaneval=False), parquet=False)
+
+
+def demo_distill_recipe() -> DistillRecipe:
+    """The default demo's training: feature (4 steps) -> logic (12) -> output (12), full fine-tuning.
+
+    The output stage runs at half the learning rate: its KD at T = 5 -> 1 is the most disruptive.
+    Across tokenizers its kd term reads the teacher's top 20 tokens (`cross: topk`).
+    """
+    return from_dict(DistillRecipe, {
+        "stages": [
+            {"name": "feature", "kind": "feature", "steps": 4, "lr": 2e-4, "warmup": 4,
+             "losses": [{"name": "hidden_mse", "options": {"normalize": True}}, {"name": "ce", "weight": 0.1}]},
+            {"name": "logic", "kind": "logic", "steps": 12, "lr": 2e-4, "warmup": 5,
+             "losses": [{"name": "ce"}, {"name": "forward_kl"}]},
+            {"name": "output", "kind": "output", "steps": 12, "lr": 1e-4, "warmup": 5,
+             "temperature": {"kind": "linear", "start": 5.0, "end": 1.0},
+             "losses": [{"name": "kd", "options": {"alpha": 0.7, "cross": "topk", "k": 20}}]},
+        ],
+        "batch_size": 8, "max_length": 384, "save_every": 5,
+        "prune_finished_checkpoints": True,  # ~1.6 GB of optimizer state per finished stage for smollm2
+    })
 
 
 @dataclass
@@ -89,62 +119,66 @@ class DemoConfig:
     """Problems timed at batch 1 for the latency column."""
     case_tokens: int = 192
     """Cap on the answers to the two qualitative cases."""
-    dtype: str = "bfloat16"
-    """Weights for generation (teacher traces, evaluation): bfloat16 | float32 | auto (bf16 is faster on CPU too)."""
-    feature_steps: int = 4
-    """Optimizer steps of the feature stage (hidden states)."""
-    logic_steps: int = 12
-    """Optimizer steps of the logic stage (ce + forward KL)."""
-    output_steps: int = 12
-    """Optimizer steps of the output stage (KD, temperature 5 -> 1)."""
-    feature_losses: list[str] = field(default_factory=lambda: ["hidden_mse"])
-    """Feature-stage terms besides a 0.1-weighted ce: hidden_mse, hidden_cosine, attention_kl (same tokenizer only)."""
-    lr: float = 2e-4
-    """Peak learning rate of every stage (and of the SFT baseline)."""
-    output_lr_scale: float = 0.5
-    """The output stage's learning rate as a fraction of lr (its KD at T = 5 -> 1 is the most disruptive)."""
-    warmup: int = 5
-    """Warm-up steps per stage."""
-    batch_size: int = 8
-    """Examples per micro-batch (distillation and SFT alike)."""
-    grad_accum: int = 1
-    """Micro-batches per optimizer step."""
-    max_length: int = 384
-    """Tokens per training example (prompt + trace)."""
-    bf16_autocast: bool = True
-    """fp32 master weights with bf16 autocast while training."""
-    lora: bool = False
-    """Train LoRA adapters on the student instead of every weight (large students)."""
-    lora_r: int = 16
-    """LoRA rank when lora is on."""
-    save_every: int = 5
-    """Training checkpoint every N steps (what a kill -9 can lose)."""
+    dtype: str = "auto"
+    """Weights for generation (teacher traces, evaluation): auto | bfloat16 | float32 | float16. auto = bf16
+    where the hardware has it natively (AVX-512-BF16 / AMX CPUs, bf16 GPUs), else fp32 (`reasonkd doctor`)."""
+    engine: str = "auto"
+    """Generation engine of the evaluations and teacher traces: hf | openvino | vllm | auto (vllm on a GPU,
+    openvino on a CPU with the export extra, else hf). openvino converts each model once per weights
+    (counted in the step's time) and runs them as trained, fp32 (reasonkd.models.engines)."""
+    distill: DistillRecipe = field(default_factory=demo_distill_recipe)
+    """Training of the distilled student (reasonkd/distill/recipe.py: stages, losses, steps, lr, batch,
+    LoRA, precision); student, teacher, seed and device are set from this config's own keys. The SFT
+    baseline trains with ce only for the same total steps at the stages' peak lr and longest warm-up."""
     device: str = "auto"
     """auto (cuda if present, else cpu) | cpu | cuda."""
 
     def __post_init__(self):
         for key in ("n_test", "n_traces", "min_traces", "teacher_max_new_tokens", "teacher_batch_size",
-                    "eval_max_new_tokens", "eval_batch_size", "feature_steps", "logic_steps", "output_steps",
-                    "batch_size", "grad_accum", "max_length", "case_tokens"):
-            if getattr(self, key) < (0 if key.endswith("_steps") else 1):
+                    "eval_max_new_tokens", "eval_batch_size", "case_tokens"):
+            if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.n_unseen < 0 or self.latency_problems < 0 or self.warmup < 0 or self.save_every < 0:
-            raise ConfigError("n_unseen, latency_problems, warmup and save_every must be >= 0")
-        if self.feature_steps + self.logic_steps + self.output_steps == 0:
-            raise ConfigError("feature_steps + logic_steps + output_steps must be > 0")
+        if self.n_unseen < 0 or self.latency_problems < 0:
+            raise ConfigError("n_unseen and latency_problems must be >= 0")
+        for i, stage in enumerate(self.distill.stages):  # the SFT baseline and the ETA count steps
+            if stage.steps < 1:
+                raise ConfigError(f"distill.stages.{i}.steps must be >= 1 in the demo (epochs are not used), "
+                                  f"got {stage.steps}")
         if self.teacher_shots < 0:
             raise ConfigError(f"teacher_shots must be >= 0, got {self.teacher_shots}")
         if self.traces_fallback not in ("off", "reference"):
             raise ConfigError(f"traces_fallback must be off or reference, got {self.traces_fallback!r}")
         if self.dtype not in ("bfloat16", "float32", "float16", "auto"):
             raise ConfigError(f"dtype must be bfloat16, float32, float16 or auto, got {self.dtype!r}")
+        if self.engine not in ("hf", "openvino", "vllm", "auto"):
+            raise ConfigError(f"engine must be hf, openvino, vllm or auto, got {self.engine!r}")
         if self.device not in ("auto", "cpu", "cuda"):
             raise ConfigError(f"device must be auto, cpu or cuda, got {self.device!r}")
-        if not self.lr > 0:
-            raise ConfigError(f"lr must be > 0, got {self.lr}")
-        bad = [n for n in self.feature_losses if n not in ("hidden_mse", "hidden_cosine", "attention_kl")]
-        if bad:
-            raise ConfigError(f"feature_losses: unknown {bad}; use hidden_mse, hidden_cosine, attention_kl")
+        self._own_distill_keys()
+
+    def _own_distill_keys(self) -> None:
+        """The recipe trains this demo's pair, with its seed, on its device (so config.yaml shows the recipe
+        that runs). A recipe that resolved bf16_autocast "auto" for another device resolves it again."""
+        d = self.distill
+        again = d.device != self.device and not d.autocast_reason.endswith("set explicitly")
+        self.distill = dataclasses.replace(d, student=self.student, teacher=self.teacher, seed=self.seed,
+                                           device=self.device, bf16_autocast="auto" if again else d.bf16_autocast)
+        if not again:  # the bool passed back in reads as "set explicitly": keep why auto chose it
+            self.distill.autocast_reason = d.autocast_reason
+
+    @property
+    def bf16_autocast(self) -> bool:
+        """The training precision (distill.bf16_autocast), read by reasonkd.utils.hardware.precision_lines."""
+        return self.distill.bf16_autocast
+
+    @property
+    def autocast_reason(self) -> str:
+        return self.distill.autocast_reason
+
+    @property
+    def train_steps(self) -> int:
+        """Optimizer steps of the distillation (all stages); the SFT baseline runs as many."""
+        return sum(stage.steps for stage in self.distill.stages)
 
 
 def recipes_dir() -> Path:
@@ -162,8 +196,6 @@ def preset_path(name: str) -> Path:
 
 def load_demo_config(config: str | None = None, quick: bool = False, overrides=()) -> DemoConfig:
     """--config FILE, else --quick (recipes/demo/quick.yaml), else the defaults; then key=value overrides."""
-    from reasonkd.config import load_config
-
     if config and quick:
         raise ConfigError("give --quick or --config FILE, not both")
     path = config or (preset_path("quick") if quick else None)

@@ -1,4 +1,4 @@
-"""`reasonkd demo`: the whole story in one resumable job (issue 8).
+"""`reasonkd demo`: the whole story in one resumable job.
 
     reasonkd demo --quick                         # <= 8 min on 2 CPU cores (recipes/demo/quick.yaml)
     reasonkd demo --out runs/demo n_traces=800    # the default preset (recipes/demo/default.yaml)
@@ -13,8 +13,8 @@ shards, training checkpoints):
                  families, new numbers) and OUT/eval/unseen.jsonl (test originals: unseen families)
     eval_before  student and teacher on both files -> OUT/eval/<label>.<set>.json
     traces       teacher traces on train problems, verified -> OUT/traces/, OUT/train_traces.jsonl
-    distill      feature -> logic -> output stages -> OUT/distill/final
-    sft          same traces, ce only, same steps / batch / lr -> OUT/sft/final (the baseline)
+    distill      the config's `distill` recipe (feature -> logic -> output) -> OUT/distill/final
+    sft          same traces, ce only, same steps / batch / peak lr -> OUT/sft/final (the baseline)
     eval_after   distilled and SFT students on both files
     report       OUT/report/index.html (+ report.md, results.json), OUT/report/demo.md + demo.json,
                  OUT/timings.md
@@ -24,18 +24,33 @@ docs/demo.md explains the numbers and the presets; reasonkd.pipeline.eta the tim
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
+import os
 import platform
 import sys
+from collections import Counter
 from pathlib import Path
 
+import torch
+import yaml
+
 from reasonkd.config import save_config, to_dict
+from reasonkd.data import build_dataset, load_items, solution_text
+from reasonkd.data.prompts import load_template, render
+from reasonkd.data.verify import reference_answer
+from reasonkd.distill.recipe import DistillRecipe, LossSpec, StageConfig
+from reasonkd.distill.stages import run_recipe
 from reasonkd.errors import ReasonkdError
+from reasonkd.eval.runner import evaluate_model
 from reasonkd.pipeline.config import DemoConfig
-from reasonkd.pipeline.eta import estimate, resolve_device
+from reasonkd.pipeline.eta import machine_estimate, resolve_device
+from reasonkd.pipeline.report import eval_file, eval_sets, load_summary, step_report, write_timings
 from reasonkd.pipeline.steps import Step, StepRunner
-from reasonkd.utils.io import read_jsonl, write_json, write_jsonl
+from reasonkd.teacher.generate import GenerateSettings, generate_traces, select_items
+from reasonkd.utils.hardware import probe
+from reasonkd.utils.io import atomic_write, read_jsonl, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +58,18 @@ ROLES = {"before": "student-before", "sft": "sft-only", "distilled": "distilled"
 
 
 def fingerprint(cfg: DemoConfig) -> dict:
-    """The resolved config minus `out`, flattened to dotted keys so a refusal names the key."""
+    """The resolved config minus `out`, flattened to dotted keys (list items by index) so a refusal names
+    the key, e.g. distill.stages.1.steps."""
     def flat(d, prefix=""):
         out = {}
-        for k, v in d.items():
-            if isinstance(v, dict):
+        for k, v in (d.items() if isinstance(d, dict) else enumerate(d)):
+            if isinstance(v, dict) or (isinstance(v, list) and v and all(isinstance(x, dict) for x in v)):
                 out.update(flat(v, f"{prefix}{k}."))
             else:
                 out[f"{prefix}{k}"] = v
         return out
 
     return {k: v for k, v in flat(to_dict(cfg)).items() if k != "out"}
-
-
-def eval_sets(cfg: DemoConfig) -> list[str]:
-    return ["heldout", "unseen"] if cfg.n_unseen > 0 else ["heldout"]
 
 
 # ------------------------------------------------------------------ step 1: data
@@ -68,12 +80,8 @@ def _hash_order(rows: list[dict]) -> list[dict]:
 
 
 def prompt_template(cfg: DemoConfig, out: Path) -> str:
-    """OUT/prompt.yaml: the template file (reasonkd.teacher.generate.load_template format) that the
-    teacher traces and every evaluation use."""
-    import yaml
-
-    from reasonkd.utils.io import atomic_write
-
+    """OUT/prompt.yaml: the template file (reasonkd.data.prompts format) that the teacher traces and
+    every evaluation use."""
     path = out / "prompt.yaml"
     body = {"system": cfg.system_prompt or None, "math": cfg.prompt, "default": cfg.prompt}
     with atomic_write(path) as f:
@@ -82,8 +90,6 @@ def prompt_template(cfg: DemoConfig, out: Path) -> str:
 
 
 def step_data(cfg: DemoConfig, out: Path) -> dict:
-    from reasonkd.data import build_dataset, load_items
-
     data = out / "data"
     if not (data / "stats.json").is_file():  # built into place atomically: present means complete
         build_dataset(cfg.data, data)
@@ -105,14 +111,8 @@ def step_data(cfg: DemoConfig, out: Path) -> dict:
 
 # ------------------------------------------------------------------ steps 2 and 6: evaluation
 
-def eval_file(out: Path, label: str, which: str) -> Path:
-    return out / "eval" / f"{label}.{which}.json"
-
-
 def evaluate(cfg: DemoConfig, out: Path, model: str, label: str) -> None:
     """One model on every eval set; each result saved as JSON (skipped when already there)."""
-    from reasonkd.eval import evaluate_model
-
     for which in eval_sets(cfg):
         path = eval_file(out, label, which)
         if path.is_file():
@@ -122,7 +122,7 @@ def evaluate(cfg: DemoConfig, out: Path, model: str, label: str) -> None:
         n = cfg.n_test if first else cfg.n_unseen
         result = evaluate_model(model, ["gsm8k"], data=str(out / "eval" / f"{which}.jsonl"), limit=n,
                                 label=f"{label}.{which}", out_dir=out / "eval" / "runs", batch_size=cfg.eval_batch_size,
-                                max_new_tokens=cfg.eval_max_new_tokens, dtype=cfg.dtype,
+                                max_new_tokens=cfg.eval_max_new_tokens, dtype=cfg.dtype, engine=cfg.engine,
                                 device=resolve_device(cfg.device), cases=first, case_tokens=cfg.case_tokens,
                                 template=prompt_template(cfg, out),
                                 latency_problems=cfg.latency_problems if first else 0, seed=cfg.seed)
@@ -134,24 +134,6 @@ def step_eval(cfg: DemoConfig, out: Path, models: list[tuple[str, str]]) -> dict
     for model, role in models:
         evaluate(cfg, out, model, ROLES[role])
     return {ROLES[role]: model for model, role in models}
-
-
-def load_eval(cfg: DemoConfig, out: Path, label: str) -> dict:
-    """One result dict per model for the report: held-out as task gsm8k, unseen as gsm8k_unseen."""
-    import json
-
-    merged = None
-    for which in eval_sets(cfg):
-        path = eval_file(out, label, which)
-        if not path.is_file():
-            raise ReasonkdError(f"{path} is missing; delete {out / 'state.json'} to rerun the evaluations")
-        r = json.loads(path.read_text())
-        if merged is None:
-            merged = r
-        else:
-            merged["tasks"]["gsm8k_unseen"] = r["tasks"]["gsm8k"]
-            merged["throughput"].update({"gsm8k_unseen": v for v in r.get("throughput", {}).values()})
-    return merged
 
 
 # ------------------------------------------------------------------ step 3: teacher traces
@@ -171,11 +153,6 @@ def teacher_problems(cfg: DemoConfig, out: Path) -> tuple[str, str | None]:
     solutions (the data engine's verified ones) of OTHER problems of the same family, asked with the
     bare template "{question}". Only the teacher sees the examples: the training rows get the zero-shot
     prompt back (step_traces), so the student learns to answer without them (context distillation)."""
-    import yaml
-
-    from reasonkd.data import load_items, solution_text
-    from reasonkd.utils.io import atomic_write
-
     if cfg.teacher_shots == 0:
         return str(out / "data"), prompt_template(cfg, out)
     rows = [r for r in load_items(out / "data", split="train") if r["domain"] == "math" and r["kind"] != "negative"]
@@ -197,16 +174,12 @@ def teacher_problems(cfg: DemoConfig, out: Path) -> tuple[str, str | None]:
 
 
 def step_traces(cfg: DemoConfig, out: Path) -> dict:
-    from reasonkd.data import load_items, solution_text
-    from reasonkd.data.verify import reference_answer
-    from reasonkd.teacher.generate import GenerateSettings, generate_traces, load_template, render, select_items
-
     template = prompt_template(cfg, out)
     data, teacher_template = teacher_problems(cfg, out)
     stats = generate_traces(GenerateSettings(
         teacher=cfg.teacher, data=data, out=str(out / "traces"), split="train", domain="math",
         limit=cfg.n_traces, max_new_tokens=cfg.teacher_max_new_tokens, batch_size=cfg.teacher_batch_size,
-        dtype=cfg.dtype, device=resolve_device(cfg.device), template=teacher_template))
+        dtype=cfg.dtype, device=resolve_device(cfg.device), template=teacher_template, engine=cfg.engine))
     accepted = read_jsonl(out / "traces" / "traces.jsonl") if (out / "traces" / "traces.jsonl").is_file() else []
     for n, row in enumerate(accepted, 1):
         missing = [k for k in TRACE_KEYS if k not in row]
@@ -243,47 +216,29 @@ def step_traces(cfg: DemoConfig, out: Path) -> dict:
                     n_ref, len(accepted))
     write_jsonl(out / "train_traces.jsonl", rows)
     return {"teacher_accepted": len(accepted), "reference": n_ref, "train_rows": len(rows),
-            "acceptance_rate": stats["overall"]["acceptance_rate"], "problems": stats["overall"]["problems"]}
+            "acceptance_rate": stats["overall"]["acceptance_rate"], "problems": stats["overall"]["problems"],
+            "by_teacher": dict(sorted(Counter(r.get("teacher") or cfg.teacher for r in accepted).items()))}
 
 
 # ------------------------------------------------------------------ steps 4 and 5: training
 
-def _stage(name: str, kind: str, steps: int, cfg: DemoConfig, losses: list[dict], **extra) -> dict:
-    return {"name": name, "kind": kind, "steps": steps, "lr": cfg.lr, "warmup": min(cfg.warmup, steps),
-            "losses": losses} | extra
-
-
-def distill_recipe(cfg: DemoConfig, out: Path, sft: bool = False):
-    """The DistillRecipe of the distillation run (3 stages) or of the SFT baseline (ce only, same budget)."""
-    from reasonkd.config import from_dict
-    from reasonkd.distill.recipe import DistillRecipe
-
-    total = cfg.feature_steps + cfg.logic_steps + cfg.output_steps
+def distill_recipe(cfg: DemoConfig, out: Path, sft: bool = False) -> DistillRecipe:
+    """The recipe of the distillation run (cfg.distill, into OUT/distill) or of the SFT baseline (OUT/sft):
+    the same recipe with one ce-only stage of the same total steps at the stages' peak lr and longest
+    warm-up, and no teacher."""
+    stages = cfg.distill.stages
     if sft:
-        stages = [_stage("sft", "logic", total, cfg, [{"name": "ce"}])]
-    else:
-        feature = [{"name": n, "options": {"normalize": True} if n == "hidden_mse" else {}}
-                   for n in cfg.feature_losses] + [{"name": "ce", "weight": 0.1}]
-        stages = [s for s in (
-            _stage("feature", "feature", cfg.feature_steps, cfg, feature),
-            _stage("logic", "logic", cfg.logic_steps, cfg, [{"name": "ce"}, {"name": "forward_kl"}]),
-            _stage("output", "output", cfg.output_steps, cfg,
-                   [{"name": "kd", "options": {"alpha": 0.7, "cross": "topk", "k": 20}}],
-                   lr=cfg.lr * cfg.output_lr_scale,
-                   temperature={"kind": "linear", "start": 5.0, "end": 1.0}),
-        ) if s["steps"] > 0]
-    return from_dict(DistillRecipe, {
-        "student": cfg.student, "teacher": "" if sft else cfg.teacher,
-        "data": {"path": str(out / "train_traces.jsonl")}, "output_dir": str(out / ("sft" if sft else "distill")),
-        "seed": cfg.seed, "stages": stages, "lora": {"enabled": cfg.lora, "r": cfg.lora_r, "alpha": 2 * cfg.lora_r},
-        "bf16_autocast": cfg.bf16_autocast, "max_length": cfg.max_length, "batch_size": cfg.batch_size,
-        "grad_accum": cfg.grad_accum, "save_every": cfg.save_every, "device": cfg.device,
-        "prune_finished_checkpoints": True})  # ~1.6 GB of optimizer state per finished stage for smollm2
+        total = cfg.train_steps
+        stages = [StageConfig(name="sft", kind="logic", steps=total, lr=max(s.lr for s in stages),
+                              warmup=min(total, max(s.warmup for s in stages)), losses=[LossSpec("ce")])]
+    recipe = dataclasses.replace(cfg.distill, teacher="" if sft else cfg.distill.teacher, stages=stages,
+                                 data=dataclasses.replace(cfg.distill.data, path=str(out / "train_traces.jsonl")),
+                                 output_dir=str(out / ("sft" if sft else "distill")))
+    recipe.autocast_reason = cfg.distill.autocast_reason  # replace() reads the resolved bool as "set explicitly"
+    return recipe
 
 
 def step_train(cfg: DemoConfig, out: Path, sft: bool) -> dict:
-    from reasonkd.distill.stages import run_recipe
-
     recipe = distill_recipe(cfg, out, sft)
     save_config(recipe, out, "sft.yaml" if sft else "distill.yaml")  # for `reasonkd distill FILE` by hand
     # resume=True on a fresh folder just starts; on a half-done one it continues exactly
@@ -295,13 +250,11 @@ def step_train(cfg: DemoConfig, out: Path, sft: bool) -> dict:
 
 def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print) -> dict:
     """Run (or resume) the demo described by `cfg`; returns demo.json's content."""
-    from reasonkd.pipeline.report import step_report
-
     out = Path(cfg.out)
     runner = StepRunner(out, fingerprint(cfg))
     save_config(cfg, out)
     cuda = resolve_device(cfg.device) == "cuda"
-    eta = estimate(cfg, cuda)
+    eta, figures = machine_estimate(cfg)  # reference rates scaled by a few seconds measured here
     steps = [
         Step("data", lambda: step_data(cfg, out), eta["data"], "build the math dataset and eval files"),
         Step("eval_before", lambda: step_eval(cfg, out, [(cfg.student, "before"), (cfg.teacher, "teacher")]),
@@ -312,17 +265,17 @@ def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print) -> d
         Step("eval_after", lambda: step_eval(cfg, out, [(str(out / "distill" / "final"), "distilled"),
                                                         (str(out / "sft" / "final"), "sft")]),
              eta["eval_after"], "evaluate distilled and SFT students"),
-        Step("report", lambda: step_report(cfg, out, runner, command), eta["report"], "report"),
+        Step("report", lambda: step_report(cfg, out, runner), eta["report"], "report"),
     ]
     log_fn(f"reasonkd demo: {cfg.student} <- {cfg.teacher}, out {out} ({'cuda' if cuda else 'cpu'})")
     for s in steps:
         mark = "done" if runner.done(s.name) else f"~{s.eta_s / 60:.1f} min"
         log_fn(f"  {s.name:<12} {mark}")
-    log_fn(f"  ETA (remaining steps): ~{runner.eta(steps) / 60:.0f} min (estimates from RATES in "
-           "reasonkd/pipeline/eta.py)")
+    log_fn(f"  ETA (remaining steps): ~{runner.eta(steps) / 60:.0f} min (reference RATES in reasonkd/pipeline/eta.py "
+           "scaled by this machine's figures:)")
+    for line in figures:
+        log_fn(f"    {line}")
     runner.run(steps, log=log_fn)
-    from reasonkd.pipeline.report import load_summary, write_timings
-
     write_timings(runner.state, out / "timings.md", machine_line(), command)
     summary = load_summary(out)
     log_fn("\n" + summary["table"] + "\n")
@@ -332,10 +285,6 @@ def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print) -> d
 
 
 def machine_line() -> str:
-    import os
-
-    import torch
-
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{platform.platform()}, {os.cpu_count()} CPU cores, {gpu}, python {sys.version.split()[0]}, "
-            f"torch {torch.__version__}")
+    return (f"{probe().summary()}; {platform.platform()}, {os.cpu_count()} CPU cores, {gpu}, "
+            f"python {sys.version.split()[0]}, torch {torch.__version__}")

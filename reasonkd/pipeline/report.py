@@ -1,10 +1,11 @@
-"""The demo's last step: the article's table, retention, paired differences, cases, timings.
+"""The demo's last step: the results table, retention, paired differences, cases, timings.
 
     summary = summarize(results, cfg, traces_info)      # results: student-before, sft-only, distilled, teacher
     demo_markdown(summary)                              # what OUT/report/demo.md holds
 
-Reads the per-model eval JSONs saved by reasonkd.pipeline.demo, writes the
-full evaluation report (reasonkd.eval.write_report: report.html, copied to
+Owns the layout of the per-model eval JSONs (OUT/eval/<label>.<set>.json:
+`eval_file`, written by reasonkd.pipeline.demo, read back by `load_eval`), and
+writes the full evaluation report (reasonkd.eval.write_report: report.html, copied to
 index.html, report.md, results.json, samples/) and the demo summary
 (demo.md, demo.json). OUT/timings.md (for BENCHMARKS.md) comes from state.json.
 """
@@ -15,11 +16,39 @@ import json
 import math
 from pathlib import Path
 
+from reasonkd.config import to_dict
+from reasonkd.errors import ReasonkdError
 from reasonkd.eval.metrics import paired_diff_ci
+from reasonkd.eval.report import write_report
+from reasonkd.utils.hardware import precision_lines
 from reasonkd.utils.io import atomic_write, write_json
 
 ORDER = ("student-before", "sft-only", "distilled", "teacher")
 SETS = {"gsm8k": "held-out", "gsm8k_unseen": "unseen templates"}
+
+
+def eval_sets(cfg) -> list[str]:
+    return ["heldout", "unseen"] if cfg.n_unseen > 0 else ["heldout"]
+
+
+def eval_file(out: Path, label: str, which: str) -> Path:
+    return out / "eval" / f"{label}.{which}.json"
+
+
+def load_eval(cfg, out: Path, label: str) -> dict:
+    """One result dict per model for the report: held-out as task gsm8k, unseen as gsm8k_unseen."""
+    merged = None
+    for which in eval_sets(cfg):
+        path = eval_file(out, label, which)
+        if not path.is_file():
+            raise ReasonkdError(f"{path} is missing; delete {out / 'state.json'} to rerun the evaluations")
+        r = json.loads(path.read_text())
+        if merged is None:
+            merged = r
+        else:
+            merged["tasks"]["gsm8k_unseen"] = r["tasks"]["gsm8k"]
+            merged["throughput"].update({"gsm8k_unseen": v for v in r.get("throughput", {}).values()})
+    return merged
 
 
 def _acc(r: dict, task: str) -> dict | None:
@@ -48,8 +77,6 @@ def _tokens_per_s(r: dict) -> float | None:
 
 def summarize(results: dict[str, dict], cfg, traces: dict | None) -> dict:
     """All the demo's numbers (demo.json) from the four result dicts keyed by ORDER's labels."""
-    from reasonkd.config import to_dict
-
     rows = []
     for label in ORDER:
         r = results[label]
@@ -121,6 +148,7 @@ def _fence(text: str | None, limit: int = 1500) -> str:
 
 def demo_markdown(s: dict) -> str:
     lines = [f"# reasonkd demo: {s['student']} <- {s['teacher']}", "", s["table"], "",
+             *[f"Precision: {n}  " for n in s.get("precision", [])], "",
              "## Paired differences (same problems, A - B, 95% paired bootstrap CI)", ""]
     for name, diffs in s["paired"].items():
         for what, d in diffs.items():
@@ -130,6 +158,8 @@ def demo_markdown(s: dict) -> str:
         lines += ["", "## Training traces", "",
                   f"{t['teacher_accepted']} teacher traces verified out of {t['problems']} train problems "
                   f"(acceptance {100 * t['acceptance_rate']:.1f}%)."]
+        if t.get("by_teacher"):  # which teacher wrote the training traces (the `teacher` field of each row)
+            lines.append("By teacher: " + ", ".join(f"{k} {v}" for k, v in t["by_teacher"].items()) + ".")
         if t.get("reference"):
             lines.append(f"**{t['reference']} rows are the data engine's reference solutions, not teacher "
                          "traces** (traces_fallback=reference): the teacher solved too few problems.")
@@ -155,16 +185,22 @@ def write_timings(state: dict, path: Path, machine: str, command: str) -> None:
         f.write("\n".join(lines) + "\n")
 
 
-def step_report(cfg, out: Path, runner, command: str) -> dict:
-    from reasonkd.eval import write_report
-    from reasonkd.pipeline.demo import load_eval
-
+def step_report(cfg, out: Path, runner) -> dict:
     results = {label: load_eval(cfg, out, label) for label in ORDER}
     rep = out / "report"
-    paths = write_report([results[k] for k in ORDER], rep, title=f"reasonkd demo: {cfg.student} <- {cfg.teacher}")
+    precision = precision_lines(cfg)  # generation dtype and training autocast on this machine, and why
+    paths = write_report([results[k] for k in ORDER], rep, title=f"reasonkd demo: {cfg.student} <- {cfg.teacher}",
+                         notes=precision)
     with atomic_write(rep / "index.html") as f:
         f.write(Path(paths["html"]).read_text())
     summary = summarize(results, cfg, runner.result("traces"))
+    if cfg.distill.report_to:  # the eval table goes to the trackers the distillation run logged to
+        from reasonkd.distill.tracking import log_eval_to
+
+        log_eval_to(cfg.distill.report_to, out / "distill", [
+            {"model": r["label"], "heldout_acc": (r["heldout"] or {}).get("acc"), "ms_per_token": r["ms_per_token"],
+             "tokens_per_s": r["tokens_per_s"], "params": r["params"]} for r in summary["rows"]])
+    summary["precision"] = precision
     write_json(rep / "demo.json", summary)
     with atomic_write(rep / "demo.md") as f:
         f.write(demo_markdown(summary))

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from reasonkd.errors import ReasonkdError
 from reasonkd.utils.io import write_json
 
 
@@ -37,8 +38,6 @@ class StepRunner:
         # a changed config invalidates nothing automatically: we refuse, so results never mix
         old = self.state.get("fingerprint")
         if old is not None and old != fingerprint:
-            from reasonkd.errors import ReasonkdError
-
             changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
             raise ReasonkdError(
                 f"{self.run_dir} holds a run with different settings ({', '.join(changed)}); "

@@ -1,6 +1,7 @@
 """`reasonkd serve`: an OpenAI-compatible HTTP endpoint for one model.
 
     reasonkd serve --model runs/student [--host 127.0.0.1] [--port 8000] [--max-tokens-cap 1024] [--max-concurrent 4]
+    reasonkd serve --model runs/student --engine openvino     # OpenVINO GenAI on the CPU (fp32 weights)
     curl http://127.0.0.1:8000/v1/chat/completions -H 'content-type: application/json' \\
          -d '{"model": "student", "messages": [{"role": "user", "content": "2+3?"}]}'
 
@@ -28,10 +29,13 @@ def _is_loopback(host: str) -> bool:
         return False
 
 
-def _serve(args) -> int:
+def _serve(args) -> int:  # imports when called: this module is imported at every `reasonkd` start
     import uvicorn
 
     from reasonkd.models import load_model
+    from reasonkd.models.engines import make_engine, resolve_engine
+    from reasonkd.models.window import check_window
+    from reasonkd.serve.engine import Engine, OVServeEngine
     from reasonkd.serve.server import make_app
     from reasonkd.teacher.backends import auto_dtype
 
@@ -47,11 +51,26 @@ def _serve(args) -> int:
         if getattr(args, flag) < 1:
             raise ReasonkdError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     dtype = auto_dtype(args.device) if args.dtype == "auto" else args.dtype
-    model, tok = load_model(args.model, dtype=dtype, device=args.device)
+    engine = resolve_engine(args.engine, args.device, args.model)
+    if args.window and engine != "hf":
+        raise ReasonkdError(f"--window needs --engine hf (got {engine})")
+    extra = {}
+    if engine == "hf":
+        model, tok = load_model(args.model, dtype=dtype, device=args.device)
+        if args.window:  # sliding window over the KV cache (reasonkd.models.window)
+            check_window(args.window, args.sinks, model)
+            extra["engine"] = Engine(model, tok, window=args.window, sinks=args.sinks)
+    elif engine == "openvino":  # converted once per weights (cached), decoded by OpenVINO GenAI
+        ov = make_engine("openvino", args.model, dtype=dtype, device=args.device)
+        model, tok, dtype = None, ov.tokenizer, f"openvino, {ov.precision}"
+        extra["engine"] = OVServeEngine(ov)
+    else:
+        raise ReasonkdError(f"reasonkd serve --engine {engine}: serve with --engine hf or openvino "
+                            "(for vLLM, run vLLM's own OpenAI-compatible server)")
     name = args.served_model_name or Path(str(args.model).rstrip("/")).name
     app = make_app(model, tok, name, max_tokens_cap=args.max_tokens_cap, max_concurrent=args.max_concurrent,
                    max_request_bytes=args.max_request_bytes, reasoning_parser=args.reasoning_parser,
-                   api_key=api_key)
+                   api_key=api_key, **extra)
     print(f"serving {name!r} ({dtype}) at http://{args.host}:{args.port}/v1", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
@@ -72,4 +91,10 @@ def register(sub) -> None:
     p.add_argument("--api-key-env", default=None, help="require 'Authorization: Bearer $VAR' (VAR named here)")
     p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32", "float16"])
     p.add_argument("--device", default="cpu")
+    p.add_argument("--window", type=int, default=None,
+                   help="sliding-window attention: keep W tokens of KV cache (hf engine; no context limit)")
+    p.add_argument("--sinks", type=int, default=4, help="attention-sink tokens kept at the start (with --window)")
+    p.add_argument("--engine", default="hf", choices=["hf", "openvino", "auto"],
+                   help="hf (transformers) or openvino (CPU: converted once per weights, continuous batching); "
+                        "auto = openvino where the export extra is installed, else hf")
     p.set_defaults(func=_serve)

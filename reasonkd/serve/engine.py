@@ -22,6 +22,7 @@ from typing import Iterator
 import torch
 
 from reasonkd.models.generation import _stop_ids
+from reasonkd.models.window import prefill
 
 
 @dataclass
@@ -86,11 +87,14 @@ class _Choice:
 
 
 class Engine:
-    def __init__(self, model, tokenizer):
+    def __init__(self, model, tokenizer, window: int | None = None, sinks: int = 4):
         self.model, self.tok = model, tokenizer
         self.stop_ids = set(_stop_ids(model, tokenizer))
         self.device = next(model.parameters()).device
         self.max_len = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
+        self.window, self.sinks = window, sinks
+        if window:  # sliding-window attention (reasonkd.models.window): no context limit
+            self.max_len = None
 
     def chat_ids(self, messages: list[dict]) -> list[int]:
         if getattr(self.tok, "chat_template", None):
@@ -124,6 +128,9 @@ class Engine:
         choices = [_Choice(self.tok, p.stop) for _ in range(p.n)]
         cur = torch.tensor([prompt_ids] * p.n, device=self.device)
         past = None
+        if self.window and cur.shape[1] > 1:  # read the prompt in windowed chunks; the cache then slides
+            past, _ = prefill(self.model, cur[:, :-1], self.window, self.sinks)
+            cur = cur[:, -1:]
         for step in range(p.max_tokens):
             if cancel is not None and cancel.is_set():
                 return
@@ -178,3 +185,71 @@ class Engine:
                 if ev.finish_reason:
                     r["finish_reason"] = ev.finish_reason
         return res
+
+
+class OVServeEngine(Engine):
+    """The same decoding interface over the openvino generation engine (reasonkd.models.engines.openvino).
+
+    OpenVINO GenAI decodes (continuous batching: concurrent requests share its scheduler steps); stop
+    strings, incremental text and finish reasons are this module's, so both engines answer alike.
+    Log-probs are not available from it: a request asking for them gets a clear error."""
+
+    def __init__(self, ov_engine):
+        self.ov = ov_engine
+        self.model, self.tok = None, ov_engine.tokenizer
+        self.stop_ids = set(ov_engine.stop_ids)
+        self.device = "cpu"
+        self.max_len = ov_engine.max_len
+
+    def stream(self, prompt_ids: list[int], p: GenParams,
+               cancel: threading.Event | None = None) -> Iterator[list[TokenEvent]]:
+        import random
+
+        from reasonkd.serve.schema import APIError
+
+        if p.logprobs is not None:
+            raise APIError(400, "logprobs are not available from a server started with --engine openvino "
+                                "(start it with --engine hf for them)", param="logprobs")
+        base = p.seed if p.seed is not None else random.randrange(2**31)
+        streams = [self.ov.stream_ids(prompt_ids, self.ov.config_for(p.max_tokens, p.temperature, p.top_p,
+                                                                     base + i, None), cancel)
+                   for i in range(p.n)]
+        choices = [_Choice(self.tok, p.stop) for _ in range(p.n)]
+        counts = [0] * p.n
+        try:
+            while not all(c.done for c in choices):
+                events = []
+                for i, (c, s) in enumerate(zip(choices, streams)):
+                    if not c.done:
+                        events += self._advance(i, c, s, counts, p.max_tokens)
+                if cancel is not None and cancel.is_set():
+                    return
+                yield events
+        finally:
+            for s in streams:
+                s.close()  # cancels the GenAI request of a choice that stopped early
+
+    def _advance(self, i: int, c: _Choice, stream, counts: list[int], max_tokens: int) -> list[TokenEvent]:
+        """The events of choice i for its next chunk of tokens (usually one)."""
+        ids = next(stream, None)
+        if ids is None:  # GenAI finished the request: max tokens reached
+            c.done = True
+            return [TokenEvent(i, c.finish(), None, "length", counted=False)]
+        events = []
+        for tid in ids:
+            if tid in self.stop_ids:
+                c.done = True
+                events.append(TokenEvent(i, c.finish(), None, "stop", counted=False))
+                break
+            counts[i] += 1
+            text, hit = c.add(tid)
+            if hit:
+                c.done = True
+                events.append(TokenEvent(i, text, None, "stop"))
+                break
+            if counts[i] >= max_tokens:
+                c.done = True
+                events.append(TokenEvent(i, text + c.finish(), None, "length"))
+                break
+            events.append(TokenEvent(i, text))
+        return events

@@ -6,7 +6,7 @@ a validation failure becomes a 400 naming the field (`param`), as OpenAI does.
 
 from __future__ import annotations
 
-from typing import Literal, Union
+from typing import Annotated, Literal, Union
 
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,10 +24,21 @@ class _Part(BaseModel):
     text: str
 
 
+class _ImageURL(BaseModel):
+    model_config = ConfigDict(extra="allow")  # `detail` and the like are accepted and ignored
+    url: str
+
+
+class _ImagePart(BaseModel):
+    """An image, answered from its OCR text (reasonkd.ocr); only inline data: URLs are read."""
+    type: Literal["image_url"]
+    image_url: _ImageURL
+
+
 class _Message(BaseModel):
     model_config = ConfigDict(extra="allow")
     role: Literal["system", "developer", "user", "assistant", "tool"]
-    content: Union[str, list[_Part], None] = None
+    content: Union[str, list[Annotated[Union[_Part, _ImagePart], Field(discriminator="type")]], None] = None
 
 
 class _Common(BaseModel):

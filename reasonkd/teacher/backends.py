@@ -9,10 +9,11 @@ sample index) and yields `Result`s in groups, so the caller can commit each
 group to the request cache as soon as it exists (a crash loses at most one
 group of work).
 
-- `hf` (default): transformers on this machine; prompts length-sorted and
-  batched with a KV cache through `reasonkd.models.generation.generate_batch`;
-  bf16 where the hardware runs it natively (2x faster generation on CPUs with
-  AVX-512 bf16, and on GPUs).
+- `hf` (default): a model on this machine through a generation engine
+  (`engine`: hf = transformers, prompts length-sorted and batched with a KV
+  cache; openvino = OpenVINO GenAI on the CPU, optionally with INT8 teacher
+  weights; see reasonkd.models.engines); bf16 where the hardware runs it
+  natively (2x faster generation on CPUs with AVX-512 bf16, and on GPUs).
 - `vllm`: GPU only, optional import (`pip install 'reasonkd[vllm]'`).
 - `openai`: any OpenAI-compatible endpoint (`reasonkd serve`, vLLM's server, a
   hosted R1) through the official `openai` client, with a thread pool, retries
@@ -34,6 +35,7 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 from reasonkd.errors import ReasonkdError
+from reasonkd.utils.hardware import dtype_name, resolve_dtype
 
 log = logging.getLogger(__name__)
 BACKENDS = ("hf", "vllm", "openai")
@@ -82,45 +84,46 @@ def request_key(teacher: str, system: str | None, user: str, sampling: Sampling,
 
 
 def auto_dtype(device: str) -> str:
-    """bfloat16 where it runs natively (GPU, or a CPU with AVX-512 bf16 / AMX), else float32."""
-    import torch
-
-    if device.startswith("cuda"):
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = next((ln for ln in f if ln.startswith("flags")), "")
-    except OSError:
-        flags = ""
-    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+    """bfloat16 where it runs natively (GPU, or a CPU with AVX-512 bf16 / AMX), else float32 (fp16 on a
+    GPU without bf16): reasonkd.utils.hardware decides, for every command alike."""
+    return dtype_name(resolve_dtype("auto", device)[0])
 
 
 class HFBackend:
-    """Local transformers model; batched, length-sorted, KV cache."""
+    """A local model through a generation engine (reasonkd.models.engines): `engine` hf (transformers;
+    batched, length-sorted, KV cache), openvino (CPU; `int8` = INT8 weights) or auto."""
 
     name = "hf"
 
-    def __init__(self, teacher: str, *, batch_size: int = 16, dtype: str = "auto", device: str = "cpu"):
-        from reasonkd.models import load_model
+    def __init__(self, teacher: str, *, batch_size: int = 16, dtype: str = "auto", device: str = "cpu",
+                 engine: str = "hf", int8: bool = False):
+        from reasonkd.models.engines import make_engine, resolve_engine
 
+        self.engine_name = resolve_engine(engine, device, teacher)
+        if int8 and self.engine_name != "openvino":
+            raise ReasonkdError(f"teacher_int8 needs --engine openvino (the {self.engine_name} engine runs the "
+                                "weights as they are)")
         self.dtype = auto_dtype(device) if dtype == "auto" else dtype
         self.batch_size = batch_size
-        self.model, self.tokenizer = load_model(teacher, dtype=self.dtype, device=device)
+        self.engine = make_engine(self.engine_name, teacher, dtype=self.dtype, device=device, int8=int8)
+        self.tokenizer = self.engine.tokenizer
+        self.model = getattr(self.engine, "model", None)
 
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[Result]]:
-        from reasonkd.models.generation import apply_chat, generate_batch
+        from reasonkd.models.generation import apply_chat
 
         prompts = [apply_chat(self.tokenizer, r.user, r.system) for r in requests]
         lengths = [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts]
         # longest first across the whole group, so each batch holds similar lengths (little padding)
         order = sorted(range(len(requests)), key=lambda i: -lengths[i])
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+        # hf: one batch per group; the other engines schedule the whole group themselves (continuous batching)
+        group = self.batch_size if self.engine_name == "hf" else max(len(order), 1)
+        for start in range(0, len(order), group):
+            idx = order[start:start + group]
             t0 = time.perf_counter()
-            outs = generate_batch(self.model, self.tokenizer, [prompts[i] for i in idx],
-                                  max_new_tokens=sampling.max_new_tokens, temperature=sampling.temperature,
-                                  top_p=sampling.top_p, batch_size=len(idx), progress=False,
-                                  seed=requests[idx[0]].seed if sampling.temperature > 0 else None)
+            outs = self.engine.generate([prompts[i] for i in idx], max_new_tokens=sampling.max_new_tokens,
+                                        temperature=sampling.temperature, top_p=sampling.top_p, batch_size=len(idx),
+                                        seed=requests[idx[0]].seed if sampling.temperature > 0 else None)
             dt = time.perf_counter() - t0
             yield [Result(requests[i].key, o.text, None, o.prompt_tokens, o.new_tokens, o.finished, dt)
                    for i, o in zip(idx, outs)]
@@ -261,9 +264,10 @@ class OpenAIBackend:
 
 def make_backend(name: str, *, teacher: str = "", batch_size: int = 16, dtype: str = "auto", device: str = "cpu",
                  base_url: str = "", api_model: str = "", api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 4, timeout: float = 600.0, max_retries: int = 5):
+                 concurrency: int = 4, timeout: float = 600.0, max_retries: int = 5, engine: str = "hf",
+                 int8: bool = False):
     if name == "hf":
-        return HFBackend(teacher, batch_size=batch_size, dtype=dtype, device=device)
+        return HFBackend(teacher, batch_size=batch_size, dtype=dtype, device=device, engine=engine, int8=int8)
     if name == "vllm":
         return VLLMBackend(teacher, dtype=dtype)
     if name == "openai":

@@ -1,8 +1,12 @@
 """`reasonkd teacher ...` commands.
 
     reasonkd teacher generate --teacher MODEL --data DIR_OR_JSONL --out DIR [--k 1] [--limit N] ...
+    reasonkd teacher generate ... --samples-per-problem 4 --temperature 0.8 --prefer shortest   rejection sampling
     reasonkd teacher logits --teacher MODEL --traces DIR --out DIR [--k 20]
+    reasonkd teacher generate --teacher A --teacher B ... --prefer shortest|all|best_family   several teachers, pooled
+    reasonkd teacher logits --teacher A --teacher B --traces DIR --out DIR   one cache per teacher, OUT/<name>
     reasonkd teacher check --traces DIR --data DIR_OR_JSONL   re-verify a finished run
+    reasonkd teacher generate ... --out DIR --shard 0/2; ... --shard 1/2; reasonkd teacher merge --out DIR
 
 See docs/teacher.md.
 """
@@ -11,18 +15,56 @@ from __future__ import annotations
 
 import logging
 
+from reasonkd.errors import ReasonkdError
+
 
 def _generate(args) -> int:
     from reasonkd.teacher.generate import GenerateSettings, format_stats, generate_traces
 
     fields = {f for f in GenerateSettings.__dataclass_fields__}
-    settings = GenerateSettings(**{k: v for k, v in vars(args).items() if k in fields})
+    teachers = args.teacher or [""]
+    settings = GenerateSettings(**{k: v for k, v in vars(args).items() if k in fields and k != "teacher"},
+                                teacher=teachers[0])
+    if len(teachers) > 1:  # several teachers: each solves the problems, traces pooled (reasonkd.teacher.pool)
+        return _generate_pooled(settings, teachers, args)
+    if settings.prefer == "best_family":
+        raise ReasonkdError("--prefer best_family picks between teachers: give several --teacher")
     if settings.split in ("all", ""):
         settings.split = None
+    if settings.shard:  # each shard is its own resumable folder under --out (reasonkd.teacher.shard)
+        from reasonkd.teacher.shard import shard_dir
+
+        settings.out = str(shard_dir(args.out, settings.shard))
     stats = generate_traces(settings)
     print(format_stats(stats))
-    print(f"wrote {args.out}/traces.jsonl ({stats['overall']['accepted']} traces), negatives.jsonl "
+    print(f"wrote {settings.out}/traces.jsonl ({stats['overall']['accepted']} traces), negatives.jsonl "
           f"({stats['overall']['samples'] - stats['overall']['accepted']}), stats.json")
+    return 0
+
+
+def _generate_pooled(settings, teachers: list[str], args) -> int:
+    from reasonkd.teacher.generate import format_stats
+    from reasonkd.teacher.pool import TeacherSpec, format_pool, generate_pooled
+
+    if settings.shard:
+        raise ReasonkdError("--shard with several --teacher: shard each teacher's run separately, then pool")
+    stats = generate_pooled(settings, [TeacherSpec(t, dtype=args.dtype, backend=args.backend) for t in teachers])
+    print(format_stats(stats))
+    print(format_pool(stats))
+    print(f"wrote {settings.out}/traces.jsonl ({stats['selection']['kept']} traces, each with its teacher), "
+          f"negatives.jsonl, stats.json, pool.json; per teacher: {settings.out}/teachers/")
+    return 0
+
+
+def _merge(args) -> int:
+    from reasonkd.teacher.generate import format_stats
+    from reasonkd.teacher.shard import merge_shards
+
+    stats = merge_shards(args.out)
+    print(format_stats(stats))
+    m = stats["merged"]
+    print(f"merged {m['shards']} shards into {args.out}/traces.jsonl ({stats['overall']['accepted']} traces), "
+          f"negatives.jsonl, stats.json; {m['duplicates_dropped']} duplicate rows dropped")
     return 0
 
 
@@ -31,11 +73,16 @@ def _logits(args) -> int:
 
     import json
 
-    out = teacher_logits(args.teacher, args.traces, args.out, k=args.k, batch_size=args.batch_size,
-                         dtype=args.dtype, device=args.device, limit=args.limit, max_length=args.max_length)
-    meta = json.loads((out / "meta.json").read_text())
-    print(f"wrote the top-{args.k} logit cache of {meta['n_examples']} traces ({meta['n_rows']} token rows, "
-          f"tokenizer {meta['tokenizer_hash'][:12]}) to {out}")
+    from reasonkd.teacher.pool import teacher_slug
+
+    several = len(args.teacher) > 1  # one cache per teacher, one teacher in memory at a time: OUT/<name>
+    for teacher in args.teacher:
+        out = teacher_logits(teacher, args.traces, f"{args.out}/{teacher_slug(teacher)}" if several else args.out,
+                             k=args.k, batch_size=args.batch_size, dtype=args.dtype, device=args.device,
+                             limit=args.limit, max_length=args.max_length)
+        meta = json.loads((out / "meta.json").read_text())
+        print(f"wrote the top-{args.k} logit cache of {meta['n_examples']} traces ({meta['n_rows']} token rows, "
+              f"tokenizer {meta['tokenizer_hash'][:12]}) of {teacher} to {out}")
     return 0
 
 
@@ -62,17 +109,28 @@ def register(sub) -> None:
     tsub = p.add_subparsers(dest="teacher_command", metavar="SUBCOMMAND")
 
     g = tsub.add_parser("generate", help="sample k verified chain-of-thought traces per problem (resumable)")
-    g.add_argument("--teacher", default="", help="alias, folder, .gguf or hub id (openai: defaults to --api-model)")
+    g.add_argument("--teacher", action="append", default=[],
+                   help="alias, folder, .gguf or hub id (openai: defaults to --api-model); repeat for several "
+                        "teachers: each solves the problems, one at a time, and the verified traces are pooled")
     g.add_argument("--data", required=True, help="dataset folder or JSONL (reasonkd data build)")
     g.add_argument("--out", required=True, help="output folder; rerun the same command to resume")
     g.add_argument("--split", default="train", help="train | val | test | all (default train)")
     g.add_argument("--domain", default=None, choices=["math", "code", "logic"], help="only this domain")
-    g.add_argument("--k", type=int, default=1, help="traces per problem (default 1)")
+    g.add_argument("--k", "--samples-per-problem", dest="k", type=int, default=1,
+                   help="traces sampled per problem (default 1); only verified ones are kept")
+    g.add_argument("--seed", type=int, default=0, help="base seed of the samples (another seed, new samples)")
+    g.add_argument("--prefer", default="all", choices=["all", "shortest", "best_family"],
+                   help="verified traces kept per problem: all, or the shortest one (default all); several "
+                        "teachers also best_family (the teacher right most often on the problem's family)")
     g.add_argument("--temperature", type=float, default=0.0, help="0 = greedy (default)")
     g.add_argument("--top-p", type=float, default=1.0)
     g.add_argument("--max-new-tokens", type=int, default=384, help="longer traces are kept as 'truncated' negatives")
     g.add_argument("--batch-size", type=int, default=16, help="hf backend batch (default 16)")
     g.add_argument("--backend", default="hf", choices=["hf", "vllm", "openai"])
+    g.add_argument("--engine", default="hf", choices=["hf", "openvino", "vllm", "auto"],
+                   help="generation engine of a local teacher: hf, openvino (CPU), vllm (GPU), auto")
+    g.add_argument("--teacher-int8", action="store_true",
+                   help="--engine openvino: INT8 teacher weights (traces are verified anyway; noted in stats.json)")
     g.add_argument("--base-url", default="", help="openai backend: e.g. http://127.0.0.1:8000/v1")
     g.add_argument("--api-model", default="", help="openai backend: the model name the endpoint serves")
     g.add_argument("--api-key-env", default="OPENAI_API_KEY",
@@ -88,10 +146,18 @@ def register(sub) -> None:
     g.add_argument("--device", default="cpu")
     g.add_argument("--cache-dir", default=None, help="request cache folder (default OUT/cache)")
     g.add_argument("--no-progress", dest="progress", action="store_false")
+    g.add_argument("--shard", default=None, metavar="I/N",
+                   help="only shard I of N of the problems (deterministic), written to OUT/shard-I-of-N; "
+                        "then `reasonkd teacher merge --out OUT`")
     g.set_defaults(func=_generate)
 
+    mg = tsub.add_parser("merge", help="merge the OUT/shard-i-of-n folders of --shard runs (no duplicates)")
+    mg.add_argument("--out", required=True, help="the --out given to every `teacher generate --shard i/n`")
+    mg.set_defaults(func=_merge)
+
     lg = tsub.add_parser("logits", help="store the teacher's top-k log-probs along accepted traces")
-    lg.add_argument("--teacher", required=True)
+    lg.add_argument("--teacher", action="append", required=True,
+                    help="repeat for several teachers: one cache each, OUT/<name>, built one teacher at a time")
     lg.add_argument("--traces", required=True, help="a `teacher generate` output folder (or its traces.jsonl)")
     lg.add_argument("--out", required=True)
     lg.add_argument("--k", type=int, default=20)

@@ -11,42 +11,43 @@ Every trace is checked against the problem's reference with
 with an `error_type` (`truncated`, `no_answer`, `wrong_final_answer`).
 `stats.json` holds acceptance rates per domain and difficulty. The output
 folder is resumable: see `reasonkd.teacher.store` for the commit protocol.
+
+Rejection sampling: `k` (`--samples-per-problem`) traces per problem at a
+temperature > 0, each with its own seed (derived from the request key, which
+holds the sample index and `seed`); only verified ones are kept, and
+`prefer="shortest"` keeps one verified trace per problem, the shortest
+(short chains teach small students better). The `selection` block of
+stats.json says what that bought: acceptance per sample, problems solved by
+at least one sample, mean length of the kept traces, teacher tokens spent.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import logging
 import time
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
 from tqdm.auto import tqdm
 
+from reasonkd.data.prompts import load_template, render
 from reasonkd.errors import ReasonkdError
 from reasonkd.teacher.backends import Request, Result, Sampling, make_backend, request_key
 from reasonkd.teacher.parse import parse_output
+from reasonkd.teacher.shard import shard_items
+from reasonkd.teacher.stats import ERROR_TYPES, compute_stats  # noqa: F401  (re-exported)
 from reasonkd.teacher.store import RequestCache, ShardStore
 from reasonkd.utils.io import write_json, write_jsonl
 
 log = logging.getLogger(__name__)
 
-# `{question}` is replaced by the item's question. Math asks for GSM8K's "#### N"
-# line so the strict extractor, not the last-number fallback, reads the answer.
-DEFAULT_TEMPLATE = {
-    "system": None,
-    "math": '{question}\n\nThink step by step, then give the final answer on its own last line as "#### <number>".',
-    "code": "{question}\n\nThink step by step about the algorithm, then give the complete solution "
-            "in one ```python code block.",
-    "logic": '{question}\n\nThink step by step, then give the final answer after "Answer:".',
-    "default": "{question}\n\nThink step by step, then state the final answer.",
-}
-ERROR_TYPES = ("truncated", "no_answer", "wrong_final_answer")
 # Settings that change what the teacher is asked: resuming with other values is refused.
 IDENTITY_KEYS = ("teacher", "template", "temperature", "top_p", "max_new_tokens", "k")
+PREFER = ("all", "shortest")
 
 
 @dataclass
@@ -62,7 +63,12 @@ class GenerateSettings:
     domain: str | None = None
     """Only this domain (math | code | logic); None for all."""
     k: int = 1
-    """Traces sampled per problem."""
+    """Traces sampled per problem (`--samples-per-problem`): rejection sampling keeps the verified ones."""
+    seed: int = 0
+    """Base seed of the samples; each sample's own seed comes from (this, the prompt, its sample index).
+    Another seed draws new samples (0 keeps the request keys of runs made before this option)."""
+    prefer: str = "all"
+    """Which verified traces per problem go to traces.jsonl: all | shortest (one per problem, fewest tokens)."""
     temperature: float = 0.0
     """0 = greedy."""
     top_p: float = 1.0
@@ -71,6 +77,10 @@ class GenerateSettings:
     batch_size: int = 16
     backend: str = "hf"
     """hf | vllm | openai."""
+    engine: str = "hf"
+    """Generation engine of a local teacher (backend hf): hf | openvino | vllm | auto (reasonkd.models.engines)."""
+    teacher_int8: bool = False
+    """INT8 teacher weights (engine openvino): faster traces; fine here because every trace is verified."""
     base_url: str = ""
     api_model: str = ""
     api_key_env: str = "OPENAI_API_KEY"
@@ -88,36 +98,8 @@ class GenerateSettings:
     cache_dir: str | None = None
     """Request cache folder (default OUT/cache); share it between runs to reuse completions."""
     progress: bool = True
-
-
-def load_template(path: str | None) -> dict:
-    """The prompt template: the default, or a file (YAML mapping, or plain text for every domain)."""
-    if not path:
-        return dict(DEFAULT_TEMPLATE)
-    p = Path(path)
-    if not p.is_file():
-        raise ReasonkdError(f"--template {path}: no such file")
-    text = p.read_text(encoding="utf-8")
-    if p.suffix in (".yaml", ".yml", ".json"):
-        data = yaml.safe_load(text) or {}
-        if not isinstance(data, dict):
-            raise ReasonkdError(f"{path}: expected a mapping with keys system/math/code/logic/default")
-        unknown = set(data) - set(DEFAULT_TEMPLATE)
-        if unknown:
-            raise ReasonkdError(f"{path}: unknown keys {sorted(unknown)}; use {sorted(DEFAULT_TEMPLATE)}")
-        tpl = {"system": None, "default": DEFAULT_TEMPLATE["default"], **data}
-    else:
-        tpl = {"system": None, "default": text}
-    for key, value in tpl.items():
-        if key != "system" and value is not None and "{question}" not in value:
-            raise ReasonkdError(f"{path}: template '{key}' lacks the {{question}} placeholder")
-    return tpl
-
-
-def render(template: dict, item: dict) -> tuple[str | None, str]:
-    """(system, user) text for one item; str.replace, because code and LaTeX are full of braces."""
-    body = template.get(item["domain"]) or template["default"]
-    return template.get("system") or None, body.replace("{question}", item["question"])
+    shard: str | None = None
+    """'i/n': only shard i of n of the problems (reasonkd.teacher.shard; merge with `reasonkd teacher merge`)."""
 
 
 def select_items(data: str, split: str | None, domain: str | None, limit: int | None) -> list[dict]:
@@ -171,29 +153,6 @@ def make_row(item: dict, req: Request, res: dict, teacher: str) -> dict:
             "accepted": accepted, "error_type": error_type, "request": req.key[:16]}
 
 
-def compute_stats(rows: list[dict]) -> dict:
-    """Acceptance overall, per domain, per difficulty and per (domain, difficulty)."""
-    def summary(group: list[dict]) -> dict:
-        problems = {r["id"] for r in group}
-        solved = {r["id"] for r in group if r["accepted"]}
-        acc = sum(r["accepted"] for r in group)
-        out = {"problems": len(problems), "samples": len(group), "accepted": acc,
-               "acceptance_rate": round(acc / len(group), 4) if group else 0.0,
-               "problems_solved": len(solved),
-               "mean_tokens": round(sum(r["tokens"] for r in group) / len(group), 1) if group else 0.0}
-        out.update({e: sum(r["error_type"] == e for r in group) for e in ERROR_TYPES})
-        return out
-
-    by: dict[str, dict[str, list]] = {"domain": defaultdict(list), "difficulty": defaultdict(list),
-                                      "domain_difficulty": defaultdict(list)}
-    for r in rows:
-        by["domain"][r["domain"]].append(r)
-        by["difficulty"][str(r["difficulty"])].append(r)
-        by["domain_difficulty"][f"{r['domain']}/{r['difficulty']}"].append(r)
-    return {"overall": summary(rows), **{f"by_{k}": {g: summary(v) for g, v in sorted(d.items())}
-                                         for k, d in by.items()}}
-
-
 def format_stats(stats: dict) -> str:
     o = stats["overall"]
     lines = [f"teacher {stats['teacher']}: accepted {o['accepted']}/{o['samples']} traces "
@@ -205,21 +164,60 @@ def format_stats(stats: dict) -> str:
                      f"{s['truncated']:>10}{s['no_answer']:>10}{s['wrong_final_answer']:>7}{s['mean_tokens']:>8.0f}")
     for name, s in stats["by_domain"].items():
         lines.append(f"{name + ' (all)':<20}{s['samples']:>8}{s['accepted']:>9}{100 * s['acceptance_rate']:>7.1f}%")
+    sel = stats.get("selection")
+    if sel:
+        lines.append(f"kept {sel['kept']} traces (prefer {sel['prefer']}) of {sel['problems_solved']}/"
+                     f"{sel['problems']} problems solved by >= 1 sample; acceptance per sample "
+                     f"{100 * sel['acceptance_per_sample']:.1f}%; kept traces {sel['kept_mean_tokens']:.0f} tokens "
+                     f"on average; {sel['teacher_tokens']} teacher tokens spent")
     g = stats["generation"]
     if g.get("tokens_per_s"):
         lines.append(f"generation: {g['new_tokens']} tokens in {g['seconds']:.0f}s ({g['tokens_per_s']:.1f} tok/s)")
     return "\n".join(lines)
 
 
+def select_verified(rows: list[dict], prefer: str = "all") -> list[dict]:
+    """The verified rows to train on: all of them, or per problem the shortest (fewest tokens, then the
+    lowest sample index), in the order the rows came."""
+    verified = [r for r in rows if r["accepted"]]
+    if prefer == "all":
+        return verified
+    best: dict[str, dict] = {}
+    for r in verified:
+        cur = best.get(r["id"])
+        if cur is None or (r["tokens"], r["sample_idx"]) < (cur["tokens"], cur["sample_idx"]):
+            best[r["id"]] = r
+    keep = {id(r) for r in best.values()}
+    return [r for r in verified if id(r) in keep]
+
+
+def selection_stats(rows: list[dict], kept: list[dict], prefer: str) -> dict:
+    """What rejection sampling bought: kept traces, their length, and the teacher tokens spent."""
+    n_problems = len({r["id"] for r in rows})
+    spent = sum(r["tokens"] for r in rows)
+    verified = [r for r in rows if r["accepted"]]
+    return {"prefer": prefer, "problems": n_problems, "samples": len(rows),
+            "acceptance_per_sample": round(len(verified) / len(rows), 4) if rows else 0.0,
+            "problems_solved": len({r["id"] for r in verified}), "kept": len(kept),
+            "kept_mean_tokens": round(sum(r["tokens"] for r in kept) / len(kept), 1) if kept else 0.0,
+            "verified_mean_tokens": round(sum(r["tokens"] for r in verified) / len(verified), 1) if verified else 0.0,
+            "teacher_tokens": spent, "teacher_tokens_per_kept": round(spent / len(kept), 1) if kept else None}
+
+
 def _finalize(store: ShardStore, teacher: str, settings: dict, this_run: dict) -> dict:
     rows = list(store.rows())
-    traces = [{k: v for k, v in r.items() if k not in ("accepted", "error_type")} for r in rows if r["accepted"]]
+    prefer = settings.get("prefer", "all")
+    kept = select_verified(rows, prefer)
+    traces = [{k: v for k, v in r.items() if k not in ("accepted", "error_type")} for r in kept]
     negatives = [{k: v for k, v in r.items() if k != "accepted"} for r in rows if not r["accepted"]]
     write_jsonl(store.out / "traces.jsonl", traces)
     write_jsonl(store.out / "negatives.jsonl", negatives)
     stats = {"teacher": teacher, **compute_stats(rows), "generation": store.totals(),
-             "settings": {k: settings[k] for k in ("backend", "k", "temperature", "top_p", "max_new_tokens",
-                                                   "batch_size", "data", "split", "domain", "limit")},
+             "selection": selection_stats(rows, kept, prefer),
+             "settings": {k: settings.get(k) for k in ("backend", "engine", "teacher_int8", "k", "seed", "prefer",
+                                                       "temperature", "top_p",
+                                                       "max_new_tokens", "batch_size", "data", "split", "domain",
+                                                       "limit")},
              "this_run": this_run}
     write_json(store.out / "stats.json", stats)
     return stats
@@ -230,6 +228,8 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
     already built backend (tests), else one is made from the settings when first needed."""
     if s.k < 1 or s.max_new_tokens < 1 or s.batch_size < 1 or s.shard_size < 1:
         raise ReasonkdError("--k, --max-new-tokens, --batch-size and --shard-size must be >= 1")
+    if s.prefer not in PREFER:
+        raise ReasonkdError(f"--prefer {s.prefer!r}: choose one of {', '.join(PREFER)}")
     if s.k > 1 and s.temperature == 0:
         log.warning("--k %d with --temperature 0 samples the same greedy trace %d times; pass e.g. "
                     "--temperature 0.7", s.k, s.k)
@@ -238,11 +238,14 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
         raise ReasonkdError("--teacher is required (for --backend openai it defaults to --api-model)")
     template = load_template(s.template)
     items = select_items(s.data, s.split, s.domain, s.limit)
+    if s.shard:
+
+        items = shard_items(items, s.shard)
     sampling = Sampling(s.temperature, s.top_p, s.max_new_tokens)
     settings = {**dataclasses.asdict(s), "teacher": teacher, "template": template}
     store = ShardStore(s.out)
     try:
-        store.check_settings(settings, IDENTITY_KEYS)
+        store.check_settings(settings, _identity_keys(s))
         cache = RequestCache(s.cache_dir or Path(s.out) / "cache")
         done = store.done_ids
         pending = [it for it in items if it["id"] not in done]
@@ -257,7 +260,10 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
             reqs = []
             for item in shard:
                 system, user = render(template, item)
-                reqs += [Request(request_key(teacher, system, user, sampling, i), system, user, i) for i in range(s.k)]
+                # INT8 weights are another model: their completions never answer an fp32 request from the cache
+                reqs += [Request(sample_key(teacher + ("@int8" if s.teacher_int8 else ""), system, user, sampling, i,
+                                            s.seed), system, user, i)
+                         for i in range(s.k)]
             todo = list({r.key: r for r in reqs if r.key not in cache}.values())  # identical requests run once
             bar.update(len(reqs) - len(todo))
             shard_tokens, t0 = 0, time.perf_counter()
@@ -266,7 +272,8 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
                     backend = make_backend(s.backend, teacher=teacher, batch_size=s.batch_size, dtype=s.dtype,
                                            device=s.device, base_url=s.base_url, api_model=s.api_model,
                                            api_key_env=s.api_key_env, concurrency=s.concurrency,
-                                           timeout=s.timeout, max_retries=s.max_retries)
+                                           timeout=s.timeout, max_retries=s.max_retries, engine=s.engine,
+                                           int8=s.teacher_int8)
                     t0 = time.perf_counter()
                 for results in backend.generate(todo, sampling):
                     cache.put([_cache_row(r, teacher) for r in results])
@@ -285,6 +292,21 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
         return _finalize(store, teacher, settings, this_run)
     finally:
         store.close()
+
+
+def _identity_keys(s: GenerateSettings) -> tuple[str, ...]:
+    """IDENTITY_KEYS, plus `seed` when this run or the recorded one has a seed (folders made before the
+    option have none in run.json, and resume as seed 0)."""
+    run = Path(s.out) / "run.json"
+    recorded = json.loads(run.read_text()).get("seed") if run.is_file() else None
+    return IDENTITY_KEYS + (("seed",) if s.seed or recorded else ())
+
+
+def sample_key(teacher: str, system: str | None, user: str, sampling: Sampling, sample_idx: int, seed: int) -> str:
+    """The request key of one sample; its first 8 hex digits are the sample's seed (Request.seed).
+    seed 0 is the plain key, so request caches of earlier runs stay valid."""
+    key = request_key(teacher, system, user, sampling, sample_idx)
+    return key if not seed else hashlib.sha256(f"{key}\x1fseed={seed}".encode()).hexdigest()
 
 
 def _cache_row(r: Result, teacher: str) -> dict:

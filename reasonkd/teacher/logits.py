@@ -3,8 +3,8 @@
     reasonkd teacher logits --teacher qwen2.5-coder-0.5b --traces runs/traces --out runs/logits --k 20
 
 The storage format, the tokenizer hash that makes a mismatched student refuse
-the cache, resuming, and the reader all belong to `reasonkd.distill.cache`;
-traces are read with `reasonkd.distill.data.load_traces`, so entry ids
+the cache, resuming, and the reader all belong to `reasonkd.models.logit_cache`;
+traces are read with `reasonkd.teacher.traces.load_traces`, so entry ids
 (`id#sample_idx`) and encodings are exactly the ones the trainer looks up.
 """
 
@@ -13,17 +13,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from reasonkd.errors import ReasonkdError
+from reasonkd.models import load_model
+from reasonkd.models.logit_cache import write_logit_cache
+from reasonkd.teacher.backends import auto_dtype
+from reasonkd.teacher.traces import load_traces
 
 
 def teacher_logits(teacher: str, traces: str | Path, out: str | Path, *, k: int = 20, batch_size: int = 8,
                    dtype: str = "auto", device: str = "cpu", limit: int | None = None,
                    max_length: int | None = None, progress: bool = True) -> Path:
     """Score the accepted traces with `teacher` and write the top-k cache to `out`; returns `out`."""
-    from reasonkd.distill.cache import write_logit_cache
-    from reasonkd.distill.data import load_traces
-    from reasonkd.models import load_model
-    from reasonkd.teacher.backends import auto_dtype
-
     if k < 1:
         raise ReasonkdError(f"--k must be >= 1, got {k}")
     if batch_size < 1:

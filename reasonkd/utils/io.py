@@ -71,20 +71,79 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return n
 
 
-def read_jsonl(path: str | os.PathLike) -> list[dict]:
-    """Read a JSONL file; a malformed line raises ReasonkdError naming file and line."""
+def read_text(path: str | os.PathLike, what: str = "text file", error: type | None = None,
+              allow_empty: bool = False) -> str:
+    """The UTF-8 text of `path`; binary, non-UTF-8, missing and (unless allow_empty) empty files raise
+    one `error` (ReasonkdError by default) naming the file, and the line for a bad byte."""
     from reasonkd.errors import ReasonkdError
 
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                rows.append(json.loads(line))
-            except json.JSONDecodeError as e:
-                raise ReasonkdError(f"{path}:{lineno}: not valid JSON ({e.msg}); fix or remove that line") from None
-    return rows
+    error = error or ReasonkdError
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise error(f"{path}: no such file (expected a {what})") from None
+    except IsADirectoryError:
+        raise error(f"{path}: is a folder, expected a {what}") from None
+    except OSError as e:
+        raise error(f"{path}: cannot read it ({e.strerror})") from None
+    if b"\x00" in data:  # text formats never hold NUL; UTF-16 and binary files do
+        raise error(f"{path}: binary data (a NUL byte at offset {data.find(0)}), not a UTF-8 {what}; "
+                    "pass the text file itself (UTF-16 files: save them as UTF-8)")
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[:e.start].count(b"\n") + 1
+        raise error(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                    f"save the {what} as UTF-8") from None
+    if not text.strip() and not allow_empty:
+        raise error(f"{path}: empty file, expected a {what}")
+    return text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is not content
+
+
+def read_json(path: str | os.PathLike, what: str = "JSON file", error: type | None = None) -> Any:
+    """One JSON document; bad input (binary, non-UTF-8, empty, cut short, invalid) -> one error naming file:line."""
+    from reasonkd.errors import ReasonkdError
+
+    error = error or ReasonkdError
+    text = read_text(path, what, error)
+    try:
+        return json.loads(text)
+    except (json.JSONDecodeError, RecursionError) as e:
+        where = f"{path}:{e.lineno}" if isinstance(e, json.JSONDecodeError) else str(path)
+        cut = isinstance(e, json.JSONDecodeError) and e.pos >= len(text.rstrip())
+        raise error(f"{where}: not valid JSON{' (the file ends early: truncated?)' if cut else ''} "
+                    f"({getattr(e, 'msg', 'nested too deeply')}); re-create the {what}") from None
+
+
+def iter_jsonl(path: str | os.PathLike, allow_empty: bool = True,
+               what: str = "JSONL file") -> Iterator[tuple[int, dict]]:
+    """(line number, row) for each non-blank line of a JSONL file of objects. Bad input raises one
+    ReasonkdError naming file:line: binary or non-UTF-8 data, a line that is not a JSON object, a last
+    line cut mid-record, and (allow_empty=False) an empty file."""
+    from reasonkd.errors import ReasonkdError
+
+    text = read_text(path, what, allow_empty=allow_empty)
+    lines = text.split("\n")
+    for lineno, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError) as e:
+            msg = getattr(e, "msg", "nested too deeply")
+            if lineno == len(lines) and not text.endswith("\n"):
+                raise ReasonkdError(f"{path}:{lineno}: the last line ends mid-record ({msg}): the file looks "
+                                    "truncated; re-create it or delete that line") from None
+            raise ReasonkdError(f"{path}:{lineno}: not valid JSON ({msg}); fix or remove that line") from None
+        if not isinstance(row, dict):
+            raise ReasonkdError(f"{path}:{lineno}: expected one JSON object per line, got {type(row).__name__}")
+        yield lineno, row
+
+
+def read_jsonl(path: str | os.PathLike, allow_empty: bool = True) -> list[dict]:
+    """Read a JSONL file of objects; bad input raises ReasonkdError naming file and line (see iter_jsonl)."""
+    return [row for _, row in iter_jsonl(path, allow_empty)]
 
 
 def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:

@@ -1,6 +1,6 @@
 """End to end: `reasonkd data build` on a small recipe covering all three domains.
 
-Checks the issue's acceptance lines on real output: one schema, positives pass
+Checks on real output: one schema, positives pass
 and negatives fail their verifiers, variants differ from parents with
 recomputed answers, same seed -> identical bytes, held-out-template split,
 decontamination, and a malformed import line -> error naming file:line with

@@ -28,7 +28,7 @@ def write_traces(path: Path, n: int = 24) -> Path:
 
 
 def build_pair(root: Path) -> tuple[Path, Path]:
-    from reasonkd.models.tiny import build_tiny_model
+    from tiny_models import build_tiny_model
 
     teacher = build_tiny_model(root / "teacher", arch="llama", tokenizer="a", hidden=96, layers=3, heads=6,
                                kv_heads=2, seed=1)
@@ -53,7 +53,8 @@ chunk_rows: 32
 stages:
   - {{name: feature, kind: feature, steps: {steps}, lr: 0.003, warmup: 2, lr_schedule: constant}}
   - {{name: logic, kind: logic, steps: {steps}, lr: 0.003, warmup: 2, lr_schedule: constant}}
-  - {{name: output, kind: output, steps: {steps}, lr: 0.003, warmup: 2, lr_schedule: constant}}
+  - {{name: output, kind: output, steps: {steps}, lr: 0.003, warmup: 2, lr_schedule: constant,
+      temperature: {{kind: linear, start: 5.0, end: 1.0}}}}
 """
 
 

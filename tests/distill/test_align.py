@@ -1,16 +1,17 @@
 """Cross-tokenizer alignment on hand-built tokenizers of different families (offline, no downloads).
 
 Hand-checked expectations use tokenizers built from explicit vocabularies (deterministic);
-properties are also checked on the two trained byte-level tokenizers of reasonkd.models.tiny.
+properties are also checked on the two trained byte-level tokenizers of tests/tiny_models.py.
 """
 
 import pytest
 import torch
 
 from reasonkd.distill.align import (align_tokens, aligned_positions, build_vocab_map, char_offsets,
-                                    check_token_ids, normalized_vocab, tokenizer_hash, tokenizer_relation,
+                                    check_token_ids, normalized_vocab, tokenizer_relation,
                                     truncate_to_common_vocab)
 from reasonkd.errors import ReasonkdError
+from reasonkd.models.encoding import tokenizer_hash
 
 TEXT = "café 12345 naïve 😀"
 
@@ -79,7 +80,7 @@ def metaspace():
 
 @pytest.fixture(scope="module")
 def tiny_pair():
-    from reasonkd.models.tiny import build_tiny_tokenizer
+    from tiny_models import build_tiny_tokenizer
 
     return build_tiny_tokenizer("a"), build_tiny_tokenizer("b")
 
@@ -160,7 +161,7 @@ def test_build_vocab_map_across_families(byte_level, metaspace, wordpiece, tiny_
 
 
 def test_tokenizer_relation_hash_and_truncation(tiny_pair):
-    from reasonkd.models.tiny import build_tiny_tokenizer
+    from tiny_models import build_tiny_tokenizer
 
     a, b = tiny_pair
     a2 = build_tiny_tokenizer("a")

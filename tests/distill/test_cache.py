@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from _tiny_distill import one_thread, write_traces
-from reasonkd.distill.cache import LogitCache, write_logit_cache
-from reasonkd.distill.data import collate, encode_all, encode_example, load_traces
+from reasonkd.distill.data import collate, encode_all
+from reasonkd.models.encoding import encode_example
+from reasonkd.models.logit_cache import LogitCache, write_logit_cache
+from reasonkd.teacher.traces import load_traces
 from reasonkd.errors import ReasonkdError
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
@@ -17,7 +19,7 @@ _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
     from reasonkd.models import load_model
-    from reasonkd.models.tiny import build_tiny_model
+    from tiny_models import build_tiny_model
 
     path = build_tiny_model(tmp_path_factory.mktemp("cache_teacher"), arch="llama", tokenizer="a", hidden=96,
                             layers=3, heads=6, kv_heads=2, seed=1)
@@ -71,7 +73,7 @@ def test_float16_default_and_resumed_write(teacher, examples, tmp_path):
 
 
 def test_student_with_another_tokenizer_is_refused(teacher, examples, tmp_path):
-    from reasonkd.models.tiny import build_tiny_tokenizer
+    from tiny_models import build_tiny_tokenizer
 
     model, tok = teacher
     cache = LogitCache(write_logit_cache(model, tok, examples[:2], tmp_path / "c", k=3, progress=False))

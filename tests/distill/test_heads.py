@@ -108,9 +108,9 @@ def test_gradient_scores_match_finite_differences(llama):
     res = score_heads(model, tok, EXAMPLES, method="gradient", batch_size=8, progress=False)
     assert (res["n_layers"], res["n_heads"], res["n_examples"]) == (2, 4, 3)
     # one batch, so the score is |d mean-NLL / d gate|: compare with central differences
-    from reasonkd.distill.heads import _batches, _encode, _trace_nll
+    from reasonkd.distill.heads import _batches, _trace_nll
 
-    batch = _batches(_encode(tok, EXAMPLES, 256), 8, tok.pad_token_id, "cpu")[0]
+    batch = _batches(tok, EXAMPLES, 8, 256, "cpu")[0]
     gates, eps = torch.ones(2, 4, dtype=torch.float64), 2e-2  # fp32 model: a small eps drowns in rounding
 
     def mean_nll():
@@ -139,9 +139,9 @@ def test_ablation_scores_are_exact_and_model_is_left_as_it_was(llama):
     res = score_heads(model, tok, EXAMPLES[:2], method="ablation", batch_size=1, progress=False)
     assert [a.config for a in attention_modules(model)] == configs
     assert [p.requires_grad for p in model.parameters()] == grads and not model.training
-    from reasonkd.distill.heads import _batches, _encode, _trace_nll
+    from reasonkd.distill.heads import _batches, _trace_nll
 
-    batches = _batches(_encode(tok, EXAMPLES[:2], 256), 2, tok.pad_token_id, "cpu")
+    batches = _batches(tok, EXAMPLES[:2], 2, 256, "cpu")
 
     def mean_nll():
         with torch.no_grad():
@@ -174,7 +174,8 @@ def test_load_examples_from_traces_and_items(tmp_path):
         {"id": "a", "prompt": "Q1?", "system": "Be careful.", "trace": "t1 #### 1"},
         {"id": "b", "prompt": "Q2?", "trace": "t2 #### 2"}]) + "\n")
     ex = load_examples(traces, limit=1)
-    assert ex == [{"prompt": "Q1?", "trace": "t1 #### 1", "system": "Be careful."}]
+    assert [{k: e[k] for k in ("prompt", "trace", "system")} for e in ex] == [
+        {"prompt": "Q1?", "trace": "t1 #### 1", "system": "Be careful."}]
     items = tmp_path / "items.jsonl"
     base = {"domain": "math", "verifier": "math_numeric", "split": "train"}
     items.write_text("\n".join(json.dumps({**base, **r}) for r in [

@@ -6,74 +6,61 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reasonkd.distill.negatives import pairwise_preference_loss, sequence_logprob, unlikelihood_loss
+from reasonkd.distill.negatives import negative_terms, pairwise_preference_loss, sequence_logprobs, unlikelihood
 from reasonkd.errors import ReasonkdError
 
-B, L, V = 3, 6, 7
+N, V = 8, 7
 
 
 @pytest.fixture
-def batch():
+def rows():
     g = torch.Generator().manual_seed(0)
-    logits = torch.randn(B, L, V, generator=g, dtype=torch.float64)
-    labels = torch.randint(0, V, (B, L), generator=g)
-    labels[0, :2] = -100
-    labels[2, -1] = -100
-    neg = torch.zeros(B, L, dtype=torch.bool)
-    neg[0, 1:4] = True  # includes an ignored position (0, 1)
-    neg[1, 2:5] = True
-    neg[2, 4:] = True   # includes an ignored position (2, 5)
-    return logits, labels, neg
+    logits = torch.randn(N, V, generator=g, dtype=torch.float64)
+    targets = torch.randint(0, V, (N,), generator=g)
+    return logits, targets
 
 
-def test_unlikelihood_matches_loop_reference(batch):
-    logits, labels, neg = batch
+def test_unlikelihood_matches_loop_reference(rows):
+    logits, targets = rows
     probs = logits.softmax(-1)
-    terms = [-math.log(1 - float(probs[b, t, labels[b, t]]))
-             for b in range(B) for t in range(L) if neg[b, t] and labels[b, t] != -100]
-    got = unlikelihood_loss(logits, labels, neg)
-    assert len(terms) == 6
-    assert got.item() == pytest.approx(sum(terms) / len(terms), abs=1e-6)
+    ref = [-math.log(1 - float(probs[n, targets[n]])) for n in range(N)]
+    got = unlikelihood(logits, targets)
+    assert got.shape == (N,) and got.tolist() == pytest.approx(ref, abs=1e-6)
 
 
-def test_unlikelihood_ignores_unmarked_and_ignored_positions(batch):
-    logits, labels, neg = batch
-    base = unlikelihood_loss(logits, labels, neg)
-    changed = logits.clone()
-    changed[~neg] += 5 * torch.randn_like(changed[~neg])   # unmarked tokens
-    changed[0, 1] += 10                                    # marked but label -100
-    assert unlikelihood_loss(changed, labels, neg).item() == pytest.approx(base.item(), abs=1e-9)
+def test_unlikelihood_near_zero_when_wrong_token_unlikely_and_large_when_certain(rows):
+    logits, targets = rows
+    low = logits.clone().scatter(-1, targets.unsqueeze(-1), -30.0)
+    assert unlikelihood(low, targets).max().item() < 1e-9
+    high = logits.clone().scatter(-1, targets.unsqueeze(-1), 30.0)
+    assert unlikelihood(high, targets).min().item() > 10
+    assert torch.isfinite(unlikelihood(high * 100, targets)).all()
 
 
-def test_unlikelihood_near_zero_when_wrong_token_unlikely_and_large_when_certain(batch):
-    logits, labels, neg = batch
-    low = logits.clone().scatter(-1, labels.clamp_min(0).unsqueeze(-1), -30.0)
-    assert unlikelihood_loss(low, labels, neg).item() < 1e-9
-    high = logits.clone().scatter(-1, labels.clamp_min(0).unsqueeze(-1), 30.0)
-    assert unlikelihood_loss(high, labels, neg).item() > 10
-    assert math.isfinite(unlikelihood_loss(high * 100, labels, neg).item())
-
-
-def test_unlikelihood_gradient_lowers_wrong_token_probability(batch):
-    logits, labels, neg = batch
+def test_unlikelihood_term_counts_only_the_wrong_step_and_lowers_its_tokens(rows):
+    logits, targets = rows
     logits = logits.clone().requires_grad_(True)
-    unlikelihood_loss(logits, labels, neg).backward()
-    g = logits.grad.gather(-1, labels.clamp_min(0).unsqueeze(-1)).squeeze(-1)
-    use = neg & (labels != -100)
-    assert (g[use] > 0).all()            # gradient descent pushes the wrong token's logit down
-    assert (logits.grad[~use] == 0).all()
+    wrong = torch.arange(N) % 3 == 0
+    batch_index = torch.zeros(N, dtype=torch.long)
+    out = negative_terms({"unlikelihood"}, None, targets, batch_index, logits, targets, batch_index, wrong,
+                         torch.ones(1, dtype=torch.bool))["unlikelihood"]
+    assert out.item() == pytest.approx(unlikelihood(logits, targets)[wrong].mean().item(), abs=1e-9)
+    out.backward()
+    g = logits.grad.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    assert (g[wrong] > 0).all()            # gradient descent pushes the wrong token's logit down
+    assert (logits.grad[~wrong] == 0).all()
+    none = negative_terms({"unlikelihood"}, None, targets, batch_index, logits, targets, batch_index,
+                          torch.zeros(N, dtype=torch.bool), torch.ones(1, dtype=torch.bool))
+    assert none["unlikelihood"].item() == 0.0
 
 
-def test_unlikelihood_no_marked_tokens_is_zero(batch):
-    logits, labels, _ = batch
-    assert unlikelihood_loss(logits, labels, torch.zeros(B, L, dtype=torch.bool)).item() == 0.0
-
-
-def test_sequence_logprob_matches_cross_entropy(batch):
-    logits, labels, _ = batch
-    ref = -F.cross_entropy(logits.transpose(1, 2), labels, ignore_index=-100, reduction="none").sum(-1)
-    got = sequence_logprob(logits, labels)
-    assert got.shape == (B,)
+def test_sequence_logprobs_matches_cross_entropy(rows):
+    logits, targets = rows
+    seq = torch.tensor([0, 0, 0, 1, 1, 2, 2, 2])
+    per_row = -F.cross_entropy(logits, targets, reduction="none")
+    ref = torch.stack([per_row[seq == b].sum() for b in range(3)])
+    got = sequence_logprobs(logits, targets, seq, 3)
+    assert got.shape == (3,)
     torch.testing.assert_close(got, ref.float(), atol=1e-6, rtol=0)
 
 
@@ -101,11 +88,9 @@ def test_preference_loss_shift_invariant_with_reference():
     assert a.item() == pytest.approx(math.log(2), abs=1e-6)   # policy == reference: no preference yet
 
 
-def test_shape_errors(batch):
-    logits, labels, neg = batch
-    with pytest.raises(ReasonkdError, match="negative_mask"):
-        unlikelihood_loss(logits, labels, neg[:, :2])
-    with pytest.raises(ReasonkdError, match=r"\(B, L, V\)"):
-        sequence_logprob(logits[0], labels)
+def test_shape_errors(rows):
+    logits, targets = rows
+    with pytest.raises(ReasonkdError, match=r"\(N, V\)"):
+        unlikelihood(logits[None], targets)
     with pytest.raises(ReasonkdError, match="both"):
         pairwise_preference_loss(torch.zeros(2), torch.zeros(2), ref_chosen_logps=torch.zeros(2))

@@ -42,7 +42,8 @@ def test_load_negatives_reads_teacher_and_data_engine_rows(tmp_path):
 
 
 def test_attach_negatives_marks_the_wrong_step_tokens(tmp_path):
-    from reasonkd.distill.data import collate, encode_all, load_traces
+    from reasonkd.distill.data import collate, encode_all
+    from reasonkd.teacher.traces import load_traces
     from reasonkd.distill.negatives import attach_negatives
     from reasonkd.models import load_tokenizer
 

@@ -1,4 +1,5 @@
-"""Stage kind on_policy (GKD-style): the student's own completions are what the teacher scores."""
+"""Stage kind on_policy: the student's own completions are what the teacher scores, and each step logs
+what the samples looked like (teacher log-prob, entropy, EOS rate, length, clipped chunks)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,9 @@ import json
 
 import pytest
 
-from tests.distill._tiny_distill import build_pair, write_traces
+from tests.distill._tiny_distill import build_pair, one_thread, write_traces
+
+_one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 
 RECIPE = """\
 student: {student}
@@ -18,38 +21,34 @@ teacher_dtype: float32
 max_length: 96
 batch_size: 4
 save_every: 2
+chunk_rows: 16
 stages:
-  - name: gkd
+{warmup}  - name: gkd
     kind: on_policy
     steps: 4
     lr: 0.003
     rollout: {{fraction: {fraction}, max_new_tokens: 12, temperature: 1.0}}
-"""
+{losses}"""
+WARMUP = "  - {name: warmup, kind: logic, steps: 2, lr: 0.003, losses: [{name: ce}]}\n"
+ON_POLICY_METRICS = ("onpolicy_rkl.teacher_logprob", "onpolicy_rkl.student_entropy", "onpolicy_rkl.clipped",
+                     "onpolicy_rkl.anchor_ce")
 
 
-def _run(tmp_path, teacher, student, fraction=1.0):
+def _run(tmp_path, teacher, student, fraction=1.0, losses="", warmup=""):
     from reasonkd.distill.stages import run_recipe
 
     data = write_traces(tmp_path / "traces.jsonl", n=8)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(RECIPE.format(student=student, teacher=teacher, data=data, out=tmp_path / "run",
-                                    fraction=fraction))
+                                    fraction=fraction, losses=losses, warmup=warmup))
     run_recipe(recipe, progress=False)
     [stage] = (tmp_path / "run" / "stages").glob("*-gkd")
     return [json.loads(x) for x in (stage / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.parametrize("pair", ["same", "different"])
-def test_on_policy_stage_scores_the_students_own_completions(tmp_path, monkeypatch, pair):
+def _spy(monkeypatch) -> list[str]:
     from reasonkd.models import generation
-    from reasonkd.models.tiny import build_tiny_model
 
-    if pair == "same":
-        teacher, student = build_pair(tmp_path)
-    else:
-        teacher = build_tiny_model(tmp_path / "teacher", arch="qwen2", tokenizer="b", hidden=96, layers=3, heads=6,
-                                   kv_heads=2, seed=1)
-        student = build_tiny_model(tmp_path / "student", arch="llama", tokenizer="a", seed=2)
     completions = []
     real_generate = generation.generate_batch
 
@@ -59,10 +58,51 @@ def test_on_policy_stage_scores_the_students_own_completions(tmp_path, monkeypat
         return outs
 
     monkeypatch.setattr(generation, "generate_batch", spy_generate)
-    rows = _run(tmp_path, teacher, student)
-    assert [r["on_policy_share"] for r in rows] == [1.0] * 4
+    return completions
+
+
+def _check_sample_metrics(rows):
+    for r in rows:
+        assert r["on_policy_share"] == 1.0 and 0.0 <= r["eos_rate"] <= 1.0 and 0 <= r["mean_length"] <= 12
+        assert len(r["rollout_sha"]) == 16
+        terms = r["terms"]
+        assert set(ON_POLICY_METRICS) <= set(terms)
+        assert terms["onpolicy_rkl.teacher_logprob"] < 0 and terms["onpolicy_rkl.student_entropy"] > 0
+        assert 0.0 <= terms["onpolicy_rkl.clipped"] <= 1.0 and terms["onpolicy_rkl.anchor_ce"] > 0
+    assert len({r["rollout_sha"] for r in rows}) == len(rows)  # new samples every step
+
+
+def test_cross_tokenizer_warmup_then_on_policy_logs_the_sample_metrics(tmp_path, monkeypatch, tiny_llama_dir,
+                                                                      tiny_qwen_dir):
+    """SFT warm-up (logic, ce) -> on_policy with the default onpolicy_rkl + anchor, tokenizers a vs b."""
+    completions = _spy(monkeypatch)
+    rows = _run(tmp_path, tiny_qwen_dir, tiny_llama_dir, warmup=WARMUP)
     assert len(completions) == 4 * 4  # every example of every micro-batch was rewritten by the student
-    assert all("generalized_jsd" in r["terms"] and r["terms"]["generalized_jsd"] >= 0 for r in rows)
+    _check_sample_metrics(rows)
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["tokenizer_relation"] == "different"
+    assert [s["kind"] for s in summary["stages"]] == ["logic", "on_policy"]
+    assert summary["stages"][1]["losses"][0]["name"] == "onpolicy_rkl"
+    assert (tmp_path / "run" / "final" / "config.json").is_file()
+
+
+def test_same_tokenizer_on_policy_uses_the_full_distribution(tmp_path, monkeypatch):
+    teacher, student = build_pair(tmp_path)
+    completions = _spy(monkeypatch)
+    rows = _run(tmp_path, teacher, student)
+    assert len(completions) == 4 * 4
+    _check_sample_metrics(rows)
+    assert all(r["terms"]["onpolicy_rkl"] >= 0 for r in rows)  # full mode: an exact per-token reverse KL
+
+
+@pytest.mark.parametrize("pair", ["same", "different"])
+def test_any_online_logit_loss_still_works_on_policy(tmp_path, monkeypatch, pair, tiny_llama_dir, tiny_qwen_dir):
+    teacher, student = build_pair(tmp_path) if pair == "same" else (tiny_qwen_dir, tiny_llama_dir)
+    completions = _spy(monkeypatch)
+    losses = "    losses: [{name: generalized_jsd, options: {beta: 0.5, source: online}}]\n"
+    rows = _run(tmp_path, teacher, student, losses=losses)
+    assert [r["on_policy_share"] for r in rows] == [1.0] * 4 and len(completions) == 16
+    assert all(r["terms"]["generalized_jsd"] >= 0 and "eos_rate" in r for r in rows)
 
 
 def test_fraction_zero_trains_on_the_teacher_traces_only(tmp_path, monkeypatch):
@@ -72,6 +112,7 @@ def test_fraction_zero_trains_on_the_teacher_traces_only(tmp_path, monkeypatch):
     monkeypatch.setattr(generation, "generate_batch", lambda *a, **k: pytest.fail("no rollout expected"))
     rows = _run(tmp_path, teacher, student, fraction=0.0)
     assert [r["on_policy_share"] for r in rows] == [0.0] * 4
+    assert all("eos_rate" not in r and "onpolicy_rkl" in r["terms"] for r in rows)
 
 
 def test_on_policy_refuses_non_logit_losses_and_cached_targets():

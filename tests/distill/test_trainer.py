@@ -1,6 +1,6 @@
 """The distillation engine end to end on tiny random models (teacher 96/3 layers/6 heads, student 64/2/4).
 
-Issue 3: a 3-stage run completes, every stage leaves its checkpoint, the loss falls in every stage,
+A 3-stage run completes, every stage leaves its checkpoint, the loss falls in every stage,
 the final student loads with plain transformers, and an interrupted run resumes to the same numbers.
 """
 
@@ -11,7 +11,7 @@ import torch
 
 from _tiny_distill import metric_rows, one_thread, reference_parts, reference_run, summary, write_recipe
 from reasonkd.config import load_config
-from reasonkd.distill.recipe import DistillRecipe, TemperatureSchedule
+from reasonkd.distill.recipe import DistillRecipe, StageConfig, TemperatureSchedule
 from reasonkd.distill.stages import run_recipe
 from reasonkd.distill.trainer import StopRequested
 from reasonkd.errors import ConfigError, ReasonkdError
@@ -118,15 +118,23 @@ def test_recipe_validation_names_the_key(tmp_path):
         load_config(DistillRecipe, None, ["student=s", "teacher=t", "data.path=d", "stages.1.losses.1.options={source: cache}"]).check_ready()
 
 
-def test_default_recipe_is_the_articles_order():
+def test_default_recipe_runs_the_three_stages_at_t1_and_article_keeps_the_schedule():
     r = load_config(DistillRecipe, "recipes/distill/default.yaml")
     assert [s.kind for s in r.stages] == ["feature", "logic", "output"]
     out = r.stages[2]
     assert out.loss_names == ["kd"] and out.losses[0].options["alpha"] == 0.7
-    assert (out.temperature.kind, out.temperature.start, out.temperature.end) == ("linear", 5.0, 1.0)
+    assert (out.temperature.kind, out.temperature.start, out.temperature.end) == ("constant", 1.0, 1.0)
     assert set(r.stages[0].loss_names) == {"hidden_mse", "attention_kl"}
     assert r.stages[1].loss_names == ["ce", "forward_kl"]
     assert isinstance(r.stages[0].temperature, TemperatureSchedule)
+    article = load_config(DistillRecipe, "recipes/distill/article.yaml")
+    t = article.stages[2].temperature
+    assert (t.kind, t.start, t.end) == ("linear", 5.0, 1.0)
+    assert [s.loss_names for s in article.stages] == [s.loss_names for s in r.stages]
+    # every stage kind defaults to T = 1 when the recipe leaves the temperature out
+    for kind in ("feature", "logic", "output", "on_policy"):
+        default = StageConfig(kind=kind, steps=1).temperature
+        assert (default.kind, default.start, default.end) == ("constant", 1.0, 1.0)
 
 
 def test_cli_runs_keys_and_reports_errors(capsys):
@@ -138,7 +146,9 @@ def test_cli_runs_keys_and_reports_errors(capsys):
 
 
 def test_data_labels_cover_only_the_trace(ref):
-    from reasonkd.distill.data import batch_order, collate, encode_all, end_of_turn_ids, load_traces
+    from reasonkd.distill.data import batch_order, collate, encode_all
+    from reasonkd.models.encoding import end_of_turn_ids
+    from reasonkd.teacher.traces import load_traces
     from reasonkd.models import load_tokenizer
 
     tok = load_tokenizer(str(reference_parts()["student"]))

@@ -1,4 +1,4 @@
-"""The trainer on pairs whose tokenizers differ (issue 4): the cross-tokenizer path end to end.
+"""The trainer on pairs whose tokenizers differ: the cross-tokenizer path end to end.
 
 Teacher: tiny Qwen2 with tokenizer flavour "b"; student: tiny Llama with flavour "a" (the two BPE
 vocabularies differ, like DeepSeek-R1 vs Qwen2). Also the padded-vocabulary pair (same tokenizer,
@@ -51,7 +51,7 @@ stages:
 
 @pytest.fixture(scope="module")
 def cross_pair(tmp_path_factory):
-    from reasonkd.models.tiny import build_tiny_model
+    from tiny_models import build_tiny_model
 
     root = tmp_path_factory.mktemp("crosspair")
     teacher = build_tiny_model(root / "teacher", arch="qwen2", tokenizer="b", hidden=96, layers=3, heads=6,
@@ -104,7 +104,7 @@ def test_other_cross_vocab_losses_run(cross_pair, tmp_path, cross):
 def test_each_model_only_ever_reads_its_own_token_ids(cross_pair, tmp_path, monkeypatch):
     """Decode what each forward received with that model's tokenizer: it must read the trace text.
     Feeding the student's ids to the teacher (or the reverse) decodes to other text and fails here."""
-    from reasonkd.distill import objective, trainer
+    from reasonkd.distill import forward, trainer
     from reasonkd.distill.stages import run_recipe
     from reasonkd.models import load_tokenizer
     from reasonkd.utils.io import read_jsonl
@@ -112,7 +112,7 @@ def test_each_model_only_ever_reads_its_own_token_ids(cross_pair, tmp_path, monk
     _, teacher, student, data = cross_pair
     s_tok, t_tok = load_tokenizer(str(student)), load_tokenizer(str(teacher))
     seen = {"teacher": [], "student": []}
-    real_teacher_forward = objective.teacher_forward
+    real_teacher_forward = forward.teacher_forward
 
     def spy_teacher(model, batch, rows, obj):
         seen["teacher"].append(batch["teacher_input_ids"][batch["teacher_attention_mask"].bool()].tolist())
@@ -144,7 +144,7 @@ def test_attention_kl_across_tokenizers_is_a_clear_config_error(cross_pair, tmp_
 def test_padded_vocab_pair_trains_with_a_warning(tmp_path, caplog):
     """Same tokenizer, teacher logits 64 wider (like 151,936 vs 152,064): a warning, not a shape error."""
     from reasonkd.distill.stages import run_recipe
-    from reasonkd.models.tiny import build_tiny_model
+    from tiny_models import build_tiny_model
 
     teacher = build_tiny_model(tmp_path / "teacher", arch="qwen2", tokenizer="a", hidden=96, layers=3, heads=6,
                                kv_heads=2, vocab_pad=64, seed=1)
@@ -159,12 +159,24 @@ def test_padded_vocab_pair_trains_with_a_warning(tmp_path, caplog):
     assert json.loads((tmp_path / "run" / "summary.json").read_text())["tokenizer_relation"] == "same_padded"
 
 
+def _term(name, s, teacher, rows, T, options, vmap, chunk=0):
+    """The registered term function on hand-made rows (no trainer)."""
+    from types import SimpleNamespace
+
+    from reasonkd.distill.recipe import LossSpec
+    from reasonkd.distill.terms import LOSSES, Step
+
+    obj = SimpleNamespace(chunk_rows=chunk, relation="different", vocab_map=vmap, teacher_shared_only=False,
+                          sources={name: "online"})
+    return LOSSES[name].fn(obj, LossSpec(name, options=options), Step({"logits": s}, teacher, {}, rows, T))
+
+
 @pytest.mark.parametrize("chunk", [0, 3])
-def test_cross_vocab_term_matches_the_reference_losses(chunk):
-    """The trainer's chunked cross-vocabulary term == losses.cross_vocab_kl / uld_loss on the same rows."""
+def test_cross_vocab_term_matches_the_row_losses(chunk):
+    """The trainer's chunked cross-vocabulary term == the row functions of losses on the rows with a partner."""
     from reasonkd.distill import losses as L
     from reasonkd.distill.align import VocabMap
-    from reasonkd.distill.objective import Objective, Rows
+    from reasonkd.distill.forward import Rows
 
     torch.manual_seed(0)
     n, vs, vt = 7, 11, 17
@@ -173,41 +185,40 @@ def test_cross_vocab_term_matches_the_reference_losses(chunk):
     valid = torch.tensor([True, True, False, True, True, True, False])
     vmap = VocabMap(torch.tensor([0, 2, 3, 5, 8]), torch.tensor([1, 4, 9, 10, 16]), vs, vt)
     rows = Rows(torch.ones(1, n, dtype=torch.bool), y, torch.zeros(n, dtype=torch.long))
-    obj = Objective.__new__(Objective)
-    obj.chunk_rows, obj.relation, obj.vocab_map = chunk, "different", vmap
     teacher = {"logits": t, "valid": valid}
-    got = obj._logit_term("forward_kl", s, teacher, rows, 2.0, {"cross": "buckets"})["forward_kl"]
-    want = L.cross_vocab_kl(s[None], t[None], vmap, mask=valid[None], temperature=2.0)
+    got = _term("forward_kl", s, teacher, rows, 2.0, {"cross": "buckets"}, vmap, chunk)["forward_kl"]
+    want = L.forward_kl(*L.shared_logprobs(s[valid], t[valid], vmap, 2.0, other_bucket=True)).mean()
     assert torch.allclose(got, want, atol=1e-6)
-    got = obj._logit_term("kd", s, teacher, rows, 2.0, {"alpha": 0.7, "cross": "uld"})
-    uld = L.uld_loss(s[None], t[None], mask=valid[None], temperature=2.0)
+    got = _term("kd", s, teacher, rows, 2.0, {"alpha": 0.7, "cross": "uld"}, vmap, chunk)
+    uld = L.uld(s[valid], t[valid], 2.0).mean()
     ce = torch.nn.functional.cross_entropy(s, y)
     assert torch.allclose(got["kd"], 0.7 * 4 * uld + 0.3 * ce, atol=1e-6)
     got["kd"].backward()
     assert torch.isfinite(s.grad).all()
     # "shared": both sides conditioned on the shared tokens
-    got = obj._logit_term("forward_kl", s.detach(), teacher, rows, 1.0, {})["forward_kl"]
+    got = _term("forward_kl", s.detach(), teacher, rows, 1.0, {}, vmap, chunk)["forward_kl"]
     p = torch.softmax(t[:, vmap.teacher_ids], -1)
     q = torch.softmax(s.detach()[:, vmap.student_ids], -1)
     want = (p * (p.log() - q.log())).sum(-1)[valid].mean()
     assert torch.allclose(got, want, atol=1e-6)
+    # "gold": the hybrid row function
+    got = _term("forward_kl", s.detach(), teacher, rows, 1.0, {"cross": "gold"}, vmap, chunk)["forward_kl"]
+    assert torch.allclose(got, L.gold(s.detach()[valid], t[valid], vmap).mean(), atol=1e-6)
 
 
 def test_topk_cross_term_matches_a_hand_computed_bucket_kl():
     """cross=topk: the teacher's k most likely shared tokens + one "other" bucket, student at the
     matching student ids; checked against a direct computation on one row."""
     from reasonkd.distill.align import VocabMap
-    from reasonkd.distill.objective import Objective, Rows
+    from reasonkd.distill.forward import Rows
 
     torch.manual_seed(1)
     vs, vt, k, T = 9, 13, 2, 2.0
     vmap = VocabMap(torch.tensor([0, 3, 4, 7]), torch.tensor([2, 5, 11, 12]), vs, vt)
     s, t = torch.randn(1, vs), torch.randn(1, vt)
     rows = Rows(torch.ones(1, 1, dtype=torch.bool), torch.tensor([3]), torch.zeros(1, dtype=torch.long))
-    obj = Objective.__new__(Objective)
-    obj.chunk_rows, obj.relation, obj.vocab_map = 0, "different", vmap
-    got = obj._logit_term("forward_kl", s, {"logits": t, "valid": torch.tensor([True])}, rows, T,
-                          {"cross": "topk", "k": k})["forward_kl"]
+    got = _term("forward_kl", s, {"logits": t, "valid": torch.tensor([True])}, rows, T, {"cross": "topk", "k": k},
+                vmap)["forward_kl"]
     p = torch.softmax(t[0, vmap.teacher_ids] / T, -1)       # teacher conditioned on the shared tokens
     top = p.topk(k).indices
     p_b = torch.cat([p[top], 1 - p[top].sum(0, keepdim=True)])

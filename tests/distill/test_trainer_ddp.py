@@ -1,4 +1,4 @@
-"""Issue 3 acceptance: a 2-process `accelerate launch` run of a tiny recipe (DDP over gloo on CPU).
+"""A 2-process `accelerate launch` run of a tiny recipe (DDP over gloo on CPU).
 
 accelerate 1.15's `--cpu --num_processes 2` starts ONE process unless an mpirun hostfile is given;
 `--multi_gpu --num_processes 2` starts two through torchrun and, with no GPU, the Accelerator runs

@@ -6,8 +6,8 @@ import torch
 
 from _tiny_distill import build_pair, metric_rows, one_thread, summary, write_traces
 from reasonkd.config import load_config
-from reasonkd.distill.cache import write_logit_cache
-from reasonkd.distill.data import load_traces
+from reasonkd.models.logit_cache import write_logit_cache
+from reasonkd.teacher.traces import load_traces
 from reasonkd.distill.recipe import DistillRecipe
 from reasonkd.distill.stages import run_recipe
 from reasonkd.errors import ReasonkdError
@@ -71,7 +71,7 @@ def test_bf16_frozen_lora_base_computes_the_same_numbers(tmp_path):
 
     from reasonkd.distill.student import bf16_frozen_base
     from reasonkd.models import load_model
-    from reasonkd.models.tiny import build_tiny_model
+    from tiny_models import build_tiny_model
 
     model, _ = load_model(str(build_tiny_model(tmp_path / "q", arch="qwen2", tokenizer="a")))  # biased q/k/v
     torch.manual_seed(0)
@@ -98,7 +98,7 @@ def test_bf16_frozen_lora_base_computes_the_same_numbers(tmp_path):
 
 def test_cache_from_another_tokenizer_is_refused(pair, tmp_path):
     from reasonkd.models import load_model
-    from reasonkd.models.tiny import build_tiny_model
+    from tiny_models import build_tiny_model
 
     root, teacher, student, data = pair
     other = build_tiny_model(tmp_path / "other", arch="qwen2", tokenizer="b")
@@ -133,7 +133,7 @@ def test_no_layer_holding_a_selected_head_is_an_error(pair, tmp_path):
 
 
 def test_padded_teacher_vocab_is_truncated(pair, tmp_path):
-    from reasonkd.models.tiny import build_tiny_model
+    from tiny_models import build_tiny_model
 
     root, teacher, student, data = pair
     padded = build_tiny_model(tmp_path / "padded", arch="llama", tokenizer="a", hidden=96, layers=3, heads=6,
@@ -149,11 +149,22 @@ def test_default_recipe_loads_with_overrides():
     assert r.stages[1].steps == 7 and r.lora.enabled
 
 
+def _term(name, s, teacher, rows, T, options, chunk, source="online", batch=None):
+    """The registered term function on hand-made rows (no trainer), same tokenizer."""
+    from types import SimpleNamespace
+
+    from reasonkd.distill.recipe import LossSpec
+    from reasonkd.distill.terms import LOSSES, Step
+
+    obj = SimpleNamespace(chunk_rows=chunk, relation="same", vocab_map=None, sources={name: source})
+    return LOSSES[name].fn(obj, LossSpec(name, options=options), Step({"logits": s}, teacher, batch or {}, rows, T))
+
+
 @pytest.mark.parametrize("chunk", [0, 3])
-def test_chunked_logit_terms_equal_the_plain_losses(chunk):
-    """The trainer's row-chunked (checkpointed) terms equal the loss functions on whole tensors."""
+def test_chunked_logit_terms_equal_the_row_losses(chunk):
+    """The trainer's row-chunked (checkpointed) terms equal the row loss functions on all rows at once."""
     from reasonkd.distill import losses as L
-    from reasonkd.distill.objective import Objective, Rows
+    from reasonkd.distill.forward import Rows
 
     torch.manual_seed(0)
     n, v, k = 7, 11, 4
@@ -162,22 +173,23 @@ def test_chunked_logit_terms_equal_the_plain_losses(chunk):
     y = torch.randint(0, v, (n,))
     valid = torch.tensor([True, True, False, True, True, True, False])
     rows = Rows(torch.ones(1, n, dtype=torch.bool), y, torch.zeros(n, dtype=torch.long))
-    obj = Objective.__new__(Objective)
-    obj.chunk_rows = chunk
     teacher = {"logits": t, "valid": valid}
-    got = obj._logit_term("kd", s, teacher, rows, 2.0, {"alpha": 0.7})
-    want = L.distillation_loss_terms(s[None], t[None], y[None], 2.0, 0.7, mask=valid[None])
-    assert torch.allclose(got["kd"], want["total"], atol=1e-6) and torch.allclose(got["kd.kl"], want["kl"], atol=1e-6)
-    got = obj._logit_term("generalized_jsd", s, teacher, rows, 1.5, {"beta": 0.3, "t2": True})["generalized_jsd"]
-    want = 1.5 ** 2 * L.generalized_jsd(s[None], t[None], mask=valid[None], temperature=1.5, beta=0.3)
+    got = _term("kd", s, teacher, rows, 2.0, {"alpha": 0.7}, chunk)
+    kl = L.forward_kl(L.logprobs(s[valid], 2.0), L.logprobs(t[valid], 2.0)).mean()
+    ce = torch.nn.functional.cross_entropy(s, y)  # CE on every trace row, soft target or not
+    assert torch.allclose(got["kd"], 0.7 * 4 * kl + 0.3 * ce, atol=1e-6)
+    assert torch.allclose(got["kd.kl"], kl, atol=1e-6) and torch.allclose(got["kd.ce"], ce, atol=1e-6)
+    got = _term("generalized_jsd", s, teacher, rows, 1.5, {"beta": 0.3, "t2": True}, chunk)["generalized_jsd"]
+    want = 1.5 ** 2 * L.generalized_jsd(L.logprobs(s[valid], 1.5), L.logprobs(t[valid], 1.5), beta=0.3).mean()
     assert torch.allclose(got, want, atol=1e-6)
     g1, = torch.autograd.grad(got, s)
     g2, = torch.autograd.grad(want, s)
     assert torch.allclose(g1, g2, atol=1e-6)
     top = torch.log_softmax(t, -1).topk(k)
-    sparse = {"ids": top.indices, "logprobs": top.values, "valid": valid}
-    got = obj._logit_term("forward_kl", s, sparse, rows, 1.0, {})["forward_kl"]
-    want = L.sparse_divergence("forward_kl", s[None], top.indices[None], top.values[None], mask=valid[None])
+    batch = {"teacher_topk_ids": top.indices[None], "teacher_topk_logprobs": top.values[None],
+             "soft_mask": valid[None]}
+    got = _term("forward_kl", s, None, rows, 1.0, {}, chunk, source="cache", batch=batch)["forward_kl"]
+    want = L.forward_kl(*L.topk_logprobs(s[valid], top.indices[valid], top.values[valid])).mean()
     assert torch.allclose(got, want, atol=1e-6)
-    ce = obj._ce(s, rows)
+    ce = _term("ce", s, None, rows, 1.0, {}, chunk)["ce"]
     assert torch.allclose(ce, torch.nn.functional.cross_entropy(s, y), atol=1e-6)

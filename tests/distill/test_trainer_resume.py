@@ -1,8 +1,8 @@
-"""Issue 3 acceptance: `kill -9` in the middle of stage 2, then `--resume`, finishes with the same step
+"""`kill -9` in the middle of stage 2, then `--resume`, finishes with the same step
 count and a final loss within 1e-4 of an uninterrupted run with the same seed.
 
-The run is the real command (`python -m reasonkd.cli distill RECIPE`) in a subprocess, slowed by
-REASONKD_DISTILL_STEP_DELAY so the kill reliably lands in stage 2 after its first checkpoint.
+The run is the real command (`reasonkd distill RECIPE`) in a subprocess, slowed by tests/run_with_hooks.py
+(--step-delay) so the kill reliably lands in stage 2 after its first checkpoint.
 """
 
 import os
@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -19,7 +20,12 @@ from reasonkd.distill.checkpoint import latest_checkpoint
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 
 
-def _cmd(recipe, *extra):
+HOOKS = Path(__file__).resolve().parents[1] / "run_with_hooks.py"
+
+
+def _cmd(recipe, *extra, hooks=()):
+    if hooks:  # the same command with test hooks (here: a slower step)
+        return [sys.executable, str(HOOKS), *hooks, "--", "distill", str(recipe), "--quiet", *extra]
     return [sys.executable, "-m", "reasonkd.cli", "distill", str(recipe), "--quiet", *extra]
 
 
@@ -31,7 +37,7 @@ def test_kill9_in_stage2_then_resume_matches_uninterrupted(tmp_path_factory, tmp
     env = {**os.environ, **SUBPROCESS_ENV, "REASONKD_HOME": str(tmp_path / "home")}
     stage2 = out / "stages" / "2-logic"
     with open(tmp_path / "log.txt", "wb") as log:
-        proc = subprocess.Popen(_cmd(recipe), env={**env, "REASONKD_DISTILL_STEP_DELAY": "0.1"}, stdout=log,
+        proc = subprocess.Popen(_cmd(recipe, hooks=("--step-delay", "0.1")), env=env, stdout=log,
                                 stderr=subprocess.STDOUT)
         deadline = time.time() + 120
         while latest_checkpoint(stage2) is None:

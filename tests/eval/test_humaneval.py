@@ -67,7 +67,7 @@ def test_unknown_task_id_names_the_row(tmp_path):
 
 
 def test_post_processing_variants(problems):
-    from reasonkd.eval.sandbox import run_many
+    from reasonkd.utils.sandbox import run_many
 
     p = problems["HumanEval/0"]  # has_close_elements, prompt imports List
     body = p["canonical_solution"]

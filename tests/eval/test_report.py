@@ -1,4 +1,4 @@
-"""The report: the article's table, comparisons, self-contained HTML, and a headless-Chromium render."""
+"""The report: the results table, comparisons, self-contained HTML, and a headless-Chromium render."""
 
 import shutil
 import subprocess

@@ -1,4 +1,4 @@
-"""Hostile programs against reasonkd.eval.sandbox: each must be contained, reported as a
+"""Hostile programs against reasonkd.utils.sandbox: each must be contained, reported as a
 failure with the right status, leave the harness alive and write nothing outside its folder.
 
 Every test runs on each isolating backend that works on this machine (sandlock, unshare).
@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from reasonkd.eval import sandbox as sb
+from reasonkd.utils import sandbox as sb
 
 BACKENDS = [b for b in ("sandlock", "unshare") if b in sb.available_backends()]
 pytestmark = pytest.mark.skipif(not BACKENDS, reason="no isolating sandbox backend on this machine")
@@ -193,7 +193,7 @@ def test_network_is_blocked(backend, base):
 
 HARNESS = """
 import json, sys
-from reasonkd.eval.sandbox import run_in_sandbox
+from reasonkd.utils.sandbox import run_in_sandbox
 r = run_in_sandbox(sys.argv[1], timeout=10, backend=sys.argv[2], base_dir=sys.argv[3])
 print(json.dumps(r.to_dict()))
 """

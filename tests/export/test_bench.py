@@ -1,4 +1,4 @@
-"""`reasonkd bench` on the tiny model: every backend returns positive numbers in the S5 table shape."""
+"""`reasonkd bench` on the tiny model: every backend returns positive numbers in the design §5 table shape."""
 
 import json
 

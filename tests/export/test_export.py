@@ -122,18 +122,17 @@ def test_accuracy_check_uses_the_given_prompt_template(tiny_llama_dir, tmp_path,
     """`reasonkd export --template FILE`: the INT8 accuracy check prompts like the student was trained."""
     from reasonkd.export import parity
     from reasonkd.models import load_model
-    from reasonkd.models import generation
 
     (tmp_path / "prompt.yaml").write_text('system: null\nmath: "Q: {question}\\nSAY-IT-MY-WAY"\n'
                                           'default: "Q: {question}\\nSAY-IT-MY-WAY"\n')
     seen = []
-    real = generation.generate_batch
+    real = parity.generate_batch
 
     def spy(model, tok, prompts, **kw):
         seen.extend(prompts)
         return real(model, tok, prompts, **kw)
 
-    monkeypatch.setattr(generation, "generate_batch", spy)
+    monkeypatch.setattr(parity, "generate_batch", spy)
     model, tok = load_model(str(tiny_llama_dir))
     examples = parity.held_out_examples(limit=2)
     out = parity.math_accuracy(model, tok, examples, max_new_tokens=2, template=str(tmp_path / "prompt.yaml"))

@@ -7,13 +7,25 @@ engine's verified solutions fill the training set; the report says so).
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from reasonkd.config import from_dict, load_config, to_dict
+from reasonkd.distill.stages import run_recipe
 from reasonkd.errors import ReasonkdError
-from reasonkd.pipeline.config import DemoConfig, preset_path
+from reasonkd.pipeline.config import DemoConfig, demo_distill_recipe, preset_path
 from reasonkd.pipeline.demo import run_demo
+
+HOOKS = Path(__file__).resolve().parents[1] / "run_with_hooks.py"
+
+
+def _distill(steps=(2, 2, 2), **kw) -> dict:
+    """The default demo's distill recipe with tiny settings: `steps` per stage, 5x its lr (1e-3), no warm-up."""
+    d = to_dict(demo_distill_recipe())
+    for stage, n in zip(d["stages"], steps):
+        stage.update(steps=n, lr=stage["lr"] * 5, warmup=0)
+    return {**d, "batch_size": 4, "max_length": 384, "bf16_autocast": False, "save_every": 1, **kw}
 
 TINY = {
     "seed": 0,
@@ -24,9 +36,7 @@ TINY = {
              "decontam": {"enabled": False}, "parquet": False},
     "n_test": 6, "n_unseen": 4, "n_traces": 8, "min_traces": 6, "traces_fallback": "reference",
     "teacher_max_new_tokens": 8, "teacher_batch_size": 8, "eval_max_new_tokens": 8, "eval_batch_size": 8,
-    "latency_problems": 1, "case_tokens": 8, "dtype": "float32",
-    "feature_steps": 2, "logic_steps": 2, "output_steps": 2, "lr": 1e-3, "warmup": 0, "batch_size": 4,
-    "max_length": 384, "bf16_autocast": False, "save_every": 1, "device": "cpu",
+    "latency_problems": 1, "case_tokens": 8, "dtype": "float32", "device": "cpu", "distill": _distill(),
 }
 
 
@@ -37,7 +47,7 @@ def _cfg(out, student, teacher, **kw) -> DemoConfig:
 @pytest.fixture(scope="module")
 def same_tok_student(tmp_path_factory, tiny_qwen_dir):
     """A smaller student sharing tiny_qwen_dir's tokenizer (flavour b): a same-tokenizer pair."""
-    from reasonkd.models.tiny import build_tiny_model
+    from tiny_models import build_tiny_model
 
     return build_tiny_model(tmp_path_factory.mktemp("student_b"), arch="qwen2", tokenizer="b", hidden=64,
                             layers=2, heads=4, kv_heads=2, seed=2)
@@ -46,15 +56,15 @@ def same_tok_student(tmp_path_factory, tiny_qwen_dir):
 def test_demo_end_to_end_resumes_after_a_crash(tmp_path, monkeypatch, same_tok_student, tiny_qwen_dir, capsys):
     out = tmp_path / "demo"
     cfg = _cfg(out, same_tok_student, tiny_qwen_dir)
-    monkeypatch.setenv("REASONKD_DISTILL_STOP_AFTER", "1")  # the distill step dies after its first step
-    with pytest.raises(ReasonkdError, match="stopped on request"):
-        run_demo(cfg)
+    with monkeypatch.context() as m:  # the distill step dies after its first step
+        m.setitem(run_recipe.__kwdefaults__, "stop_after", 1)
+        with pytest.raises(ReasonkdError, match="stopped on request"):
+            run_demo(cfg)
     state = json.loads((out / "state.json").read_text())
     finished = {k: v["finished_at"] for k, v in state["steps"].items()}
     assert set(finished) == {"data", "eval_before", "traces"}
     assert (out / "distill" / "stages").is_dir()
 
-    monkeypatch.delenv("REASONKD_DISTILL_STOP_AFTER")
     capsys.readouterr()
     summary = run_demo(cfg)
     log = capsys.readouterr().out
@@ -91,7 +101,7 @@ def test_demo_end_to_end_resumes_after_a_crash(tmp_path, monkeypatch, same_tok_s
 def test_sft_baseline_matches_the_distillation_budget(tmp_path):
     from reasonkd.pipeline.demo import distill_recipe
 
-    cfg = _cfg(tmp_path, "s", "t", feature_steps=3, logic_steps=4, output_steps=5)
+    cfg = _cfg(tmp_path, "s", "t", distill=_distill((3, 4, 5)))
     d, s = distill_recipe(cfg, tmp_path), distill_recipe(cfg, tmp_path, sft=True)
     assert [st.kind for st in d.stages] == ["feature", "logic", "output"]
     assert "attention_kl" not in d.stages[0].loss_names
@@ -105,7 +115,7 @@ def test_presets_load_and_default_yaml_equals_the_defaults():
     quick = load_config(DemoConfig, preset_path("quick"))
     assert quick.n_test < DemoConfig().n_test
     qwen = load_config(DemoConfig, preset_path("qwen-1.5b-to-0.5b"))
-    assert qwen.lora and "attention_kl" in qwen.feature_losses
+    assert qwen.distill.lora.enabled and "attention_kl" in qwen.distill.stages[0].loss_names
 
 
 def test_too_few_verified_traces_is_a_clear_error(tmp_path, same_tok_student, tiny_qwen_dir):
@@ -116,7 +126,7 @@ def test_too_few_verified_traces_is_a_clear_error(tmp_path, same_tok_student, ti
 
 def test_demo_cross_tokenizer_pair(tmp_path, tiny_llama_dir, tiny_qwen_dir):
     cfg = _cfg(tmp_path / "demo", tiny_llama_dir, tiny_qwen_dir, n_unseen=0, n_test=4, latency_problems=0,
-               feature_steps=1, logic_steps=1, output_steps=1, max_length=256)
+               distill=_distill((1, 1, 1), max_length=256))
     summary = run_demo(cfg)
     assert len(summary["rows"]) == 4
 
@@ -148,7 +158,6 @@ def test_cli_plan_prints_estimates_and_writes_nothing(tmp_path, capsys):
 def test_kill9_mid_distill_then_rerun_resumes(tmp_path, same_tok_student, tiny_qwen_dir):
     """`kill -9` of a real `reasonkd demo` process during the distill step; the rerun skips the finished
     steps (their finish times do not change) and continues distillation from its last checkpoint."""
-    import os
     import signal
     import subprocess
     import sys
@@ -160,8 +169,8 @@ def test_kill9_mid_distill_then_rerun_resumes(tmp_path, same_tok_student, tiny_q
     recipe = tmp_path / "tiny.yaml"
     recipe.write_text(yaml.safe_dump(to_dict(_cfg(out, same_tok_student, tiny_qwen_dir))))
     cmd = [sys.executable, "-m", "reasonkd", "demo", "--config", str(recipe)]
-    env = {**os.environ, "REASONKD_DISTILL_STEP_DELAY": "0.5"}  # a slow distill step to kill in
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    slow = [sys.executable, str(HOOKS), "--step-delay", "0.5", "--", *cmd[3:]]  # a slow distill step to kill in
+    proc = subprocess.Popen(slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     checkpoints = out / "distill" / "stages"
     while time.time() < deadline and proc.poll() is None:

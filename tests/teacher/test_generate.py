@@ -6,9 +6,10 @@ import types
 
 import pytest
 
+from reasonkd.data.prompts import load_template
 from reasonkd.data.verify import verify_item
 from reasonkd.errors import ReasonkdError
-from reasonkd.teacher.generate import GenerateSettings, generate_traces, load_template, select_items
+from reasonkd.teacher.generate import GenerateSettings, generate_traces, select_items
 from reasonkd.utils.io import read_jsonl
 
 from _teacher_cases import EXPECTED, ITEMS, item_rows

@@ -1,4 +1,4 @@
-"""`reasonkd teacher logits`: accepted traces -> top-k cache (reasonkd.distill.cache), tokenizer-checked."""
+"""`reasonkd teacher logits`: accepted traces -> top-k cache (reasonkd.models.logit_cache), tokenizer-checked."""
 
 import pytest
 
@@ -11,8 +11,8 @@ def test_logits_command_writes_a_checked_cache(items_file, tmp_path, scripted, t
     import torch
 
     from reasonkd.cli import main
-    from reasonkd.distill.cache import LogitCache
-    from reasonkd.distill.data import encode_example
+    from reasonkd.models.encoding import encode_example
+    from reasonkd.models.logit_cache import LogitCache
     from reasonkd.models import load_model, load_tokenizer
     from reasonkd.utils.io import read_jsonl
 

@@ -1,38 +1,37 @@
-"""Distillation losses: pure tensor functions, shapes and maths in each docstring.
+"""Distillation losses: pure tensor functions on rows, shapes and maths in each docstring.
 
-    logit.py        dense divergences (forward/reverse KL, generalised JSD, skew KL, TVD), the
-                    article's `distillation_loss`, the DIVERGENCES registry
-    sparse.py       the same against a top-k teacher (logit cache) with an "other" bucket
-    chunked.py      the same a chunk of tokens at a time (bf16 logits or hidden states + lm_head)
+A row is one token position that carries a loss; the trainer gathers them as
+(N, V) logits. Divergences compare log-probabilities row by row and return (N,):
+
+    from reasonkd.distill import losses as L
+    values = L.forward_kl(L.logprobs(student_logits, T), L.logprobs(teacher_logits, T))   # (N,)
+    values = L.forward_kl(*L.topk_logprobs(student_logits, topk_ids, topk_logprobs, T))   # top-k teacher
+    values = L.forward_kl(*L.shared_logprobs(student_logits, teacher_logits, vocab_map, T))  # other tokenizer
+    loss = L.kd(values.mean(), L.ce(student_logits, targets).mean(), alpha=0.7, temperature=T)
+
+    logit.py        divergences (forward/reverse KL, generalised JSD, skew KL, TVD), DIVERGENCES,
+                    logprobs, ce, and `kd` (alpha * T^2 * KL + (1 - alpha) * CE: the one place)
+    sparse.py       top-k teacher (logit cache) + one tail bucket with the teacher's exact leftover mass
+    cross_vocab.py  different tokenizers: shared-token distributions, ULD, the GOLD-style hybrid
     feature.py      hidden-state and attention losses, projector, layer and head maps
-    cross_vocab.py  teacher and student with different tokenizers (shared-vocab KL, ULD)
+    _common.py      constants, checks, `chunked_sum` (rows a chunk at a time under checkpointing)
 
-Conventions: student_logits / teacher_logits (B, L, V) aligned by the caller (position i
-predicts token i+1 in both), labels (B, L) with -100 ignored, or mask (B, L) bool overriding
-labels; fp32 maths; per-token mean over unmasked rows. Tests: tests/distill/test_losses*.py.
+fp32 maths whatever the input dtype. Tests: tests/distill/test_losses*.py.
 """
 
-from reasonkd.distill.losses._common import BUCKET_FLOOR, IGNORE_INDEX, token_mask
-from reasonkd.distill.losses.chunked import (chunked_distillation_loss, chunked_distillation_loss_terms,
-                                             chunked_divergence, chunked_divergence_from_hidden)
-from reasonkd.distill.losses.cross_vocab import (cross_vocab_kl, cross_vocab_rows, cross_vocab_topk_rows, uld_loss,
-                                                  uld_rows)
+from reasonkd.distill.losses._common import BUCKET_FLOOR, IGNORE_INDEX, chunked_sum
+from reasonkd.distill.losses.cross_vocab import gold, shared_logprobs, shared_topk_logprobs, uld
 from reasonkd.distill.losses.feature import (FeatureProjector, attention_loss, head_map, hidden_state_loss,
                                              layer_map)
-from reasonkd.distill.losses.logit import (DIVERGENCES, ROW_DIVERGENCES, distillation_loss,
-                                           distillation_loss_terms, forward_kl, generalized_jsd,
-                                           get_divergence, reverse_kl, skew_kl, skew_reverse_kl, tvd)
-from reasonkd.distill.losses.sparse import (sparse_distillation_loss, sparse_distillation_loss_terms,
-                                            sparse_divergence)
+from reasonkd.distill.losses.logit import (DIVERGENCES, ce, divergence, forward_kl, generalized_jsd, kd, logprobs,
+                                           reverse_kl, skew_kl, skew_reverse_kl, tvd)
+from reasonkd.distill.losses.sparse import bucket_logprobs, topk_logprobs
 
 __all__ = [
-    "BUCKET_FLOOR", "IGNORE_INDEX", "token_mask",
-    "DIVERGENCES", "ROW_DIVERGENCES", "get_divergence",
+    "BUCKET_FLOOR", "IGNORE_INDEX", "chunked_sum",
+    "DIVERGENCES", "divergence", "logprobs", "ce", "kd",
     "forward_kl", "reverse_kl", "generalized_jsd", "skew_kl", "skew_reverse_kl", "tvd",
-    "distillation_loss", "distillation_loss_terms",
-    "sparse_divergence", "sparse_distillation_loss", "sparse_distillation_loss_terms",
-    "chunked_divergence", "chunked_divergence_from_hidden", "chunked_distillation_loss",
-    "chunked_distillation_loss_terms",
+    "bucket_logprobs", "topk_logprobs",
+    "shared_logprobs", "shared_topk_logprobs", "uld", "gold",
     "hidden_state_loss", "FeatureProjector", "layer_map", "attention_loss", "head_map",
-    "cross_vocab_kl", "cross_vocab_rows", "cross_vocab_topk_rows", "uld_loss", "uld_rows",
 ]

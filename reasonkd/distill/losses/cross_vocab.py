@@ -1,152 +1,138 @@
-"""Logit distillation between models with DIFFERENT tokenizers.
+"""Rows between models with DIFFERENT tokenizers: shared-token distributions, and ULD.
 
-Both losses compare one student row with one teacher row; pairing the rows is
-the caller's job (reasonkd.distill.align.aligned_positions gives, for each
-student token, the teacher token ending at the same character; gather the
-teacher's logits there and mask the student rows that have no partner).
+Rows are paired by the caller (the trainer gathers the teacher row whose token
+ends at the same character as the student's: docs/cross_tokenizer.md), so row
+n of both tensors describes the continuation of the same text.
 
-    student_logits: (B, L, Vs)   teacher_logits: (B, L, Vt)   mask: (B, L) bool
+    s_b, t_b = shared_logprobs(student_logits, teacher_logits, vocab_map, T)       # then any divergence
+    s_b, t_b = shared_topk_logprobs(student_logits, teacher_shared, vocab_map, k=20, T)
+    values = uld(student_logits, teacher_logits, T)                                 # (N,)
+    values = gold(student_logits, teacher_logits, vocab_map, T)                     # hybrid, (N,)
 
-cross_vocab_kl -- KL on the shared vocabulary. VocabMap pairs M student ids
-with M teacher ids whose token strings are identical (after normalising the
-byte-level / sentencepiece space markers). With p = softmax(t / T) and
-q = softmax(s / T), both are projected onto M + 1 buckets:
+`vocab_map` (align.VocabMap) pairs M student ids with M teacher ids whose token
+strings are identical (byte-level / sentencepiece space markers normalised).
 
-    p~ = [p[teacher_ids_1..M], 1 - sum_m p[teacher_ids_m]]
-    q~ = [q[student_ids_1..M], 1 - sum_m q[student_ids_m]]
-    loss = KL(p~ || q~) = sum_b p~_b (log p~_b - log q~_b)
+shared_logprobs, other_bucket=True ("buckets"): p = softmax(t / T), q =
+softmax(s / T), both projected onto [shared tokens..., other], the last bucket
+holding each side's unmatched mass (floored at 1e-6 as in the top-k form).
+other_bucket=False ("shared", the default): both conditioned on the shared
+tokens, p^_m = p[t_m] / sum p[t_m'], so only the relative preferences among
+tokens both models can write are compared (the softmax of the shared logits
+alone; teacher_is_shared=True when the teacher rows already hold only those
+M logits).
 
-the last bucket ("other") holding each side's unmatched mass. Other-buckets
-below 1e-6 are floored to 1e-6 (as in the sparse form), so identical models on
-identical vocabularies give 0.
+shared_topk_logprobs ("topk"): the teacher conditioned on the shared tokens,
+both sides projected onto [the teacher's k most likely shared tokens..., tail],
+as with a top-k logit cache; a high temperature then does not ask the student
+to copy the teacher's ordering of ~40k unlikely tokens. exact_tail=True
+("topk_exact"): the same k tokens picked from the teacher's full softmax, its
+tail bucket the exact leftover mass (unshared tokens included), the student's
+tail its mass outside those tokens: nothing renormalised over the shared set.
 
-uld_loss -- Universal Logit Distillation (Boizard et al. 2024). No token
-correspondence needed: sort each distribution's probabilities in descending
-order, zero-pad the shorter vocabulary to max(Vs, Vt), and take
+uld: Universal Logit Distillation (Boizard et al. 2024): sort each
+distribution's probabilities in descending order, zero-pad the shorter
+vocabulary, sum_k |p_(k) - q_(k)| per row, in [0, 2]. No token correspondence.
 
-    loss = sum_k | p_(k) - q_(k) |      (p_(k): k-th largest teacher prob)
-
-per token, i.e. the closed form of the Wasserstein-1 distance between the two
-sorted distributions under their uniform-cost assumption. It is in [0, 2] and
-ignores which token carries which mass (only the shape of the distribution).
-
-Both return the mean over unmasked rows; neither multiplies by T^2.
+gold: a hybrid in the manner of GOLD (Patiño et al. 2025): the divergence on
+the exactly matched tokens (their mass, unrenormalised, plus one bucket for the
+rest of each side) and ULD's sorted-probability L1 on the unmatched rest.
+None multiplies by T^2.
 """
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 
-from reasonkd.distill.losses._common import check_temperature, reduce_rows, token_mask
-from reasonkd.distill.losses.logit import forward_kl_rows
-from reasonkd.distill.losses.sparse import student_buckets
+from reasonkd.distill.losses._common import check_temperature
+from reasonkd.distill.losses.logit import divergence, logprobs
+from reasonkd.distill.losses.sparse import bucket_logprobs
 from reasonkd.errors import ReasonkdError
 
 
-def _check_pair(student_logits, teacher_logits):
-    if student_logits.dim() != 3 or teacher_logits.dim() != 3 or student_logits.shape[:2] != teacher_logits.shape[:2]:
-        raise ReasonkdError(f"student_logits {tuple(student_logits.shape)} and teacher_logits "
-                            f"{tuple(teacher_logits.shape)} must be (B, L, V*) with the same (B, L) "
-                            "(gather the teacher rows at aligned positions first)")
+def _check_ids(vocab_map, student_logits, teacher_logits, teacher_is_shared=False):
+    if student_logits.shape[0] != teacher_logits.shape[0]:
+        raise ReasonkdError(f"student rows {tuple(student_logits.shape)} and teacher rows {tuple(teacher_logits.shape)} "
+                            "must pair up (gather the teacher rows at aligned positions first)")
+    pairs = [("student", vocab_map.student_ids, student_logits)]
+    if not teacher_is_shared:
+        pairs.append(("teacher", vocab_map.teacher_ids, teacher_logits))
+    for who, ids, logits in pairs:
+        if ids.numel() and int(ids.max()) >= logits.shape[-1]:
+            raise ReasonkdError(f"vocab_map {who} id {int(ids.max())} >= {who} vocabulary {logits.shape[-1]}; "
+                                "rebuild the map with the model's vocab size")
 
 
-def cross_vocab_kl(student_logits, teacher_logits, vocab_map, mask=None, temperature=1.0, *, labels=None,
-                   reduction="mean"):
-    """KL(p~ || q~) over the shared-token buckets of `vocab_map` plus one "other" bucket per side.
+def shared_logprobs(student_logits, teacher_logits, vocab_map, temperature: float = 1.0,
+                    other_bucket: bool = False, teacher_is_shared: bool = False):
+    """(student, teacher) log-probs over the shared tokens: (N, M) conditioned, or (N, M + 1) with buckets.
 
-    student_logits: (B, L, Vs); teacher_logits: (B, L, Vt); vocab_map: align.VocabMap;
-    mask (B, L) bool (or labels != -100). Returns the mean over unmasked rows.
+    student_logits: (N, Vs); teacher_logits: (N, Vt), or (N, M) with teacher_is_shared=True.
     """
-    _check_pair(student_logits, teacher_logits)
-    check_temperature(temperature)
+    _check_ids(vocab_map, student_logits, teacher_logits, teacher_is_shared)
     s_ids = vocab_map.student_ids.to(student_logits.device)
     t_ids = vocab_map.teacher_ids.to(teacher_logits.device)
-    for who, ids, logits in (("student", s_ids, student_logits), ("teacher", t_ids, teacher_logits)):
-        if ids.numel() and int(ids.max()) >= logits.shape[-1]:
-            raise ReasonkdError(f"vocab_map {who} id {int(ids.max())} >= {who}_logits vocab "
-                                f"{logits.shape[-1]}; rebuild the map with the model's vocab size")
-    rows = token_mask(student_logits.shape, labels, mask, student_logits.device)
-    s_logp = F.log_softmax(student_logits[rows].float() / temperature, dim=-1)
-    t_logp = F.log_softmax(teacher_logits[rows].float() / temperature, dim=-1)
-    values = forward_kl_rows(student_buckets(s_logp, s_ids), student_buckets(t_logp, t_ids))
-    return reduce_rows(values, values.shape[0], reduction, rows)
-
-
-def uld_loss(student_logits, teacher_logits, mask=None, temperature=1.0, *, labels=None, reduction="mean"):
-    """Universal Logit Distillation: sum_k |sort_desc(p)_k - sort_desc(q)_k| per token, mean over rows.
-
-    student_logits: (B, L, Vs); teacher_logits: (B, L, Vt); the shorter side is zero-padded.
-    """
-    _check_pair(student_logits, teacher_logits)
-    check_temperature(temperature)
-    rows = token_mask(student_logits.shape, labels, mask, student_logits.device)
-    values = uld_rows(student_logits[rows], teacher_logits[rows], temperature)
-    return reduce_rows(values, values.shape[0], reduction, rows)
-
-
-# ---- row forms for the trainer (rows already gathered at aligned positions) ----------------
-
-
-def cross_vocab_rows(name: str, student_rows, teacher_rows, vocab_map, temperature: float = 1.0,
-                     other_bucket: bool = True, teacher_is_shared: bool = False, **options):
-    """Per-row divergence `name` between the shared tokens of two vocabularies -> (N,).
-
-    student_rows: (N, Vs) logits; teacher_rows: (N, Vt) logits, row n of each at the same aligned
-    position. other_bucket=True: both softmax(x / T) are projected onto [shared tokens of vocab_map...,
-    other] as in cross_vocab_kl. other_bucket=False ("shared"): both are conditioned on the shared
-    tokens, p^_m = p[t_m] / sum_m' p[t_m'] (same for q), so only the relative preferences among
-    tokens both models can write are compared; a teacher's mass on tokens the student does not have
-    then sets no floor the student can never reach (with every student token shared, the student's
-    "other" bucket is empty and KL(p~ || q~) >= p_other * log(p_other / 1e-6)).
-    Then any divergence of losses.ROW_DIVERGENCES (forward_kl, reverse_kl, generalized_jsd, ...).
-    Conditioning on the shared tokens is the softmax of the shared logits alone, so that mode never
-    normalises a full vocabulary; teacher_is_shared=True says teacher_rows are already (N, M), the
-    logits of vocab_map.teacher_ids only (the trainer projects just those rows of the teacher's lm_head).
-    """
-    from reasonkd.distill.losses.logit import row_divergence
-
-    check_temperature(temperature)
-    s_ids = vocab_map.student_ids.to(student_rows.device)
-    t_ids = vocab_map.teacher_ids.to(teacher_rows.device)
     if not other_bucket:
-        t_sub = teacher_rows if teacher_is_shared else teacher_rows.index_select(-1, t_ids)
-        s_b = F.log_softmax(student_rows.index_select(-1, s_ids).float() / temperature, dim=-1)
-        t_b = F.log_softmax(t_sub.float() / temperature, dim=-1)
+        t_sub = teacher_logits if teacher_is_shared else teacher_logits.index_select(-1, t_ids)
+        s_b, t_b = logprobs(student_logits.index_select(-1, s_ids), temperature), logprobs(t_sub, temperature)
     else:
         if teacher_is_shared:
             raise ReasonkdError("other_bucket=True needs the teacher's full logits (teacher_is_shared=False)")
-        s_b = student_buckets(F.log_softmax(student_rows.float() / temperature, dim=-1), s_ids)
-        t_b = student_buckets(F.log_softmax(teacher_rows.float() / temperature, dim=-1), t_ids)
-    return row_divergence(name)(s_b, t_b.to(s_b.device), **options)
+        s_b = bucket_logprobs(logprobs(student_logits, temperature), s_ids)
+        t_b = bucket_logprobs(logprobs(teacher_logits, temperature), t_ids)
+    return s_b, t_b.to(s_b.device)
 
 
-def uld_rows(student_rows, teacher_rows, temperature: float = 1.0):
-    """ULD per row (see uld_loss): sum_k |sort_desc(p)_k - sort_desc(q)_k| for (N, Vs), (N, Vt) -> (N,)."""
-    check_temperature(temperature)
-    q = F.softmax(student_rows.float() / temperature, dim=-1).sort(dim=-1, descending=True).values
-    p = F.softmax(teacher_rows.float() / temperature, dim=-1).sort(dim=-1, descending=True).values
+def shared_topk_logprobs(student_logits, teacher_logits, vocab_map, k: int = 20, temperature: float = 1.0,
+                         exact_tail: bool = False):
+    """(student, teacher) (N, k + 1) bucket log-probs over the teacher's k most likely shared tokens.
+
+    exact_tail=False: teacher_logits (N, M) are the logits of vocab_map.teacher_ids only, and the teacher
+    is conditioned on the shared tokens. exact_tail=True: teacher_logits (N, Vt) are full; the top-k
+    probabilities come from the teacher's FULL softmax and its tail bucket is its exact leftover mass
+    1 - sum(top-k), unshared tokens included, nothing renormalised. student_logits: (N, Vs), full softmax.
+    """
+    _check_ids(vocab_map, student_logits, teacher_logits, teacher_is_shared=not exact_tail)
+    if exact_tail:
+        t_ids = vocab_map.teacher_ids.to(teacher_logits.device)
+        t_logp = logprobs(teacher_logits, temperature).index_select(-1, t_ids)
+    else:
+        t_logp = logprobs(teacher_logits, temperature)
+    top = t_logp.topk(min(k, t_logp.shape[-1]), dim=-1).indices                      # (N, k) into the shared set
+    s_ids = vocab_map.student_ids.to(student_logits.device)[top.to(student_logits.device)]   # (N, k) student ids
+    s_b = bucket_logprobs(logprobs(student_logits, temperature), s_ids)
+    return s_b, bucket_logprobs(t_logp, top).to(s_b.device)
+
+
+def _sorted_l1(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """sum_k |sort_desc(p)_k - sort_desc(q)_k| per row, the shorter side zero-padded."""
+    q = q.sort(dim=-1, descending=True).values
+    p = p.sort(dim=-1, descending=True).values
     width = max(q.shape[-1], p.shape[-1])
     return (F.pad(p, (0, width - p.shape[-1])).to(q.device) - F.pad(q, (0, width - q.shape[-1]))).abs().sum(-1)
 
 
-def cross_vocab_topk_rows(name: str, student_rows, teacher_shared_rows, vocab_map, k: int = 20,
-                          temperature: float = 1.0, **options):
-    """Per-row divergence over the teacher's top-k SHARED tokens plus one "other" bucket -> (N,).
-
-    teacher_shared_rows: (N, M) teacher logits of vocab_map.teacher_ids only; student_rows: (N, Vs).
-    p = softmax(teacher_shared / T) (the teacher conditioned on the shared tokens), q = softmax(s / T);
-    both are projected onto [the k most likely shared tokens of the teacher's row..., other] (the
-    student at the matching student ids), then the named divergence. As with a top-k logit cache,
-    the tail enters only as one bucket, so a high temperature does not ask the student to copy the
-    teacher's ordering of ~40k unlikely tokens (which, at T = 5, wrecked greedy generation here:
-    docs/cross_tokenizer.md).
-    """
-    from reasonkd.distill.losses.logit import row_divergence
-
+def uld(student_logits, teacher_logits, temperature: float = 1.0) -> torch.Tensor:
+    """ULD per row: (N, Vs), (N, Vt) -> (N,) in [0, 2] (module doc)."""
     check_temperature(temperature)
-    t_logp = F.log_softmax(teacher_shared_rows.float() / temperature, dim=-1)
-    top = t_logp.topk(min(k, t_logp.shape[-1]), dim=-1).indices                  # (N, k) into the shared set
-    s_ids = vocab_map.student_ids.to(student_rows.device)[top.to(student_rows.device)]   # (N, k) student ids
-    s_b = student_buckets(F.log_softmax(student_rows.float() / temperature, dim=-1), s_ids)
-    t_b = student_buckets(t_logp, top)
-    return row_divergence(name)(s_b, t_b.to(s_b.device), **options)
+    q = F.softmax(student_logits.float() / temperature, dim=-1)
+    return _sorted_l1(q, F.softmax(teacher_logits.float() / temperature, dim=-1))
+
+
+def gold(student_logits, teacher_logits, vocab_map, temperature: float = 1.0, name: str = "forward_kl",
+         uld_weight: float = 1.0, **options) -> torch.Tensor:
+    """Hybrid cross-tokenizer loss per row: divergence on matched tokens + uld_weight * ULD on the rest.
+
+    Matched part: `name` between [p[matched]..., p(rest)] and [q[matched]..., q(rest)] (the shared
+    tokens' full-softmax probabilities, not renormalised; `shared_logprobs(other_bucket=True)`).
+    Unmatched part: the sorted-probability L1 between the probabilities of each side's unmatched
+    tokens (not renormalised either, so it is 0 when both sides put the same mass in the same shape
+    there). student_logits (N, Vs); teacher_logits (N, Vt) full. -> (N,)
+    """
+    s_b, t_b = shared_logprobs(student_logits, teacher_logits, vocab_map, temperature, other_bucket=True)
+    matched = divergence(name)(s_b, t_b, **options)
+    q = logprobs(student_logits, temperature).exp()
+    p = logprobs(teacher_logits, temperature).exp()
+    q = q.index_fill(-1, vocab_map.student_ids.to(q.device), 0.0)
+    p = p.index_fill(-1, vocab_map.teacher_ids.to(p.device), 0.0)
+    return matched + uld_weight * _sorted_l1(q, p)

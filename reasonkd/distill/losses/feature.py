@@ -1,4 +1,4 @@
-"""Feature-level distillation (S2.1): hidden states and attention maps.
+"""Feature-level distillation: hidden states and attention maps.
 
     hidden_state_loss(student_hidden, teacher_hidden, projector, mask, kind="mse")
     FeatureProjector(student_dim, teacher_dim, n_layers=None)   # learned Hs -> Ht

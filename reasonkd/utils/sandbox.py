@@ -1,6 +1,6 @@
 """Run untrusted (model-written) Python in a separate, confined process.
 
-    from reasonkd.eval.sandbox import run_in_sandbox, run_many, sandbox_backend
+    from reasonkd.utils.sandbox import run_in_sandbox, run_many, sandbox_backend
     r = run_in_sandbox("print(1 + 1)", timeout=10)   # SandboxResult(ok=True, status='passed', stdout='2\\n', ...)
     sandbox_backend()                                 # 'sandlock' | 'unshare' | 'rlimit'
 
@@ -21,10 +21,13 @@ here is used; REASONKD_SANDBOX=NAME forces one):
   network isolation (a last resort, reported as such).
 
 A program passes only if it exits 0 AND its top level ran to the end: the
-bootstrap (reasonkd/eval/_sandbox_boot.py) prints a per-run nonce after the
+bootstrap (reasonkd/utils/_sandbox_boot.py) prints a per-run nonce after the
 program, so closing stdout, os._exit(0) before the tests, or being killed all
 count as failures. Statuses: passed, failed, incomplete, timeout, memory,
 killed, output_limit, error.
+
+It sits in the lowest layer so that data verification (reasonkd.data.verify),
+teacher filtering and eval (HumanEval) all run code through this one place.
 """
 
 from __future__ import annotations
@@ -43,6 +46,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from reasonkd.errors import ReasonkdError
 
 BACKENDS = ("sandlock", "unshare", "rlimit")
 BOOT = (Path(__file__).with_name("_sandbox_boot.py")).read_text(encoding="utf-8")
@@ -129,7 +136,7 @@ def _clean_env(work: str) -> dict[str, str]:
 
 
 def _run_sandlock(cmd, work, timeout, memory_mb, max_processes):
-    import sandlock
+    import sandlock  # lazy: an optional backend (Linux only), probed before use
 
     readable = [p for p in _python_ro() + SYSTEM_RO + DEVICES if os.path.exists(p)]
     sb = sandlock.Sandbox(fs_readable=readable, fs_writable=[work], clean_env=True,
@@ -239,8 +246,6 @@ def sandbox_backend() -> str:
     forced = os.environ.get("REASONKD_SANDBOX")
     if forced:
         if forced not in BACKENDS:
-            from reasonkd.errors import ReasonkdError
-
             raise ReasonkdError(f"REASONKD_SANDBOX={forced!r}: choose one of {', '.join(BACKENDS)}")
         return forced
     for b in BACKENDS[:-1]:
@@ -255,8 +260,6 @@ def run_many(programs: list[str], workers: int = 2, progress: bool = False, **kw
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         futures = [pool.submit(run_in_sandbox, p, **kwargs) for p in programs]
         if progress:
-            from tqdm.auto import tqdm
-
             for _ in tqdm(futures, desc="sandbox", unit="prog"):
                 _.result()
         return [f.result() for f in futures]

@@ -1,7 +1,7 @@
-"""Tiny random models and tokenizers built offline, for tests and smoke runs.
+"""Tiny random models and tokenizers built offline: the test suite's model fixtures (no downloads).
 
-    from reasonkd.models.tiny import build_tiny_model
-    build_tiny_model("/tmp/tiny", arch="llama", tokenizer="a")   # 2 layers, hidden 64
+    from tiny_models import build_tiny_model          # tests/ is on sys.path (tests/conftest.py)
+    build_tiny_model(tmp_path / "tiny", arch="llama", tokenizer="a")   # 2 layers, hidden 64
 
 The two tokenizer flavours ("a", "b") are byte-level BPEs trained on the same
 small reasoning corpus with different vocabulary sizes, so they split text
@@ -12,6 +12,10 @@ ChatML chat template and the usual special tokens.
 from __future__ import annotations
 
 from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast, Qwen2Config
 
 CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n{% endfor %}"
@@ -36,9 +40,6 @@ def _corpus() -> list[str]:
 
 def build_tiny_tokenizer(flavour: str = "a"):
     """A PreTrainedTokenizerFast (byte-level BPE) trained offline; flavour 'a' or 'b'."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
@@ -55,9 +56,6 @@ def build_tiny_model(out_dir: str | Path, arch: str = "llama", tokenizer: str = 
                      layers: int = 2, heads: int = 4, kv_heads: int = 2, intermediate: int | None = None,
                      vocab_pad: int = 0, seed: int = 0) -> Path:
     """Save a random causal LM + tokenizer to `out_dir` (save_pretrained format)."""
-    import torch
-    from transformers import AutoModelForCausalLM, LlamaConfig, Qwen2Config
-
     tok = build_tiny_tokenizer(tokenizer)
     cls = {"llama": LlamaConfig, "qwen2": Qwen2Config}[arch]
     cfg = cls(vocab_size=len(tok) + vocab_pad, hidden_size=hidden, intermediate_size=intermediate or hidden * 2,

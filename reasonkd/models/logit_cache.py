@@ -1,5 +1,8 @@
 """Top-k teacher logit cache: the teacher's soft targets along each trace, computed once, read every epoch.
 
+The format, its writer (`reasonkd teacher logits`) and its reader (offline
+distillation) live together here, below both the teacher and the distiller.
+
     write_logit_cache(teacher, teacher_tok, examples, "runs/logits", k=20, batch_size=8)   # runs the teacher
     cache = LogitCache("runs/logits"); cache.check_tokenizer(student_tok)
     entry = cache.get("gsm-12#0")   # .token_ids (T,), .trace_start, .topk_ids (N, K), .topk_logprobs (N, K)
@@ -24,7 +27,7 @@ holds no teacher in memory and skips its forward pass. Format (docs/distill.md):
 Row j of an example is the teacher's distribution (temperature 1, log-probs of
 the FULL softmax, so they sum to <= 1) at the position that predicts trace
 token j, i.e. token_ids[trace_start + j]. Sequences are encoded exactly as the
-trainer encodes them (`reasonkd.distill.data.encode_example`), so with the same
+trainer encodes them (`reasonkd.models.encoding.encode_example`), so with the same
 tokenizer cache rows line up with the student's trace tokens. A student whose
 tokenizer hash differs is refused (`check_tokenizer`).
 
@@ -42,10 +45,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from reasonkd.errors import ReasonkdError
-from reasonkd.utils.io import write_json
+from reasonkd.models.encoding import encode_example, tokenizer_hash
+from reasonkd.utils.io import read_json, write_json
 
 log = logging.getLogger(__name__)
 FORMAT, VERSION = "reasonkd-logit-cache", 1
@@ -70,16 +76,12 @@ def _shard_name(i: int) -> str:
 
 
 def _shard_ids(path: Path) -> list[str]:
-    from safetensors import safe_open
-
     with safe_open(str(path), framework="pt") as f:
         return json.loads((f.metadata() or {}).get("ids", "[]"))
 
 
 def _save_shard(path: Path, records: list[dict], dtype: torch.dtype) -> None:
     """Write one shard atomically (temp file + rename)."""
-    from safetensors.torch import save_file
-
     def offsets(lengths):
         return torch.tensor([0, *lengths], dtype=torch.long).cumsum(0)
 
@@ -135,9 +137,6 @@ def write_logit_cache(model, tokenizer, examples: list[dict], out_dir: str | Pat
     top-k log-probs of every trace position are stored. Resumes an interrupted write with the same
     settings; returns out_dir.
     """
-    from reasonkd.distill.align import tokenizer_hash
-    from reasonkd.distill.data import encode_example
-
     if k < 1:
         raise ReasonkdError(f"k must be >= 1, got {k}")
     if dtype not in _DTYPES:
@@ -192,8 +191,6 @@ def write_logit_cache(model, tokenizer, examples: list[dict], out_dir: str | Pat
 
 def _finish(out: Path, settings: dict, vocab_size: int) -> None:
     """Write index.json and then meta.json (meta last: it marks the cache complete)."""
-    from safetensors import safe_open
-
     index, n_rows, names = {}, 0, []
     for i, path in enumerate(sorted(out.glob("shard-*.safetensors"))):
         if path.name != _shard_name(i):
@@ -219,11 +216,15 @@ class LogitCache:
             hint = (" (an interrupted write: rerun `reasonkd teacher logits` with the same --out to finish it)"
                     if (self.path / "run.json").is_file() else "")
             raise ReasonkdError(f"data.logit_cache {self.path}: not a finished logit cache, no meta.json{hint}")
-        self.meta = json.loads(meta_file.read_text())
+        self.meta = read_json(meta_file, "logit-cache meta.json")  # binary / truncated / empty: one clear error
+        if not isinstance(self.meta, dict):
+            raise ReasonkdError(f"{meta_file}: expected a JSON object; re-create the cache (reasonkd teacher logits)")
         if self.meta.get("format") != FORMAT or self.meta.get("version") != VERSION:
             raise ReasonkdError(f"{meta_file}: format {self.meta.get('format')!r} version {self.meta.get('version')!r}"
                                 f" is not {FORMAT!r} version {VERSION}")
-        self.index = json.loads((self.path / "index.json").read_text())
+        self.index = read_json(self.path / "index.json", "logit-cache index.json")
+        if not isinstance(self.index, dict):
+            raise ReasonkdError(f"{self.path / 'index.json'}: expected a JSON object; re-create the cache")
         self.k = int(self.meta["k"])
         self._shards: dict[int, tuple] = {}
 
@@ -239,8 +240,6 @@ class LogitCache:
 
     def check_tokenizer(self, tokenizer, who: str = "student") -> None:
         """Refuse a tokenizer other than the teacher's: cached ids would mean other tokens."""
-        from reasonkd.distill.align import tokenizer_hash
-
         mine = tokenizer_hash(tokenizer)
         if mine != self.tokenizer_hash:
             raise ReasonkdError(
@@ -258,11 +257,14 @@ class LogitCache:
 
     def _shard(self, i: int):
         if i not in self._shards:
-            from safetensors import safe_open
-
-            f = safe_open(str(self.path / self.meta["shards"][i]), framework="pt")
-            self._shards[i] = (f, f.get_tensor("token_offsets"), f.get_tensor("row_offsets"),
-                               f.get_tensor("trace_start"))
+            shard = self.path / self.meta["shards"][i]
+            try:
+                f = safe_open(str(shard), framework="pt")
+                self._shards[i] = (f, f.get_tensor("token_offsets"), f.get_tensor("row_offsets"),
+                                   f.get_tensor("trace_start"))
+            except Exception as e:  # safetensors raises its own types for a cut or foreign file
+                raise ReasonkdError(f"{shard}: unreadable logit-cache shard ({type(e).__name__}: {e}); "
+                                    "re-create the cache with `reasonkd teacher logits`") from None
         return self._shards[i]
 
     def get(self, example_id: str, default=_MISSING) -> CacheEntry:

@@ -1,6 +1,6 @@
 """Runs INSIDE the sandbox, before the untrusted program (stdlib only; never imported by reasonkd).
 
-reasonkd.eval.sandbox starts it as `python -I -B -c <this file's text> CONFIG_JSON`
+reasonkd.utils.sandbox starts it as `python -I -B -c <this file's text> CONFIG_JSON`
 in the sandbox folder, next to the program and a `.nonce` file. It then
 
 1. (unshare backend only) builds a minimal root inside the fresh user+mount

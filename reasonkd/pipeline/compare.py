@@ -1,0 +1,245 @@
+"""`reasonkd compare ARMS.yaml`: train several recipes on the same traces and budget, evaluate all on the
+same problems, and write a table of paired differences (docs/compare.md).
+
+    reasonkd compare recipes/compare/transfer.yaml                       # every arm, every seed, dev split
+    reasonkd compare recipes/compare/transfer.yaml --split heldout --arms onpolicy   # once, for the chosen
+    reasonkd compare ARMS.yaml seeds=[0,1,2] steps=56 --out runs/cmp     # key=value overrides
+    from reasonkd.pipeline.compare import run_compare; run_compare(load_compare_config("ARMS.yaml"))
+
+For each arm and seed: OUT/arms/<arm>/seed-<s>/ holds the distillation run (run_recipe's folder,
+final/ = the trained student), eval-<split>.json (per-problem verdicts) and timing.json. The untrained
+student and the teacher are evaluated once (OUT/references/) for retention. OUT/compare.md and
+compare.json hold, per split: accuracy with a 95% CI per arm and seed, the paired difference to the
+baseline arm (paired bootstrap 95% CI, exact McNemar p) per seed and pooled over seeds, retention,
+wall time (train + eval) and teacher tokens. Everything is resumable: a trained run, or an
+evaluation whose settings and problems are unchanged, is skipped on a rerun.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+import time
+from pathlib import Path
+
+from reasonkd.config import save_config, to_dict
+from reasonkd.distill.recipe import needs_teacher_online
+from reasonkd.distill.stages import run_recipe
+from reasonkd.errors import ReasonkdError
+from reasonkd.pipeline.compare_config import SPLITS, ArmConfig, CompareConfig, arm_recipe
+from reasonkd.pipeline.compare_report import summarize_split, write_outputs
+from reasonkd.pipeline.correct import correct_teacher
+from reasonkd.pipeline.eta import resolve_device
+from reasonkd.utils.io import read_jsonl, sha256_file, write_json, write_jsonl
+
+log = logging.getLogger(__name__)
+
+
+# ------------------------------------------------------------------ eval sets and the split discipline
+
+def _hash_order(rows: list[dict]) -> list[dict]:
+    import hashlib
+
+    return sorted(rows, key=lambda r: hashlib.sha1(r["id"].encode()).hexdigest())
+
+
+def _problem_rows(cfg: CompareConfig, out: Path) -> list[dict]:
+    from reasonkd.data import build_dataset, load_items
+
+    src = Path(cfg.eval.data)
+    if src.suffix in (".yaml", ".yml"):  # a data recipe: build it once into OUT/data
+        if not (out / "data" / "stats.json").is_file():
+            build_dataset(str(src), out / "data")
+        src = out / "data"
+    if not src.exists():
+        raise ReasonkdError(f"eval.data {cfg.eval.data}: no such dataset folder, JSONL or data recipe")
+    rows = [r for r in load_items(src, split=cfg.eval.split)
+            if r.get("domain") == cfg.eval.domain and r.get("kind", "original") == "original"]
+    need = cfg.eval.n_dev + cfg.eval.n_heldout
+    if len(rows) < need:
+        raise ReasonkdError(f"eval.data {cfg.eval.data}: the {cfg.eval.split} split holds {len(rows)} "
+                            f"{cfg.eval.domain} originals, fewer than eval.n_dev + eval.n_heldout = {need}; "
+                            "lower them or build a larger dataset")
+    return _hash_order(rows)[:need]
+
+
+def _trace_ids(path: str) -> set[str]:
+    p = Path(path)
+    f = p / "traces.jsonl" if p.is_dir() else p
+    if not f.is_file():
+        raise ReasonkdError(f"traces {path}: no such JSONL file or folder with traces.jsonl")
+    return {str(r.get("id")) for r in read_jsonl(f)}
+
+
+def prepare_eval_sets(cfg: CompareConfig, out: Path) -> dict[str, Path]:
+    """OUT/eval/dev.jsonl and heldout.jsonl; refuses overlap between them or with any training traces."""
+    if cfg.eval.dev and cfg.eval.heldout:
+        sets = {"dev": read_jsonl(cfg.eval.dev), "heldout": read_jsonl(cfg.eval.heldout)}
+    else:
+        rows = _problem_rows(cfg, out)
+        sets = {"dev": rows[:cfg.eval.n_dev], "heldout": rows[cfg.eval.n_dev:]}
+    dev_ids, held_ids = {r["id"] for r in sets["dev"]}, {r["id"] for r in sets["heldout"]}
+    dev_q = {r.get("question") for r in sets["dev"]}
+    both = (dev_ids & held_ids) | {r["id"] for r in sets["heldout"] if r.get("question") in dev_q}
+    if both:
+        raise ReasonkdError(f"the dev and held-out sets share {len(both)} problems (e.g. {sorted(both)[0]}); "
+                            "they must be disjoint")
+    trace_files = {cfg.traces} | {a.traces for a in cfg.arms if a.traces} | (
+        {cfg.teacher_correction.traces} if cfg.teacher_correction.traces else set())
+    for path in sorted(t for t in trace_files if t):
+        leak = _trace_ids(path) & (dev_ids | held_ids)
+        if leak:
+            raise ReasonkdError(f"traces {path} train on {len(leak)} eval problems (e.g. {sorted(leak)[0]}); "
+                                "take the traces from another split than eval.split")
+    paths = {}
+    for name, rows in sets.items():
+        paths[name] = out / "eval" / f"{name}.jsonl"
+        if not paths[name].is_file() or read_jsonl(paths[name]) != rows:
+            write_jsonl(paths[name], rows)
+    return paths
+
+
+# ------------------------------------------------------------------ training and evaluation of one run
+
+def _timing(folder: Path) -> dict:
+    f = folder / "timing.json"
+    return json.loads(f.read_text()) if f.is_file() else {"train_s": 0.0, "eval_s": {}}
+
+
+def train_arm(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None, progress: bool) -> Path:
+    """Train (or resume, or skip) one arm and seed; returns its final/ folder."""
+    recipe = arm_recipe(cfg, arm, seed, teacher=teacher)
+    run_dir = Path(recipe.output_dir)
+    final = run_dir / "final"
+    if (final / "config.json").is_file() and (run_dir / "summary.json").is_file():
+        return final
+    t0 = time.perf_counter()
+    run_recipe(recipe, resume=True, progress=progress)
+    timing = _timing(run_dir)
+    timing["train_s"] = round(timing["train_s"] + time.perf_counter() - t0, 1)
+    write_json(run_dir / "timing.json", timing)
+    for stage in (run_dir / "stages").iterdir():  # final/ holds the result: stage copies are dead weight
+        for sub in ("student", "checkpoints"):
+            shutil.rmtree(stage / sub, ignore_errors=True)
+    return final
+
+
+def evaluate(cfg: CompareConfig, model: str, folder: Path, split: str, eval_file: Path, seed: int,
+             progress: bool) -> dict:
+    """Per-problem verdicts of `model` on one eval set, cached in folder/eval-<split>.json."""
+    from reasonkd.eval import evaluate_model
+
+    e = cfg.eval
+    identity = {"model": str(model), "problems": sha256_file(eval_file), "task": e.task, "template": e.template,
+                "max_new_tokens": e.max_new_tokens, "dtype": e.dtype, "seed": seed}
+    path = folder / f"eval-{split}.json"
+    if path.is_file():
+        saved = json.loads(path.read_text())
+        if saved.get("identity") == identity:
+            return saved
+    t0 = time.perf_counter()
+    result = evaluate_model(model, [e.task], data=str(eval_file), label=f"{folder.name}.{split}",
+                            out_dir=folder / "eval-runs", batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
+                            dtype=e.dtype, device=resolve_device(cfg.recipe.get("device", "auto")),
+                            template=e.template, latency_problems=0, cases=False, seed=seed, progress=progress)
+    seconds = round(time.perf_counter() - t0, 1)
+    samples = result["tasks"][e.task]["samples"]
+    saved = {"identity": identity, "verdicts": {s["id"]: int(bool(s["verdict"])) for s in samples},
+             "metrics": {k: v for k, v in result["tasks"][e.task]["metrics"].items() if k != "styles"},
+             "seconds": seconds}
+    write_json(path, saved)
+    timing = _timing(folder)
+    timing["eval_s"][split] = seconds
+    write_json(folder / "timing.json", timing)
+    return saved
+
+
+def teacher_tokens(cfg: CompareConfig, traces: str) -> int | None:
+    """Teacher tokens spent generating `traces`: the key teacher_tokens, else the stats.json of the
+    `reasonkd teacher generate` folder the traces come from (the folder, or next to / under the file)."""
+    if cfg.teacher_tokens is not None and traces == cfg.traces:
+        return cfg.teacher_tokens
+    p = Path(traces)
+    for stats in ((p / "stats.json",) if p.is_dir() else (p.parent / "stats.json", p.parent / "traces" / "stats.json")):
+        if stats.is_file():
+            s = json.loads(stats.read_text())
+            return (s.get("selection") or {}).get("teacher_tokens") or s.get("generation", {}).get("new_tokens")
+    return None
+
+
+def _run_info(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None) -> dict:
+    recipe = arm_recipe(cfg, arm, seed, teacher=teacher)
+    run_dir = Path(recipe.output_dir)
+    summary = json.loads((run_dir / "summary.json").read_text())
+    read = sum(s.get("tokens", 0) for s, st in zip(summary["stages"], recipe.stages)
+               if needs_teacher_online(st, recipe))
+    return {"timing": _timing(run_dir), "teacher_read_tokens": read, "steps": summary["total"]["steps"],
+            "teacher_tokens": teacher_tokens(cfg, arm.traces or cfg.traces)}
+
+
+# ------------------------------------------------------------------ the job
+
+def chosen_arms(cfg: CompareConfig, split: str, names: list[str] | None) -> list[ArmConfig]:
+    """Arms to run: all on dev; on held-out the named ones (`all` = every arm) plus their baselines."""
+    if split not in SPLITS:
+        raise ReasonkdError(f"--split {split!r}: choose dev or heldout")
+    if split == "heldout" and not names:
+        raise ReasonkdError("--split heldout needs --arms NAME[,NAME] (the arms chosen on dev; `all` for every "
+                            "arm): the held-out set is reported once per chosen recipe")
+    if not names or names == ["all"]:
+        return list(cfg.arms)
+    by_name = {a.name: a for a in cfg.arms}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise ReasonkdError(f"--arms: unknown {unknown}; arms: {', '.join(by_name)}")
+    wanted = set(names) | {by_name[n].baseline or cfg.baseline for n in names}
+    return [a for a in cfg.arms if a.name in wanted]
+
+
+def run_compare(cfg: CompareConfig, split: str = "dev", arms: list[str] | None = None, *,
+                command: str = "reasonkd compare", log_fn=print, progress: bool = True) -> dict:
+    """Train and evaluate the chosen arms (each seed) on `split`; returns that split's summary."""
+    out = Path(cfg.out)
+    chosen = chosen_arms(cfg, split, arms)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(cfg, out, "compare-config.yaml")
+    eval_files = prepare_eval_sets(cfg, out)
+    corrected = None
+    if any(a.corrected_teacher for a in chosen):
+        log_fn(f"teacher correction: LoRA pass of {cfg.teacher} on its verified traces "
+               f"({cfg.teacher_correction.steps} steps) -> {out / 'teacher-corrected'}")
+        corrected = str(correct_teacher(cfg.teacher, cfg.traces, out / "teacher-corrected", cfg.teacher_correction,
+                                        device=cfg.recipe.get("device", "auto"), progress=progress))
+    jobs = [(a, s) for a in chosen for s in cfg.seeds]
+    refs = [(name, cfg.student if name == "student" else cfg.teacher) for name in cfg.references]
+    n_problems = len(read_jsonl(eval_files[split]))
+    log_fn(f"reasonkd compare: {len(chosen)} arms x {len(cfg.seeds)} seeds, {cfg.steps} steps of batch "
+           f"{cfg.batch_size} x {cfg.grad_accum}; split {split} ({n_problems} problems) -> {out}")
+    results: dict = {"arms": {}, "references": {}}
+    for k, (name, model) in enumerate(refs, 1):
+        log_fn(f"[ref {k}/{len(refs)}] {name} ({model}): evaluating")
+        results["references"][name] = evaluate(cfg, model, out / "references" / name, split, eval_files[split],
+                                               cfg.seeds[0], progress)
+    spent, ran = 0.0, 0
+    for k, (arm, seed) in enumerate(jobs, 1):
+        teacher = corrected if arm.corrected_teacher else None
+        run_dir = out / "arms" / arm.name / f"seed-{seed}"
+        fresh = not (run_dir / f"eval-{split}.json").is_file()
+        log_fn(f"[{k}/{len(jobs)}] {arm.name} seed {seed}: {'training + evaluating' if fresh else 'done earlier'}")
+        t0 = time.perf_counter()
+        final = train_arm(cfg, arm, seed, teacher, progress)
+        r = evaluate(cfg, str(final), run_dir, split, eval_files[split], seed, progress)
+        results["arms"].setdefault(arm.name, {})[seed] = {**r, **_run_info(cfg, arm, seed, teacher)}
+        if fresh:
+            spent, ran = spent + time.perf_counter() - t0, ran + 1
+        left = sum(not (out / "arms" / a.name / f"seed-{s}" / f"eval-{split}.json").is_file() for a, s in jobs[k:])
+        eta = f"; ETA ~{spent / ran * left / 60:.0f} min for {left} more" if ran and left else ""
+        m = r["metrics"]
+        log_fn(f"[{k}/{len(jobs)}] {arm.name} seed {seed}: accuracy {100 * m['accuracy']:.1f}% "
+               f"[{100 * m['ci'][0]:.1f}, {100 * m['ci'][1]:.1f}] (n={m['n']}){eta}")
+    summary = summarize_split(cfg, chosen, results, split, str(eval_files[split]))
+    md = write_outputs(out, split, summary, to_dict(cfg), command)
+    log_fn("\n" + md)
+    log_fn(f"wrote {out / 'compare.md'} and {out / 'compare.json'}")
+    return summary

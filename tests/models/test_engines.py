@@ -1,0 +1,196 @@
+"""Generation engines on tiny random models: openvino decodes like hf (greedy tokens, stop strings, max
+tokens), seeded sampling is reproducible, the IR cache rebuilds a damaged conversion, and a missing export
+extra gives one clear error. Conversions are shared by the tests of this module (one per model)."""
+
+import builtins
+import logging
+
+import pytest
+
+from reasonkd.errors import ReasonkdError
+from reasonkd.models.engines import EXPORT_FIX, make_engine, resolve_engine
+from reasonkd.models.engines.base import cut_at_stop
+from reasonkd.models.generation import apply_chat
+
+pytest.importorskip("openvino_genai")
+
+QUESTIONS = ["the farmer has chickens and rabbits", "how many legs", "def sum list", "x = 3", "apples pens store"]
+
+
+def lively(src, out, scale: float):
+    """The tiny model with larger weights: varied tokens instead of a constant newline, and logits far
+    enough apart that fp32 rounding differences between runtimes cannot flip a greedy choice."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(src)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, scale)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(src).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def ov_home(tmp_path_factory):
+    return tmp_path_factory.mktemp("ov_home")
+
+
+@pytest.fixture
+def home(ov_home, monkeypatch):
+    monkeypatch.setenv("REASONKD_HOME", str(ov_home))
+    return ov_home
+
+
+@pytest.fixture(scope="module")
+def lively_dirs(tiny_llama_dir, tiny_qwen_dir, tmp_path_factory):
+    return {"llama": lively(tiny_llama_dir, tmp_path_factory.mktemp("lively_llama"), 0.3),
+            "qwen": lively(tiny_qwen_dir, tmp_path_factory.mktemp("lively_qwen"), 0.3)}
+
+
+@pytest.fixture(scope="module", params=["llama", "qwen"])
+def pair(request, lively_dirs, ov_home):
+    """(folder, hf engine, openvino engine) per tiny architecture."""
+    mp = pytest.MonkeyPatch()
+    mp.setenv("REASONKD_HOME", str(ov_home))
+    folder = lively_dirs[request.param]
+    hf = make_engine("hf", str(folder), dtype="float32")
+    ov = make_engine("openvino", str(folder))
+    yield folder, hf, ov
+    mp.undo()
+
+
+def prompts(tok, n=len(QUESTIONS)):
+    return [apply_chat(tok, q) for q in QUESTIONS[:n]]
+
+
+def test_greedy_tokens_identical(pair):
+    _, hf, ov = pair
+    a = hf.generate(prompts(hf.tokenizer), max_new_tokens=24)
+    b = ov.generate(prompts(ov.tokenizer), max_new_tokens=24)
+    assert len({o.text for o in a}) > 1  # the model says different things to different prompts
+    for x, y in zip(a, b):
+        assert (y.text, y.new_tokens, y.finished, y.prompt_tokens) == (x.text, x.new_tokens, x.finished,
+                                                                       x.prompt_tokens)
+    assert ov.stats["engine"] == "openvino" and ov.stats["precision"] == "fp32" and ov.stats["new_tokens"] > 0
+
+
+def test_fp32_conversion_keeps_weights_uncompressed(pair):
+    _, _, ov = pair
+    types = ov.conversion["weight_types"]
+    assert set(types) == {"f32"}, types
+    assert ov.conversion["weights"] == "fp32" and ov.load_seconds > 0
+
+
+def test_max_tokens(pair):
+    _, hf, ov = pair
+    for engine in (hf, ov):
+        outs = engine.generate(prompts(engine.tokenizer), max_new_tokens=5)
+        assert all(o.new_tokens <= 5 for o in outs)
+        assert all(o.finished or o.new_tokens == 5 for o in outs)
+
+
+def test_stop_strings_cut_alike(pair):
+    _, hf, ov = pair
+    free = hf.generate(prompts(hf.tokenizer), max_new_tokens=24)
+    text = max((o.text for o in free), key=len)
+    stop = text[len(text) // 2: len(text) // 2 + 2]  # a string the model does produce
+    assert stop.strip()
+    a = hf.generate(prompts(hf.tokenizer), max_new_tokens=24, stop=[stop])
+    b = ov.generate(prompts(ov.tokenizer), max_new_tokens=24, stop=[stop])
+    assert [o.text for o in a] == [o.text for o in b]
+    assert [o.new_tokens for o in a] == [o.new_tokens for o in b]
+    assert any(o.finished and stop in f.text for o, f in zip(b, free))
+    assert all(stop not in o.text for o in b)
+
+
+def test_seeded_sampling_reproducible(pair):
+    _, hf, ov = pair
+    for engine in (hf, ov):
+        ps = prompts(engine.tokenizer, 2) * 2  # a repeated prompt samples its own trace
+        first = engine.generate(ps, max_new_tokens=16, temperature=1.0, top_p=0.9, seed=7)
+        again = engine.generate(ps, max_new_tokens=16, temperature=1.0, top_p=0.9, seed=7)
+        other = engine.generate(ps, max_new_tokens=16, temperature=1.0, top_p=0.9, seed=8)
+        assert [o.text for o in first] == [o.text for o in again]
+        assert [o.text for o in first] != [o.text for o in other]
+    sampled = ov.generate(prompts(ov.tokenizer, 1) * 2, max_new_tokens=16, temperature=1.0, seed=3)
+    assert sampled[0].text != sampled[1].text
+
+
+def test_cut_at_stop():
+    assert cut_at_stop("a b\n\nc", ["\n\n"]) == ("a b", True)
+    assert cut_at_stop("abc", ["x", "b", "c"]) == ("a", True)
+    assert cut_at_stop("abc", []) == ("abc", False)
+
+
+def test_corrupted_conversion_rebuilt(lively_dirs, home, caplog):
+    from reasonkd.models.engines.ov_convert import check_converted, ensure_converted
+
+    src = str(lively_dirs["llama"])  # usually converted already by the `pair` fixture (same REASONKD_HOME)
+    ensure_converted(src)
+    folder, info = ensure_converted(src)
+    assert check_converted(folder) is None and not info["converted"]  # cached: converted once per weights
+    xml = folder / "openvino_model.xml"  # same size, other bytes: caught by the SHA-256 of small files
+    good = xml.read_bytes()
+    xml.write_bytes(good.replace(b"<", b"[", 3))
+    assert "SHA-256" in check_converted(folder)
+    xml.write_bytes(good)
+    bin_ = folder / "openvino_model.bin"
+    bin_.write_bytes(bin_.read_bytes()[:1000])  # a truncated copy
+    assert "bytes" in check_converted(folder)
+    with caplog.at_level(logging.WARNING):
+        engine = make_engine("openvino", src)
+    assert "damaged" in caplog.text and engine.conversion["converted"]
+    assert check_converted(folder) is None
+    out = engine.generate([apply_chat(engine.tokenizer, "x = 3")], max_new_tokens=4)
+    assert out[0].new_tokens > 0
+    (folder / "manifest.json").write_text("{not json")
+    assert "unreadable" in check_converted(folder)
+
+
+def test_new_weights_new_conversion(tiny_llama_dir, lively_dirs, home):
+    from reasonkd.models.engines.ov_convert import cache_folder, fingerprint
+
+    # a student re-trained in the same folder gets other weights, so another cache folder
+    assert fingerprint(tiny_llama_dir) != fingerprint(lively_dirs["llama"])
+    assert cache_folder(fingerprint(tiny_llama_dir), False) != cache_folder(fingerprint(lively_dirs["llama"]), False)
+    assert cache_folder(fingerprint(tiny_llama_dir), False) != cache_folder(fingerprint(tiny_llama_dir), True)
+
+
+def test_missing_export_extra_names_the_fix(tiny_llama_dir, monkeypatch):
+    real = builtins.__import__
+
+    def fake(name, *a, **k):
+        if name.startswith("openvino_genai"):
+            raise ImportError("No module named 'openvino_genai'")
+        return real(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", fake)
+    with pytest.raises(ReasonkdError) as e:
+        make_engine("openvino", str(tiny_llama_dir))
+    assert EXPORT_FIX in str(e.value) and "openvino_genai" in str(e.value)
+
+
+def test_resolve_engine(tiny_llama_dir, monkeypatch):
+    assert resolve_engine("hf") == "hf"
+    assert resolve_engine("auto", "cpu", str(tiny_llama_dir)) == "openvino"  # the export extra is installed
+    assert resolve_engine("auto", "cuda") == "hf"  # no vllm here
+    with pytest.raises(ReasonkdError, match="choose one of"):
+        resolve_engine("onnx")
+    import importlib.util
+
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None)
+    assert resolve_engine("auto", "cpu", str(tiny_llama_dir)) == "hf"
+
+
+def test_vllm_missing_is_clear(tiny_llama_dir):
+    pytest.importorskip("torch")
+    import importlib.util
+
+    if importlib.util.find_spec("vllm"):
+        pytest.skip("vllm is installed here")
+    with pytest.raises(ReasonkdError, match="reasonkd\\[vllm\\]"):
+        make_engine("vllm", str(tiny_llama_dir))

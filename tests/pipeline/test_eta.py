@@ -1,0 +1,98 @@
+"""The demo ETA: reference rates scaled by figures measured here, cached per machine, said in `--plan`."""
+
+import pytest
+
+from reasonkd.pipeline import eta
+from reasonkd.pipeline.config import DemoConfig
+from reasonkd.utils import hardware
+
+
+@pytest.fixture
+def avx2(monkeypatch):
+    model, flags = hardware.read_cpu("model name\t: AMD EPYC\nflags\t\t: fma avx2\n")
+    monkeypatch.setattr(hardware, "_machine", hardware.Machine(cpu_model=model, arch="x86_64", flags=flags, cores=2,
+                                                               torch="2", gflops={"cpu": {"float32": 90.0,
+                                                                                          "bfloat16": 1.0}}))
+    monkeypatch.setattr(hardware, "_choices", {})
+
+
+def fake_measure(monkeypatch, figures):
+    monkeypatch.setattr(eta, "REFERENCE", {"machine": "the reference", "gen": 60.0, "train": 130.0})
+    calls = []
+
+    def measure(student, device, dtype, autocast, engine="hf"):
+        calls.append((student, device, dtype, autocast))
+        return dict(figures)
+
+    monkeypatch.setattr(eta, "measure_here", measure)
+    monkeypatch.setattr(eta, "_not_ready", lambda student: None)
+    return calls
+
+
+def test_rates_scale_with_the_measured_figures(avx2, monkeypatch):
+    import torch
+
+    calls = fake_measure(monkeypatch, {"gen": 120.0, "train": 65.0})
+    cfg = DemoConfig(device="cpu", engine="hf")
+    secs, lines = eta.machine_estimate(cfg)
+    ref = eta.estimate(cfg)
+    assert calls == [("smollm2-135m", "cpu", torch.float32, False)]  # the student, in the precision auto picks
+    assert secs["traces"] == pytest.approx(ref["traces"] / 2)  # generation twice as fast here
+    assert secs["sft"] == pytest.approx(ref["sft"] * 2)  # training half as fast
+    assert any(line.startswith("machine figures: smollm2-135m float32: generation (hf) 120 tok/s") for line in lines)
+    assert any("x2.00 (generation), x0.50 (training)" in line for line in lines)
+    assert any("no native bf16 (AVX2 only)" in line for line in lines)
+    # cached per machine: a second estimate measures nothing
+    _, again = eta.machine_estimate(cfg)
+    assert len(calls) == 1 and any("cached from" in line for line in again)
+    assert list(hardware.cache_dir().glob("eta-*-smollm2-135m-cpu-hf-float32-noautocast-*.json"))
+
+
+def test_unmeasurable_student_falls_back_to_the_reference(avx2, monkeypatch):
+    def broken(*a):
+        raise RuntimeError("no such model")
+
+    monkeypatch.setattr(eta, "measure_here", broken)
+    monkeypatch.setattr(eta, "_not_ready", lambda student: None)
+    cfg = DemoConfig(device="cpu")
+    secs, lines = eta.machine_estimate(cfg)
+    assert secs == eta.estimate(cfg)
+    assert any("could not be measured here: RuntimeError: no such model" in line for line in lines)
+
+
+def test_plan_says_which_machine_figures_it_used(avx2, monkeypatch, capsys):
+    from reasonkd.cli import main
+
+    fake_measure(monkeypatch, {"gen": 60.0, "train": 130.0})
+    assert main(["demo", "--plan", "device=cpu", "engine=hf"]) == 0
+    out = capsys.readouterr().out
+    assert "machine: AMD EPYC (AVX2 only; flags: avx2 fma)" in out
+    assert "machine figures: smollm2-135m float32" in out and "x1.00 (generation), x1.00 (training)" in out
+    assert "precision: float32, bf16 autocast off" in out
+
+
+def test_measure_here_on_a_tiny_model(tiny_llama_dir):
+    import torch
+
+    figures = eta.measure_here(str(tiny_llama_dir), "cpu", torch.float32, False)
+    assert figures["gen"] > 0 and figures["train"] > 0
+
+
+def test_figures_taken_under_load_are_taken_again_when_quieter(avx2, monkeypatch):
+    calls = fake_measure(monkeypatch, {"gen": 60.0, "train": 130.0})
+    cfg = DemoConfig(device="cpu")
+    monkeypatch.setattr(eta, "_load", lambda: 6.0)  # a crowded machine
+    eta.machine_estimate(cfg)
+    eta.machine_estimate(cfg)
+    assert len(calls) == 1  # cached
+    monkeypatch.setattr(eta, "_load", lambda: 0.5)  # quieter now: those figures are not the machine's
+    _, lines = eta.machine_estimate(cfg)
+    assert len(calls) == 2 and any("measured now" in line and "load 0.5 per core" in line for line in lines)
+
+
+def test_reference_without_figures_uses_the_rates_unscaled(avx2, monkeypatch):
+    fake_measure(monkeypatch, {"gen": 120.0, "train": 65.0})
+    monkeypatch.setattr(eta, "REFERENCE", {"machine": "the reference", "gen": None, "train": None})
+    cfg = DemoConfig(device="cpu", engine="hf")
+    secs, lines = eta.machine_estimate(cfg)
+    assert secs == eta.estimate(cfg) and any("rates are used unscaled" in line for line in lines)

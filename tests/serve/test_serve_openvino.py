@@ -1,0 +1,102 @@
+"""`reasonkd serve --engine openvino` answers the official `openai` client like the hf engine (chat, streaming,
+completions, seeds, stop strings, concurrent requests), on a tiny random model over loopback HTTP."""
+
+import openai
+import pytest
+
+from reasonkd.serve.server import make_app, running_server
+
+pytest.importorskip("openvino_genai")
+MSG = [{"role": "user", "content": "the farmer has chickens"}]
+
+
+@pytest.fixture(scope="module")
+def lively(tiny_qwen_dir, tmp_path_factory):
+    """The tiny model with larger weights, so it says varied things (see tests/models/test_engines.py)."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    out = tmp_path_factory.mktemp("lively_serve")
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(tiny_qwen_dir)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, 0.3)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(tiny_qwen_dir).save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def clients(lively, tmp_path_factory):
+    """{'hf': client, 'openvino': client}: the same model served by each engine."""
+    from reasonkd.models import load_model
+    from reasonkd.models.engines import make_engine
+    from reasonkd.serve.engine import OVServeEngine
+
+    mp = pytest.MonkeyPatch()
+    mp.setenv("REASONKD_HOME", str(tmp_path_factory.mktemp("serve_home")))
+    model, tok = load_model(str(lively), dtype="float32")
+    ov = make_engine("openvino", str(lively))
+    kw = dict(max_tokens_cap=32, max_concurrent=3, max_request_bytes=8192)
+    with running_server(make_app(model, tok, "tiny", **kw)) as hf_url, \
+            running_server(make_app(None, ov.tokenizer, "tiny", engine=OVServeEngine(ov), **kw)) as ov_url:
+        yield {name: openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=60)
+               for name, url in (("hf", hf_url), ("openvino", ov_url))}
+    mp.undo()
+
+
+def test_chat_greedy_like_hf(clients):
+    r = {k: c.chat.completions.create(model="tiny", messages=MSG, max_tokens=12, temperature=0)
+         for k, c in clients.items()}
+    assert r["openvino"].choices[0].message.content == r["hf"].choices[0].message.content
+    assert r["openvino"].choices[0].message.content
+    assert r["openvino"].usage.completion_tokens == r["hf"].usage.completion_tokens
+    assert r["openvino"].usage.prompt_tokens == r["hf"].usage.prompt_tokens
+    assert r["openvino"].choices[0].finish_reason == r["hf"].choices[0].finish_reason
+
+
+def test_streaming_equals_non_streaming(clients):
+    c = clients["openvino"]
+    full = c.chat.completions.create(model="tiny", messages=MSG, max_tokens=16, temperature=0)
+    chunks = list(c.chat.completions.create(model="tiny", messages=MSG, max_tokens=16, temperature=0, stream=True,
+                                            stream_options={"include_usage": True}))
+    text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
+    assert text == full.choices[0].message.content
+    assert [ch.choices[0].finish_reason for ch in chunks if ch.choices][-1] == full.choices[0].finish_reason
+    assert chunks[-1].usage.completion_tokens == full.usage.completion_tokens
+
+
+def test_completions_stop_strings_like_hf(clients):
+    greedy = clients["hf"].completions.create(model="tiny", prompt="the farmer", max_tokens=12, temperature=0)
+    text = greedy.choices[0].text
+    stop = text[4:6]
+    assert stop.strip()
+    for c in clients.values():
+        cut = c.completions.create(model="tiny", prompt="the farmer", max_tokens=12, temperature=0, stop=[stop])
+        assert cut.choices[0].text == text[:text.index(stop)] and cut.choices[0].finish_reason == "stop"
+
+
+def test_seeded_sampling_n(clients):
+    c = clients["openvino"]
+    kw = dict(model="tiny", prompt="the farmer", max_tokens=10, temperature=1.0, seed=7, n=2)
+    a, b = c.completions.create(**kw), c.completions.create(**kw)
+    assert [x.text for x in a.choices] == [x.text for x in b.choices] and len(a.choices) == 2
+    assert a.choices[0].text != a.choices[1].text
+
+
+def test_concurrent_requests_share_the_pipeline(clients):
+    from concurrent.futures import ThreadPoolExecutor
+
+    c = clients["openvino"]
+    with ThreadPoolExecutor(5) as ex:
+        outs = list(ex.map(lambda _: c.chat.completions.create(
+            model="tiny", messages=MSG, max_tokens=8, temperature=0).choices[0].message.content, range(5)))
+    assert len(set(outs)) == 1 and outs[0]
+
+
+def test_logprobs_refused_clearly(clients):
+    with pytest.raises(openai.BadRequestError) as e:
+        clients["openvino"].chat.completions.create(model="tiny", messages=MSG, max_tokens=4, logprobs=True)
+    assert "engine" in str(e.value) and e.value.body["param"] == "logprobs"
