@@ -1,6 +1,6 @@
 """Peak memory of building the logit caches of two teachers vs the larger teacher alone.
 
-    flock /tmp/reasonkd-heavy.lock .venv/bin/python benchmarks/bench_multi_teacher_rss.py \\
+    .venv/bin/python benchmarks/bench_multi_teacher_rss.py \\
         [--teachers smollm2-135m,qwen2.5-coder-0.5b | --random 512x8,768x12] [--traces 16] [--k 20]
 
 `reasonkd teacher logits --teacher A --teacher B` builds one cache per teacher,

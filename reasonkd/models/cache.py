@@ -29,7 +29,7 @@ from pathlib import Path
 
 from reasonkd.errors import ReasonkdError
 from reasonkd.models.registry import ModelSpec
-from reasonkd.utils.io import atomic_dir, atomic_write, sha256_file, write_json
+from reasonkd.utils.io import atomic_dir, atomic_write, file_problem, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -121,15 +121,7 @@ def verify_cache(folder: Path, full: bool = False) -> str | None:
         files = json.loads(man.read_text())["files"]
     except (ValueError, KeyError):
         return "unreadable manifest"
-    for name, meta in files.items():
-        p = folder / name
-        if not p.is_file():
-            return f"{name} is missing"
-        if p.stat().st_size != meta["size"]:
-            return f"{name} has {p.stat().st_size} bytes, expected {meta['size']} (truncated or corrupted)"
-        if full and sha256_file(p) != meta["sha256"]:
-            return f"{name} fails its SHA-256 check"
-    return None
+    return file_problem(folder, files, check_sha=full)
 
 
 def convert_to_hf(spec: ModelSpec) -> Path:

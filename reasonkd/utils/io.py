@@ -152,3 +152,17 @@ def sha256_file(path: str | os.PathLike, chunk: int = 1 << 22) -> str:
         while b := f.read(chunk):
             h.update(b)
     return h.hexdigest()
+
+
+def file_problem(folder: str | os.PathLike, files: dict[str, dict], check_sha: bool = True) -> str | None:
+    """None if every file of a manifest ({name: {"size", "sha256"?}}) is in `folder` as recorded,
+    else what is wrong with the first one that is not (missing, truncated, or failing its SHA-256)."""
+    for name, meta in files.items():
+        p = Path(folder) / name
+        if not p.is_file():
+            return f"{name} is missing"
+        if p.stat().st_size != meta["size"]:
+            return f"{name} has {p.stat().st_size} bytes, expected {meta['size']} (truncated or corrupted)"
+        if check_sha and meta.get("sha256") and sha256_file(p) != meta["sha256"]:
+            return f"{name} fails its SHA-256 check"
+    return None

@@ -68,6 +68,7 @@ stages:
 """
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
 @pytest.mark.timeout(400)
 def test_accelerate_config_flag_runs_two_processes(tmp_path):
     from _tiny_distill import SUBPROCESS_ENV, build_pair, summary, write_traces

@@ -2,7 +2,7 @@
 ("a" student, "b" teacher).
 
 Fast tests build the tokenizers offline; `-m slow` checks the real SmolLM2-135M / Qwen2.5-Coder-0.5B
-pair (run it under `flock /tmp/reasonkd-heavy.lock`).
+pair.
 """
 
 import pytest

@@ -49,6 +49,7 @@ def _cmd(recipe, *extra, hooks=()):
     return [sys.executable, str(HOOKS), *hooks, "--", "distill", str(recipe), "--quiet", *extra]
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
 def test_kill9_mid_on_policy_stage_then_resume_samples_the_same_completions(tmp_path, tiny_llama_dir,
                                                                           tiny_qwen_dir):
     from reasonkd.distill.stages import run_recipe

@@ -24,6 +24,7 @@ def _samples(path, problems, body):
     return str(path)
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
 def test_cli_canonical_solutions_pass_at_1_is_one(tmp_path, problems, capsys):
     samples = _samples(tmp_path / "canonical.jsonl", problems, lambda p: p["canonical_solution"])
     rc = main(["eval", "--tasks", "humaneval", "--samples", samples, "--out", str(tmp_path / "run")])

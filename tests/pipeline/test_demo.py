@@ -124,6 +124,7 @@ def test_too_few_verified_traces_is_a_clear_error(tmp_path, same_tok_student, ti
         run_demo(cfg)
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
 def test_demo_cross_tokenizer_pair(tmp_path, tiny_llama_dir, tiny_qwen_dir):
     cfg = _cfg(tmp_path / "demo", tiny_llama_dir, tiny_qwen_dir, n_unseen=0, n_test=4, latency_problems=0,
                distill=_distill((1, 1, 1), max_length=256))
@@ -140,6 +141,7 @@ def test_cli_keys_and_flag_conflict(capsys):
     assert main(["demo", "--quick", "--config", "x.yaml"]) == 2  # ConfigError
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
 def test_cli_plan_prints_estimates_and_writes_nothing(tmp_path, capsys):
     from reasonkd.cli import main
 
@@ -155,6 +157,7 @@ def test_cli_plan_prints_estimates_and_writes_nothing(tmp_path, capsys):
     assert abs(b["traces"] / a["traces"] - 2.0) < 1e-9 and b["eval_before"] == a["eval_before"]
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
 def test_kill9_mid_distill_then_rerun_resumes(tmp_path, same_tok_student, tiny_qwen_dir):
     """`kill -9` of a real `reasonkd demo` process during the distill step; the rerun skips the finished
     steps (their finish times do not change) and continues distillation from its last checkpoint."""

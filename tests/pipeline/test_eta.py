@@ -48,6 +48,7 @@ def test_rates_scale_with_the_measured_figures(avx2, monkeypatch):
     assert list(hardware.cache_dir().glob("eta-*-smollm2-135m-cpu-hf-float32-noautocast-*.json"))
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
 def test_unmeasurable_student_falls_back_to_the_reference(avx2, monkeypatch):
     def broken(*a):
         raise RuntimeError("no such model")
@@ -78,6 +79,7 @@ def test_measure_here_on_a_tiny_model(tiny_llama_dir):
     assert figures["gen"] > 0 and figures["train"] > 0
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
 def test_figures_taken_under_load_are_taken_again_when_quieter(avx2, monkeypatch):
     calls = fake_measure(monkeypatch, {"gen": 60.0, "train": 130.0})
     cfg = DemoConfig(device="cpu")

@@ -1,5 +1,6 @@
 """kill -9 in the middle of `reasonkd teacher generate`, twice, then rerun: every problem exactly once."""
 
+import pytest
 import json
 import os
 import signal
@@ -36,6 +37,7 @@ def _run_and_kill(cmd, out, env, after_shards: int, extra_delay: float) -> int:
     return _committed(out)
 
 
+@pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
 def test_sigkill_mid_run_then_rerun(tmp_path, tiny_llama_dir):
     data = tmp_path / "items.jsonl"
     data.write_text("".join(json.dumps({

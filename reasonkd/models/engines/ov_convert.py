@@ -32,7 +32,7 @@ from reasonkd.errors import ReasonkdError
 from reasonkd.models.cache import reasonkd_home
 from reasonkd.models.engines.base import EXPORT_FIX
 from reasonkd.models.loader import resolve, tokenizer_from
-from reasonkd.utils.io import atomic_dir, sha256_file, write_json
+from reasonkd.utils.io import atomic_dir, file_problem, sha256_file, write_json
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
@@ -85,15 +85,7 @@ def check_converted(folder: Path, fp: str | None = None) -> str | None:
     for name in ("openvino_model.xml", "openvino_model.bin"):
         if name not in files:
             return f"{name} missing from the manifest"
-    for name, entry in files.items():
-        p = folder / name
-        if not p.is_file():
-            return f"{name} missing"
-        if p.stat().st_size != entry["size"]:
-            return f"{name} has {p.stat().st_size} bytes, expected {entry['size']}"
-        if entry.get("sha256") and sha256_file(p) != entry["sha256"]:
-            return f"{name} does not match its SHA-256"
-    return None
+    return file_problem(folder, files)
 
 
 def weight_types(xml: Path) -> dict[str, int]:
