@@ -37,6 +37,21 @@ def build_pair(root: Path) -> tuple[Path, Path]:
     return teacher, student
 
 
+ONPOLICY_HEAD = """\
+student: {student}
+teacher: {teacher}
+data: {{path: {data}}}
+output_dir: {out}
+bf16_autocast: false
+teacher_dtype: float32
+max_length: 96
+batch_size: 4
+save_every: 2
+chunk_rows: 16
+stages:
+"""
+"""Top of the tiny on-policy recipes (a `str.format` template: student, teacher, data, out); stages follow."""
+
 TINY_RECIPE = """\
 student: {student}
 teacher: {teacher}

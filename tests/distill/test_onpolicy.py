@@ -7,22 +7,11 @@ import json
 
 import pytest
 
-from tests.distill._tiny_distill import build_pair, one_thread, write_traces
+from tests.distill._tiny_distill import ONPOLICY_HEAD, build_pair, one_thread, write_traces
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 
-RECIPE = """\
-student: {student}
-teacher: {teacher}
-data: {{path: {data}}}
-output_dir: {out}
-bf16_autocast: false
-teacher_dtype: float32
-max_length: 96
-batch_size: 4
-save_every: 2
-chunk_rows: 16
-stages:
+RECIPE = ONPOLICY_HEAD + """\
 {warmup}  - name: gkd
     kind: on_policy
     steps: 4

@@ -16,23 +16,12 @@ from pathlib import Path
 import pytest
 
 from reasonkd.distill.checkpoint import latest_checkpoint
-from tests.distill._tiny_distill import SUBPROCESS_ENV, one_thread, write_traces
+from tests.distill._tiny_distill import ONPOLICY_HEAD, SUBPROCESS_ENV, one_thread, write_traces
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 HOOKS = Path(__file__).resolve().parents[1] / "run_with_hooks.py"
 STEPS = 8
-RECIPE = """\
-student: {student}
-teacher: {teacher}
-data: {{path: {data}}}
-output_dir: {out}
-bf16_autocast: false
-teacher_dtype: float32
-max_length: 96
-batch_size: 4
-save_every: 2
-chunk_rows: 16
-stages:
+RECIPE = ONPOLICY_HEAD + """\
   - name: on_policy
     kind: on_policy
     steps: {steps}
