@@ -8,7 +8,10 @@ from reasonkd.utils import hardware
 
 
 @pytest.fixture
-def avx2(monkeypatch):
+def avx2(monkeypatch, tmp_path):
+    # every test here owns its figures cache, slow ones too (those otherwise share the real home,
+    # where an earlier `demo --plan` may have cached this machine's figures)
+    monkeypatch.setenv("REASONKD_HOME", str(tmp_path / "reasonkd_home"))
     model, flags = hardware.read_cpu("model name\t: AMD EPYC\nflags\t\t: fma avx2\n")
     monkeypatch.setattr(hardware, "_machine", hardware.Machine(cpu_model=model, arch="x86_64", flags=flags, cores=2,
                                                                torch="2", gflops={"cpu": {"float32": 90.0,
