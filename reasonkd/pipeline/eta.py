@@ -27,21 +27,21 @@ from reasonkd.utils.io import write_json
 
 log = logging.getLogger(__name__)
 
-# Tokens/s on the reference machine: 2-core AMD EPYC with AVX-512 and native bf16, bf16 generation
-# weights (hf engine), fp32-master + bf16-autocast training; calibrated on the default demo of
-# 2026-11-28 (batched eval: smollm2 96 tok/s, qwen 0.5b 72; estimate 28 min vs 27.2 measured).
-# gen: batched greedy generation, padding included; lat: batch-1 generation (latency column,
-# qualitative cases); train: student training; fwd: frozen teacher forward. A distillation step pays
-# train + fwd. Recalibrate on one machine: `python benchmarks/bench_precision.py --rates --write-eta`.
+# Tokens/s on the reference machine: AMD EPYC (AVX2 only; flags: avx2 fma), 2 cores;
+# openvino engine, float32 weights, bf16 autocast off; measured 2026-11-30 by
+# `python benchmarks/bench_precision.py --rates --write-eta`.
+# gen: batched greedy generation (batch 16); lat: batch 1; train: student training (AdamW);
+# fwd: frozen teacher forward. A distillation step pays train + fwd.
 RATES = {
-    "smollm2-135m": {"gen": 100.0, "lat": 45.0, "train": 220.0, "fwd": 1500.0},
-    "qwen2.5-coder-0.5b": {"gen": 75.0, "lat": 19.0, "train": 60.0, "fwd": 500.0},
-    "qwen2.5-coder-1.5b": {"gen": 30.0, "lat": 7.0, "train": 20.0, "fwd": 170.0},
+    "smollm2-135m": {"gen": 205.9, "lat": 37.7, "train": 94.1, "fwd": 509.5},
+    "qwen2.5-coder-0.5b": {"gen": 74.0, "lat": 10.6, "train": 26.3, "fwd": 137.5},
+    # not measured: the 0.5b rates / 3 (3x the parameters)
+    "qwen2.5-coder-1.5b": {"gen": 24.7, "lat": 3.5, "train": 8.8, "fwd": 45.8},
 }
 # what `measure_here` gives for smollm2-135m on the machine of RATES (tokens/s); None = not measured
 # there, and then the rates are used unscaled
-REFERENCE = {"machine": "AMD EPYC, 2 cores (AVX-512 with native bf16), bf16, hf engine",
-             "gen": None, "train": None}
+REFERENCE = {"machine": "AMD EPYC (AVX2 only; flags: avx2 fma), 2 cores, openvino engine, float32",
+             "gen": 115.6, "train": 133.7}
 GPU_SPEEDUP = 20.0  # rough, used only when nothing could be measured on a GPU machine
 # mean answer length as a fraction of max_new_tokens (measured): an untrained student and the teacher
 # mostly run long; trained students stop after their "#### n" line; teacher traces (1 worked example)
