@@ -117,8 +117,8 @@ def stage_cer(args) -> None:
 
 def stage_e2e(args) -> None:
     from reasonkd.eval.tasks import get_task
-    from reasonkd.models import load_model
-    from reasonkd.models.generation import apply_chat, generate_batch
+    from reasonkd.models.engines import make_engine
+    from reasonkd.models.generation import apply_chat
     from reasonkd.ocr.read import read_image
     from reasonkd.utils.io import write_jsonl
 
@@ -137,8 +137,10 @@ def stage_e2e(args) -> None:
     import torch
 
     # on a CPU shared with other jobs, one thread per process avoids OpenMP threads waiting on each other
-    torch.set_num_threads(args.threads)
-    model, tok = load_model(args.model, dtype="float32")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    engine = make_engine(args.engine, args.model, dtype="float32")  # the same engine for text and images
+    tok = engine.tokenizer
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", args.model)
     deadline = time.time() + args.max_minutes * 60
     for cond, data in files.items():  # text first: every image result is paired with it
@@ -153,8 +155,7 @@ def stage_e2e(args) -> None:
             exs = todo[start:start + args.batch_size]
             prompts = [apply_chat(tok, task.prompt(ex), task.system()) for ex in exs]
             t0 = time.perf_counter()
-            outs = generate_batch(model, tok, prompts, max_new_tokens=args.max_new_tokens,
-                                  batch_size=args.batch_size, progress=False)
+            outs = engine.generate(prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
             dt = time.perf_counter() - t0
             for ex, o in zip(exs, outs):
                 _append(cache, {"id": ex["id"], "question": ex["question"], "completion": o.text,
@@ -261,8 +262,10 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--e2e-n", type=int, default=40, help="problems asked end to end (text / clean / degraded)")
     ap.add_argument("--max-new-tokens", type=int, default=256)
-    ap.add_argument("--batch-size", type=int, default=8)
-    ap.add_argument("--threads", type=int, default=1, help="e2e: torch threads")
+    ap.add_argument("--batch-size", type=int, default=16)
+    ap.add_argument("--engine", default="auto", help="e2e: generation engine (reasonkd.models.engines; auto = "
+                    "openvino on a CPU), the same for text and image inputs")
+    ap.add_argument("--threads", type=int, default=0, help="e2e: torch threads (0 = torch's default)")
     ap.add_argument("--work", default=str(WORK), help="folder of renders, caches and results")
     ap.add_argument("--no-record", action="store_true", help="print the section, leave BENCHMARKS.md alone")
     ap.add_argument("--note", default="", help="write: a paragraph added under the tables (e.g. what is pending)")

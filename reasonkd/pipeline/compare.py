@@ -133,6 +133,8 @@ def evaluate(cfg: CompareConfig, model: str, folder: Path, split: str, eval_file
     e = cfg.eval
     identity = {"model": str(model), "problems": sha256_file(eval_file), "task": e.task, "template": e.template,
                 "max_new_tokens": e.max_new_tokens, "dtype": e.dtype, "seed": seed}
+    if e.engine != "hf":  # the identity of evaluations cached before engines existed stays valid
+        identity["engine"] = e.engine
     path = folder / f"eval-{split}.json"
     if path.is_file():
         saved = json.loads(path.read_text())
@@ -142,7 +144,8 @@ def evaluate(cfg: CompareConfig, model: str, folder: Path, split: str, eval_file
     result = evaluate_model(model, [e.task], data=str(eval_file), label=f"{folder.name}.{split}",
                             out_dir=folder / "eval-runs", batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
                             dtype=e.dtype, device=resolve_device(cfg.recipe.get("device", "auto")),
-                            template=e.template, latency_problems=0, cases=False, seed=seed, progress=progress)
+                            template=e.template, latency_problems=0, cases=False, seed=seed, progress=progress,
+                            engine=e.engine)
     seconds = round(time.perf_counter() - t0, 1)
     samples = result["tasks"][e.task]["samples"]
     saved = {"identity": identity, "verdicts": {s["id"]: int(bool(s["verdict"])) for s in samples},

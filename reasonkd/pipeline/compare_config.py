@@ -62,6 +62,10 @@ class EvalSets:
     """Prompts per evaluation batch."""
     dtype: str = "float32"
     """Weights for evaluation: float32 | bfloat16 | auto."""
+    engine: str = "auto"
+    """Generation engine of the evaluations (reasonkd.models.engines): auto | hf | openvino | vllm. Greedy
+    verdicts agree across engines at the same precision (BENCHMARKS.md "Generation"); the engine is part
+    of each cached evaluation's identity."""
 
     def __post_init__(self):
         if self.n_dev < 1 or self.n_heldout < 1 or self.max_new_tokens < 1 or self.batch_size < 1:
