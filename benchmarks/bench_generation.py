@@ -160,19 +160,23 @@ def report(state: dict, args, models: list[str], arms: list[str]) -> None:
              "Verdict agreement and identical text are against the hf arm of the same model (same precision: "
              "fp32).", "",
              "| model | engine | precision | problems | load + conversion s | generation s | tokens/s generation "
-             "| **tokens/s overall** | vs hf (overall) | accuracy | verdicts agree with hf |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| **tokens/s overall** | vs hf (overall) | vs hf-bf16 (overall) | accuracy | verdicts agree with hf |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for model in models:
         ref = state.get(f"{model}:hf")
         base = summarize(ref)["tok_s_all"] if ref and ref["rows"] else None
+        bf16 = state.get(f"{model}:hf-bf16")  # the bf16 path the demo took before `dtype: auto`
+        base16 = summarize(bf16)["tok_s_all"] if bf16 and bf16["rows"] else None
         for arm in arms:
             rec = state.get(f"{model}:{arm}")
             if not rec or not rec["rows"]:
                 continue
             s = summarize(rec)
             ratio = f"{s['tok_s_all'] / base:.2f}x" if base else "-"
+            ratio16 = f"{s['tok_s_all'] / base16:.2f}x" if base16 else "-"
             lines.append(f"| {model} | {arm} | {rec.get('precision')} | {s['n']} | {rec['load_seconds']:.1f} | "
                          f"{rec['gen_seconds']:.1f} | {s['tok_s_gen']:.1f} | **{s['tok_s_all']:.1f}** | {ratio} | "
+                         f"{ratio16} | "
                          f"{100 * s['correct'] / s['n']:.1f}% ({s['correct']}/{s['n']}) | "
                          f"{parity(rec, ref) if ref and arm != 'hf' else '-'} |")
     conv = [f"{k}: converted in {v['conversion'].get('convert_seconds')} s, weights {v['conversion'].get('weights')} "

@@ -108,14 +108,18 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
         raise ConfigError(f"{prefix.rstrip('.') or cls.__name__}: {e}") from None
 
 
-def to_dict(cfg: Any) -> Any:
-    """Plain-data view of a config (for YAML/JSON)."""
+def to_dict(cfg: Any, requested: bool = False) -> Any:
+    """Plain-data view of a config (for YAML/JSON). `requested`: keys a config resolved for this machine
+    (its `_requested` dict, e.g. bf16_autocast "auto" -> false) as they were asked for, so that loading the
+    view again resolves them again, with the same reason."""
     if dataclasses.is_dataclass(cfg):
-        return {f.name: to_dict(getattr(cfg, f.name)) for f in dataclasses.fields(cfg)}
+        asked = getattr(cfg, "_requested", {}) if requested else {}
+        return {f.name: asked[f.name] if f.name in asked else to_dict(getattr(cfg, f.name), requested)
+                for f in dataclasses.fields(cfg)}
     if isinstance(cfg, (list, tuple)):
-        return [to_dict(v) for v in cfg]
+        return [to_dict(v, requested) for v in cfg]
     if isinstance(cfg, dict):
-        return {k: to_dict(v) for k, v in cfg.items()}
+        return {k: to_dict(v, requested) for k, v in cfg.items()}
     if isinstance(cfg, Path):
         return str(cfg)
     return cfg
@@ -187,7 +191,7 @@ def load_config(cls: type[T], path: str | Path | None = None, overrides: list[st
         if not isinstance(data, dict):
             raise ConfigError(f"{p}: top level must be a mapping of config keys")
     # start from defaults so list/dataclass overrides have something to index
-    base = to_dict(from_dict(cls, data))
+    base = to_dict(from_dict(cls, data), requested=True)
     for ov in overrides:
         apply_override(base, cls, ov)
     return from_dict(cls, base)

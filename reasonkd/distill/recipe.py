@@ -302,6 +302,7 @@ class DistillRecipe:
 
     def __post_init__(self):
         # "auto" becomes true/false here, once, so everything downstream reads a plain bool
+        self._requested = {"bf16_autocast": self.bf16_autocast}  # reasonkd.config.to_dict(requested=True)
         self.bf16_autocast, self.autocast_reason = resolve_autocast(self.bf16_autocast, self.device)
         if self.max_length < 8:
             raise ConfigError(f"max_length must be >= 8, got {self.max_length}")

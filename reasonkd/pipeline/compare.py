@@ -64,16 +64,28 @@ def _problem_rows(cfg: CompareConfig, out: Path) -> list[dict]:
     return _hash_order(rows)[:need]
 
 
-def _trace_ids(path: str) -> set[str]:
+def _trace_rows(path: str) -> tuple[set[str], list[str]]:
+    """(ids, prompts) of a traces file or `teacher generate` folder."""
     p = Path(path)
     f = p / "traces.jsonl" if p.is_dir() else p
     if not f.is_file():
         raise ReasonkdError(f"traces {path}: no such JSONL file or folder with traces.jsonl")
-    return {str(r.get("id")) for r in read_jsonl(f)}
+    rows = read_jsonl(f)
+    return {str(r.get("id")) for r in rows}, [str(r.get("prompt") or "") for r in rows]
 
 
-def prepare_eval_sets(cfg: CompareConfig, out: Path) -> dict[str, Path]:
-    """OUT/eval/dev.jsonl and heldout.jsonl; refuses overlap between them or with any training traces."""
+def _leaks(path: str, eval_rows: list[dict]) -> list[str]:
+    """Eval problems the traces train on: the same id, or the question inside a trace's prompt (traces
+    from another build of the same generators can hold the same problem under another id)."""
+    ids, prompts = _trace_rows(path)
+    text = "\n\x00".join(prompts)
+    return sorted(str(r["id"]) for r in eval_rows
+                  if str(r["id"]) in ids or (r.get("question") and str(r["question"]) in text))
+
+
+def prepare_eval_sets(cfg: CompareConfig, out: Path, arms: list[ArmConfig] | None = None) -> dict[str, Path]:
+    """OUT/eval/dev.jsonl and heldout.jsonl; refuses overlap between them or with the training traces of
+    `arms` (default: every arm; an arm's traces are checked whenever a run includes it)."""
     if cfg.eval.dev and cfg.eval.heldout:
         sets = {"dev": read_jsonl(cfg.eval.dev), "heldout": read_jsonl(cfg.eval.heldout)}
     else:
@@ -85,13 +97,14 @@ def prepare_eval_sets(cfg: CompareConfig, out: Path) -> dict[str, Path]:
     if both:
         raise ReasonkdError(f"the dev and held-out sets share {len(both)} problems (e.g. {sorted(both)[0]}); "
                             "they must be disjoint")
-    trace_files = {cfg.traces} | {a.traces for a in cfg.arms if a.traces} | (
-        {cfg.teacher_correction.traces} if cfg.teacher_correction.traces else set())
+    arms = cfg.arms if arms is None else arms
+    corrected = any(a.corrected_teacher for a in arms) and cfg.teacher_correction.traces
+    trace_files = {cfg.traces} | {a.traces for a in arms if a.traces} | ({corrected} if corrected else set())
     for path in sorted(t for t in trace_files if t):
-        leak = _trace_ids(path) & (dev_ids | held_ids)
+        leak = _leaks(path, sets["dev"] + sets["heldout"])
         if leak:
-            raise ReasonkdError(f"traces {path} train on {len(leak)} eval problems (e.g. {sorted(leak)[0]}); "
-                                "take the traces from another split than eval.split")
+            raise ReasonkdError(f"traces {path} train on {len(leak)} eval problems (e.g. {leak[0]}); "
+                                "take the traces from another split than eval.split, or drop those problems")
     paths = {}
     for name, rows in sets.items():
         paths[name] = out / "eval" / f"{name}.jsonl"
@@ -207,7 +220,7 @@ def run_compare(cfg: CompareConfig, split: str = "dev", arms: list[str] | None =
     chosen = chosen_arms(cfg, split, arms)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out, "compare-config.yaml")
-    eval_files = prepare_eval_sets(cfg, out)
+    eval_files = prepare_eval_sets(cfg, out, chosen)
     corrected = None
     if any(a.corrected_teacher for a in chosen):
         log_fn(f"teacher correction: LoRA pass of {cfg.teacher} on its verified traces "

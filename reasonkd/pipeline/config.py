@@ -158,13 +158,11 @@ class DemoConfig:
 
     def _own_distill_keys(self) -> None:
         """The recipe trains this demo's pair, with its seed, on its device (so config.yaml shows the recipe
-        that runs). A recipe that resolved bf16_autocast "auto" for another device resolves it again."""
+        that runs). bf16_autocast is passed on as the recipe asked for it ("auto" is resolved again, for
+        this device, with its reason)."""
         d = self.distill
-        again = d.device != self.device and not d.autocast_reason.endswith("set explicitly")
         self.distill = dataclasses.replace(d, student=self.student, teacher=self.teacher, seed=self.seed,
-                                           device=self.device, bf16_autocast="auto" if again else d.bf16_autocast)
-        if not again:  # the bool passed back in reads as "set explicitly": keep why auto chose it
-            self.distill.autocast_reason = d.autocast_reason
+                                           device=self.device, bf16_autocast=d._requested["bf16_autocast"])
 
     @property
     def bf16_autocast(self) -> bool:

@@ -233,8 +233,8 @@ def distill_recipe(cfg: DemoConfig, out: Path, sft: bool = False) -> DistillReci
                               warmup=min(total, max(s.warmup for s in stages)), losses=[LossSpec("ce")])]
     recipe = dataclasses.replace(cfg.distill, teacher="" if sft else cfg.distill.teacher, stages=stages,
                                  data=dataclasses.replace(cfg.distill.data, path=str(out / "train_traces.jsonl")),
-                                 output_dir=str(out / ("sft" if sft else "distill")))
-    recipe.autocast_reason = cfg.distill.autocast_reason  # replace() reads the resolved bool as "set explicitly"
+                                 output_dir=str(out / ("sft" if sft else "distill")),
+                                 bf16_autocast=cfg.distill._requested["bf16_autocast"])  # "auto": with its reason
     return recipe
 
 

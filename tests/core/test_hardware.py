@@ -119,6 +119,11 @@ def test_choice_is_written_into_saved_configs(avx2, tmp_path):
     why = "this CPU has no native bf16 (AVX2 only)"
     assert f"# precision here: dtype: float32 — {why}; fp32 is 150x faster here" in text
     assert "# precision here: bf16 autocast: off — this CPU has no native bf16 (AVX2 only)" in text
+    from reasonkd.pipeline.config import load_demo_config
+    from reasonkd.pipeline.demo import distill_recipe
+
+    loaded = load_demo_config()  # defaults -> dict -> config again: "auto" is still auto, with its reason
+    assert loaded.autocast_reason.startswith(why) and distill_recipe(loaded, tmp_path).autocast_reason.startswith(why)
     assert load_config(DemoConfig, tmp_path / "config.yaml") == cfg  # comments: it loads back unchanged
     explicit = save_config(DemoConfig(dtype="bfloat16", distill=from_dict(DistillRecipe, {"bf16_autocast": True})),
                            tmp_path, "x.yaml").read_text()

@@ -205,6 +205,17 @@ def test_eval_sets_must_not_overlap_the_traces(setup, tmp_path):
         prepare_eval_sets(load_compare_config(p), tmp_path / "out")
 
 
+def test_a_question_inside_a_trace_prompt_is_a_leak_under_any_id(tmp_path):
+    from reasonkd.pipeline.compare import _leaks
+    from reasonkd.utils.io import write_jsonl
+
+    write_jsonl(tmp_path / "traces.jsonl", [{"id": "other-7", "prompt": "Shot.\n\nTom has 3 apples. How many?",
+                                              "trace": "#### 3"}])
+    rows = [{"id": "a", "question": "Tom has 3 apples. How many?"}, {"id": "b", "question": "Ann has 4."},
+            {"id": "other-7", "question": "unrelated"}]
+    assert _leaks(str(tmp_path), rows) == ["a", "other-7"]
+
+
 def test_teacher_correction_returns_a_merged_teacher(setup, tmp_path, tiny_qwen_dir):
     import torch
     from safetensors.torch import load_file
