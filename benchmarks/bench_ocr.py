@@ -120,7 +120,7 @@ def stage_e2e(args) -> None:
     from reasonkd.models.engines import make_engine
     from reasonkd.models.generation import apply_chat
     from reasonkd.ocr.read import read_image
-    from reasonkd.utils.io import write_jsonl
+    from reasonkd.utils.io import write_json, write_jsonl
 
     src = _jsonl(problems(args.n))[: args.e2e_n]
     ocr = {cond: {r["id"]: r["text"] for r in _jsonl(WORK / f"ocr_{cond}_ours.jsonl")} for cond in CONDITIONS}
@@ -142,6 +142,9 @@ def stage_e2e(args) -> None:
     engine = make_engine(args.engine, args.model, dtype="float32")  # the same engine for text and images
     tok = engine.tokenizer
     safe = re.sub(r"[^A-Za-z0-9._-]", "_", args.model)
+    names = _model_names()
+    if names.get(safe) != args.model:  # the table and the command name the model as it was given
+        write_json(WORK / "e2e_models.json", {**names, safe: args.model})
     deadline = time.time() + args.max_minutes * 60
     for cond, data in files.items():  # text first: every image result is paired with it
         cache = WORK / f"e2e_{safe}_{cond}.jsonl"
@@ -179,6 +182,12 @@ def _cer_rows() -> list[str]:
     return out
 
 
+def _model_names() -> dict[str, str]:
+    """{file-safe name: the --model given} of the models asked end to end."""
+    path = WORK / "e2e_models.json"
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
 def _e2e_rows() -> list[str]:
     from reasonkd.eval.metrics import mcnemar_exact, paired_diff_ci
 
@@ -198,7 +207,7 @@ def _e2e_rows() -> list[str]:
             cells += [f"{sum(img[i] for i in ids)}/{len(ids)} ({sum(img[i] for i in ids) / len(ids):.1%})",
                       f"{d['diff'] * 100:+.1f} [{d['lo'] * 100:+.1f}, {d['hi'] * 100:+.1f}]; "
                       f"{m['a_only']} image-only / {m['b_only']} text-only right, McNemar p = {m['p_value']:.2f}"]
-        out.append(f"| {model} | {len(text)} | " + " | ".join(cells) + " |")
+        out.append(f"| {_model_names().get(model, model)} | {len(text)} | " + " | ".join(cells) + " |")
     return out
 
 
@@ -215,8 +224,9 @@ def write_section(args) -> None:
     run = ".venv/bin/python benchmarks/bench_ocr.py"
     cmds = [f"{run} cer --n 200 --max-minutes 9   # rerun until every image is read"]
     ran = {f.name[len("e2e_"):-len("_text.jsonl")]: len(_jsonl(f)) for f in WORK.glob("e2e_*_text.jsonl")}
-    for model in sorted(set(ran) | {"smollm2-135m", "qwen2.5-coder-0.5b"}):
-        cmds.append(f"{run} e2e --model {model} --e2e-n {ran.get(model, args.e2e_n)}")
+    names = _model_names()
+    for model in sorted(ran):
+        cmds.append(f"{run} e2e --model {names.get(model, model)} --e2e-n {ran[model]}")
     cmds = "\n".join(cmds)
     body = f"""Command:
 
@@ -238,7 +248,7 @@ CPU time summed over onnxruntime's threads.
 {chr(10).join(_cer_rows())}
 
 End to end: the same problems asked as text, as the OCR text of the clean render, and as the OCR text
-of the degraded render, with the `reasonkd eval` gsm8k prompt (zero-shot, greedy, fp32, up to
+of the degraded render, with the `reasonkd eval` gsm8k prompt (zero-shot, greedy, fp32, `--engine` auto = OpenVINO GenAI on a CPU, up to
 {args.max_new_tokens} new tokens); image minus text accuracy with a paired bootstrap 95% CI (points).
 
 | model | problems | text | clean image | clean - text | degraded image | degraded - text |
