@@ -70,7 +70,7 @@ def setup(tmp_path_factory, tiny_qwen_dir):
         "out": str(root / "out"), "steps": 2, "batch_size": 4, "lr": 1e-3, "warmup": 0, "seeds": [0, 1],
         "recipe": {"max_length": 256, "bf16_autocast": False, "device": "cpu", "save_every": 1},
         "eval": {"data": str(data), "split": "val", "n_dev": 3, "n_heldout": 2, "max_new_tokens": 6,
-                 "batch_size": 8},
+                 "batch_size": 8, "engine": "hf"},  # the openvino engine in evaluation: tests/eval/test_eval_engine.py
         "arms": [
             {"name": "sft", "description": "ce only", "stages": [{"name": "sft", "kind": "logic",
                                                                   "losses": [{"name": "ce"}]}]},
@@ -203,6 +203,22 @@ def test_eval_sets_must_not_overlap_the_traces(setup, tmp_path):
     p.write_text(yaml.safe_dump(d))
     with pytest.raises(ReasonkdError, match="fewer than eval.n_dev"):
         prepare_eval_sets(load_compare_config(p), tmp_path / "out")
+
+
+def test_only_the_chosen_arms_traces_are_required(setup, tmp_path):
+    from reasonkd.pipeline.compare import prepare_eval_sets
+    from reasonkd.pipeline.compare_config import load_compare_config
+
+    _, _, arms = setup
+    d = {**arms, "out": str(tmp_path / "out"),
+         "arms": arms["arms"] + [{"name": "rs", "traces": str(tmp_path / "not-built-yet.jsonl"),
+                                  "stages": [{"name": "sft", "kind": "logic", "losses": [{"name": "ce"}]}]}]}
+    p = tmp_path / "arms.yaml"
+    p.write_text(yaml.safe_dump(d))
+    cfg = load_compare_config(p)
+    assert set(prepare_eval_sets(cfg, tmp_path / "out", cfg.arms[:1])) == {"dev", "heldout"}
+    with pytest.raises(ReasonkdError, match="not-built-yet"):  # a run that includes the arm needs its traces
+        prepare_eval_sets(cfg, tmp_path / "out")
 
 
 def test_a_question_inside_a_trace_prompt_is_a_leak_under_any_id(tmp_path):
