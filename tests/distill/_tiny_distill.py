@@ -37,20 +37,16 @@ def build_pair(root: Path) -> tuple[Path, Path]:
     return teacher, student
 
 
-ONPOLICY_HEAD = """\
-student: {student}
-teacher: {teacher}
-data: {{path: {data}}}
-output_dir: {out}
-bf16_autocast: false
-teacher_dtype: float32
-max_length: 96
-batch_size: 4
-save_every: 2
-chunk_rows: 16
-stages:
-"""
-"""Top of the tiny on-policy recipes (a `str.format` template: student, teacher, data, out); stages follow."""
+def recipe_head(save_every: int = 0, chunk_rows: int | None = None) -> str:
+    """Top of the tiny fp32 distill recipes (a `str.format` template: student, teacher, data, out) up to
+    `stages:`; the stages follow."""
+    return ("student: {student}\nteacher: {teacher}\ndata: {{path: {data}}}\noutput_dir: {out}\n"
+            "bf16_autocast: false\nteacher_dtype: float32\nmax_length: 96\nbatch_size: 4\n"
+            f"save_every: {save_every}\n" + (f"chunk_rows: {chunk_rows}\n" if chunk_rows else "") + "stages:\n")
+
+
+ONPOLICY_HEAD = recipe_head(save_every=2, chunk_rows=16)
+"""Top of the tiny on-policy recipes; stages follow."""
 
 TINY_RECIPE = """\
 student: {student}

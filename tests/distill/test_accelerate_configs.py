@@ -12,6 +12,7 @@ import yaml
 
 from reasonkd.distill.launch import check_accelerate_config, launch_command
 from reasonkd.errors import ConfigError
+from tests.distill._tiny_distill import recipe_head
 
 ROOT = Path(__file__).resolve().parents[2]
 PRESETS = ROOT / "recipes" / "accelerate"
@@ -53,17 +54,7 @@ def test_launch_command_keeps_the_arguments():
     assert cmd[5:] == ["-m", "reasonkd", "distill", "r.yaml", "stages.0.steps=2", "--resume", "--quiet"]
 
 
-RECIPE = """\
-student: {student}
-teacher: {teacher}
-data: {{path: {data}}}
-output_dir: {out}
-bf16_autocast: false
-teacher_dtype: float32
-max_length: 96
-batch_size: 4
-save_every: 0
-stages:
+RECIPE = recipe_head() + """\
   - {{name: output, kind: output, steps: 2, lr: 0.003, warmup: 1, lr_schedule: constant}}
 """
 

@@ -13,20 +13,9 @@ import logging
 import pytest
 import torch
 
-from tests.distill._tiny_distill import write_traces
+from tests.distill._tiny_distill import recipe_head, write_traces
 
-RECIPE = """\
-student: {student}
-teacher: {teacher}
-data: {{path: {data}}}
-output_dir: {out}
-bf16_autocast: false
-teacher_dtype: float32
-max_length: 96
-batch_size: 4
-save_every: 0
-chunk_rows: 16
-stages:
+RECIPE = recipe_head(chunk_rows=16) + """\
   - name: feature
     kind: feature
     steps: {steps}
