@@ -110,10 +110,10 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
 
 def to_dict(cfg: Any, requested: bool = False) -> Any:
     """Plain-data view of a config (for YAML/JSON). `requested`: keys a config resolved for this machine
-    (its `_requested` dict, e.g. bf16_autocast "auto" -> false) as they were asked for, so that loading the
+    (its `asked` dict, e.g. bf16_autocast "auto" -> false) as they were asked for, so that loading the
     view again resolves them again, with the same reason."""
     if dataclasses.is_dataclass(cfg):
-        asked = getattr(cfg, "_requested", {}) if requested else {}
+        asked = getattr(cfg, "asked", {}) if requested else {}
         return {f.name: asked[f.name] if f.name in asked else to_dict(getattr(cfg, f.name), requested)
                 for f in dataclasses.fields(cfg)}
     if isinstance(cfg, (list, tuple)):

@@ -302,7 +302,9 @@ class DistillRecipe:
 
     def __post_init__(self):
         # "auto" becomes true/false here, once, so everything downstream reads a plain bool
-        self._requested = {"bf16_autocast": self.bf16_autocast}  # reasonkd.config.to_dict(requested=True)
+        # keys as given, before this machine resolved them: configs built from this one (dataclasses.replace,
+        # reasonkd.config.to_dict(requested=True)) pass "auto" on, so it is resolved again with its reason
+        self.asked = {"bf16_autocast": self.bf16_autocast}
         self.bf16_autocast, self.autocast_reason = resolve_autocast(self.bf16_autocast, self.device)
         if self.max_length < 8:
             raise ConfigError(f"max_length must be >= 8, got {self.max_length}")

@@ -162,7 +162,7 @@ class DemoConfig:
         this device, with its reason)."""
         d = self.distill
         self.distill = dataclasses.replace(d, student=self.student, teacher=self.teacher, seed=self.seed,
-                                           device=self.device, bf16_autocast=d._requested["bf16_autocast"])
+                                           device=self.device, bf16_autocast=d.asked["bf16_autocast"])
 
     @property
     def bf16_autocast(self) -> bool:

@@ -234,7 +234,7 @@ def distill_recipe(cfg: DemoConfig, out: Path, sft: bool = False) -> DistillReci
     recipe = dataclasses.replace(cfg.distill, teacher="" if sft else cfg.distill.teacher, stages=stages,
                                  data=dataclasses.replace(cfg.distill.data, path=str(out / "train_traces.jsonl")),
                                  output_dir=str(out / ("sft" if sft else "distill")),
-                                 bf16_autocast=cfg.distill._requested["bf16_autocast"])  # "auto": with its reason
+                                 bf16_autocast=cfg.distill.asked["bf16_autocast"])  # "auto": with its reason
     return recipe
 
 
