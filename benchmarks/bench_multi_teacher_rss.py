@@ -9,7 +9,7 @@ teacher alone, same traces, same k. Each command runs in its own process (so
 the peaks are separate), which reports its own peak RSS (ru_maxrss) when done.
 Target: two teachers <= the larger alone + 10%. The traces are short synthetic
 math traces (what matters here is the weights in memory, not the data).
-Writes the "Multi-teacher" section of BENCHMARKS.md.
+Writes the "Multi-teacher memory" section of BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -25,24 +25,6 @@ from pathlib import Path
 
 sys.path.insert(0, os.path.dirname(__file__))
 from common import git_rev, machine, peak_rss_mb, record_section  # noqa: E402
-
-ACCURACY_COMMAND = """\
-reasonkd models pull qwen2.5-coder-1.5b
-reasonkd data build recipes/data/default.yaml --out runs/mt/data          # >= 1000 held-out problems in test
-reasonkd teacher generate --teacher qwen2.5-coder-0.5b --teacher qwen2.5-coder-1.5b \\
-    --data runs/mt/data --out runs/mt/traces --prefer shortest
-reasonkd teacher logits --teacher qwen2.5-coder-0.5b --teacher qwen2.5-coder-1.5b \\
-    --traces runs/mt/traces --out runs/mt/logits --k 20
-reasonkd distill recipes/distill/multi-teacher.yaml                                     # both teachers
-for T in qwen2.5-coder-0.5b qwen2.5-coder-1.5b; do                      # each teacher alone: its own traces
-  reasonkd teacher logits --teacher $T --traces runs/mt/traces/teachers/$T --out runs/mt/alone/$T/logits --k 20
-  reasonkd distill recipes/distill/multi-teacher.yaml output_dir=runs/mt/alone/$T/distill \\
-      data.path=runs/mt/traces/teachers/$T fusion.weighting=static \\
-      "teachers=[{model: $T, logit_cache: runs/mt/alone/$T/logits}]"
-done
-reasonkd eval --model runs/mt/distill/final --tasks gsm8k --limit 1000   # and each alone/$T/distill/final:
-                                                                       # same problems, paired bootstrap CIs"""
-
 
 def _traces(path: Path, n: int) -> Path:
     rows = []
@@ -138,22 +120,14 @@ time) vs the larger teacher alone, each command in its own process, {args.traces
 | two teachers, one at a time | {names} | {both['peak_rss_mb']:.0f} | {both['seconds']:.1f} |
 
 Two teachers / larger alone: **{ratio:.3f}** ({verdict} the +10% target). The teachers measured are
-{what}; qwen2.5-coder-1.5b is not installed here (`reasonkd models pull
-qwen2.5-coder-1.5b`), so the 0.5b + 1.5b pair itself was not measured.
+{what}.
 
-**Accuracy run not done.** The measured run on the shipped models (teachers qwen2.5-coder-0.5b +
-qwen2.5-coder-1.5b into smollm2-135m vs each teacher alone, same student steps, >= 1000 evaluation problems,
-paired CIs, wall times) was NOT run in this session: it needs qwen2.5-coder-1.5b and hours of CPU. The
-commands that run it (recipe `recipes/distill/multi-teacher.yaml`):
-
-```bash
-{ACCURACY_COMMAND}
-```
+The accuracy of fused vs single teachers is in "Multi-teacher" (benchmarks/bench_multi_teacher.py).
 
 Reproduce this table: `.venv/bin/python benchmarks/bench_multi_teacher_rss.py {repro} --traces {args.traces}
 --k {args.k}` (commit {git_rev()}; {machine()}).
 """
-    record_section("Multi-teacher", body)
+    record_section("Multi-teacher memory", body)
     print(body)
 
 

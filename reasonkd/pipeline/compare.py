@@ -56,6 +56,14 @@ def _problem_rows(cfg: CompareConfig, out: Path) -> list[dict]:
         raise ReasonkdError(f"eval.data {cfg.eval.data}: no such dataset folder, JSONL or data recipe")
     rows = [r for r in load_items(src, split=cfg.eval.split)
             if r.get("domain") == cfg.eval.domain and r.get("kind", "original") == "original"]
+    # a generated problem (often an augmented variant) can repeat, word for word, one of another split:
+    # such a problem is not held out, whatever its id, so it never enters the eval sets
+    elsewhere = {r.get("question") for r in load_items(src) if r.get("split", cfg.eval.split) != cfg.eval.split}
+    repeated = [r for r in rows if r.get("question") in elsewhere]
+    if repeated:
+        log.info("eval sets: %d %s problems repeat a question of another split (e.g. %s); left out",
+                 len(repeated), cfg.eval.split, repeated[0]["id"])
+        rows = [r for r in rows if r.get("question") not in elsewhere]
     need = cfg.eval.n_dev + cfg.eval.n_heldout
     if len(rows) < need:
         raise ReasonkdError(f"eval.data {cfg.eval.data}: the {cfg.eval.split} split holds {len(rows)} "

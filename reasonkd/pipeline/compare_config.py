@@ -42,7 +42,8 @@ class EvalSets:
     data: str = ""
     """When dev / heldout are not given: a built dataset (folder or JSONL) or a data recipe YAML (built into
     OUT/data). Its `split` originals of `domain`, in a stable hash order of ids: the first n_dev are the dev
-    set, the next n_heldout the held-out set (disjoint by construction)."""
+    set, the next n_heldout the held-out set (disjoint by construction); a problem whose question repeats one
+    of another split of `data` is left out first."""
     split: str = "val"
     """Split of `data` the eval sets come from (never the split the traces come from)."""
     domain: str = "math"
@@ -110,7 +111,8 @@ class CompareConfig:
     student: str = "smollm2-135m"
     """Student model every arm starts from."""
     teacher: str = "qwen2.5-coder-0.5b"
-    """Teacher model (soft targets, hidden states, on-policy scoring)."""
+    """Teacher model (soft targets, hidden states, on-policy scoring); an arm that sets its own `teachers` list
+    in `overrides` (one teacher's cache, or several fused) uses the first of those instead."""
     traces: str = ""
     """Verified teacher traces every arm trains on: a JSONL or a `reasonkd teacher generate` folder."""
     out: str = "runs/compare"
@@ -236,7 +238,9 @@ def arm_recipe(cfg: CompareConfig, arm: ArmConfig, seed: int, *, teacher: str | 
         st["steps"] = n
         st.setdefault("lr", cfg.lr)
         st["warmup"] = min(st.get("warmup", cfg.warmup), n)
-    d.update(student=cfg.student, teacher=teacher or cfg.teacher, seed=seed, batch_size=cfg.batch_size,
+    own = d.get("teachers") or []  # an arm with its own `teachers` (overrides) runs the first of them
+    first = own[0].get("model") if own and isinstance(own[0], dict) else None
+    d.update(student=cfg.student, teacher=teacher or first or cfg.teacher, seed=seed, batch_size=cfg.batch_size,
              grad_accum=cfg.grad_accum, data={**d.get("data", {}), "path": arm.traces or cfg.traces},
              output_dir=str(Path(cfg.out) / "arms" / arm.name / f"seed-{seed}"))
     return from_dict(DistillRecipe, d, prefix=f"arms.{i}.")

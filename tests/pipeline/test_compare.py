@@ -272,3 +272,47 @@ def test_shipped_transfer_yaml_builds_every_arm_with_the_same_budget(tmp_path):
         assert sum(s.steps for s in r.stages) == cfg.steps and r.batch_size == cfg.batch_size and r.seed == 1
     kinds = {a.name: [s.kind for s in arm_recipe(cfg, a, 0).stages] for a in cfg.arms}
     assert kinds["onpolicy"] == ["logic", "on_policy"] and kinds["feature-onpolicy"][0] == "feature"
+
+
+def test_shipped_multi_teacher_yaml_differs_only_in_soft_targets():
+    from pathlib import Path
+
+    from reasonkd.pipeline.compare_config import arm_recipe, load_compare_config
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_compare_config(root / "recipes/compare/multi-teacher.yaml")
+    recipes = {a.name: arm_recipe(cfg, a, seed=0) for a in cfg.arms}
+    assert cfg.eval.n_heldout >= 1000 and set(recipes) == {"fused", "qwen0.5b-alone", "qwen1.5b-alone"}
+    assert [t.model for t in recipes["fused"].teachers] == ["qwen2.5-coder-0.5b", "qwen2.5-coder-1.5b"]
+    # an arm with its own teachers list runs (and records) its first teacher, not the shared one; a teacher
+    # alone is the fused path with the other at weight 0
+    assert recipes["qwen1.5b-alone"].teacher == "qwen2.5-coder-1.5b"
+    assert [t.weight for t in recipes["qwen1.5b-alone"].teachers] == [1.0, 0.0]
+    assert recipes["qwen0.5b-alone"].teacher == recipes["fused"].teacher == "qwen2.5-coder-0.5b"
+    for r in recipes.values():  # same traces, budget and losses: only the soft targets differ
+        assert r.data.path == cfg.traces and sum(s.steps for s in r.stages) == cfg.steps
+        assert [[l.name for l in s.losses] for s in r.stages] == [["ce", "forward_kl"]]
+
+
+def test_a_val_problem_repeating_a_train_question_never_enters_the_eval_sets(setup, tmp_path):
+    import shutil
+
+    from reasonkd.pipeline.compare import _hash_order, prepare_eval_sets
+    from reasonkd.pipeline.compare_config import load_compare_config
+    from reasonkd.utils.io import read_jsonl, write_jsonl
+
+    root, _, arms = setup
+    data = tmp_path / "data"
+    shutil.copytree(arms["eval"]["data"], data)
+    originals = [r for r in read_jsonl(data / "val.jsonl")
+                 if r["domain"] == "math" and r.get("kind", "original") == "original"]
+    first = _hash_order(originals)[0]  # the first dev problem, unless it is left out
+    train = read_jsonl(data / "train.jsonl")  # a train variant that happens to read exactly like a val original
+    write_jsonl(data / "train.jsonl", train + [{**train[0], "id": "twin-cond", "kind": "variant",
+                                                "question": first["question"]}])
+    d = {**arms, "out": str(tmp_path / "out"), "eval": {**arms["eval"], "data": str(data)}}
+    p = tmp_path / "arms.yaml"
+    p.write_text(yaml.safe_dump(d))
+    sets = prepare_eval_sets(load_compare_config(p), tmp_path / "out")
+    ids = {r["id"] for name in ("dev", "heldout") for r in read_jsonl(sets[name])}
+    assert first["id"] not in ids and len(ids) == arms["eval"]["n_dev"] + arms["eval"]["n_heldout"]
