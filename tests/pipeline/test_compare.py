@@ -272,6 +272,10 @@ def test_shipped_transfer_yaml_builds_every_arm_with_the_same_budget(tmp_path):
         assert sum(s.steps for s in r.stages) == cfg.steps and r.batch_size == cfg.batch_size and r.seed == 1
     kinds = {a.name: [s.kind for s in arm_recipe(cfg, a, 0).stages] for a in cfg.arms}
     assert kinds["onpolicy"] == ["logic", "on_policy"] and kinds["feature-onpolicy"][0] == "feature"
+    assert kinds["article"] == ["feature", "logic", "output"]
+    # the default pair's tokenizers differ: no arm may use a term that needs a shared tokenizer
+    names = {l.name for a in cfg.arms for s in arm_recipe(cfg, a, 0).stages for l in s.losses}
+    assert "attention_kl" not in names
 
 
 def test_shipped_multi_teacher_yaml_differs_only_in_soft_targets():
