@@ -32,7 +32,6 @@ from pathlib import Path
 sys.path.insert(0, os.path.dirname(__file__))
 from common import ROOT, git_rev, machine, record_section  # noqa: E402
 
-from reasonkd.eval.metrics import mcnemar_exact, paired_diff_ci  # noqa: E402
 from reasonkd.pipeline.compare_config import load_compare_config  # noqa: E402
 from reasonkd.pipeline.compare_report import split_markdown  # noqa: E402
 
@@ -67,33 +66,28 @@ def _run(name: str, argv: list[str], times: dict, times_file: Path) -> None:
         times_file.write_text(json.dumps(times, indent=1))
 
 
-def _diff_rows(out: Path, names: list[str], fused: str, seed: int) -> list[str]:
-    runs = {n: json.loads((out / "arms" / n / f"seed-{seed}" / "eval-heldout.json").read_text()) for n in names}
-    ids = sorted(runs[fused]["verdicts"])
-    vec = {n: [float(runs[n]["verdicts"][i]) for i in ids] for n in names}
-    rows = []
-    for n in names:
-        if n == fused:
+def _fused_minus_each(summary: dict, fused: str, seed: int) -> list[tuple[str, dict]]:
+    """(arm, fused - arm on the same problems) from the compare summary, whose rows hold arm - fused (the
+    baseline): the same paired bootstrap, negated; McNemar p and the discordant counts are symmetric."""
+    out = []
+    for row in summary["arms"]:
+        if row["arm"] == fused:
             continue
-        d = paired_diff_ci(vec[fused], vec[n])
-        p = mcnemar_exact(vec[fused], vec[n])["p_value"]
-        both = sum(a == b for a, b in zip(vec[fused], vec[n]))
-        rows.append(f"| {fused} - {n} | {len(ids)} | {100 * d['diff']:+.1f} | [{100 * d['lo']:+.1f}, "
-                    f"{100 * d['hi']:+.1f}] | {p:.3f} | {both}/{len(ids)} |")
-    return rows
+        d = row["vs_baseline"]["per_seed"][str(seed)]
+        out.append((row["arm"], {"diff": -d["diff"], "lo": -d["hi"], "hi": -d["lo"], "p": d["mcnemar_p"],
+                                 "same": summary["n_problems"] - d["a_only"] - d["b_only"]}))
+    return out
 
 
-def _reading(out: Path, names: list[str], fused: str, seed: int, traces: Path) -> str:
+def _diff_rows(diffs: list[tuple[str, dict]], fused: str, n: int) -> list[str]:
+    return [f"| {fused} - {arm} | {n} | {100 * d['diff']:+.1f} | [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] | "
+            f"{d['p']:.3f} | {d['same']}/{n} |" for arm, d in diffs]
+
+
+def _reading(diffs: list[tuple[str, dict]], seeds: int, traces: Path) -> str:
     """What the numbers say, and what limits them (computed from this run's files)."""
-    runs = {n: json.loads((out / "arms" / n / f"seed-{seed}" / "eval-heldout.json").read_text()) for n in names}
-    ids = sorted(runs[fused]["verdicts"])
-    words = []
-    for n in names:
-        if n == fused:
-            continue
-        d = paired_diff_ci([float(runs[fused]["verdicts"][i]) for i in ids], [float(runs[n]["verdicts"][i]) for i in ids])
-        verdict = "beats" if d["lo"] > 0 else "loses to" if d["hi"] < 0 else "ties (the CI includes zero)"
-        words.append(f"the fused student {verdict} `{n}`")
+    words = [f"the fused student {'beats' if d['lo'] > 0 else 'loses to' if d['hi'] < 0 else 'ties (the CI includes zero)'}"
+             f" `{arm}`" for arm, d in diffs]
     pool = json.loads((traces / "pool.json").read_text())
     by_teacher = {t: sum(v.get(t, False) for v in pool["verdicts"].values()) for t in pool["teachers"]}
     kept = [json.loads(line).get("teacher") for line in (traces / "traces.jsonl").read_text().splitlines()]
@@ -101,11 +95,12 @@ def _reading(out: Path, names: list[str], fused: str, seed: int, traces: Path) -
     one = sum(sum(v.values()) == 1 for v in pool["verdicts"].values())
     solved = ", ".join(f"{t} {n}" for t, n in by_teacher.items())
     share = ", ".join(f"{t} {kept.count(t)}" for t in pool["teachers"])
-    return (f"Reading: {'; '.join(words)}. Limits: one seed; the pooled traces are mostly one teacher's text "
-            f"(problems solved: {solved}; both: {both}; traces kept: {share}), so every arm learns mostly from "
-            f"the same chains and only the soft targets differ; with verification weighting the fused target on a "
-            f"problem only one teacher solved is that teacher's alone ({one} of the {len(kept)} traced problems); "
-            "the traces came from INT8 teacher weights (verified), the soft targets from fp32 weights.")
+    return (f"Reading: {'; '.join(words)}. Limits: {seeds} seed{'s' if seeds > 1 else ''}; the pooled traces are "
+            f"mostly one teacher's text (problems solved: {solved}; both: {both}; traces kept: {share}), so every "
+            "arm learns mostly from the same chains and only the soft targets differ; with verification weighting "
+            f"the fused target on a problem only one teacher solved is that teacher's alone ({one} of the "
+            f"{len(kept)} traced problems); the traces came from INT8 teacher weights (verified), the soft targets "
+            "from fp32 weights.")
 
 
 def _teacher_stats(traces: Path) -> list[str]:
@@ -130,11 +125,12 @@ def main() -> None:
     times_file = out / "bench-steps.json"
     times = json.loads(times_file.read_text()) if times_file.is_file() else {}
     for name, argv in _steps(cfg, args.arms, args.limit):
+        if name == "data" and (Path(cfg.eval.data) / "stats.json").is_file():
+            continue  # a built dataset is written atomically: present means complete (as in the demo)
         _run(name, argv, times, times_file)
 
     summary = json.loads((out / "compare.json").read_text())["splits"]["heldout"]
-    names = [a.name for a in cfg.arms]
-    seed = cfg.seeds[0]
+    diffs = _fused_minus_each(summary, args.fused, cfg.seeds[0])
     # training and evaluation times are the compare table's (per arm); the other steps' times are measured here
     steps_line = ", ".join(f"{k} {v / 60:.1f} min" for k, v in times.items() if k != "compare")
     body = f"""\
@@ -144,7 +140,7 @@ per problem kept), the same 28 steps of batch 8 (the demo's budget), the same re
 (`recipes/distill/multi-teacher.yaml`: CE on the trace + forward KL at T = 1 to the cached top-20 soft
 targets); only the soft targets differ (fused: verification-weighted, a teacher wrong on the problem gets
 weight 0). Evaluated on the same {cfg.eval.n_heldout} held-out problems (val split of the transfer data,
-disjoint from the traces), greedy, <= {cfg.eval.max_new_tokens} new tokens, OpenVINO engine, one seed.
+disjoint from the traces), greedy, <= {cfg.eval.max_new_tokens} new tokens, OpenVINO engine, seeds {cfg.seeds}.
 
 Traces (`reasonkd teacher generate`, OpenVINO, INT8 teacher weights):
 
@@ -156,9 +152,9 @@ Fused minus each teacher alone, paired on the same problems:
 
 | difference | n | points | 95% paired CI | McNemar p | same verdict |
 |---|---|---|---|---|---|
-{chr(10).join(_diff_rows(out, names, args.fused, seed))}
+{chr(10).join(_diff_rows(diffs, args.fused, summary["n_problems"]))}
 
-{_reading(out, names, args.fused, seed, Path(cfg.traces))}
+{_reading(diffs, len(cfg.seeds), Path(cfg.traces))}
 
 The compare table (`{out}/compare.md`, baseline: the fused arm):
 
