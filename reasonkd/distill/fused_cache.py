@@ -28,9 +28,9 @@ from reasonkd.distill.crosstok import PairEncoder, _vocab_size
 from reasonkd.distill.losses.sparse import teacher_buckets
 from reasonkd.errors import ConfigError, ReasonkdError
 from reasonkd.models import load_tokenizer
-from reasonkd.models.encoding import encode_example
+from reasonkd.models.encoding import encode_example, tokenizer_hash
 from reasonkd.models.logit_cache import LogitCache
-from reasonkd.teacher.pool import load_verdicts
+from reasonkd.teacher.pool import TeacherSpec, load_verdicts
 
 log = logging.getLogger(__name__)
 _MISSING = object()
@@ -140,17 +140,19 @@ class FusedLogitCache:
         return FusedEntry(torch.tensor(s_ids, dtype=torch.long), s_np, ids, lp, row_mask)
 
 
-def open_fused_cache(recipe, examples: list[dict], student_tok) -> FusedLogitCache:
-    """The fused cache of recipe.teachers (each with a logit_cache), weighted by recipe.fusion."""
+def open_fused_cache(recipe, examples: list[dict], student_tok, specs=None) -> FusedLogitCache:
+    """The fused cache of recipe.teachers (each with a logit_cache), weighted by recipe.fusion; `specs` in
+    their place reads other teachers (one_teacher_cache: a single cache of another tokenizer)."""
+    specs = recipe.teachers if specs is None else specs
     caches = []
-    for i, spec in enumerate(recipe.teachers):  # every cache first: a missing one fails before any tokenizer loads
+    for i, spec in enumerate(specs):  # every cache first: a missing one fails before any tokenizer loads
         try:
             caches.append(LogitCache(spec.logit_cache))
         except ReasonkdError as e:  # the reader names data.logit_cache; here it is this teacher's key
             raise ReasonkdError(f"teachers.{i}.logit_cache ({spec.model}): {e}") from None
     s_vocab = _vocab_size(recipe.student, student_tok)
     teachers = []
-    for i, (spec, cache) in enumerate(zip(recipe.teachers, caches)):
+    for i, (spec, cache) in enumerate(zip(specs, caches)):
         t_tok = load_tokenizer(spec.model)
         cache.check_tokenizer(t_tok, who=f"teachers.{i} ({spec.model})")
         t_vocab = _vocab_size(spec.model, t_tok)
@@ -168,5 +170,22 @@ def open_fused_cache(recipe, examples: list[dict], student_tok) -> FusedLogitCac
             raise ConfigError("fusion.verdicts is required with fusion.weighting=verification: the --out folder of "
                               "`reasonkd teacher generate --teacher A --teacher B` (its pool.json)")
         verdicts = load_verdicts(recipe.fusion.verdicts)
-    return FusedLogitCache(teachers, [t.weight for t in recipe.teachers], recipe.fusion.weighting, recipe.fusion.k,
+    return FusedLogitCache(teachers, [t.weight for t in specs], recipe.fusion.weighting, recipe.fusion.k,
                            student_tok, s_vocab, {ex["id"]: ex for ex in examples}, recipe.max_length, verdicts)
+
+
+def one_teacher_cache(recipe, examples: list[dict], student_tok) -> LogitCache | FusedLogitCache:
+    """data.logit_cache as the trainer reads it: as is when it holds the student's tokenizer ids; a cache of
+    another tokenizer (a cross-tokenizer teacher's) is mapped into the student's vocabulary at the
+    character-aligned rows, as one teacher of the fused path. Its teacher is recipe.teacher, else the one
+    the cache names; the cache is checked against that teacher's tokenizer."""
+    cache = LogitCache(recipe.data.logit_cache)
+    if cache.tokenizer_hash == tokenizer_hash(student_tok):
+        return cache
+    teacher = recipe.teacher or cache.meta.get("teacher")
+    if not teacher:
+        cache.check_tokenizer(student_tok)  # no teacher to map from: the refusal that names the fix
+    log.info("data.logit_cache holds %s's tokenizer ids, not the student's: mapped into the student's "
+             "vocabulary at aligned rows", teacher)
+    spec = TeacherSpec(model=teacher, weight=1.0, logit_cache=recipe.data.logit_cache)
+    return open_fused_cache(recipe, examples, student_tok, specs=[spec])

@@ -35,12 +35,11 @@ from reasonkd.config import load_config, save_config, to_dict
 from reasonkd.distill.crosstok import encode_for_pair
 from reasonkd.distill.modelcard import write_model_card
 from reasonkd.distill.negatives import attach_negatives, load_negatives
-from reasonkd.distill.fused_cache import open_fused_cache
+from reasonkd.distill.fused_cache import one_teacher_cache, open_fused_cache
 from reasonkd.distill.recipe import LOGIT_LOSSES, DistillRecipe, fused_caches, needs_teacher_online, soft_source
 from reasonkd.distill.trainer import RunContext, train_stage
 from reasonkd.errors import ReasonkdError
 from reasonkd.models import load_model, load_tokenizer
-from reasonkd.models.logit_cache import LogitCache
 from reasonkd.teacher.traces import load_traces
 from reasonkd.utils.io import atomic_dir, write_json
 
@@ -119,9 +118,8 @@ def run_recipe(recipe: DistillRecipe | str | Path, resume: bool = False, overrid
     cache = None
     if uses_cache and fused_caches(recipe):  # several teachers: their caches mixed in the student's vocabulary
         cache = open_fused_cache(recipe, examples, student_tok)
-    elif uses_cache:
-        cache = LogitCache(recipe.data.logit_cache)
-        cache.check_tokenizer(student_tok)
+    elif uses_cache:  # one teacher's cache; another tokenizer's is mapped into the student's vocabulary
+        cache = one_teacher_cache(recipe, examples, student_tok)
     ctx = RunContext(recipe, acc, student_tok, encoded, relation=pair.relation, vocab_map=pair.vocab_map,
                      teacher_pad_id=pair.teacher_pad_id, cache=cache, examples={ex["id"]: ex for ex in examples},
                      encode=pair.encode, stop_after=stop_after, progress=progress)

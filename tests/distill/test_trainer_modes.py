@@ -1,5 +1,5 @@
 """Trainer modes on tiny models: offline (logit cache, no teacher loaded) with LoRA + bf16 autocast,
-a cache from another tokenizer refused, selective heads + loss balancing, padded teacher vocabulary."""
+a cache from another tokenizer mapped (or refused when it is not the named teacher's), selective heads + loss balancing, padded teacher vocabulary."""
 
 import pytest
 import torch
@@ -96,16 +96,33 @@ def test_bf16_frozen_lora_base_computes_the_same_numbers(tmp_path):
     assert torch.equal(a, b) and all(torch.equal(grads_a[k], grads_b[k]) for k in grads_a)
 
 
-def test_cache_from_another_tokenizer_is_refused(pair, tmp_path):
+@pytest.fixture(scope="module")
+def other_cache(pair, tmp_path_factory):
+    """A logit cache written by a teacher with another tokenizer than the student's."""
     from reasonkd.models import load_model
     from tiny_models import build_tiny_model
 
     root, teacher, student, data = pair
-    other = build_tiny_model(tmp_path / "other", arch="qwen2", tokenizer="b")
+    tmp = tmp_path_factory.mktemp("other")
+    other = build_tiny_model(tmp / "other", arch="qwen2", tokenizer="b")
     model, tok = load_model(str(other))
-    cache = write_logit_cache(model, tok, load_traces(data)[:2], tmp_path / "cache", k=4, progress=False)
-    recipe = _recipe(tmp_path / "run", student, "", data, [{"name": "logic", "kind": "logic", "steps": 1}],
-                     **{"data.logit_cache": str(cache)})
+    return write_logit_cache(model, tok, load_traces(data), tmp / "cache", k=4, progress=False)
+
+
+def test_cache_from_another_tokenizer_is_mapped_into_the_students_vocabulary(pair, other_cache, tmp_path):
+    root, teacher, student, data = pair
+    stages = [{"name": "logic", "kind": "logic", "steps": 2}]
+    recipe = _recipe(tmp_path / "run", student, "", data, stages, **{"data.logit_cache": str(other_cache)})
+    run_recipe(recipe, progress=False)  # the teacher the cache names gives the tokenizer to align with
+    rows = metric_rows(tmp_path / "run", "1-logic")
+    assert set(rows[0]["terms"]) == {"ce", "forward_kl"}
+    assert all(0 < r["terms"]["forward_kl"] < float("inf") for r in rows)
+
+
+def test_cache_of_another_tokenizer_than_the_named_teachers_is_refused(pair, other_cache, tmp_path):
+    root, teacher, student, data = pair
+    recipe = _recipe(tmp_path / "run", student, student, data, [{"name": "logic", "kind": "logic", "steps": 1}],
+                     **{"data.logit_cache": str(other_cache)})
     with pytest.raises(ReasonkdError, match="tokenizer differs"):
         run_recipe(recipe, progress=False)
 
