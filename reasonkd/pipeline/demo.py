@@ -156,21 +156,27 @@ def teacher_problems(cfg: DemoConfig, out: Path) -> tuple[str, str | None]:
     if cfg.teacher_shots == 0:
         return str(out / "data"), prompt_template(cfg, out)
     rows = [r for r in load_items(out / "data", split="train") if r["domain"] == "math" and r["kind"] != "negative"]
-    family: dict[str, list[dict]] = {}
-    for r in _hash_order([r for r in rows if r["kind"] == "original"]):
-        family.setdefault(r["template"], []).append(r)
-    problems = []
-    for r in rows:
-        own = {r["id"], r.get("parent_id")}
-        shots = [x for x in family.get(r["template"], []) if x["id"] not in own][:cfg.teacher_shots]
-        body = "".join(SHOT.format(question=x["question"], solution=solution_text(x)) for x in shots)
-        problems.append({**r, "question": (SHOT_INTRO + body if shots else "") + SHOT_ASK.format(question=r["question"])})
     path = out / "teacher_problems.jsonl"
-    write_jsonl(path, problems)
+    write_jsonl(path, with_shots(rows, rows, cfg.teacher_shots))
     template = out / "teacher_prompt.yaml"
     with atomic_write(template) as f:
         f.write(yaml.safe_dump({"system": cfg.system_prompt or None, "math": "{question}", "default": "{question}"}))
     return str(path), str(template)
+
+
+def with_shots(rows: list[dict], pool: list[dict], shots: int) -> list[dict]:
+    """`rows` with each question preceded by `shots` worked solutions of OTHER originals of its family
+    in `pool` (never the row itself or the original it derives from), in a stable hash order."""
+    family: dict[str, list[dict]] = {}
+    for r in _hash_order([r for r in pool if r["kind"] == "original"]):
+        family.setdefault(r["template"], []).append(r)
+    problems = []
+    for r in rows:
+        own = {r["id"], r.get("parent_id")}
+        chosen = [x for x in family.get(r["template"], []) if x["id"] not in own][:shots]
+        body = "".join(SHOT.format(question=x["question"], solution=solution_text(x)) for x in chosen)
+        problems.append({**r, "question": (SHOT_INTRO + body if chosen else "") + SHOT_ASK.format(question=r["question"])})
+    return problems
 
 
 def step_traces(cfg: DemoConfig, out: Path) -> dict:
