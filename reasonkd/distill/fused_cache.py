@@ -140,21 +140,48 @@ class FusedLogitCache:
         return FusedEntry(torch.tensor(s_ids, dtype=torch.long), s_np, ids, lp, row_mask)
 
 
-def open_fused_cache(recipe, examples: list[dict], student_tok, specs=None) -> FusedLogitCache:
-    """The fused cache of recipe.teachers (each with a logit_cache), weighted by recipe.fusion; `specs` in
-    their place reads other teachers (one_teacher_cache: a single cache of another tokenizer)."""
-    specs = recipe.teachers if specs is None else specs
+def open_fused_cache(recipe, examples: list[dict], student_tok) -> FusedLogitCache:
+    """The fused cache of recipe.teachers (each with a logit_cache), weighted by recipe.fusion."""
     caches = []
-    for i, spec in enumerate(specs):  # every cache first: a missing one fails before any tokenizer loads
+    for i, spec in enumerate(recipe.teachers):  # every cache first: a missing one fails before any tokenizer loads
         try:
             caches.append(LogitCache(spec.logit_cache))
         except ReasonkdError as e:  # the reader names data.logit_cache; here it is this teacher's key
             raise ReasonkdError(f"teachers.{i}.logit_cache ({spec.model}): {e}") from None
+    verdicts = None
+    if recipe.fusion.weighting == "verification":
+        if not recipe.fusion.verdicts:
+            raise ConfigError("fusion.verdicts is required with fusion.weighting=verification: the --out folder of "
+                              "`reasonkd teacher generate --teacher A --teacher B` (its pool.json)")
+        verdicts = load_verdicts(recipe.fusion.verdicts)
+    names = [f"teachers.{i} ({spec.model})" for i, spec in enumerate(recipe.teachers)]
+    return _fused(recipe, examples, student_tok, recipe.teachers, caches, names, recipe.fusion.weighting, verdicts)
+
+
+def one_teacher_cache(recipe, examples: list[dict], student_tok) -> LogitCache | FusedLogitCache:
+    """data.logit_cache as the trainer reads it: as is when it holds the student's tokenizer ids; a cache of
+    another tokenizer (a cross-tokenizer teacher's) is mapped into the student's vocabulary at the
+    character-aligned rows, as the one teacher of a fused cache. Its teacher is recipe.teacher, else the
+    one the cache names; the cache is checked against that teacher's tokenizer."""
+    cache = LogitCache(recipe.data.logit_cache)
+    if cache.tokenizer_hash == tokenizer_hash(student_tok):
+        return cache
+    teacher = recipe.teacher or cache.meta.get("teacher")
+    if not teacher:
+        cache.check_tokenizer(student_tok)  # no teacher to map from: raises the refusal that names the fix
+    log.info("data.logit_cache holds %s's tokenizer ids, not the student's: mapped into the student's "
+             "vocabulary at aligned rows", teacher)
+    spec = TeacherSpec(model=teacher, logit_cache=recipe.data.logit_cache)
+    return _fused(recipe, examples, student_tok, [spec], [cache], [f"teacher ({teacher})"], "static", None)
+
+
+def _fused(recipe, examples, student_tok, specs, caches, names, weighting: str, verdicts) -> FusedLogitCache:
+    """FusedLogitCache over opened caches: each checked against its teacher's tokenizer, mapped when it differs."""
     s_vocab = _vocab_size(recipe.student, student_tok)
     teachers = []
-    for i, (spec, cache) in enumerate(zip(specs, caches)):
+    for spec, cache, name in zip(specs, caches, names):
         t_tok = load_tokenizer(spec.model)
-        cache.check_tokenizer(t_tok, who=f"teachers.{i} ({spec.model})")
+        cache.check_tokenizer(t_tok, who=name)
         t_vocab = _vocab_size(spec.model, t_tok)
         encoder = id_map = None
         if tokenizer_relation(student_tok, t_tok, s_vocab, t_vocab) == "different":
@@ -164,28 +191,5 @@ def open_fused_cache(recipe, examples: list[dict], student_tok, specs=None) -> F
         teachers.append(_Teacher(spec.model, cache, encoder, id_map))
         log.info("fusion: teacher %s (weight %g), cache %s, %s tokenizer", spec.model, spec.weight, spec.logit_cache,
                  "same" if encoder is None else "another")
-    verdicts = None
-    if recipe.fusion.weighting == "verification":
-        if not recipe.fusion.verdicts:
-            raise ConfigError("fusion.verdicts is required with fusion.weighting=verification: the --out folder of "
-                              "`reasonkd teacher generate --teacher A --teacher B` (its pool.json)")
-        verdicts = load_verdicts(recipe.fusion.verdicts)
-    return FusedLogitCache(teachers, [t.weight for t in specs], recipe.fusion.weighting, recipe.fusion.k,
+    return FusedLogitCache(teachers, [t.weight for t in specs], weighting, recipe.fusion.k,
                            student_tok, s_vocab, {ex["id"]: ex for ex in examples}, recipe.max_length, verdicts)
-
-
-def one_teacher_cache(recipe, examples: list[dict], student_tok) -> LogitCache | FusedLogitCache:
-    """data.logit_cache as the trainer reads it: as is when it holds the student's tokenizer ids; a cache of
-    another tokenizer (a cross-tokenizer teacher's) is mapped into the student's vocabulary at the
-    character-aligned rows, as one teacher of the fused path. Its teacher is recipe.teacher, else the one
-    the cache names; the cache is checked against that teacher's tokenizer."""
-    cache = LogitCache(recipe.data.logit_cache)
-    if cache.tokenizer_hash == tokenizer_hash(student_tok):
-        return cache
-    teacher = recipe.teacher or cache.meta.get("teacher")
-    if not teacher:
-        cache.check_tokenizer(student_tok)  # no teacher to map from: the refusal that names the fix
-    log.info("data.logit_cache holds %s's tokenizer ids, not the student's: mapped into the student's "
-             "vocabulary at aligned rows", teacher)
-    spec = TeacherSpec(model=teacher, weight=1.0, logit_cache=recipe.data.logit_cache)
-    return open_fused_cache(recipe, examples, student_tok, specs=[spec])
