@@ -182,7 +182,8 @@ def stats(items: list[Item], problems: list[dict], decontam: dict) -> dict:
             "by_template": count(lambda i: i.template),
             "test_templates": sorted({i.template for i in items if i.split == "test"}),
             "dropped_by_verification": len(problems), "verification_problems": problems,
-            "removed_by_decontamination": decontam.get("removed", 0)}
+            "removed_by_decontamination": decontam.get("removed", 0),
+            "removed_as_split_repeats": decontam.get("split_repeats", 0)}
 
 
 def format_stats(s: dict) -> str:
@@ -212,6 +213,16 @@ def _write_parquet(rows: list[dict], path: Path) -> None:
     Dataset.from_list(flat, features=features).to_parquet(str(path))
 
 
+def drop_split_repeats(items: list[Item]) -> tuple[list[Item], int]:
+    """Items without a train item whose question is, word for word, one of val or test, or a val item whose
+    question is one of test (an augmented variant can land on another problem's exact text): a held-out
+    problem is never trainable. The held-out side is kept, so the eval sets do not move."""
+    held = {"train": {it.question for it in items if it.split in ("val", "test")},
+            "val": {it.question for it in items if it.split == "test"}}
+    kept = [it for it in items if it.question not in held.get(it.split, ())]
+    return kept, len(items) - len(kept)
+
+
 def generate(r: DataRecipe) -> tuple[list[Item], dict, dict]:
     """(items sorted by id, stats, decontamination report) for a recipe; no files written."""
     from reasonkd.data.decontam import EvalIndex, decontaminate
@@ -234,6 +245,10 @@ def generate(r: DataRecipe) -> tuple[list[Item], dict, dict]:
         exempt = {eid for eid, _ in eval_texts}
         kept, report = decontaminate([it for it in items if it.id not in exempt], index)
         items = kept + [it for it in items if it.id in exempt]
+    items, n_repeats = drop_split_repeats(items)  # after decontamination, which reports eval-file matches itself
+    if n_repeats:
+        log.info("dropped %d train/val items whose question is a held-out split's word for word", n_repeats)
+    report["split_repeats"] = n_repeats
     items.sort(key=lambda it: it.id)
     return items, stats(items, problems, report), report
 

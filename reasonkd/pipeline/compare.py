@@ -56,8 +56,8 @@ def _problem_rows(cfg: CompareConfig, out: Path) -> list[dict]:
         raise ReasonkdError(f"eval.data {cfg.eval.data}: no such dataset folder, JSONL or data recipe")
     rows = [r for r in load_items(src, split=cfg.eval.split)
             if r.get("domain") == cfg.eval.domain and r.get("kind", "original") == "original"]
-    # a generated problem (often an augmented variant) can repeat, word for word, one of another split:
-    # such a problem is not held out, whatever its id, so it never enters the eval sets
+    # `reasonkd data build` drops a train item that repeats a held-out question word for word; a dataset built
+    # before that (or elsewhere) may still hold one: such a problem is not held out, so it is left out here
     elsewhere = {r.get("question") for r in load_items(src) if r.get("split", cfg.eval.split) != cfg.eval.split}
     repeated = [r for r in rows if r.get("question") in elsewhere]
     if repeated:

@@ -213,3 +213,21 @@ def test_default_recipe_builds_5000_items_fast(tmp_path):
     assert stats["dropped_by_verification"] == 0
     assert set(stats["by_kind"]) == {"original", "variant", "negative", "subtask"}
     assert seconds < 120, f"default build took {seconds:.0f}s"
+
+
+def test_no_train_question_repeats_a_held_out_one(rows):
+    held = {r["question"] for r in rows if r["split"] in ("val", "test")}
+    assert not [r["id"] for r in rows if r["split"] == "train" and r["question"] in held]
+
+
+def test_split_repeats_drop_the_trainable_side_only():
+    from reasonkd.data.build import drop_split_repeats
+    from reasonkd.data.schema import Item
+
+    def item(i, split, q):
+        return Item(id=i, domain="math", question=q, answer="1", split=split, source="s", template="t")
+
+    items = [item("a", "train", "Q1"), item("b", "val", "Q1"), item("c", "val", "Q2"), item("d", "test", "Q2"),
+             item("e", "train", "Q2"), item("f", "train", "Q3")]
+    kept, n = drop_split_repeats(items)
+    assert [it.id for it in kept] == ["b", "d", "f"] and n == 3
