@@ -2,7 +2,8 @@
 
 Full measurement, on a finished default demo (`make demo` -> runs/demo):
 
-    python benchmarks/bench_robustness.py --demo runs/demo --originals 400
+    reasonkd data build recipes/compare/transfer-data.yaml --out runs/robustness-data math.per_family=220
+    python benchmarks/bench_robustness.py --demo runs/demo --data runs/robustness-data --per-type 200
 
   1. the demo's four models (student-before, SFT-only, distilled, teacher) answer the `robustness`
      task (the same code path as `reasonkd eval --tasks robustness`) on the first N original problems of
@@ -44,7 +45,7 @@ from reasonkd.data.recipe import DataRecipe  # noqa: E402
 from reasonkd.distill.recipe import DistillRecipe  # noqa: E402
 from reasonkd.distill.stages import run_recipe  # noqa: E402
 from reasonkd.errors import ReasonkdError  # noqa: E402
-from reasonkd.eval.metrics import paired_diff_ci  # noqa: E402
+from reasonkd.eval.metrics import mcnemar_exact, paired_diff_ci  # noqa: E402
 from reasonkd.eval.runner import evaluate_model  # noqa: E402
 from reasonkd.data.prompts import load_template, render  # noqa: E402
 from reasonkd.pipeline.config import DemoConfig  # noqa: E402
@@ -88,7 +89,7 @@ def smoke(args) -> None:
     lines = [
         f"Small-n smoke (n = {s['original']['n']} original problems; intervals are wide and no difference "
         "below is meaningful): it shows that `reasonkd eval --tasks robustness` runs end to end on a real model. "
-        "The full table (`python benchmarks/bench_robustness.py --demo runs/demo --originals 400`: the demo's "
+        "The full table (`python benchmarks/bench_robustness.py --demo runs/demo --data runs/robustness-data --per-type 200`: the demo's "
         "four models and a student distilled with vs without the adversarial mix) is not here yet.",
         "",
         f"Command: `reasonkd data build recipes/data/quick.yaml --out runs/data-quick && reasonkd eval --model "
@@ -153,17 +154,23 @@ def train_adversarial(demo: Path, traces: Path, out: Path) -> Path:
 
 # ------------------------------------------------------------------ full mode: evaluation and tables
 
-def evaluate(label: str, model: str, demo: Path, cfg: DemoConfig, out: Path, originals: int, data: Path) -> dict:
-    """The robustness task on one model; the result JSON cached as OUT/eval/<label>.json."""
+def evaluate(label: str, model: str, demo: Path, cfg: DemoConfig, out: Path, args, data: Path) -> dict:
+    """The robustness task on one model; the result JSON cached as OUT/eval/<label>.json (reused only for
+    the same model, problems and quota)."""
     path = out / "eval" / f"{label}.json"
+    setting = {"model": model, "data": str(data), "originals": args.originals, "per_type": args.per_type}
     if path.is_file():
-        return read_json(path, "robustness result")
+        r = read_json(path, "robustness result")
+        if r.get("bench_setting") == setting:
+            return r
     t0 = time.perf_counter()
-    r = evaluate_model(model, ["robustness"], data=str(data), limit=originals, label=label,
+    r = evaluate_model(model, ["robustness"], data=str(data), limit=args.originals, label=label,
                        out_dir=out / "eval" / "runs", batch_size=cfg.eval_batch_size,
                        max_new_tokens=cfg.eval_max_new_tokens, dtype=cfg.dtype, engine=cfg.engine,
-                       template=str(demo / "prompt.yaml"), latency_problems=0, cases=False, seed=cfg.seed)
+                       template=str(demo / "prompt.yaml"), latency_problems=0, cases=False, seed=cfg.seed,
+                       per_type=args.per_type)
     r["wall_seconds"] = time.perf_counter() - t0
+    r["bench_setting"] = setting
     write_json(path, r)
     return r
 
@@ -176,14 +183,16 @@ def adversarial_rows(adv: dict, base: dict, held_out: list[str]) -> list[str]:
     """Adversarial student minus the demo's distilled student, per type, paired on the same problems."""
     a, b = verdicts(adv), verdicts(base)
     lines = ["| Perturbation | trained on? | n | without (distilled) | with adversarial mix | with - without "
-             "(pts) | 95% paired CI | p |", "|---|---|---|---|---|---|---|---|"]
+             "(pts) | 95% paired CI | McNemar p (only with / only without right) |",
+             "|---|---|---|---|---|---|---|---|"]
     for t in ["original"] + list(adv["tasks"]["robustness"]["metrics"]["robustness"]["types"]):
         keys = sorted(k for k in a if k[1] == t and k in b)
         d = paired_diff_ci([a[k] for k in keys], [b[k] for k in keys])
+        m = mcnemar_exact([a[k] for k in keys], [b[k] for k in keys])
         role = "-" if t == "original" else ("no (held out)" if t in held_out else "yes")
         lines.append(f"| {t} | {role} | {len(keys)} | {pct(sum(b[k] for k in keys) / len(keys))} | "
                      f"{pct(sum(a[k] for k in keys) / len(keys))} | {d['diff'] * 100:+.1f} | "
-                     f"[{d['lo'] * 100:+.1f}, {d['hi'] * 100:+.1f}] | {d['p_value']:.2f} |")
+                     f"[{d['lo'] * 100:+.1f}, {d['hi'] * 100:+.1f}] | {m['p_value']:.3f} ({m['a_only']} / {m['b_only']}) |")
     return lines
 
 
@@ -198,25 +207,33 @@ def full(args) -> None:
     adv_cfg = load_config(DataRecipe, ADVERSARIAL).adversarial
     adv_stats, times = None, {}
     if not args.no_adversarial:
+        # wall seconds summed over every run of a phase (a resumed or cached phase adds what it took now)
+        wall = out / "adv" / "wall.json"
+        times = read_json(wall, "wall times") if wall.is_file() else {}
         t0 = time.perf_counter()
         traces, adv_stats = adversarial_traces(demo, cfg, out, adv_cfg.types)
-        times["adversarial traces"] = time.perf_counter() - t0
+        times["adversarial traces"] = times.get("adversarial traces", 0.0) + time.perf_counter() - t0
         t0 = time.perf_counter()
         models["adversarial"] = str(train_adversarial(demo, traces, out))
-        times["adversarial training"] = time.perf_counter() - t0
+        times["adversarial training"] = times.get("adversarial training", 0.0) + time.perf_counter() - t0
+        write_json(wall, times)
     data = Path(args.data) if args.data else demo / "data"
-    results = {label: evaluate(label, m, demo, cfg, out, args.originals, data) for label, m in models.items()}
+    results = {label: evaluate(label, m, demo, cfg, out, args, data) for label, m in models.items()}
     n_prompts = results["distilled"]["tasks"]["robustness"]["metrics"]["n"]
+    split = f"test split of {args.data}" if args.data else "demo data's test split"
+    scope = (f"each perturbation type asked on the first {args.per_type} original problems of the {split} that "
+             "take it, and those originals as written" if args.per_type else
+             f"the first {args.originals} original problems of the {split}, each asked as written and in every "
+             "perturbation type it takes")
     lines = [
-        f"Command: `python benchmarks/bench_robustness.py --demo {args.demo} --originals {args.originals}"
+        f"Command: `python benchmarks/bench_robustness.py --demo {args.demo}"
+        + (f" --per-type {args.per_type}" if args.per_type else f" --originals {args.originals}")
         + (f" --data {args.data}" if args.data else "") + "` on a finished default demo (`make demo`). Problems: "
-        f"the first {args.originals} original problems of the " + (f"test split of {args.data}" if args.data else
-                                                                    "demo data's test split") +
-        " (unseen templates zoo_tickets, leaky_tank, garden_fence; no model trained on them), "
-        f"each asked as written and in every perturbation type it takes ({n_prompts} prompts per model); the "
+        f"{scope} (unseen templates zoo_tickets, leaky_tank, garden_fence; no model trained on them; "
+        f"{n_prompts} prompts per model); the "
         "demo's prompt, engine and token budget; greedy. Drop = original - perturbed on the same problems "
         "(positive = worse when perturbed), paired bootstrap 95% CI.", ""]
-    lines.append("| Model | originals | all variants | consistency (solved originals solved in every type) | wall |")
+    lines.append("| Model | originals | all variants | consistency (solved originals solved in every type asked of them) | wall |")
     lines.append("|---|---|---|---|---|")
     for label, r in results.items():
         m = r["tasks"]["robustness"]["metrics"]
@@ -258,7 +275,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--demo", help="a finished demo folder (runs/demo): full measurement")
     ap.add_argument("--out", default="runs/robustness", help="full mode: where samples, traces and runs go")
-    ap.add_argument("--originals", type=int, default=400, help="full mode: original problems (~8 prompts each)")
+    ap.add_argument("--originals", type=int, default=None,
+                    help="full mode: original problems scanned, in order (~8 prompts each; default all)")
+    ap.add_argument("--per-type", type=int, default=None,
+                    help="full mode: each perturbation type on the first K originals that take it (the table "
+                         "then has K per type at the least cost)")
     ap.add_argument("--no-adversarial", action="store_true", help="full mode: only the demo's four models")
     ap.add_argument("--data", help="full mode: another data-engine folder whose test split holds more originals "
                                    "of the unseen families (default: the demo's data, 357 originals)")

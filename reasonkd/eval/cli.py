@@ -75,13 +75,13 @@ def _eval(args) -> int:
             few_shot=args.few_shot, dtype=args.dtype, template=args.template, latency_problems=args.latency_problems,
             latency_tokens=args.latency_tokens, cases=not args.no_cases, case_tokens=args.case_tokens,
             timeout=args.timeout, workers=args.workers, seed=args.seed, engine=args.engine, window=args.window,
-            sinks=args.sinks, **common))
+            sinks=args.sinks, per_type=args.per_type, **common))
     offset = len(args.model or [])
     for j, (task, path) in enumerate(samples.items()):
         label = labels[offset + j] if labels else None
         results.append(evaluate_samples(task, path, data=data, label=label, timeout=args.timeout,
                                         workers=args.workers, few_shot=args.few_shot, template=args.template,
-                                        **common))
+                                        per_type=args.per_type, **common))
     paths = write_report(results, args.out, title=args.title)
     _print_summary(results, paths)
     return 0
@@ -109,6 +109,8 @@ def register(sub) -> None:
     p.add_argument("--samples", action="append", help="FILE or TASK=FILE: score these completions, no model")
     p.add_argument("--limit", type=int, default=None, help="first N examples of each task")
     p.add_argument("--out", default="runs/eval", help="output folder (results.json, samples/, report.*)")
+    p.add_argument("--per-type", type=int, default=None,
+                   help="robustness: each perturbation type on the first K problems that take it")
     p.add_argument("--batch-size", type=int, default=16, help="generation batch size")
     p.add_argument("--max-new-tokens", type=int, default=512, help="answer length cap")
     p.add_argument("--temperature", type=float, default=0.0, help="0 = greedy")

@@ -137,10 +137,11 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
                    device: str = "cpu", template: str | None = None, latency_problems: int = 5,
                    latency_tokens: int = 64, cases: bool = True, case_tokens: int = 384, timeout: float = 10.0,
                    workers: int = 2, seed: int = 0, progress: bool = True, engine: str = "hf",
-                   window: int | None = None, sinks: int = 4) -> dict:
+                   window: int | None = None, sinks: int = 4, per_type: int | None = None) -> dict:
     """Generate and score `tasks` (names or a comma list) with one model; return the result dict.
 
-    `engine`: hf | openvino | vllm | auto (reasonkd.models.engines); openvino runs the weights as trained (fp32)."""
+    `engine`: hf | openvino | vllm | auto (reasonkd.models.engines); openvino runs the weights as trained (fp32).
+    `per_type`: the robustness task asks each perturbation type on the first K problems that take it."""
     from reasonkd.eval.measure import measure_latency, peak_rss_mb, reset_peak_rss, rss_mb
     from reasonkd.models import count_parameters
     from reasonkd.models.generation import apply_chat
@@ -149,7 +150,7 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
     if n_samples > 1 and temperature <= 0:
         raise ReasonkdError(f"--n-samples {n_samples} needs --temperature > 0 (greedy samples are identical)")
     task_objs = {n: get_task(n, data=_task_data(data, n), limit=limit, template=template, timeout=timeout,
-                             workers=workers, few_shot=few_shot) for n in names}
+                             workers=workers, few_shot=few_shot, per_type=per_type) for n in names}
     label = label or str(model_name_or_path)
     reset_peak_rss()
     rss_before = rss_mb()  # what this process already held (earlier steps of a pipeline, torch itself)
@@ -164,7 +165,7 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
               "cases": [],
               "settings": {"batch_size": batch_size, "max_new_tokens": max_new_tokens, "temperature": temperature,
                            "n_samples": n_samples, "few_shot": few_shot, "limit": limit, "seed": seed,
-                           "window": window, "sinks": sinks if window else None}}
+                           "window": window, "sinks": sinks if window else None, "per_type": per_type}}
     first_prompts = None
     for name, task in task_objs.items():
         examples = task.examples()
@@ -176,6 +177,7 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
         if engine != "hf":  # samples of another engine are not reused (hf keeps its earlier identity)
             identity["engine"] = engine
         identity.update({"window": window, "sinks": sinks} if window else {})
+        identity.update({"per_type": per_type} if per_type and name == "robustness" else {})
         path = samples_path(out_dir, label, name) if out_dir else None
         cached = _load_cached(path, identity) if path else None
         if cached is not None:

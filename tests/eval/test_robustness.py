@@ -45,6 +45,25 @@ def test_data_engine_items_get_every_type_and_limit_counts_problems(dataset):
     assert task.skipped == {}
 
 
+def test_per_type_quota_takes_the_first_k_problems_that_take_each_type(dataset, caplog):
+    full = get_task("robustness", data=str(dataset)).examples()
+    k = 4
+    ex = get_task("robustness", data=str(dataset), per_type=k).examples()
+    order = list(dict.fromkeys(e["group"] for e in full))
+    for t in TYPES:  # the first k problems (in order) that take t, exactly
+        takes = [e["group"] for e in full if e["perturbation"] == t]
+        assert [e["group"] for e in ex if e["perturbation"] == t] == takes[:k]
+    kept = {e["group"] for e in ex if e["perturbation"] != "original"}
+    assert [e["group"] for e in ex if e["perturbation"] == "original"] == [g for g in order if g in kept]
+    assert all(e["idx"] == i for i, e in enumerate(ex))
+    assert len(ex) < len(full)
+    with caplog.at_level(logging.WARNING, logger="reasonkd.eval.tasks.robustness"):  # more than there are
+        get_task("robustness", data=str(dataset), limit=2, per_type=5).examples()
+    assert "fewer than --per-type 5 problems take" in caplog.text
+    with pytest.raises(ReasonkdError, match="--per-type 0"):
+        get_task("robustness", data=str(dataset), per_type=0).examples()
+
+
 def _right(ex):
     return "It cannot be determined." if ex["perturbation"] == "critical_thinking" else f"#### {ex['reference']}"
 
@@ -126,6 +145,11 @@ def test_eval_cli_robustness_end_to_end(tiny_llama_dir, dataset, tmp_path, capsy
     assert "## Robustness (GSM-Plus perturbation types, same problems)" in md and "| tiny | paraphrase |" in md
     html = (out / "report.html").read_text()
     assert "<h2>Robustness</h2>" in html and 'alt="robustness plot"' in html
+    # --per-type reaches the task and is part of the samples' identity (no reuse of the run above)
+    assert main(argv[:-2] + ["--per-type", "1", "--out", str(out)]) == 0
+    rows = [json.loads(x) for x in (out / "samples" / "tiny" / "robustness.jsonl").open()]
+    per = [r["perturbation"] for r in rows if r["perturbation"] != "original"]
+    assert sorted(per) == sorted(set(per)) and len(rows) < m["n"]
 
 
 def test_recipe_adversarial_mix_keeps_held_out_types_out_of_train(tmp_path):

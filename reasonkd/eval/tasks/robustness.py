@@ -1,12 +1,15 @@
 """`robustness`: accuracy on original math problems and on their GSM-Plus perturbations, same problems.
 
     reasonkd eval --model smollm2-135m --tasks robustness --data data/default --limit 50
+    reasonkd eval --model smollm2-135m --tasks robustness --data data/default --per-type 200
     reasonkd eval --model smollm2-135m --tasks robustness --data gsm8k/test.jsonl   # free-text types only
 
 Each original problem is asked as written and in each of the eight perturbation
 types of reasonkd.data.perturb (Li et al., ACL 2024, "GSM-Plus"), generated here,
 seeded by the problem's id, each with a recomputed, verified answer. `--limit`
-counts original problems. Reported (metrics["robustness"]): accuracy on the
+counts original problems; `--per-type K` asks each type on the first K originals that
+take it (an original only where some type needs it), so every type gets K problems at
+the least cost when a type applies to few problems (added_operation). Reported (metrics["robustness"]): accuracy on the
 originals; per type, accuracy on the originals and on their perturbed versions
 over the SAME problems and the drop (original - perturbed) with a paired
 bootstrap interval; and the share of solved originals whose every perturbation is
@@ -79,6 +82,28 @@ def load_originals(data, limit: int | None) -> tuple[list[Item], str]:
     return rows[:limit] if limit else rows, str(path)
 
 
+def quota(pairs: list[tuple[Item, dict]], k: int) -> list[tuple[Item, dict]]:
+    """`--per-type K`: each type on the first K problems (in order) that take it, so that a type which
+    applies to few problems still gets K without asking every type on every problem scanned. An original
+    is kept when at least one type kept a variant of it; each variant is compared with its own original."""
+    taken: dict[str, int] = defaultdict(int)
+    out = []
+    for it, variants in pairs:
+        keep = {}
+        for t, v in variants.items():
+            if taken[t] < k:
+                keep[t] = v
+                taken[t] += 1
+        if keep:
+            out.append((it, keep))
+    short = {t: taken[t] for t in TYPES if 0 < taken[t] < k}
+    if short:
+        log.warning("robustness: fewer than --per-type %d problems take %s (%s); give more original problems "
+                    "(--limit, or a larger `reasonkd data build`)", k, ", ".join(short),
+                    ", ".join(f"{t} {n}" for t, n in short.items()))
+    return out
+
+
 @register("robustness")
 class Robustness(Task):
     def __init__(self, *args, **kwargs):
@@ -90,6 +115,9 @@ class Robustness(Task):
         if self._loaded is not None:
             return self._loaded
         seed = int(self.options.get("seed") or 0)
+        per_type = self.options.get("per_type")
+        if per_type is not None and int(per_type) < 1:
+            raise ReasonkdError(f"--per-type {per_type}: give a positive number of problems per perturbation type")
         originals, where = load_originals(self.data, self.limit)
         free = [it for it in originals if not has_program(it)]
         if free:
@@ -99,9 +127,11 @@ class Robustness(Task):
                    "`reasonkd data build` carry their program and get all eight types.")
             log.warning(msg)
             self.skipped = {"types": list(NEEDS_PROGRAM), "problems": len(free), "message": msg}
+        pairs = [(it, perturb_all(it, TYPES if has_program(it) else FREE_TEXT_TYPES, seed=seed)) for it in originals]
+        if per_type:
+            pairs = quota(pairs, int(per_type))
         rows = []
-        for it in originals:
-            variants = perturb_all(it, TYPES if has_program(it) else FREE_TEXT_TYPES, seed=seed)
+        for it, variants in pairs:
             rows.append({"id": it.id, "question": it.question, "reference": it.answer, "perturbation": ORIGINAL,
                          "group": it.id})
             rows += [{"id": v.id, "question": v.question, "reference": v.answer, "perturbation": t, "group": it.id}
