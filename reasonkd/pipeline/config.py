@@ -95,6 +95,11 @@ class DemoConfig:
     """Held-out problems (math originals of the val split: trained families, new numbers)."""
     n_unseen: int = 0
     """Unseen-template problems (test split: families never trained on); 0 = skip that set."""
+    n_robust: int = 0
+    """Robustness (docs/robustness.md): every model also answers each GSM-Plus perturbation type on the
+    first N problems of the unseen-template test split that take it, and those originals (`reasonkd eval
+    --tasks robustness --per-type N`, about 9.5 prompts per N); the report gets its section and plot.
+    0 = skip. n_robust=20 adds about 8 min on 2 AVX2 cores, most of it the teacher's."""
     teacher_shots: int = 1
     """Worked examples (the data engine's verified solutions of other problems of the same family) shown
     to the teacher before each problem; the training rows keep the zero-shot prompt (context
@@ -138,8 +143,8 @@ class DemoConfig:
                     "eval_max_new_tokens", "eval_batch_size", "case_tokens"):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
-        if self.n_unseen < 0 or self.latency_problems < 0:
-            raise ConfigError("n_unseen and latency_problems must be >= 0")
+        if self.n_unseen < 0 or self.n_robust < 0 or self.latency_problems < 0:
+            raise ConfigError("n_unseen, n_robust and latency_problems must be >= 0")
         for i, stage in enumerate(self.distill.stages):  # the SFT baseline and the ETA count steps
             if stage.steps < 1:
                 raise ConfigError(f"distill.stages.{i}.steps must be >= 1 in the demo (epochs are not used), "

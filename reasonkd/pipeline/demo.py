@@ -119,8 +119,12 @@ def evaluate(cfg: DemoConfig, out: Path, model: str, label: str) -> None:
             log.info("%s: already evaluated (%s)", label, path)
             continue
         first = which == "heldout"  # latency and the qualitative cases once per model
-        n = cfg.n_test if first else cfg.n_unseen
-        result = evaluate_model(model, ["gsm8k"], data=str(out / "eval" / f"{which}.jsonl"), limit=n,
+        if which == "robustness":  # the perturbation types of the unseen-template problems (docs/robustness.md)
+            task = dict(tasks=["robustness"], data=str(out / "data"), limit=None, per_type=cfg.n_robust)
+        else:
+            task = dict(tasks=["gsm8k"], data=str(out / "eval" / f"{which}.jsonl"),
+                        limit=cfg.n_test if first else cfg.n_unseen)
+        result = evaluate_model(model, **task,
                                 label=f"{label}.{which}", out_dir=out / "eval" / "runs", batch_size=cfg.eval_batch_size,
                                 max_new_tokens=cfg.eval_max_new_tokens, dtype=cfg.dtype, engine=cfg.engine,
                                 device=resolve_device(cfg.device), cases=first, case_tokens=cfg.case_tokens,
@@ -257,7 +261,7 @@ def step_train(cfg: DemoConfig, out: Path, sft: bool) -> dict:
 def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print) -> dict:
     """Run (or resume) the demo described by `cfg`; returns demo.json's content."""
     out = Path(cfg.out)
-    runner = StepRunner(out, fingerprint(cfg))
+    runner = StepRunner(out, fingerprint(cfg), defaults=fingerprint(DemoConfig()))
     save_config(cfg, out)
     cuda = resolve_device(cfg.device) == "cuda"
     eta, figures = machine_estimate(cfg)  # reference rates scaled by a few seconds measured here

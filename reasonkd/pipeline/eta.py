@@ -46,6 +46,7 @@ GPU_SPEEDUP = 20.0  # rough, used only when nothing could be measured on a GPU m
 # mean answer length as a fraction of max_new_tokens (measured): an untrained student and the teacher
 # mostly run long; trained students stop after their "#### n" line; teacher traces (1 worked example)
 EVAL_FILL, EVAL_FILL_TRAINED, TRACE_FILL = 0.7, 0.3, 0.85
+ROBUST_PROMPTS = 9.5  # prompts per n_robust problem (originals + perturbed): 1,902 at --per-type 200
 TRAIN_TOKENS = 120  # mean prompt + trace tokens per training example (capped by max_length)
 PROBE = {"prompts": 8, "new_tokens": 24, "train_batch": 2, "train_len": 128, "version": 2}
 PROBE_QUESTION = ("A farmer has {n} sheep and buys 7 more each week for 5 weeks. How many sheep does he have? "
@@ -73,7 +74,8 @@ def estimate(cfg: DemoConfig, cuda: bool = False, scale: dict[str, float] | None
         scale = {"gen": GPU_SPEEDUP, "train": GPU_SPEEDUP} if cuda else {}
 
     def eval_s(model: str, fill: float = EVAL_FILL) -> float:
-        batched = (cfg.n_test + cfg.n_unseen) * fill * cfg.eval_max_new_tokens / _rate(model, "gen", scale)
+        prompts = cfg.n_test + cfg.n_unseen + ROBUST_PROMPTS * cfg.n_robust
+        batched = prompts * fill * cfg.eval_max_new_tokens / _rate(model, "gen", scale)
         single = (64 * cfg.latency_problems + cfg.case_tokens) / _rate(model, "lat", scale)
         return 10.0 + batched + single  # + loading the model
 

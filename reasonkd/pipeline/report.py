@@ -28,7 +28,7 @@ SETS = {"gsm8k": "held-out", "gsm8k_unseen": "unseen templates"}
 
 
 def eval_sets(cfg) -> list[str]:
-    return ["heldout", "unseen"] if cfg.n_unseen > 0 else ["heldout"]
+    return ["heldout"] + (["unseen"] if cfg.n_unseen > 0 else []) + (["robustness"] if cfg.n_robust > 0 else [])
 
 
 def eval_file(out: Path, label: str, which: str) -> Path:
@@ -36,7 +36,8 @@ def eval_file(out: Path, label: str, which: str) -> Path:
 
 
 def load_eval(cfg, out: Path, label: str) -> dict:
-    """One result dict per model for the report: held-out as task gsm8k, unseen as gsm8k_unseen."""
+    """One result dict per model for the report: held-out as task gsm8k, unseen as gsm8k_unseen, and the
+    robustness task as itself."""
     merged = None
     for which in eval_sets(cfg):
         path = eval_file(out, label, which)
@@ -46,8 +47,9 @@ def load_eval(cfg, out: Path, label: str) -> dict:
         if merged is None:
             merged = r
         else:
-            merged["tasks"]["gsm8k_unseen"] = r["tasks"]["gsm8k"]
-            merged["throughput"].update({"gsm8k_unseen": v for v in r.get("throughput", {}).values()})
+            task = "gsm8k_unseen" if which == "unseen" else which
+            merged["tasks"][task] = r["tasks"]["gsm8k" if which == "unseen" else which]
+            merged["throughput"].update({task: v for v in r.get("throughput", {}).values()})
     return merged
 
 

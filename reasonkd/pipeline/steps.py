@@ -30,13 +30,18 @@ class Step:
 
 
 class StepRunner:
-    def __init__(self, run_dir: Path, fingerprint: dict):
+    def __init__(self, run_dir: Path, fingerprint: dict, defaults: dict | None = None):
+        """`defaults`: the fingerprint of the default config. A key that a run's recorded fingerprint
+        lacks (added to the config after that run) counts as its default there, since a new key's
+        default keeps the behaviour from before it existed."""
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "state.json"
         self.state = json.loads(self.path.read_text()) if self.path.is_file() else {}
         # a changed config invalidates nothing automatically: we refuse, so results never mix
         old = self.state.get("fingerprint")
+        if old is not None and defaults:
+            old = {**{k: v for k, v in defaults.items() if k not in old}, **old}
         if old is not None and old != fingerprint:
             changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
             raise ReasonkdError(

@@ -55,7 +55,7 @@ def same_tok_student(tmp_path_factory, tiny_qwen_dir):
 
 def test_demo_end_to_end_resumes_after_a_crash(tmp_path, monkeypatch, same_tok_student, tiny_qwen_dir, capsys):
     out = tmp_path / "demo"
-    cfg = _cfg(out, same_tok_student, tiny_qwen_dir)
+    cfg = _cfg(out, same_tok_student, tiny_qwen_dir, n_robust=2)
     with monkeypatch.context() as m:  # the distill step dies after its first step
         m.setitem(run_recipe.__kwdefaults__, "stop_after", 1)
         with pytest.raises(ReasonkdError, match="stopped on request"):
@@ -90,12 +90,28 @@ def test_demo_end_to_end_resumes_after_a_crash(tmp_path, monkeypatch, same_tok_s
     md = (out / "report/demo.md").read_text()
     assert "reference solutions, not teacher traces" in md and "Retention" in md
     assert "| distill |" in (out / "timings.md").read_text()
+    rob = json.loads((out / "eval/teacher.robustness.json").read_text())["tasks"]["robustness"]["metrics"]
+    assert all(v["n"] <= 2 for v in rob["robustness"]["types"].values()) and rob["robustness"]["types"]
+    assert "## Robustness (GSM-Plus perturbation types, same problems)" in (out / "report/report.md").read_text()
+    assert 'alt="robustness plot"' in (out / "report/index.html").read_text()
+
+    # a run recorded before a config key existed resumes when the key is at its default
+    state = json.loads((out / "state.json").read_text())
+    del state["fingerprint"]["latency_problems"]
+    (out / "state.json").write_text(json.dumps(state))
+    run_demo(_cfg(out, same_tok_student, tiny_qwen_dir, n_robust=2, latency_problems=DemoConfig().latency_problems))
+    state = json.loads((out / "state.json").read_text())
+    del state["fingerprint"]["latency_problems"]
+    (out / "state.json").write_text(json.dumps(state))
+    with pytest.raises(ReasonkdError, match="latency_problems"):  # at another value it is a changed setting
+        run_demo(_cfg(out, same_tok_student, tiny_qwen_dir, n_robust=2, latency_problems=0))
 
     # (c) other settings on the same folder are refused, naming the key
     with pytest.raises(ReasonkdError, match="n_test"):
-        run_demo(_cfg(out, same_tok_student, tiny_qwen_dir, n_test=5))
+        run_demo(_cfg(out, same_tok_student, tiny_qwen_dir, n_robust=2, n_test=5))
     with pytest.raises(ReasonkdError, match=r"data\.math\.per_family"):
-        run_demo(_cfg(out, same_tok_student, tiny_qwen_dir, data={**TINY["data"], "math": {"per_family": 5}}))
+        run_demo(_cfg(out, same_tok_student, tiny_qwen_dir, n_robust=2,
+                      data={**TINY["data"], "math": {"per_family": 5}}))
 
 
 def test_sft_baseline_matches_the_distillation_budget(tmp_path):
