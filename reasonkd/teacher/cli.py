@@ -37,7 +37,8 @@ def _generate(args) -> int:
         settings.out = str(shard_dir(args.out, settings.shard))
     stats = generate_traces(settings)
     print(format_stats(stats))
-    print(f"wrote {settings.out}/traces.jsonl ({stats['overall']['accepted']} traces), negatives.jsonl "
+    kept = stats.get("selection", {}).get("kept", stats["overall"]["accepted"])  # --prefer keeps one per problem
+    print(f"wrote {settings.out}/traces.jsonl ({kept} traces), negatives.jsonl "
           f"({stats['overall']['samples'] - stats['overall']['accepted']}), stats.json")
     return 0
 

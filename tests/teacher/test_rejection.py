@@ -105,3 +105,4 @@ def test_cli_samples_per_problem_and_prefer(three_items, tmp_path, monkeypatch, 
     text = capsys.readouterr().out
     assert "kept 2 traces (prefer shortest) of 2/3 problems solved by >= 1 sample" in text
     assert len(read_jsonl(out / "traces.jsonl")) == 2
+    assert "traces.jsonl (2 traces)" in text  # what the file holds, not every verified sample
