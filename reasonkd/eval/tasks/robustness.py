@@ -9,8 +9,8 @@ types of reasonkd.data.perturb (Li et al., ACL 2024, "GSM-Plus"), generated here
 seeded by the problem's id, each with a recomputed, verified answer. `--limit`
 counts original problems; `--per-type K` asks each type on the first K originals that
 take it (an original only where some type needs it), so every type gets K problems at
-the least cost when a type applies to few problems (added_operation). Reported (metrics["robustness"]): accuracy on the
-originals; per type, accuracy on the originals and on their perturbed versions
+the least cost when a type applies to few problems (added_operation). Reported
+(metrics["robustness"]): accuracy on the originals; per type, accuracy on the originals and on their perturbed versions
 over the SAME problems and the drop (original - perturbed) with a paired
 bootstrap interval; and the share of solved originals whose every perturbation is
 also solved. The headline `accuracy` is over every example (originals and all
