@@ -139,7 +139,6 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
                    workers: int = 2, seed: int = 0, progress: bool = True, engine: str = "hf",
                    window: int | None = None, sinks: int = 4, per_type: int | None = None) -> dict:
     """Generate and score `tasks` (names or a comma list) with one model; return the result dict.
-
     `engine`: hf | openvino | vllm | auto (reasonkd.models.engines); openvino runs the weights as trained (fp32).
     `per_type`: the robustness task asks each perturbation type on the first K problems that take it."""
     from reasonkd.eval.measure import measure_latency, peak_rss_mb, reset_peak_rss, rss_mb
@@ -174,8 +173,7 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
         identity = {"model": str(model_name_or_path), "task": name, "data": str(task.data), "limit": limit,
                     "max_new_tokens": max_new_tokens, "temperature": temperature, "n_samples": n_samples,
                     "few_shot": few_shot, "template": template, "dtype": dtype, "seed": seed}
-        if engine != "hf":  # samples of another engine are not reused (hf keeps its earlier identity)
-            identity["engine"] = engine
+        identity.update({"engine": engine} if engine != "hf" else {})  # hf: the identity of older caches
         identity.update({"window": window, "sinks": sinks} if window else {})
         identity.update({"per_type": per_type} if per_type and name == "robustness" else {})
         path = samples_path(out_dir, label, name) if out_dir else None
