@@ -30,6 +30,7 @@ builds recipes/data/quick.yaml and runs one model on `--limit` originals (a chec
 from __future__ import annotations
 
 import argparse
+from collections import Counter
 import sys
 import tempfile
 import time
@@ -47,9 +48,8 @@ from reasonkd.distill.stages import run_recipe  # noqa: E402
 from reasonkd.errors import ReasonkdError  # noqa: E402
 from reasonkd.eval.metrics import mcnemar_exact, paired_diff_ci  # noqa: E402
 from reasonkd.eval.runner import evaluate_model  # noqa: E402
-from reasonkd.data.prompts import load_template, render  # noqa: E402
 from reasonkd.pipeline.config import DemoConfig  # noqa: E402
-from reasonkd.pipeline.demo import with_shots  # noqa: E402
+from reasonkd.pipeline.demo import student_rows, with_shots  # noqa: E402
 from reasonkd.teacher.generate import GenerateSettings, generate_traces, select_items  # noqa: E402
 from reasonkd.utils.io import read_json, read_jsonl, write_json, write_jsonl  # noqa: E402
 
@@ -132,14 +132,10 @@ def adversarial_traces(demo: Path, cfg: DemoConfig, out: Path, types: list[str])
         dtype=cfg.dtype, template=str(demo / "teacher_prompt.yaml"), engine=cfg.engine))
     accepted = read_jsonl(adv / "traces" / "traces.jsonl") if (adv / "traces" / "traces.jsonl").is_file() else []
     by_id = {v["id"]: v for v in variants}
-    zero_shot = load_template(str(demo / "prompt.yaml"))  # what the student sees, as in the demo's traces
-    rows, by_type = [], {}
-    for r in accepted:
-        v = by_id[r["id"]]
-        system, user = render(zero_shot, v)
-        kind = v["meta"].get("perturbation")
-        rows.append({**r, "prompt": user, "system": system, "source": "teacher", "perturbation": kind})
-        by_type[kind] = by_type.get(kind, 0) + 1
+    # the student's zero-shot prompt, as in the demo's traces, each row marked with its perturbation type
+    rows = [{**r, "perturbation": by_id[r["id"]]["meta"].get("perturbation")}
+            for r in student_rows(accepted, by_id, str(demo / "prompt.yaml"))]
+    by_type = Counter(r["perturbation"] for r in rows)
     write_jsonl(path, traces + rows)
     return path, {"demo_traces": len(traces), "variants": len(variants), "accepted": len(accepted),
                   "by_type": dict(sorted(by_type.items())), "acceptance_rate": stats["overall"]["acceptance_rate"]}

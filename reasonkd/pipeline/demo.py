@@ -183,6 +183,17 @@ def with_shots(rows: list[dict], pool: list[dict], shots: int) -> list[dict]:
     return problems
 
 
+def student_rows(accepted: list[dict], items: dict[str, dict], template: str) -> list[dict]:
+    """Verified teacher traces as training rows: the student is trained (and evaluated) on the zero-shot
+    prompt of `template` over its problem in `items` (by id), whatever the teacher was shown."""
+    zero_shot = load_template(template)
+    rows = []
+    for r in accepted:
+        system, user = render(zero_shot, items[r["id"]])
+        rows.append({**r, "prompt": user, "system": system, "source": "teacher"})
+    return rows
+
+
 def step_traces(cfg: DemoConfig, out: Path) -> dict:
     template = prompt_template(cfg, out)
     data, teacher_template = teacher_problems(cfg, out)
@@ -196,13 +207,7 @@ def step_traces(cfg: DemoConfig, out: Path) -> dict:
         if missing:
             raise ReasonkdError(f"{out / 'traces' / 'traces.jsonl'}:{n}: lacks {missing}; the teacher output "
                                 "format changed (reasonkd.distill.data.load_traces needs them)")
-    # the student is trained (and evaluated) on the zero-shot prompt, whatever the teacher was shown
-    originals = {r["id"]: r for r in load_items(out / "data", split="train")}
-    zero_shot = load_template(template)
-    rows = []
-    for r in accepted:
-        system, user = render(zero_shot, originals[r["id"]])
-        rows.append({**r, "prompt": user, "system": system, "source": "teacher"})
+    rows = student_rows(accepted, {r["id"]: r for r in load_items(out / "data", split="train")}, template)
     solved = {r["id"] for r in accepted}
     n_ref = 0
     if len(solved) < cfg.min_traces:
