@@ -2,7 +2,7 @@
 
     reasonkd data build recipes/compare/unseen-data.yaml --out runs/unseen-data
     python benchmarks/unseen_sets.py --data runs/unseen-data --lead runs/robustness-data \
-        --exclude runs/demo/data --exclude runs/transfer/data --out runs/unseen-data
+        --exclude runs/demo/data --out runs/unseen-data
 
 - dev.jsonl: the test-split originals of --lead (the problems on which the lead was found, BENCHMARKS.md
   "Robustness"); the choice of arm was made there, so `reasonkd compare` does not rerun it;
@@ -19,16 +19,12 @@ import hashlib
 from pathlib import Path
 import sys
 
-from reasonkd.utils.io import read_jsonl, write_jsonl
+from reasonkd.data.schema import load_items
+from reasonkd.utils.io import write_jsonl
 
 
 def originals(folder: Path) -> list[dict]:
-    return [r for r in read_jsonl(folder / "test.jsonl") if r.get("kind") == "original"]
-
-
-def questions(folder: Path) -> set[str]:
-    return {r["question"] for split in ("train", "val", "test") if (folder / f"{split}.jsonl").exists()
-            for r in read_jsonl(folder / f"{split}.jsonl")}
+    return [r for r in load_items(folder, split="test") if r.get("kind") == "original"]
 
 
 def fresh(rows: list[dict], avoid: set[str], n: int, prefix: str) -> list[dict]:
@@ -53,7 +49,7 @@ def main(argv=None) -> None:
     ap.add_argument("--out", type=Path, required=True)
     args = ap.parse_args(argv)
     dev = originals(args.lead)
-    avoid = set().union(*(questions(f) for f in [args.lead, *args.exclude]))
+    avoid = {r["question"] for folder in [args.lead, *args.exclude] for r in load_items(folder)}
     held = fresh(originals(args.data), avoid, args.n, args.prefix)
     args.out.mkdir(parents=True, exist_ok=True)
     write_jsonl(args.out / "dev.jsonl", dev)

@@ -175,7 +175,7 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
                     "few_shot": few_shot, "template": template, "dtype": dtype, "seed": seed}
         identity.update({"engine": engine} if engine != "hf" else {})  # hf: the identity of older caches
         identity.update({"window": window, "sinks": sinks} if window else {})
-        identity.update({"per_type": per_type} if per_type and name == "robustness" else {})
+        identity.update({k: task.options[k] for k in task.identity_options if task.options.get(k)})
         path = samples_path(out_dir, label, name) if out_dir else None
         cached = _load_cached(path, identity) if path else None
         if cached is not None:

@@ -37,6 +37,8 @@ class Task:
     name = ""
     sample_key = "idx"
     """Field of a --samples row that names its example (HumanEval: task_id)."""
+    identity_options: tuple[str, ...] = ()
+    """Options that change which examples the task asks: part of the cached samples' identity when set."""
 
     def __init__(self, data: str | None = None, limit: int | None = None, template: str | None = None,
                  timeout: float = 10.0, workers: int = 2, **options):

@@ -106,6 +106,8 @@ def quota(pairs: list[tuple[Item, dict]], k: int) -> list[tuple[Item, dict]]:
 
 @register("robustness")
 class Robustness(Task):
+    identity_options = ("per_type",)
+
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._loaded: list[dict] | None = None
