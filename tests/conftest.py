@@ -35,3 +35,32 @@ def _isolated_home(request, tmp_path, monkeypatch):
     `slow` tests use the real cache (they load the shipped models)."""
     if request.node.get_closest_marker("slow") is None:
         monkeypatch.setenv("REASONKD_HOME", str(tmp_path / "reasonkd_home"))
+
+
+PINNED_GFLOPS = {"cpu": {"float32": 90.0, "bfloat16": 0.6}}
+"""What fast tests see as this machine's matmul speed: bf16 far slower than fp32, so `auto` is fp32."""
+
+
+@pytest.fixture(autouse=True)
+def _pinned_precision(request, _isolated_home, monkeypatch):
+    """Fast tests run as on an AVX2-only CPU whatever CPU runs them: `dtype: auto` resolves to fp32 and
+    bf16 autocast to off, in this process and in the commands tests start (through the hardware figures
+    cached in their REASONKD_HOME). A test that mocks other capabilities sets its own machine
+    (tests/core/test_hardware.py); `slow` tests and tests marked `real_hardware` use the real CPU."""
+    if request.node.get_closest_marker("slow") or request.node.get_closest_marker("real_hardware"):
+        return
+    import json
+
+    import torch
+
+    from reasonkd.utils import hardware
+
+    model, flags = hardware.read_cpu()
+    cached = hardware.cache_dir() / f"{hardware.machine_key(model, flags, None, torch.__version__)}" \
+                                    f"-v{hardware.PROBE_VERSION}.json"
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps({"gflops": PINNED_GFLOPS}))
+    pinned = hardware.Machine(cpu_model="test CPU (pinned)", arch="x86_64", flags=["avx2", "fma"], cores=2,
+                              torch=torch.__version__, gflops=PINNED_GFLOPS)
+    monkeypatch.setattr(hardware, "_machine", pinned)
+    monkeypatch.setattr(hardware, "_choices", {})

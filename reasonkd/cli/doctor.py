@@ -7,6 +7,13 @@ It prints the CPU model and the flags that decide speed (AVX2 / AVX-512 / bf16 /
 threads, memory, the versions of the libraries that matter, measured matmul GFLOP/s per dtype, the
 precision `dtype: auto` and `bf16_autocast: auto` pick here and why (reasonkd.utils.hardware), which
 generation engines and code-sandbox backends work, and the state of the shipped models' cache.
+
+Each local generation engine (hf, openvino) is then checked for real: it is compiled at the precision
+`auto` picks here and greedily writes a few tokens with the shipped student (`--check-model` another
+model, `--no-engine-check` to skip), printing PASS or FAIL with the reason. A precision the backend
+refuses on this CPU shows up here in seconds instead of minutes into a run.
+
+    reasonkd doctor --check-model runs/demo/distill/final
 """
 
 from __future__ import annotations
@@ -22,6 +29,8 @@ import time
 from reasonkd import __version__
 from reasonkd.utils import hardware
 
+CHECK_MODEL = "smollm2-135m"
+"""The model `reasonkd doctor` checks the engines with: the demo's shipped student (small, fast to compile)."""
 PACKAGES = ("torch", "transformers", "accelerate", "peft", "trl", "openvino", "openvino-genai", "openvino-tokenizers",
             "optimum", "optimum-intel", "onnxruntime", "vllm")
 
@@ -73,6 +82,51 @@ def engines(m: hardware.Machine) -> dict[str, str]:
     return out
 
 
+def _not_ready(model: str) -> str | None:
+    """Why `model` cannot be checked in seconds (a shipped alias not installed), else None."""
+    from reasonkd.models import cache
+    from reasonkd.models.registry import get_spec
+
+    spec = get_spec(model)
+    if spec is not None:
+        folder = cache.hf_dir(spec)
+        if not (folder.exists() and cache.verify_cache(folder) is None):
+            return f"{model} is not in the model cache (reasonkd models pull {model})"
+    elif not os.path.exists(model):
+        return f"{model}: no such alias or folder"
+    return None
+
+
+def engine_checks(m: hardware.Machine, available: dict[str, str], model: str = CHECK_MODEL) -> dict[str, dict]:
+    """{engine: {"ok": True | False | None, "detail": str}}: each local engine compiled at the precision
+    `auto` picks here and asked for a few greedy tokens of `model` (ok None: not checked, and why)."""
+    from reasonkd.models.engines import make_engine
+    from reasonkd.models.generation import apply_chat
+
+    dtype, _ = hardware.auto_choice("cpu", m)
+    why_not = _not_ready(model)
+    out: dict[str, dict] = {}
+    for name in ("hf", "openvino"):
+        if not available.get(name, "").startswith("yes"):
+            out[name] = {"ok": None, "detail": "not installed"}
+            continue
+        if why_not:
+            out[name] = {"ok": None, "detail": f"not checked: {why_not}"}
+            continue
+        t0 = time.perf_counter()
+        try:
+            engine = make_engine(name, model, dtype=dtype)
+            done = engine.generate([apply_chat(engine.tokenizer, "What is 2 + 3?")], max_new_tokens=4)
+            converted = (getattr(engine, "conversion", None) or {}).get("converted")
+            engine.close()
+            out[name] = {"ok": done[0].new_tokens > 0, "detail": f"{engine.precision}, {done[0].new_tokens} "
+                         f"tokens, {time.perf_counter() - t0:.1f} s" + (" (converted first, once)" if converted else "")}
+        except Exception as e:  # noqa: BLE001 -- the check reports any failure, it never stops the doctor
+            msg = " ".join(str(e).split())
+            out[name] = {"ok": False, "detail": f"{type(e).__name__}: {msg[:400]}"}
+    return out
+
+
 def sandboxes() -> dict[str, bool]:
     """Code-sandbox backends (strongest first) that run a trivial program correctly here."""
     from reasonkd.utils import sandbox
@@ -102,8 +156,8 @@ def _home_relative(path) -> str:
     return "~" + str(path)[len(home):] if str(path).startswith(home + "/") else str(path)
 
 
-def collect() -> dict:
-    """Everything `reasonkd doctor` reports, as plain data."""
+def collect(check_model: str | None = CHECK_MODEL) -> dict:
+    """Everything `reasonkd doctor` reports, as plain data (`check_model` None: no engine check)."""
     import torch
 
     t0 = time.perf_counter()
@@ -120,6 +174,9 @@ def collect() -> dict:
         "engines": engines(m), "sandboxes": sandboxes(), "models": model_cache(),
         "reasonkd_home": _home_relative(hardware.reasonkd_home()),
     }
+    if check_model:
+        report["engine_check"] = {"model": check_model, "dtype": cpu_dtype,
+                                  "engines": engine_checks(m, report["engines"], check_model)}
     if m.gpu:
         gpu_dtype, gpu_why = hardware.auto_choice("cuda", m)
         report["auto"]["cuda"] = {"dtype": gpu_dtype, "bf16_autocast": gpu_dtype == "bfloat16", "reason": gpu_why}
@@ -147,6 +204,12 @@ def render(r: dict) -> str:
         lines.append(f"auto:     {dev}: dtype {a['dtype']}, bf16 autocast {'on' if a['bf16_autocast'] else 'off'}"
                      f" — {a['reason']}")
     lines.append("engines:  " + "; ".join(f"{k}: {v}" for k, v in r["engines"].items()))
+    if "engine_check" in r:
+        c = r["engine_check"]
+        lines.append(f"check:    each engine compiled at dtype {c['dtype']} (auto here), a few tokens of {c['model']}:")
+        for name, res in c["engines"].items():
+            verdict = {True: "PASS", False: "FAIL", None: "skip"}[res["ok"]]
+            lines.append(f"  {name:<9} {verdict}  {res['detail']}")
     lines.append("sandbox:  " + ", ".join(f"{k} {'works' if ok else 'no'}" for k, ok in r["sandboxes"].items()))
     lines.append(f"models:   (REASONKD_HOME {r['reasonkd_home']})")
     for row in r["models"]:
@@ -157,9 +220,10 @@ def render(r: dict) -> str:
 
 
 def cmd_doctor(args) -> int:
-    report = collect()
+    report = collect(None if args.no_engine_check else args.check_model)
     print(json.dumps(report, indent=2) if args.json else render(report))
-    return 0
+    failed = [k for k, v in report.get("engine_check", {}).get("engines", {}).items() if v["ok"] is False]
+    return 1 if failed else 0
 
 
 def register(sub) -> None:
@@ -167,4 +231,7 @@ def register(sub) -> None:
     p = sub.add_parser("doctor", help="this machine: CPU flags, precision auto picks, engines, sandbox, model cache",
                        description=__doc__.splitlines()[0])
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
+    p.add_argument("--check-model", default=CHECK_MODEL,
+                   help=f"alias or folder the engine check generates with (default {CHECK_MODEL})")
+    p.add_argument("--no-engine-check", action="store_true", help="skip compiling each engine for real")
     p.set_defaults(func=cmd_doctor)

@@ -118,9 +118,10 @@ def register(sub) -> None:
     p.add_argument("--few-shot", type=int, default=0, help="GSM8K exemplars to prepend (0-8)")
     p.add_argument("--dtype", default="auto", help="auto (bf16 where native, else fp32) | float32 | bfloat16 | float16")
     p.add_argument("--template", default=None, help="prompt template file (same format as the teacher's)")
-    p.add_argument("--engine", default="hf", choices=["hf", "openvino", "vllm", "auto"],
-                   help="generation engine: hf (transformers), openvino (CPU, fp32 weights, converted once per "
-                        "weights), vllm (GPU), auto (vllm on a GPU, openvino on a CPU with the export extra, else hf)")
+    p.add_argument("--engine", default="auto", choices=["hf", "openvino", "vllm", "auto"],
+                   help="generation engine: auto (default: vllm on a GPU, openvino on a CPU with the export extra, "
+                        "else hf), hf (transformers), openvino (CPU, converted once per weights; bf16 compute where "
+                        "the CPU has native bf16), vllm (GPU)")
     p.add_argument("--window", type=int, default=None,
                    help="sliding-window attention: keep W tokens of KV cache (hf engine; docs/long_inputs.md)")
     p.add_argument("--sinks", type=int, default=4, help="attention-sink tokens kept at the start (with --window)")

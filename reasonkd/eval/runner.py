@@ -113,6 +113,8 @@ def _open(model_name_or_path, engine: str, dtype: str, device: str, window: int 
     `window`: the hf engine decodes with sliding-window attention (reasonkd.models.window)."""
     from reasonkd.models import load_model
 
+    # auto: vllm on a GPU, openvino on a CPU with the export extra, else hf; a sliding window is hf's alone
+    engine = "hf" if window and engine == "auto" else resolve_engine(engine, device, str(model_name_or_path))
     if window and engine != "hf":
         raise ReasonkdError(f"--window needs --engine hf (got {engine})")
 

@@ -21,6 +21,7 @@ import re
 import time
 from pathlib import Path
 
+from reasonkd.errors import ReasonkdError
 from reasonkd.pipeline.config import DemoConfig
 from reasonkd.utils import hardware
 from reasonkd.utils.io import write_json
@@ -223,8 +224,13 @@ def machine_figures(cfg: DemoConfig, refresh: bool = False) -> dict:
     t0 = time.perf_counter()
     try:
         figures = measure_here(cfg.student, device, torch_dtype, autocast, engine)
-    except Exception as e:  # noqa: BLE001 -- an ETA must never stop the run; say why it is unscaled
-        log.debug("ETA calibration failed", exc_info=True)
+    except ReasonkdError:
+        # the engine itself cannot run here (e.g. the plugin refuses the precision): every generation step
+        # would fail the same way minutes later, so the run stops now with the error and its fix
+        raise
+    except Exception as e:  # noqa: BLE001 -- a failed measurement must not stop the run; say why it is unscaled
+        log.warning("ETA: could not measure %s here (%s: %s); using the reference machine's figures",
+                    cfg.student, type(e).__name__, e)
         return {**base, "error": f"{type(e).__name__}: {e}"}
     figures["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     figures["seconds"] = round(time.perf_counter() - t0, 1)

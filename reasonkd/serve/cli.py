@@ -51,7 +51,8 @@ def _serve(args) -> int:  # imports when called: this module is imported at ever
         if getattr(args, flag) < 1:
             raise ReasonkdError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
     dtype = auto_dtype(args.device) if args.dtype == "auto" else args.dtype
-    engine = resolve_engine(args.engine, args.device, args.model)
+    # auto: openvino on a CPU with the export extra; a sliding window is the hf engine's alone
+    engine = "hf" if args.window and args.engine == "auto" else resolve_engine(args.engine, args.device, args.model)
     if args.window and engine != "hf":
         raise ReasonkdError(f"--window needs --engine hf (got {engine})")
     extra = {}
@@ -94,7 +95,7 @@ def register(sub) -> None:
     p.add_argument("--window", type=int, default=None,
                    help="sliding-window attention: keep W tokens of KV cache (hf engine; no context limit)")
     p.add_argument("--sinks", type=int, default=4, help="attention-sink tokens kept at the start (with --window)")
-    p.add_argument("--engine", default="hf", choices=["hf", "openvino", "auto"],
+    p.add_argument("--engine", default="auto", choices=["hf", "openvino", "auto"],
                    help="hf (transformers) or openvino (CPU: converted once per weights, continuous batching); "
                         "auto = openvino where the export extra is installed, else hf")
     p.set_defaults(func=_serve)

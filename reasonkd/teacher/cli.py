@@ -128,8 +128,9 @@ def register(sub) -> None:
     g.add_argument("--max-new-tokens", type=int, default=384, help="longer traces are kept as 'truncated' negatives")
     g.add_argument("--batch-size", type=int, default=16, help="hf backend batch (default 16)")
     g.add_argument("--backend", default="hf", choices=["hf", "vllm", "openai"])
-    g.add_argument("--engine", default="hf", choices=["hf", "openvino", "vllm", "auto"],
-                   help="generation engine of a local teacher: hf, openvino (CPU), vllm (GPU), auto")
+    g.add_argument("--engine", default="auto", choices=["hf", "openvino", "vllm", "auto"],
+                   help="generation engine of a local teacher: auto (default: vllm on a GPU, openvino on a CPU "
+                        "with the export extra, else hf), hf, openvino (CPU), vllm (GPU)")
     g.add_argument("--teacher-int8", action="store_true",
                    help="--engine openvino: INT8 teacher weights (traces are verified anyway; noted in stats.json)")
     g.add_argument("--base-url", default="", help="openai backend: e.g. http://127.0.0.1:8000/v1")

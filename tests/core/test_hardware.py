@@ -160,6 +160,7 @@ def test_loader_resolves_auto(tiny_llama_dir, monkeypatch):
     assert next(load_model(str(tiny_llama_dir), dtype="float32")[0].parameters()).dtype is torch.float32
 
 
+@pytest.mark.real_hardware  # the probe's own cache, not the figures tests/conftest.py pins
 def test_probe_is_measured_once_per_machine_and_cached(monkeypatch, tmp_path):
     calls = []
     figures = {"cpu": {"float32": 50.0, "bfloat16": 1.0}}

@@ -58,7 +58,7 @@ def pair(request, lively_dirs, ov_home):
     mp.setenv("REASONKD_HOME", str(ov_home))
     folder = lively_dirs[request.param]
     hf = make_engine("hf", str(folder), dtype="float32")
-    ov = make_engine("openvino", str(folder))
+    ov = make_engine("openvino", str(folder), dtype="float32")  # module scope: before the pinned machine
     yield folder, hf, ov
     mp.undo()
 
@@ -194,3 +194,50 @@ def test_vllm_missing_is_clear(tiny_llama_dir):
         pytest.skip("vllm is installed here")
     with pytest.raises(ReasonkdError, match="reasonkd\\[vllm\\]"):
         make_engine("vllm", str(tiny_llama_dir))
+
+
+def test_compile_refusal_is_an_error_not_a_reconversion(lively_dirs, home, monkeypatch):
+    """A plugin that refuses the settings stops with what was asked, what it said and the fix; the
+    conversion (whose manifest checks out) is not built again."""
+    import openvino_genai
+
+    from reasonkd.models.engines import openvino as ov_engine
+
+    src = str(lively_dirs["llama"])
+    calls = []
+    real = ov_engine.ensure_converted
+
+    def counting(*a, **k):
+        calls.append(k)
+        return real(*a, **k)
+
+    def refuse(*a, **k):
+        raise RuntimeError("Exception from src/core/src/node.cpp:795:\nCheck 'key_cache_type == ov::element::bf16' "
+                           "failed: expect kvcache type bf16, current: f32 , f32")
+
+    monkeypatch.setattr(ov_engine, "ensure_converted", counting)
+    monkeypatch.setattr(openvino_genai, "ContinuousBatchingPipeline", refuse)
+    monkeypatch.setattr(ov_engine.hardware.probe(), "flags", ["avx2", "fma", "avx512f", "avx512_bf16"])
+    with pytest.raises(ReasonkdError) as e:
+        ov_engine.OpenVINOEngine(src, dtype="bfloat16")
+    msg = str(e.value)
+    assert "bf16 compute, bf16 KV cache" in msg and "expect kvcache type bf16" in msg and "dtype=float32" in msg
+    assert len(calls) == 1 and not calls[0].get("rebuild")
+
+
+@pytest.mark.real_hardware
+def test_real_engine_at_every_precision_this_cpu_has(lively_dirs, home):
+    """Compiles and generates with the real plugin at fp32 and, where this CPU has native bf16, at bf16
+    (the combination `dtype: auto` picks there): no mocks, so CI exercises the bf16 path on such a CPU."""
+    from reasonkd.utils import hardware
+
+    src = str(lively_dirs["qwen"])
+    dtypes = ["float32"] + (["bfloat16"] if hardware.probe().native_bf16 else [])
+    for dtype in dtypes:
+        engine = make_engine("openvino", src, dtype=dtype)
+        assert ("bf16 compute" in engine.precision) == (dtype == "bfloat16")
+        out = engine.generate([apply_chat(engine.tokenizer, "x = 3")], max_new_tokens=4)
+        assert out[0].new_tokens > 0
+        engine.close()
+    if not hardware.probe().native_bf16:
+        pytest.skip(f"fp32 only: this CPU ({hardware.probe().isa}) has no native bf16")

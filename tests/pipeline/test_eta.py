@@ -101,3 +101,23 @@ def test_reference_without_figures_uses_the_rates_unscaled(avx2, monkeypatch):
     cfg = DemoConfig(device="cpu", engine="hf")
     secs, lines = eta.machine_estimate(cfg)
     assert secs == eta.estimate(cfg) and any("rates are used unscaled" in line for line in lines)
+
+
+def test_an_engine_that_cannot_compile_stops_the_demo_at_its_probe(avx2, monkeypatch, tmp_path):
+    """The plugin's refusal surfaces from the ETA probe, before any step runs: the demo stops with the
+    error and its fix instead of failing minutes later (or silently using the reference figures)."""
+    import time
+
+    from reasonkd.errors import ReasonkdError
+    from reasonkd.pipeline.demo import run_demo
+
+    def refused(*a, **k):
+        raise ReasonkdError("OpenVINO cannot compile x with bf16 compute, bf16 KV cache: ... Fix: pass dtype=float32")
+
+    monkeypatch.setattr(eta, "measure_here", refused)
+    monkeypatch.setattr(eta, "_not_ready", lambda student: None)
+    t0 = time.perf_counter()
+    with pytest.raises(ReasonkdError, match="dtype=float32"):
+        run_demo(DemoConfig(device="cpu", out=str(tmp_path / "demo")), log_fn=lambda *a: None)
+    assert time.perf_counter() - t0 < 30
+    assert not (tmp_path / "demo" / "data").exists()  # no step ran

@@ -38,7 +38,7 @@ def clients(lively, tmp_path_factory):
     mp = pytest.MonkeyPatch()
     mp.setenv("REASONKD_HOME", str(tmp_path_factory.mktemp("serve_home")))
     model, tok = load_model(str(lively), dtype="float32")
-    ov = make_engine("openvino", str(lively))
+    ov = make_engine("openvino", str(lively), dtype="float32")  # module scope: pinned here, not by conftest
     kw = dict(max_tokens_cap=32, max_concurrent=3, max_request_bytes=8192)
     with running_server(make_app(model, tok, "tiny", **kw)) as hf_url, \
             running_server(make_app(None, ov.tokenizer, "tiny", engine=OVServeEngine(ov), **kw)) as ov_url:

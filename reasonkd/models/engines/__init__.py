@@ -22,6 +22,7 @@ from reasonkd.models.engines.base import EXPORT_FIX, Engine, cut_at_stop
 from reasonkd.models.engines.hf import HFEngine
 from reasonkd.models.engines.ov_convert import require_export_extra
 from reasonkd.models.loader import resolve
+from reasonkd.utils import hardware
 
 ENGINES = ("hf", "openvino", "vllm", "auto")
 
@@ -65,11 +66,12 @@ def make_engine(name: str, model: str, *, dtype: str = "auto", device: str = "cp
             raise ReasonkdError(f"--engine openvino runs on the CPU; got --device {device}")
         if dtype not in ("auto", "float32", "fp32", "bfloat16", "bf16", None):
             raise ReasonkdError(f"--engine openvino computes in fp32 or bf16; --dtype {dtype} is for --engine hf")
-        kwargs.setdefault("bf16", dtype in ("bfloat16", "bf16"))
         require_export_extra()
         from reasonkd.models.engines.openvino import OpenVINOEngine  # lazy: needs the export extra
 
-        return OpenVINOEngine(model, int8=int8, **kwargs)
+        # auto: bf16 compute where this CPU has native bf16 (reasonkd.utils.hardware), else fp32
+        torch_dtype, _ = hardware.resolve_dtype(dtype or "auto", "cpu")
+        return OpenVINOEngine(model, dtype=hardware.dtype_name(torch_dtype), int8=int8, **kwargs)
     from reasonkd.models.engines.vllm import VLLMEngine  # lazy: imports vllm, GPU-only
 
     return VLLMEngine(model, dtype=dtype)

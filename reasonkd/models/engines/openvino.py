@@ -2,16 +2,20 @@
 
     engine = OpenVINOEngine("smollm2-135m")                    # converts once per weights, then cached
     outs = engine.generate(prompts, max_new_tokens=256)         # greedy, fp32 weights and compute
+    engine = OpenVINOEngine("smollm2-135m", dtype="bfloat16")  # bf16 compute where the CPU has native bf16
     engine = OpenVINOEngine("qwen2.5-coder-0.5b", int8=True)    # INT8 weights: teacher traces only
 
 The checkpoint is converted to OpenVINO IR by reasonkd.models.engines.ov_convert
 (cached per weights fingerprint; `convert_seconds` / `load_seconds` count it).
 Prompts are tokenized and completions decoded by the model's own transformers
 tokenizer, exactly as in the hf engine; GenAI gets token ids, so no chat
-template or special token is added twice. fp32 weights run with fp32
-inference precision and an fp32 KV cache (the CPU plugin would otherwise pick
-bf16 compute where the CPU has it and a u8 KV cache), so greedy tokens match
-PyTorch fp32. Each request carries its own seed (seed + its index), so a
+template or special token is added twice. The CPU plugin's precision
+settings come from one table, reasonkd.models.engines.ov_settings: fp32 runs
+with fp32 compute and an fp32 KV cache (so greedy tokens match PyTorch fp32),
+bf16 with bf16 compute and a bf16 KV cache (the plugin refuses an f32 one).
+A plugin that refuses to compile is an error naming what was asked and the
+override that works; only a conversion whose manifest check fails is converted
+again (reasonkd.models.engines.ov_convert). Each request carries its own seed (seed + its index), so a
 seeded sampling run is reproducible however the scheduler batches it.
 
 Why GenAI's pipeline rather than optimum-intel's OVModelForCausalLM with
@@ -40,28 +44,31 @@ from reasonkd.models.cache import cached_param_count
 from reasonkd.models.engines.base import Engine, stop_token_ids
 from reasonkd.models.engines.hf import completions_from_ids
 from reasonkd.models.engines.ov_convert import ensure_converted
+from reasonkd.models.engines.ov_settings import plugin_settings
 from reasonkd.models.loader import tokenizer_from
+from reasonkd.utils import hardware
 
 # this module is imported only by make_engine, after require_export_extra checked the export extra
 
 log = logging.getLogger(__name__)
-FP32 = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32"}
-"""CPU plugin settings for weights as trained: fp32 compute and KV cache."""
-INT8 = {"INFERENCE_PRECISION_HINT": "f32"}
-"""INT8 weights (teacher traces): fp32 compute, the plugin's default KV cache."""
 
 
 class OpenVINOEngine(Engine):
     name = "openvino"
 
-    def __init__(self, model_name_or_path: str, *, int8: bool = False, bf16: bool = False, kv_cache_gb: float = 2.0,
-                 max_num_seqs: int = 64, prefix_caching: bool = False, rebuild: bool = False):
+    def __init__(self, model_name_or_path: str, *, dtype: str = "float32", int8: bool = False,
+                 kv_cache_gb: float = 2.0, max_num_seqs: int = 64, prefix_caching: bool = False):
+        """`dtype`: "float32" | "bfloat16" (resolve "auto" first: reasonkd.utils.hardware.resolve_dtype)."""
         super().__init__()
         t0 = time.perf_counter()
-        self.folder, self.conversion = ensure_converted(model_name_or_path, int8=int8, rebuild=rebuild)
-        self.precision = "int8 weights" if self.conversion.get("weights") == "int8" else "fp32"
-        if self.conversion.get("weights") == "export":
-            self.precision = "export"
+        self.folder, self.conversion = ensure_converted(model_name_or_path, int8=int8)
+        weights = self.conversion.get("weights", "fp32")
+        self.settings = plugin_settings(hardware.dtype_name(dtype), weights, hardware.probe().native_bf16)
+        if self.settings.note:
+            log.info("openvino: %s", self.settings.note)
+        self.precision = {"int8": "int8 weights", "export": "export"}.get(weights, "fp32")
+        if self.settings.compute == "bf16":
+            self.precision += " (bf16 compute)"
         self.tokenizer = tokenizer_from(str(self.folder))
         try:
             self._gen_config = GenerationConfig.from_pretrained(str(self.folder))
@@ -72,21 +79,7 @@ class OpenVINOEngine(Engine):
         sched.cache_size = max(1, int(round(kv_cache_gb)))
         sched.max_num_seqs = max_num_seqs
         sched.enable_prefix_caching = prefix_caching
-        props = dict(INT8 if int8 else FP32)
-        if bf16:  # asked for (dtype bfloat16): bf16 compute on the fp32 weights, where the CPU has it
-            props["INFERENCE_PRECISION_HINT"] = "bf16"
-            self.precision += " (bf16 compute)"
-        try:
-            self.pipe = ov_genai.ContinuousBatchingPipeline(str(self.folder), sched, "CPU", dict(props))
-        except RuntimeError as e:
-            if rebuild or self.conversion.get("weights") == "export":
-                raise ReasonkdError(f"OpenVINO cannot compile {self.folder}: {str(e).strip()[:300]}") from e
-            log.warning("OpenVINO cannot compile the cached conversion in %s (%s); converting again", self.folder,
-                        str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__)
-            self.__init__(model_name_or_path, int8=int8, bf16=bf16, kv_cache_gb=kv_cache_gb,
-                          max_num_seqs=max_num_seqs, prefix_caching=prefix_caching, rebuild=True)
-            self.load_seconds = time.perf_counter() - t0
-            return
+        self.pipe = compile_pipeline(self.folder, sched, self.settings)
         self._lock = threading.Lock()
         self._next_id = 0
         try:
@@ -214,6 +207,21 @@ class OpenVINOEngine(Engine):
 
     def close(self) -> None:
         self.pipe = None
+
+
+def compile_pipeline(folder: Path, sched, settings):
+    """GenAI's continuous-batching pipeline for `folder` with the plugin `settings`. A refusal is not a
+    damaged conversion (ensure_converted already checked the files against their manifest): it is an error
+    that says what was asked, what the plugin said, and the override that works."""
+    try:
+        return ov_genai.ContinuousBatchingPipeline(str(folder), sched, "CPU", dict(settings.props))
+    except RuntimeError as e:
+        said = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        fix = ("pass dtype=float32 (reasonkd demo dtype=float32, or --dtype float32 on the command), "
+               "or --engine hf" if settings.compute == "bf16" else "use --engine hf")
+        raise ReasonkdError(f"OpenVINO cannot compile {folder} with {settings.describe()} "
+                            f"({settings.props}): the CPU plugin said: {' / '.join(said[-2:])[:400] or type(e).__name__}."
+                            f" Fix: {fix}") from e
 
 
 def _finished(handle) -> bool:

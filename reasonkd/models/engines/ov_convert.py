@@ -33,9 +33,12 @@ from reasonkd.models.cache import reasonkd_home
 from reasonkd.models.engines.base import EXPORT_FIX
 from reasonkd.models.loader import resolve, tokenizer_from
 from reasonkd.utils.io import atomic_dir, file_problem, sha256_file, write_json
+from reasonkd.utils.quiet import third_party_to_file
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
+CONVERT_LOG = "convert.log"
+"""The export's third-party warnings and notices, kept beside the IR instead of on the console."""
 SMALL = 64 << 20
 """Files up to this size get a full SHA-256 check on every load; larger ones (the weights) a size check."""
 SOURCE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
@@ -143,9 +146,11 @@ def convert(src: Path, out: Path, fp: str, int8: bool) -> dict:
     t0 = time.perf_counter()
     # an explicit config in both cases: without one optimum compresses models > 1B parameters to INT8 unasked
     ov_config = OVConfig(quantization_config=OVWeightQuantizationConfig(bits=8)) if int8 else OVConfig(dtype="fp32")
-    main_export(str(src), out, task="text-generation-with-past", ov_config=ov_config, convert_tokenizer=False,
-                stateful=True)
-    tokenizer_ir = convert_tokenizer_ir(src, out)
+    # the export's TracerWarnings and library notices (hundreds of lines) go to the folder's convert.log
+    with third_party_to_file(out / CONVERT_LOG) as captured:
+        main_export(str(src), out, task="text-generation-with-past", ov_config=ov_config, convert_tokenizer=False,
+                    stateful=True)
+        tokenizer_ir = convert_tokenizer_ir(src, out)
     for name in SOURCE_FILES:  # HF tokenizer files, so the engine decodes exactly like the hf engine
         if (src / name).is_file() and not (out / name).exists():
             (out / name).write_bytes((src / name).read_bytes())
@@ -159,7 +164,9 @@ def convert(src: Path, out: Path, fp: str, int8: bool) -> dict:
     man = {"fingerprint": fp, "source": str(src), "weights": "int8" if int8 else "fp32", "weight_types": types,
            "tokenizer_ir": tokenizer_ir,
            "openvino": ov.__version__, "convert_seconds": round(time.perf_counter() - t0, 2),
-           "files": {p.name: _file_entry(p) for p in sorted(out.iterdir()) if p.is_file() and p.name != MANIFEST}}
+           "third_party_warnings": captured["warnings"],
+           "files": {p.name: _file_entry(p) for p in sorted(out.iterdir())
+                     if p.is_file() and p.name not in (MANIFEST, CONVERT_LOG)}}
     write_json(out / MANIFEST, man)
     return man
 
@@ -197,8 +204,11 @@ def ensure_converted(model_name_or_path: str, int8: bool = False, rebuild: bool 
     if converted:
         if folder.exists() and not rebuild:
             log.warning("cached OpenVINO conversion in %s is damaged (%s); converting again", folder, reason)
-        log.info("converting %s to OpenVINO IR (%s weights), once for these weights", src, "int8" if int8 else "fp32")
         with atomic_dir(folder) as tmp:
             convert(src, tmp, fp, int8)
     man = json.loads((folder / MANIFEST).read_text())
+    if converted:
+        log.info("converted %s to OpenVINO IR (%s weights) in %.0f s, once for these weights (%d third-party "
+                 "warnings in %s)", src, man["weights"], man["convert_seconds"], man.get("third_party_warnings", 0),
+                 folder / CONVERT_LOG)
     return folder, {**man, "converted": converted, "seconds": time.perf_counter() - t0}
