@@ -50,6 +50,10 @@ def _compare(args) -> int:
 
     overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
     cfg = load_compare_config(args.arms_yaml, overrides)
+    if args.teacher_check:
+        from reasonkd.pipeline.compare import teacher_check
+
+        return 0 if teacher_check(cfg, args.split)["go"] else 1
     arms = [a.strip() for a in args.arms.split(",") if a.strip()] if args.arms else None
     run_compare(cfg, args.split, arms, command="reasonkd " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
     return 0
@@ -79,4 +83,7 @@ def register(sub) -> None:
                                                 "required with --split heldout (`all` = every arm)")
     c.add_argument("--out", help="output folder (default: the YAML's out); a rerun resumes it")
     c.add_argument("--keys", action="store_true", help="list every shared key with its default and meaning")
+    c.add_argument("--teacher-check", action="store_true",
+                   help="only evaluate the teacher and the untrained student on --split (step 1, before traces): "
+                        "their gap and discordance; exit 1 when the gap is under 15 points")
     c.set_defaults(func=_compare)

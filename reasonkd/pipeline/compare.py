@@ -27,6 +27,7 @@ from reasonkd.config import save_config, to_dict
 from reasonkd.distill.recipe import needs_teacher_online
 from reasonkd.distill.stages import run_recipe
 from reasonkd.errors import ReasonkdError
+from reasonkd.eval.metrics import paired_diff_ci
 from reasonkd.pipeline.compare_config import SPLITS, ArmConfig, CompareConfig, arm_recipe
 from reasonkd.pipeline.compare_report import summarize_split, write_outputs
 from reasonkd.pipeline.correct import correct_teacher
@@ -34,6 +35,8 @@ from reasonkd.pipeline.eta import resolve_device
 from reasonkd.utils.io import read_jsonl, sha256_file, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
+MIN_GAP = 0.15
+"""Teacher minus untrained student (accuracy) below which the teacher check says there is little to distil."""
 
 
 # ------------------------------------------------------------------ eval sets and the split discipline
@@ -107,7 +110,9 @@ def prepare_eval_sets(cfg: CompareConfig, out: Path, arms: list[ArmConfig] | Non
                             "they must be disjoint")
     arms = cfg.arms if arms is None else arms
     corrected = any(a.corrected_teacher for a in arms) and cfg.teacher_correction.traces
-    trace_files = {cfg.traces} | {a.traces for a in arms if a.traces} | ({corrected} if corrected else set())
+    # no arm (the teacher check, which runs before any trace exists): the traces are checked when arms run
+    shared = {cfg.traces} if arms or Path(cfg.traces or "-").exists() else set()
+    trace_files = shared | {a.traces for a in arms if a.traces} | ({corrected} if corrected else set())
     for path in sorted(t for t in trace_files if t):
         leak = _leaks(path, sets["dev"] + sets["heldout"])
         if leak:
@@ -219,6 +224,35 @@ def chosen_arms(cfg: CompareConfig, split: str, names: list[str] | None) -> list
         raise ReasonkdError(f"--arms: unknown {unknown}; arms: {', '.join(by_name)}")
     wanted = set(names) | {by_name[n].baseline or cfg.baseline for n in names}
     return [a for a in cfg.arms if a.name in wanted]
+
+
+def teacher_check(cfg: CompareConfig, split: str = "dev", *, log_fn=print, progress: bool = True) -> dict:
+    """Step 1 of an experiment, before any trace or training: the teacher and the untrained student on
+    the same problems and prompt. Their gap (teacher - student, paired CI) and discordance say whether
+    there is anything to distil: below MIN_GAP the experiment should stop. Writes OUT/teacher-check.json."""
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    eval_file = prepare_eval_sets(cfg, out, [])[split]
+    runs = {}
+    for name, model in (("student", cfg.student), ("teacher", cfg.teacher)):
+        log_fn(f"teacher check: {name} ({model}) on {split}")
+        runs[name] = evaluate(cfg, model, out / "references" / name, split, eval_file, cfg.seeds[0], progress)
+    ids = sorted(runs["teacher"]["verdicts"])
+    t, st = ([runs[n]["verdicts"][i] for i in ids] for n in ("teacher", "student"))
+    gap = paired_diff_ci([float(x) for x in t], [float(x) for x in st])
+    check = {"split": split, "n": len(ids), "teacher": runs["teacher"]["metrics"]["accuracy"],
+             "student": runs["student"]["metrics"]["accuracy"], "gap": gap,
+             "teacher_only": sum(a and not b for a, b in zip(t, st)),
+             "student_only": sum(b and not a for a, b in zip(t, st)), "min_gap": MIN_GAP,
+             "seconds": {n: r.get("seconds") for n, r in runs.items()}}
+    check["go"] = gap["diff"] >= MIN_GAP
+    write_json(out / "teacher-check.json", check)
+    log_fn(f"teacher check ({split}, n = {len(ids)}): teacher {100 * check['teacher']:.1f}%, student "
+           f"{100 * check['student']:.1f}%, gap {100 * gap['diff']:+.1f} points [{100 * gap['lo']:+.1f}, "
+           f"{100 * gap['hi']:+.1f}]; discordant: teacher only {check['teacher_only']}, student only "
+           f"{check['student_only']} -> " + ("go on" if check["go"] else
+                                            f"below {100 * MIN_GAP:.0f} points: little to distil, stop here"))
+    return check
 
 
 def run_compare(cfg: CompareConfig, split: str = "dev", arms: list[str] | None = None, *,

@@ -320,3 +320,35 @@ def test_a_val_problem_repeating_a_train_question_never_enters_the_eval_sets(set
     sets = prepare_eval_sets(load_compare_config(p), tmp_path / "out")
     ids = {r["id"] for name in ("dev", "heldout") for r in read_jsonl(sets[name])}
     assert first["id"] not in ids and len(ids) == arms["eval"]["n_dev"] + arms["eval"]["n_heldout"]
+
+
+def test_teacher_check_before_any_trace(setup, tmp_path, capsys):
+    """Step 1 of an experiment: teacher and untrained student on dev, their gap and discordance, with no
+    traces yet (the traces' leak check waits for the arms); exit 1 below the 15-point gap."""
+    from reasonkd.cli import main
+
+    root, path, arms = setup
+    cfg = dict(arms, traces=str(tmp_path / "not-yet"), out=str(tmp_path / "out"))
+    (tmp_path / "arms.yaml").write_text(yaml.safe_dump(cfg))
+    rc = main(["compare", str(tmp_path / "arms.yaml"), "--teacher-check"])
+    check = json.loads((tmp_path / "out" / "teacher-check.json").read_text())
+    assert check["n"] == 3 and check["split"] == "dev" and check["min_gap"] == 0.15
+    assert check["teacher_only"] + check["student_only"] <= 3
+    assert rc == (0 if check["go"] else 1) and check["go"] == (check["gap"]["diff"] >= 0.15)
+    assert "teacher check (dev, n = 3)" in capsys.readouterr().out
+    assert not (tmp_path / "out" / "arms").exists()  # nothing trained
+
+
+def test_shipped_qwen_pair_yaml_gives_every_arm_the_same_budget():
+    from pathlib import Path
+
+    from reasonkd.pipeline.compare_config import arm_recipe, load_compare_config
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_compare_config(root / "recipes/compare/qwen-pair.yaml", [])
+    assert cfg.student == "qwen2.5-coder-0.5b" and cfg.teacher == "qwen2.5-coder-1.5b"
+    assert cfg.seeds == [0, 1, 2] and cfg.eval.n_heldout >= 1000
+    for arm in cfg.arms:
+        r = arm_recipe(cfg, arm, seed=2)
+        assert sum(s.steps for s in r.stages) == cfg.steps and r.batch_size == cfg.batch_size and r.lora.enabled
+    assert {"sft", "kd", "onpolicy", "article"} <= {a.name for a in cfg.arms}
