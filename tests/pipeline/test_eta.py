@@ -106,8 +106,6 @@ def test_reference_without_figures_uses_the_rates_unscaled(avx2, monkeypatch):
 def test_an_engine_that_cannot_compile_stops_the_demo_at_its_probe(avx2, monkeypatch, tmp_path):
     """The plugin's refusal surfaces from the ETA probe, before any step runs: the demo stops with the
     error and its fix instead of failing minutes later (or silently using the reference figures)."""
-    import time
-
     from reasonkd.errors import ReasonkdError
     from reasonkd.pipeline.demo import run_demo
 
@@ -116,8 +114,6 @@ def test_an_engine_that_cannot_compile_stops_the_demo_at_its_probe(avx2, monkeyp
 
     monkeypatch.setattr(eta, "measure_here", refused)
     monkeypatch.setattr(eta, "_not_ready", lambda student: None)
-    t0 = time.perf_counter()
     with pytest.raises(ReasonkdError, match="dtype=float32"):
         run_demo(DemoConfig(device="cpu", out=str(tmp_path / "demo")), log_fn=lambda *a: None)
-    assert time.perf_counter() - t0 < 30
-    assert not (tmp_path / "demo" / "data").exists()  # no step ran
+    assert not (tmp_path / "demo" / "data").exists()  # no step ran: it stops at the probe, before step 1
