@@ -34,6 +34,8 @@ def _print_summary(results, paths) -> None:
             m = v["metrics"]
             key = "pass@1" if t in ("humaneval", "code") else "accuracy"
             extra = "".join(f"  {k}={m[k]:.3f}" for k in m if k.startswith("pass@") and k != "pass@1")
+            if len(m.get("verifiers") or {}) > 1 or "math_latex" in (m.get("verifiers") or {}):
+                extra += "  graded by " + ", ".join(f"{k} ({n})" for k, n in sorted(m["verifiers"].items()))
             print(f"{r['label']:<24} {t:<10} {key} = {m.get(key, m['accuracy']):.3f} "
                   f"[{m['ci'][0]:.3f}, {m['ci'][1]:.3f}] (n={m['n']}){extra}")
     # the first markdown table of report.md (notes such as the precision line may come before it)
