@@ -71,7 +71,7 @@ class GSM8K(Task):
 
         from reasonkd.data.external import is_dataset_spec
 
-        if self.data and is_dataset_spec(self.data):  # hf:NAME, Parquet, JSON, Arrow, ... (reasonkd.data.external)
+        if self.data and is_dataset_spec(self.data) and not str(self.data).endswith(".jsonl"):  # hf:NAME, Parquet, ...
             items = load_items(self.data, split="test")
             return [{"idx": i, "domain": "math", "id": r["id"], "question": r["question"],
                      "reference": reference_answer(r), "verifier": r["verifier"]} for i, r in enumerate(items)]
