@@ -7,6 +7,7 @@
     reasonkd teacher logits --teacher A --teacher B --traces DIR --out DIR   one cache per teacher, OUT/<name>
     reasonkd teacher check --traces DIR --data DIR_OR_JSONL   re-verify a finished run
     reasonkd teacher generate ... --out DIR --shard 0/2; ... --shard 1/2; reasonkd teacher merge --out DIR
+    reasonkd teacher import DATASET --out DIR --traces-column generations --correct-column correctness_math_verify
 
 See docs/teacher.md.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 
 from reasonkd.errors import ReasonkdError
+from reasonkd.teacher.import_cli import register_import
 
 
 def _generate(args) -> int:
@@ -108,6 +110,7 @@ def register(sub) -> None:
     """Add `reasonkd teacher` and its subcommands to the top-level parser."""
     p = sub.add_parser("teacher", help="teacher traces (generate, verify) and top-k logit caches")
     tsub = p.add_subparsers(dest="teacher_command", metavar="SUBCOMMAND")
+    register_import(tsub)  # `teacher import` (reasonkd.teacher.import_cli)
 
     g = tsub.add_parser("generate", help="sample k verified chain-of-thought traces per problem (resumable)")
     g.add_argument("--teacher", action="append", default=[],
