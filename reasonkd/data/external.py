@@ -196,6 +196,9 @@ def load_table(spec: DataSpec):
     except ReasonkdError:
         raise
     except Exception as e:  # noqa: BLE001  (datasets raises many kinds for an unreadable source)
+        empty = re.search(r'Instruction "([^"]+)" corresponds to no data', str(e))
+        if empty:  # datasets' own words for a split file without rows
+            raise ReasonkdError(f"{where}: the split {empty.group(1)!r} is empty (0 rows)") from None
         raise ReasonkdError(f"{where}: could not be read by datasets ({type(e).__name__}: {str(e)[:300]})") from None
     if isinstance(ds, datasets.Dataset):
         ds = datasets.DatasetDict({"train": ds})
