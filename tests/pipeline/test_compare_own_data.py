@@ -77,3 +77,17 @@ def test_eval_on_a_math_parquet_prints_accuracy_graded_by_math_latex(tmp_path, c
     assert "gsm8k" in log and "accuracy = " in log and "graded by math_latex (3), math_numeric (1)" in log
     rows = [json.loads(x) for x in next((tmp_path / "ev2" / "samples").rglob("gsm8k.jsonl")).read_text().splitlines()]
     assert "\\boxed{}" in rows[0]["prompt"] and '"#### <number>"' in rows[3]["prompt"]
+
+
+def test_the_own_pair_recipes_load():
+    from pathlib import Path
+
+    from reasonkd.config import load_config
+    from reasonkd.distill.recipe import DistillRecipe
+    from reasonkd.pipeline.compare_config import load_compare_config
+
+    root = Path(__file__).resolve().parents[2] / "recipes" / "own"
+    gpu = load_config(DistillRecipe, root / "gpu.yaml")
+    assert [s.name for s in gpu.stages] == ["sft", "output"] and gpu.data.path == "runs/own-gpu/traces"
+    cpu = load_compare_config(root / "cpu.yaml")
+    assert [a.name for a in cpu.arms] == ["sft", "kd"] and cpu.eval.split == "test"
