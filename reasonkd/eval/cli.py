@@ -107,7 +107,8 @@ def register(sub) -> None:
     p.add_argument("--label", action="append", help="row label per --model (then per --samples), e.g. student-before")
     p.add_argument("--tasks", default="gsm8k",
                    help="comma list of: gsm8k, humaneval, logic, code, robustness, longmath")
-    p.add_argument("--data", action="append", help="PATH or TASK=PATH: GSM8K JSONL or a data-engine folder")
+    p.add_argument("--data", action="append", help="PATH or TASK=PATH: GSM8K JSONL, a data-engine folder, or any "
+                                                    "dataset: hf:NAME[@SPLIT], a Parquet / JSON / Arrow file")
     p.add_argument("--samples", action="append", help="FILE or TASK=FILE: score these completions, no model")
     p.add_argument("--limit", type=int, default=None, help="first N examples of each task")
     p.add_argument("--out", default="runs/eval", help="output folder (results.json, samples/, report.*)")

@@ -116,7 +116,8 @@ def register(sub) -> None:
     g.add_argument("--teacher", action="append", default=[],
                    help="alias, folder, .gguf or hub id (openai: defaults to --api-model); repeat for several "
                         "teachers: each solves the problems, one at a time, and the verified traces are pooled")
-    g.add_argument("--data", required=True, help="dataset folder or JSONL (reasonkd data build)")
+    g.add_argument("--data", required=True, help="dataset folder or JSONL (reasonkd data build), or any dataset: "
+                                                 "hf:NAME[:CONFIG][@SPLIT], Parquet / JSON / Arrow (docs/data.md)")
     g.add_argument("--out", required=True, help="output folder; rerun the same command to resume")
     g.add_argument("--split", default="train", help="train | val | test | all (default train)")
     g.add_argument("--domain", default=None, choices=["math", "code", "logic"], help="only this domain")
