@@ -83,7 +83,8 @@ def register(sub) -> None:
     k = dsub.add_parser("keys", help="list every recipe key with its default and help")
     k.set_defaults(func=_keys)
     m = dsub.add_parser("columns", help="a dataset's splits and columns, the schema found and the column mapping used")
-    m.add_argument("spec", help="hf:NAME[:CONFIG][@SPLIT], a Parquet / JSON / Arrow / CSV file or a save_to_disk folder")
+    m.add_argument("spec", help="hf:NAME[:CONFIG][@SPLIT], a Parquet / JSON / Arrow / CSV file or a "
+                                "save_to_disk folder")
     m.add_argument("mapping", nargs="*", help="ROLE=COLUMN overrides: question=problem answer=answer solution=solution")
     m.add_argument("--rows", type=int, default=2, help="example rows to show as problems")
     m.set_defaults(func=_columns)

@@ -6,10 +6,12 @@
 
 A template file is a YAML mapping with any of the keys system / math / code /
 logic / default (each domain value holds `{question}`), or plain text used for
-every domain. `math_latex` asks the math problems whose answer is LaTeX (graded
-by reasonkd.data.latex) for a `\\boxed{}` answer instead of `#### <number>`. The teacher asks with it (`reasonkd teacher generate
---template`), eval scores with it (`reasonkd eval --template`), export checks
-INT8 accuracy with it and the demo writes the one its students were trained on.
+every domain. The key `math_latex` asks the math problems whose answer is
+LaTeX (graded by reasonkd.data.latex) for a `\\boxed{}` answer instead of
+`#### <number>` (unset: they are asked like other math). The teacher asks with
+it (`reasonkd teacher generate --template`), eval scores with it (`reasonkd eval
+--template`), export checks INT8 accuracy with it and the demo writes the one
+its students were trained on.
 """
 
 from __future__ import annotations

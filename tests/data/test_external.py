@@ -8,8 +8,8 @@ import json
 import time
 
 import pytest
-
 from own_data import write_dataset
+
 from reasonkd.errors import ConfigError, ReasonkdError
 
 

@@ -8,7 +8,6 @@ import json
 
 import pytest
 import yaml
-
 from own_data import write_dataset
 
 
@@ -57,7 +56,8 @@ def test_eval_on_a_math_parquet_prints_accuracy_graded_by_math_latex(tmp_path, c
 
     f = tmp_path / "math500.parquet"
     datasets.Dataset.from_list([
-        {"problem": "What is $\\frac{1}{2}+\\frac{1}{4}$?", "answer": "\\frac{3}{4}", "solution": "$\\boxed{\\frac34}$"},
+        {"problem": "What is $\\frac{1}{2}+\\frac{1}{4}$?", "answer": "\\frac{3}{4}",
+         "solution": "$\\boxed{\\frac34}$"},
         {"problem": "Simplify $\\sqrt{12}$.", "answer": "2\\sqrt{3}", "solution": "$\\boxed{2\\sqrt3}$"},
         {"problem": "Solve $0 < x \\le 1$ as an interval.", "answer": "(0,1]", "solution": "$\\boxed{(0,1]}$"},
         {"problem": "What is $3+4$?", "answer": "7", "solution": "$\\boxed{7}$"}]).to_parquet(f)

@@ -7,8 +7,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from own_data import write_dataset
+
 from reasonkd.errors import ReasonkdError
 
 
