@@ -91,3 +91,23 @@ def test_the_own_pair_recipes_load():
     assert [s.name for s in gpu.stages] == ["sft", "output"] and gpu.data.path == "runs/own-gpu/traces"
     cpu = load_compare_config(root / "cpu.yaml")
     assert [a.name for a in cpu.arms] == ["sft", "kd"] and cpu.eval.split == "test"
+
+
+def test_demo_data_step_takes_a_dataset_as_imports(tmp_path):
+    from reasonkd.config import from_dict
+    from reasonkd.pipeline.config import DemoConfig
+    from reasonkd.pipeline.demo import step_data
+    from reasonkd.utils.io import read_jsonl
+
+    spec, _ = write_dataset("openr1", tmp_path)
+    cfg = from_dict(DemoConfig, {
+        "n_test": 4, "n_unseen": 0,
+        "data": {"math": {"per_family": 2, "families": ["zoo_tickets", "apple_crates"]},
+                 "code": {"per_task": 0, "bugfix": False}, "logic": {"zebra": 0, "sudoku": 0},
+                 "augment": {"variants": 0, "conditions": 0.0, "distractors": 0.0, "negatives": 0.0, "subtasks": 0.0},
+                 "split": {"test_templates": ["zoo_tickets"], "val_fraction": 0.0},
+                 "imports": [{"path": f"{spec}@test", "split": "val"}],
+                 "decontam": {"enabled": False}, "parquet": False}})
+    assert step_data(cfg, tmp_path / "demo") == {"heldout": 4}
+    rows = read_jsonl(tmp_path / "demo" / "eval" / "heldout.jsonl")
+    assert {r["verifier"] for r in rows} == {"math_latex"} and {r["template"] for r in rows} == {"openr1"}
