@@ -40,6 +40,8 @@ def test_gsm8k_answer_field_becomes_steps_and_number(tmp_path):
     spec, _ = write_dataset("gsm8k", tmp_path)
     row = load_items(spec, split="train")[0]
     assert row["steps"][-1] == "#### 7" and "<<" not in " ".join(row["steps"]) and row["source"] == "dataset_import"
+    one_file = load_items(f"{spec}/test.jsonl", split="test")  # an official-format GSM8K JSONL, through datasets
+    assert len(one_file) == 5 and one_file[0]["answer"] == "47" and one_file[0]["verifier"] == "math_numeric"
 
 
 def test_a_single_file_and_an_explicit_split_and_a_mapping(tmp_path):
