@@ -107,15 +107,21 @@ def parse_spec(spec: str, columns: str | list | dict | None = None) -> DataSpec:
     return DataSpec(text, hub, config or None, split or None, {**parse_columns(mapping), **parse_columns(columns)})
 
 
-def _reasonkd_jsonl(path: Path) -> bool:
+def _first_row(path: Path) -> dict | None:
+    """The first row of a JSONL file, or None when it is empty or damaged (then the reasonkd reader, whose
+    error names the file and line, gets it)."""
     from reasonkd.utils.io import iter_jsonl
 
     try:
         for _, row in iter_jsonl(path):
-            return "verifier" in row and "domain" in row
+            return row
     except ReasonkdError:
-        return False
-    return False
+        return None
+    return None
+
+
+def _is_item(row: dict | None) -> bool:
+    return row is not None and "verifier" in row and "domain" in row
 
 
 def is_dataset_spec(spec) -> bool:
@@ -127,14 +133,17 @@ def is_dataset_spec(spec) -> bool:
     if not path.exists() and "@" in text:
         path = Path(text.rsplit("@", 1)[0])
     if path.is_file():
-        return path.suffix in FILE_KINDS and not (path.suffix == ".jsonl" and _reasonkd_jsonl(path))
+        if path.suffix == ".jsonl":
+            row = _first_row(path)
+            return row is not None and not _is_item(row)
+        return path.suffix in FILE_KINDS
     if path.is_dir():
         if any((path / f"{s}.jsonl").is_file() for s in ("train", "val", "test")) and (path / "stats.json").is_file():
             return False  # a `reasonkd data build` folder
         if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
             return True
         return any(p.suffix in FILE_KINDS for d in (path, path / "data") if d.is_dir() for p in d.iterdir()) \
-            and not any(_reasonkd_jsonl(p) for p in path.glob("*.jsonl"))
+            and not any(_is_item(_first_row(p)) for p in path.glob("*.jsonl"))
     return False
 
 

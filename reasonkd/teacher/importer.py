@@ -160,6 +160,36 @@ def agreement(rows: list[dict]) -> dict:
     return out
 
 
+def _tables(s: ImportSettings, spec) -> list[tuple]:
+    """[(our split, its split name, Dataset, role -> column)], every named column checked before any work."""
+    out = []
+    for ours, theirs, d in pick_splits(load_table(spec), spec, s.split):
+        where = f"--data {s.data}"
+        cols = resolve_columns(d.column_names, spec.columns, where)
+        for flag, col in (("--traces-column", s.traces_column), ("--correct-column", s.correct_column)):
+            if col is not None and col not in d.column_names:
+                raise ReasonkdError(f"{where}: {flag} {col}: no such column; the columns are "
+                                    f"{', '.join(d.column_names)}")
+        out.append((ours, theirs, d, cols))
+    return out
+
+
+def _problems(s: ImportSettings, spec, tables: list[tuple]):
+    """(item, traces cell, verdicts cell, where) per usable row, read one row at a time (the table stays on
+    disk: a trace dataset can be larger than memory)."""
+    n = 0
+    for ours, theirs, d, cols in tables:
+        for i in range(len(d)):
+            if s.limit is not None and n >= s.limit:
+                return
+            row = d[i]
+            item = row_item(row, cols, spec.name, ours, theirs, i, s.data)
+            if item is not None:
+                n += 1
+                yield (item, row[s.traces_column], row.get(s.correct_column) if s.correct_column else None,
+                       f"--data {s.data}: split {theirs} row {i}")
+
+
 def import_traces(s: ImportSettings) -> dict:
     """Import (or resume importing) a trace dataset into `s.out`; returns stats.json's content."""
     if s.thinking not in THINKING:
@@ -168,42 +198,41 @@ def import_traces(s: ImportSettings) -> dict:
         raise ReasonkdError(f"--max-tokens must be >= 1, got {s.max_tokens}")
     spec = parse_spec(s.data, s.columns)
     template = load_template(s.template)
+    tables = _tables(s, spec)
     count, unit = _counter(s.tokenizer)
     teacher = f"dataset:{s.data}"
-    problems = []  # (item, traces cell, flags cell, where)
-    for ours, theirs, d in pick_splits(load_table(spec), spec, s.split):
-        where = f"--data {s.data}"
-        cols = resolve_columns(d.column_names, spec.columns, where)
-        for flag, col in (("--traces-column", s.traces_column), ("--correct-column", s.correct_column)):
-            if col is not None and col not in d.column_names:
-                raise ReasonkdError(f"{where}: {flag} {col}: no such column; the columns are "
-                                    f"{', '.join(d.column_names)}")
-        for i, row in enumerate(d):
-            if s.limit is not None and len(problems) >= s.limit:
-                break
-            item = row_item(row, cols, spec.name, ours, theirs, i, s.data)
-            if item is not None:
-                problems.append((item, row[s.traces_column], row.get(s.correct_column) if s.correct_column
-                                 else None, f"{where}: split {theirs} row {i}"))
-    if not problems:
-        raise ReasonkdError(f"--data {s.data}: no rows with a question and an answer to verify traces against")
     settings = {**dataclasses.asdict(s), "teacher": teacher, "template": template, "backend": "import"}
     store = ShardStore(s.out)
     try:
         store.check_settings(settings, IDENTITY_KEYS)
-        done = store.done_ids
-        todo = [p for p in problems if p[0].id not in done]
-        bar = tqdm(total=len(problems), initial=len(problems) - len(todo), desc="import", unit="problem",
-                   disable=not s.progress, dynamic_ncols=True)
-        for start in range(0, len(todo), s.shard_size):
-            shard, rows = todo[start:start + s.shard_size], []
+        done, seen, shard = store.done_ids, 0, []
+        total = sum(len(t[2]) for t in tables)
+        bar = tqdm(total=min(total, s.limit or total), desc="import", unit="problem", disable=not s.progress,
+                   dynamic_ncols=True)
+
+        def commit() -> None:
+            rows = []
             for item, cell, flag_cell, where in shard:
                 texts = trace_texts(cell, f"{where}, --traces-column {s.traces_column}")
                 flags = dataset_flags(flag_cell, len(texts), f"{where}, --correct-column {s.correct_column}")
                 rows += trace_rows(item, texts, flags, s, template, teacher, count)
-                bar.update(1)
             store.commit(rows, [p[0].id for p in shard], {"new_tokens": 0, "seconds": 0.0})
+            bar.update(len(shard))
+            shard.clear()
+
+        for problem in _problems(s, spec, tables):
+            seen += 1
+            if problem[0].id in done:  # committed by an earlier run
+                bar.update(1)
+                continue
+            shard.append(problem)
+            if len(shard) >= s.shard_size:
+                commit()
+        if shard:
+            commit()
         bar.close()
+        if not seen:
+            raise ReasonkdError(f"--data {s.data}: no rows with a question and an answer to verify traces against")
         stats = _finalize(store, teacher, settings, {"new_tokens": 0, "seconds": 0.0, "tokens_per_s": None})
         rows = list(store.rows())
         stats["import"] = {"dataset": s.data, "traces_column": s.traces_column, "correct_column": s.correct_column,
