@@ -4,7 +4,8 @@
     from reasonkd.data import build_dataset, load_items
     out = build_dataset("recipes/data/quick.yaml", "data/quick"); rows = load_items(out, "train")
 
-Stages: originals (math families, gsm_symbolic, imports, code tasks, puzzles)
+Stages: originals (math families, gsm_symbolic, imports of GSM8K files or any
+dataset reasonkd.data.external reads, code tasks, puzzles)
 -> split by template -> augmentation (variants, negatives, subtasks, bug
 fixes) -> verification (every positive must pass its verifier, every
 negative must fail, every variant must differ from its parent; anything else
@@ -29,6 +30,7 @@ from reasonkd.config import load_config, save_config
 from reasonkd.data import augment as aug
 from reasonkd.data import code_gen, logic, longctx, perturb
 from reasonkd.data.code_tasks import TASKS_BY_NAME
+from reasonkd.data.external import dataset_items, is_dataset_spec
 from reasonkd.data.math_families import FAMILIES, sample_valid
 from reasonkd.data.recipe import DataRecipe
 from reasonkd.data.schema import SPLITS, Item
@@ -36,6 +38,7 @@ from reasonkd.data.sources import gsm_symbolic_items, import_gsm8k
 from reasonkd.utils.io import atomic_dir, write_json, write_jsonl
 
 log = logging.getLogger(__name__)
+IMPORTED = ("gsm8k_import", "dataset_import")
 
 
 def sub_seed(seed: int, *parts: object) -> int:
@@ -60,7 +63,11 @@ def originals(r: DataRecipe) -> list[Item]:
             items.append(aug.math_item(fam, sample_valid(fam, Random(s)), f"math-{name}-{i:05d}", seed=s))
     items += gsm_symbolic_items(r.math.gsm_symbolic, sub_seed(r.seed, "gsm_symbolic"))
     for imp in r.imports:
-        items += import_gsm8k(imp.path, split=imp.split, name=imp.name, seed=r.seed)
+        if imp.columns or (is_dataset_spec(imp.path) and not imp.path.endswith(".jsonl")):  # hf:NAME, Parquet, ...
+            items += dataset_items(imp.path, split=imp.split, columns=imp.columns, limit=imp.limit,
+                                   name=imp.name or None)
+        else:
+            items += import_gsm8k(imp.path, split=imp.split, name=imp.name or "gsm8k", seed=r.seed)[:imp.limit]
     for name in r.code.tasks:
         task, rng = TASKS_BY_NAME[name], Random(sub_seed(r.seed, "code", name))
         for i in range(r.code.per_task):
@@ -86,10 +93,9 @@ def originals(r: DataRecipe) -> list[Item]:
 
 
 def assign_splits(items: list[Item], r: DataRecipe) -> None:
-    imported = {imp.name: imp.split for imp in r.imports}
     for it in items:
-        if it.source == "gsm8k_import":
-            it.split = imported[it.template]
+        if it.source in IMPORTED:
+            continue  # an imported row keeps the split its import names
         elif any(fnmatch.fnmatchcase(it.template, p) for p in r.split.test_templates):
             it.split = "test"
         else:
@@ -116,6 +122,8 @@ def augmentations(items: list[Item], r: DataRecipe) -> list[Item]:
                 out += perturb.training_items(it, adv.types, sub_seed(r.seed, "adversarial"), adv.per_item,
                                               adv.negatives)
         if it.domain == "math":
+            if it.verifier != "math_numeric":
+                continue  # a LaTeX answer: distractors and wrong numbers are made for numeric answers only
             if pick("distractors", a.distractors):
                 out.append(aug.distractor_variant(it, rng))
             if pick("negatives", a.negatives) and a.negative_types:
@@ -240,7 +248,7 @@ def generate(r: DataRecipe) -> tuple[list[Item], dict, dict]:
     log.info("verified: kept %d, dropped %d (%.1fs)", len(items), len(problems), time.perf_counter() - t0)
     report: dict = {"removed": 0, "items": []}
     if r.decontam.enabled:
-        eval_texts = [(it.id, it.question) for it in items if it.source == "gsm8k_import" and it.split == "test"]
+        eval_texts = [(it.id, it.question) for it in items if it.source in IMPORTED and it.split == "test"]
         index = EvalIndex.build(r.decontam.gsm8k_files, r.decontam.humaneval, r.decontam.ngram, extra=eval_texts)
         exempt = {eid for eid, _ in eval_texts}
         kept, report = decontaminate([it for it in items if it.id not in exempt], index)

@@ -3,6 +3,10 @@
     reasonkd data build RECIPE.yaml --out DIR [key=value ...]   build a dataset (see DataRecipe)
     reasonkd data check DIR                                     re-verify every item of a built dataset
     reasonkd data keys                                          list every recipe key with its help
+    reasonkd data columns SPEC [question=COL answer=COL ...]    how a dataset's columns map to problems
+
+SPEC is any dataset `--data` takes: hf:NAME[:CONFIG][@SPLIT], a Parquet / JSON / Arrow / CSV file, a
+save_to_disk folder, a GSM8K JSONL (reasonkd.data.external).
 """
 
 from __future__ import annotations
@@ -56,6 +60,13 @@ def _keys(args) -> int:
     return 0
 
 
+def _columns(args) -> int:
+    from reasonkd.data.external import describe
+
+    print(describe(args.spec, columns=args.mapping, rows=args.rows))
+    return 0
+
+
 def register(sub) -> None:
     """Add `reasonkd data` and its subcommands to the top-level parser."""
     p = sub.add_parser("data", help="build and check verified reasoning datasets")
@@ -71,5 +82,11 @@ def register(sub) -> None:
     c.set_defaults(func=_check)
     k = dsub.add_parser("keys", help="list every recipe key with its default and help")
     k.set_defaults(func=_keys)
+    m = dsub.add_parser("columns", help="a dataset's splits and columns, the schema found and the column mapping used")
+    m.add_argument("spec", help="hf:NAME[:CONFIG][@SPLIT], a Parquet / JSON / Arrow / CSV file or a "
+                                "save_to_disk folder")
+    m.add_argument("mapping", nargs="*", help="ROLE=COLUMN overrides: question=problem answer=answer solution=solution")
+    m.add_argument("--rows", type=int, default=2, help="example rows to show as problems")
+    m.set_defaults(func=_columns)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     logging.getLogger("reasonkd.data").setLevel(logging.INFO)

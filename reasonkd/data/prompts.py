@@ -6,9 +6,12 @@
 
 A template file is a YAML mapping with any of the keys system / math / code /
 logic / default (each domain value holds `{question}`), or plain text used for
-every domain. The teacher asks with it (`reasonkd teacher generate
---template`), eval scores with it (`reasonkd eval --template`), export checks
-INT8 accuracy with it and the demo writes the one its students were trained on.
+every domain. The key `math_latex` asks the math problems whose answer is
+LaTeX (graded by reasonkd.data.latex) for a `\\boxed{}` answer instead of
+`#### <number>` (unset: they are asked like other math). The teacher asks with
+it (`reasonkd teacher generate --template`), eval scores with it (`reasonkd eval
+--template`), export checks INT8 accuracy with it and the demo writes the one
+its students were trained on.
 """
 
 from __future__ import annotations
@@ -24,6 +27,8 @@ from reasonkd.errors import ReasonkdError
 DEFAULT_TEMPLATE = {
     "system": None,
     "math": '{question}\n\nThink step by step, then give the final answer on its own last line as "#### <number>".',
+    "math_latex": "{question}\n\nThink step by step, then give the final answer in \\boxed{} on its own last "
+                  "line.",
     "code": "{question}\n\nThink step by step about the algorithm, then give the complete solution "
             "in one ```python code block.",
     "logic": '{question}\n\nThink step by step, then give the final answer after "Answer:".',
@@ -57,5 +62,6 @@ def load_template(path: str | None) -> dict:
 
 def render(template: dict, item: dict) -> tuple[str | None, str]:
     """(system, user) text for one item; str.replace, because code and LaTeX are full of braces."""
-    body = template.get(item["domain"]) or template["default"]
+    latex = template.get("math_latex") if item.get("verifier") == "math_latex" else None
+    body = latex or template.get(item["domain"]) or template["default"]
     return template.get("system") or None, body.replace("{question}", item["question"])

@@ -143,15 +143,29 @@ class AdversarialConfig:
 @dataclass
 class ImportConfig:
     path: str = ""
-    """GSM8K-format JSONL (`question`, `answer` ending '#### N')."""
+    """GSM8K-format JSONL (`question`, `answer` ending '#### N'), or any dataset: hf:NAME[:CONFIG][@SPLIT],
+    a Parquet / JSON / Arrow / CSV file or save_to_disk folder (reasonkd.data.external)."""
     split: str = "test"
     """Split for all its rows: train | val | test."""
-    name: str = "gsm8k"
-    """Template name (and id prefix) of the imported rows."""
+    name: str = ""
+    """Template name (and id prefix) of the imported rows; "" = gsm8k for a GSM8K file, else the dataset's name."""
+    columns: dict = field(default_factory=dict)
+    """Role -> column, e.g. {question: problem, answer: answer, solution: solution}; {} = the common schemas'
+    names (GSM8K, MATH, NuminaMath, OpenR1-Math; `reasonkd data columns SPEC` shows what is found)."""
+    limit: int | None = None
+    """Import only the first N usable rows; None = all."""
 
     def __post_init__(self):
+        from reasonkd.data.external import parse_columns
+
         if not self.path:
-            raise ConfigError("path must name a GSM8K-format JSONL file")
+            raise ConfigError("imports: path must name a GSM8K-format JSONL file or a dataset (hf:NAME, Parquet, ...)")
+        try:
+            parse_columns(self.columns)
+        except Exception as e:  # noqa: BLE001  (one config error naming the key)
+            raise ConfigError(f"imports.columns: {e}") from None
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"imports.limit must be >= 1 or null, got {self.limit}")
         if self.split not in ("train", "val", "test"):
             raise ConfigError(f"split must be train, val or test, got {self.split!r}")
 
@@ -205,7 +219,8 @@ class DataRecipe:
     long: LongConfig = field(default_factory=LongConfig)
     """Long-input math problems (facts spread through 1k-8k tokens; reasonkd.data.longctx)."""
     imports: list[ImportConfig] = field(default_factory=list)
-    """GSM8K-format files to import (each with its split)."""
+    """GSM8K-format files or any datasets (hf:NAME, Parquet, ...) to import as math problems, each with its
+    split; they are mixed with the generated items (LaTeX answers get the math_latex verifier)."""
     split: SplitConfig = field(default_factory=SplitConfig)
     """Held-out-template split policy."""
     decontam: DecontamConfig = field(default_factory=DecontamConfig)

@@ -19,7 +19,7 @@ from reasonkd.errors import ReasonkdError
 DOMAINS = ("math", "code", "logic")
 KINDS = ("original", "variant", "negative", "subtask")
 SPLITS = ("train", "val", "test")
-VERIFIERS = ("math_numeric", "code_tests", "zebra", "sudoku")
+VERIFIERS = ("math_numeric", "math_latex", "code_tests", "zebra", "sudoku")
 ERROR_TYPES = ("arithmetic_slip", "skipped_step", "wrong_operation", "misread_quantity",
                "wrong_final_answer", "logic_error", "wrong_value")
 
@@ -41,7 +41,7 @@ class Item:
     steps: list[str] = field(default_factory=list)
     """Reference reasoning, one step per entry (math ends with '#### N')."""
     verifier: str = "math_numeric"
-    """math_numeric | code_tests | zebra | sudoku (see reasonkd.data.verify.verify_item)."""
+    """math_numeric | math_latex | code_tests | zebra | sudoku (see reasonkd.data.verify.verify_item)."""
     kind: str = "original"
     """original | variant | negative | subtask."""
     parent_id: str | None = None
@@ -52,7 +52,7 @@ class Item:
     split: str = "train"
     """train | val | test (test = template families never used in train)."""
     source: str = "reasonkd"
-    """Generator or import origin: reasonkd, reasoning_gym, gsm8k_import."""
+    """Generator or import origin: reasonkd, reasoning_gym, gsm8k_import, dataset_import."""
     seed: int = 0
     """Seed of the random stream that produced this item (reproduce it alone)."""
     difficulty: int = 1
@@ -98,11 +98,18 @@ def solution_text(row: dict) -> str:
 
 
 def load_items(path_or_dir: str | Path, split: str | None = None) -> list[dict]:
-    """Rows of a built dataset: a folder (train/val/test.jsonl) or one JSONL file.
+    """Rows of a built dataset: a folder (train/val/test.jsonl) or one JSONL file; or of any other
+    dataset (`hf:NAME`, Parquet / JSON / Arrow, a GSM8K JSONL: reasonkd.data.external).
 
     `split` picks one split file from a folder (or filters a single file).
     """
+    from reasonkd.data.external import dataset_items, is_dataset_spec
     from reasonkd.utils.io import read_jsonl
+
+    if is_dataset_spec(path_or_dir):
+        if split is not None and split not in SPLITS:
+            raise ReasonkdError(f"split={split!r}: choose one of {SPLITS}")
+        return [it.to_dict() for it in dataset_items(str(path_or_dir), split=split)]
 
     path = Path(path_or_dir)
     if split is not None and split not in SPLITS:

@@ -20,7 +20,7 @@ from reasonkd.utils.io import iter_jsonl
 _CALC = re.compile(r"<<[^<>]*>>")  # GSM8K calculator annotations: 48/2=<<48/2=24>>24
 
 
-def _gsm_steps(answer_field: str) -> tuple[list[str], str] | None:
+def gsm_steps(answer_field: str) -> tuple[list[str], str] | None:
     """(steps ending '#### N', N) from a GSM8K answer field, or None without '#### N'."""
     from reasonkd.data.math_families import fmt
     from reasonkd.data.verify import extract_answer, normalize_number
@@ -46,7 +46,7 @@ def gsm_symbolic_items(n: int, seed: int, split_of=None) -> list[Item]:
     items = []
     for i in range(n):
         ex = ds[i]
-        parsed = _gsm_steps(ex["metadata"]["answer_cot"])
+        parsed = gsm_steps(ex["metadata"]["answer_cot"])
         if parsed is None:
             continue
         steps, answer = parsed
@@ -71,7 +71,7 @@ def read_gsm8k(path: str | Path) -> list[tuple[int, str, str]]:
     for lineno, row in iter_jsonl(path, allow_empty=False, what="GSM8K JSONL file"):  # binary / truncated: one error
         if not isinstance(row.get("question"), str) or not isinstance(row.get("answer"), str):
             raise ReasonkdError(f"{path}:{lineno}: needs string fields 'question' and 'answer' (GSM8K format)")
-        if _gsm_steps(row["answer"]) is None:
+        if gsm_steps(row["answer"]) is None:
             raise ReasonkdError(f"{path}:{lineno}: 'answer' must end with '#### N' (a number), got "
                                 f"{row['answer'][-40:]!r}")
         rows.append((lineno, row["question"], row["answer"]))
@@ -82,7 +82,7 @@ def import_gsm8k(path: str | Path, split: str = "train", name: str = "gsm8k", se
     """Items from an official-format GSM8K JSONL file (all rows validated before any is used)."""
     items = []
     for lineno, question, answer_field in read_gsm8k(path):
-        steps, answer = _gsm_steps(answer_field)
+        steps, answer = gsm_steps(answer_field)
         items.append(Item(
             id=f"{name}-{lineno:05d}", domain="math", question=question.strip(), answer=answer, steps=steps,
             verifier="math_numeric", split=split, source="gsm8k_import", seed=seed,

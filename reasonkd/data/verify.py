@@ -2,7 +2,8 @@
 
 Used by the data engine (every generated positive must pass, every negative
 must fail), by the teacher filter (keep only verified traces) and by eval
-(GSM8K / HumanEval scoring). Everything here is offline; model-written code
+(GSM8K / HumanEval scoring). LaTeX answers (MATH, NuminaMath, AIME) go to
+`math_latex` (reasonkd.data.latex, backed by math-verify). Everything here is offline; model-written code
 runs in reasonkd.utils.sandbox.
 
     from reasonkd.data.verify import extract_final_answer, verify_math, verify_item
@@ -27,11 +28,12 @@ from typing import Any
 from reasonkd.data import puzzles
 from reasonkd.data.answers import (EXTRACTION_STYLES, extract_answer, extract_code, extract_final_answer,
                                    normalize_number, numbers_equal)
+from reasonkd.data.latex import verify_latex
 from reasonkd.utils.sandbox import run_in_sandbox
 
 __all__ = ["EXTRACTION_STYLES", "extract_answer", "extract_code", "extract_final_answer", "normalize_number",
-           "numbers_equal", "reference_answer", "run_programs", "verify_code", "verify_item", "verify_math",
-           "verify_puzzle"]
+           "numbers_equal", "reference_answer", "run_programs", "verify_code", "verify_item", "verify_latex",
+           "verify_math", "verify_puzzle"]
 
 
 def _reference_number(reference: Any) -> Any:
@@ -196,10 +198,12 @@ def verify_item(item: dict, completion_or_answer: str) -> bool:
     text = completion_or_answer or ""
     if verifier == "math_numeric":
         return verify_math(text, reference_answer(item))
+    if verifier == "math_latex":
+        return verify_latex(text, reference_answer(item))
     if verifier == "code_tests":
         return verify_code(extract_code(text), meta["tests"], meta.get("entry_point"),
                            timeout=float(meta.get("timeout", 5.0)))
     if verifier in ("zebra", "sudoku"):  # checked against the constraints, not a stored answer
         return verify_puzzle(item, text)
     raise ValueError(f"item {item.get('id')!r}: unknown verifier {verifier!r} "
-                     "(known: math_numeric, code_tests, zebra, sudoku)")
+                     "(known: math_numeric, math_latex, code_tests, zebra, sudoku)")

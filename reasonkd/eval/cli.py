@@ -34,6 +34,8 @@ def _print_summary(results, paths) -> None:
             m = v["metrics"]
             key = "pass@1" if t in ("humaneval", "code") else "accuracy"
             extra = "".join(f"  {k}={m[k]:.3f}" for k in m if k.startswith("pass@") and k != "pass@1")
+            if len(m.get("verifiers") or {}) > 1 or "math_latex" in (m.get("verifiers") or {}):
+                extra += "  graded by " + ", ".join(f"{k} ({n})" for k, n in sorted(m["verifiers"].items()))
             print(f"{r['label']:<24} {t:<10} {key} = {m.get(key, m['accuracy']):.3f} "
                   f"[{m['ci'][0]:.3f}, {m['ci'][1]:.3f}] (n={m['n']}){extra}")
     # the first markdown table of report.md (notes such as the precision line may come before it)
@@ -105,7 +107,8 @@ def register(sub) -> None:
     p.add_argument("--label", action="append", help="row label per --model (then per --samples), e.g. student-before")
     p.add_argument("--tasks", default="gsm8k",
                    help="comma list of: gsm8k, humaneval, logic, code, robustness, longmath")
-    p.add_argument("--data", action="append", help="PATH or TASK=PATH: GSM8K JSONL or a data-engine folder")
+    p.add_argument("--data", action="append", help="PATH or TASK=PATH: GSM8K JSONL, a data-engine folder, or any "
+                                                    "dataset: hf:NAME[@SPLIT], a Parquet / JSON / Arrow file")
     p.add_argument("--samples", action="append", help="FILE or TASK=FILE: score these completions, no model")
     p.add_argument("--limit", type=int, default=None, help="first N examples of each task")
     p.add_argument("--out", default="runs/eval", help="output folder (results.json, samples/, report.*)")

@@ -49,19 +49,24 @@ def _hash_order(rows: list[dict]) -> list[dict]:
 
 def _problem_rows(cfg: CompareConfig, out: Path) -> list[dict]:
     from reasonkd.data import build_dataset, load_items
+    from reasonkd.data.external import is_dataset_spec
 
     src = Path(cfg.eval.data)
+    external = is_dataset_spec(cfg.eval.data)  # hf:NAME, Parquet, JSON, ... (reasonkd.data.external)
     if src.suffix in (".yaml", ".yml"):  # a data recipe: build it once into OUT/data
         if not (out / "data" / "stats.json").is_file():
             build_dataset(str(src), out / "data")
         src = out / "data"
-    if not src.exists():
-        raise ReasonkdError(f"eval.data {cfg.eval.data}: no such dataset folder, JSONL or data recipe")
+    if not (external or src.exists()):
+        raise ReasonkdError(f"eval.data {cfg.eval.data}: no such dataset folder, JSONL, data recipe or dataset")
+    src = cfg.eval.data if external else src
     rows = [r for r in load_items(src, split=cfg.eval.split)
             if r.get("domain") == cfg.eval.domain and r.get("kind", "original") == "original"]
     # `reasonkd data build` drops a train item that repeats a held-out question word for word; a dataset built
     # before that (or elsewhere) may still hold one: such a problem is not held out, so it is left out here
-    elsewhere = {r.get("question") for r in load_items(src) if r.get("split", cfg.eval.split) != cfg.eval.split}
+    # (another dataset's splits are its publisher's: a lone file is all the eval split)
+    elsewhere = set() if external else {r.get("question") for r in load_items(src)
+                                        if r.get("split", cfg.eval.split) != cfg.eval.split}
     repeated = [r for r in rows if r.get("question") in elsewhere]
     if repeated:
         log.info("eval sets: %d %s problems repeat a question of another split (e.g. %s); left out",

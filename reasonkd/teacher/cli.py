@@ -7,6 +7,7 @@
     reasonkd teacher logits --teacher A --teacher B --traces DIR --out DIR   one cache per teacher, OUT/<name>
     reasonkd teacher check --traces DIR --data DIR_OR_JSONL   re-verify a finished run
     reasonkd teacher generate ... --out DIR --shard 0/2; ... --shard 1/2; reasonkd teacher merge --out DIR
+    reasonkd teacher import DATASET --out DIR --traces-column generations --correct-column correctness_math_verify
 
 See docs/teacher.md.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 import logging
 
 from reasonkd.errors import ReasonkdError
+from reasonkd.teacher.import_cli import register_import
 
 
 def _generate(args) -> int:
@@ -108,12 +110,14 @@ def register(sub) -> None:
     """Add `reasonkd teacher` and its subcommands to the top-level parser."""
     p = sub.add_parser("teacher", help="teacher traces (generate, verify) and top-k logit caches")
     tsub = p.add_subparsers(dest="teacher_command", metavar="SUBCOMMAND")
+    register_import(tsub)  # `teacher import` (reasonkd.teacher.import_cli)
 
     g = tsub.add_parser("generate", help="sample k verified chain-of-thought traces per problem (resumable)")
     g.add_argument("--teacher", action="append", default=[],
                    help="alias, folder, .gguf or hub id (openai: defaults to --api-model); repeat for several "
                         "teachers: each solves the problems, one at a time, and the verified traces are pooled")
-    g.add_argument("--data", required=True, help="dataset folder or JSONL (reasonkd data build)")
+    g.add_argument("--data", required=True, help="dataset folder or JSONL (reasonkd data build), or any dataset: "
+                                                 "hf:NAME[:CONFIG][@SPLIT], Parquet / JSON / Arrow (docs/data.md)")
     g.add_argument("--out", required=True, help="output folder; rerun the same command to resume")
     g.add_argument("--split", default="train", help="train | val | test | all (default train)")
     g.add_argument("--domain", default=None, choices=["math", "code", "logic"], help="only this domain")

@@ -61,7 +61,8 @@ class Task:
     # -- prompting and scoring
     def prompt(self, ex: dict) -> str:
         """The user message for one example."""
-        return render(self.template, {"domain": ex.get("domain", "math"), "question": ex["question"]})[1]
+        return render(self.template, {"domain": ex.get("domain", "math"), "question": ex["question"],
+                                      "verifier": ex.get("verifier")})[1]
 
     def system(self) -> str | None:
         return self.template.get("system") or None

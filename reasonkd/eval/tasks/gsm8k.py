@@ -2,7 +2,11 @@
 
 Data (`--data`): the official GSM8K JSONL (`question`, `answer` ending in
 `#### N`; no package ships it, so pass your local copy), a reasonkd dataset
-JSONL, or a data-engine output folder (its held-out `test` split, math only).
+JSONL, a data-engine output folder (its held-out `test` split, math only), or
+any dataset reasonkd.data.external reads (`hf:NAME[@SPLIT]`, a MATH-style
+Parquet / JSON / Arrow file: its test split, or the whole file).
+Problems whose answer is not a plain number (`\\frac{3}{4}`, intervals, sets)
+are graded by `math_latex` (math-verify) instead of numeric match.
 `idx` is the 0-based position in that list (for a JSONL file: its line number,
 blank lines skipped), and is what `--samples` rows refer to.
 
@@ -14,6 +18,8 @@ exemplars of Wei et al. (2022).
 """
 
 from __future__ import annotations
+
+from collections import Counter
 
 from reasonkd.errors import ReasonkdError
 from reasonkd.eval.tasks.base import Task, data_path, grouped_metrics, register
@@ -60,16 +66,22 @@ def _image(row: dict) -> dict:
 class GSM8K(Task):
     def load(self) -> list[dict]:
         from reasonkd.data import load_items
+        from reasonkd.data.external import is_dataset_spec
         from reasonkd.data.verify import extract_answer, reference_answer
         from reasonkd.utils.io import read_jsonl
 
+        if self.data and is_dataset_spec(self.data) and not str(self.data).endswith(".jsonl"):  # hf:NAME, Parquet, ...
+            items = load_items(self.data, split="test")
+            return [{"idx": i, "domain": "math", "id": r["id"], "question": r["question"],
+                     "reference": reference_answer(r), "verifier": r["verifier"]} for i, r in enumerate(items)]
         path = data_path(self.data, "gsm8k", "the official GSM8K JSONL (question/answer with '#### N') "
                                              "or a data-engine output folder (`reasonkd data build`)")
         if path.is_dir() and (path / "manifest.jsonl").is_file() and not (path / "test.jsonl").is_file():
             path = path / "manifest.jsonl"  # a folder of rendered images (`reasonkd ocr render`)
         if path.is_dir():
             items = [r for r in load_items(path, split="test") if r["domain"] == "math"]
-            rows = [{"id": r["id"], "question": r["question"], "reference": reference_answer(r)} for r in items]
+            rows = [{"id": r["id"], "question": r["question"], "reference": reference_answer(r),
+                     "verifier": r["verifier"]} for r in items]
         else:
             raw = read_jsonl(path, allow_empty=False)
             rows = []
@@ -77,7 +89,7 @@ class GSM8K(Task):
                 if "verifier" in r:  # a reasonkd dataset file
                     if r.get("domain") == "math":
                         rows.append({"id": r["id"], "question": r["question"], "reference": reference_answer(r),
-                                     **_image(r)})
+                                     "verifier": r["verifier"], **_image(r)})
                     continue
                 if "question" not in r or "answer" not in r:
                     raise ReasonkdError(f"{path}: row {i + 1} lacks 'question'/'answer'; expected GSM8K JSONL")
@@ -108,6 +120,12 @@ class GSM8K(Task):
         extracted = {s: extract_answer(completion, s) for s in EXTRACTION_STYLES}
         extracted[PRIMARY] = extract_final_answer(completion)
         correct = {s: v is not None and numbers_equal(v, ex["reference"]) for s, v in extracted.items()}
+        if ex.get("verifier") == "math_latex":  # a LaTeX answer: equivalence by math-verify, not numbers
+            from reasonkd.data.latex import latex_verdict
+
+            correct[PRIMARY], reason = latex_verdict(completion, ex["reference"])
+            out = {"verdict": correct[PRIMARY], "extracted": extracted, "correct": correct, "verifier": "math_latex"}
+            return {**out, "error": reason} if reason else out
         correct[PRIMARY] = verify_math(completion, ex["reference"])
         return {"verdict": correct[PRIMARY], "extracted": extracted, "correct": correct}
 
@@ -116,4 +134,5 @@ class GSM8K(Task):
         styles = rows[0]["correct"].keys() if rows else ()
         out["primary"] = PRIMARY
         out["styles"] = {s: sum(r["correct"][s] for r in rows) / len(rows) for s in styles}
+        out["verifiers"] = dict(Counter(r.get("verifier", "math_numeric") for r in rows))
         return out

@@ -67,7 +67,7 @@ def load_originals(data, limit: int | None) -> tuple[list[Item], str]:
                                          "dataset JSONL, or a GSM8K-format JSONL (question / answer '#### N')")
     if path.is_dir():
         rows = [as_item(r) for r in load_items(path, split="test") if r["domain"] == "math"
-                and r.get("kind", "original") == "original"]
+                and r.get("kind", "original") == "original" and r["verifier"] == "math_numeric"]  # numbers to perturb
     else:
         raw = read_jsonl(path, allow_empty=False)
         rows = [as_item(r) if "verifier" in r else _free_item(i, r, path) for i, r in enumerate(raw)
