@@ -199,6 +199,11 @@ def _first_local(chain, known: set[Fraction], givens: set[Fraction], gold: Gold 
     return None
 
 
+def _last_line(text: str) -> int:
+    body = text.rstrip()
+    return body.rfind("\n") + 1
+
+
 def _fmt(x: Fraction) -> str:
     return str(x.numerator) if x.denominator == 1 else f"{float(x):g}"
 
@@ -281,9 +286,8 @@ def diagnose(completion: str, reference, gold: Gold | None = None, question: str
     ended = finished is not False or marked
     d = None
     if gold_pos is not None and (local is None or gold_pos < local[0]):
-        tail = max(text.rfind("\n", 0, len(text.rstrip())), 0)
         d = Diagnosis("extraction", f"the chain reaches {_fmt(ref)} but the final answer read is {final_text}",
-                      tail, len(text))
+                      _last_line(text), len(text.rstrip()))
     elif has_gold:
         d = _plan_error(chain, gold, givens, final, ended, local)
     if d is None and local is not None:
@@ -294,7 +298,7 @@ def diagnose(completion: str, reference, gold: Gold | None = None, question: str
         missing, _, cond = _plan(chain, gold, givens, final, ended) if has_gold else ([], None, False)
         if final is None or not ended or bare:
             why = "no answer of its own" if ended else "cut at the token budget without a final line"
-            d = Diagnosis("no_answer", why, max(0, len(text) - 80), len(text))
+            d = Diagnosis("no_answer", why, _last_line(text), len(text.rstrip()))
         elif cond:
             d = Diagnosis("condition", f"the answer without the condition is {_fmt(gold.no_condition)}")
         elif missing:

@@ -32,13 +32,14 @@ def _chromium(tmp_path, *args, timeout=120):
 class _Dom(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.tags, self.imgs, self.urls, self.text = [], [], [], []
+        self.tags, self.imgs, self.alts, self.urls, self.text = [], [], [], [], []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self.tags.append(tag)
         if tag == "img":
             self.imgs.append(attrs.get("src", ""))
+            self.alts.append(attrs.get("alt", ""))
         self.urls += [v for k, v in attrs.items() if k in ("src", "href", "srcset", "action") and v]
 
     def handle_data(self, data):
@@ -71,9 +72,12 @@ def test_dom_has_table_plots_and_drill_down_without_network(page, tmp_path):
     dom.feed(done.stdout)
     text = " ".join(dom.text)
     assert dom.tags.count("table") >= 3 and dom.tags.count("tr") >= 4 + 10  # summary, differences, drill-down
-    for label in ("student-before", "student-after", "teacher", "30.0% [20.0, 40.0]", "Per-sample drill-down"):
+    for label in ("student-before", "student-after", "teacher", "30.0% [20.0, 40.0]", "Per-sample drill-down",
+                  "Where the reasoning breaks", "fixed (wrong in student-before, right in student-after)",
+                  "Held-out problems where the models differ"):
         assert label in text
-    assert len(dom.imgs) == 3 and all(s.startswith("data:image/png;base64,") for s in dom.imgs)
+    assert len(dom.imgs) == 4 and all(s.startswith("data:image/png;base64,") for s in dom.imgs)
+    assert "errors by first-error class" in dom.alts  # the stacked bar plot of the error analysis
     for src in dom.imgs:  # each plot is a real picture, not an empty placeholder
         w, h = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).size
         assert w >= 300 and h >= 150
