@@ -26,6 +26,7 @@ from reasonkd.errors import ReasonkdError
 from reasonkd.eval.diagnose import CLASSES, NEEDS_GOLD, diagnose, excerpt, gold_of
 
 ROLE_PAIRS = [("sft-only", "distilled"), ("student-before", "distilled")]  # the demo's labels
+DEMO_ORDER = ("student-before", "sft-only", "distilled", "teacher")
 ROW_KEYS = ("id", "completion", "verdict")
 
 
@@ -84,11 +85,14 @@ def _folder_runs(folder: Path) -> list[Run]:
             raise ReasonkdError(f"{f}: not JSON ({e.msg}, line {e.lineno}); delete it or rerun its evaluation") from None
         if isinstance(r, dict) and isinstance(r.get("tasks"), dict) and "label" in r:
             found.append((f, r))
-    labels = Counter(r["label"] for _, r in found)
     runs = []
-    for f, r in found:
-        label = r["label"] if labels[r["label"]] == 1 else f.stem  # held-out and unseen sets of one model
-        runs += _result_runs([{**r, "label": label}], str(f))
+    for f, r in found:  # <label>.unseen.json holds gsm8k too: it is the model's gsm8k_unseen (as in the report)
+        which = f.stem[len(r["label"]) + 1:] if f.stem.startswith(f"{r['label']}.") else ""
+        if which and which != "heldout":
+            r = {**r, "tasks": {(f"{t}_{which}" if t == "gsm8k" else t): v for t, v in r["tasks"].items()}}
+        runs += _result_runs([r], str(f))
+    order = {lab: i for i, lab in enumerate(DEMO_ORDER)}
+    runs.sort(key=lambda x: (order.get(x.label, len(order)), x.label, x.task != "gsm8k", x.task))
     if not runs:
         runs = [_samples_file(p) for p in sorted(folder.glob("samples/*/*.jsonl")) if is_math(p.stem)]
     return runs
