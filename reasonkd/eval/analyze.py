@@ -130,6 +130,19 @@ def _recorded_items(folder: Path) -> dict[str, dict]:
     return items
 
 
+def find_items(folders=(), data=()) -> dict[str, dict]:
+    """Gold items by id: from `data` paths (files or folders; missing ones skipped), then those recorded
+    in or next to each evaluation folder."""
+    items: dict[str, dict] = {}
+    for d in data or ():
+        if Path(d).exists():
+            items.update(_items_in(Path(d)))
+    for f in folders or ():
+        if Path(f).is_dir():
+            items.update({k: v for k, v in _recorded_items(Path(f)).items() if k not in items})
+    return items
+
+
 def load_runs(paths, data=None) -> tuple[list[Run], dict[str, dict]]:
     """The math runs saved under `paths`, and the gold items (by id) they can be matched with."""
     runs: list[Run] = []

@@ -47,6 +47,7 @@ def _print_summary(results, paths) -> None:
 def _eval(args) -> int:
     from reasonkd.errors import ReasonkdError
     from reasonkd.eval.report import write_report
+    from reasonkd.eval.analyze import find_items
     from reasonkd.eval.runner import evaluate_model, evaluate_samples
     from reasonkd.eval.tasks import TASKS
 
@@ -83,16 +84,21 @@ def _eval(args) -> int:
         results.append(evaluate_samples(task, path, data=data, label=label, timeout=args.timeout,
                                         workers=args.workers, few_shot=args.few_shot, template=args.template,
                                         per_type=args.per_type, **common))
-    paths = write_report(results, args.out, title=args.title)
+    gold = find_items(data=[p for t, p in data.items() if t != "humaneval"])  # gold steps for the error analysis
+    paths = write_report(results, args.out, title=args.title, gold=gold)
     _print_summary(results, paths)
     return 0
 
 
 def _report(args) -> int:
+    from pathlib import Path
+
+    from reasonkd.eval.analyze import find_items
     from reasonkd.eval.report import load_run, write_report
 
     results = [r for run in args.runs for r in load_run(run)]
-    paths = write_report(results, args.out, labels=args.label or None, title=args.title)
+    gold = find_items(folders=[p if Path(p).is_dir() else Path(p).parent for p in args.runs])
+    paths = write_report(results, args.out, labels=args.label or None, title=args.title, gold=gold)
     _print_summary(results if not args.label else
                    [{**r, "label": lab} for r, lab in zip(results, args.label)], paths)
     return 0

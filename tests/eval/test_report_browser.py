@@ -58,7 +58,7 @@ def _shot(tmp_path, html_file, name):
     from PIL import Image
 
     shot = tmp_path / f"{name}.png"
-    done = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,4000", html_file.resolve().as_uri())
+    done = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,7000", html_file.resolve().as_uri())
     assert shot.is_file(), done.stderr[-2000:]
     return np.asarray(Image.open(shot).convert("RGB"), dtype=int)
 
@@ -108,7 +108,7 @@ def test_screenshot_shows_plots_and_opened_drill_down(page, tmp_path):
     opened_page = page.with_name("opened.html")
     opened_page.write_text(page.read_text().replace("<details>", "<details open>"))
     opened = _shot(tmp_path, opened_page, "opened")
-    assert closed.shape == opened.shape == (4000, 1200, 3)
+    assert closed.shape == opened.shape == (7000, 1200, 3)
 
     def ink(px):
         return (px.sum(axis=2) < 600).mean()
