@@ -49,7 +49,7 @@ def _check_rows(rows: list[dict], source: str) -> list[dict]:
         missing = [k for k in ROW_KEYS if k not in r]
         if missing:
             raise ReasonkdError(f"{source}: sample {n} lacks {missing}; not a samples file written by "
-                                "`reasonkd eval` (rows need id, completion, verdict and reference)")
+                                "`reasonkd eval` (rows need id, completion and verdict)")
     return rows
 
 
