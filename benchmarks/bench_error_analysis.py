@@ -65,7 +65,8 @@ def main() -> None:
     args = ap.parse_args()
     rows = read_jsonl(args.labels, allow_empty=False)
     share, pairs, models = agreement(rows)
-    body = (f"Agreement of the first-error classifier (reasonkd.eval.diagnose) with hand labels: **{100 * share:.1f}%** "
+    body = (f"Agreement of the first-error classifier (reasonkd.eval.diagnose) with hand labels: "
+            f"**{100 * share:.1f}%** "
             f"({sum(n for (a, b), n in pairs.items() if a == b)} of {len(rows)} wrong completions: "
             + ", ".join(f"{n} of {m}" for m, n in models.items())
             + "; greedy, 200 new tokens, held-out demo problems, labels read by hand).\n\n"

@@ -82,7 +82,8 @@ def _folder_runs(folder: Path) -> list[Run]:
         try:
             r = json.loads(f.read_text())
         except json.JSONDecodeError as e:
-            raise ReasonkdError(f"{f}: not JSON ({e.msg}, line {e.lineno}); delete it or rerun its evaluation") from None
+            raise ReasonkdError(f"{f}: not JSON ({e.msg}, line {e.lineno}); delete it or rerun its evaluation") \
+                from None
         if isinstance(r, dict) and isinstance(r.get("tasks"), dict) and "label" in r:
             found.append((f, r))
     runs = []

@@ -63,8 +63,8 @@ def text_report(summaries: list[dict], trans: list[dict]) -> str:
     lines = ["Wrong answers by first error (count, share of the wrong answers)", ""]
     lines += _text_table(*class_table(summaries))
     note = gold_note(summaries)
-    lines += ["", *(["Note: " + note, ""] if note else []), "Classes:", *_legend(), "", "Examples ([[...]] marks "
-              "the offending step):"]
+    lines += ["", *(["Note: " + note, ""] if note else []), "Classes:", *_legend(), "",
+              "Examples ([[...]] marks the offending step):"]
     for c in CLASSES:
         shown = [(s["label"], e) for s in summaries for e in s["examples"].get(c, [])]
         if not shown:
@@ -73,8 +73,9 @@ def text_report(summaries: list[dict], trans: list[dict]) -> str:
         lines.append(f"  {SHORT[c]}:")
         lines += [f"    [{lab}] {e['id']}: {e['excerpt']}\n      -> {e['why']}" for lab, e in picked]
     for t in trans:
-        lines += ["", f"{t['before']} -> {t['after']} ({t['task']}, {t['shared']} shared problems): fixed "
-                  f"{t['fixed']}, introduced {t['introduced']}, stayed wrong {t['stayed']}", ""]
+        head = (f"{t['before']} -> {t['after']} ({t['task']}, {t['shared']} shared problems): fixed {t['fixed']}, "
+                f"introduced {t['introduced']}, stayed wrong {t['stayed']}")
+        lines += ["", head, ""]
         lines += _text_table(*transition_table(t))
     return "\n".join(lines) + "\n"
 
@@ -115,8 +116,8 @@ def error_html(summaries: list[dict], trans: list[dict], cases: list[dict]) -> s
         return ""
     from reasonkd.eval import plots
 
-    parts = ["<h2>Where the reasoning breaks</h2><p>The first error of each wrong answer (rules: "
-             "docs/analyze.md).</p>", _table(*class_table(summaries))]
+    intro = "<h2>Where the reasoning breaks</h2><p>The first error of each wrong answer (rules: docs/analyze.md).</p>"
+    parts = [intro, _table(*class_table(summaries))]
     img = plots.errors_plot(summaries, CLASSES)
     if img:
         parts.append(f'<img alt="errors by first-error class" src="data:image/png;base64,{img}">')

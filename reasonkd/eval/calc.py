@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from itertools import product
 
-_TOKEN = re.compile(
+_TOKEN = re.compile(  # numbers (with $ , . %), operators, brackets, = or ≈, words, clause stops
     r"(?P<num>(?:\$\s?)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?|\$?\.\d+%?)(?P<attached>[A-Za-z]*)"
     r"|(?P<op>[+\-−–*/×÷·])|(?P<paren>[()\[\]])|(?P<eq>=|≈)|(?P<word>[A-Za-z][A-Za-z']*)"
     r"|(?P<stop>[,;:?!\n]|\.(?=\s|$))")
@@ -82,10 +82,10 @@ def _same_length(text: str) -> str:
 
     text = re.sub(r"\\(?:text|mathrm|textbf|mbox)\s*\{([^{}]*)\}",
                   lambda m: " " * (len(m.group(0)) - len(m.group(1)) - 1) + m.group(1) + " ", text)
-    text = _TEX_FRAC.sub(lambda m: pad("(", m.group(0)[:-len(m.group(1)) - len(m.group(2)) - 3]) + m.group(1)
-                         + ")/(" + m.group(2) + ")", text)
+    text = _TEX_FRAC.sub(lambda m: "(" + " " * (len(m.group(0)) - len(m.group(1)) - len(m.group(2)) - 5)
+                         + m.group(1) + ")/(" + m.group(2) + ")", text)
     for cmd, op in _TEX_OPS.items():
-        text = re.sub(r"\\" + cmd + r"(?![A-Za-z])", lambda m: pad(" " + op, m.group(0)), text)
+        text = re.sub(r"\\" + cmd + r"(?![A-Za-z])", lambda m, op=op: pad(" " + op, m.group(0)), text)
     text = re.sub(r"\\[A-Za-z]+|\\[\[\]()]|\\[,;:! ]", lambda m: " " * len(m.group(0)), text)
     text = re.sub(r"\([A-Za-z\s']*\)", lambda m: " " * len(m.group(0)), text)  # 30 (total girls) - 60 ...
     return re.sub(r"(?<=[\dA-Za-z])/(?=[A-Za-z])", " ", text)  # $2/egg, miles/hour
@@ -125,9 +125,9 @@ def tokens(text: str) -> list[Tok]:
     # "x" / "times" / "of" are operators only between numbers; "20% of 40" is a product
     for i, tk in enumerate(out):
         prev, nxt = _neighbour(out, i, -1), _neighbour(out, i, 1)
-        if tk.kind == "op" and tk.text == "*" and tk.start < len(text) and text[tk.start] in "xXt":
-            if not (prev and prev.kind in ("num", "close") and nxt and nxt.kind in ("num", "open")):
-                tk.kind = "word"
+        between = prev and prev.kind in ("num", "close") and nxt and nxt.kind in ("num", "open")
+        if tk.kind == "op" and tk.text == "*" and text[tk.start] in "xXt" and not between:
+            tk.kind = "word"
         if tk.kind == "word" and tk.text.lower() == "of" and prev and prev.kind == "num" and prev.percent \
                 and nxt and nxt.kind == "num":
             tk.kind, tk.text = "op", "*"

@@ -46,8 +46,8 @@ def _print_summary(results, paths) -> None:
 
 def _eval(args) -> int:
     from reasonkd.errors import ReasonkdError
-    from reasonkd.eval.report import write_report
     from reasonkd.eval.analyze import find_items
+    from reasonkd.eval.report import write_report
     from reasonkd.eval.runner import evaluate_model, evaluate_samples
     from reasonkd.eval.tasks import TASKS
 

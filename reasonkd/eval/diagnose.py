@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 
 from reasonkd.data.answers import extract_final_answer, normalize_number
-from reasonkd.eval.calc import Calc, evaluate, read_chain
+from reasonkd.eval.calc import read_chain
 
 CLASSES = {
     "no_answer": "no final answer / cut at the token budget",

@@ -97,10 +97,12 @@ def test_calculations_with_units_commas_and_decimals(text, ok):
 
 
 def test_chains_and_algebra():
-    chain = read_chain("40 * 20 = 800 / 100 = 8\n5 * 3 + 2 = 15 + 2 = 17\n2c + 4r = 112\n2 * chickens + 4 * rabbits = 112")
+    chain = read_chain("40 * 20 = 800 / 100 = 8\n5 * 3 + 2 = 15 + 2 = 17\n2c + 4r = 112\n"
+                       "2 * chickens + 4 * rabbits = 112")
     assert [(c.expr, c.ok) for c in chain.calcs] == [("40 * 20", True), ("800 / 100", True), ("5 * 3 + 2", True),
                                                      ("15 + 2", True)]
-    assert [v for v, _ in read_chain("1. Pay 3 * 4 = 12.\n2. Done").numbers] == [3, 4, 12]  # list marks are no quantities
+    # list marks are no quantities
+    assert [v for v, _ in read_chain("1. Pay 3 * 4 = 12.\n2. Done").numbers] == [3, 4, 12]
 
 
 def test_transitions_count_fixed_introduced_stayed():
@@ -177,10 +179,11 @@ def test_analyze_command_on_a_demo_eval_folder(tmp_path, capsys):
 
 def test_user_file_without_gold_steps(tmp_path, capsys, plain):
     """A plain GSM8K file: only the reference answer is known, so plan / condition are never given."""
-    rows = [{"id": f"gsm8k-{i}", "prompt": plain["question"], "reference": "62", "verdict": False,
-             "completion": c} for i, c in enumerate([
-                 CHAIN + "4. Change: $100 - $38 = $52.\n#### 52", "1. Items: 3 + 7 = 10.\n2. Change: 100 - 10 = 90.\n"
-                 "#### 90", CHAIN + "4. Change: $100 - $38 = $62.\n#### 38"])]
+    completions = [CHAIN + "4. Change: $100 - $38 = $52.\n#### 52",
+                   "1. Items: 3 + 7 = 10.\n2. Change: 100 - 10 = 90.\n#### 90",
+                   CHAIN + "4. Change: $100 - $38 = $62.\n#### 38"]
+    rows = [{"id": f"gsm8k-{i}", "prompt": plain["question"], "reference": "62", "verdict": False, "completion": c}
+            for i, c in enumerate(completions)]
     path = tmp_path / "samples" / "mine" / "gsm8k.jsonl"
     write_jsonl(path, rows)
     runs, items = load_runs([path])
