@@ -1,7 +1,7 @@
 """The first-error classifier against hand labels, and the demo's four models by class -> BENCHMARKS.md.
 
     python benchmarks/bench_error_analysis.py                       # agreement + confusion matrix
-    python benchmarks/bench_error_analysis.py --demo runs/demo/eval  # also the demo's models by class
+    python benchmarks/bench_error_analysis.py --eval runs/demo/eval  # also these models by class
     python benchmarks/bench_error_analysis.py --no-record            # print only
 
 The labelled set (tests/eval/data/first_errors.jsonl) holds wrong greedy completions of the shipped
@@ -44,13 +44,13 @@ def confusion_markdown(pairs: Counter) -> str:
     return "\n".join(lines)
 
 
-def demo_markdown(eval_dir: str) -> str:
+def models_markdown(eval_dir: str) -> str:
     from reasonkd.eval.analyze import analyze_runs, load_runs, pair_transitions
     from reasonkd.eval.analyze_report import _md_table, class_table, transition_table
 
     runs, items = load_runs([eval_dir])
     summaries = analyze_runs(runs, items)
-    lines = [f"The demo's models (`reasonkd analyze {eval_dir}`):", "", *_md_table(*class_table(summaries))]
+    lines = [f"`reasonkd analyze {eval_dir}`:", "", *_md_table(*class_table(summaries))]
     for t in pair_transitions(summaries):
         lines += ["", f"{t['before']} -> {t['after']} ({t['shared']} shared problems):", "",
                   *_md_table(*transition_table(t))]
@@ -60,7 +60,10 @@ def demo_markdown(eval_dir: str) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--labels", default=str(LABELS), help="hand-labelled JSONL")
-    ap.add_argument("--demo", default=None, help="the demo's eval folder, for its models by class")
+    ap.add_argument("--eval", action="append", default=[], help="an evaluation folder (the demo's eval/), for its "
+                    "models by class; repeat")
+    ap.add_argument("--made-by", action="append", default=[], help="per --eval: the command that wrote it")
+    ap.add_argument("--reading", default="", help="a paragraph reading the tables out")
     ap.add_argument("--no-record", action="store_true", help="print, do not write BENCHMARKS.md")
     args = ap.parse_args()
     rows = read_jsonl(args.labels, allow_empty=False)
@@ -71,8 +74,11 @@ def main() -> None:
             + ", ".join(f"{n} of {m}" for m, n in models.items())
             + "; greedy, 200 new tokens, held-out demo problems, labels read by hand).\n\n"
             "Command: `python benchmarks/bench_error_analysis.py`\n\n" + confusion_markdown(pairs))
-    if args.demo:
-        body += "\n\n" + demo_markdown(args.demo)
+    for i, d in enumerate(args.eval):
+        made = f"Written by `{args.made_by[i]}`.\n\n" if i < len(args.made_by) else ""
+        body += "\n\n" + made + models_markdown(d)
+    if args.reading:
+        body += "\n\n" + args.reading
     print(body)
     if not args.no_record:
         record_section("Error analysis", body)
