@@ -68,12 +68,18 @@ def main() -> None:
     args = ap.parse_args()
     rows = read_jsonl(args.labels, allow_empty=False)
     share, pairs, models = agreement(rows)
+    parts = []
+    for which in ("tuning", "held-out"):
+        part = [r for r in rows if r.get("set") == which]
+        if part:
+            s, p, m = agreement(part)
+            parts.append(f"{which} {100 * s:.1f}% of {len(part)} ("
+                         + ", ".join(f"{n} of {name}" for name, n in m.items()) + ")")
     body = (f"Agreement of the first-error classifier (reasonkd.eval.diagnose) with hand labels: "
-            f"**{100 * share:.1f}%** "
-            f"({sum(n for (a, b), n in pairs.items() if a == b)} of {len(rows)} wrong completions: "
-            + ", ".join(f"{n} of {m}" for m, n in models.items())
-            + "; greedy, 200 new tokens, held-out demo problems, labels read by hand).\n\n"
-            "Command: `python benchmarks/bench_error_analysis.py`\n\n" + confusion_markdown(pairs))
+            f"**{100 * share:.1f}%** of {len(rows)} wrong completions ({'; '.join(parts)}). Greedy, 200 new "
+            "tokens, held-out demo problems; each completion labelled by reading it. The rules were written "
+            "while labelling the tuning set; the held-out set was labelled afterwards and not used to change them."
+            "\n\nCommand: `python benchmarks/bench_error_analysis.py`\n\n" + confusion_markdown(pairs))
     for i, d in enumerate(args.eval):
         made = f"Written by `{args.made_by[i]}`.\n\n" if i < len(args.made_by) else ""
         body += "\n\n" + made + models_markdown(d)
