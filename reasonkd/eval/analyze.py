@@ -10,7 +10,8 @@
 
 Reads what `reasonkd eval --out`, `reasonkd report`, `reasonkd compare` and the demo save: a folder
 with results.json, the demo's eval/ folder (<label>.<set>.json, and heldout.jsonl / unseen.jsonl with
-the gold steps), samples/<label>/<task>.jsonl, or one samples JSONL. Gold items come from --data, from
+the gold steps), samples/<label>/<task>.jsonl trees (a compare folder: one per arm and seed), or one
+samples JSONL. Gold items come from --data, from
 the data path each run recorded (samples/*/<task>.meta.json), and from item files next to the samples.
 Math tasks only (gsm8k and gsm8k_*); the classes and rules are reasonkd.eval.diagnose's.
 """
@@ -95,7 +96,20 @@ def _folder_runs(folder: Path) -> list[Run]:
     order = {lab: i for i, lab in enumerate(DEMO_ORDER)}
     runs.sort(key=lambda x: (order.get(x.label, len(order)), x.label, x.task != "gsm8k", x.task))
     if not runs:
-        runs = [_samples_file(p) for p in sorted(folder.glob("samples/*/*.jsonl")) if is_math(p.stem)]
+        runs = _samples_tree(folder)
+    return runs
+
+
+def _samples_tree(folder: Path) -> list[Run]:
+    """samples/<label>/<task>.jsonl anywhere below `folder` (`reasonkd compare` keeps one tree per arm and
+    seed: arms/<arm>/seed-<s>/eval-runs/samples/seed-<s>.<split>/); a label found twice gets its path."""
+    files = [p for p in sorted(folder.rglob("samples/*/*.jsonl")) if is_math(p.stem)]
+    runs = [_samples_file(p) for p in files]
+    names = Counter((r.label, r.task) for r in runs)
+    for p, r in zip(files, runs):
+        if names[(r.label, r.task)] > 1:
+            where = [x for x in p.relative_to(folder).parts[:-3] if x not in ("arms", "eval-runs")]
+            r.label = "/".join([*(w for w in where if not r.label.startswith(w)), r.label])
     return runs
 
 

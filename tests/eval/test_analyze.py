@@ -198,6 +198,22 @@ def test_user_file_without_gold_steps(tmp_path, capsys, plain):
     assert analyze_runs(runs, items)[0]["counts"]["plan"] == 1
 
 
+def test_a_compare_folder_with_one_samples_tree_per_arm(tmp_path, capsys, plain):
+    """`reasonkd compare` keeps arms/<arm>/seed-<s>/eval-runs/samples/seed-<s>.<split>/gsm8k.jsonl, and
+    each run's meta names the eval file holding the gold items."""
+    write_jsonl(tmp_path / "eval" / "dev.jsonl", [plain])
+    for arm, completion in (("sft", CHAIN + "4. Change: $100 - $38 = $52.\n#### 52"),
+                            ("distill", CHAIN + "4. Change: $100 - $38 = $62.\n#### 62")):
+        d = tmp_path / "arms" / arm / "seed-0" / "eval-runs" / "samples" / "seed-0.dev"
+        write_jsonl(d / "gsm8k.jsonl", [{"id": plain["id"], "prompt": plain["question"], "reference": "62",
+                                        "completion": completion, "verdict": arm == "distill", "finished": True}])
+        (d / "gsm8k.meta.json").write_text(json.dumps({"identity": {"data": str(tmp_path / "eval" / "dev.jsonl")}}))
+    runs, items = load_runs([tmp_path])
+    assert sorted(r.label for r in runs) == ["distill/seed-0.dev", "sft/seed-0.dev"] and plain["id"] in items
+    assert main(["analyze", str(tmp_path), "--pair", "sft/seed-0.dev,distill/seed-0.dev"]) == 0
+    assert "sft/seed-0.dev -> distill/seed-0.dev (gsm8k, 1 shared problems): fixed 1" in capsys.readouterr().out
+
+
 def test_empty_and_malformed_samples_are_clear_errors(tmp_path):
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
