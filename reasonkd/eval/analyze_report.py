@@ -138,7 +138,8 @@ def error_html(summaries: list[dict], trans: list[dict], cases: list[dict]) -> s
             parts.append(
                 f"<h3>{_esc(c['id'])}: {_esc(c['right'])} right, {_esc(c['wrong'])} wrong</h3>"
                 f"<details><summary>Problem and reference answer</summary><pre>{_esc(c['prompt'])}</pre>"
-                f"<pre>{_esc(c['reference'])}</pre></details><div class=\"cases\">"
+                f"<pre>{_esc(c['reference'])}</pre></details>"
+                '<div class="cases" style="grid-template-columns: repeat(2, minmax(0, 1fr))">'
                 f'<div class="card"><h4>{_esc(c["wrong"])} <span class="bad">&#10007;</span> '
                 f"{_esc(SHORT[c['cls']])}</h4><p>{_marked(c['excerpt'])}</p><small>{_esc(c['why'])}</small>"
                 f"<details><summary>completion</summary><pre>{_esc(c['wrong_completion'])}</pre></details></div>"
