@@ -8,17 +8,20 @@
 The classes (CLASSES) and the rule, applied in this order (docs/analyze.md):
 
 1. Each stated calculation (reasonkd.eval.calc) is walked in order. An operand that is neither a
-   number of the question, an earlier result, a gold value, a common constant nor one step from
-   those (`a op b`) is a number *copied wrong* (`copy`); so is a restated number one digit away from a
-   number of the question. A calculation whose stated result is wrong is an `arithmetic` slip.
+   number of the question, an earlier result, a gold value, a common constant nor one unwritten step
+   from those is a number *copied wrong* (`copy`: misread or invented). A calculation whose stated
+   result is wrong is an `arithmetic` slip.
 2. With gold steps: the first correct calculation whose result is no gold value marks a departure
-   from the plan. When a needed gold intermediate never appears (neither it nor anything computed
-   from it) and that departure comes before any slip, the error is `condition` (the item's optional
-   condition is on, and the chain reaches the answer without it or never uses the condition's
-   numbers) or `plan`.
-3. A chain that reaches the gold answer before any error, yet ends on another answer, is `extraction`.
-4. Otherwise the first slip or copy error; else `condition`, `no_answer` (nothing extractable, or cut
-   at the token budget without a final line), `plan` (a needed gold intermediate never appears), `other`.
+   from the plan (so does a slip whose true value is no gold value either: a wrong step, also
+   computed wrongly). When a needed gold intermediate never appears (neither it nor anything
+   computed from it) and that departure comes before any slip, the error is `condition` (the item's
+   optional condition is on, and the chain ends on the answer without it, or carries out the rest of
+   the plan and never uses the condition's numbers) or `plan`.
+3. A chain that reaches the gold answer before any error (with gold steps: by a calculation built on
+   the gold plan), yet ends on another answer, is `extraction`.
+4. Otherwise the first slip or copy error; else `no_answer` (nothing extractable, only a plan never
+   carried out, or cut at the token budget without a final line), `condition`, `plan` (a needed gold
+   intermediate never appears), `other`.
 
 Without gold steps (a plain GSM8K file) only the gold answer is known: `plan` and `condition` are
 never given, those errors land in `other`.
