@@ -4,6 +4,7 @@
         --tasks gsm8k,humaneval --data data/default --limit 50 --out runs/eval
     reasonkd eval --tasks humaneval --samples samples.jsonl --out runs/he     # score completions, no model
     reasonkd report runs/eval-a runs/eval-b --out runs/report
+    reasonkd analyze runs/demo/eval                                         # why the wrong answers are wrong
 
 `--data` and `--samples` take either one PATH (for every task that needs one)
 or TASK=PATH, repeated.
@@ -47,6 +48,7 @@ def _print_summary(results, paths) -> None:
 
 def _eval(args) -> int:
     from reasonkd.errors import ReasonkdError
+    from reasonkd.eval.analyze import find_items
     from reasonkd.eval.report import write_report
     from reasonkd.eval.runner import evaluate_model, evaluate_samples
     from reasonkd.eval.tasks import TASKS
@@ -84,18 +86,53 @@ def _eval(args) -> int:
         results.append(evaluate_samples(task, path, data=data, label=label, timeout=args.timeout,
                                         workers=args.workers, few_shot=args.few_shot, template=args.template,
                                         per_type=args.per_type, **common))
-    paths = write_report(results, args.out, title=args.title)
+    gold = find_items(data=[p for t, p in data.items() if t != "humaneval"])  # gold steps for the error analysis
+    paths = write_report(results, args.out, title=args.title, gold=gold)
     _print_summary(results, paths)
     return 0
 
 
 def _report(args) -> int:
+    from pathlib import Path
+
+    from reasonkd.eval.analyze import find_items
     from reasonkd.eval.report import load_run, write_report
 
     results = [r for run in args.runs for r in load_run(run)]
-    paths = write_report(results, args.out, labels=args.label or None, title=args.title)
+    gold = find_items(folders=[p if Path(p).is_dir() else Path(p).parent for p in args.runs])
+    paths = write_report(results, args.out, labels=args.label or None, title=args.title, gold=gold)
     _print_summary(results if not args.label else
                    [{**r, "label": lab} for r, lab in zip(results, args.label)], paths)
+    return 0
+
+
+def _pairs(values: list[str] | None, labels: list[str]) -> list[tuple[str, str]] | None:
+    from reasonkd.errors import ReasonkdError
+
+    if not values:
+        return None
+    out = []
+    for v in values:
+        before, sep, after = v.partition(",")
+        if not sep or before not in labels or after not in labels:
+            raise ReasonkdError(f"--pair {v}: give BEFORE,AFTER, two of the labels found: {', '.join(labels)}")
+        out.append((before, after))
+    return out
+
+
+def _analyze(args) -> int:
+    from reasonkd.eval.analyze import analyze_runs, load_runs, pair_transitions
+    from reasonkd.eval.analyze_report import text_report
+    from reasonkd.eval.diagnose import CLASSES
+    from reasonkd.utils.io import write_json
+
+    runs, items = load_runs(args.eval_dirs, args.data)
+    summaries = analyze_runs(runs, items, n_examples=args.examples)
+    trans = pair_transitions(summaries, _pairs(args.pair, list(dict.fromkeys(r.label for r in runs))))
+    print(text_report(summaries, trans), end="")
+    if args.json:
+        write_json(args.json, {"classes": CLASSES, "models": summaries, "transitions": trans})
+        print(f"json: {args.json}")
     return 0
 
 
@@ -144,3 +181,17 @@ def register(sub) -> None:
     r.add_argument("--label", action="append", help="relabel the models, in order")
     r.add_argument("--title", default="reasonkd evaluation", help="report title")
     r.set_defaults(func=_report)
+
+    a = sub.add_parser("analyze", help="why wrong math answers are wrong: first-error classes per model, and "
+                       "what changed between two models", description=__import__("reasonkd.eval.analyze").eval
+                       .analyze.__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+    a.add_argument("eval_dirs", nargs="+", metavar="EVAL_DIR",
+                   help="folder written by `reasonkd eval --out` / `report` / `compare`, the demo's eval/ folder, "
+                        "or a samples .jsonl file")
+    a.add_argument("--data", action="append", help="gold items: a data-engine folder or JSONL, or a GSM8K JSONL "
+                   "(repeat; found by themselves where a run recorded its data)")
+    a.add_argument("--pair", action="append", help="BEFORE,AFTER labels: the transitions between two models "
+                   "(repeat; default: sft-only,distilled and student-before,distilled, else each vs the first)")
+    a.add_argument("--examples", type=int, default=2, help="example excerpts per class and model")
+    a.add_argument("--json", default=None, help="also write the whole analysis (every problem's class) here")
+    a.set_defaults(func=_analyze)

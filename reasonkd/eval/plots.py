@@ -128,3 +128,30 @@ def length_plot(results: list[dict]) -> str | None:
     ax.legend(fontsize=8)
     ax.set_title("longmath: accuracy by input length (95% bootstrap bands)")
     return _png(fig)
+
+
+def errors_plot(summaries: list[dict], classes: dict[str, str]) -> str | None:
+    """One stacked bar per model (and math task): its wrong answers by first-error class, as % of problems."""
+    rows = [s for s in summaries if s["n"]]
+    if not any(s["wrong"] for s in rows):
+        return None
+    names = [s["label"] if sum(t["label"] == s["label"] for t in rows) == 1 else f"{s['label']}\n{s['task']}"
+             for s in rows]
+    fig, ax = plt.subplots(figsize=(max(6.5, 1.3 * len(rows) + 3.5), 3.8))
+    bottom = [0.0] * len(rows)
+    colors = plt.get_cmap("tab10").colors
+    for i, c in enumerate(classes):
+        vals = [100 * s["counts"][c] / s["n"] for s in rows]
+        if not any(vals):
+            continue
+        ax.bar(names, vals, 0.6, bottom=bottom, label=c, color=colors[i % len(colors)])
+        bottom = [b + v for b, v in zip(bottom, vals)]
+    for x, (b, s) in enumerate(zip(bottom, rows)):
+        ax.text(x, b + 1, f"{s['wrong']}/{s['n']}", ha="center", fontsize=8)
+    ax.set_ylim(0, 112)
+    ax.set_ylabel("wrong answers (% of problems)")
+    ax.set_title("Where the reasoning breaks: wrong answers by first error")
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    ax.tick_params(axis="x", labelsize=8)
+    ax.grid(axis="y", alpha=0.3)
+    return _png(fig)

@@ -71,17 +71,21 @@ def table_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     return head, rows
 
 
-def comparisons(results: list[dict]) -> list[dict]:
-    """Paired bootstrap of every model against the first, per task, on shared (item, sample) keys."""
+def comparisons(results: list[dict], pairs: list[tuple[str, str]] | None = None) -> list[dict]:
+    """Paired bootstrap of every model against the first, and of each (baseline, model) label pair in
+    `pairs` (the demo: sft-only, distilled), per task, on shared (item, sample) keys."""
     out = []
     if len(results) < 2:
         return out
-    base = results[0]
+    by_label = {r["label"]: r for r in results}
+    todo = [(results[0], r) for r in results[1:]]
+    todo += [(by_label[a], by_label[b]) for a, b in pairs or [] if a in by_label and b in by_label
+             and a != results[0]["label"]]
     for t in _tasks(results):
-        if t not in base["tasks"]:
-            continue
-        a_rows = {(s["id"], s.get("sample", 0)): s["verdict"] for s in base["tasks"][t].get("samples", [])}
-        for r in results[1:]:
+        for base, r in todo:
+            if t not in base["tasks"]:
+                continue
+            a_rows = {(s["id"], s.get("sample", 0)): s["verdict"] for s in base["tasks"][t].get("samples", [])}
             b_rows = {(s["id"], s.get("sample", 0)): s["verdict"] for s in r["tasks"].get(t, {}).get("samples", [])}
             keys = sorted(set(a_rows) & set(b_rows))
             if not keys:
@@ -91,14 +95,15 @@ def comparisons(results: list[dict]) -> list[dict]:
     return out
 
 
-def markdown(results: list[dict], comps: list[dict]) -> str:
+def markdown(results: list[dict], comps: list[dict], errors: list[str] | None = None) -> str:
+    """report.md; `errors`: the first-error section (reasonkd.eval.analyze_report.error_markdown)."""
     head, rows = table_rows(results)
     lines = ["# Evaluation report", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
     lines += ["", "Accuracy: mean verdict with a seeded 95% bootstrap interval. Latency: batch 1, greedy, "
               "per problem (prompt + bounded answer). Tokens/s (batched): the evaluation's own batched generation."]
     if comps:
-        lines += ["", "## Paired differences (vs the first model, same items)", "",
+        lines += ["", "## Paired differences (model - baseline, same items)", "",
                   "| Task | Model | vs | Difference (pts) | 95% CI | p | only this right | only baseline right |",
                   "|---|---|---|---|---|---|---|---|"]
         lines += [f"| {c['task']} | {c['model']} | {c['baseline']} | {c['diff'] * 100:+.1f} | "
@@ -112,6 +117,7 @@ def markdown(results: list[dict], comps: list[dict]) -> str:
                   "| Model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
         lines += [f"| {lab} | " + " | ".join(f"{s.get(n, 0) * 100:.1f}%" for n in names) + " |" for lab, s in styles]
     lines += robustness_markdown(results)
+    lines += errors or []
     case_sets = [(r["label"], r["cases"]) for r in results if r.get("cases")]
     if case_sets:
         lines += ["", "## Qualitative cases (full answers in report.html)", ""]
@@ -185,13 +191,13 @@ def _drill_html(results) -> str:
     return "".join(parts)
 
 
-def render_html(results: list[dict], comps: list[dict], title: str, meta: str) -> str:
+def render_html(results: list[dict], comps: list[dict], title: str, meta: str, errors: str = "") -> str:
     from reasonkd.eval import plots
 
     head, rows = table_rows(results)
     comp_html = ""
     if comps:
-        comp_html = "<h3>Paired differences vs the first model (same items)</h3>" + _html_table(
+        comp_html = "<h3>Paired differences: model - baseline (same items)</h3>" + _html_table(
             ["Task", "Model", "vs", "Difference (pts)", "95% CI", "p"],
             [[c["task"], c["model"], c["baseline"], f"{c['diff'] * 100:+.1f}",
               f"[{c['lo'] * 100:+.1f}, {c['hi'] * 100:+.1f}]", f"{c['p_value']:.3f}"] for c in comps])
@@ -200,7 +206,7 @@ def render_html(results: list[dict], comps: list[dict], title: str, meta: str) -
     plot_html = "".join(f'<img alt="plot" src="data:image/png;base64,{b}">' for b in imgs if b) or "<p>No data.</p>"
     tpl = Template((Path(__file__).parent / "templates" / "report.html").read_text(encoding="utf-8"))
     return tpl.substitute(title=_esc(title), meta=_esc(meta), summary=_html_table(head, rows), comparisons=comp_html,
-                          robustness=robustness_html(results),
+                          robustness=robustness_html(results), errors=errors,
                           plots=plot_html, cases=_cases_html(results), drill=_drill_html(results),
                           ncols=max(1, len([r for r in results if r.get("cases")])))
 
@@ -212,9 +218,15 @@ def precision_notes(results: list[dict]) -> list[str]:
 
 
 def write_report(results: list[dict], out_dir, labels=None, title: str = "reasonkd evaluation",
-                 notes: list[str] | None = None) -> dict[str, Path]:
+                 notes: list[str] | None = None, gold: dict[str, dict] | None = None,
+                 pairs: list[tuple[str, str]] | None = None) -> dict[str, Path]:
     """Write report.md, report.html, results.json and samples/<label>/<task>.jsonl into out_dir.
-    `notes`: extra header lines (the demo adds its training precision); the models' precision is added."""
+    `notes`: extra header lines (the demo adds its training precision); the models' precision is added.
+    `gold`: data-engine items by id, for the first-error analysis of the math tasks (reasonkd.eval.analyze);
+    `pairs`: (baseline, model) labels compared besides every model vs the first (paired differences,
+    error transitions, differing problems)."""
+    from reasonkd.eval.analyze import analyze_results, pair_transitions
+    from reasonkd.eval.analyze_report import differ_cases, error_html, error_markdown
     from reasonkd.eval.runner import samples_path
     from reasonkd.utils.sandbox import sandbox_backend
     from reasonkd.utils.io import atomic_write, write_json, write_jsonl
@@ -234,7 +246,10 @@ def write_report(results: list[dict], out_dir, labels=None, title: str = "reason
         seen.add(r["label"])
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    comps = comparisons(results)
+    comps = comparisons(results, pairs)
+    summaries = analyze_results(results, gold)
+    trans = pair_transitions(summaries, pairs)
+    cases = differ_cases(results, summaries, trans[:1])  # the first pair's held-out problems (demo: SFT vs distilled)
     compact = []
     for r in results:
         c = {k: v for k, v in r.items() if k != "tasks"}
@@ -248,14 +263,16 @@ def write_report(results: list[dict], out_dir, labels=None, title: str = "reason
     backend = sandbox_backend() if any(t in ("humaneval", "code") for r in results for t in r["tasks"]) else None
     notes = list(dict.fromkeys([*precision_notes(results), *(notes or [])]))
     write_json(out / "results.json", {"title": title, "created": created, "sandbox_backend": backend,
-                                      "notes": notes, "models": compact, "comparisons": comps})
-    title_line, _, rest = markdown(results, comps).partition("\n")
+                                      "notes": notes, "models": compact, "comparisons": comps,
+                                      "errors": {"models": [{k: v for k, v in s.items() if k != "rows"}
+                                                            for s in summaries], "transitions": trans}})
+    title_line, _, rest = markdown(results, comps, error_markdown(summaries, trans, cases)).partition("\n")
     with atomic_write(out / "report.md") as f:
         f.write(title_line + "\n" + "".join(f"\n_{n}_\n" for n in notes) + rest)
     meta = " · ".join([f"{created} · {len(results)} model(s)" + (f" · code sandbox: {backend}" if backend else ""),
                        *notes])
     with atomic_write(out / "report.html") as f:
-        f.write(render_html(results, comps, title, meta))
+        f.write(render_html(results, comps, title, meta, error_html(summaries, trans, cases)))
     return {"markdown": out / "report.md", "html": out / "report.html", "json": out / "results.json"}
 
 

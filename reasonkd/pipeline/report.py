@@ -6,7 +6,8 @@
 Owns the layout of the per-model eval JSONs (OUT/eval/<label>.<set>.json:
 `eval_file`, written by reasonkd.pipeline.demo, read back by `load_eval`), and
 writes the full evaluation report (reasonkd.eval.write_report: report.html, copied to
-index.html, report.md, results.json, samples/) and the demo summary
+index.html, report.md, results.json, samples/; with the first-error analysis of every model and the
+distilled - SFT-only comparison) and the demo summary
 (demo.md, demo.json). OUT/timings.md (for BENCHMARKS.md) comes from state.json.
 """
 
@@ -21,9 +22,11 @@ from reasonkd.errors import ReasonkdError
 from reasonkd.eval.metrics import paired_diff_ci
 from reasonkd.eval.report import write_report
 from reasonkd.utils.hardware import precision_lines
-from reasonkd.utils.io import atomic_write, write_json
+from reasonkd.utils.io import atomic_write, read_jsonl, write_json
 
 ORDER = ("student-before", "sft-only", "distilled", "teacher")
+# compared in the report besides each model vs student-before: what distillation adds over SFT on the same traces
+PAIRS = [("sft-only", "distilled"), ("student-before", "distilled")]
 SETS = {"gsm8k": "held-out", "gsm8k_unseen": "unseen templates"}
 
 
@@ -191,8 +194,10 @@ def step_report(cfg, out: Path, runner) -> dict:
     results = {label: load_eval(cfg, out, label) for label in ORDER}
     rep = out / "report"
     precision = precision_lines(cfg)  # generation dtype and training autocast on this machine, and why
+    gold = {r["id"]: r for which in ("heldout", "unseen") if (out / "eval" / f"{which}.jsonl").is_file()
+            for r in read_jsonl(out / "eval" / f"{which}.jsonl")}  # gold steps for the first-error analysis
     paths = write_report([results[k] for k in ORDER], rep, title=f"reasonkd demo: {cfg.student} <- {cfg.teacher}",
-                         notes=precision)
+                         notes=precision, gold=gold, pairs=PAIRS)
     with atomic_write(rep / "index.html") as f:
         f.write(Path(paths["html"]).read_text())
     summary = summarize(results, cfg, runner.result("traces"))

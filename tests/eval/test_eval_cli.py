@@ -54,7 +54,7 @@ def test_eval_two_models_writes_results_samples_and_report(tiny_llama_dir, tiny_
     md = (out / "report.md").read_text()
     assert "| student-before |" in md and "| teacher |" in md and "Paired differences" in md
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 3 and "<details>" in html and "Chickens and rabbits" in html
+    assert html.count("data:image/png;base64,") == 4 and "<details>" in html and "Where the reasoning breaks" in html and "Chickens and rabbits" in html
 
     # a second run with the same settings reuses the stored completions (resume)
     caplog.set_level(logging.INFO, logger="reasonkd.eval.runner")

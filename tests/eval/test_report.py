@@ -58,7 +58,7 @@ def test_labels_and_round_trip(results, tmp_path):
 
 def test_html_is_self_contained(results, tmp_path):
     html = write_report(results, tmp_path)["html"].read_text()
-    assert html.count("data:image/png;base64,") == 3
+    assert html.count("data:image/png;base64,") == 4  # accuracy, latency, throughput, errors by first-error class
     assert "<table>" in html and html.count("<details>") >= 3
     assert "http://" not in html and "https://" not in html and "<script" not in html
 

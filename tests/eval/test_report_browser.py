@@ -32,13 +32,14 @@ def _chromium(tmp_path, *args, timeout=120):
 class _Dom(HTMLParser):
     def __init__(self):
         super().__init__()
-        self.tags, self.imgs, self.urls, self.text = [], [], [], []
+        self.tags, self.imgs, self.alts, self.urls, self.text = [], [], [], [], []
 
     def handle_starttag(self, tag, attrs):
         attrs = dict(attrs)
         self.tags.append(tag)
         if tag == "img":
             self.imgs.append(attrs.get("src", ""))
+            self.alts.append(attrs.get("alt", ""))
         self.urls += [v for k, v in attrs.items() if k in ("src", "href", "srcset", "action") and v]
 
     def handle_data(self, data):
@@ -57,7 +58,7 @@ def _shot(tmp_path, html_file, name):
     from PIL import Image
 
     shot = tmp_path / f"{name}.png"
-    done = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,4000", html_file.resolve().as_uri())
+    done = _chromium(tmp_path, f"--screenshot={shot}", "--window-size=1200,7000", html_file.resolve().as_uri())
     assert shot.is_file(), done.stderr[-2000:]
     return np.asarray(Image.open(shot).convert("RGB"), dtype=int)
 
@@ -71,9 +72,12 @@ def test_dom_has_table_plots_and_drill_down_without_network(page, tmp_path):
     dom.feed(done.stdout)
     text = " ".join(dom.text)
     assert dom.tags.count("table") >= 3 and dom.tags.count("tr") >= 4 + 10  # summary, differences, drill-down
-    for label in ("student-before", "student-after", "teacher", "30.0% [20.0, 40.0]", "Per-sample drill-down"):
+    for label in ("student-before", "student-after", "teacher", "30.0% [20.0, 40.0]", "Per-sample drill-down",
+                  "Where the reasoning breaks", "fixed (wrong in student-before, right in student-after)",
+                  "Held-out problems where the models differ"):
         assert label in text
-    assert len(dom.imgs) == 3 and all(s.startswith("data:image/png;base64,") for s in dom.imgs)
+    assert len(dom.imgs) == 4 and all(s.startswith("data:image/png;base64,") for s in dom.imgs)
+    assert "errors by first-error class" in dom.alts  # the stacked bar plot of the error analysis
     for src in dom.imgs:  # each plot is a real picture, not an empty placeholder
         w, h = Image.open(io.BytesIO(base64.b64decode(src.split(",", 1)[1]))).size
         assert w >= 300 and h >= 150
@@ -104,7 +108,7 @@ def test_screenshot_shows_plots_and_opened_drill_down(page, tmp_path):
     opened_page = page.with_name("opened.html")
     opened_page.write_text(page.read_text().replace("<details>", "<details open>"))
     opened = _shot(tmp_path, opened_page, "opened")
-    assert closed.shape == opened.shape == (4000, 1200, 3)
+    assert closed.shape == opened.shape == (7000, 1200, 3)
 
     def ink(px):
         return (px.sum(axis=2) < 600).mean()

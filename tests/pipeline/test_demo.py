@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from reasonkd.cli import main as cli_main
 from reasonkd.config import from_dict, load_config, to_dict
 from reasonkd.distill.stages import run_recipe
 from reasonkd.errors import ReasonkdError
@@ -94,6 +95,15 @@ def test_demo_end_to_end_resumes_after_a_crash(tmp_path, monkeypatch, same_tok_s
     assert all(v["n"] <= 2 for v in rob["robustness"]["types"].values()) and rob["robustness"]["types"]
     assert "## Robustness (GSM-Plus perturbation types, same problems)" in (out / "report/report.md").read_text()
     assert 'alt="robustness plot"' in (out / "report/index.html").read_text()
+    # the first-error analysis: its section, plot and the distilled - SFT-only comparison in the HTML too
+    report_md, index = (out / "report/report.md").read_text(), (out / "report/index.html").read_text()
+    assert "## Where the reasoning breaks" in report_md and "### sft-only -> distilled (gsm8k, 6 shared" in report_md
+    assert 'alt="errors by first-error class"' in index and "<td>distilled</td><td>sft-only</td>" in index
+    assert "no gold steps" not in report_md  # the held-out and unseen items carry them
+    capsys.readouterr()
+    assert cli_main(["analyze", str(out / "eval")]) == 0
+    printed = capsys.readouterr().out
+    assert "sft-only -> distilled (gsm8k, 6 shared problems)" in printed and "gsm8k_unseen" in printed
 
     # a run recorded before a config key existed resumes when the key is at its default
     state = json.loads((out / "state.json").read_text())
