@@ -119,12 +119,12 @@ def logit_term(obj, spec, step: Step) -> dict:
         kl, ce = sums[0] / n_valid, sums[1] / max(step.rows.targets.numel(), 1)
         return {"kd": L.kd(kl, ce, float(spec.options.get("alpha", 0.7)), T), "kd.kl": kl.detach(),
                 "kd.ce": ce.detach()}
-    scale = T * T if spec.options.get("t2", False) else 1.0
 
     def masked(s, m, *t):
         return (values(s, *t) * m).sum().reshape(1)
 
-    return {name: scale * L.chunked_sum(masked, obj.chunk_rows, s_logits, mask, *teacher)[0] / n_valid}
+    total = L.chunked_sum(masked, obj.chunk_rows, s_logits, mask, *teacher)[0]
+    return {name: (L.soft_scaled(total, T) if spec.options.get("t2", False) else total) / n_valid}
 
 
 def ce_term(obj, spec, step: Step) -> dict:

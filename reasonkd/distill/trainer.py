@@ -4,7 +4,8 @@
 
 The step (`_micro_step`) reads top to bottom: batch -> teacher forward under
 no_grad (online) or the cached top-k already in the batch (offline) -> student
-forward -> loss terms -> backward. Accelerate owns devices, DDP (gloo on CPU,
+forward -> `Objective.loss` (every loss term computed, weighted and summed) ->
+backward of that same loss, whose value is what metrics.jsonl logs. Accelerate owns devices, DDP (gloo on CPU,
 `accelerate launch --multi_gpu --num_processes 2` or torchrun), and bf16
 autocast around the student's forward (fp32 master weights). Gradient
 accumulation is explicit: `no_sync` on all but the last micro-batch.
@@ -42,7 +43,7 @@ from tqdm.auto import tqdm
 
 from reasonkd.config import to_dict
 from reasonkd.distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, trim_metrics
-from reasonkd.distill.balance import LossBalancer, combine
+from reasonkd.distill.balance import LossBalancer
 from reasonkd.distill.data import batch_order, collate
 from reasonkd.distill.fsdp import gathered_student, is_fsdp, prepare_fsdp
 from reasonkd.distill.forward import DistillStudent, hf_model, project_logits, teacher_forward, token_rows
@@ -296,7 +297,7 @@ class _StepRunner:
         return row
 
     def _micro_step(self, batch: dict, temperature: float) -> dict[str, float]:
-        """batch -> teacher (no_grad, or the cached top-k in the batch) -> student -> loss terms -> backward."""
+        """batch -> teacher (no_grad, or the cached top-k in the batch) -> student -> Objective.loss -> backward."""
         acc = self.acc
         batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         rows = token_rows(batch)
@@ -316,19 +317,11 @@ class _StepRunner:
         if self.objective.anchor:  # on-policy: the verified traces of the same prompts (cross-entropy anchor)
             student_out["anchor_logits"], anchor_rows = self._trace_logits(batch, "anchor_")
             student_out["anchor_targets"] = anchor_rows.targets
-        terms = self.objective(student_out, teacher_out, batch, rows, temperature)
+        loss, logged = self.objective.loss(student_out, teacher_out, batch, rows, temperature, self.balancer,
+                                           lambda t: acc.reduce(t, "mean"))
         del teacher_out  # free the teacher's logits before backward: they would peak its memory
-        # the same numbers on every process, so balancing scales agree across DDP ranks
-        names = list(terms)
-        values = acc.reduce(torch.stack([terms[k].detach().float() for k in names]), "mean").tolist()
-        current = dict(zip(names, values))
-        scales = self.balancer.scales({s.name: current[s.name] for s in self.stage.losses})
-        loss = combine(terms, self.stage.losses, scales)
         acc.backward(loss / self.ctx.recipe.grad_accum)
-        current["loss"] = sum(s.weight * scales[s.name] * current[s.name] for s in self.stage.losses)  # mean over ranks
-        if self.balancer.enabled:
-            current.update({f"scale.{k}": v for k, v in scales.items()})
-        return current
+        return logged
 
     def _trace_logits(self, batch: dict, prefix: str):
         """(student logits (N, V) at the trace rows, Rows) of a second sequence in the batch (`prefix`input_ids)."""
