@@ -140,8 +140,8 @@ class DemoConfig:
     distill: DistillRecipe = field(default_factory=demo_distill_recipe)
     """Training of the distilled student (reasonkd/distill/recipe.py: stages, losses, steps, lr, batch,
     LoRA, precision); student, teacher, seed and device are set from this config's own keys (distill.<key> set
-    to another value is refused). The SFT
-    baseline trains with ce only for the same total steps at the stages' peak lr and longest warm-up."""
+    to another value is refused). The SFT baseline trains with ce only for the same total steps at the
+    stages' peak lr and longest warm-up."""
     device: str = "auto"
     """auto (cuda if present, else cpu) | cpu | cuda."""
 
