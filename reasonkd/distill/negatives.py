@@ -65,7 +65,7 @@ def load_negatives(path) -> dict[str, list[str]]:
 
 
 def problem_id(example_id: str) -> str:
-    """Trace ids are `problem#sample` (distill.data.load_traces): the problem part."""
+    """Trace ids are `problem#sample` (teacher.traces.load_traces): the problem part."""
     return example_id.split("#", 1)[0]
 
 
