@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 

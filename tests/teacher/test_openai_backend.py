@@ -39,7 +39,10 @@ def test_generate_over_http_matches_the_local_backend(items_file, tmp_path, tiny
     local = tmp_path / "local"
     generate_traces(GenerateSettings(teacher=str(tiny_llama_dir), data=str(items_file), out=str(local),
                                      max_new_tokens=8, batch_size=1, dtype="float32", progress=False))
-    by_key = lambda d: {r["id"]: r["trace"] for r in read_jsonl(d / "negatives.jsonl") + read_jsonl(d / "traces.jsonl")}
+
+    def by_key(d):
+        return {r["id"]: r["trace"] for r in read_jsonl(d / "negatives.jsonl") + read_jsonl(d / "traces.jsonl")}
+
     assert by_key(api) == by_key(local)
 
 
