@@ -218,7 +218,16 @@ def save_config(cfg: Any, run_dir: str | Path, name: str = "config.yaml") -> Pat
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Docstrings written under each dataclass field (litgpt style)."""
+    """Docstrings written under each dataclass field (litgpt style); a subclass's own docstring of a field
+    wins over its base class's."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_own_field_docs(klass))
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     try:
         src = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):

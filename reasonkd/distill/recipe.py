@@ -31,6 +31,7 @@ from reasonkd.distill.chunk_kd import onpolicy_options
 from reasonkd.distill.fusion import FusionConfig
 from reasonkd.distill.terms import LOSSES, names_needing
 from reasonkd.errors import ConfigError
+from reasonkd.models.generation import Sampling
 from reasonkd.teacher.pool import TeacherSpec
 from reasonkd.utils.hardware import resolve_autocast
 
@@ -99,23 +100,21 @@ class TemperatureSchedule:
                                   f"got {len(self.values)}")
 
 
-@dataclass
-class RolloutConfig:
+@dataclass(kw_only=True)
+class RolloutConfig(Sampling):
+    """The student's own completions in an on-policy stage: the shared sampling settings (here sampled at
+    temperature 1, up to 128 tokens) plus the share of micro-batches that use them."""
+
     fraction: float = 1.0
     """On-policy stages: share of micro-batches whose traces the student writes itself (GKD's lambda);
     the rest train on the teacher's traces."""
-    max_new_tokens: int = 128
-    """Cap on each student completion."""
     temperature: float = 1.0
-    """Sampling temperature of the student's completions (0 = greedy)."""
-    top_p: float = 1.0
-    """Nucleus sampling of the completions."""
+    max_new_tokens: int = 128
 
     def __post_init__(self):
+        super().__post_init__()
         if not 0 <= self.fraction <= 1:
             raise ConfigError(f"fraction must be in [0, 1], got {self.fraction}")
-        if self.max_new_tokens < 1 or self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ConfigError("max_new_tokens must be >= 1, temperature >= 0 and top_p in (0, 1]")
 
 
 @dataclass

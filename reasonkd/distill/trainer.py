@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 
 from reasonkd.config import to_dict
 from reasonkd.distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, trim_metrics
+from reasonkd.distill.crosstok import TokenizerPair
 from reasonkd.distill.balance import LossBalancer
 from reasonkd.distill.data import batch_order, collate
 from reasonkd.distill.fsdp import gathered_student, is_fsdp, prepare_fsdp
@@ -65,26 +66,18 @@ class StopRequested(ReasonkdError):
     """The run stopped on request after writing a checkpoint (run_recipe's stop_after)."""
 
 
-@dataclass
-class RunContext:
-    """What every stage of one run shares."""
+@dataclass(kw_only=True)
+class RunContext(TokenizerPair):
+    """What every stage of one run shares: the encoded pair (crosstok.TokenizerPair: encoded, encode,
+    relation, vocab_map, teacher_pad_id) and the rest below."""
 
     recipe: DistillRecipe
     accelerator: object
     student_tok: object
-    encoded: list
     teacher: object | None = None
-    relation: str = "same"
-    """Tokenizer relation of the pair (align.tokenizer_relation): same | same_padded | different."""
-    vocab_map: object | None = None
-    """align.VocabMap of the shared token strings (relation "different"): cross-vocabulary logit terms."""
-    teacher_pad_id: int | None = None
-    """The teacher tokenizer's pad id (relation "different"); None = the student's."""
     cache: object | None = None
     examples: dict | None = None
     """Trace rows by id (on-policy stages re-encode them with the student's completions)."""
-    encode: object | None = None
-    """rows -> list[Encoded] for this pair (crosstok.encode_for_pair's choice of path)."""
     stop_after: int | None = None
     steps_this_run: int = 0
     tracking: object | None = None
