@@ -14,7 +14,8 @@ A stage with no `losses` gets the defaults of its `kind` (STAGE_DEFAULTS):
     on_policy  onpolicy_rkl (clip 5, anchor_ce 0.1): the teacher scores the student's own samples
 
 Every logit term defaults to T = 1. The classic high-temperature schedule
-(T = 5 -> 1 over the output stage) is the named recipe recipes/distill/article.yaml.
+(T = 5 -> 1 over the output stage; `temperature: kd_anneal`) is the named recipe
+recipes/distill/article.yaml.
 
 Loss names: the registry `reasonkd.distill.terms.LOSSES` (hidden_mse,
 hidden_cosine, attention_kl, ce, kd, unlikelihood, preference, onpolicy_rkl and
@@ -70,6 +71,11 @@ class LossSpec:
 
 @dataclass
 class TemperatureSchedule:
+    """How T moves over a stage; a recipe may also give one of NAMED by its name (`temperature: kd_anneal`)."""
+
+    NAMED = {"kd_anneal": {"kind": "linear", "start": 5.0, "end": 1.0}}
+    # kd_anneal: the classic KD schedule (Hinton et al. 2015; the article recipe and the demos' output stage)
+
     kind: str = "constant"
     """constant | linear | cosine | step: how T moves from `start` to `end` over the stage's steps."""
     start: float = 1.0

@@ -67,7 +67,7 @@ def demo_distill_recipe() -> DistillRecipe:
             {"name": "logic", "kind": "logic", "steps": 12, "lr": 2e-4, "warmup": 5,
              "losses": [{"name": "ce"}, {"name": "forward_kl"}]},
             {"name": "output", "kind": "output", "steps": 12, "lr": 1e-4, "warmup": 5,
-             "temperature": {"kind": "linear", "start": 5.0, "end": 1.0},
+             "temperature": "kd_anneal",
              "losses": [{"name": "kd", "options": {"alpha": 0.7, "cross": "topk", "k": 20}}]},
         ],
         "batch_size": 8, "max_length": 384, "save_every": 5,
