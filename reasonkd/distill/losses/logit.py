@@ -115,24 +115,24 @@ def generalized_jsd(s_logp, t_logp, beta: float = 0.5):
     return beta * kl_rows(t_logp, m_logp) + (1 - beta) * kl_rows(s_logp, m_logp)
 
 
-def skew_kl(s_logp, t_logp, skew: float = 0.1):
-    """Skew KL (DistiLLM): KL(p || skew p + (1 - skew) q) per row; skew = 0 is forward KL."""
+def _skewed_kl(a_logp, b_logp, skew: float, s_logp):
+    """KL(a || skew a + (1 - skew) b) per row; skew = 1 is 0 (kept on the student's graph, s_logp)."""
     skew = check_unit("skew", skew)
     if skew == 0.0:
-        return kl_rows(t_logp, s_logp)
+        return kl_rows(a_logp, b_logp)
     if skew == 1.0:
         return 0 * s_logp.sum(-1)
-    return kl_rows(t_logp, log_mixture(t_logp, s_logp, skew))
+    return kl_rows(a_logp, log_mixture(a_logp, b_logp, skew))
+
+
+def skew_kl(s_logp, t_logp, skew: float = 0.1):
+    """Skew KL (DistiLLM): KL(p || skew p + (1 - skew) q) per row; skew = 0 is forward KL."""
+    return _skewed_kl(t_logp, s_logp, skew, s_logp)
 
 
 def skew_reverse_kl(s_logp, t_logp, skew: float = 0.1):
     """Skew reverse KL (DistiLLM): KL(q || skew q + (1 - skew) p) per row."""
-    skew = check_unit("skew", skew)
-    if skew == 0.0:
-        return kl_rows(s_logp, t_logp)
-    if skew == 1.0:
-        return 0 * s_logp.sum(-1)
-    return kl_rows(s_logp, log_mixture(s_logp, t_logp, skew))
+    return _skewed_kl(s_logp, t_logp, skew, s_logp)
 
 
 def tvd(s_logp, t_logp):
