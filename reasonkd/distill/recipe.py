@@ -71,10 +71,8 @@ class LossSpec:
 
 @dataclass
 class TemperatureSchedule:
-    """How T moves over a stage; a recipe may also give one of NAMED by its name (`temperature: kd_anneal`)."""
-
+    """How T moves over a stage, or a name of NAMED (`temperature: kd_anneal`, the classic KD schedule)."""
     NAMED = {"kd_anneal": {"kind": "linear", "start": 5.0, "end": 1.0}}
-    # kd_anneal: the classic KD schedule (Hinton et al. 2015; the article recipe and the demos' output stage)
 
     kind: str = "constant"
     """constant | linear | cosine | step: how T moves from `start` to `end` over the stage's steps."""
@@ -108,9 +106,7 @@ class TemperatureSchedule:
 
 @dataclass(kw_only=True)
 class RolloutConfig(Sampling):
-    """The student's own completions in an on-policy stage: the shared sampling settings (here sampled at
-    temperature 1, up to 128 tokens) plus the share of micro-batches that use them."""
-
+    """An on-policy stage's own completions: the shared sampling settings, with its defaults, plus `fraction`."""
     fraction: float = 1.0
     """On-policy stages: share of micro-batches whose traces the student writes itself (GKD's lambda);
     the rest train on the teacher's traces."""

@@ -21,8 +21,10 @@ from pathlib import Path
 
 from reasonkd.errors import ReasonkdError
 from reasonkd.eval.tasks import get_task
+from reasonkd.models import count_parameters
 from reasonkd.models.engines import Engine, make_engine, resolve_engine
 from reasonkd.models.engines.hf import HFEngine
+from reasonkd.models.generation import apply_chat
 from reasonkd.models.window import check_window
 from reasonkd.utils.hardware import dtype_name, resolve_dtype
 
@@ -142,8 +144,6 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
     `engine`: hf | openvino | vllm | auto (reasonkd.models.engines); openvino runs the weights as trained (fp32).
     `per_type`: the robustness task asks each perturbation type on the first K problems that take it."""
     from reasonkd.eval.measure import measure_latency, peak_rss_mb, reset_peak_rss, rss_mb
-    from reasonkd.models import count_parameters
-    from reasonkd.models.generation import apply_chat
 
     names = [t.strip() for t in tasks.split(",")] if isinstance(tasks, str) else list(tasks)
     if n_samples > 1 and temperature <= 0:
@@ -188,8 +188,7 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
         else:
             expanded = [(ex, p) for ex, p in zip(examples, prompts) for _ in range(n_samples)]
             outs = gen.generate([p for _, p in expanded], max_new_tokens=max_new_tokens, temperature=temperature,
-                                top_p=top_p, batch_size=batch_size, seed=seed, progress=progress,
-                                desc=f"{label}:{name}")
+                                top_p=top_p, batch_size=batch_size, seed=seed, progress=progress, desc=f"{label}:{name}")
             result["throughput"][name] = {**gen.stats, "batch_size": batch_size, "sequences": len(outs)}
             rows = _score_rows(task, [(ex, o.text) for (ex, _), o in zip(expanded, outs)],
                                [{"new_tokens": o.new_tokens, "finished": o.finished,
@@ -237,7 +236,6 @@ def run_cases(model, tok, max_new_tokens: int = 384) -> list[dict]:
     """Greedy answers to the two qualitative cases (reasonkd.eval.cases), with their rough checks.
     `model`: a loaded model or a generation engine (reasonkd.models.engines)."""
     from reasonkd.eval.cases import CASES
-    from reasonkd.models.generation import apply_chat
 
     gen = model if isinstance(model, Engine) else HFEngine.wrap(model, tok)
     outs = gen.generate([apply_chat(tok, c.prompt) for c in CASES], max_new_tokens=max_new_tokens,
