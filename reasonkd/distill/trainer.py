@@ -5,10 +5,11 @@
 The step (`_micro_step`) reads top to bottom: batch -> teacher forward under
 no_grad (online) or the cached top-k already in the batch (offline) -> student
 forward -> `Objective.loss` (every loss term computed, weighted and summed) ->
-backward of that same loss, whose value is what metrics.jsonl logs. Accelerate owns devices, DDP (gloo on CPU,
-`accelerate launch --multi_gpu --num_processes 2` or torchrun), and bf16
-autocast around the student's forward (fp32 master weights). Gradient
-accumulation is explicit: `no_sync` on all but the last micro-batch.
+backward of that same loss, whose value is what metrics.jsonl logs.
+Accelerate owns devices, DDP (gloo on CPU, `accelerate launch --multi_gpu
+--num_processes 2` or torchrun), and bf16 autocast around the student's
+forward (fp32 master weights). Gradient accumulation is explicit: `no_sync` on
+all but the last micro-batch.
 
 Data: every process tokenises the same examples; epoch e's batch order comes
 from (seed, e) and process r takes batches r, r + world, ... so micro-batch m of
@@ -42,9 +43,9 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from reasonkd.config import to_dict
+from reasonkd.distill.balance import LossBalancer
 from reasonkd.distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, trim_metrics
 from reasonkd.distill.crosstok import TokenizerPair
-from reasonkd.distill.balance import LossBalancer
 from reasonkd.distill.data import batch_order, collate
 from reasonkd.distill.fsdp import gathered_student, is_fsdp, prepare_fsdp
 from reasonkd.distill.forward import DistillStudent, hf_model, project_logits, teacher_forward, token_rows
