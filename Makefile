@@ -4,7 +4,7 @@
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: setup setup-tests demo demo-quick test test-slow bench clean
+.PHONY: setup setup-tests demo demo-quick test test-slow lint bench clean
 
 setup:
 	bash scripts/setup.sh
@@ -23,6 +23,12 @@ test: setup-tests
 
 test-slow: setup
 	$(PY) -m pytest -q -p no:cacheprovider -m slow
+
+# ruff: the rule set and line length are in pyproject.toml ([tool.ruff]); CONTRIBUTING.md says why
+lint: setup-tests
+	$(VENV)/bin/ruff check .
+	@# FORMAT-CHECK: switch on (drop the "@# ") once the whole tree has been through `ruff format` in one pass
+	@# $(VENV)/bin/ruff format --check .
 
 clean:
 	rm -rf $(VENV) runs

@@ -20,6 +20,9 @@ input tokens per second over the steps after warm-up. Achieved FLOP/s counts mod
 formula for every runner (see `model_flops_per_token`) against a measured bf16 matmul peak.
 `trl.DistillationTrainer` is not run: it always generates on-policy completions (a different job).
 Use --student/--teacher for other pairs (e.g. smollm2-135m self-distillation) or tiny test folders.
+
+TRL is not a dependency of reasonkd itself: install the `bench` extra for the trl-gkd runners,
+`.venv/bin/pip install -e ".[bench]"` (scripts/setup.sh installs it).
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -81,10 +85,9 @@ def _load_examples(work: Path) -> list[dict]:
 
 
 def run_cache(args, work: Path) -> dict:
-    from reasonkd.models.logit_cache import write_logit_cache
     from reasonkd.models import load_model
-
-    import shutil
+    from reasonkd.models.encoding import encode_example
+    from reasonkd.models.logit_cache import write_logit_cache
 
     shutil.rmtree(work / "cache", ignore_errors=True)  # time a full build, not a resumed one
     teacher, tok = load_model(args.teacher, dtype="bfloat16")
@@ -92,8 +95,7 @@ def run_cache(args, work: Path) -> dict:
     t0 = time.perf_counter()
     write_logit_cache(teacher, tok, examples, work / "cache", k=args.k, batch_size=args.batch, progress=False)
     seconds = time.perf_counter() - t0
-    tokens = sum(len(__import__("reasonkd.models.encoding", fromlist=["x"]).encode_example(
-        tok, e["prompt"], e["trace"])[0]) for e in examples)
+    tokens = sum(len(encode_example(tok, e["prompt"], e["trace"])[0]) for e in examples)
     size = sum(p.stat().st_size for p in (work / "cache").iterdir())
     return {"seconds": seconds, "tokens": tokens, "tok_s": tokens / seconds, "bytes": size, "peak_rss_mb": peak_rss_mb()}
 
@@ -134,8 +136,11 @@ def run_trl(args, work: Path, gradient_checkpointing: bool = True) -> dict:
     from datasets import Dataset
     from peft import LoraConfig
     from transformers import TrainerCallback
-    from trl.experimental.gkd import GKDConfig, GKDTrainer
-    from trl.experimental.utils import DataCollatorForChatML
+    try:
+        from trl.experimental.gkd import GKDConfig, GKDTrainer
+        from trl.experimental.utils import DataCollatorForChatML
+    except ImportError:
+        raise SystemExit('the trl-gkd runners need TRL: .venv/bin/pip install -e ".[bench]"') from None
 
     from reasonkd.models import load_model
 

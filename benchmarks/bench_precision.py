@@ -51,8 +51,9 @@ def generation_tps(model, tok, prompts: list[str], new_tokens: int, batch: int, 
         enc = tok(prompts[i:i + batch], add_special_tokens=False, padding=True, return_token_type_ids=False,
                   return_tensors="pt")
         with torch.inference_mode():
-            total += best_seconds(lambda: model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
-                                                         do_sample=False, pad_token_id=tok.pad_token_id), repeats)
+            total += best_seconds(lambda enc=enc: model.generate(**enc, max_new_tokens=new_tokens,
+                                                                 min_new_tokens=new_tokens, do_sample=False,
+                                                                 pad_token_id=tok.pad_token_id), repeats)
     return len(prompts) * new_tokens / total
 
 
@@ -99,7 +100,6 @@ def rates(model_name: str, dtype, autocast: bool, engine: str, gen_prompts: int 
 
     step()  # warm-up (optimizer state allocation)
     train = ids.numel() / best_seconds(step)
-    del model, opt
     out = {"gen": round(gen, 1), "lat": round(lat, 1), "train": round(train, 1), "fwd": round(fwd, 1)}
     print(model_name, out, flush=True)
     return out

@@ -71,7 +71,7 @@ def main() -> None:
 
     data = build_dataset("recipes/data/quick.yaml", tempfile.mkdtemp(prefix="bench-teacher-") + "/quick")
     items = select_items(str(data), "train", "math", args.problems)
-    sampling = Sampling(0.0, 1.0, args.max_new_tokens)
+    sampling = Sampling(temperature=0.0, top_p=1.0, max_new_tokens=args.max_new_tokens)
     reqs = []
     for it in items:
         system, user = render(DEFAULT_TEMPLATE, it)

@@ -59,6 +59,12 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
+        named = getattr(tp, "NAMED", None)  # a config class may name whole values (TemperatureSchedule.NAMED)
+        if isinstance(value, str) and named is not None:
+            if value not in named:
+                raise ConfigError(f"{key}: unknown name {value!r}; known: {', '.join(named)} (or a mapping of "
+                                  f"{tp.__name__} fields)")
+            value = named[value]
         if not isinstance(value, dict):
             raise ConfigError(f"{key} must be a mapping of {tp.__name__} fields, got {value!r}")
         return from_dict(tp, value, prefix=f"{key}.")
@@ -218,7 +224,16 @@ def save_config(cfg: Any, run_dir: str | Path, name: str = "config.yaml") -> Pat
 
 
 def field_docs(cls: type) -> dict[str, str]:
-    """Docstrings written under each dataclass field (litgpt style)."""
+    """Docstrings written under each dataclass field (litgpt style); a subclass's own docstring of a field
+    wins over its base class's."""
+    docs: dict[str, str] = {}
+    for klass in reversed(cls.__mro__):
+        if dataclasses.is_dataclass(klass):
+            docs.update(_own_field_docs(klass))
+    return docs
+
+
+def _own_field_docs(cls: type) -> dict[str, str]:
     try:
         src = textwrap.dedent(inspect.getsource(cls))
     except (OSError, TypeError):

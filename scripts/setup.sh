@@ -30,10 +30,10 @@ pip() {
 
 stamp="$VENV/.reasonkd-setup-$(cat pyproject.toml $C | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
-  echo "[setup] installing torch (CPU) + reasonkd[export,ocr,track,dev] (one resolve, constrained)"
+  echo "[setup] installing torch (CPU) + reasonkd[export,ocr,track,bench,dev] (one resolve, constrained)"
   pip install -q --upgrade pip >/dev/null 2>&1 || true
   pip install -q -c "$C" "torch==2.13.0"
-  pip install -q -c "$C" -e ".[export,ocr,track,dev]"
+  pip install -q -c "$C" -e ".[export,ocr,track,bench,dev]"
   touch "$stamp"
 fi
 

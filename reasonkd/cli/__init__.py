@@ -4,18 +4,19 @@ Each subpackage owns its subcommands in its own `cli.py` with a
 `register(subparsers)` function; this module only wires them together, so
 adding a command never touches another package's file.
 
-    reasonkd models list | pull ALIAS       (reasonkd.models.cli)
-    reasonkd generate --model M --prompt P  (reasonkd.models.cli)
-    reasonkd data build RECIPE --out DIR    (reasonkd.data.cli)
-    reasonkd ocr read | import | render     (reasonkd.ocr.cli)
-    reasonkd teacher generate | logits      (reasonkd.teacher.cli)
-    reasonkd distill RECIPE [overrides]     (reasonkd.distill.cli)
-    reasonkd heads --teacher M ...          (reasonkd.distill.cli)
-    reasonkd eval | report                  (reasonkd.eval.cli)
-    reasonkd export | bench                 (reasonkd.export.cli)
-    reasonkd serve --model M                (reasonkd.serve.cli)
-    reasonkd demo [--quick]                 (reasonkd.pipeline.cli)
-    reasonkd doctor                         (reasonkd.cli.doctor)
+    reasonkd models list | pull ALIAS                 (reasonkd.models.cli)
+    reasonkd generate --model M --prompt P            (reasonkd.models.cli)
+    reasonkd data build | check | keys                (reasonkd.data.cli)
+    reasonkd ocr read | import | render               (reasonkd.ocr.cli)
+    reasonkd teacher generate | merge | logits | check  (reasonkd.teacher.cli)
+    reasonkd distill RECIPE [overrides]               (reasonkd.distill.cli)
+    reasonkd heads --teacher M ...                    (reasonkd.distill.cli)
+    reasonkd eval | report                            (reasonkd.eval.cli)
+    reasonkd export | bench                           (reasonkd.export.cli)
+    reasonkd serve --model M                          (reasonkd.serve.cli)
+    reasonkd demo [--quick]                           (reasonkd.pipeline.cli)
+    reasonkd compare EXPERIMENT.yaml                  (reasonkd.pipeline.cli)
+    reasonkd doctor                                   (reasonkd.cli.doctor)
 """
 
 from __future__ import annotations

@@ -110,7 +110,7 @@ def augmentations(items: list[Item], r: DataRecipe) -> list[Item]:
     neg_cycle = 0
     for it in base:
         rng = Random(sub_seed(r.seed, "augment", it.id))
-        pick = lambda name, p: _unit(r.seed, name, it.id) < p  # noqa: E731 - independent coin per item
+        pick = lambda name, p: _unit(r.seed, name, it.id) < p  # noqa: E731, B023 - independent coin per item
         if it.domain == "math" and "family" in it.meta:
             out += [v for k in range(a.variants) if (v := aug.param_variant(it, rng, k + 1))]
             if pick("conditions", a.conditions) and (v := aug.condition_variant(it)):

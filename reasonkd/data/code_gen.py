@@ -216,7 +216,7 @@ def bug_items(items: list[Item], seed: int, n_bugs: int = 3, bugfix: bool = True
                 for code, it, order in plans for i in order]
     passed = iter(run_programs(programs))
     killers: dict[str, list[int]] = {}
-    for code, it, order in plans:
+    for code, _it, order in plans:
         caught = [i for i, ok in zip(order, [next(passed) for _ in order]) if not ok]
         site_line = [node.lineno for node, _ in _sites(ast.parse(code))]
         lines_used, picks = set(), []

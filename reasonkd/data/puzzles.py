@@ -58,12 +58,9 @@ def check_sudoku_answer(meta: dict, answer: str) -> bool:
     return all(ch in ".0" or int(ch) == g for ch, g in zip(meta["puzzle"], grid))
 
 
-def solve_sudoku_singles(puzzle: str, size: int, box: tuple[int, int]) -> tuple[list[int], list[str]]:
-    """Fill cells by naked and hidden singles only; returns (grid with 0s left, steps).
-
-    A puzzle this completes has exactly one solution, and the steps are a real
-    human-readable deduction ("r1c3 = 4: the only candidate left").
-    """
+def _sudoku_cells(puzzle: str, size: int, box: tuple[int, int]) -> tuple[list[int], list, list[set[int]]]:
+    """(grid with 0 for empty cells, the units (rows, columns, boxes), each cell's peers: the other cells
+    of its units)."""
     grid = [0 if ch in ".0" else int(ch) for ch in puzzle]
     units = sudoku_units(size, box)
     peers = [set() for _ in grid]
@@ -72,6 +69,16 @@ def solve_sudoku_singles(puzzle: str, size: int, box: tuple[int, int]) -> tuple[
             peers[i].update(u)
     for i in range(len(grid)):
         peers[i].discard(i)
+    return grid, units, peers
+
+
+def solve_sudoku_singles(puzzle: str, size: int, box: tuple[int, int]) -> tuple[list[int], list[str]]:
+    """Fill cells by naked and hidden singles only; returns (grid with 0s left, steps).
+
+    A puzzle this completes has exactly one solution, and the steps are a real
+    human-readable deduction ("r1c3 = 4: the only candidate left").
+    """
+    grid, units, peers = _sudoku_cells(puzzle, size, box)
     full = set(range(1, size + 1))
     steps: list[str] = []
     progress = True
@@ -97,12 +104,7 @@ def solve_sudoku_singles(puzzle: str, size: int, box: tuple[int, int]) -> tuple[
 
 def count_sudoku_solutions(puzzle: str, size: int, box: tuple[int, int], limit: int = 2) -> int:
     """Backtracking count, stopping at `limit` (used to double-check uniqueness)."""
-    grid = [0 if ch in ".0" else int(ch) for ch in puzzle]
-    units = sudoku_units(size, box)
-    peers = [set() for _ in grid]
-    for u in units:
-        for i in u:
-            peers[i].update(u)
+    grid, _, peers = _sudoku_cells(puzzle, size, box)
     full = set(range(1, size + 1))
 
     def rec() -> int:

@@ -143,7 +143,7 @@ def run_programs(programs: list[str], timeout: float = 2.0, max_lines: int = 20_
                 subprocess.run([sys.executable, "-I", "-B", "-c", _BATCH_CHILD, src, str(timeout), str(max_lines), res],
                                cwd=tmp, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, timeout=budget,
-                               preexec_fn=lambda: _limit_child(int(budget) + 1, mem_mb << 20))
+                               preexec_fn=lambda: _limit_child(int(budget) + 1, mem_mb << 20))  # noqa: B023
             except subprocess.TimeoutExpired:
                 pass
             done = open(res).read().split() if os.path.exists(res) else []

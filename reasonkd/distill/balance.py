@@ -1,15 +1,13 @@
-"""How a stage's loss terms become one loss: weights, and optional balancing by running magnitude.
+"""Optional balancing of a stage's loss terms by running magnitude.
 
     balancer = LossBalancer(recipe.balance_losses)
-    loss = combine(terms, stage.losses, balancer.scales({k: float(v) for k, v in terms.items()}))
+    scales = balancer.scales({name: float(value), ...})   # read by objective.Objective.loss
     balancer.update(...)                              # after the step; state_dict() goes in checkpoints
 """
 
 from __future__ import annotations
 
 import math
-
-import torch
 
 
 class LossBalancer:
@@ -50,11 +48,3 @@ class LossBalancer:
     def load_state_dict(self, state: dict) -> None:
         self.ema, self.t = dict(state.get("ema", {})), int(state.get("t", 0))
 
-
-def combine(terms: dict, specs, scales: dict) -> torch.Tensor:
-    """The stage loss: sum of weight * balance scale * term over the recipe's loss specs."""
-    total = None
-    for spec in specs:
-        value = spec.weight * scales.get(spec.name, 1.0) * terms[spec.name]
-        total = value if total is None else total + value
-    return total

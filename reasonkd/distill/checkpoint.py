@@ -64,8 +64,9 @@ def _trainable_state(module) -> dict:
     return {n: p.detach().cpu().contiguous() for n, p in module.named_parameters() if p.requires_grad}
 
 
-def save_checkpoint(ctx: RunContext, stage_dir: Path, step: int, module, optimizer, scheduler, state: dict) -> Path:
-    """Atomic: every process writes into one temp folder, then the main process renames it."""
+def save_checkpoint(ctx, stage_dir: Path, step: int, module, optimizer, scheduler, state: dict) -> Path:
+    """Atomic: every process writes into one temp folder, then the main process renames it.
+    ctx: the run's trainer.RunContext."""
     from safetensors.torch import save_file
 
     acc = ctx.accelerator
@@ -97,7 +98,7 @@ def save_checkpoint(ctx: RunContext, stage_dir: Path, step: int, module, optimiz
     return final
 
 
-def load_checkpoint(ctx: RunContext, ckpt: Path, module, optimizer, scheduler) -> dict:
+def load_checkpoint(ctx, ckpt: Path, module, optimizer, scheduler) -> dict:
     from safetensors.torch import load_file
 
     acc = ctx.accelerator

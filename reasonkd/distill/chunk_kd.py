@@ -38,7 +38,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
-from torch.utils.checkpoint import checkpoint
 
 from reasonkd.distill import losses as L
 from reasonkd.distill.align import Span, align_tokens, truncate_to_common_vocab
@@ -74,8 +73,7 @@ def token_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     logits: (N, V) the rows that predict each target (already shifted); targets: (N,) token ids.
     Returns (N,) float32. The log-softmax runs over the full vocabulary.
     """
-    logp = torch.log_softmax(logits.float(), dim=-1)
-    return logp.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
+    return L.target_logprobs(L.logprobs(logits), targets)
 
 
 def chunk_sums(values: torch.Tensor, group: torch.Tensor, n_chunks: int) -> torch.Tensor:
@@ -120,14 +118,6 @@ def chunk_policy_loss(student_logprobs: torch.Tensor, teacher_logprobs: torch.Te
         t_mean = torch.where(scored, lt, torch.zeros_like(lt)).sum() / n_tok
         frac = (clipped & scored).float().sum() / scored.float().sum().clamp(min=1)
     return {"loss": loss, "reverse_kl": rkl, "teacher_logprob": t_mean, "clipped": frac}
-
-
-def rollout_stats(entropies: list[float], lengths: list[int], finished: list[bool]) -> dict[str, float]:
-    """What an on-policy step logs about the student's samples: mean token entropy (nats), mean
-    length in tokens and the EOS rate (share of samples that stopped by themselves)."""
-    n = max(len(lengths), 1)
-    return {"student_entropy": sum(entropies) / max(len(entropies), 1), "mean_length": sum(lengths) / n,
-            "eos_rate": sum(bool(f) for f in finished) / n}
 
 
 # ---- the loss term onpolicy_rkl -------------------------------------------------------------
@@ -184,23 +174,11 @@ def teacher_token_logprobs(model, hidden: torch.Tensor, batch: dict, chunk_rows:
     return torch.cat(parts) if parts else rows.new_zeros(0, dtype=torch.float32)
 
 
-def chunked_rows(fn, chunk: int, *rows: torch.Tensor) -> torch.Tensor:
-    """fn(*rows) -> (N, ...) per-row values, computed `chunk` rows at a time under activation checkpointing
-    (as losses.chunked_sum, but the rows are kept instead of summed)."""
-    n = rows[0].shape[0]
-    if chunk <= 0 or n <= chunk:
-        return fn(*rows)
-    use_ckpt = torch.is_grad_enabled() and rows[0].requires_grad
-    parts = [checkpoint(fn, *[r[s:s + chunk] for r in rows], use_reentrant=False) if use_ckpt
-             else fn(*[r[s:s + chunk] for r in rows]) for s in range(0, n, chunk)]
-    return torch.cat(parts)
-
-
 def _sampled_rows(s, y):
     """Student rows (n, V), sampled tokens (n,) -> (n, 2): [log p_S(token), entropy (no grad)]."""
-    logp = torch.log_softmax(s.float(), dim=-1)
+    logp = L.logprobs(s)
     entropy = -(logp.exp() * logp).sum(-1).detach()
-    return torch.stack([logp.gather(-1, y.long().unsqueeze(-1)).squeeze(-1), entropy], -1)
+    return torch.stack([L.target_logprobs(logp, y), entropy], -1)
 
 
 def _full_rows(s, t, y):
@@ -208,8 +186,7 @@ def _full_rows(s, t, y):
     student entropy]; the teacher side is a constant."""
     s_logp, t_logp = L.logprobs(s), L.logprobs(t).detach()
     entropy = -(s_logp.exp() * s_logp).sum(-1).detach()
-    t_tok = t_logp.gather(-1, y.long().unsqueeze(-1)).squeeze(-1)
-    return torch.stack([L.reverse_kl(s_logp, t_logp), t_tok, entropy], -1)
+    return torch.stack([L.reverse_kl(s_logp, t_logp), L.target_logprobs(t_logp, y), entropy], -1)
 
 
 def _global_ids(local: torch.Tensor, batch_index: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -243,7 +220,7 @@ def _full_mode(obj, step, s_logits, targets, scored, clip: float) -> dict:
     t_logits, valid = step.teacher["logits"], step.teacher["valid"]
     if t_logits.shape[-1] != s_logits.shape[-1]:
         s_logits, t_logits = truncate_to_common_vocab(s_logits, t_logits)
-    per_row = chunked_rows(_full_rows, obj.chunk_rows, s_logits, t_logits, targets)
+    per_row = L.chunked_rows(_full_rows, obj.chunk_rows, s_logits, t_logits, targets)
     mask = (scored & valid).to(per_row.dtype)
     n = mask.sum().clamp(min=1)
     rkl = per_row[:, 0]
@@ -272,7 +249,7 @@ def onpolicy_term(obj, spec, step) -> dict:
         s_chunk = torch.arange(rows.targets.shape[0], device=s_logits.device)
     scored = s_chunk >= 0
     if mode == "chunk":
-        s_rows = chunked_rows(_sampled_rows, obj.chunk_rows, s_logits, rows.targets)
+        s_rows = L.chunked_rows(_sampled_rows, obj.chunk_rows, s_logits, rows.targets)
         part, entropy = _chunk_mode(obj, step, s_rows, s_chunk, clip), s_rows[:, 1]
     else:
         part = _full_mode(obj, step, s_logits, rows.targets, scored, clip)

@@ -5,10 +5,8 @@ Pure tensor functions; the offline wiring (one logit cache per teacher) is `reas
     w = static_weights([1.0, 3.0])                         # (T,) normalised: [0.25, 0.75]
     w = verification_weights(w, correct)                   # correct (B, T) bool -> (B, T)
     w = confidence_weights([lp_1, lp_2], w)                # (N, T): softmax over teachers of log w - entropy
-    lp = to_student_space(teacher_logits, id_map, Vs, T)   # (N, Vt) -> (N, Vs) log-probs
     fused = fuse_logprobs([lp_1, lp_2], w)                 # (N, Vs): log sum_t w_t p_t
     ids, lp = fuse_topk([(ids_1, lp_1), (ids_2, lp_2)], w, vocab_size=Vs, k=20)   # sparse (cache) form
-    rows = fused_reverse_kl(student_logits, [lp_1, lp_2], w)   # (N,) KL(student || mixture): on-policy maths
 
 The target is a MIXTURE of distributions, p(v) = sum_t w_t p_t(v), computed
 as log-sum-exp of log-probs + log-weights (never an average of logits, which
@@ -23,11 +21,11 @@ Weights:
     confidence    per token row: softmax over teachers of (log w_t - H_t), H_t the entropy of teacher
                   t's row (a sharper teacher counts more; weight 0 stays 0)
 
-Other tokenizers: a teacher's distribution is mapped into the student's
-vocabulary through `id_map` (teacher id -> student id, -1 = no student token
-with the same string; from `align.build_vocab_map`), conditioned on the mapped
-tokens (the `shared` cross-vocabulary convention of docs/cross_tokenizer.md).
-Same tokenizer: identity (`id_map=None`). Tests: tests/distill/test_fusion.py.
+Other tokenizers: a teacher's top-k is mapped into the student's vocabulary
+through `id_map` (teacher id -> student id, -1 = no student token with the
+same string; from `align.build_vocab_map`) by `sparse_to_student`; an entry
+with no student token joins the tail bucket. Same tokenizer: identity
+(`id_map=None`). Tests: tests/distill/test_fusion.py.
 """
 
 from __future__ import annotations
@@ -37,7 +35,6 @@ from dataclasses import dataclass
 
 import torch
 
-from reasonkd.distill.losses.logit import logprobs, reverse_kl
 from reasonkd.errors import ConfigError, ReasonkdError
 
 WEIGHTINGS = ("static", "verification", "confidence")
@@ -109,7 +106,7 @@ def _log_weights(weights: torch.Tensor, n_teachers: int, n_rows: int, device) ->
 
 def fuse_logprobs(logps: list[torch.Tensor], weights) -> torch.Tensor:
     """Mixture log-probs log sum_t w_t p_t: T tensors (N, V) over ONE vocabulary, weights (T,) or (N, T)
-    summing to 1 per row -> (N, V) fp32. Map other vocabularies first (`to_student_space`)."""
+    summing to 1 per row -> (N, V) fp32. Map other vocabularies first (`sparse_to_student`)."""
     if not logps:
         raise ReasonkdError("fuse_logprobs needs at least one teacher")
     stacked = torch.stack([lp.float() for lp in logps])                              # (T, N, V)
@@ -120,28 +117,6 @@ def id_map_from(vocab_map, teacher_vocab_size: int) -> torch.Tensor:
     """align.VocabMap -> (Vt,) long: the student id of each teacher id, -1 where the student has none."""
     out = torch.full((teacher_vocab_size,), -1, dtype=torch.long)
     out[vocab_map.teacher_ids.long()] = vocab_map.student_ids.long()
-    return out
-
-
-def to_student_space(teacher_logits: torch.Tensor, id_map: torch.Tensor | None, student_vocab: int,
-                     temperature: float = 1.0) -> torch.Tensor:
-    """Teacher logits (N, Vt) -> log-probs (N, Vs) in the student's vocabulary at temperature T.
-
-    id_map None (same tokenizer): log_softmax over the common width (a padded side truncated, missing
-    student ids -inf). Else the teacher's softmax over its mapped tokens only, placed at their student ids
-    (-inf elsewhere): the teacher conditioned on the tokens both vocabularies hold.
-    """
-    if not temperature > 0:
-        raise ReasonkdError(f"temperature must be > 0, got {temperature}")
-    n = teacher_logits.shape[0]
-    out = torch.full((n, student_vocab), -math.inf, dtype=torch.float32, device=teacher_logits.device)
-    if id_map is None:
-        width = min(student_vocab, teacher_logits.shape[-1])
-        out[:, :width] = torch.log_softmax(teacher_logits[:, :width].float() / temperature, dim=-1)
-        return out
-    id_map = id_map.to(teacher_logits.device)
-    t_ids = (id_map >= 0).nonzero().squeeze(-1)
-    out[:, id_map[t_ids]] = torch.log_softmax(teacher_logits[:, t_ids].float() / temperature, dim=-1)
     return out
 
 
@@ -187,13 +162,3 @@ def fuse_topk(teachers: list[tuple[torch.Tensor, torch.Tensor]], weights, vocab_
     top = dense.topk(min(k, vocab_size), dim=-1)
     return top.indices, top.values
 
-
-def fused_reverse_kl(student_logits: torch.Tensor, teacher_logps: list[torch.Tensor], weights,
-                     temperature: float = 1.0) -> torch.Tensor:
-    """On-policy form: KL(student || mixture of teachers) per row at the student's sampled positions.
-
-    student_logits (N, Vs); teacher_logps: T tensors (N, Vs) already in the student's space
-    (`to_student_space` of each teacher's logits at the aligned rows); weights (T,) or (N, T). -> (N,).
-    The maths only: the on-policy stage still scores samples with one teacher (docs/distill.md).
-    """
-    return reverse_kl(logprobs(student_logits, temperature), fuse_logprobs(teacher_logps, weights))

@@ -31,10 +31,10 @@ import torch
 import torch.nn.functional as F
 
 from reasonkd.data.schema import solution_text
+from reasonkd.distill.losses.logit import logprobs, target_logprobs
 from reasonkd.errors import ReasonkdError
 from reasonkd.models.encoding import encode_example
 from reasonkd.utils.io import read_jsonl
-
 
 
 def load_negatives(path) -> dict[str, list[str]]:
@@ -65,7 +65,7 @@ def load_negatives(path) -> dict[str, list[str]]:
 
 
 def problem_id(example_id: str) -> str:
-    """Trace ids are `problem#sample` (distill.data.load_traces): the problem part."""
+    """Trace ids are `problem#sample` (teacher.traces.load_traces): the problem part."""
     return example_id.split("#", 1)[0]
 
 
@@ -82,25 +82,19 @@ def divergence_char(correct: str, wrong: str) -> int:
     return wrong.rfind("\n", 0, k) + 1
 
 
-def _target_logprobs(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    if logits.dim() != 2 or targets.shape != logits.shape[:1]:
-        raise ReasonkdError(f"logits {tuple(logits.shape)} and targets {tuple(targets.shape)} must be (N, V) and (N,)")
-    return torch.log_softmax(logits.float(), dim=-1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-
-
 def unlikelihood(logits: torch.Tensor, targets: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
     """-log(1 - p(target)) per row (Welleck et al. 2019): (N, V), (N,) -> (N,).
 
     1 - p is computed as -expm1(log p) (exact near p = 1), clamped at `eps` so a certain wrong
     token gives a large finite loss, not inf.
     """
-    return -torch.log((-torch.expm1(_target_logprobs(logits, targets))).clamp_min(eps))
+    return -torch.log((-torch.expm1(target_logprobs(logprobs(logits), targets))).clamp_min(eps))
 
 
 def sequence_logprobs(logits: torch.Tensor, targets: torch.Tensor, seq_index: torch.Tensor,
                       n_seqs: int) -> torch.Tensor:
     """Summed log p(target) of each sequence: rows (N, V), (N,), their sequence (N,) -> (n_seqs,)."""
-    logp = _target_logprobs(logits, targets)
+    logp = target_logprobs(logprobs(logits), targets)
     return logp.new_zeros(n_seqs).index_add(0, seq_index.to(logp.device), logp)
 
 

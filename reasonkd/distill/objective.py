@@ -2,11 +2,12 @@
 
     objective = Objective(stage, recipe, student_cfg, teacher_cfg, chunk_rows, relation, vocab_map)
     objective.needs_teacher, objective.hidden_pairs, objective.attn_pairs   # what to run and keep
-    terms = objective(s_out, t_out, batch, rows, temperature)   # {"kd": ..., "kd.kl": ..., "ce": ...}
+    loss, logged = objective.loss(s_out, t_out, batch, rows, temperature, balancer, reduce)
 
-`objective(...)` calls, for each loss of the stage, the term function the
-registry `terms.LOSSES` holds for its name; the maths is the row functions of
-`reasonkd.distill.losses`. The forwards are `reasonkd.distill.forward`.
+`Objective.loss` is where a batch's loss is written: for each loss of the
+stage it calls the term function the registry `terms.LOSSES` holds for its
+name (the maths is the row functions of `reasonkd.distill.losses`), then sums
+weight * balance scale * term. The forwards are `reasonkd.distill.forward`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 import torch
 
 from reasonkd.distill import losses as L
+from reasonkd.distill.balance import LossBalancer
 from reasonkd.distill.chunk_kd import onpolicy_options
 from reasonkd.distill.heads import load_head_selection
 from reasonkd.distill.recipe import (FEATURE_LOSSES, LOGIT_LOSSES, DistillRecipe, StageConfig, fused_caches,
@@ -102,10 +104,29 @@ class Objective:
     def needs_teacher(self) -> bool:
         return self.online_logits or self.teacher_tokens or bool(self.hidden_pairs) or bool(self.attn_pairs)
 
-    def __call__(self, s_out: dict, t_out: dict | None, batch: dict, rows, temperature: float) -> dict:
-        """{loss name: 0-dim tensor} plus diagnostics ("kd.kl", "kd.ce") for this stage's losses."""
+    def loss(self, s_out: dict, t_out: dict | None, batch: dict, rows, temperature: float,
+             balancer: LossBalancer, reduce) -> tuple[torch.Tensor, dict[str, float]]:
+        """The batch's loss: every term of the stage computed, weighted and summed.
+
+        s_out / t_out: what the student's and the teacher's forwards returned (forward.py); rows: the trace
+        rows (forward.Rows); reduce: (K,) tensor -> its mean over processes (accelerator.reduce).
+        Returns (loss, logged): `loss` is the tensor to backpropagate; `logged` holds each term and its
+        diagnostics ("kd.kl", "kd.ce", ...), the balance scales when balancing, and "loss": that same
+        tensor's value, each a mean over processes.
+        """
         step = Step(s_out, t_out, batch, rows, temperature)
-        out: dict[str, torch.Tensor] = {}
+        terms: dict[str, torch.Tensor] = {}
+        for spec in self.specs:  # {name: 0-dim tensor, "name.diagnostic": detached, ...}
+            terms.update(LOSSES[spec.name].fn(self, spec, step))
+        # the same numbers on every process, so balancing scales agree across DDP ranks
+        names = list(terms)
+        logged = dict(zip(names, reduce(torch.stack([terms[k].detach().float() for k in names])).tolist()))
+        scales = balancer.scales({spec.name: logged[spec.name] for spec in self.specs})
+        loss = None
         for spec in self.specs:
-            out.update(LOSSES[spec.name].fn(self, spec, step))
-        return out
+            value = spec.weight * scales[spec.name] * terms[spec.name]
+            loss = value if loss is None else loss + value
+        logged["loss"] = float(reduce(loss.detach().float().reshape(1))[0])
+        if balancer.enabled:
+            logged.update({f"scale.{k}": v for k, v in scales.items()})
+        return loss, logged

@@ -14,7 +14,8 @@ A stage with no `losses` gets the defaults of its `kind` (STAGE_DEFAULTS):
     on_policy  onpolicy_rkl (clip 5, anchor_ce 0.1): the teacher scores the student's own samples
 
 Every logit term defaults to T = 1. The classic high-temperature schedule
-(T = 5 -> 1 over the output stage) is the named recipe recipes/distill/article.yaml.
+(T = 5 -> 1 over the output stage; `temperature: kd_anneal`) is the named recipe
+recipes/distill/article.yaml.
 
 Loss names: the registry `reasonkd.distill.terms.LOSSES` (hidden_mse,
 hidden_cosine, attention_kl, ce, kd, unlikelihood, preference, onpolicy_rkl and
@@ -31,6 +32,7 @@ from reasonkd.distill.chunk_kd import onpolicy_options
 from reasonkd.distill.fusion import FusionConfig
 from reasonkd.distill.terms import LOSSES, names_needing
 from reasonkd.errors import ConfigError
+from reasonkd.models.generation import Sampling
 from reasonkd.teacher.pool import TeacherSpec
 from reasonkd.utils.hardware import resolve_autocast
 
@@ -69,6 +71,9 @@ class LossSpec:
 
 @dataclass
 class TemperatureSchedule:
+    """How T moves over a stage, or a name of NAMED (`temperature: kd_anneal`, the classic KD schedule)."""
+    NAMED = {"kd_anneal": {"kind": "linear", "start": 5.0, "end": 1.0}}
+
     kind: str = "constant"
     """constant | linear | cosine | step: how T moves from `start` to `end` over the stage's steps."""
     start: float = 1.0
@@ -99,23 +104,19 @@ class TemperatureSchedule:
                                   f"got {len(self.values)}")
 
 
-@dataclass
-class RolloutConfig:
+@dataclass(kw_only=True)
+class RolloutConfig(Sampling):
+    """An on-policy stage's own completions: the shared sampling settings, with its defaults, plus `fraction`."""
     fraction: float = 1.0
     """On-policy stages: share of micro-batches whose traces the student writes itself (GKD's lambda);
     the rest train on the teacher's traces."""
-    max_new_tokens: int = 128
-    """Cap on each student completion."""
     temperature: float = 1.0
-    """Sampling temperature of the student's completions (0 = greedy)."""
-    top_p: float = 1.0
-    """Nucleus sampling of the completions."""
+    max_new_tokens: int = 128
 
     def __post_init__(self):
+        super().__post_init__()
         if not 0 <= self.fraction <= 1:
             raise ConfigError(f"fraction must be in [0, 1], got {self.fraction}")
-        if self.max_new_tokens < 1 or self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ConfigError("max_new_tokens must be >= 1, temperature >= 0 and top_p in (0, 1]")
 
 
 @dataclass

@@ -20,6 +20,7 @@ Under `accelerate launch` every process runs this; the main one writes files.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import shutil
@@ -120,9 +121,9 @@ def run_recipe(recipe: DistillRecipe | str | Path, resume: bool = False, overrid
         cache = open_fused_cache(recipe, examples, student_tok)
     elif uses_cache:  # one teacher's cache; another tokenizer's is mapped into the student's vocabulary
         cache = one_teacher_cache(recipe, examples, student_tok)
-    ctx = RunContext(recipe, acc, student_tok, encoded, relation=pair.relation, vocab_map=pair.vocab_map,
-                     teacher_pad_id=pair.teacher_pad_id, cache=cache, examples={ex["id"]: ex for ex in examples},
-                     encode=pair.encode, stop_after=stop_after, progress=progress)
+    ctx = RunContext(**{f.name: getattr(pair, f.name) for f in dataclasses.fields(pair)}, recipe=recipe,
+                     accelerator=acc, student_tok=student_tok, cache=cache,
+                     examples={ex["id"]: ex for ex in examples}, stop_after=stop_after, progress=progress)
     needs_teacher = [needs_teacher_online(s, recipe) for s in recipe.stages]
     done = [(out / "stages" / _stage_name(i, s) / "done.json").is_file() for i, s in enumerate(recipe.stages)]
     if any(n and not d for n, d in zip(needs_teacher, done)):

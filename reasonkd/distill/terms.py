@@ -21,6 +21,7 @@ teacher row, computed `chunk_rows` rows at a time (`losses.chunked_sum`).
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Callable
 
@@ -71,29 +72,31 @@ def _soft_targets(obj, spec, step: Step) -> tuple[tuple, torch.Tensor]:
     return (batch["teacher_topk_ids"][m], batch["teacher_topk_logprobs"][m]), batch["soft_mask"][m]
 
 
-def row_values(obj, spec, temperature: float) -> Callable[..., torch.Tensor]:
-    """(student rows, *teacher rows) -> (N,) per-row divergence of this term at `temperature`."""
+def row_values(obj, spec, T: float, s: torch.Tensor, *teacher: torch.Tensor) -> torch.Tensor:
+    """Per-row divergence (N,) of this term at temperature T between the student's rows s (N, V) and the
+    teacher's rows: online logits (N, Vt) -> the same vocabulary, or across tokenizers by options.cross;
+    or the cached top-k (ids (N, K), log-probs (N, K))."""
     opts = {k: v for k, v in spec.options.items() if k not in _TERM_OPTIONS}
     div_name = "forward_kl" if spec.name == "kd" else spec.name
-    div, T = L.divergence(div_name), temperature
-    if obj.relation == "different" and obj.sources[spec.name] == "online":  # fused caches: student ids already
-        cross, k, vmap = spec.options.get("cross", "shared"), int(spec.options.get("k", 20)), obj.vocab_map
-        shared_only = obj.teacher_shared_only
-        if cross == "uld":
-            return lambda s, t: L.uld(s, t, T)
-        if cross == "gold":
-            return lambda s, t: L.gold(s, t, vmap, T, div_name, float(spec.options.get("uld_weight", 1.0)),
-                                       **opts)
-        if cross == "topk_exact":
-            return lambda s, t: div(*L.shared_topk_logprobs(s, t, vmap, k, T, exact_tail=True), **opts)
-        if cross == "topk":
-            return lambda s, t: div(*L.shared_topk_logprobs(
-                s, t if shared_only else t.index_select(-1, vmap.teacher_ids.to(t.device)), vmap, k, T), **opts)
-        return lambda s, t: div(*L.shared_logprobs(s, t, vmap, T, other_bucket=cross == "buckets",
-                                                   teacher_is_shared=shared_only), **opts)
-    if obj.sources[spec.name] == "cache":
-        return lambda s, ids, lp: div(*L.topk_logprobs(s, ids, lp, T), **opts)
-    return lambda s, t: div(L.logprobs(s, T), L.logprobs(t, T), **opts)
+    div = L.divergence(div_name)
+    if obj.sources[spec.name] == "cache":  # fused caches of other tokenizers: in student ids already
+        ids, lp = teacher
+        return div(*L.topk_logprobs(s, ids, lp, T), **opts)
+    (t,) = teacher
+    if obj.relation != "different":
+        return div(L.logprobs(s, T), L.logprobs(t, T), **opts)
+    cross, k, vmap = spec.options.get("cross", "shared"), int(spec.options.get("k", 20)), obj.vocab_map
+    if cross == "uld":
+        return L.uld(s, t, T)
+    if cross == "gold":
+        return L.gold(s, t, vmap, T, div_name, float(spec.options.get("uld_weight", 1.0)), **opts)
+    if cross == "topk_exact":
+        return div(*L.shared_topk_logprobs(s, t, vmap, k, T, exact_tail=True), **opts)
+    if cross == "topk":
+        shared = t if obj.teacher_shared_only else t.index_select(-1, vmap.teacher_ids.to(t.device))
+        return div(*L.shared_topk_logprobs(s, shared, vmap, k, T), **opts)
+    return div(*L.shared_logprobs(s, t, vmap, T, other_bucket=cross == "buckets",
+                                  teacher_is_shared=obj.teacher_shared_only), **opts)
 
 
 def logit_term(obj, spec, step: Step) -> dict:
@@ -109,7 +112,7 @@ def logit_term(obj, spec, step: Step) -> dict:
     if obj.relation != "different" and len(teacher) == 1 and teacher[0].shape[-1] != s_logits.shape[-1]:
         s_logits, t = truncate_to_common_vocab(s_logits, teacher[0])  # same tokenizer, padded embeddings
         teacher = (t,)
-    values = row_values(obj, spec, T)
+    values = functools.partial(row_values, obj, spec, T)
     mask = valid.to(s_logits.dtype)
     if name == "kd":
         def kl_and_ce(s, y, m, *t):
@@ -119,12 +122,12 @@ def logit_term(obj, spec, step: Step) -> dict:
         kl, ce = sums[0] / n_valid, sums[1] / max(step.rows.targets.numel(), 1)
         return {"kd": L.kd(kl, ce, float(spec.options.get("alpha", 0.7)), T), "kd.kl": kl.detach(),
                 "kd.ce": ce.detach()}
-    scale = T * T if spec.options.get("t2", False) else 1.0
 
     def masked(s, m, *t):
         return (values(s, *t) * m).sum().reshape(1)
 
-    return {name: scale * L.chunked_sum(masked, obj.chunk_rows, s_logits, mask, *teacher)[0] / n_valid}
+    total = L.chunked_sum(masked, obj.chunk_rows, s_logits, mask, *teacher)[0]
+    return {name: (L.soft_scaled(total, T) if spec.options.get("t2", False) else total) / n_valid}
 
 
 def ce_term(obj, spec, step: Step) -> dict:

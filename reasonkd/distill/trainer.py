@@ -4,10 +4,12 @@
 
 The step (`_micro_step`) reads top to bottom: batch -> teacher forward under
 no_grad (online) or the cached top-k already in the batch (offline) -> student
-forward -> loss terms -> backward. Accelerate owns devices, DDP (gloo on CPU,
-`accelerate launch --multi_gpu --num_processes 2` or torchrun), and bf16
-autocast around the student's forward (fp32 master weights). Gradient
-accumulation is explicit: `no_sync` on all but the last micro-batch.
+forward -> `Objective.loss` (every loss term computed, weighted and summed) ->
+backward of that same loss, whose value is what metrics.jsonl logs.
+Accelerate owns devices, DDP (gloo on CPU, `accelerate launch --multi_gpu
+--num_processes 2` or torchrun), and bf16 autocast around the student's
+forward (fp32 master weights). Gradient accumulation is explicit: `no_sync` on
+all but the last micro-batch.
 
 Data: every process tokenises the same examples; epoch e's batch order comes
 from (seed, e) and process r takes batches r, r + world, ... so micro-batch m of
@@ -41,8 +43,9 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from reasonkd.config import to_dict
+from reasonkd.distill.balance import LossBalancer
 from reasonkd.distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, trim_metrics
-from reasonkd.distill.balance import LossBalancer, combine
+from reasonkd.distill.crosstok import TokenizerPair
 from reasonkd.distill.data import batch_order, collate
 from reasonkd.distill.fsdp import gathered_student, is_fsdp, prepare_fsdp
 from reasonkd.distill.forward import DistillStudent, hf_model, project_logits, teacher_forward, token_rows
@@ -64,26 +67,18 @@ class StopRequested(ReasonkdError):
     """The run stopped on request after writing a checkpoint (run_recipe's stop_after)."""
 
 
-@dataclass
-class RunContext:
-    """What every stage of one run shares."""
+@dataclass(kw_only=True)
+class RunContext(TokenizerPair):
+    """What every stage of one run shares: the encoded pair (crosstok.TokenizerPair: encoded, encode,
+    relation, vocab_map, teacher_pad_id) and the rest below."""
 
     recipe: DistillRecipe
     accelerator: object
     student_tok: object
-    encoded: list
     teacher: object | None = None
-    relation: str = "same"
-    """Tokenizer relation of the pair (align.tokenizer_relation): same | same_padded | different."""
-    vocab_map: object | None = None
-    """align.VocabMap of the shared token strings (relation "different"): cross-vocabulary logit terms."""
-    teacher_pad_id: int | None = None
-    """The teacher tokenizer's pad id (relation "different"); None = the student's."""
     cache: object | None = None
     examples: dict | None = None
     """Trace rows by id (on-policy stages re-encode them with the student's completions)."""
-    encode: object | None = None
-    """rows -> list[Encoded] for this pair (crosstok.encode_for_pair's choice of path)."""
     stop_after: int | None = None
     steps_this_run: int = 0
     tracking: object | None = None
@@ -296,7 +291,7 @@ class _StepRunner:
         return row
 
     def _micro_step(self, batch: dict, temperature: float) -> dict[str, float]:
-        """batch -> teacher (no_grad, or the cached top-k in the batch) -> student -> loss terms -> backward."""
+        """batch -> teacher (no_grad, or the cached top-k in the batch) -> student -> Objective.loss -> backward."""
         acc = self.acc
         batch = {k: v.to(acc.device) if torch.is_tensor(v) else v for k, v in batch.items()}
         rows = token_rows(batch)
@@ -316,19 +311,11 @@ class _StepRunner:
         if self.objective.anchor:  # on-policy: the verified traces of the same prompts (cross-entropy anchor)
             student_out["anchor_logits"], anchor_rows = self._trace_logits(batch, "anchor_")
             student_out["anchor_targets"] = anchor_rows.targets
-        terms = self.objective(student_out, teacher_out, batch, rows, temperature)
+        loss, logged = self.objective.loss(student_out, teacher_out, batch, rows, temperature, self.balancer,
+                                           lambda t: acc.reduce(t, "mean"))
         del teacher_out  # free the teacher's logits before backward: they would peak its memory
-        # the same numbers on every process, so balancing scales agree across DDP ranks
-        names = list(terms)
-        values = acc.reduce(torch.stack([terms[k].detach().float() for k in names]), "mean").tolist()
-        current = dict(zip(names, values))
-        scales = self.balancer.scales({s.name: current[s.name] for s in self.stage.losses})
-        loss = combine(terms, self.stage.losses, scales)
         acc.backward(loss / self.ctx.recipe.grad_accum)
-        current["loss"] = sum(s.weight * scales[s.name] * current[s.name] for s in self.stage.losses)  # mean over ranks
-        if self.balancer.enabled:
-            current.update({f"scale.{k}": v for k, v in scales.items()})
-        return current
+        return logged
 
     def _trace_logits(self, batch: dict, prefix: str):
         """(student logits (N, V) at the trace rows, Rows) of a second sequence in the batch (`prefix`input_ids)."""

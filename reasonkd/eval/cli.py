@@ -12,6 +12,8 @@ or TASK=PATH, repeated.
 
 from __future__ import annotations
 
+import argparse
+
 
 def _per_task(values: list[str] | None, tasks: list[str], flag: str):
     """['PATH'] or ['gsm8k=PATH', ...] -> {task: PATH} ('*' = every task)."""
@@ -139,7 +141,7 @@ def _analyze(args) -> int:
 def register(sub) -> None:
     """Add this package's subcommands to the top-level parser."""
     p = sub.add_parser("eval", help="evaluate models (or existing completions) on GSM8K, HumanEval, logic, code",
-                       description=__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", help="alias, folder or .gguf; repeat to compare models")
     p.add_argument("--label", action="append", help="row label per --model (then per --samples), e.g. student-before")
     p.add_argument("--tasks", default="gsm8k",

@@ -290,7 +290,7 @@ def load_run(run: str | Path) -> list[dict]:
     except (json.JSONDecodeError, KeyError, TypeError):
         raise ReasonkdError(f"{path}: not a reasonkd results.json") from None
     for m in models:
-        for t, v in m["tasks"].items():
+        for v in m["tasks"].values():
             f = path.parent / v.get("samples_file", "")
             v["samples"] = read_jsonl(f) if v.get("samples_file") and f.is_file() else []
     return models

@@ -21,8 +21,10 @@ from pathlib import Path
 
 from reasonkd.errors import ReasonkdError
 from reasonkd.eval.tasks import get_task
+from reasonkd.models import count_parameters
 from reasonkd.models.engines import Engine, make_engine, resolve_engine
 from reasonkd.models.engines.hf import HFEngine
+from reasonkd.models.generation import apply_chat
 from reasonkd.models.window import check_window
 from reasonkd.utils.hardware import dtype_name, resolve_dtype
 
@@ -135,8 +137,8 @@ def _open(model_name_or_path, engine: str, dtype: str, device: str, window: int 
 
 def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None = None, *,
                    label: str | None = None, out_dir=None, batch_size: int = 16, max_new_tokens: int = 512,
-                   temperature: float = 0.0, n_samples: int = 1, few_shot: int = 0, dtype: str = "auto",
-                   device: str = "cpu", template: str | None = None, latency_problems: int = 5,
+                   temperature: float = 0.0, top_p: float = 1.0, n_samples: int = 1, few_shot: int = 0,
+                   dtype: str = "auto", device: str = "cpu", template: str | None = None, latency_problems: int = 5,
                    latency_tokens: int = 64, cases: bool = True, case_tokens: int = 384, timeout: float = 10.0,
                    workers: int = 2, seed: int = 0, progress: bool = True, engine: str = "hf",
                    window: int | None = None, sinks: int = 4, per_type: int | None = None) -> dict:
@@ -144,8 +146,6 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
     `engine`: hf | openvino | vllm | auto (reasonkd.models.engines); openvino runs the weights as trained (fp32).
     `per_type`: the robustness task asks each perturbation type on the first K problems that take it."""
     from reasonkd.eval.measure import measure_latency, peak_rss_mb, reset_peak_rss, rss_mb
-    from reasonkd.models import count_parameters
-    from reasonkd.models.generation import apply_chat
 
     names = [t.strip() for t in tasks.split(",")] if isinstance(tasks, str) else list(tasks)
     if n_samples > 1 and temperature <= 0:
@@ -166,7 +166,8 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
               "cases": [],
               "settings": {"batch_size": batch_size, "max_new_tokens": max_new_tokens, "temperature": temperature,
                            "n_samples": n_samples, "few_shot": few_shot, "limit": limit, "seed": seed,
-                           "window": window, "sinks": sinks if window else None, "per_type": per_type}}
+                           "window": window, "sinks": sinks if window else None, "per_type": per_type,
+                           **({"top_p": top_p} if top_p != 1.0 else {})}}
     first_prompts = None
     for name, task in task_objs.items():
         examples = task.examples()
@@ -176,6 +177,7 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
                     "max_new_tokens": max_new_tokens, "temperature": temperature, "n_samples": n_samples,
                     "few_shot": few_shot, "template": template, "dtype": dtype, "seed": seed}
         identity.update({"engine": engine} if engine != "hf" else {})  # hf: the identity of older caches
+        identity.update({"top_p": top_p} if top_p != 1.0 else {})  # 1: the identity of older caches
         identity.update({"window": window, "sinks": sinks} if window else {})
         identity.update({k: task.options[k] for k in task.identity_options if task.options.get(k)})
         path = samples_path(out_dir, label, name) if out_dir else None
@@ -188,7 +190,7 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
         else:
             expanded = [(ex, p) for ex, p in zip(examples, prompts) for _ in range(n_samples)]
             outs = gen.generate([p for _, p in expanded], max_new_tokens=max_new_tokens, temperature=temperature,
-                                batch_size=batch_size, seed=seed, progress=progress, desc=f"{label}:{name}")
+                                top_p=top_p, batch_size=batch_size, seed=seed, progress=progress, desc=f"{label}:{name}")
             result["throughput"][name] = {**gen.stats, "batch_size": batch_size, "sequences": len(outs)}
             rows = _score_rows(task, [(ex, o.text) for (ex, _), o in zip(expanded, outs)],
                                [{"new_tokens": o.new_tokens, "finished": o.finished,
@@ -236,7 +238,6 @@ def run_cases(model, tok, max_new_tokens: int = 384) -> list[dict]:
     """Greedy answers to the two qualitative cases (reasonkd.eval.cases), with their rough checks.
     `model`: a loaded model or a generation engine (reasonkd.models.engines)."""
     from reasonkd.eval.cases import CASES
-    from reasonkd.models.generation import apply_chat
 
     gen = model if isinstance(model, Engine) else HFEngine.wrap(model, tok)
     outs = gen.generate([apply_chat(tok, c.prompt) for c in CASES], max_new_tokens=max_new_tokens,

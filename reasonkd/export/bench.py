@@ -87,7 +87,7 @@ def hardware() -> str:
     cpu = "CPU"
     try:
         with open("/proc/cpuinfo") as f:
-            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
     except OSError:
         pass
     return f"{cpu}, {len(os.sched_getaffinity(0))} threads"

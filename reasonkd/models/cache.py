@@ -71,7 +71,7 @@ def install_packages(spec: ModelSpec) -> None:
     log.info("installing %s: %s", spec.alias, " ".join(spec.packages))
     proc = subprocess.run(cmd, capture_output=True, text=True)
     if proc.returncode != 0:
-        tail = "\n".join(l for l in proc.stderr.splitlines() if "is ignored" not in l)[-2000:]
+        tail = "\n".join(line for line in proc.stderr.splitlines() if "is ignored" not in line)[-2000:]
         raise ReasonkdError(f"pip could not install the packages of '{spec.alias}':\n{tail}")
     importlib.invalidate_caches()
 

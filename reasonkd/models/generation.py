@@ -1,7 +1,13 @@
-"""Batched text generation shared by the teacher, evaluation and the CLI.
+"""Batched text generation shared by the teacher, evaluation and the CLI, and the settings they share.
 
     prompts = [apply_chat(tok, q) for q in questions]
     outs = generate_batch(model, tok, prompts, max_new_tokens=300, batch_size=16)
+
+`Sampling` (temperature, top_p, max_new_tokens) is the one generation-settings
+type: the on-policy `RolloutConfig` and the server's `GenParams` extend it, and
+`GenerationJob` (+ data, split, domain, template, batch size, dtype, engine)
+is what the teacher's `GenerateSettings` and the compare command's `EvalSets`
+extend, each with only what is its own (and its own defaults).
 
 Prompts are sorted by length and cut into batches (left padding, KV cache), so
 padding waste stays small; results come back in the input order. Greedy when
@@ -16,6 +22,51 @@ from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
+
+from reasonkd.errors import ConfigError
+
+
+@dataclass(kw_only=True)
+class Sampling:
+    """How completions are drawn: the generation settings every caller shares (module doc)."""
+
+    temperature: float = 0.0
+    """Sampling temperature (0 = greedy)."""
+    top_p: float = 1.0
+    """Nucleus sampling: draw from the most likely tokens holding this much probability (1 = all)."""
+    max_new_tokens: int = 384
+    """Cap on the generated tokens of each completion."""
+
+    def __post_init__(self):
+        if self.max_new_tokens < 1 or self.temperature < 0 or not 0 < self.top_p <= 1:
+            raise ConfigError(f"max_new_tokens must be >= 1, temperature >= 0 and top_p in (0, 1]; got "
+                              f"max_new_tokens={self.max_new_tokens}, temperature={self.temperature}, "
+                              f"top_p={self.top_p}")
+
+    def sampling(self) -> Sampling:
+        """Just these settings (a plain Sampling), e.g. for a request key."""
+        return Sampling(temperature=self.temperature, top_p=self.top_p, max_new_tokens=self.max_new_tokens)
+
+
+@dataclass(kw_only=True)
+class GenerationJob(Sampling):
+    """Sampling settings plus which problems are prompted, with which template, on which engine: what a
+    teacher run (teacher.generate.GenerateSettings) and the compare command's evaluations (EvalSets) share."""
+
+    data: str = ""
+    """A built dataset folder or one JSONL file (reasonkd.data schema)."""
+    split: str | None = "train"
+    """Which split of `data` to use; None for all."""
+    domain: str | None = None
+    """Only this domain (math | code | logic); None for all."""
+    template: str | None = None
+    """Prompt template file (YAML with system/math/code/logic/default keys, or plain text); None = default."""
+    batch_size: int = 16
+    """Prompts per generation batch."""
+    dtype: str = "auto"
+    """Generation weights: auto | float32 | bfloat16 | float16 (reasonkd.utils.hardware)."""
+    engine: str = "hf"
+    """Generation engine: hf | openvino | vllm | auto (reasonkd.models.engines)."""
 
 
 @dataclass

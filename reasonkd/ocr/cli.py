@@ -60,7 +60,7 @@ def cmd_generate_images(args) -> int:
 
     prompts = image_prompts(args.image, args.prompt)
     good = [(f, p) for f, p in prompts if isinstance(p, str)]
-    for f, p in prompts:
+    for _, p in prompts:
         if not isinstance(p, str):
             print(f"reasonkd: error: {p}", file=sys.stderr)
     if not good:

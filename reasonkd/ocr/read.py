@@ -6,7 +6,7 @@
 
 rapidocr-onnxruntime (the `ocr` extra) runs PP-OCRv4 detection and
 recognition on onnxruntime, with the models inside its wheel: nothing is
-downloaded. It returns text boxes in no particular order; `order_boxes` puts
+downloaded. It returns text boxes in no particular order; `order_blocks` puts
 them in reading order: estimate the page's skew from the boxes, cut the page
 into columns at vertical gutters (and into blocks at wide horizontal gaps,
 recursively: an XY-cut), then within a block group boxes into lines by their
@@ -166,11 +166,6 @@ def order_blocks(quads: list) -> list[list[list[int]]]:
     b = np.stack([r[..., 0].min(1), r[..., 1].min(1), r[..., 0].max(1), r[..., 1].max(1)], axis=1)
     h = float(np.median(b[:, 3] - b[:, 1]))
     return _cut(b, np.arange(len(b)), max(h, 1.0))
-
-
-def order_boxes(quads: list) -> list[list[int]]:
-    """Lines of box indices in reading order (the blocks of `order_blocks`, one after the other)."""
-    return [line for block in order_blocks(quads) for line in block]
 
 
 def reflow(lines: list[OcrLine]) -> str:

@@ -166,6 +166,8 @@ def evaluate(cfg: CompareConfig, model: str, folder: Path, split: str, eval_file
                 "max_new_tokens": e.max_new_tokens, "dtype": e.dtype, "seed": seed}
     if e.engine != "hf":  # the identity of evaluations cached before engines existed stays valid
         identity["engine"] = e.engine
+    if (e.temperature, e.top_p) != (0.0, 1.0):  # greedy: the identity of evaluations cached before sampling
+        identity.update(temperature=e.temperature, top_p=e.top_p)
     path = folder / f"eval-{split}.json"
     if path.is_file():
         saved = json.loads(path.read_text())
@@ -174,9 +176,9 @@ def evaluate(cfg: CompareConfig, model: str, folder: Path, split: str, eval_file
     t0 = time.perf_counter()
     result = evaluate_model(model, [e.task], data=str(eval_file), label=f"{folder.name}.{split}",
                             out_dir=folder / "eval-runs", batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
-                            dtype=e.dtype, device=resolve_device(cfg.recipe.get("device", "auto")),
-                            template=e.template, latency_problems=0, cases=False, seed=seed, progress=progress,
-                            engine=e.engine)
+                            temperature=e.temperature, top_p=e.top_p, dtype=e.dtype,
+                            device=resolve_device(cfg.recipe.get("device", "auto")), template=e.template,
+                            latency_problems=0, cases=False, seed=seed, progress=progress, engine=e.engine)
     seconds = round(time.perf_counter() - t0, 1)
     samples = result["tasks"][e.task]["samples"]
     saved = {"identity": identity, "verdicts": {s["id"]: int(bool(s["verdict"])) for s in samples},

@@ -25,6 +25,7 @@ import yaml
 from reasonkd.config import from_dict, load_config
 from reasonkd.distill.recipe import DistillRecipe
 from reasonkd.errors import ConfigError
+from reasonkd.models.generation import GenerationJob
 from reasonkd.pipeline.correct import CorrectionConfig
 
 # set by the harness for every arm alike: an arm may not change them
@@ -33,8 +34,11 @@ STAGE_EXTRA = ("share",)  # compare-only stage key, removed before the stage rea
 SPLITS = ("dev", "heldout")
 
 
-@dataclass
-class EvalSets:
+@dataclass(kw_only=True)
+class EvalSets(GenerationJob):
+    """The dev and held-out sets and how they are evaluated: the shared generation settings
+    (models.generation.GenerationJob; greedy by default) with the eval's own defaults, plus the sets."""
+
     dev: str = ""
     """JSONL of the dev problems (recipes are chosen on these); "" = taken from `data`."""
     heldout: str = ""
@@ -44,33 +48,26 @@ class EvalSets:
     OUT/data). Its `split` originals of `domain`, in a stable hash order of ids: the first n_dev are the dev
     set, the next n_heldout the held-out set (disjoint by construction); a problem whose question repeats one
     of another split of `data` is left out first."""
-    split: str = "val"
+    split: str | None = "val"
     """Split of `data` the eval sets come from (never the split the traces come from)."""
-    domain: str = "math"
-    """Domain of the eval problems."""
+    domain: str | None = "math"
     n_dev: int = 200
     """Dev problems taken from `data`."""
     n_heldout: int = 1000
     """Held-out problems taken from `data`."""
     task: str = "gsm8k"
     """Evaluation task (reasonkd.eval.tasks) the files are scored with."""
-    template: str | None = None
-    """Prompt template file (reasonkd.data.prompts format), the same prompt the traces
-    were written for; None = the default math prompt."""
     max_new_tokens: int = 200
-    """Cap on each evaluated answer."""
-    batch_size: int = 16
-    """Prompts per evaluation batch."""
     dtype: str = "float32"
-    """Weights for evaluation: float32 | bfloat16 | auto."""
     engine: str = "auto"
     """Generation engine of the evaluations (reasonkd.models.engines): auto | hf | openvino | vllm. Greedy
     verdicts agree across engines at the same precision (BENCHMARKS.md "Generation"); the engine is part
     of each cached evaluation's identity."""
 
     def __post_init__(self):
-        if self.n_dev < 1 or self.n_heldout < 1 or self.max_new_tokens < 1 or self.batch_size < 1:
-            raise ConfigError("n_dev, n_heldout, max_new_tokens and batch_size must be >= 1")
+        super().__post_init__()
+        if self.n_dev < 1 or self.n_heldout < 1 or self.batch_size < 1:
+            raise ConfigError("n_dev, n_heldout and batch_size must be >= 1")
         if not ((self.dev and self.heldout) or self.data):
             raise ConfigError("give dev and heldout (JSONL files) or data (a dataset or data recipe)")
 

@@ -13,7 +13,8 @@ Two sections are whole recipes of the steps they drive: `data` is a
 `DataRecipe` (reasonkd/data/recipe.py) and `distill` a `DistillRecipe`
 (reasonkd/distill/recipe.py): the distillation stages, their losses, steps,
 learning rates and temperatures live there and nowhere else. The demo sets the
-recipe's student, teacher, seed and device from its own keys, its data and
+recipe's student, teacher, seed and device from its own keys (a different
+value under `distill.` is refused, naming the top-level key), its data and
 output folder per run, and derives the SFT baseline from it (the same total
 steps, ce only). In a YAML file, keys you leave out of such a section take that
 recipe's own defaults, not the demo's, so a preset writes both sections out in
@@ -66,12 +67,17 @@ def demo_distill_recipe() -> DistillRecipe:
             {"name": "logic", "kind": "logic", "steps": 12, "lr": 2e-4, "warmup": 5,
              "losses": [{"name": "ce"}, {"name": "forward_kl"}]},
             {"name": "output", "kind": "output", "steps": 12, "lr": 1e-4, "warmup": 5,
-             "temperature": {"kind": "linear", "start": 5.0, "end": 1.0},
+             "temperature": "kd_anneal",
              "losses": [{"name": "kd", "options": {"alpha": 0.7, "cross": "topk", "k": 20}}]},
         ],
         "batch_size": 8, "max_length": 384, "save_every": 5,
         "prune_finished_checkpoints": True,  # ~1.6 GB of optimizer state per finished stage for smollm2
     })
+
+
+DEMO_OWNED_KEYS = ("student", "teacher", "seed", "device")
+"""Keys of the distill recipe that the demo sets from its own top-level keys of the same name."""
+_DISTILL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(DistillRecipe) if f.name in DEMO_OWNED_KEYS}
 
 
 @dataclass
@@ -133,8 +139,9 @@ class DemoConfig:
     (counted in the step's time) and runs them as trained, fp32 (reasonkd.models.engines)."""
     distill: DistillRecipe = field(default_factory=demo_distill_recipe)
     """Training of the distilled student (reasonkd/distill/recipe.py: stages, losses, steps, lr, batch,
-    LoRA, precision); student, teacher, seed and device are set from this config's own keys. The SFT
-    baseline trains with ce only for the same total steps at the stages' peak lr and longest warm-up."""
+    LoRA, precision); student, teacher, seed and device are set from this config's own keys (distill.<key> set
+    to another value is refused). The SFT baseline trains with ce only for the same total steps at the
+    stages' peak lr and longest warm-up."""
     device: str = "auto"
     """auto (cuda if present, else cpu) | cpu | cuda."""
 
@@ -164,10 +171,20 @@ class DemoConfig:
     def _own_distill_keys(self) -> None:
         """The recipe trains this demo's pair, with its seed, on its device (so config.yaml shows the recipe
         that runs). bf16_autocast is passed on as the recipe asked for it ("auto" is resolved again, for
-        this device, with its reason)."""
+        this device, with its reason). A demo-owned key set under distill. to another value than the
+        demo's own is refused, naming the top-level key: it never silently loses to it."""
         d = self.distill
+        given = {key: d.asked.get(key, getattr(d, key)) for key in DEMO_OWNED_KEYS}  # as the user wrote them
+        for key, value in given.items():
+            if value != _DISTILL_DEFAULTS[key] and value != getattr(self, key):
+                raise ConfigError(f"distill.{key}={value!r}: the demo sets its recipe's {key} from its own "
+                                  f"top-level key ({key}={getattr(self, key)!r}); set {key}={value} instead and "
+                                  f"leave distill.{key} out")
         self.distill = dataclasses.replace(d, student=self.student, teacher=self.teacher, seed=self.seed,
                                            device=self.device, bf16_autocast=d.asked["bf16_autocast"])
+        # loading applies overrides to the keys as given (config.load_config), so a distill.<key> set there
+        # is still seen here
+        self.distill.asked.update(given)
 
     @property
     def bf16_autocast(self) -> bool:

@@ -206,7 +206,7 @@ def step_traces(cfg: DemoConfig, out: Path) -> dict:
         missing = [k for k in TRACE_KEYS if k not in row]
         if missing:
             raise ReasonkdError(f"{out / 'traces' / 'traces.jsonl'}:{n}: lacks {missing}; the teacher output "
-                                "format changed (reasonkd.distill.data.load_traces needs them)")
+                                "format changed (reasonkd.teacher.traces.load_traces needs them)")
     rows = student_rows(accepted, {r["id"]: r for r in load_items(out / "data", split="train")}, template)
     solved = {r["id"] for r in accepted}
     n_ref = 0

@@ -170,7 +170,6 @@ def measure_here(student: str, device: str, dtype, autocast: bool, engine: str =
 
     step(ids[:1, :16])  # warm-up
     train = ids.numel() / best_seconds(lambda: step(ids))
-    del model
     return {"gen": round(gen, 2), "train": round(train, 2)}
 
 

@@ -1,7 +1,7 @@
 """Token-by-token decoding for the server: streaming, stop strings, seeds and log-probs.
 
     engine = Engine(model, tokenizer)
-    for step in engine.stream(prompt_ids, GenParams(max_tokens=64, temperature=0.7, n=2, logprobs=3)):
+    for step in engine.stream(prompt_ids, GenParams(max_new_tokens=64, temperature=0.7, n=2, logprobs=3)):
         for ev in step:              # one TokenEvent per still-running choice
             print(ev.index, ev.text, ev.finish_reason)
 
@@ -21,15 +21,17 @@ from typing import Iterator
 
 import torch
 
-from reasonkd.models.generation import _stop_ids
+from reasonkd.models.generation import Sampling, _stop_ids
 from reasonkd.models.window import prefill
 
 
-@dataclass
-class GenParams:
-    max_tokens: int = 16
+@dataclass(kw_only=True)
+class GenParams(Sampling):
+    """One request's settings: the shared sampling settings (OpenAI's defaults here: temperature 1, 16 tokens;
+    the API's `max_tokens` is max_new_tokens) plus what only the server has."""
+
     temperature: float = 1.0
-    top_p: float = 1.0
+    max_new_tokens: int = 16
     n: int = 1
     stop: list[str] = field(default_factory=list)
     seed: int | None = None
@@ -131,7 +133,7 @@ class Engine:
         if self.window and cur.shape[1] > 1:  # read the prompt in windowed chunks; the cache then slides
             past, _ = prefill(self.model, cur[:, :-1], self.window, self.sinks)
             cur = cur[:, -1:]
-        for step in range(p.max_tokens):
+        for step in range(p.max_new_tokens):
             if cancel is not None and cancel.is_set():
                 return
             out = self.model(input_ids=cur, past_key_values=past, use_cache=True)
@@ -149,7 +151,7 @@ class Engine:
                     probs = torch.zeros_like(probs).scatter(-1, si, sp)
                 nxt = torch.multinomial(probs, 1, generator=gen).squeeze(-1)
             events = []
-            last = step == p.max_tokens - 1
+            last = step == p.max_new_tokens - 1
             for i, c in enumerate(choices):
                 if c.done:
                     continue
@@ -211,7 +213,7 @@ class OVServeEngine(Engine):
             raise APIError(400, "logprobs are not available from a server started with --engine openvino "
                                 "(start it with --engine hf for them)", param="logprobs")
         base = p.seed if p.seed is not None else random.randrange(2**31)
-        streams = [self.ov.stream_ids(prompt_ids, self.ov.config_for(p.max_tokens, p.temperature, p.top_p,
+        streams = [self.ov.stream_ids(prompt_ids, self.ov.config_for(p.max_new_tokens, p.temperature, p.top_p,
                                                                      base + i, None), cancel)
                    for i in range(p.n)]
         choices = [_Choice(self.tok, p.stop) for _ in range(p.n)]
@@ -221,7 +223,7 @@ class OVServeEngine(Engine):
                 events = []
                 for i, (c, s) in enumerate(zip(choices, streams)):
                     if not c.done:
-                        events += self._advance(i, c, s, counts, p.max_tokens)
+                        events += self._advance(i, c, s, counts, p.max_new_tokens)
                 if cancel is not None and cancel.is_set():
                     return
                 yield events

@@ -124,7 +124,7 @@ def gen_params(st: ServerState, req, prompt_len: int, max_tokens: int | None, lo
     stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
     if len(stop) > 4 or any(not s for s in stop):
         raise APIError(400, "stop: at most 4 non-empty strings", param="stop")
-    return GenParams(max_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, n=req.n, stop=stop,
+    return GenParams(max_new_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, n=req.n, stop=stop,
                      seed=req.seed, logprobs=logprobs)
 
 

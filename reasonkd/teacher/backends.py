@@ -35,17 +35,11 @@ from typing import Iterator
 from urllib.parse import urlparse
 
 from reasonkd.errors import ReasonkdError
+from reasonkd.models.generation import Sampling  # the generation settings shared with eval, rollouts, serve
 from reasonkd.utils.hardware import dtype_name, resolve_dtype
 
 log = logging.getLogger(__name__)
 BACKENDS = ("hf", "vllm", "openai")
-
-
-@dataclass(frozen=True)
-class Sampling:
-    temperature: float = 0.0
-    top_p: float = 1.0
-    max_new_tokens: int = 384
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,6 @@ import hashlib
 import json
 import logging
 import time
-from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +35,7 @@ from tqdm.auto import tqdm
 
 from reasonkd.data.prompts import load_template, render
 from reasonkd.errors import ReasonkdError
+from reasonkd.models.generation import GenerationJob
 from reasonkd.teacher.backends import Request, Result, Sampling, make_backend, request_key
 from reasonkd.teacher.parse import parse_output
 from reasonkd.teacher.shard import shard_items
@@ -50,18 +50,18 @@ IDENTITY_KEYS = ("teacher", "template", "temperature", "top_p", "max_new_tokens"
 PREFER = ("all", "shortest")
 
 
-@dataclass
-class GenerateSettings:
+@dataclass(kw_only=True)
+class GenerateSettings(GenerationJob):
+    """A teacher run: the shared generation settings (models.generation.GenerationJob: sampling, data, split,
+    domain, template, batch_size, dtype, engine; a trace that hits max_new_tokens is a `truncated` negative)
+    plus what is the teacher's own."""
+
     teacher: str
     """Model alias / folder / .gguf (hf, vllm) or a name for the API model (openai)."""
     data: str
     """A built dataset folder or one JSONL file (reasonkd.data schema)."""
     out: str
     """Output folder (resumable)."""
-    split: str | None = "train"
-    """Which split to use; None for all."""
-    domain: str | None = None
-    """Only this domain (math | code | logic); None for all."""
     k: int = 1
     """Traces sampled per problem (`--samples-per-problem`): rejection sampling keeps the verified ones."""
     seed: int = 0
@@ -69,16 +69,8 @@ class GenerateSettings:
     Another seed draws new samples (0 keeps the request keys of runs made before this option)."""
     prefer: str = "all"
     """Which verified traces per problem go to traces.jsonl: all | shortest (one per problem, fewest tokens)."""
-    temperature: float = 0.0
-    """0 = greedy."""
-    top_p: float = 1.0
-    max_new_tokens: int = 384
-    """Cap on generated tokens; a trace that hits it is a `truncated` negative."""
-    batch_size: int = 16
     backend: str = "hf"
-    """hf | vllm | openai."""
-    engine: str = "hf"
-    """Generation engine of a local teacher (backend hf): hf | openvino | vllm | auto (reasonkd.models.engines)."""
+    """hf | vllm | openai (a local teacher, backend hf, runs on `engine`)."""
     teacher_int8: bool = False
     """INT8 teacher weights (engine openvino): faster traces; fine here because every trace is verified."""
     base_url: str = ""
@@ -89,11 +81,8 @@ class GenerateSettings:
     max_retries: int = 5
     limit: int | None = None
     """Use N problems, taken in a stable hash order of their ids (a larger N extends a smaller one)."""
-    template: str | None = None
-    """Prompt template file (YAML with system/math/code/logic/default keys, or plain text); None = default."""
     shard_size: int = 64
     """Problems per committed shard: the unit of work lost to a crash (its requests stay cached)."""
-    dtype: str = "auto"
     device: str = "cpu"
     cache_dir: str | None = None
     """Request cache folder (default OUT/cache); share it between runs to reuse completions."""
@@ -241,7 +230,7 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
     if s.shard:
 
         items = shard_items(items, s.shard)
-    sampling = Sampling(s.temperature, s.top_p, s.max_new_tokens)
+    sampling = s.sampling()
     settings = {**dataclasses.asdict(s), "teacher": teacher, "template": template}
     store = ShardStore(s.out)
     try:

@@ -80,7 +80,8 @@ class ShardStore:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
-            raise ReasonkdError(f"{self.out} is being written by another run; wait for it or use another --out")
+            raise ReasonkdError(f"{self.out} is being written by another run; wait for it or use another --out") \
+                from None
         _remove_temps(self.shard_dir)
         _remove_temps(self.out)
         self.index = json.loads(self.index_path.read_text()) if self.index_path.is_file() else {"shards": []}

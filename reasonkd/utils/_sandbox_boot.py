@@ -33,7 +33,9 @@ def _jail(root: str, work: str, ro_paths: list, devices: list) -> None:
     libc = ctypes.CDLL(None, use_errno=True)
 
     def mount(src, tgt, fstype, flags, data=None):
-        enc = (lambda s: None if s is None else s.encode())
+        def enc(s):
+            return None if s is None else s.encode()
+
         if libc.mount(enc(src), enc(tgt), enc(fstype), ctypes.c_ulong(flags), enc(data)) != 0:
             err = ctypes.get_errno()
             raise OSError(err, f"mount {src} -> {tgt}: {os.strerror(err)}")

@@ -3,7 +3,6 @@
 names the file (and the line where there is one); hypothesis feeds random bytes and truncations."""
 
 import json
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from reasonkd.distill.chunk_kd import chunk_groups, chunk_policy_loss, chunk_sums, rollout_stats, token_logprobs
+from reasonkd.distill.chunk_kd import chunk_groups, chunk_policy_loss, chunk_sums, token_logprobs
 
 
 def spans(pieces):
@@ -107,6 +107,3 @@ def test_policy_loss_unscored_chunks_and_empty():
     assert empty["loss"].item() == 0 and empty["loss"].requires_grad
 
 
-def test_rollout_stats():
-    st = rollout_stats([1.0, 3.0], [10, 20], [True, False])
-    assert st == {"student_entropy": 2.0, "mean_length": 15.0, "eos_rate": 0.5}

@@ -10,7 +10,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from reasonkd.distill.chunk_kd import chunked_rows, onpolicy_options, teacher_token_rows
+from reasonkd.distill.chunk_kd import onpolicy_options, teacher_token_rows
+from reasonkd.distill.losses import chunked_rows
 from reasonkd.distill.forward import token_rows
 from reasonkd.distill.recipe import LossSpec, StageConfig
 from reasonkd.distill.terms import LOSSES, Step

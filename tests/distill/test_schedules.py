@@ -78,3 +78,14 @@ def test_lr_linear_and_constant():
     assert [lr_factor(s, 5, warmup=1, kind="constant") for s in range(5)] == pytest.approx([0.5, 1, 1, 1, 1])
     with pytest.raises(ValueError):
         lr_factor(3, 5, kind="exp")
+
+
+def test_a_schedule_can_be_given_by_name():
+    from reasonkd.config import from_dict
+    from reasonkd.distill.recipe import StageConfig, TemperatureSchedule
+    from reasonkd.errors import ConfigError
+
+    stage = from_dict(StageConfig, {"name": "output", "steps": 3, "temperature": "kd_anneal"})
+    assert stage.temperature == TemperatureSchedule(kind="linear", start=5.0, end=1.0)
+    with pytest.raises(ConfigError, match="temperature: unknown name 'hot'; known: kd_anneal"):
+        from_dict(StageConfig, {"name": "output", "steps": 3, "temperature": "hot"})

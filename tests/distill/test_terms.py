@@ -80,3 +80,33 @@ def test_cross_vocabulary_terms_have_a_gradient(name, cross):
     values = LOSSES[name].fn(_objective(name, "different"), LossSpec(name, options={"cross": cross}), step)
     grad, = torch.autograd.grad(values[name], leaves["logits"])
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0, (name, cross)
+
+
+@pytest.mark.parametrize("balance", [False, True])
+def test_objective_loss_weights_every_term_and_logs_the_tensor_it_returns(balance):
+    """Objective.loss: the returned loss is sum weight * scale * term of the stage's specs, and the logged
+    "loss" is that very tensor's value (not a total recomputed beside it)."""
+    from reasonkd.distill.balance import LossBalancer
+    from reasonkd.distill.objective import Objective
+
+    step, leaves = _step()
+    specs = [LossSpec("ce", weight=0.5), LossSpec("kd", weight=2.0, options={"alpha": 0.6}),
+             LossSpec("hidden_mse", weight=0.25)]
+    obj = _objective("kd")
+    obj.sources = {"kd": "online"}
+    obj.specs = specs
+    balancer = LossBalancer(balance)
+    if balance:
+        balancer.update({"ce": 4.0, "kd": 0.5, "hidden_mse": 0.01})
+    loss, logged = Objective.loss(obj, step.student, step.teacher, step.batch, step.rows, step.temperature,
+                                  balancer, lambda t: t)
+    terms = {}
+    for spec in specs:
+        terms.update(LOSSES[spec.name].fn(obj, spec, step))
+    scales = balancer.scales({s.name: float(terms[s.name]) for s in specs})
+    want = sum(s.weight * scales[s.name] * float(terms[s.name]) for s in specs)
+    assert logged["loss"] == float(loss) and loss.item() == pytest.approx(want, rel=1e-6)
+    assert {"ce", "kd", "kd.kl", "kd.ce", "hidden_mse"} <= set(logged)
+    assert ("scale.kd" in logged) == balance
+    grad, = torch.autograd.grad(loss, leaves["logits"])
+    assert grad.abs().sum() > 0

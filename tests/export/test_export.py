@@ -110,7 +110,7 @@ def test_eval_and_serve_take_an_export_folder(exports, varied_llama_dir, tmp_pat
                          cases=False, progress=False)
     assert res["tasks"]["gsm8k"]["metrics"]["n"] == 2 and res["latency"]["problems"] == 1
     ref, tok = load_model(str(varied_llama_dir))
-    msgs, params = [{"role": "user", "content": "how many legs"}], GenParams(max_tokens=8, temperature=0)
+    msgs, params = [{"role": "user", "content": "how many legs"}], GenParams(max_new_tokens=8, temperature=0)
     want = Engine(ref, tok).complete(Engine(ref, tok).chat_ids(msgs), params)[0]["text"]
     for name in ("onnx", "openvino"):  # the serve decoding loop calls forward with past_key_values itself
         model, etok = load_model(str(exports[name][0]))

@@ -63,7 +63,7 @@ def pair(request, lively_dirs, ov_home):
     mp.undo()
 
 
-def prompts(tok, n=len(QUESTIONS)):
+def prompts(tok, n=None):
     return [apply_chat(tok, q) for q in QUESTIONS[:n]]
 
 

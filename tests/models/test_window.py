@@ -100,7 +100,7 @@ def test_serve_engine_window_equals_full_below_the_window(model_tok):
 
     model, tok = model_tok
     ids = _prompt_ids(tok, 50)
-    p = GenParams(max_tokens=10, temperature=0.0)
+    p = GenParams(max_new_tokens=10, temperature=0.0)
     full = Engine(model, tok).complete(ids, p)
     win_engine = Engine(model, tok, window=128, sinks=4)
     assert win_engine.max_len is None  # the window takes inputs past the context

@@ -5,7 +5,7 @@ import re
 import pytest
 
 from reasonkd.ocr.normalize import normalize_math
-from reasonkd.ocr.read import OcrLine, cer, order_boxes, read_image, reflow
+from reasonkd.ocr.read import OcrLine, cer, order_blocks, read_image, reflow
 from reasonkd.ocr.render import render_problem
 
 pytest.importorskip("rapidocr_onnxruntime", reason="needs the `ocr` extra")
@@ -56,6 +56,11 @@ def test_degraded_render_reads_numbers():
     text = "Sam saves $12 a week for 9 weeks and spends $35. How many dollars are left?"
     res = read_image(render_problem(text, degraded=True, seed=3)[0])
     assert NUM.findall(res.text) == NUM.findall(text), res.text
+
+
+def order_boxes(quads: list) -> list[list[int]]:
+    """Lines of box indices in reading order, the blocks of `order_blocks` one after the other."""
+    return [line for block in order_blocks(quads) for line in block]
 
 
 def _quad(x0, y0, x1, y1):

@@ -274,7 +274,7 @@ def test_shipped_transfer_yaml_builds_every_arm_with_the_same_budget(tmp_path):
     assert kinds["onpolicy"] == ["logic", "on_policy"] and kinds["feature-onpolicy"][0] == "feature"
     assert kinds["article"] == ["feature", "logic", "output"]
     # the default pair's tokenizers differ: no arm may use a term that needs a shared tokenizer
-    names = {l.name for a in cfg.arms for s in arm_recipe(cfg, a, 0).stages for l in s.losses}
+    names = {loss.name for a in cfg.arms for s in arm_recipe(cfg, a, 0).stages for loss in s.losses}
     assert "attention_kl" not in names
 
 
@@ -295,7 +295,7 @@ def test_shipped_multi_teacher_yaml_differs_only_in_soft_targets():
     assert recipes["qwen0.5b-alone"].teacher == recipes["fused"].teacher == "qwen2.5-coder-0.5b"
     for r in recipes.values():  # same traces, budget and losses: only the soft targets differ
         assert r.data.path == cfg.traces and sum(s.steps for s in r.stages) == cfg.steps
-        assert [[l.name for l in s.losses] for s in r.stages] == [["ce", "forward_kl"]]
+        assert [[loss.name for loss in s.losses] for s in r.stages] == [["ce", "forward_kl"]]
 
 
 def test_a_val_problem_repeating_a_train_question_never_enters_the_eval_sets(setup, tmp_path):

@@ -6,6 +6,7 @@ engine's verified solutions fill the training set; the report says so).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from reasonkd.cli import main as cli_main
 from reasonkd.config import from_dict, load_config, to_dict
 from reasonkd.distill.stages import run_recipe
-from reasonkd.errors import ReasonkdError
+from reasonkd.errors import ConfigError, ReasonkdError
 from reasonkd.pipeline.config import DemoConfig, demo_distill_recipe, preset_path
 from reasonkd.pipeline.demo import run_demo
 
@@ -142,6 +143,21 @@ def test_presets_load_and_default_yaml_equals_the_defaults():
     assert quick.n_test < DemoConfig().n_test
     qwen = load_config(DemoConfig, preset_path("qwen-1.5b-to-0.5b"))
     assert qwen.distill.lora.enabled and "attention_kl" in qwen.distill.stages[0].loss_names
+
+
+@pytest.mark.parametrize("key,value", [("teacher", "other-teacher"), ("student", "other-student"), ("seed", "7"),
+                                       ("device", "cpu")])
+def test_a_demo_owned_key_under_distill_is_refused_naming_the_top_level_key(key, value):
+    """distill.teacher=X (student, seed, device) never silently loses to the demo's own key."""
+    from reasonkd.pipeline.config import load_demo_config
+
+    with pytest.raises(ConfigError, match=rf"distill\.{key}=.*set {key}={value} instead"):
+        load_demo_config(overrides=[f"distill.{key}={value}"])
+    cfg = load_demo_config(overrides=[f"{key}={value}", f"distill.{key}={value}"])  # the same value: fine
+    assert str(getattr(cfg.distill, key)) == value
+    cfg = load_demo_config(overrides=[f"{key}={value}"])  # the top-level key reaches the recipe
+    assert str(getattr(cfg.distill, key)) == value and str(getattr(cfg, key)) == value
+    assert dataclasses.replace(cfg, **{key: getattr(DemoConfig(), key)}).distill == DemoConfig().distill
 
 
 def test_too_few_verified_traces_is_a_clear_error(tmp_path, same_tok_student, tiny_qwen_dir):

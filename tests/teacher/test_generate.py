@@ -135,7 +135,7 @@ def test_vllm_backend_with_a_stand_in_module(items_file, tmp_path, monkeypatch, 
 
         def generate(self, prompts, params, use_tqdm):
             outs = []
-            for p, sp in zip(prompts, params):
+            for p, _ in zip(prompts, params):
                 text = next(it[5] for it in ITEMS if it[3] in p)
                 done = types.SimpleNamespace(text=text, token_ids=[1] * 7, finish_reason="stop")
                 outs.append(types.SimpleNamespace(prompt_token_ids=[1] * 11, outputs=[done]))

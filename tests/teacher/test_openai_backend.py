@@ -39,7 +39,10 @@ def test_generate_over_http_matches_the_local_backend(items_file, tmp_path, tiny
     local = tmp_path / "local"
     generate_traces(GenerateSettings(teacher=str(tiny_llama_dir), data=str(items_file), out=str(local),
                                      max_new_tokens=8, batch_size=1, dtype="float32", progress=False))
-    by_key = lambda d: {r["id"]: r["trace"] for r in read_jsonl(d / "negatives.jsonl") + read_jsonl(d / "traces.jsonl")}
+
+    def by_key(d):
+        return {r["id"]: r["trace"] for r in read_jsonl(d / "negatives.jsonl") + read_jsonl(d / "traces.jsonl")}
+
     assert by_key(api) == by_key(local)
 
 
@@ -67,7 +70,8 @@ def test_reasoning_content_and_retries(monkeypatch):
 
     monkeypatch.setenv("K", "k")
     b = OpenAIBackend("https://api.example.com/v1", "r1", api_key_env="K", backoff=0.01, http_client=_canned(handler))
-    [[res]] = list(b.generate([Request("ab" * 32, "sys", "q?", 0)], Sampling(0.6, 0.95, 32)))
+    sampling = Sampling(temperature=0.6, top_p=0.95, max_new_tokens=32)
+    [[res]] = list(b.generate([Request("ab" * 32, "sys", "q?", 0)], sampling))
     assert (res.text, res.reasoning_content, res.new_tokens, res.finished) == ("#### 12", "3 * 4 = 12", 9, False)
     assert len(calls) == 3  # two 503s retried
     sent = calls[-1]

@@ -9,27 +9,29 @@ A row is one token position that carries a loss; the trainer gathers them as
     values = L.forward_kl(*L.shared_logprobs(student_logits, teacher_logits, vocab_map, T))  # other tokenizer
     loss = L.kd(values.mean(), L.ce(student_logits, targets).mean(), alpha=0.7, temperature=T)
 
-    logit.py        divergences (forward/reverse KL, generalised JSD, skew KL, TVD), DIVERGENCES,
-                    logprobs, ce, and `kd` (alpha * T^2 * KL + (1 - alpha) * CE: the one place)
+    logit.py        divergences (forward/reverse KL, generalised JSD, skew KL, TVD), DIVERGENCES, ce, kd;
+                    the one function for each shared step: `tempered` (logits / T), `soft_scaled` (T^2),
+                    `kl_sum` (the KL sum), `target_logprobs` (a target token's log-prob)
     sparse.py       top-k teacher (logit cache) + one tail bucket with the teacher's exact leftover mass
     cross_vocab.py  different tokenizers: shared-token distributions, ULD, the GOLD-style hybrid
     feature.py      hidden-state and attention losses, projector, layer and head maps
-    _common.py      constants, checks, `chunked_sum` (rows a chunk at a time under checkpointing)
+    _common.py      constants, checks, `chunked_sum` / `chunked_rows` (rows a chunk at a time under checkpointing)
 
 fp32 maths whatever the input dtype. Tests: tests/distill/test_losses*.py.
 """
 
-from reasonkd.distill.losses._common import BUCKET_FLOOR, IGNORE_INDEX, chunked_sum
+from reasonkd.distill.losses._common import BUCKET_FLOOR, IGNORE_INDEX, chunked_rows, chunked_sum
 from reasonkd.distill.losses.cross_vocab import gold, shared_logprobs, shared_topk_logprobs, uld
 from reasonkd.distill.losses.feature import (FeatureProjector, attention_loss, head_map, hidden_state_loss,
                                              layer_map)
-from reasonkd.distill.losses.logit import (DIVERGENCES, ce, divergence, forward_kl, generalized_jsd, kd, logprobs,
-                                           reverse_kl, skew_kl, skew_reverse_kl, tvd)
+from reasonkd.distill.losses.logit import (DIVERGENCES, ce, divergence, forward_kl, generalized_jsd, kd, kl_sum,
+                                           logprobs, reverse_kl, skew_kl, skew_reverse_kl, soft_scaled,
+                                           target_logprobs, tempered, tvd)
 from reasonkd.distill.losses.sparse import bucket_logprobs, topk_logprobs
 
 __all__ = [
-    "BUCKET_FLOOR", "IGNORE_INDEX", "chunked_sum",
-    "DIVERGENCES", "divergence", "logprobs", "ce", "kd",
+    "BUCKET_FLOOR", "IGNORE_INDEX", "chunked_sum", "chunked_rows",
+    "DIVERGENCES", "divergence", "tempered", "logprobs", "soft_scaled", "kl_sum", "target_logprobs", "ce", "kd",
     "forward_kl", "reverse_kl", "generalized_jsd", "skew_kl", "skew_reverse_kl", "tvd",
     "bucket_logprobs", "topk_logprobs",
     "shared_logprobs", "shared_topk_logprobs", "uld", "gold",

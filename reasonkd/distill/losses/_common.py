@@ -32,6 +32,20 @@ def check_unit(name: str, value: float) -> float:
     return float(value)
 
 
+def _chunk_values(fn, chunk: int, rows: tuple) -> list[torch.Tensor]:
+    """fn of each `chunk`-row slice of `rows` (one call over all rows when chunk <= 0 or N <= chunk); under
+    autograd each call runs inside `torch.utils.checkpoint` (non-reentrant)."""
+    n = rows[0].shape[0]
+    if chunk <= 0 or n <= chunk:
+        return [fn(*rows)]
+    use_ckpt = torch.is_grad_enabled() and rows[0].requires_grad
+    parts = []
+    for s in range(0, n, chunk):
+        part = [r[s:s + chunk] for r in rows]
+        parts.append(checkpoint(fn, *part, use_reentrant=False) if use_ckpt else fn(*part))
+    return parts
+
+
 def chunked_sum(fn, chunk: int, *rows: torch.Tensor) -> torch.Tensor:
     """Sum over row chunks of fn(*chunk_rows) -> a 1-D tensor of partial sums.
 
@@ -41,13 +55,14 @@ def chunked_sum(fn, chunk: int, *rows: torch.Tensor) -> torch.Tensor:
     intermediates are freed after the forward and recomputed chunk by chunk in backward. chunk <= 0,
     or N <= chunk, computes all rows at once. Equals fn(*rows) up to float summation order.
     """
-    n = rows[0].shape[0]
-    if chunk <= 0 or n <= chunk:
-        return fn(*rows)
-    use_ckpt = torch.is_grad_enabled() and rows[0].requires_grad
     total = None
-    for s in range(0, n, chunk):
-        part = [r[s:s + chunk] for r in rows]
-        value = checkpoint(fn, *part, use_reentrant=False) if use_ckpt else fn(*part)
+    for value in _chunk_values(fn, chunk, rows):
         total = value if total is None else total + value
     return total
+
+
+def chunked_rows(fn, chunk: int, *rows: torch.Tensor) -> torch.Tensor:
+    """fn(*rows) -> (N, ...) per-row values, computed `chunk` rows at a time as `chunked_sum` does, but the
+    rows are kept (concatenated) instead of summed."""
+    parts = _chunk_values(fn, chunk, rows)
+    return parts[0] if len(parts) == 1 else torch.cat(parts)

@@ -44,8 +44,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from reasonkd.distill.losses._common import check_temperature
-from reasonkd.distill.losses.logit import divergence, logprobs
+from reasonkd.distill.losses.logit import divergence, logprobs, tempered
 from reasonkd.distill.losses.sparse import bucket_logprobs
 from reasonkd.errors import ReasonkdError
 
@@ -114,9 +113,8 @@ def _sorted_l1(q: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
 
 def uld(student_logits, teacher_logits, temperature: float = 1.0) -> torch.Tensor:
     """ULD per row: (N, Vs), (N, Vt) -> (N,) in [0, 2] (module doc)."""
-    check_temperature(temperature)
-    q = F.softmax(student_logits.float() / temperature, dim=-1)
-    return _sorted_l1(q, F.softmax(teacher_logits.float() / temperature, dim=-1))
+    q = F.softmax(tempered(student_logits.float(), temperature), dim=-1)
+    return _sorted_l1(q, F.softmax(tempered(teacher_logits.float(), temperature), dim=-1))
 
 
 def gold(student_logits, teacher_logits, vocab_map, temperature: float = 1.0, name: str = "forward_kl",

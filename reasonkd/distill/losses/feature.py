@@ -18,6 +18,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from reasonkd.distill.losses.logit import kl_sum
 from reasonkd.errors import ReasonkdError
 
 
@@ -179,8 +180,7 @@ def attention_loss(student_attn, teacher_attn, head_map=None, heads=None, mask=N
     for h, group in pairs:
         q = student_attn[:, h][rows].float()                           # (N, L)
         p = teacher_attn[:, group].float().mean(1)[rows]               # (N, L)
-        kl = torch.where(p > 0, p * (p.clamp_min(eps).log() - q.clamp_min(eps).log()), p.new_zeros(()))
-        total = total + kl.sum()
+        total = total + kl_sum(p, p.clamp_min(eps).log(), q.clamp_min(eps).log(), dim=None)  # p_v = 0 adds 0
     return total / (n_rows * len(pairs))
 
 

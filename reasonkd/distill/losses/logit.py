@@ -23,7 +23,9 @@ are compared. With p the teacher's and q the student's distribution per row
     skew_reverse_kl  KL(q || skew * q + (1 - skew) * p)          (DistiLLM SRKL)
     tvd              0.5 * sum_v |p_v - q_v|
 
-None multiplies by T^2; `kd` does. Terms with p_v = 0 count as 0 (0 log 0 = 0);
+None multiplies by T^2: `soft_scaled` does (for `kd`, and for a divergence term with
+options.t2). Temperature enters only through `tempered`, the KL sum only through
+`kl_sum`, a target token's log-prob only through `target_logprobs`. Terms with p_v = 0 count as 0 (0 log 0 = 0);
 log-probs are floored at -1e4 so -inf logits give finite values and gradients.
 Tests: tests/distill/test_losses_logit.py (float64 references).
 """
@@ -44,10 +46,39 @@ from reasonkd.errors import ReasonkdError
 LOG_FLOOR = -1e4
 
 
+def tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
+    """logits / T, T checked > 0: the one place a temperature scales logits (or stored log-probs)."""
+    check_temperature(temperature)
+    return logits / temperature
+
+
 def logprobs(logits: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """log_softmax(logits / T) in fp32 whatever the input dtype: (N, V) -> (N, V)."""
+    return F.log_softmax(tempered(logits.float(), temperature), dim=-1)
+
+
+def soft_scaled(value: torch.Tensor, temperature: float, weight: float = 1.0) -> torch.Tensor:
+    """weight * T^2 * value: the soft-target scale (Hinton et al. 2015) that keeps the gradients of a
+    divergence taken at temperature T on the scale of the CE's as T grows. The one place T^2 is applied."""
     check_temperature(temperature)
-    return F.log_softmax(logits.float() / temperature, dim=-1)
+    return weight * temperature * temperature * value
+
+
+def target_logprobs(logp: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """log p(target) of each row: log-probs (N, V) (from `logprobs`), token ids (N,) -> (N,)."""
+    if logp.dim() != 2 or targets.shape != logp.shape[:1]:
+        raise ReasonkdError(f"log-probs {tuple(logp.shape)} and targets {tuple(targets.shape)} must be (N, V) and (N,)")
+    return logp.gather(-1, targets.long().unsqueeze(-1)).squeeze(-1)
+
+
+def kl_sum(a_p: torch.Tensor, a_logp: torch.Tensor, b_logp: torch.Tensor, dim: int | None = -1) -> torch.Tensor:
+    """sum_v a_v (log a_v - log b_v) over `dim` (None: over every element): the one KL sum.
+
+    a_p: the probabilities a_v; a_logp / b_logp: their logs and those of b, already floored by the caller
+    (so a_v = 0 terms are 0 * finite = 0).
+    """
+    terms = a_p * (a_logp - b_logp)
+    return terms.sum() if dim is None else terms.sum(dim)
 
 
 def kl_rows(a_logp: torch.Tensor, b_logp: torch.Tensor) -> torch.Tensor:
@@ -55,7 +86,7 @@ def kl_rows(a_logp: torch.Tensor, b_logp: torch.Tensor) -> torch.Tensor:
 
     Where b_v = 0 < a_v the term is a_v * (log a_v + 1e4): large but finite.
     """
-    return (a_logp.exp() * (a_logp.clamp_min(LOG_FLOOR) - b_logp.clamp_min(LOG_FLOOR))).sum(-1)
+    return kl_sum(a_logp.exp(), a_logp.clamp_min(LOG_FLOOR), b_logp.clamp_min(LOG_FLOOR))
 
 
 def log_mixture(a_logp: torch.Tensor, b_logp: torch.Tensor, w_a: float) -> torch.Tensor:
@@ -84,24 +115,24 @@ def generalized_jsd(s_logp, t_logp, beta: float = 0.5):
     return beta * kl_rows(t_logp, m_logp) + (1 - beta) * kl_rows(s_logp, m_logp)
 
 
-def skew_kl(s_logp, t_logp, skew: float = 0.1):
-    """Skew KL (DistiLLM): KL(p || skew p + (1 - skew) q) per row; skew = 0 is forward KL."""
+def _skewed_kl(a_logp, b_logp, skew: float, s_logp):
+    """KL(a || skew a + (1 - skew) b) per row; skew = 1 is 0 (kept on the student's graph, s_logp)."""
     skew = check_unit("skew", skew)
     if skew == 0.0:
-        return kl_rows(t_logp, s_logp)
+        return kl_rows(a_logp, b_logp)
     if skew == 1.0:
         return 0 * s_logp.sum(-1)
-    return kl_rows(t_logp, log_mixture(t_logp, s_logp, skew))
+    return kl_rows(a_logp, log_mixture(a_logp, b_logp, skew))
+
+
+def skew_kl(s_logp, t_logp, skew: float = 0.1):
+    """Skew KL (DistiLLM): KL(p || skew p + (1 - skew) q) per row; skew = 0 is forward KL."""
+    return _skewed_kl(t_logp, s_logp, skew, s_logp)
 
 
 def skew_reverse_kl(s_logp, t_logp, skew: float = 0.1):
     """Skew reverse KL (DistiLLM): KL(q || skew q + (1 - skew) p) per row."""
-    skew = check_unit("skew", skew)
-    if skew == 0.0:
-        return kl_rows(s_logp, t_logp)
-    if skew == 1.0:
-        return 0 * s_logp.sum(-1)
-    return kl_rows(s_logp, log_mixture(s_logp, t_logp, skew))
+    return _skewed_kl(s_logp, t_logp, skew, s_logp)
 
 
 def tvd(s_logp, t_logp):
@@ -140,5 +171,4 @@ def kd(kl: torch.Tensor, ce: torch.Tensor, alpha: float, temperature: float) -> 
     T^2 keeps the soft-target gradients on the scale of the CE's as T grows.
     """
     alpha = check_unit("alpha", alpha)
-    check_temperature(temperature)
-    return alpha * temperature * temperature * kl + (1 - alpha) * ce
+    return soft_scaled(kl, temperature, alpha) + (1 - alpha) * ce

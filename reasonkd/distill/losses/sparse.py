@@ -30,7 +30,7 @@ from __future__ import annotations
 import torch
 
 from reasonkd.distill.losses._common import BUCKET_FLOOR
-from reasonkd.distill.losses.logit import logprobs
+from reasonkd.distill.losses.logit import logprobs, tempered
 from reasonkd.errors import ReasonkdError
 
 
@@ -49,7 +49,7 @@ def teacher_buckets(topk_logprobs: torch.Tensor, temperature: float = 1.0) -> to
     lp = topk_logprobs.detach().float()
     tail = (1.0 - lp.double().exp().sum(-1, keepdim=True)).float()
     tail = torch.where(tail > BUCKET_FLOOR, tail, torch.zeros_like(tail))
-    logw = torch.cat([lp, tail.log()], dim=-1) / temperature  # log 0 = -inf: an empty bucket
+    logw = tempered(torch.cat([lp, tail.log()], dim=-1), temperature)  # log 0 = -inf: an empty bucket
     logp = logw - torch.logsumexp(logw, dim=-1, keepdim=True)
     other = logp[..., -1:].exp().clamp_min(BUCKET_FLOOR).log()
     return torch.cat([logp[..., :-1], other], dim=-1)

@@ -94,6 +94,3 @@ class Engine:
 
     def close(self) -> None:
         """Free the model (engines hold GBs; callers that evaluate several models in turn call this)."""
-
-    def describe(self) -> str:
-        return f"{self.name} ({self.precision})"
