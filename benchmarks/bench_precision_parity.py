@@ -18,7 +18,7 @@ import argparse
 import time
 from pathlib import Path
 
-from common import cpu_line, git_rev, record_section
+from common import git_rev, record_section
 
 from reasonkd.config import load_config
 from reasonkd.eval import evaluate_model
