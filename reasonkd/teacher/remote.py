@@ -95,11 +95,12 @@ def _rows(tokens: list, k: int):
 def generated_record(row: dict, tokens: list, k: int, tokenizer, by_bytes) -> dict | None:
     """A cache record of one kept trace from its generated tokens' log-probs, or None when they do not spell
     the trace (e.g. an R1 trace whose reasoning came apart from the content)."""
-    text = b"".join(bytes.fromhex(t[1]) for t in tokens).decode("utf-8", errors="replace")
-    if not tokens or not text.startswith(row["trace"]):
+    if not tokens:
         return None
     lps, tops = _rows(tokens, k)
     if tokenizer is None:  # token strings: the trace's own tokens, no prompt
+        if not b"".join(bytes.fromhex(t[1]) for t in tokens).decode("utf-8", errors="replace").startswith(row["trace"]):
+            return None
         keep, n = [], 0
         for t in tokens:
             if n >= len(row["trace"].encode("utf-8")):
@@ -112,7 +113,8 @@ def generated_record(row: dict, tokens: list, k: int, tokenizer, by_bytes) -> di
                 "topk_logprobs": lps[:len(keep)]}
     ids, start = encode_example(tokenizer, row["prompt"], row["trace"], row.get("system"))
     gen = [_token_id(t[0], t[1], by_bytes) for t in tokens]
-    n = 0  # rows up to the first token where the endpoint's tokens and this encoding of the trace part
+    n = 0  # rows up to the first token where the endpoint's tokens and this encoding of the trace part (none: the
+    # tokens do not spell the trace)
     while n < len(gen) and start + n < len(ids) and gen[n] == ids[start + n]:
         n += 1
     if n == 0:

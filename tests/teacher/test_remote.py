@@ -181,3 +181,62 @@ def test_kill_9_mid_run_resumes_without_duplicates(server, tmp_path, tiny_qwen_d
         __import__("safetensors").safe_open(str(s), "pt").metadata()["ids"])]
     assert len(ids) == len(set(ids)) == 40 == len(cache)
     _assert_same(cache, _local(tiny, f, tmp_path / "local"), [f"q{i}#0" for i in range(40)])
+
+
+def test_generate_with_logprobs_writes_a_cache_and_resumes(items_file, tmp_path, tiny_qwen_dir):
+    """`teacher generate --backend openai --logprobs 5`: OUT/logits holds each kept trace once, with the values
+    the endpoint sent, in the endpoint tokenizer's ids; a rerun asks nothing and writes the same cache."""
+    import sys as _sys
+    from pathlib import Path
+
+    _sys.path.insert(0, str(Path(__file__).parent))
+    from _teacher_cases import ITEMS
+
+    from reasonkd.models import load_tokenizer
+    from reasonkd.models.encoding import encode_example
+    from reasonkd.teacher.generate import GenerateSettings, generate_traces
+
+    tok = load_tokenizer(str(tiny_qwen_dir))
+    calls = []
+
+    def handler(request):
+        body = json.loads(request.content)
+        calls.append(body)
+        q = body["messages"][-1]["content"]
+        _, _, _, _, _, text, finished, rc = next(it for it in ITEMS if it[3] in q)
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        content = [{"token": f"token_id:{t}", "logprob": -0.25, "bytes": None,
+                    "top_logprobs": [{"token": f"token_id:{t}", "logprob": -0.25, "bytes": None}]
+                    + [{"token": f"token_id:{(t + j) % 400}", "logprob": -2.0 - j, "bytes": None} for j in range(1, 5)]}
+                   for t in ids]
+        msg = {"role": "assistant", "content": text, **({"reasoning_content": rc} if rc else {})}
+        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": "t",
+                                         "choices": [{"index": 0, "message": msg, "logprobs": {"content": content},
+                                                      "finish_reason": "stop" if finished else "length"}],
+                                         "usage": {"prompt_tokens": 9, "completion_tokens": len(ids),
+                                                   "total_tokens": 9 + len(ids)}})
+
+    def backend():
+        return OpenAIBackend("http://127.0.0.1:1/v1", "t", logprobs=5, token_ids=True,
+                             http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+
+    s = GenerateSettings(teacher="t", data=str(items_file), out=str(tmp_path / "run"), backend="openai",
+                         api_model="t", logprobs=5, logprobs_tokenizer=str(tiny_qwen_dir), progress=False,
+                         price_in=1.0, price_out=2.0)
+    stats = generate_traces(s, backend=backend())
+    assert all(c["logprobs"] and c["top_logprobs"] == 5 for c in calls)
+    kept = [json.loads(line) for line in (tmp_path / "run" / "traces.jsonl").read_text().splitlines()]
+    cache = LogitCache(tmp_path / "run" / "logits")
+    assert stats["logits"]["traces"] == len(cache) == len(kept) - stats["logits"]["left_out"] > 0
+    for r in kept:
+        e = cache.get(f"{r['id']}#{r['sample_idx']}", default=None)
+        if e is None:
+            continue
+        ids, start = encode_example(tok, r["prompt"], r["trace"], r.get("system"))
+        assert e.token_ids.tolist() == ids and e.trace_start == start
+        assert e.topk_ids[:, 0].tolist() == ids[start:start + len(e.topk_ids)]
+        assert torch.allclose(e.topk_logprobs, torch.tensor([-0.25, -3.0, -4.0, -5.0, -6.0]).expand_as(e.topk_logprobs))
+    n = len(calls)
+    stats2 = generate_traces(s, backend=backend())  # resumed / rerun: all cached, nothing asked twice
+    assert len(calls) == n and stats2["logits"] == stats["logits"]
+    assert len(LogitCache(tmp_path / "run" / "logits")) == len(cache)
