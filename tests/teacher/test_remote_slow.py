@@ -100,7 +100,7 @@ def _loss_curve(student, cache, traces, out):
     from reasonkd.distill.stages import run_recipe
 
     recipe = from_dict(DistillRecipe, {
-        "student": student, "teacher": TEACHER, "data": {"path": str(traces), "logit_cache": str(cache)},
+        "student": student, "teacher": "", "data": {"path": str(traces), "logit_cache": str(cache)},
         "output_dir": str(out), "bf16_autocast": False, "teacher_dtype": "float32", "max_length": 256,
         "batch_size": 2, "save_every": 0, "seed": 0, "stages": [{"name": "logic", "kind": "logic", "steps": 4}]})
     run_recipe(recipe, progress=False)
