@@ -79,7 +79,7 @@ def main() -> None:
     for engine in args.engines.split(","):
         proc, url = _serve(args.teacher, engine)
         try:
-            score_traces(url, "m", args.traces, tmp / f"warm-{engine}", tokenizer_name=args.teacher, k=args.k,
+            score_traces(url, Path(args.teacher).name, args.traces, tmp / f"warm-{engine}", tokenizer_name=args.teacher, k=args.k,
                          limit=1, progress=False)  # first request: lazy setup (the openvino scorer) off the clock
             t0 = time.perf_counter()
             score_traces(url, Path(args.teacher).name, args.traces, tmp / f"remote-{engine}",
