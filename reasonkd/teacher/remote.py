@@ -189,16 +189,18 @@ class RemoteScorer:
 
     def _detect(self, ids: list[int]) -> str:
         """prompt_logprobs where the endpoint answers it, else echo + logprobs; neither: one clear error."""
+        answers = []
         for mode in ("prompt_logprobs", "echo"):
             try:
                 rows = self._parse(self._call(ids, mode), ids, mode)
             except ReasonkdError as e:
-                log.info("endpoint scoring by %s: %s", mode, e)
+                answers.append(f"{mode}: {e}")
                 continue
             if rows is not None:
                 log.info("scoring through %s", mode)
                 return mode
-        raise ReasonkdError(NO_SCORING.format(url=self.base_url))
+            answers.append(f"{mode}: answered without them")
+        raise ReasonkdError(NO_SCORING.format(url=self.base_url) + " (" + "; ".join(answers) + ")")
 
     def _parse(self, resp, ids: list[int], mode: str) -> list | None:
         """Per position 1..T-1: [(token id, log-prob) of the top k], or None when the answer lacks them."""
