@@ -8,7 +8,9 @@
         openai.OpenAI(base_url=base_url + "/v1", api_key="x").chat.completions.create(...)
 
 Routes: POST /v1/chat/completions, POST /v1/completions (streaming as SSE
-`data: {...}` chunks ending in `data: [DONE]`; `logprobs` / `top_logprobs`),
+`data: {...}` chunks ending in `data: [DONE]`; `logprobs` / `top_logprobs`; on
+/v1/completions also `echo` + `logprobs` and vLLM's `prompt_logprobs` / `return_tokens_as_token_ids`,
+by one teacher-forced pass, `Engine.score`),
 GET /v1/models, GET /health. Every error is a JSON body in OpenAI's shape
 `{"error": {"message", "type", "param", "code"}}` with a 4xx status for bad
 requests (OpenAI uses 400 where FastAPI would say 422). Limits: request body
