@@ -90,7 +90,7 @@ def _logits(args) -> int:
     for teacher in args.teacher:
         out = teacher_logits(teacher, args.traces, f"{args.out}/{teacher_slug(teacher)}" if several else args.out,
                              k=args.k, batch_size=args.batch_size, dtype=args.dtype, device=args.device,
-                             limit=args.limit, max_length=args.max_length)
+                             limit=args.limit, max_length=args.max_length, cache_dtype=args.cache_dtype)
         meta = json.loads((out / "meta.json").read_text())
         print(f"wrote the top-{args.k} logit cache of {meta['n_examples']} traces ({meta['n_rows']} token rows, "
               f"tokenizer {meta['tokenizer_hash'][:12]}) of {teacher} to {out}")
@@ -109,7 +109,7 @@ def _logits_remote(args) -> int:
     out = score_traces(args.base_url, args.api_model, args.traces, args.out, tokenizer_name=(args.teacher or [""])[0],
                        k=args.k, concurrency=args.concurrency, timeout=args.timeout, max_retries=args.max_retries,
                        api_key_env=args.api_key_env, limit=args.limit, max_length=args.max_length,
-                       price_in=args.price_in)
+                       price_in=args.price_in, cache_dtype=args.cache_dtype)
     meta = json.loads((out / "meta.json").read_text())
     print(f"wrote the top-{args.k} logit cache of {meta['n_examples']} traces ({meta['n_rows']} token rows, "
           f"tokenizer {meta['tokenizer_hash'][:12]}) of {args.api_model} at {args.base_url} to {out}")
@@ -204,6 +204,8 @@ def register(sub) -> None:
     lg.add_argument("--k", type=int, default=20)
     lg.add_argument("--batch-size", type=int, default=8)
     lg.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32", "float16"])
+    lg.add_argument("--cache-dtype", default="float16", choices=["float16", "float32"],
+                    help="how the log-probs are stored (float16 halves the size; float32 keeps them to ~1e-7)")
     lg.add_argument("--limit", type=int, default=None, help="only the first N traces")
     lg.add_argument("--max-length", type=int, default=None, help="cut prompt + trace at this many tokens")
     lg.add_argument("--device", default="cpu")

@@ -242,7 +242,8 @@ class RemoteScorer:
 def score_traces(base_url: str, api_model: str, traces, out, *, tokenizer_name: str = "", k: int = 20,
                  concurrency: int = 4, timeout: float = 600.0, max_retries: int = 5,
                  api_key_env: str = "OPENAI_API_KEY", limit: int | None = None, max_length: int | None = None,
-                 price_in: float = 0.0, progress: bool = True, http_client=None, shard_size: int = 64) -> Path:
+                 price_in: float = 0.0, progress: bool = True, http_client=None, shard_size: int = 64,
+                 cache_dtype: str = "float32") -> Path:
     """`reasonkd teacher logits --base-url`: the endpoint's top-k along each trace, as `teacher logits --teacher`
     writes it (token ids of the endpoint's tokenizer: `tokenizer_name`, else `api_model`, must resolve here)."""
     from reasonkd.teacher.traces import load_traces
@@ -259,7 +260,7 @@ def score_traces(base_url: str, api_model: str, traces, out, *, tokenizer_name: 
     examples = load_traces(traces, limit)
     scorer = RemoteScorer(base_url, api_model, tok, k, api_key_env=api_key_env, concurrency=concurrency,
                           timeout=timeout, max_retries=max_retries, http_client=http_client, price_in=price_in)
-    settings = {"teacher": api_model, "tokenizer_hash": tokenizer_hash(tok), "k": int(k), "dtype": "float32",
+    settings = {"teacher": api_model, "tokenizer_hash": tokenizer_hash(tok), "k": int(k), "dtype": cache_dtype,
                 "max_length": max_length}
     todo = encode_todo(tok, examples, open_cache_dir(out, settings), max_length)
     if todo:

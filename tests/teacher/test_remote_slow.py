@@ -19,7 +19,8 @@ from reasonkd.models.logit_cache import LogitCache
 
 pytestmark = pytest.mark.slow
 TEACHER = "qwen2.5-coder-0.5b"
-QUESTIONS = [f"What is {a} + {b}?" for a, b in [(2, 3), (7, 5), (12, 30), (9, 9), (15, 4), (6, 21)]]
+QUESTIONS = [f"A farmer has {a} cows and buys {b} more. How many cows does the farmer have now?"
+             for a, b in [(2, 3), (7, 5), (12, 30), (9, 9), (15, 4), (6, 21)]]
 
 
 def _cli(*args):
@@ -59,11 +60,10 @@ def served():
 def caches(served, tmp_path_factory):
     root = tmp_path_factory.mktemp("remote_e2e")
     data = root / "items.jsonl"
-    data.write_text("".join(json.dumps({"id": f"add-{i}", "domain": "math", "question": q,
-                                        "answer": str(eval(q[8:-1])), "steps": [], "kind": "original",
-                                        "split": "train", "difficulty": 1, "template": "add",
-                                        "verifier": "math_numeric", "meta": {}}) + "\n"
-                            for i, q in enumerate(QUESTIONS)))
+    data.write_text("".join(json.dumps({
+        "id": f"add-{i}", "domain": "math", "question": q, "answer": str(sum(int(w) for w in q.split() if w.isdigit())),
+        "steps": [], "kind": "original", "split": "train", "difficulty": 1, "template": "add",
+        "verifier": "math_numeric", "meta": {}}) + "\n" for i, q in enumerate(QUESTIONS)))
     gen = ["teacher", "generate", "--backend", "openai", "--base-url", served, "--api-model", TEACHER, "--teacher",
            TEACHER, "--data", str(data), "--logprobs", "20", "--max-new-tokens", "160", "--concurrency", "2",
            "--no-progress"]
@@ -71,9 +71,9 @@ def caches(served, tmp_path_factory):
     # the same requests (shared request cache: nothing is asked again), kept as token strings
     _cli(*gen, "--out", str(root / "gen_str"), "--logprobs-tokenizer", "none", "--cache-dir", str(root / "gen" / "cache"))
     _cli("teacher", "logits", "--base-url", served, "--api-model", TEACHER, "--traces", str(root / "gen"),
-         "--out", str(root / "remote"), "--k", "20")
+         "--out", str(root / "remote"), "--k", "20", "--cache-dtype", "float32")
     _cli("teacher", "logits", "--teacher", TEACHER, "--dtype", "float32", "--traces", str(root / "gen"),
-         "--out", str(root / "local"), "--k", "20")
+         "--out", str(root / "local"), "--k", "20", "--cache-dtype", "float32")
     return root
 
 
