@@ -79,8 +79,8 @@ def main() -> None:
     for engine in args.engines.split(","):
         proc, url = _serve(args.teacher, engine)
         try:
-            score_traces(url, Path(args.teacher).name, args.traces, tmp / f"warm-{engine}", tokenizer_name=args.teacher, k=args.k,
-                         limit=1, progress=False)  # first request: lazy setup (the openvino scorer) off the clock
+            score_traces(url, Path(args.teacher).name, args.traces, tmp / f"warm-{engine}",
+                         tokenizer_name=args.teacher, k=args.k, limit=1, progress=False)  # first request: lazy setup (the openvino scorer) off the clock
             t0 = time.perf_counter()
             score_traces(url, Path(args.teacher).name, args.traces, tmp / f"remote-{engine}",
                          tokenizer_name=args.teacher, k=args.k, limit=args.limit, concurrency=args.concurrency,

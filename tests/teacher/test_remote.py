@@ -123,7 +123,8 @@ def test_generated_logprobs_equal_in_process(tiny, server, tmp_path, tiny_qwen_d
     for r in rows:  # the stored token strings spell the trace; values are the endpoint's, unnormalised
         e = cache.get(f"{r['id']}#0")
         assert b"".join(cache.strings[i] for i in e.token_ids.tolist()).decode() == r["trace"]
-        assert torch.allclose(e.topk_logprobs[:, 0], torch.tensor([t[3][0][2] for t in r["logprobs"]][:len(e.topk_logprobs)]))
+        sent = torch.tensor([t[3][0][2] for t in r["logprobs"]][:len(e.topk_logprobs)])
+        assert torch.allclose(e.topk_logprobs[:, 0], sent)
         assert (e.topk_logprobs.exp().sum(-1) <= 1 + 1e-5).all()
 
 

@@ -69,7 +69,8 @@ def caches(served, tmp_path_factory):
            "--no-progress"]
     _cli(*gen, "--out", str(root / "gen"))
     # the same requests (shared request cache: nothing is asked again), kept as token strings
-    _cli(*gen, "--out", str(root / "gen_str"), "--logprobs-tokenizer", "none", "--cache-dir", str(root / "gen" / "cache"))
+    _cli(*gen, "--out", str(root / "gen_str"), "--logprobs-tokenizer", "none",
+         "--cache-dir", str(root / "gen" / "cache"))
     _cli("teacher", "logits", "--base-url", served, "--api-model", TEACHER, "--traces", str(root / "gen"),
          "--out", str(root / "remote"), "--k", "20", "--cache-dtype", "float32")
     _cli("teacher", "logits", "--teacher", TEACHER, "--dtype", "float32", "--traces", str(root / "gen"),
