@@ -241,3 +241,19 @@ def test_generate_with_logprobs_writes_a_cache_and_resumes(items_file, tmp_path,
     stats2 = generate_traces(s, backend=backend())  # resumed / rerun: all cached, nothing asked twice
     assert len(calls) == n and stats2["logits"] == stats["logits"]
     assert len(LogitCache(tmp_path / "run" / "logits")) == len(cache)
+
+
+def test_cli_names_what_is_missing(traces, tmp_path, capsys):
+    from reasonkd.cli import main
+
+    cases = [(["teacher", "logits", "--traces", str(traces), "--out", str(tmp_path / "o")],
+              "--teacher MODEL .* or --base-url URL --api-model NAME"),
+             (["teacher", "logits", "--base-url", "http://127.0.0.1:1/v1", "--traces", str(traces),
+               "--out", str(tmp_path / "o")], "--base-url needs --api-model"),
+             (["teacher", "generate", "--teacher", "t", "--data", str(traces), "--out", str(tmp_path / "g"),
+               "--logprobs", "5"], "--logprobs takes the top-k from an endpoint")]
+    import re
+
+    for argv, msg in cases:
+        assert main(argv) != 0
+        assert re.search(msg, capsys.readouterr().err)
