@@ -246,13 +246,13 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
     teacher = s.teacher or s.api_model
     if not teacher:
         raise ReasonkdError("--teacher is required (for --backend openai it defaults to --api-model)")
+    lp_tok = _logprobs_tokenizer(s, teacher)  # before any work: --logprobs goes with --backend openai
     template = load_template(s.template)
     items = select_items(s.data, s.split, s.domain, s.limit)
     if s.shard:
 
         items = shard_items(items, s.shard)
     sampling = Sampling(s.temperature, s.top_p, s.max_new_tokens)
-    lp_tok = _logprobs_tokenizer(s, teacher)
     settings = {**dataclasses.asdict(s), "teacher": teacher, "template": template}
     store = ShardStore(s.out)
     try:
