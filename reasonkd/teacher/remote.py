@@ -99,14 +99,19 @@ def generated_record(row: dict, tokens: list, k: int, tokenizer, by_bytes) -> di
         return None
     lps, tops = _rows(tokens, k)
     if tokenizer is None:  # token strings: the trace's own tokens, no prompt
-        if not b"".join(bytes.fromhex(t[1]) for t in tokens).decode("utf-8", errors="replace").startswith(row["trace"]):
-            return None
-        keep, n = [], 0
+        # the trace is the completion re-joined (parse_output strips the whitespace between reasoning and
+        # answer): tokens are kept up to where the two part, as the ids path keeps them
+        text = b"".join(bytes.fromhex(t[1]) for t in tokens).decode("utf-8", errors="replace")
+        same = next((i for i, (a, b) in enumerate(zip(text, row["trace"])) if a != b),
+                    min(len(text), len(row["trace"])))
+        limit, keep, n = len(row["trace"][:same].encode("utf-8")), [], 0
         for t in tokens:
-            if n >= len(row["trace"].encode("utf-8")):
+            n += len(bytes.fromhex(t[1]))
+            if n > limit:
                 break
             keep.append(t)
-            n += len(bytes.fromhex(t[1]))
+        if not keep:
+            return None
         return {"id": f"{row['id']}#{row.get('sample_idx', 0)}", "trace_start": 0,
                 "token_strings": [bytes.fromhex(t[1]) for t in keep],
                 "topk_strings": [[bytes.fromhex(h) for _, h in top] for top in tops[:len(keep)]],
