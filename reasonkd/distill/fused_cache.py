@@ -9,7 +9,9 @@ memory at a time), so training holds no teacher and peak memory stays at one tea
 example and per student trace row, every teacher's top-k row is found (same tokenizer: the same row;
 another tokenizer: the teacher row at the character-aligned position, `crosstok.PairEncoder`), its ids
 mapped into the student's vocabulary (`fusion.sparse_to_student`), and the rows mixed with the recipe's
-weighting (`fusion.fuse_topk`; static / verification / confidence: reasonkd/distill/fusion.py). A teacher
+weighting (`fusion.fuse_topk`; static / verification / confidence: reasonkd/distill/fusion.py). A remote
+teacher's token-string cache (reasonkd.teacher.remote) is one teacher aligned by characters alone: the
+cached strings give its token spans, `normalized_vocab` bytes map them to student ids. A teacher
 without a row there (no cache entry, no aligned position) gets weight 0 on that row; a row no teacher
 covers is left out of the logit terms (row_mask), as a missing cache entry is. The trainer then reads
 it like a one-teacher cache of a same-tokenizer teacher (`losses.topk_logprobs`).
@@ -23,7 +25,8 @@ from dataclasses import dataclass
 import torch
 
 from reasonkd.distill import fusion as F
-from reasonkd.distill.align import build_vocab_map, tokenizer_relation
+from reasonkd.distill.align import (aligned_positions, build_vocab_map, char_offsets, normalized_vocab,
+                                    tokenizer_relation)
 from reasonkd.distill.crosstok import PairEncoder, _vocab_size
 from reasonkd.distill.losses.sparse import teacher_buckets
 from reasonkd.errors import ConfigError, ReasonkdError
@@ -56,6 +59,8 @@ class _Teacher:
     encoder: PairEncoder | None
     """None: same tokenizer as the student (rows line up)."""
     id_map: torch.Tensor | None
+    by_strings: bool = False
+    """A token-string cache (a remote teacher of unknown tokenizer): rows aligned by characters."""
 
 
 class FusedLogitCache:
@@ -92,7 +97,9 @@ class FusedLogitCache:
         valid = torch.zeros(n, dtype=torch.bool)
         if entry is None:
             return ids, lp, valid
-        if t.encoder is None:  # same tokenizer: row j is the same trace token
+        if t.by_strings:  # token strings: the teacher row after the trace character where student token j - 1 ends
+            src = _string_rows(self.student_tok, ex["trace"], t.cache.strings, entry.token_ids.tolist(), n)
+        elif t.encoder is None:  # same tokenizer: row j is the same trace token
             if entry.token_ids[entry.trace_start:].tolist()[:n] != s_ids[s_np:s_np + n][:len(entry.topk_ids)]:
                 raise ReasonkdError(f"logit cache {t.cache.path}: example {ex['id']!r} holds other trace tokens "
                                     "than the student's; rebuild it from these traces")
@@ -140,6 +147,35 @@ class FusedLogitCache:
         return FusedEntry(torch.tensor(s_ids, dtype=torch.long), s_np, ids, lp, row_mask)
 
 
+def _string_rows(student_tok, trace: str, strings: list[bytes], teacher_tokens: list[int], n: int) -> torch.Tensor:
+    """(n,) teacher cache row of each student trace row, -1 where none: row 0 predicts the first trace token on
+    both sides; student row j + 1 reads the text up to where student token j ends, so it pairs with the teacher
+    row after the teacher token ending at the same character (align.aligned_positions)."""
+    raw, t_off = b"", []
+    for i in teacher_tokens:  # character spans of the teacher's tokens (a byte piece ends where its char is whole)
+        start = len(raw.decode("utf-8", errors="ignore"))
+        raw += strings[i]
+        t_off.append((start, len(raw.decode("utf-8", errors="ignore"))))
+    pos = aligned_positions(char_offsets(student_tok, trace), t_off)
+    src = torch.full((n,), -1, dtype=torch.long)
+    if n:
+        src[0] = 0
+    for j, tj in enumerate(pos[:n - 1]):
+        if tj >= 0:
+            src[j + 1] = tj + 1
+    return src
+
+
+def _string_id_map(student_tok, strings: list[bytes], student_vocab: int) -> torch.Tensor:
+    """(len(strings),) the student id of each cached token string (same normalisation as align.build_vocab_map:
+    the smallest student id with those bytes), -1 where the student has none."""
+    by_bytes: dict[bytes, int] = {}
+    for idx, key in sorted(normalized_vocab(student_tok).items()):
+        if idx < student_vocab:
+            by_bytes.setdefault(key, idx)
+    return torch.tensor([by_bytes.get(b, -1) for b in strings] or [-1], dtype=torch.long)
+
+
 def open_fused_cache(recipe, examples: list[dict], student_tok) -> FusedLogitCache:
     """The fused cache of recipe.teachers (each with a logit_cache), weighted by recipe.fusion."""
     caches = []
@@ -164,6 +200,14 @@ def one_teacher_cache(recipe, examples: list[dict], student_tok) -> LogitCache |
     character-aligned rows, as the one teacher of a fused cache. Its teacher is recipe.teacher, else the
     one the cache names; the cache is checked against that teacher's tokenizer."""
     cache = LogitCache(recipe.data.logit_cache)
+    if cache.by_strings:  # a remote teacher's token strings: mapped into the student's vocabulary by characters
+        s_vocab = _vocab_size(recipe.student, student_tok)
+        log.info("data.logit_cache holds token strings of %s: aligned to the student by characters",
+                 cache.meta.get("teacher"))
+        teacher = _Teacher(str(cache.meta.get("teacher")), cache, None,
+                           _string_id_map(student_tok, cache.strings, s_vocab), by_strings=True)
+        return FusedLogitCache([teacher], [1.0], "static", recipe.fusion.k, student_tok, s_vocab,
+                               {ex["id"]: ex for ex in examples}, recipe.max_length)
     if cache.tokenizer_hash == tokenizer_hash(student_tok):
         return cache
     teacher = recipe.teacher or cache.meta.get("teacher")

@@ -33,6 +33,18 @@ tokenizer hash differs is refused (`check_tokenizer`).
 
 Writing is resumable: shards are written to a temp file and renamed; a rerun
 skips the examples already in committed shards.
+
+Remote teachers (reasonkd.teacher.remote) write the same format through
+`open_cache_dir` + `write_scored`. Where the endpoint's tokenizer is unknown,
+the cache holds token STRINGS: meta "tokens": "strings", each shard's metadata
+"strings" lists its tokens' UTF-8 bytes (hex) and its ids index that list;
+token_ids are then the trace's own tokens only (trace_start 0, no prompt), and
+the reader maps every shard into one table, `LogitCache.strings`. The
+distiller aligns such a cache to any student by characters
+(reasonkd.distill.fused_cache). A cache may hold fewer rows than trace tokens
+(an API does not score the end-of-turn token it stops on): readers use the rows
+there are. Log-probs are stored as the endpoint gave them, never renormalised,
+so the tail mass 1 - sum(top-k) stays exact.
 """
 
 from __future__ import annotations
@@ -80,8 +92,26 @@ def _shard_ids(path: Path) -> list[str]:
         return json.loads((f.metadata() or {}).get("ids", "[]"))
 
 
+def _intern_strings(records: list[dict]) -> list[bytes]:
+    """Token-string records ("token_strings", "topk_strings": bytes) -> ids into one shard-local table."""
+    table: dict[bytes, int] = {}
+
+    def ids(strings):
+        return [table.setdefault(b, len(table)) for b in strings]
+
+    for r in records:
+        r["token_ids"] = torch.tensor(ids(r.pop("token_strings")), dtype=torch.int32)
+        rows = [ids(row) for row in r.pop("topk_strings")]
+        r["topk_ids"] = torch.tensor(rows, dtype=torch.int32).reshape(len(rows), -1)
+    return list(table)
+
+
 def _save_shard(path: Path, records: list[dict], dtype: torch.dtype) -> None:
     """Write one shard atomically (temp file + rename)."""
+    metadata = {}
+    if records and "token_strings" in records[0]:  # token strings: the shard names its own table of them
+        metadata["strings"] = json.dumps([b.hex() for b in _intern_strings(records)])
+
     def offsets(lengths):
         return torch.tensor([0, *lengths], dtype=torch.long).cumsum(0)
 
@@ -96,7 +126,7 @@ def _save_shard(path: Path, records: list[dict], dtype: torch.dtype) -> None:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        save_file(tensors, tmp, metadata={"ids": json.dumps([r["id"] for r in records])})
+        save_file(tensors, tmp, metadata={"ids": json.dumps([r["id"] for r in records]), **metadata})
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -139,14 +169,25 @@ def write_logit_cache(model, tokenizer, examples: list[dict], out_dir: str | Pat
     """
     if k < 1:
         raise ReasonkdError(f"k must be >= 1, got {k}")
-    if dtype not in _DTYPES:
-        raise ReasonkdError(f"dtype must be float16 or float32, got {dtype!r}")
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     teacher_id = teacher_id or str(getattr(getattr(model, "reasonkd_source", None), "alias", None)
                                    or getattr(model.config, "_name_or_path", "") or "teacher")
     settings = {"teacher": teacher_id, "tokenizer_hash": tokenizer_hash(tokenizer), "k": int(k), "dtype": dtype,
                 "max_length": max_length}
+    done = open_cache_dir(out_dir, settings)
+    todo = encode_todo(tokenizer, examples, done, max_length)
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    return write_scored(out_dir, settings, todo, lambda batch: _score_batch(model, batch, pad_id, k),
+                        model.get_output_embeddings().weight.shape[0], batch_size=batch_size,
+                        shard_size=shard_size, progress=progress)
+
+
+def open_cache_dir(out_dir: str | Path, settings: dict) -> set[str]:
+    """Start or resume a cache folder written with `settings` (teacher, tokenizer_hash, k, dtype, ...):
+    refuses one written with other settings; returns the example ids already in committed shards."""
+    if settings.get("dtype") not in _DTYPES:
+        raise ReasonkdError(f"dtype must be float16 or float32, got {settings.get('dtype')!r}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     run_file = out / "run.json"
     if run_file.is_file():
         old = json.loads(run_file.read_text())
@@ -158,12 +199,15 @@ def write_logit_cache(model, tokenizer, examples: list[dict], out_dir: str | Pat
         write_json(run_file, settings)
     for tmp in out.glob(".shard-*.tmp"):  # a write killed mid-shard
         tmp.unlink(missing_ok=True)
+    return {eid for s in sorted(out.glob("shard-*.safetensors")) for eid in _shard_ids(s)}
 
+
+def encode_todo(tokenizer, examples: list[dict], done: set[str], max_length: int | None) -> list[tuple]:
+    """(id, token ids, trace start) of the examples not yet cached, encoded as the trainer encodes them,
+    longest first (similar lengths per batch: little padding)."""
     ids = [str(ex["id"]) for ex in examples]
     if len(set(ids)) != len(ids):
-        raise ReasonkdError("write_logit_cache: example ids must be unique")
-    shards = sorted(out.glob("shard-*.safetensors"))
-    done = {eid for s in shards for eid in _shard_ids(s)}
+        raise ReasonkdError("logit cache: example ids must be unique")
     todo = []
     for ex in examples:
         if str(ex["id"]) in done:
@@ -173,19 +217,33 @@ def write_logit_cache(model, tokenizer, examples: list[dict], out_dir: str | Pat
             todo.append((str(ex["id"]), token_ids, start))
         else:
             log.warning("logit cache: example %s has no trace token within max_length; skipped", ex["id"])
-    todo.sort(key=lambda t: -len(t[1]))  # similar lengths per batch: little padding
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    next_shard = len(shards)
-    bar = tqdm(total=len(todo), desc="teacher logits", unit="ex", disable=not progress)
+    todo.sort(key=lambda t: -len(t[1]))
+    return todo
+
+
+def write_scored(out_dir: str | Path, settings: dict, todo: list, score_batch, vocab_size: int, *,
+                 batch_size: int = 8, shard_size: int = 256, progress: bool = True, desc: str = "teacher logits",
+                 on_batch=None) -> Path:
+    """Score `todo` in batches with `score_batch(batch) -> records` and commit a shard every `shard_size`
+    examples, then write index.json and meta.json. Records: {"id", "trace_start", "topk_logprobs" (N, K)} and
+    either "token_ids" + "topk_ids" (tensors) or "token_strings" + "topk_strings" (bytes; settings["tokens"]
+    == "strings"). `on_batch(bar, records)` may update the bar's counters."""
+    out = Path(out_dir)
+    next_shard = len(list(out.glob("shard-*.safetensors")))
+    bar = tqdm(total=len(todo), desc=desc, unit="ex", disable=not progress, dynamic_ncols=True)
     for s in range(0, len(todo), shard_size):
         chunk, records = todo[s:s + shard_size], []
         for b in range(0, len(chunk), batch_size):
-            records += _score_batch(model, chunk[b:b + batch_size], pad_id, k)
+            got = score_batch(chunk[b:b + batch_size])
+            records += got
             bar.update(len(chunk[b:b + batch_size]))
-        _save_shard(out / _shard_name(next_shard), records, _DTYPES[dtype])
-        next_shard += 1
+            if on_batch is not None:
+                on_batch(bar, got)
+        if records:
+            _save_shard(out / _shard_name(next_shard), records, _DTYPES[settings["dtype"]])
+            next_shard += 1
     bar.close()
-    _finish(out, settings, model.get_output_embeddings().weight.shape[0])
+    _finish(out, settings, vocab_size)
     return out
 
 
@@ -227,6 +285,25 @@ class LogitCache:
             raise ReasonkdError(f"{self.path / 'index.json'}: expected a JSON object; re-create the cache")
         self.k = int(self.meta["k"])
         self._shards: dict[int, tuple] = {}
+        self.strings: list[bytes] | None = None
+        """Token-string caches (meta "tokens": "strings"): the token of each id, as UTF-8 bytes."""
+        self._local: dict[int, torch.Tensor] = {}
+        if self.meta.get("tokens") == "strings":
+            self._read_string_tables()
+
+    @property
+    def by_strings(self) -> bool:
+        """True when ids name token strings (`self.strings`), not a tokenizer's ids."""
+        return self.strings is not None
+
+    def _read_string_tables(self) -> None:
+        """One table over the shards' own string tables; each shard's ids are mapped into it on read."""
+        table: dict[bytes, int] = {}
+        for i, name in enumerate(self.meta["shards"]):
+            with safe_open(str(self.path / name), framework="pt") as f:
+                local = [bytes.fromhex(h) for h in json.loads((f.metadata() or {}).get("strings", "[]"))]
+            self._local[i] = torch.tensor([table.setdefault(b, len(table)) for b in local] or [0], dtype=torch.long)
+        self.strings = list(table)
 
     def __len__(self) -> int:
         return len(self.index)
@@ -278,5 +355,8 @@ class LogitCache:
         f, tok_off, row_off, starts = self._shard(shard)
         t0, t1 = int(tok_off[pos]), int(tok_off[pos + 1])
         r0, r1 = int(row_off[pos]), int(row_off[pos + 1])
-        return CacheEntry(token_ids=f.get_slice("token_ids")[t0:t1], trace_start=int(starts[pos]),
-                          topk_ids=f.get_slice("topk_ids")[r0:r1], topk_logprobs=f.get_slice("topk_logprobs")[r0:r1])
+        token_ids, topk_ids = f.get_slice("token_ids")[t0:t1], f.get_slice("topk_ids")[r0:r1]
+        if shard in self._local:  # token strings: shard-local ids -> this cache's table (self.strings)
+            token_ids, topk_ids = self._local[shard][token_ids.long()], self._local[shard][topk_ids.long()]
+        return CacheEntry(token_ids=token_ids, trace_start=int(starts[pos]), topk_ids=topk_ids,
+                          topk_logprobs=f.get_slice("topk_logprobs")[r0:r1])

@@ -37,6 +37,8 @@ class GenParams(Sampling):
     seed: int | None = None
     logprobs: int | None = None
     """None: no log-probs; 0: the chosen token's only; k: plus the top k alternatives."""
+    token_ids_as_strings: bool = False
+    """vLLM's `return_tokens_as_token_ids`: log-prob entries name tokens as 'token_id:N' (unambiguous)."""
 
 
 @dataclass
@@ -51,6 +53,16 @@ class TokenEvent:
     """'stop' | 'length' on the last event of a choice."""
     counted: bool = True
     """False for the end-of-sequence token, which is not part of the completion."""
+
+
+def _rows(logp: torch.Tensor, targets: list[int], k: int) -> list[tuple[float, int, list, list]]:
+    """Per row of `logp` (N, V): (log-prob of its target, the target's rank, top-k ids, top-k log-probs)."""
+    tgt = torch.tensor(targets, dtype=torch.long, device=logp.device)
+    chosen = logp.gather(-1, tgt[:, None])[:, 0]
+    ranks = (logp > chosen[:, None]).sum(-1) + 1
+    top = logp.topk(min(k, logp.shape[-1]), dim=-1) if k else None
+    return [(float(chosen[i]), int(ranks[i]), top.indices[i].tolist() if k else [],
+             top.values[i].tolist() if k else []) for i in range(len(targets))]
 
 
 class _Choice:
@@ -95,6 +107,7 @@ class Engine:
         self.device = next(model.parameters()).device
         self.max_len = int(getattr(model.config, "max_position_embeddings", 0) or 0) or None
         self.window, self.sinks = window, sinks
+        self._bytes: dict[int, bytes] | None = None
         if window:  # sliding-window attention (reasonkd.models.window): no context limit
             self.max_len = None
 
@@ -108,18 +121,47 @@ class Engine:
     def text_ids(self, prompt: str) -> list[int]:
         return self.tok(prompt, add_special_tokens=True)["input_ids"]
 
-    def _token_info(self, logp: torch.Tensor, token_id: int, k: int) -> dict:
-        def entry(tid: int, lp: float) -> dict:
-            s = self.tok.decode([tid])
-            return {"token": s, "logprob": lp, "bytes": list(s.encode("utf-8"))}
+    def token_entry(self, tid: int, lp: float, as_ids: bool = False) -> dict:
+        """One log-prob entry: the token's text (or 'token_id:N'), its log-prob and its exact UTF-8 bytes (a byte
+        token that is part of a character has its own byte, not the replacement character's)."""
+        if self._bytes is None:
+            from reasonkd.distill.align import normalized_vocab
 
-        info = entry(token_id, float(logp[token_id]))
+            self._bytes = normalized_vocab(self.tok)
+        raw = self._bytes.get(tid)
+        text = self.tok.decode([tid])
+        return {"token": f"token_id:{tid}" if as_ids else text, "logprob": lp,
+                "bytes": list(raw if raw is not None else text.encode("utf-8"))}
+
+    def _token_info(self, logp: torch.Tensor, token_id: int, k: int, as_ids: bool = False) -> dict:
+        info = self.token_entry(token_id, float(logp[token_id]), as_ids)
         if k:
             vals, ids = torch.topk(logp, k)
-            info["top_logprobs"] = [entry(int(i), float(v)) for v, i in zip(vals.tolist(), ids.tolist())]
+            info["top_logprobs"] = [self.token_entry(int(i), float(v), as_ids) for v, i in zip(vals.tolist(),
+                                                                                                ids.tolist())]
         else:
             info["top_logprobs"] = []
         return info
+
+    def row_info(self, tid: int, row: tuple, as_ids: bool = False) -> dict:
+        """A `score` row as a log-prob entry with its top-k alternatives (reasonkd.serve.server's shapes)."""
+        info = self.token_entry(tid, row[0], as_ids)
+        info["top_logprobs"] = [self.token_entry(t, lp, as_ids) for t, lp in zip(row[2], row[3])]
+        return info
+
+    @torch.inference_mode()
+    def score(self, ids: list[int], k: int, chunk: int = 256) -> list[tuple[float, int, list, list] | None]:
+        """Teacher forcing over `ids`: per position i >= 1, (log-prob of ids[i], its rank (1 = most likely),
+        top-k ids, top-k log-probs) of the distribution after ids[:i], at temperature 1 (raw logits);
+        None at position 0, which nothing predicts (vLLM's prompt_logprobs)."""
+        x = torch.tensor([ids], device=self.device)
+        hidden = self.model.get_decoder()(input_ids=x, use_cache=False).last_hidden_state[0]
+        head = self.model.get_output_embeddings()
+        out: list = [None]
+        for c in range(0, len(ids) - 1, chunk):  # (T, V) at V ~ 150k would dominate memory: a chunk at a time
+            logp = torch.log_softmax(head(hidden[c:min(c + chunk, len(ids) - 1)]).float(), dim=-1)
+            out += _rows(logp, ids[c + 1:c + 1 + chunk], k)
+        return out
 
     @torch.inference_mode()
     def stream(self, prompt_ids: list[int], p: GenParams,
@@ -156,7 +198,8 @@ class Engine:
                 if c.done:
                     continue
                 tid = int(nxt[i])
-                info = self._token_info(logp[i], tid, p.logprobs) if p.logprobs is not None else None
+                info = (self._token_info(logp[i], tid, p.logprobs, p.token_ids_as_strings)
+                        if p.logprobs is not None else None)
                 if tid in self.stop_ids:
                     c.done = True
                     events.append(TokenEvent(i, c.finish(), None, "stop", counted=False))
@@ -194,7 +237,7 @@ class OVServeEngine(Engine):
 
     OpenVINO GenAI decodes (continuous batching: concurrent requests share its scheduler steps); stop
     strings, incremental text and finish reasons are this module's, so both engines answer alike.
-    Log-probs are not available from it: a request asking for them gets a clear error."""
+    Log-probs come from a teacher-forced pass over the same IR (reasonkd.serve.ov_score), after decoding."""
 
     def __init__(self, ov_engine):
         self.ov = ov_engine
@@ -202,21 +245,43 @@ class OVServeEngine(Engine):
         self.stop_ids = set(ov_engine.stop_ids)
         self.device = "cpu"
         self.max_len = ov_engine.max_len
+        self._bytes, self._scorer, self._scorer_lock = None, None, threading.Lock()
+        self.window = None
+
+    def score(self, ids: list[int], k: int, chunk: int = 256) -> list:
+        """As Engine.score, by one forward pass of the same IR (reasonkd.serve.ov_score says why)."""
+        with self._scorer_lock:
+            if self._scorer is None:
+                from reasonkd.serve.ov_score import OVScorer
+
+                self._scorer = OVScorer(self.ov)
+        return self._scorer.score(ids, k, chunk)
 
     def stream(self, prompt_ids: list[int], p: GenParams,
                cancel: threading.Event | None = None) -> Iterator[list[TokenEvent]]:
+        choices = [_Choice(self.tok, p.stop) for _ in range(p.n)]
+        if p.logprobs is None:
+            yield from self._decode(prompt_ids, p, cancel, choices)
+            return
+        # GenAI gives the chosen tokens only: decode first, then one teacher-forced pass per choice gives the
+        # raw log-probs and top-k of each (vLLM's values); the events then come together, with their log-probs
+        steps = [ev for step in self._decode(prompt_ids, p, cancel, choices) for ev in step]
+        if cancel is not None and cancel.is_set():
+            return
+        for i, c in enumerate(choices):
+            rows = self.score(prompt_ids + c.ids, p.logprobs)[len(prompt_ids):]
+            counted = [ev for ev in steps if ev.index == i and ev.counted]
+            for ev, tid, row in zip(counted, c.ids, rows):
+                ev.token = self.row_info(tid, row, p.token_ids_as_strings)
+        yield steps
+
+    def _decode(self, prompt_ids: list[int], p: GenParams, cancel, choices) -> Iterator[list[TokenEvent]]:
         import random
 
-        from reasonkd.serve.schema import APIError
-
-        if p.logprobs is not None:
-            raise APIError(400, "logprobs are not available from a server started with --engine openvino "
-                                "(start it with --engine hf for them)", param="logprobs")
         base = p.seed if p.seed is not None else random.randrange(2**31)
         streams = [self.ov.stream_ids(prompt_ids, self.ov.config_for(p.max_new_tokens, p.temperature, p.top_p,
                                                                      base + i, None), cancel)
                    for i in range(p.n)]
-        choices = [_Choice(self.tok, p.stop) for _ in range(p.n)]
         counts = [0] * p.n
         try:
             while not all(c.done for c in choices):

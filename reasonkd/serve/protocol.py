@@ -125,7 +125,8 @@ def gen_params(st: ServerState, req, prompt_len: int, max_tokens: int | None, lo
     if len(stop) > 4 or any(not s for s in stop):
         raise APIError(400, "stop: at most 4 non-empty strings", param="stop")
     return GenParams(max_new_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, n=req.n, stop=stop,
-                     seed=req.seed, logprobs=logprobs)
+                     seed=req.seed, logprobs=logprobs,
+                     token_ids_as_strings=bool(getattr(req, "return_tokens_as_token_ids", False)))
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:

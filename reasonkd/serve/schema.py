@@ -59,6 +59,7 @@ class ChatRequest(_Common):
     max_completion_tokens: int | None = Field(None, ge=1)
     logprobs: bool = False
     top_logprobs: int | None = Field(None, ge=0, le=20)
+    return_tokens_as_token_ids: bool = False  # vLLM: log-prob entries name tokens 'token_id:N'
 
 
 class CompletionRequest(_Common):
@@ -66,6 +67,8 @@ class CompletionRequest(_Common):
     max_tokens: int | None = Field(16, ge=1)  # OpenAI's default for /v1/completions
     logprobs: int | None = Field(None, ge=0, le=20)
     echo: bool = False
+    prompt_logprobs: int | None = Field(None, ge=0, le=20)  # vLLM: top-k log-probs at every prompt position
+    return_tokens_as_token_ids: bool = False  # vLLM: log-prob entries name tokens 'token_id:N'
 
 
 def error_response(status: int, body: dict) -> JSONResponse:

@@ -8,7 +8,9 @@
         openai.OpenAI(base_url=base_url + "/v1", api_key="x").chat.completions.create(...)
 
 Routes: POST /v1/chat/completions, POST /v1/completions (streaming as SSE
-`data: {...}` chunks ending in `data: [DONE]`; `logprobs` / `top_logprobs`),
+`data: {...}` chunks ending in `data: [DONE]`; `logprobs` / `top_logprobs`; on
+/v1/completions also `echo` + `logprobs` and vLLM's `prompt_logprobs` / `return_tokens_as_token_ids`,
+by one teacher-forced pass, `Engine.score`),
 GET /v1/models, GET /health. Every error is a JSON body in OpenAI's shape
 `{"error": {"message", "type", "param", "code"}}` with a 4xx status for bad
 requests (OpenAI uses 400 where FastAPI would say 422). Limits: request body
@@ -199,14 +201,37 @@ def _prompt_ids(st: ServerState, req: CompletionRequest) -> tuple[list, list[lis
 
 
 def _legacy_logprobs(tokens: list[dict], offset: int) -> dict:
-    """/v1/completions' log-prob shape: parallel lists, with each token's character offset."""
+    """/v1/completions' log-prob shape: parallel lists, with each token's character offset. As vLLM, each
+    top_logprobs dict holds the top k and the token itself; the first echoed prompt token has None."""
     offs, pos = [], offset
     for t in tokens:
         offs.append(pos)
         pos += len(t["token"])
+    tops = [None if t["top_logprobs"] is None else
+            {**{e["token"]: e["logprob"] for e in t["top_logprobs"]}, t["token"]: t["logprob"]} for t in tokens]
     return {"tokens": [t["token"] for t in tokens], "token_logprobs": [t["logprob"] for t in tokens],
-            "top_logprobs": [{e["token"]: e["logprob"] for e in t["top_logprobs"]} for t in tokens],
-            "text_offset": offs}
+            "top_logprobs": tops, "text_offset": offs}
+
+
+def _prompt_entries(st: ServerState, ids: list[int], rows: list, as_ids: bool) -> list[dict]:
+    """The echoed prompt tokens as log-prob entries (Engine.score rows; the first token has none)."""
+    out = [{**st.engine.token_entry(ids[0], None, as_ids), "top_logprobs": None}]
+    return out + [st.engine.row_info(t, row, as_ids) for t, row in zip(ids[1:], rows[1:])]
+
+
+def _vllm_prompt_logprobs(st: ServerState, ids: list[int], rows: list, k: int, as_ids: bool) -> list:
+    """vLLM's `prompt_logprobs`: None, then per prompt token {token id: {logprob, rank, decoded_token}} holding
+    the top k and the prompt token itself (with its rank)."""
+    def entry(tid, lp, rank):
+        return {"logprob": lp, "rank": rank,
+                "decoded_token": f"token_id:{tid}" if as_ids else st.tokenizer.decode([tid])}
+
+    out: list = [None]
+    for tid, (lp, rank, top_ids, top_lps) in zip(ids[1:], rows[1:]):
+        d = {str(t): entry(t, v, r + 1) for r, (t, v) in enumerate(zip(top_ids[:k], top_lps[:k]))}
+        d.setdefault(str(tid), entry(tid, lp, rank))
+        out.append(d)
+    return out
 
 
 @router.post("/v1/completions")
@@ -214,22 +239,34 @@ async def completions(request: Request):
     st = state(request)
     req = await read_body(request, CompletionRequest)
     prompts, id_lists = _prompt_ids(st, req)
-    if req.echo and req.logprobs is not None:
-        raise APIError(400, "echo with logprobs is not supported", param="echo")
+    echo_lp = req.echo and req.logprobs is not None
+    if req.stream and (echo_lp or req.prompt_logprobs is not None):
+        raise APIError(400, "prompt log-probs (echo with logprobs, prompt_logprobs) are answered without "
+                            "streaming: drop stream", param="stream")
     params = [gen_params(st, req, len(ids), req.max_tokens, req.logprobs) for ids in id_lists]
     texts = [x if isinstance(x, str) else st.tokenizer.decode(x) for x in prompts]
     rid, now = f"cmpl-{uuid.uuid4().hex}", int(time.time())
     if req.stream:
         return streaming(_completion_stream(st, req, id_lists, params, texts, rid, now))
     choices, n_completion = [], 0
+    k_prompt = max(req.prompt_logprobs or 0, req.logprobs or 0)
     for j, (ids, gp) in enumerate(zip(id_lists, params)):
+        rows = None
         async with st.sem:
+            if echo_lp or req.prompt_logprobs is not None:  # teacher forcing over the prompt: one pass
+                rows = await run_in_threadpool(st.engine.score, ids, k_prompt)
             results = await run_in_threadpool(st.engine.complete, ids, gp)
         for i, r in enumerate(results):
             n_completion += r["completion_tokens"]
-            choices.append({"index": j * gp.n + i, "text": (texts[j] if req.echo else "") + r["text"],
-                            "finish_reason": r["finish_reason"],
-                            "logprobs": _legacy_logprobs(r["tokens"], 0) if gp.logprobs is not None else None})
+            choice = {"index": j * gp.n + i, "text": (texts[j] if req.echo else "") + r["text"],
+                      "finish_reason": r["finish_reason"], "logprobs": None}
+            if gp.logprobs is not None:
+                echoed = _prompt_entries(st, ids, rows, gp.token_ids_as_strings) if echo_lp else []
+                choice["logprobs"] = _legacy_logprobs(echoed + r["tokens"], 0)
+            if req.prompt_logprobs is not None:
+                choice["prompt_logprobs"] = _vllm_prompt_logprobs(st, ids, rows, req.prompt_logprobs,
+                                                                  gp.token_ids_as_strings)
+            choices.append(choice)
     return {"id": rid, "object": "text_completion", "created": now, "model": st.model_name, "choices": choices,
             "usage": usage(sum(len(x) for x in id_lists) * req.n, n_completion)}
 

@@ -17,7 +17,8 @@ group of work).
 - `vllm`: GPU only, optional import (`pip install 'reasonkd[vllm]'`).
 - `openai`: any OpenAI-compatible endpoint (`reasonkd serve`, vLLM's server, a
   hosted R1) through the official `openai` client, with a thread pool, retries
-  with exponential backoff and a request timeout. The API key is read from the
+  (Retry-After, else exponential backoff: reasonkd.teacher.api) and a request
+  timeout; with `logprobs` K each result carries the top-K log-probs of its tokens. The API key is read from the
   environment variable named by `api_key_env`, never written anywhere.
 """
 
@@ -26,8 +27,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import random
-import re
 import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -69,6 +68,9 @@ class Result:
     """False when cut at max_new_tokens."""
     seconds: float
     """Wall time of the batch / request that produced it (shared by a batch)."""
+    logprobs: list | None = None
+    """openai backend with `logprobs` > 0: per generated token [token, bytes hex, log-prob, [[token, bytes hex,
+    log-prob], ...] top-k] as the endpoint gave them (reasonkd.teacher.remote turns them into a logit cache)."""
 
 
 def request_key(teacher: str, system: str | None, user: str, sampling: Sampling, sample_idx: int) -> str:
@@ -169,7 +171,9 @@ class OpenAIBackend:
 
     def __init__(self, base_url: str, api_model: str, *, api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 4, timeout: float = 600.0, max_retries: int = 5, backoff: float = 1.0,
-                 flush_every: int = 16, http_client=None):
+                 flush_every: int = 16, http_client=None, logprobs: int = 0, token_ids: bool = False):
+        """`logprobs` K > 0: ask for the top-K log-probs of every generated token (Result.logprobs);
+        `token_ids`: ask for them by token id (vLLM's return_tokens_as_token_ids; the tokenizer is known)."""
         from openai import OpenAI
 
         if not base_url:
@@ -185,47 +189,41 @@ class OpenAIBackend:
         self._key = key
         self.api_model, self.concurrency = api_model, max(1, concurrency)
         self.max_retries, self.backoff, self.flush_every = max_retries, backoff, flush_every
+        self.logprobs, self.token_ids = logprobs, token_ids
         # the client's own retries are off: ours log, back off with jitter and count attempts
         self.client = OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0,
                              **({"http_client": http_client} if http_client is not None else {}))
 
     def _scrub(self, message: str) -> str:
-        """Error text without the key (some APIs echo a masked or full key in auth errors)."""
-        if self._key and self._key != "EMPTY":
-            message = message.replace(self._key, "***")
-        return re.sub(r"\bsk-[\w*-]{4,}", "sk-***", message)
+        from reasonkd.teacher.api import scrub
 
-    def _retryable(self, e: Exception) -> bool:
-        import openai
-
-        if isinstance(e, (openai.APIConnectionError, openai.RateLimitError, openai.InternalServerError)):
-            return True
-        return isinstance(e, openai.APIStatusError) and (e.status_code in (408, 409, 429) or e.status_code >= 500)
+        return scrub(message, self._key)
 
     def _one(self, r: Request, sampling: Sampling) -> Result:
+        from reasonkd.teacher.api import with_retries
+
         msgs = ([{"role": "system", "content": r.system}] if r.system else []) + [{"role": "user", "content": r.user}]
-        for attempt in range(self.max_retries + 1):
-            t0 = time.perf_counter()
-            try:
-                resp = self.client.chat.completions.create(
-                    model=self.api_model, messages=msgs, temperature=sampling.temperature, top_p=sampling.top_p,
-                    max_tokens=sampling.max_new_tokens, seed=r.seed, n=1)
-                break
-            except Exception as e:  # noqa: BLE001 - classified below
-                if attempt == self.max_retries or not self._retryable(e):
-                    raise ReasonkdError(f"teacher API request failed after {attempt + 1} attempt(s): "
-                                        f"{type(e).__name__}: {self._scrub(str(e))}") from None
-                delay = self.backoff * 2 ** attempt * (1 + random.random())
-                log.warning("teacher API %s (attempt %d/%d); retrying in %.1fs", type(e).__name__, attempt + 1,
-                            self.max_retries + 1, delay)
-                time.sleep(delay)
+        extra = {}
+        if self.logprobs:  # vLLM / reasonkd serve name tokens by id on request: exact ids, no string matching
+            extra = {"logprobs": True, "top_logprobs": self.logprobs,
+                     **({"extra_body": {"return_tokens_as_token_ids": True}} if self.token_ids else {})}
+        t0 = time.perf_counter()
+        resp = with_retries(lambda: self.client.chat.completions.create(
+            model=self.api_model, messages=msgs, temperature=sampling.temperature, top_p=sampling.top_p,
+            max_tokens=sampling.max_new_tokens, seed=r.seed, n=1, **extra),
+            max_retries=self.max_retries, backoff=self.backoff, key=self._key)
         choice = resp.choices[0]
         msg = choice.message
         reasoning = getattr(msg, "reasoning_content", None) or (msg.model_extra or {}).get("reasoning_content")
         usage = resp.usage
+        lps = None
+        if self.logprobs:
+            from reasonkd.teacher.remote import chat_logprobs
+
+            lps = chat_logprobs(choice, self.api_model)
         return Result(r.key, msg.content or "", reasoning, usage.prompt_tokens if usage else 0,
                       usage.completion_tokens if usage else 0, choice.finish_reason != "length",
-                      time.perf_counter() - t0)
+                      time.perf_counter() - t0, lps)
 
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[Result]]:
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="teacher-api")
@@ -259,12 +257,12 @@ class OpenAIBackend:
 def make_backend(name: str, *, teacher: str = "", batch_size: int = 16, dtype: str = "auto", device: str = "cpu",
                  base_url: str = "", api_model: str = "", api_key_env: str = "OPENAI_API_KEY",
                  concurrency: int = 4, timeout: float = 600.0, max_retries: int = 5, engine: str = "hf",
-                 int8: bool = False):
+                 int8: bool = False, logprobs: int = 0, token_ids: bool = False):
     if name == "hf":
         return HFBackend(teacher, batch_size=batch_size, dtype=dtype, device=device, engine=engine, int8=int8)
     if name == "vllm":
         return VLLMBackend(teacher, dtype=dtype)
     if name == "openai":
         return OpenAIBackend(base_url, api_model, api_key_env=api_key_env, concurrency=concurrency,
-                             timeout=timeout, max_retries=max_retries)
+                             timeout=timeout, max_retries=max_retries, logprobs=logprobs, token_ids=token_ids)
     raise ReasonkdError(f"--backend {name!r}: choose one of {', '.join(BACKENDS)}")

@@ -3,6 +3,8 @@
     reasonkd teacher generate --teacher MODEL --data DIR_OR_JSONL --out DIR [--k 1] [--limit N] ...
     reasonkd teacher generate ... --samples-per-problem 4 --temperature 0.8 --prefer shortest   rejection sampling
     reasonkd teacher logits --teacher MODEL --traces DIR --out DIR [--k 20]
+    reasonkd teacher logits --base-url URL --api-model NAME --traces DIR --out DIR   remote teacher forcing
+    reasonkd teacher generate --backend openai --base-url URL --api-model NAME --logprobs 20 ...   + OUT/logits
     reasonkd teacher generate --teacher A --teacher B ... --prefer shortest|all|best_family   several teachers, pooled
     reasonkd teacher logits --teacher A --teacher B --traces DIR --out DIR   one cache per teacher, OUT/<name>
     reasonkd teacher check --traces DIR --data DIR_OR_JSONL   re-verify a finished run
@@ -42,6 +44,10 @@ def _generate(args) -> int:
     kept = stats.get("selection", {}).get("kept", stats["overall"]["accepted"])  # --prefer keeps one per problem
     print(f"wrote {settings.out}/traces.jsonl ({kept} traces), negatives.jsonl "
           f"({stats['overall']['samples'] - stats['overall']['accepted']}), stats.json")
+    if "logits" in stats:
+        lg = stats["logits"]
+        print(f"wrote the top-{lg['k']} logit cache of {lg['traces']} traces (token {lg['tokens']}) to {lg['folder']}"
+              + (f"; {lg['left_out']} left out (their tokens do not spell the trace)" if lg["left_out"] else ""))
     return 0
 
 
@@ -72,20 +78,43 @@ def _merge(args) -> int:
 
 
 def _logits(args) -> int:
-    from reasonkd.teacher.logits import teacher_logits
-
     import json
 
+    from reasonkd.teacher.logits import teacher_logits
     from reasonkd.teacher.pool import teacher_slug
+
+    if args.base_url:  # a remote teacher scores the traces by teacher forcing (reasonkd.teacher.remote)
+        return _logits_remote(args)
+    if not args.teacher:
+        raise ReasonkdError("teacher logits needs --teacher MODEL (in-process) or --base-url URL --api-model NAME")
 
     several = len(args.teacher) > 1  # one cache per teacher, one teacher in memory at a time: OUT/<name>
     for teacher in args.teacher:
         out = teacher_logits(teacher, args.traces, f"{args.out}/{teacher_slug(teacher)}" if several else args.out,
                              k=args.k, batch_size=args.batch_size, dtype=args.dtype, device=args.device,
-                             limit=args.limit, max_length=args.max_length)
+                             limit=args.limit, max_length=args.max_length, cache_dtype=args.cache_dtype)
         meta = json.loads((out / "meta.json").read_text())
         print(f"wrote the top-{args.k} logit cache of {meta['n_examples']} traces ({meta['n_rows']} token rows, "
               f"tokenizer {meta['tokenizer_hash'][:12]}) of {teacher} to {out}")
+    return 0
+
+
+def _logits_remote(args) -> int:
+    import json
+
+    from reasonkd.teacher.remote import score_traces
+
+    if len(args.teacher) > 1:
+        raise ReasonkdError("--base-url scores with one endpoint: give at most one --teacher (its tokenizer)")
+    if not args.api_model:
+        raise ReasonkdError("--base-url needs --api-model (the model name the endpoint serves)")
+    out = score_traces(args.base_url, args.api_model, args.traces, args.out, tokenizer_name=(args.teacher or [""])[0],
+                       k=args.k, concurrency=args.concurrency, timeout=args.timeout, max_retries=args.max_retries,
+                       api_key_env=args.api_key_env, limit=args.limit, max_length=args.max_length,
+                       price_in=args.price_in, cache_dtype=args.cache_dtype)
+    meta = json.loads((out / "meta.json").read_text())
+    print(f"wrote the top-{args.k} logit cache of {meta['n_examples']} traces ({meta['n_rows']} token rows, "
+          f"tokenizer {meta['tokenizer_hash'][:12]}) of {args.api_model} at {args.base_url} to {out}")
     return 0
 
 
@@ -143,7 +172,16 @@ def register(sub) -> None:
                    help="name of the environment variable holding the API key (never stored)")
     g.add_argument("--concurrency", type=int, default=4, help="openai backend: requests in flight")
     g.add_argument("--timeout", type=float, default=600.0, help="openai backend: per-request timeout, s")
-    g.add_argument("--max-retries", type=int, default=5, help="openai backend: retries with exponential backoff")
+    g.add_argument("--max-retries", type=int, default=5,
+                   help="openai backend: retries on 429 (after its Retry-After), 5xx, timeouts, dropped connections")
+    g.add_argument("--logprobs", type=int, default=0, metavar="K",
+                   help="openai backend: keep the top-K (<= 20) log-probs of each generated token; the kept "
+                        "traces' go to OUT/logits, a logit cache distillation reads like a local one")
+    g.add_argument("--logprobs-tokenizer", default="",
+                   help="the endpoint's tokenizer for OUT/logits (default: --teacher when it resolves here): token "
+                        "ids; 'none' (or unknown): token strings, aligned to any student by characters")
+    g.add_argument("--price-in", type=float, default=0.0, help="USD per 1M prompt tokens: a cost counter on the bar")
+    g.add_argument("--price-out", type=float, default=0.0, help="USD per 1M generated tokens (cost counter)")
     g.add_argument("--limit", type=int, default=None, help="use N problems (stable hash order of ids)")
     g.add_argument("--template", default=None, help="prompt template file (see docs/teacher.md)")
     g.add_argument("--shard-size", type=int, default=64, help="problems per committed shard")
@@ -162,16 +200,27 @@ def register(sub) -> None:
     mg.set_defaults(func=_merge)
 
     lg = tsub.add_parser("logits", help="store the teacher's top-k log-probs along accepted traces")
-    lg.add_argument("--teacher", action="append", required=True,
-                    help="repeat for several teachers: one cache each, OUT/<name>, built one teacher at a time")
+    lg.add_argument("--teacher", action="append", default=[],
+                    help="repeat for several teachers: one cache each, OUT/<name>, built one teacher at a time; "
+                         "with --base-url: the endpoint's tokenizer (default --api-model)")
     lg.add_argument("--traces", required=True, help="a `teacher generate` output folder (or its traces.jsonl)")
     lg.add_argument("--out", required=True)
     lg.add_argument("--k", type=int, default=20)
     lg.add_argument("--batch-size", type=int, default=8)
     lg.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32", "float16"])
+    lg.add_argument("--cache-dtype", default="float16", choices=["float16", "float32"],
+                    help="how the log-probs are stored (float16 halves the size; float32 keeps them to ~1e-7)")
     lg.add_argument("--limit", type=int, default=None, help="only the first N traces")
     lg.add_argument("--max-length", type=int, default=None, help="cut prompt + trace at this many tokens")
     lg.add_argument("--device", default="cpu")
+    lg.add_argument("--base-url", default="",
+                    help="score through an OpenAI-compatible endpoint (vLLM prompt_logprobs, else echo + logprobs)")
+    lg.add_argument("--api-model", default="", help="--base-url: the model name the endpoint serves")
+    lg.add_argument("--api-key-env", default="OPENAI_API_KEY", help="--base-url: env variable holding the API key")
+    lg.add_argument("--concurrency", type=int, default=4, help="--base-url: requests in flight")
+    lg.add_argument("--timeout", type=float, default=600.0, help="--base-url: per-request timeout, s")
+    lg.add_argument("--max-retries", type=int, default=5, help="--base-url: retries (429 Retry-After, 5xx, drops)")
+    lg.add_argument("--price-in", type=float, default=0.0, help="--base-url: USD per 1M prompt tokens (cost counter)")
     lg.set_defaults(func=_logits)
 
     c = tsub.add_parser("check", help="re-verify a finished run: traces must pass, negatives must fail")

@@ -89,6 +89,16 @@ class GenerateSettings(GenerationJob):
     progress: bool = True
     shard: str | None = None
     """'i/n': only shard i of n of the problems (reasonkd.teacher.shard; merge with `reasonkd teacher merge`)."""
+    logprobs: int = 0
+    """backend openai: keep the top-K log-probs of every generated token; kept traces' go to OUT/logits, a logit
+    cache (reasonkd.teacher.remote). 0 = none."""
+    logprobs_tokenizer: str = ""
+    """The endpoint's tokenizer for OUT/logits (default: the teacher name, when it resolves here): token ids;
+    'none' or unknown: token strings."""
+    price_in: float = 0.0
+    """USD per million prompt tokens (the progress bar's cost counter); 0 = not shown."""
+    price_out: float = 0.0
+    """USD per million generated tokens (the progress bar's cost counter)."""
 
 
 def select_items(data: str, split: str | None, domain: str | None, limit: int | None) -> list[dict]:
@@ -225,6 +235,7 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
     teacher = s.teacher or s.api_model
     if not teacher:
         raise ReasonkdError("--teacher is required (for --backend openai it defaults to --api-model)")
+    lp_tok = _logprobs_tokenizer(s, teacher)  # before any work: --logprobs goes with --backend openai
     template = load_template(s.template)
     items = select_items(s.data, s.split, s.domain, s.limit)
     if s.shard:
@@ -243,7 +254,7 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
                  len(items) - len(pending), len(pending), len(cache))
         bar = tqdm(total=total, initial=total - len(pending) * s.k, desc="teacher", unit="trace",
                    disable=not s.progress, dynamic_ncols=True)
-        run_tokens, run_seconds = 0, 0.0
+        run_tokens, run_seconds, run_prompt = 0, 0.0, 0
         for start in range(0, len(pending), s.shard_size):
             shard = pending[start:start + s.shard_size]
             reqs = []
@@ -253,7 +264,7 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
                 reqs += [Request(sample_key(teacher + ("@int8" if s.teacher_int8 else ""), system, user, sampling, i,
                                             s.seed), system, user, i)
                          for i in range(s.k)]
-            todo = list({r.key: r for r in reqs if r.key not in cache}.values())  # identical requests run once
+            todo = list({r.key: r for r in reqs if not _cached(cache, r.key, s.logprobs)}.values())  # run once
             bar.update(len(reqs) - len(todo))
             shard_tokens, t0 = 0, time.perf_counter()
             if todo:
@@ -262,14 +273,15 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
                                            device=s.device, base_url=s.base_url, api_model=s.api_model,
                                            api_key_env=s.api_key_env, concurrency=s.concurrency,
                                            timeout=s.timeout, max_retries=s.max_retries, engine=s.engine,
-                                           int8=s.teacher_int8)
+                                           int8=s.teacher_int8, logprobs=s.logprobs, token_ids=lp_tok is not None)
                     t0 = time.perf_counter()
                 for results in backend.generate(todo, sampling):
                     cache.put([_cache_row(r, teacher) for r in results])
                     shard_tokens += sum(r.new_tokens for r in results)
+                    run_prompt += sum(r.prompt_tokens for r in results)
                     bar.update(len(results))
                     el = run_seconds + time.perf_counter() - t0
-                    bar.set_postfix(tok_s=f"{(run_tokens + shard_tokens) / max(el, 1e-9):.1f}")
+                    bar.set_postfix_str(_counters(s, run_prompt, run_tokens + shard_tokens, el))
             seconds = time.perf_counter() - t0 if todo else 0.0
             run_tokens, run_seconds = run_tokens + shard_tokens, run_seconds + seconds
             # requests were built item by item, k per item
@@ -278,9 +290,54 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
         bar.close()
         this_run = {"new_tokens": run_tokens, "seconds": round(run_seconds, 2),
                     "tokens_per_s": round(run_tokens / run_seconds, 2) if run_seconds else None}
-        return _finalize(store, teacher, settings, this_run)
+        stats = _finalize(store, teacher, settings, this_run)
+        if s.logprobs:
+            stats["logits"] = _write_logits(s, store.out, cache, teacher, lp_tok)
+            write_json(store.out / "stats.json", stats)
+        return stats
     finally:
         store.close()
+
+
+def _cached(cache: RequestCache, key: str, logprobs: int) -> bool:
+    """A finished request; with --logprobs, one that holds them (a completion cached without is asked again)."""
+    return key in cache and (not logprobs or cache.get(key).get("logprobs") is not None)
+
+
+def _counters(s: GenerateSettings, prompt_tokens: int, new_tokens: int, seconds: float) -> str:
+    """The bar's counters: tokens, tokens/s and, with prices, the cost so far."""
+    text = f"{prompt_tokens} in + {new_tokens} out tokens, {new_tokens / max(seconds, 1e-9):.1f} tok/s"
+    if s.price_in or s.price_out:
+        text += f", ${(prompt_tokens * s.price_in + new_tokens * s.price_out) / 1e6:.4f}"
+    return text
+
+
+def _logprobs_tokenizer(s: GenerateSettings, teacher: str):
+    """The endpoint's tokenizer for --logprobs (None: token strings); checks --logprobs goes with openai."""
+    if not s.logprobs:
+        return None
+    if s.backend != "openai":
+        raise ReasonkdError("--logprobs takes the top-k from an endpoint (--backend openai); for a local teacher "
+                            "run `reasonkd teacher logits --teacher MODEL` over the traces")
+    if not 1 <= s.logprobs <= 20:
+        raise ReasonkdError(f"--logprobs must be in 1..20 (OpenAI's limit on top_logprobs), got {s.logprobs}")
+    from reasonkd.teacher.remote import known_tokenizer
+
+    return known_tokenizer(s.logprobs_tokenizer or teacher)
+
+
+def _write_logits(s: GenerateSettings, out: Path, cache: RequestCache, teacher: str, tok) -> dict:
+    """OUT/logits from the request cache: the kept traces' generated log-probs (reasonkd.teacher.remote)."""
+    from reasonkd.teacher.remote import write_generated_cache
+    from reasonkd.utils.io import read_jsonl
+
+    by_prefix = {key[:16]: key for key in cache.keys()}
+    kept = read_jsonl(out / "traces.jsonl")
+    folder, skipped = write_generated_cache(out / "logits", kept,
+                                            lambda row: cache.get(by_prefix[row["request"]]).get("logprobs"),
+                                            s.logprobs, teacher, tok)
+    return {"folder": str(folder), "k": s.logprobs, "traces": len(kept) - skipped, "left_out": skipped,
+            "tokens": "ids" if tok is not None else "strings"}
 
 
 def _identity_keys(s: GenerateSettings) -> tuple[str, ...]:
@@ -299,6 +356,9 @@ def sample_key(teacher: str, system: str | None, user: str, sampling: Sampling, 
 
 
 def _cache_row(r: Result, teacher: str) -> dict:
-    return {"key": r.key, "teacher": teacher, "text": r.text, "reasoning_content": r.reasoning_content,
-            "prompt_tokens": r.prompt_tokens, "new_tokens": r.new_tokens, "finished": r.finished,
-            "seconds": round(r.seconds, 3)}
+    row = {"key": r.key, "teacher": teacher, "text": r.text, "reasoning_content": r.reasoning_content,
+           "prompt_tokens": r.prompt_tokens, "new_tokens": r.new_tokens, "finished": r.finished,
+           "seconds": round(r.seconds, 3)}
+    if r.logprobs is not None:
+        row["logprobs"] = r.logprobs
+    return row

@@ -58,6 +58,9 @@ class RequestCache:
     def get(self, key: str) -> dict:
         return self._rows[key]
 
+    def keys(self) -> list[str]:
+        return list(self._rows)
+
     def put(self, rows: list[dict]) -> None:
         if not rows:
             return

@@ -96,7 +96,21 @@ def test_concurrent_requests_share_the_pipeline(clients):
     assert len(set(outs)) == 1 and outs[0]
 
 
-def test_logprobs_refused_clearly(clients):
-    with pytest.raises(openai.BadRequestError) as e:
-        clients["openvino"].chat.completions.create(model="tiny", messages=MSG, max_tokens=4, logprobs=True)
-    assert "engine" in str(e.value) and e.value.body["param"] == "logprobs"
+def test_logprobs_like_hf(clients):
+    """Chat and completions log-probs (and vLLM's prompt_logprobs) from the openvino engine equal the hf engine's."""
+    kw = dict(model="tiny", messages=MSG, max_tokens=6, temperature=0, logprobs=True, top_logprobs=5)
+    r = {k: c.chat.completions.create(**kw).choices[0].logprobs.content for k, c in clients.items()}
+    assert [t.token for t in r["openvino"]] == [t.token for t in r["hf"]] and r["hf"]
+    for a, b in zip(r["openvino"], r["hf"]):
+        assert a.logprob == pytest.approx(b.logprob, abs=1e-3)
+        assert [e.logprob for e in a.top_logprobs] == pytest.approx([e.logprob for e in b.top_logprobs], abs=1e-3)
+    kw = dict(model="tiny", prompt="the farmer has", max_tokens=3, temperature=0, logprobs=3, echo=True,
+              extra_body={"prompt_logprobs": 4})
+    c = {k: cl.completions.create(**kw).choices[0] for k, cl in clients.items()}
+    assert c["openvino"].logprobs.tokens == c["hf"].logprobs.tokens
+    assert c["openvino"].logprobs.token_logprobs[0] is None
+    assert c["openvino"].logprobs.token_logprobs[1:] == pytest.approx(c["hf"].logprobs.token_logprobs[1:], abs=1e-3)
+    pl = {k: v.model_extra["prompt_logprobs"] for k, v in c.items()}
+    assert pl["openvino"][0] is None and len(pl["openvino"]) == len(pl["hf"]) > 1
+    for a, b in zip(pl["openvino"][1:], pl["hf"][1:]):
+        assert a.keys() == b.keys() and all(abs(a[t]["logprob"] - b[t]["logprob"]) < 1e-3 for t in a)
