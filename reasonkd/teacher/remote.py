@@ -17,7 +17,6 @@ its bar counts tokens and cost.
 from __future__ import annotations
 
 import logging
-import os
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
