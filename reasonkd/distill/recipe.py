@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reasonkd.distill.chunk_kd import onpolicy_options
+from reasonkd.distill.data import DataConfig
 from reasonkd.distill.fusion import FusionConfig
 from reasonkd.distill.terms import LOSSES, names_needing
 from reasonkd.errors import ConfigError
@@ -220,26 +221,6 @@ class LoraConfig:
             raise ConfigError(f"r and alpha must be >= 1, got r={self.r}, alpha={self.alpha}")
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-
-
-@dataclass
-class DataConfig:
-    path: str = ""
-    """Teacher traces: a JSONL (rows with `prompt` and `trace`; optional `id`, `answer`, `system`) or a
-    `reasonkd teacher generate` folder holding traces.jsonl."""
-    logit_cache: str | None = None
-    """Folder written by `reasonkd teacher logits` (top-k soft targets); None = no offline soft targets."""
-    limit: int | None = None
-    """Use only the first N traces."""
-    negatives: str | None = None
-    """Wrong traces for the unlikelihood / preference losses: a teacher negatives.jsonl (rejected samples)
-    or a data-engine JSONL (kind=negative rows); paired with the traces by problem id. None = off."""
-    bucket: bool = True
-    """Group examples of similar length into batches (less padding); order still shuffled per epoch."""
-
-    def __post_init__(self):
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"limit must be >= 1, got {self.limit}")
 
 
 @dataclass
