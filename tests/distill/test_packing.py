@@ -142,4 +142,5 @@ def test_stages_whose_terms_need_a_row_per_trace_run_padded():
     assert stage_packs(recipe, StageConfig(name="o", kind="output", steps=1))
     assert stage_packs(recipe, StageConfig(name="l", kind="logic", steps=1))
     assert not stage_packs(recipe, StageConfig(name="f", kind="feature", steps=1))  # attention_kl
-    assert not stage_packs(from_dict(DistillRecipe, {"student": "s"}), StageConfig(name="o", kind="output", steps=1))  # off by default
+    off = from_dict(DistillRecipe, {"student": "s"})  # packing is off by default
+    assert not stage_packs(off, StageConfig(name="o", kind="output", steps=1))
