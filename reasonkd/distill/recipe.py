@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reasonkd.distill.chunk_kd import onpolicy_options
+from reasonkd.distill.compile import check_setting as check_compile
 from reasonkd.distill.data import DataConfig
 from reasonkd.distill.fusion import FusionConfig
 from reasonkd.distill.terms import LOSSES, names_needing
@@ -275,6 +276,11 @@ class DistillRecipe:
     (bounds fp32 softmax memory at large vocabularies); 0 = all rows at once."""
     gradient_checkpointing: bool = False
     """Recompute the student's activations in backward (less memory, ~30% slower)."""
+    compile: bool | str = "auto"
+    """torch.compile (inductor) the student's decoder layers: true | false | auto (stages of at least
+    compile_min_steps steps; reasonkd/distill/compile.py)."""
+    compile_min_steps: int = 0
+    """compile: auto compiles a stage of at least this many steps (0 = never: compiling did not pay on CPU)."""
     device: str = "auto"
     """auto (cuda if present, else cpu) | cpu | cuda."""
     report_to: list[str] = field(default_factory=list)
@@ -295,6 +301,9 @@ class DistillRecipe:
             raise ConfigError("save_every must be >= 0, log_every and keep_checkpoints >= 1")
         if self.teacher_dtype not in ("auto", "float32", "bfloat16"):
             raise ConfigError(f"teacher_dtype must be auto, float32 or bfloat16, got {self.teacher_dtype!r}")
+        check_compile(self.compile)
+        if self.compile_min_steps < 0:
+            raise ConfigError(f"compile_min_steps must be >= 0, got {self.compile_min_steps}")
         if self.chunk_rows < 0:
             raise ConfigError(f"chunk_rows must be >= 0, got {self.chunk_rows}")
         if self.device not in ("auto", "cpu", "cuda"):

@@ -43,6 +43,7 @@ from tqdm.auto import tqdm
 from reasonkd.config import to_dict
 from reasonkd.distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, trim_metrics
 from reasonkd.distill.balance import LossBalancer, combine
+from reasonkd.distill.compile import compile_student
 from reasonkd.distill.data import batch_order, collate
 from reasonkd.distill.fsdp import gathered_student, is_fsdp, prepare_fsdp
 from reasonkd.distill.forward import DistillStudent, hf_model, project_logits, teacher_forward, token_rows
@@ -169,6 +170,7 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
     optimizer = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
     batches = Batches(ctx, stage)
     total = stage_steps(stage, batches, r.grad_accum)
+    compile_student(student, r.compile, total, r.compile_min_steps)  # in place; off unless it pays (compile.py)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total, stage.warmup, stage.lr_schedule, stage.min_lr_ratio))
     if acc.ddp_handler is not None:  # a stage without logit losses leaves an untied lm_head unused
