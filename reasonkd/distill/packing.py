@@ -21,11 +21,14 @@ padded (`stage_packs`).
 
 from __future__ import annotations
 
+import logging
+
 import torch
 
 from reasonkd.distill.data import IGNORE_INDEX, Encoded, add_soft_targets
 from reasonkd.errors import ReasonkdError
 
+log = logging.getLogger(__name__)
 UNSUPPORTED_LOSSES = ("attention_kl", "unlikelihood", "preference", "onpolicy_rkl")
 """Terms that need a trace in a row of its own (attention maps over keys, a second sequence per row)."""
 
@@ -91,3 +94,14 @@ def stage_packs(recipe, stage) -> bool:
     if not recipe.data.packing or recipe.data.negatives or stage.kind == "on_policy":
         return False
     return not any(n in UNSUPPORTED_LOSSES for n in stage.loss_names)
+
+
+def pack_length_for(recipe, stage, encoded: list[Encoded]) -> int:
+    """Row length of this stage's packed batches, 0 = padded rows (packing off, or a stage / pair it cannot
+    carry: a cross-tokenizer teacher reads its own tokens, which a student row's positions do not index)."""
+    if not stage_packs(recipe, stage):
+        return 0
+    if any(e.teacher_input_ids is not None or e.neg_input_ids is not None for e in encoded):
+        log.warning("data.packing: stage %s runs padded: the teacher reads its own tokenisation", stage.name)
+        return 0
+    return recipe.data.pack_length or recipe.max_length

@@ -51,7 +51,7 @@ from reasonkd.distill.heads import use_eager_attention_only_in
 from reasonkd.distill.losses import FeatureProjector
 from reasonkd.distill.objective import Objective
 from reasonkd.distill.onpolicy import Rollout
-from reasonkd.distill.packing import pack_collate, stage_packs
+from reasonkd.distill.packing import pack_collate, pack_length_for
 from reasonkd.distill.recipe import DistillRecipe, StageConfig
 from reasonkd.distill.schedules import lr_factor, temperature_at
 from reasonkd.distill.student import load_student, merged_student, trained_student
@@ -111,7 +111,7 @@ class Batches:
         self._orders: dict[int, list[list[int]]] = {}
         self.lengths = lengths
         self.pad_id = ctx.student_tok.pad_token_id if ctx.student_tok.pad_token_id is not None else 0
-        self.pack_length = (r.data.pack_length or r.max_length) if stage and stage_packs(r, stage) else 0
+        self.pack_length = pack_length_for(r, stage, ctx.encoded) if stage is not None else 0  # 0 = padded
 
     def items(self, m: int) -> list:
         """The Encoded examples of micro-batch m on this process."""
