@@ -20,8 +20,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_distill import make_traces  # noqa: E402
-from common import cpu_line  # noqa: E402
+from bench_distill import make_traces
+from common import cpu_line
 
 GROUPS = [
     ("matmul (linear / LoRA)", ("aten::mm", "aten::addmm", "aten::bmm", "aten::linear", "aten::matmul")),
@@ -57,7 +57,7 @@ def run(args) -> dict:
     from reasonkd.distill import trainer
     from reasonkd.distill.recipe import DistillRecipe
     from reasonkd.distill.stages import run_recipe
-    from reasonkd.models import load_tokenizer, load_model
+    from reasonkd.models import load_model, load_tokenizer
     from reasonkd.models.logit_cache import write_logit_cache
     from reasonkd.utils.io import write_jsonl
 

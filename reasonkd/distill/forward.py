@@ -108,7 +108,8 @@ def teacher_forward(teacher, batch: dict, rows: Rows, objective) -> dict:
     """One frozen teacher pass: logits at the aligned rows, hidden states and attention maps as needed."""
     base = hf_model(teacher)
     out = base.get_decoder()(input_ids=batch["teacher_input_ids"], use_cache=False,
-                             **attention_inputs(batch["teacher_attention_mask"], batch.get("position_ids")), output_hidden_states=bool(objective.hidden_pairs),
+                             **attention_inputs(batch["teacher_attention_mask"], batch.get("position_ids")),
+                             output_hidden_states=bool(objective.hidden_pairs),
                              output_attentions=bool(objective.attn_pairs))
     result = {}
     if objective.online_logits:

@@ -7,8 +7,8 @@ by (example, position). A perturbation test shows no trace reads another one of 
 
 import pytest
 import torch
-
 from _tiny_distill import QUESTIONS
+
 from reasonkd.config import from_dict
 from reasonkd.distill import losses as L
 from reasonkd.distill.data import collate, encode_all
