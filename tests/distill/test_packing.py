@@ -144,3 +144,21 @@ def test_stages_whose_terms_need_a_row_per_trace_run_padded():
     assert not stage_packs(recipe, StageConfig(name="f", kind="feature", steps=1))  # attention_kl
     off = from_dict(DistillRecipe, {"student": "s"})  # packing is off by default
     assert not stage_packs(off, StageConfig(name="o", kind="output", steps=1))
+
+
+def test_a_run_saved_before_packing_and_compile_existed_still_resumes(tmp_path):
+    import yaml
+
+    from reasonkd.config import to_dict
+    from reasonkd.distill.stages import _check_output_dir
+    from reasonkd.errors import ReasonkdError
+
+    recipe = from_dict(DistillRecipe, {"student": "s"})
+    saved = to_dict(recipe)
+    for key in ("compile", "compile_min_steps"):
+        del saved[key]
+    del saved["data"]["packing"], saved["data"]["pack_length"]
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(saved))
+    _check_output_dir(tmp_path, recipe, resume=True)  # the new keys at their defaults: the same recipe
+    with pytest.raises(ReasonkdError, match="differs from the run .* in data"):
+        _check_output_dir(tmp_path, from_dict(DistillRecipe, {"student": "s", "data": {"packing": True}}), True)
