@@ -30,12 +30,40 @@ from dataclasses import dataclass
 
 import torch
 
-from reasonkd.errors import ReasonkdError
+from reasonkd.errors import ConfigError, ReasonkdError
 # encode_example / prompt_text are part of this module's API (the on-policy rollout reads prompts here)
 from reasonkd.models.encoding import encode_example, prompt_text  # noqa: F401
 
 log = logging.getLogger(__name__)
 IGNORE_INDEX = -100
+
+
+@dataclass
+class DataConfig:
+    path: str = ""
+    """Teacher traces: a JSONL (rows with `prompt` and `trace`; optional `id`, `answer`, `system`) or a
+    `reasonkd teacher generate` folder holding traces.jsonl."""
+    logit_cache: str | None = None
+    """Folder written by `reasonkd teacher logits` (top-k soft targets); None = no offline soft targets."""
+    limit: int | None = None
+    """Use only the first N traces."""
+    negatives: str | None = None
+    """Wrong traces for the unlikelihood / preference losses: a teacher negatives.jsonl (rejected samples)
+    or a data-engine JSONL (kind=negative rows); paired with the traces by problem id. None = off."""
+    bucket: bool = True
+    """Group examples of similar length into batches (less padding); order still shuffled per epoch."""
+    packing: bool = False
+    """Pack each micro-batch's traces end to end into rows of pack_length tokens, attention kept within each
+    trace (reasonkd/distill/packing.py): same examples and per-token losses, fewer pad tokens. Stages whose
+    terms need a row per trace (attention_kl, negatives, on_policy) run padded."""
+    pack_length: int = 0
+    """Tokens per packed row (0 = max_length)."""
+
+    def __post_init__(self):
+        if self.limit is not None and self.limit < 1:
+            raise ConfigError(f"limit must be >= 1, got {self.limit}")
+        if self.pack_length < 0:
+            raise ConfigError(f"data.pack_length must be >= 0 (0 = max_length), got {self.pack_length}")
 
 
 @dataclass
@@ -134,7 +162,7 @@ def collate(items: list[Encoded], pad_id: int, cache=None, teacher_pad_id: int |
         batch["teacher_index"] = _pad(idx, -1, width)
         batch["teacher_identity"] = False
     if cache is not None:
-        _add_soft_targets(batch, items, cache, width)
+        add_soft_targets(batch, items, cache, width)
     if any(e.neg_input_ids is not None for e in items):
         _add_negatives(batch, items, pad_id)
     return batch
@@ -158,12 +186,16 @@ def _add_negatives(batch: dict, items: list[Encoded], pad_id: int) -> None:
     batch["has_neg"] = torch.tensor([e.neg_input_ids is not None for e in items])
 
 
-def _add_soft_targets(batch: dict, items: list[Encoded], cache, width: int) -> None:
+def add_soft_targets(batch: dict, items: list[Encoded], cache, width: int, places=None, n_rows=None) -> None:
+    """The cached top-k of each item at its output positions. places: (row, first token) of each item in
+    the batch (default: item i alone in row i, from 0); n_rows: rows of the batch (default len(items))."""
     k = cache.k
-    ids = torch.zeros((len(items), width, k), dtype=torch.int32)
-    logprobs = torch.zeros((len(items), width, k), dtype=torch.float32)
-    soft = torch.zeros((len(items), width), dtype=torch.bool)
-    for r, e in enumerate(items):
+    places = places or [(r, 0) for r in range(len(items))]
+    n_rows = len(items) if n_rows is None else n_rows
+    ids = torch.zeros((n_rows, width, k), dtype=torch.int32)
+    logprobs = torch.zeros((n_rows, width, k), dtype=torch.float32)
+    soft = torch.zeros((n_rows, width), dtype=torch.bool)
+    for (r, offset), e in zip(places, items):
         entry = cache.get(e.id, default=None)
         if entry is None:  # no soft targets for this example: its rows train on the hard labels only
             continue
@@ -173,7 +205,7 @@ def _add_soft_targets(batch: dict, items: list[Encoded], cache, width: int) -> N
         if cached_trace != trace[:n]:
             raise ReasonkdError(f"logit cache {cache.path}: example {e.id!r} was cached with other trace tokens "
                                 "than the student's; rebuild the cache with this tokenizer and data")
-        start = e.prompt_len - 1  # output position predicting the first trace token
+        start = offset + e.prompt_len - 1  # output position predicting the first trace token
         ids[r, start:start + n] = entry.topk_ids[:n].to(torch.int32)
         logprobs[r, start:start + n] = entry.topk_logprobs[:n].float()
         soft[r, start:start + n] = True

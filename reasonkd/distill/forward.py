@@ -56,16 +56,20 @@ class DistillStudent(nn.Module):
         self.projector = projector
         self.hidden_pairs = list(hidden_pairs)
 
-    def forward(self, input_ids, attention_mask, logit_rows=None, output_attentions: bool = False) -> dict:
+    def forward(self, input_ids, attention_mask, logit_rows=None, output_attentions: bool = False,
+                position_ids=None) -> dict:
         """{"trace_hidden": (N, H) final hidden states at `logit_rows`, "hidden": [(B, L, Ht) projected per
         layer pair], "attentions": {layer: (B, H, L, L)}}, each only when asked for.
+
+        position_ids (B, L): a packed batch (reasonkd.distill.packing); attention then stays within each trace.
 
         The lm_head is applied by the caller (`project_logits`): accelerate upcasts whatever forward
         returns to fp32, and an (N, V) fp32 copy of the logits (plus its gradient) would be the largest
         tensor of the step at V ~ 150k.
         """
         base = hf_model(self.model)
-        out = base.get_decoder()(input_ids=input_ids, attention_mask=attention_mask, use_cache=False,
+        out = base.get_decoder()(input_ids=input_ids, use_cache=False,
+                                 **attention_inputs(attention_mask, position_ids),
                                  output_hidden_states=bool(self.hidden_pairs), output_attentions=output_attentions)
         result = {}
         if logit_rows is not None:
@@ -76,6 +80,14 @@ class DistillStudent(nn.Module):
         if output_attentions:
             result["attentions"] = attentions_by_layer(base, out.attentions)
         return result
+
+
+def attention_inputs(attention_mask, position_ids=None) -> dict:
+    """Decoder keyword arguments: the 2-D padding mask, or for a packed batch its position ids and no mask
+    (transformers then builds the block-diagonal causal mask from where the positions restart)."""
+    if position_ids is None:
+        return {"attention_mask": attention_mask}
+    return {"attention_mask": None, "position_ids": position_ids}
 
 
 def project_logits(model, trace_hidden: torch.Tensor) -> torch.Tensor:
@@ -95,8 +107,9 @@ def _align(t: torch.Tensor, batch: dict) -> torch.Tensor:
 def teacher_forward(teacher, batch: dict, rows: Rows, objective) -> dict:
     """One frozen teacher pass: logits at the aligned rows, hidden states and attention maps as needed."""
     base = hf_model(teacher)
-    out = base.get_decoder()(input_ids=batch["teacher_input_ids"], attention_mask=batch["teacher_attention_mask"],
-                             use_cache=False, output_hidden_states=bool(objective.hidden_pairs),
+    out = base.get_decoder()(input_ids=batch["teacher_input_ids"], use_cache=False,
+                             **attention_inputs(batch["teacher_attention_mask"], batch.get("position_ids")),
+                             output_hidden_states=bool(objective.hidden_pairs),
                              output_attentions=bool(objective.attn_pairs))
     result = {}
     if objective.online_logits:

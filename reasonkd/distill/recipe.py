@@ -29,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reasonkd.distill.chunk_kd import onpolicy_options
+from reasonkd.distill.compile import check_setting as check_compile
+from reasonkd.distill.data import DataConfig
 from reasonkd.distill.fusion import FusionConfig
 from reasonkd.distill.terms import LOSSES, names_needing
 from reasonkd.errors import ConfigError
@@ -224,26 +226,6 @@ class LoraConfig:
 
 
 @dataclass
-class DataConfig:
-    path: str = ""
-    """Teacher traces: a JSONL (rows with `prompt` and `trace`; optional `id`, `answer`, `system`) or a
-    `reasonkd teacher generate` folder holding traces.jsonl."""
-    logit_cache: str | None = None
-    """Folder written by `reasonkd teacher logits` (top-k soft targets); None = no offline soft targets."""
-    limit: int | None = None
-    """Use only the first N traces."""
-    negatives: str | None = None
-    """Wrong traces for the unlikelihood / preference losses: a teacher negatives.jsonl (rejected samples)
-    or a data-engine JSONL (kind=negative rows); paired with the traces by problem id. None = off."""
-    bucket: bool = True
-    """Group examples of similar length into batches (less padding); order still shuffled per epoch."""
-
-    def __post_init__(self):
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError(f"limit must be >= 1, got {self.limit}")
-
-
-@dataclass
 class DistillRecipe:
     student: str = ""
     """Student model: alias, save_pretrained folder, .gguf file or hub id."""
@@ -295,6 +277,11 @@ class DistillRecipe:
     (bounds fp32 softmax memory at large vocabularies); 0 = all rows at once."""
     gradient_checkpointing: bool = False
     """Recompute the student's activations in backward (less memory, ~30% slower)."""
+    compile: bool | str = "auto"
+    """torch.compile (inductor) the student's decoder layers: true | false | auto (stages of at least
+    compile_min_steps steps; reasonkd/distill/compile.py)."""
+    compile_min_steps: int = 0
+    """compile: auto compiles a stage of at least this many steps (0 = never: compiling did not pay on CPU)."""
     device: str = "auto"
     """auto (cuda if present, else cpu) | cpu | cuda."""
     report_to: list[str] = field(default_factory=list)
@@ -315,6 +302,9 @@ class DistillRecipe:
             raise ConfigError("save_every must be >= 0, log_every and keep_checkpoints >= 1")
         if self.teacher_dtype not in ("auto", "float32", "bfloat16"):
             raise ConfigError(f"teacher_dtype must be auto, float32 or bfloat16, got {self.teacher_dtype!r}")
+        check_compile(self.compile)
+        if self.compile_min_steps < 0:
+            raise ConfigError(f"compile_min_steps must be >= 0, got {self.compile_min_steps}")
         if self.chunk_rows < 0:
             raise ConfigError(f"chunk_rows must be >= 0, got {self.chunk_rows}")
         if self.device not in ("auto", "cpu", "cuda"):

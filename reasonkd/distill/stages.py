@@ -60,6 +60,17 @@ def make_accelerator(recipe: DistillRecipe):
                        kwargs_handlers=[DistributedDataParallelKwargs()])
 
 
+def _with_new_defaults(old: dict) -> dict:
+    """A saved config with the keys added since it was written (e.g. data.packing) at their defaults, so a
+    run started by an older version resumes unless a key it knew changed."""
+    defaults = to_dict(DistillRecipe())
+    out = {**{k: v for k, v in defaults.items() if k not in old}, **old}
+    for k, v in defaults.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = {**{kk: vv for kk, vv in v.items() if kk not in out[k]}, **out[k]}
+    return out
+
+
 def _check_output_dir(out: Path, recipe: DistillRecipe, resume: bool) -> None:
     saved = out / "config.yaml"
     if not saved.is_file():
@@ -67,7 +78,7 @@ def _check_output_dir(out: Path, recipe: DistillRecipe, resume: bool) -> None:
     if not resume:
         raise ReasonkdError(f"output_dir {out} already holds a run; pass --resume to continue it "
                             "(or choose another output_dir)")
-    old, new = yaml.safe_load(saved.read_text()), to_dict(recipe)
+    old, new = _with_new_defaults(yaml.safe_load(saved.read_text())), to_dict(recipe)
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
     if diff:
         raise ReasonkdError(f"--resume: the recipe differs from the run in {out} in {', '.join(diff)}; resume with "

@@ -45,6 +45,7 @@ from tqdm.auto import tqdm
 from reasonkd.config import to_dict
 from reasonkd.distill.balance import LossBalancer
 from reasonkd.distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, trim_metrics
+from reasonkd.distill.compile import compile_student
 from reasonkd.distill.crosstok import TokenizerPair
 from reasonkd.distill.data import batch_order, collate
 from reasonkd.distill.fsdp import gathered_student, is_fsdp, prepare_fsdp
@@ -53,6 +54,7 @@ from reasonkd.distill.heads import use_eager_attention_only_in
 from reasonkd.distill.losses import FeatureProjector
 from reasonkd.distill.objective import Objective
 from reasonkd.distill.onpolicy import Rollout
+from reasonkd.distill.packing import pack_collate, pack_length_for
 from reasonkd.distill.recipe import DistillRecipe, StageConfig
 from reasonkd.distill.schedules import lr_factor, temperature_at
 from reasonkd.distill.student import load_student, merged_student, trained_student
@@ -92,7 +94,7 @@ class RunContext(TokenizerPair):
 class Batches:
     """Micro-batch m of a stage for this process, for any m (so a resumed stage starts mid-epoch)."""
 
-    def __init__(self, ctx: RunContext):
+    def __init__(self, ctx: RunContext, stage: StageConfig | None = None):
         r, acc = ctx.recipe, ctx.accelerator
         self.ctx, self.world, self.rank = ctx, acc.num_processes, acc.process_index
         lengths = [len(e.input_ids) for e in ctx.encoded]
@@ -104,6 +106,7 @@ class Batches:
         self._orders: dict[int, list[list[int]]] = {}
         self.lengths = lengths
         self.pad_id = ctx.student_tok.pad_token_id if ctx.student_tok.pad_token_id is not None else 0
+        self.pack_length = pack_length_for(r, stage, ctx.encoded) if stage is not None else 0  # 0 = padded
 
     def items(self, m: int) -> list:
         """The Encoded examples of micro-batch m on this process."""
@@ -114,6 +117,8 @@ class Batches:
         return [self.ctx.encoded[i] for i in self._orders[epoch][pos * self.world + self.rank]]
 
     def collate(self, items: list, with_cache: bool) -> dict:
+        if self.pack_length:  # data.packing: the same items, end to end in rows (packing.py)
+            return pack_collate(items, self.pad_id, self.pack_length, self.ctx.cache if with_cache else None)
         return collate(items, self.pad_id, self.ctx.cache if with_cache else None, self.ctx.teacher_pad_id)
 
 
@@ -158,8 +163,9 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
     student, objective, projector, module = _stage_student(ctx, index, stage, init_from)
     params = [p for p in module.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=stage.lr, weight_decay=stage.weight_decay)
-    batches = Batches(ctx)
+    batches = Batches(ctx, stage)
     total = stage_steps(stage, batches, r.grad_accum)
+    compile_student(student, r.compile, total, r.compile_min_steps)  # in place; off unless it pays (compile.py)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: lr_factor(s, total, stage.warmup, stage.lr_schedule, stage.min_lr_ratio))
     if acc.ddp_handler is not None:  # a stage without logit losses leaves an untied lm_head unused
@@ -300,7 +306,8 @@ class _StepRunner:
             with acc.autocast():
                 teacher_out = teacher_forward(self.ctx.teacher, batch, rows, self.objective)
         student_out = self.model(batch["input_ids"], batch["attention_mask"],
-                                 rows.mask if self.objective.logits else None, output_attentions=self.attn)
+                                 rows.mask if self.objective.logits else None, output_attentions=self.attn,
+                                 position_ids=batch.get("position_ids"))
         if self.objective.logits:
             with acc.autocast():  # outside forward: accelerate would upcast (N, V) logits to fp32
                 student_out["logits"] = project_logits(self.student, student_out.pop("trace_hidden"))
