@@ -5,7 +5,7 @@
     captured["warnings"]                    # how many warnings were sent to the file
 
 Python warnings raised inside the block and records of the named third-party loggers (transformers,
-optimum, nncf, openvino, torch) go to the file instead of the console. reasonkd's own loggers are not
+optimum, nncf, openvino, openvino_tokenizers, torch) go to the file instead of the console. reasonkd's own loggers are not
 touched, so its warnings stay on the console. Everything is restored when the block ends.
 """
 
@@ -16,7 +16,7 @@ import logging
 import warnings
 from pathlib import Path
 
-THIRD_PARTY_LOGGERS = ("transformers", "optimum", "nncf", "openvino", "torch", "huggingface_hub")
+THIRD_PARTY_LOGGERS = ("transformers", "optimum", "nncf", "openvino", "openvino_tokenizers", "torch", "huggingface_hub")
 
 
 @contextlib.contextmanager
