@@ -68,3 +68,20 @@ def build_tiny_model(out_dir: str | Path, arch: str = "llama", tokenizer: str = 
     model.save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def lively_model(src: str | Path, out: str | Path, scale: float = 0.3) -> Path:
+    """A copy of the tiny model at `src` with larger random weights (seed 0): varied tokens instead of a
+    constant newline, and logits far enough apart that fp32 rounding differences between runtimes cannot
+    flip a greedy choice."""
+    from transformers import AutoTokenizer
+
+    torch.manual_seed(0)
+    model = AutoModelForCausalLM.from_pretrained(src)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.dim() > 1:
+                p.normal_(0, scale)
+    model.save_pretrained(out)
+    AutoTokenizer.from_pretrained(src).save_pretrained(out)
+    return Path(out)

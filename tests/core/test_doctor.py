@@ -30,18 +30,9 @@ def test_doctor_json(capsys):
 
 def _lively(tiny_llama_dir, out):
     """The tiny model, with weights that make it write tokens rather than stop at once."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from tiny_models import lively_model
 
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_llama_dir)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0, 0.3)
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_llama_dir).save_pretrained(out)
-    return out
+    return lively_model(tiny_llama_dir, out)
 
 
 @pytest.mark.real_hardware

@@ -18,20 +18,10 @@ QUESTIONS = ["the farmer has chickens and rabbits", "how many legs", "def sum li
 
 
 def lively(src, out, scale: float):
-    """The tiny model with larger weights: varied tokens instead of a constant newline, and logits far
-    enough apart that fp32 rounding differences between runtimes cannot flip a greedy choice."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The tiny model with larger weights (tiny_models.lively_model)."""
+    from tiny_models import lively_model
 
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(src)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0, scale)
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(src).save_pretrained(out)
-    return out
+    return lively_model(src, out, scale)
 
 
 @pytest.fixture(scope="module")

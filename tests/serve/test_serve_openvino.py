@@ -12,20 +12,10 @@ MSG = [{"role": "user", "content": "the farmer has chickens"}]
 
 @pytest.fixture(scope="module")
 def lively(tiny_qwen_dir, tmp_path_factory):
-    """The tiny model with larger weights, so it says varied things (see tests/models/test_engines.py)."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    """The tiny model with larger weights, so it says varied things (tiny_models.lively_model)."""
+    from tiny_models import lively_model
 
-    out = tmp_path_factory.mktemp("lively_serve")
-    torch.manual_seed(0)
-    model = AutoModelForCausalLM.from_pretrained(tiny_qwen_dir)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.dim() > 1:
-                p.normal_(0, 0.3)
-    model.save_pretrained(out)
-    AutoTokenizer.from_pretrained(tiny_qwen_dir).save_pretrained(out)
-    return out
+    return lively_model(tiny_qwen_dir, tmp_path_factory.mktemp("lively_serve"))
 
 
 @pytest.fixture(scope="module")
