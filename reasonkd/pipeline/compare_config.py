@@ -92,12 +92,17 @@ class ArmConfig:
     """Use the teacher after `teacher_correction` (a LoRA pass on its own verified traces)."""
     baseline: str = ""
     """The arm this one is compared with ("" = the shared `baseline`)."""
+    extra_steps: int = 0
+    """Optimizer steps this arm takes beyond the shared `steps`: an arm that continues the shared budget for N
+    more steps (SFT then N on-policy steps) and its control (SFT for the same N more steps) set the same N."""
 
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name or ""):
             raise ConfigError(f"name must be letters, digits, '-', '_' or '.', got {self.name!r}")
         if not (self.stages or self.recipe):
             raise ConfigError(f"arm {self.name}: give stages or recipe")
+        if self.extra_steps < 0:
+            raise ConfigError(f"arm {self.name}: extra_steps must be >= 0, got {self.extra_steps}")
         bad = sorted(set(self.overrides) & set(FORCED))
         if bad:
             raise ConfigError(f"overrides: {bad} are shared by every arm (set them at the top level)")
@@ -227,7 +232,7 @@ def arm_recipe(cfg: CompareConfig, arm: ArmConfig, seed: int, *, teacher: str | 
     """The DistillRecipe of one arm and seed (validated; errors name the arm)."""
     i = next(n for n, a in enumerate(cfg.arms) if a is arm)
     d = arm_fragment(cfg, arm, f"arms.{i}")
-    steps = _stage_steps(d["stages"], cfg.steps, f"arms.{i}.stages")
+    steps = _stage_steps(d["stages"], cfg.steps + arm.extra_steps, f"arms.{i}.stages")
     for st, n in zip(d["stages"], steps):
         for k in STAGE_EXTRA:
             st.pop(k, None)

@@ -350,5 +350,11 @@ def test_shipped_qwen_pair_yaml_gives_every_arm_the_same_budget():
     assert cfg.seeds == [0, 1, 2] and cfg.eval.n_heldout >= 1000
     for arm in cfg.arms:
         r = arm_recipe(cfg, arm, seed=2)
-        assert sum(s.steps for s in r.stages) == cfg.steps and r.batch_size == cfg.batch_size and r.lora.enabled
-    assert {"sft", "kd", "onpolicy", "article"} <= {a.name for a in cfg.arms}
+        assert sum(s.steps for s in r.stages) == cfg.steps + arm.extra_steps and r.batch_size == cfg.batch_size
+        assert r.lora.enabled
+    arms = {a.name: a for a in cfg.arms}
+    assert {"sft", "kd", "onpolicy", "sft-n", "article"} <= set(arms)
+    # on-policy continues the sft arm's budget; its control takes the same extra steps of SFT
+    steps = [s.steps for s in arm_recipe(cfg, arms["onpolicy"], 0).stages]
+    assert steps == [cfg.steps, arms["onpolicy"].extra_steps] and arms["onpolicy"].baseline == "sft-n"
+    assert arms["sft-n"].extra_steps == arms["onpolicy"].extra_steps > 0
