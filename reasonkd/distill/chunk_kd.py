@@ -36,6 +36,8 @@ tests/distill/test_onpolicy_term.py.
 
 from __future__ import annotations
 
+import functools
+
 import torch
 import torch.nn.functional as F
 
@@ -44,7 +46,8 @@ from reasonkd.distill.align import Span, align_tokens, truncate_to_common_vocab
 from reasonkd.errors import ConfigError, ReasonkdError
 
 ONPOLICY_MODES = ("auto", "chunk", "full")
-ONPOLICY_OPTIONS = {"mode": "auto", "clip": 5.0, "anchor_ce": 0.0, "source": "online"}
+ONPOLICY_OPTIONS = {"mode": "auto", "clip": 5.0, "anchor_ce": 0.0, "source": "online", "divergence": "reverse_kl",
+                    "divergence_options": {}}
 """Options of the onpolicy_rkl term and their defaults (docs/distill.md, "On-policy stage")."""
 
 
@@ -137,13 +140,38 @@ def onpolicy_options(options: dict, relation: str | None = None) -> tuple[str, f
         raise ConfigError(f"onpolicy_rkl: options.clip and options.anchor_ce must be >= 0, got {clip}, {anchor}")
     if opts["source"] != "online":
         raise ConfigError("onpolicy_rkl: the teacher scores the student's own samples, so options.source is online")
+    onpolicy_divergence(opts)
     if relation is not None:
         if mode == "auto":
             mode = "chunk" if relation == "different" else "full"
         if mode == "full" and relation == "different":
             raise ConfigError("onpolicy_rkl: mode full compares whole distributions over one vocabulary; this "
                               "pair's tokenizers differ: use mode chunk (or auto)")
+        if mode == "chunk" and opts["divergence"] != "reverse_kl":
+            raise ConfigError(f"onpolicy_rkl: options.divergence {opts['divergence']} needs mode full (one vocabulary "
+                              "on both sides); mode chunk estimates the reverse KL per aligned chunk")
     return mode, clip, anchor
+
+
+def onpolicy_divergence(options: dict):
+    """The per-row divergence of mode full, (s_logp (N, V), t_logp (N, V)) -> (N,): options.divergence names one
+    of reasonkd.distill.losses.DIVERGENCES (default reverse_kl, GKD's on-policy choice; forward_kl or
+    generalized_jsd with divergence_options {beta: ...} for the mode-covering side), with its options."""
+    opts = {**ONPOLICY_OPTIONS, **options}
+    name, extra = opts["divergence"], opts["divergence_options"] or {}
+    if name not in L.DIVERGENCES:
+        raise ConfigError(f"onpolicy_rkl: options.divergence must be one of {', '.join(sorted(L.DIVERGENCES))}, "
+                          f"got {name!r}")
+    if not isinstance(extra, dict):
+        raise ConfigError(f"onpolicy_rkl: options.divergence_options must be a mapping, got {extra!r}")
+    fn = L.DIVERGENCES[name]
+    try:
+        fn(torch.zeros(1, 2), torch.zeros(1, 2), **extra)  # checks the option names and values now, not mid-run
+    except TypeError as e:
+        raise ConfigError(f"onpolicy_rkl: options.divergence_options {extra} do not fit {name}: {e}") from None
+    except ReasonkdError as e:
+        raise ConfigError(f"onpolicy_rkl: options.divergence_options: {e}") from None
+    return functools.partial(fn, **extra)
 
 
 def shifted_chunks(chunk_ids: torch.Tensor) -> torch.Tensor:
@@ -181,12 +209,12 @@ def _sampled_rows(s, y):
     return torch.stack([L.target_logprobs(logp, y), entropy], -1)
 
 
-def _full_rows(s, t, y):
-    """Student rows (n, V), teacher rows (n, V), sampled tokens -> (n, 3): [KL(p_S || p_T), log p_T(token),
-    student entropy]; the teacher side is a constant."""
+def _full_rows(div, s, t, y):
+    """Student rows (n, V), teacher rows (n, V), sampled tokens -> (n, 3): [div(p_S, p_T) (reverse KL by
+    default), log p_T(token), student entropy]; the teacher side is a constant."""
     s_logp, t_logp = L.logprobs(s), L.logprobs(t).detach()
     entropy = -(s_logp.exp() * s_logp).sum(-1).detach()
-    return torch.stack([L.reverse_kl(s_logp, t_logp), L.target_logprobs(t_logp, y), entropy], -1)
+    return torch.stack([div(s_logp, t_logp), L.target_logprobs(t_logp, y), entropy], -1)
 
 
 def _global_ids(local: torch.Tensor, batch_index: torch.Tensor, counts: torch.Tensor) -> torch.Tensor:
@@ -214,13 +242,13 @@ def _chunk_mode(obj, step, s_rows, s_chunk, clip: float) -> dict:
     return {"value": value, "teacher_logprob": out["teacher_logprob"], "clipped": out["clipped"]}
 
 
-def _full_mode(obj, step, s_logits, targets, scored, clip: float) -> dict:
-    """Per token, over the whole vocabulary: KL(p_S || p_T) (GKD's on-policy reverse KL); rows above `clip`
-    are scaled down to it (their gradient shrinks by the same factor)."""
+def _full_mode(obj, step, s_logits, targets, scored, clip: float, div) -> dict:
+    """Per token, over the whole vocabulary: div(p_S, p_T), by default KL(p_S || p_T) (GKD's on-policy reverse
+    KL); rows above `clip` are scaled down to it (their gradient shrinks by the same factor)."""
     t_logits, valid = step.teacher["logits"], step.teacher["valid"]
     if t_logits.shape[-1] != s_logits.shape[-1]:
         s_logits, t_logits = truncate_to_common_vocab(s_logits, t_logits)
-    per_row = L.chunked_rows(_full_rows, obj.chunk_rows, s_logits, t_logits, targets)
+    per_row = L.chunked_rows(functools.partial(_full_rows, div), obj.chunk_rows, s_logits, t_logits, targets)
     mask = (scored & valid).to(per_row.dtype)
     n = mask.sum().clamp(min=1)
     rkl = per_row[:, 0]
@@ -252,7 +280,7 @@ def onpolicy_term(obj, spec, step) -> dict:
         s_rows = L.chunked_rows(_sampled_rows, obj.chunk_rows, s_logits, rows.targets)
         part, entropy = _chunk_mode(obj, step, s_rows, s_chunk, clip), s_rows[:, 1]
     else:
-        part = _full_mode(obj, step, s_logits, rows.targets, scored, clip)
+        part = _full_mode(obj, step, s_logits, rows.targets, scored, clip, onpolicy_divergence(spec.options))
         entropy = part["entropy_rows"]
     n = scored.sum().clamp(min=1)
     out = {"onpolicy_rkl": part["value"], "onpolicy_rkl.teacher_logprob": part["teacher_logprob"].detach(),

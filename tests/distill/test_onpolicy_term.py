@@ -226,3 +226,40 @@ def test_completion_chunks_same_tokenizer_one_token_per_chunk():
     ids, n_prompt = encode_example(a, "q", "12 café")
     s, t = completion_chunks("12 café", Encoded("x", ids, n_prompt), a)
     assert t is None and s == [-1] * n_prompt + list(range(len(ids) - n_prompt))
+
+
+def test_full_mode_takes_the_divergence_the_recipe_names():
+    """options.divergence: forward KL / generalised JSD on the student's samples (mode full), checked
+    against a float64 reference; the default stays the reverse KL."""
+    import torch
+
+    from reasonkd.distill.chunk_kd import _full_rows, onpolicy_divergence
+
+    g = torch.Generator().manual_seed(0)
+    s = torch.randn(5, 11, generator=g, dtype=torch.float64)
+    t = torch.randn(5, 11, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 11, (5,), generator=g)
+    ps, pt = s.softmax(-1), t.softmax(-1)
+    ref = {"reverse_kl": (ps * (ps.log() - pt.log())).sum(-1), "forward_kl": (pt * (pt.log() - ps.log())).sum(-1)}
+    for name, want in ref.items():
+        got = _full_rows(onpolicy_divergence({"divergence": name}), s, t, y)[:, 0].double()  # computed in fp32
+        assert torch.allclose(got, want, atol=1e-5), name
+    assert torch.allclose(_full_rows(onpolicy_divergence({}), s, t, y)[:, 0].double(), ref["reverse_kl"], atol=1e-5)
+    m = 0.5 * (ps + pt)  # beta 0.5: the symmetric JSD
+    jsd = 0.5 * (ps * (ps.log() - m.log())).sum(-1) + 0.5 * (pt * (pt.log() - m.log())).sum(-1)
+    got = _full_rows(onpolicy_divergence({"divergence": "generalized_jsd", "divergence_options": {"beta": 0.5}}),
+                     s, t, y)[:, 0].double()
+    assert torch.allclose(got, jsd, atol=1e-5)
+
+
+def test_divergence_options_are_checked_when_the_recipe_loads():
+    from reasonkd.distill.chunk_kd import onpolicy_options
+    from reasonkd.errors import ConfigError
+
+    assert onpolicy_options({"divergence": "forward_kl"}, "same")[0] == "full"
+    with pytest.raises(ConfigError, match="needs mode full"):
+        onpolicy_options({"divergence": "forward_kl"}, "different")  # chunk mode: reverse KL only
+    with pytest.raises(ConfigError, match="divergence must be one of"):
+        onpolicy_options({"divergence": "kl"})
+    with pytest.raises(ConfigError, match="do not fit generalized_jsd"):
+        onpolicy_options({"divergence": "generalized_jsd", "divergence_options": {"alpha": 1}})
