@@ -22,7 +22,7 @@ test: setup-tests
 	$(PY) -m pytest -q -p no:cacheprovider
 
 test-slow: setup
-	$(PY) -m pytest -q -p no:cacheprovider -m slow
+	$(PY) -m pytest -q -p no:cacheprovider -m slow $(SLOW_ARGS)
 
 # ruff: the rule set and line length are in pyproject.toml ([tool.ruff]); CONTRIBUTING.md says why
 lint: setup-tests
