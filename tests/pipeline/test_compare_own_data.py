@@ -49,7 +49,6 @@ def test_compare_runs_on_imported_traces(tmp_path, kind, student, tiny_qwen_dir,
     assert len(samples) == 3 and all(s["verdict"] in (True, False) for s in samples)
 
 
-@pytest.mark.xfail(reason="known regression after merging the code-health change: `eval --data X.parquet --samples` reads the Parquet file through the JSONL reader; docs/status.md", strict=False)
 def test_eval_on_a_math_parquet_prints_accuracy_graded_by_math_latex(tmp_path, capsys, tiny_qwen_dir):
     import datasets
 
