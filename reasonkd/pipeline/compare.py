@@ -146,13 +146,20 @@ def train_arm(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None
     if (final / "config.json").is_file() and (run_dir / "summary.json").is_file():
         return final
     t0 = time.perf_counter()
-    run_recipe(recipe, resume=True, progress=progress)
+    if arm.runner == "trl-gkd":
+        from reasonkd.pipeline.trl_arm import train_trl_arm
+
+        save_config(recipe, run_dir, "config.yaml")
+        train_trl_arm(recipe, arm.trl, cfg.steps + arm.extra_steps, progress=progress)
+    else:
+        run_recipe(recipe, resume=True, progress=progress)
     timing = _timing(run_dir)
     timing["train_s"] = round(timing["train_s"] + time.perf_counter() - t0, 1)
     write_json(run_dir / "timing.json", timing)
-    for stage in (run_dir / "stages").iterdir():  # final/ holds the result: stage copies are dead weight
+    for stage in sorted((run_dir / "stages").glob("*")):  # final/ holds the result: stage copies are dead weight
         for sub in ("student", "checkpoints"):
             shutil.rmtree(stage / sub, ignore_errors=True)
+    shutil.rmtree(run_dir / "trl", ignore_errors=True)  # a trl-gkd arm's checkpoints
     return final
 
 
@@ -209,7 +216,7 @@ def _run_info(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None
     run_dir = Path(recipe.output_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
     read = sum(s.get("tokens", 0) for s, st in zip(summary["stages"], recipe.stages)
-               if needs_teacher_online(st, recipe))
+               if arm.runner == "trl-gkd" or needs_teacher_online(st, recipe))  # GKD scores every batch online
     return {"timing": _timing(run_dir), "teacher_read_tokens": read, "steps": summary["total"]["steps"],
             "teacher_tokens": teacher_tokens(cfg, arm.traces or cfg.traces)}
 

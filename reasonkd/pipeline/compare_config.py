@@ -32,6 +32,8 @@ from reasonkd.pipeline.correct import CorrectionConfig
 FORCED = ("student", "teacher", "data", "output_dir", "seed", "batch_size", "grad_accum")
 STAGE_EXTRA = ("share",)  # compare-only stage key, removed before the stage reaches the trainer
 SPLITS = ("dev", "heldout")
+RUNNERS = ("reasonkd", "trl-gkd")
+"""Who trains an arm: reasonkd's stages, or TRL's GKDTrainer (the field's reference, reasonkd/pipeline/trl_arm.py)."""
 
 
 @dataclass(kw_only=True)
@@ -95,11 +97,24 @@ class ArmConfig:
     extra_steps: int = 0
     """Optimizer steps this arm takes beyond the shared `steps`: an arm that continues the shared budget for N
     more steps (SFT then N on-policy steps) and its control (SFT for the same N more steps) set the same N."""
+    runner: str = "reasonkd"
+    """Who trains this arm: reasonkd (its stages) | trl-gkd (TRL's GKDTrainer on the same traces, tokens and
+    budget; reasonkd/pipeline/trl_arm.py). A trl-gkd arm takes no stages or recipe."""
+    trl: dict = field(default_factory=dict)
+    """runner trl-gkd: GKDConfig keys (lmbda, beta, temperature, max_new_tokens, seq_kd, ...); {} = TRL's
+    documented defaults. The budget (steps, batch, lr, warm-up, LoRA, max_length, bf16) is the shared one."""
 
     def __post_init__(self):
         if not re.fullmatch(r"[A-Za-z0-9_.-]+", self.name or ""):
             raise ConfigError(f"name must be letters, digits, '-', '_' or '.', got {self.name!r}")
-        if not (self.stages or self.recipe):
+        if self.runner not in RUNNERS:
+            raise ConfigError(f"arm {self.name}: runner must be one of {', '.join(RUNNERS)}, got {self.runner!r}")
+        if self.runner == "trl-gkd" and (self.stages or self.recipe):
+            raise ConfigError(f"arm {self.name}: runner trl-gkd trains with TRL's GKD loss; drop stages/recipe "
+                              "(set GKD's knobs under trl:)")
+        if self.trl and self.runner != "trl-gkd":
+            raise ConfigError(f"arm {self.name}: trl: options need runner: trl-gkd")
+        if self.runner == "reasonkd" and not (self.stages or self.recipe):
             raise ConfigError(f"arm {self.name}: give stages or recipe")
         if self.extra_steps < 0:
             raise ConfigError(f"arm {self.name}: extra_steps must be >= 0, got {self.extra_steps}")
@@ -210,6 +225,8 @@ def arm_fragment(cfg: CompareConfig, arm: ArmConfig, key: str = "arm") -> dict:
     `recipe` keys (the same for every arm: they win over a file), then the arm's stages and overrides."""
     d: dict = {}
     stages = [dict(s) for s in arm.stages]
+    if arm.runner == "trl-gkd":  # one stage carries the shared budget (steps, lr, warm-up, schedule) to TRL
+        stages = [{"name": "trl-gkd", "kind": "logic", "losses": [{"name": "ce"}]}]
     if arm.recipe:
         path = Path(arm.recipe)
         if not path.is_file():

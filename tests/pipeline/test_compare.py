@@ -15,13 +15,6 @@ import yaml
 from reasonkd.errors import ConfigError, ReasonkdError
 from reasonkd.eval.metrics import mcnemar_exact, paired_diff_ci
 
-TINY_DATA = {"seed": 0, "math": {"per_family": 4}, "code": {"per_task": 0, "bugfix": False},
-             "logic": {"zebra": 0, "sudoku": 0},
-             "augment": {"variants": 0, "conditions": 0.0, "distractors": 0.0, "negatives": 0.0, "subtasks": 0.0},
-             "split": {"test_templates": ["zoo_tickets"], "val_fraction": 0.5},
-             "decontam": {"enabled": False}, "parquet": False}
-
-
 # ------------------------------------------------------------------ statistics by hand
 
 def test_mcnemar_exact_by_hand():
@@ -47,43 +40,6 @@ def test_paired_bootstrap_by_hand():
 
 
 # ------------------------------------------------------------------ a tiny comparison
-
-@pytest.fixture(scope="module")
-def setup(tmp_path_factory, tiny_qwen_dir):
-    """A tiny dataset, reference traces of its train split, a same-tokenizer student, ARMS.yaml."""
-    from reasonkd.config import from_dict
-    from reasonkd.data import build_dataset, load_items, solution_text
-    from reasonkd.data.recipe import DataRecipe
-    from tiny_models import build_tiny_model
-    from reasonkd.data.prompts import DEFAULT_TEMPLATE, render
-    from reasonkd.utils.io import write_jsonl
-
-    root = tmp_path_factory.mktemp("compare")
-    data = build_dataset(from_dict(DataRecipe, TINY_DATA), root / "data")
-    train = [r for r in load_items(data, split="train") if r["domain"] == "math"][:8]
-    write_jsonl(root / "traces.jsonl", [{"id": r["id"], "sample_idx": 0, "prompt": render(DEFAULT_TEMPLATE, r)[1],
-                                         "system": None, "trace": solution_text(r)} for r in train])
-    student = build_tiny_model(root / "student", arch="qwen2", tokenizer="b", hidden=64, layers=2, heads=4,
-                               kv_heads=2, seed=2)
-    arms = {
-        "student": str(student), "teacher": str(tiny_qwen_dir), "traces": str(root / "traces.jsonl"),
-        "out": str(root / "out"), "steps": 2, "batch_size": 4, "lr": 1e-3, "warmup": 0, "seeds": [0, 1],
-        "recipe": {"max_length": 256, "bf16_autocast": False, "device": "cpu", "save_every": 1},
-        "eval": {"data": str(data), "split": "val", "n_dev": 3, "n_heldout": 2, "max_new_tokens": 6,
-                 "batch_size": 8, "engine": "hf"},  # the openvino engine in evaluation: tests/eval/test_eval_engine.py
-        "arms": [
-            {"name": "sft", "description": "ce only", "stages": [{"name": "sft", "kind": "logic",
-                                                                  "losses": [{"name": "ce"}]}]},
-            {"name": "kd", "stages": [{"name": "warm", "kind": "logic", "share": 0.5, "losses": [{"name": "ce"}]},
-                                      {"name": "kd", "kind": "output", "share": 0.5,
-                                       "losses": [{"name": "kd", "options": {"alpha": 0.5}}],
-                                       "temperature": {"kind": "constant", "start": 1.0}}]},
-        ],
-    }
-    path = root / "arms.yaml"
-    path.write_text(yaml.safe_dump(arms))
-    return root, path, arms
-
 
 def test_compare_end_to_end_then_resume_and_heldout(setup, capsys):
     from reasonkd.cli import main
@@ -353,7 +309,7 @@ def test_shipped_qwen_pair_yaml_gives_every_arm_the_same_budget():
         assert sum(s.steps for s in r.stages) == cfg.steps + arm.extra_steps and r.batch_size == cfg.batch_size
         assert r.lora.enabled
     arms = {a.name: a for a in cfg.arms}
-    assert {"sft", "kd", "onpolicy", "sft-n", "article"} <= set(arms)
+    assert {"sft", "kd", "onpolicy", "sft-n", "article", "trl"} <= set(arms) and arms["trl"].runner == "trl-gkd"
     # on-policy continues the sft arm's budget; its control takes the same extra steps of SFT
     steps = [s.steps for s in arm_recipe(cfg, arms["onpolicy"], 0).stages]
     assert steps == [cfg.steps, arms["onpolicy"].extra_steps] and arms["onpolicy"].baseline == "sft-n"
