@@ -135,6 +135,58 @@ def _open(model_name_or_path, engine: str, dtype: str, device: str, window: int 
     return gen, model, dtype, precision
 
 
+EVAL_CHUNK = 256
+"""With an output folder, an evaluation of more sequences than this generates them in chunks of this size,
+each appended to <task>.partial.jsonl as it finishes: a stopped evaluation resumes at its last whole chunk.
+Chunk i samples with seed + i, so a resumed run draws what an uninterrupted one draws."""
+
+
+def _generate_resumable(gen: Engine, prompts: list[str], path: Path | None, identity: dict, *, seed: int,
+                        progress: bool, desc: str, **kw) -> tuple[list, dict]:
+    """(completions, throughput stats) of `prompts`, in chunks recorded under `path` (see EVAL_CHUNK)."""
+    from reasonkd.models.generation import Completion
+    from reasonkd.utils.io import atomic_write
+
+    if path is None or len(prompts) <= EVAL_CHUNK:
+        outs = gen.generate(prompts, seed=seed, progress=progress, desc=desc, **kw)
+        return outs, dict(gen.stats)
+    partial = path.with_suffix(".partial.jsonl")
+    key = json.loads(json.dumps({**identity, "chunk": EVAL_CHUNK, "n": len(prompts)}))
+    rows = []
+    for line in (partial.read_text(encoding="utf-8").splitlines() if partial.is_file() else []):
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError:  # the line a kill cut short: that chunk is generated again
+            break
+    if not rows or rows[0].get("identity") != key:  # another run's chunks (other settings): start over
+        rows = [{"identity": key}]
+    chunks = [r for r in rows[1:] if r.get("prompts") == [p[-64:] for p in prompts[r["start"]:r["start"] + EVAL_CHUNK]]]
+    partial.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(partial) as f:  # the good lines only, so appends follow whole lines
+        f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in [rows[0], *chunks])
+    done = {c["start"]: c for c in chunks}
+    if done:
+        log.info("%s: resuming, %d of %d sequences generated earlier (%s)", desc, sum(len(c["outs"]) for c in chunks),
+                 len(prompts), partial)
+    new_tokens, seconds = sum(c["new_tokens"] for c in chunks), sum(c["seconds"] for c in chunks)
+    for i, start in enumerate(range(0, len(prompts), EVAL_CHUNK)):
+        if start in done:
+            continue
+        part = prompts[start:start + EVAL_CHUNK]
+        outs = gen.generate(part, seed=seed + i, progress=progress, desc=f"{desc} [{start}/{len(prompts)}]", **kw)
+        done[start] = {"start": start, "prompts": [p[-64:] for p in part], "new_tokens": gen.stats["new_tokens"],
+                       "seconds": gen.stats["seconds"], "outs": [[o.text, o.prompt_tokens, o.new_tokens, o.finished]
+                                                                 for o in outs]}
+        new_tokens, seconds = new_tokens + gen.stats["new_tokens"], seconds + gen.stats["seconds"]
+        with open(partial, "a", encoding="utf-8") as f:  # one line per whole chunk: a cut line is dropped
+            f.write(json.dumps(done[start], ensure_ascii=False) + "\n")
+    outs = [Completion(p, *o) for start in sorted(done) for p, o in
+            zip(prompts[start:start + EVAL_CHUNK], done[start]["outs"])]
+    stats = {**gen.stats, "new_tokens": new_tokens, "seconds": seconds,
+             "tokens_per_s": new_tokens / max(seconds, 1e-9), "sequences": len(outs)}
+    return outs, stats
+
+
 def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None = None, *,
                    label: str | None = None, out_dir=None, batch_size: int = 16, max_new_tokens: int = 512,
                    temperature: float = 0.0, top_p: float = 1.0, n_samples: int = 1, few_shot: int = 0,
@@ -189,14 +241,16 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
             log.info("%s on %s: reusing %d samples from %s", label, name, len(rows), path)
         else:
             expanded = [(ex, p) for ex, p in zip(examples, prompts) for _ in range(n_samples)]
-            outs = gen.generate([p for _, p in expanded], max_new_tokens=max_new_tokens, temperature=temperature,
-                                top_p=top_p, batch_size=batch_size, seed=seed, progress=progress, desc=f"{label}:{name}")
-            result["throughput"][name] = {**gen.stats, "batch_size": batch_size, "sequences": len(outs)}
+            outs, stats = _generate_resumable(
+                gen, [p for _, p in expanded], path, identity, max_new_tokens=max_new_tokens, temperature=temperature,
+                top_p=top_p, batch_size=batch_size, seed=seed, progress=progress, desc=f"{label}:{name}")
+            result["throughput"][name] = {**stats, "batch_size": batch_size, "sequences": len(outs)}
             rows = _score_rows(task, [(ex, o.text) for (ex, _), o in zip(expanded, outs)],
                                [{"new_tokens": o.new_tokens, "finished": o.finished,
                                  "prompt_tokens": o.prompt_tokens} for o in outs])
             if path:
                 _save_rows(path, identity, rows, result["throughput"][name])
+                path.with_suffix(".partial.jsonl").unlink(missing_ok=True)
         metrics = task.metrics(rows, seed=seed)
         if hasattr(task, "length_profile") and latency_problems:  # latency, peak RSS per input length
             metrics["by_length_speed"] = task.length_profile(examples, prompts, gen, latency_problems, latency_tokens)
