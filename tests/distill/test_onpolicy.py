@@ -112,3 +112,36 @@ def test_on_policy_refuses_non_logit_losses_and_cached_targets():
         StageConfig(kind="on_policy", steps=1, losses=[LossSpec("hidden_mse")])
     with pytest.raises(ConfigError, match="on_policy"):
         StageConfig(kind="on_policy", steps=1, losses=[LossSpec("forward_kl", options={"source": "cache"})])
+
+
+def test_on_policy_steps_leave_the_teacher_weights_unchanged(tmp_path, monkeypatch):
+    """The qwen-pair arm's options (mode full, forward KL, CE anchor): the student moves, the teacher that
+    scored its samples keeps every weight bit for bit and never holds a gradient."""
+    import torch
+
+    from reasonkd.distill import stages
+
+    teacher, student = build_pair(tmp_path)
+    seen = []
+    load = stages._load_teacher
+
+    def spy(*a, **kw):
+        model, tok = load(*a, **kw)
+        seen.append((model, {k: v.detach().clone() for k, v in model.state_dict().items()}))
+        return model, tok
+
+    monkeypatch.setattr(stages, "_load_teacher", spy)
+    completions = _spy(monkeypatch)
+    losses = ("    losses: [{name: onpolicy_rkl, options: {mode: full, clip: 5.0, anchor_ce: 0.1, "
+              "divergence: forward_kl}}]\n")
+    rows = _run(tmp_path, teacher, student, losses=losses)
+    assert len(completions) == 16 and all(r["terms"]["onpolicy_rkl"] >= 0 for r in rows)
+    [(model, before)] = seen
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before)
+    assert all(p.grad is None and not p.requires_grad for p in model.parameters())
+    from transformers import AutoModelForCausalLM
+
+    start = AutoModelForCausalLM.from_pretrained(student).state_dict()
+    trained = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "final").state_dict()
+    assert any(not torch.equal(start[k], trained[k]) for k in start)  # the student did learn

@@ -110,3 +110,31 @@ def test_objective_loss_weights_every_term_and_logs_the_tensor_it_returns(balanc
     assert ("scale.kd" in logged) == balance
     grad, = torch.autograd.grad(loss, leaves["logits"])
     assert grad.abs().sum() > 0
+
+
+def test_the_kd_arm_objective_is_ce_plus_full_vocabulary_forward_kl_float64():
+    """The qwen-pair `kd` arm (same tokenizer, online teacher, T = 1): Objective.loss equals, in float64 by
+    hand over the teacher's full vocabulary, mean CE on the trace tokens + mean KL(p_teacher || p_student)."""
+    from reasonkd.distill.balance import LossBalancer
+    from reasonkd.distill.objective import Objective
+
+    step, _ = _step()
+    step.student["logits"] = step.student["logits"].detach().double().requires_grad_()
+    step.teacher["logits"] = step.teacher["logits"].double()
+    obj = _objective("forward_kl")
+    obj.specs = [LossSpec("ce"), LossSpec("forward_kl")]
+    obj.sources = {"forward_kl": "online"}
+    loss, logged = Objective.loss(obj, step.student, step.teacher, step.batch, step.rows, 1.0, LossBalancer(False),
+                                  lambda t: t)
+    s, t = step.student["logits"].detach(), step.teacher["logits"]
+    log_ps, log_pt = s.log_softmax(-1), t.log_softmax(-1)
+    ce = -log_ps.gather(1, step.rows.targets[:, None]).mean()
+    kl = (log_pt.exp() * (log_pt - log_ps)).sum(-1).mean()
+    # the terms compute in float32 (losses.logit.log_probs: bf16 / fp64 logits alike), so fp32's precision
+    assert float(loss.detach()) == pytest.approx(float(ce + kl), rel=1e-6)
+    assert logged["ce"] == pytest.approx(float(ce), rel=1e-6)
+    assert logged["forward_kl"] == pytest.approx(float(kl), rel=1e-6)
+    grad, = torch.autograd.grad(loss, step.student["logits"])
+    n = s.shape[0]  # d(CE + KL)/d logits of one row, / n rows: (p_s - onehot) + (p_s - p_t)
+    want = (2 * log_ps.exp() - log_pt.exp() - torch.nn.functional.one_hot(step.rows.targets, s.shape[1])) / n
+    assert torch.allclose(grad, want, atol=1e-7)
