@@ -41,10 +41,16 @@ class ParsedOutput:
     """True when the output was R1-style (think block or reasoning_content)."""
     think_closed: bool = True
     """False when a think block was opened and never closed (reasoning cut off)."""
+    text: str = ""
+    """A plain output as the model wrote it (outer whitespace stripped): its training target."""
 
     @property
     def trace(self) -> str:
-        """Reasoning + final answer as one training target (R1 outputs keep their think tags)."""
+        """Reasoning + final answer as one training target (R1 outputs keep their think tags). A plain output
+        is its own text, verbatim but for the outer whitespace: the tokens the teacher generated, so the
+        log-probs it returned with them (`teacher generate --logprobs`) cover every trace token."""
+        if not self.r1 and self.text:
+            return self.text
         if self.r1:
             body = f"{THINK_OPEN}\n{self.reasoning}\n"
             return body + (f"{THINK_CLOSE}\n\n{self.final}" if self.think_closed else "")
@@ -87,7 +93,7 @@ def parse_output(content: str | None, reasoning_content: str | None = None) -> P
         reasoning = (before.strip() + "\n" + after.strip()).strip()
         return ParsedOutput(reasoning, "", r1=True, think_closed=False)
     reasoning, final = _split_plain(content)
-    return ParsedOutput(reasoning, final, r1=False)
+    return ParsedOutput(reasoning, final, r1=False, text=content.strip())
 
 
 class ThinkSplitter:

@@ -62,6 +62,14 @@ def test_plain_outputs_split_at_the_last_answer_line(text, reasoning, final):
     assert (p.reasoning, p.final) == (reasoning, final)
 
 
+def test_a_plain_trace_is_the_output_as_written():
+    """Not reasoning + "\\n" + final: the blank line the model put before its answer line stays, so the
+    trace is the very tokens the teacher generated (and returned log-probs for)."""
+    text = "\n1. 2 * 3 = 6.\n2. 6 + 1 = 7.\n\n#### 7\n"
+    p = parse_output(text)
+    assert p.trace == text.strip() and p.final == "#### 7" and p.reasoning.endswith("6 + 1 = 7.")
+
+
 def test_plain_uses_the_last_answer_line():
     p = parse_output("#### 5 was a guess\ncheck: 2 + 2 = 4\n#### 4")
     assert p.final == "#### 4" and p.reasoning.endswith("2 + 2 = 4")
