@@ -8,6 +8,7 @@
 #   bash scripts/gpu_check.sh                 # OUT=runs/gpu_check
 #   OUT=/scratch/gc LIMIT=128 bash scripts/gpu_check.sh
 #   bash scripts/gpu_check.sh --dry-run       # print the commands, run nothing (works without a GPU)
+#   QWEN_PAIR=1 bash scripts/gpu_check.sh     # also the qwen-pair experiment: check, traces, dev (docs/qwen-pair.md)
 #
 # Needs: `make setup` done (.venv with the shipped models), a CUDA build of torch
 # (pip install torch --index-url https://download.pytorch.org/whl/cu124, then pip install -e .[export]),
@@ -94,6 +95,15 @@ run_step distill-cuda "json $OUT/distill/summary.json \"f\\\"{d['total']['steps'
 
 run_step demo-quick-cuda "grep -m1 -i total $OUT/demo/timings.md | tr -s ' |' ' '" -- \
   "${RK[@]}" demo --quick --out "$OUT/demo" device=cuda
+
+# 4. (QWEN_PAIR=1) the same-tokenizer transfer experiment, every phase (docs/qwen-pair.md): well under an hour
+#    on one GPU; its files under $OUT/qwen-pair, resumable like every step here
+if [ "${QWEN_PAIR:-0}" = 1 ]; then
+  for phase in check traces dev; do
+    run_step "qwen-pair-$phase" "tail -n 1 $OUT/qwen-pair/run.log | cut -c1-100" -- \
+      env QWEN_PAIR_DIR="$OUT/qwen-pair" RK="$PY -m reasonkd" bash scripts/qwen_pair.sh "$phase"
+  done
+fi
 
 GPU=$("$PY" -c "import torch; print(torch.cuda.get_device_name(0))" 2>/dev/null || echo "-")
 {

@@ -18,7 +18,7 @@ KEYS=("out=$EXP/compare" "traces=$EXP/traces" "eval.data=$EXP/data")
 say() { echo "== $(date -u '+%F %T UTC') $*" | tee -a "$LOG"; }
 
 data() {
-  [ -f "$EXP/data/stats.json" ] || { say "data build"; "$RK" data build recipes/compare/transfer-data.yaml \
+  [ -f "$EXP/data/stats.json" ] || { say "data build"; $RK data build recipes/compare/transfer-data.yaml \
     --out "$EXP/data" 2>&1 | tee -a "$LOG"; }
 }
 
@@ -26,19 +26,19 @@ case "${1:-}" in
   check)
     data
     say "teacher check (dev)"
-    "$RK" compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" --teacher-check 2>&1 | tee -a "$LOG" ;;
+    $RK compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" --teacher-check 2>&1 | tee -a "$LOG" ;;
   traces)
     data
     say "traces: qwen2.5-coder-1.5b, 1000 train problems, 2 samples at T 0.7, shortest verified kept"
-    "$RK" teacher generate --teacher qwen2.5-coder-1.5b --data "$EXP/data" --split train --domain math \
+    $RK teacher generate --teacher qwen2.5-coder-1.5b --data "$EXP/data" --split train --domain math \
       --limit 1000 --template recipes/compare/prompt.yaml --max-new-tokens 256 --samples-per-problem 2 \
       --temperature 0.7 --prefer shortest --out "$EXP/traces" 2>&1 | tee -a "$LOG" ;;
   dev)
     say "compare on dev: ${2:-every arm}"
-    "$RK" compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" ${2:+--arms "$2"} 2>&1 | tee -a "$LOG" ;;
+    $RK compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" ${2:+--arms "$2"} 2>&1 | tee -a "$LOG" ;;
   heldout)
     [ -n "${2:-}" ] || { echo "heldout needs ARMS (the arms chosen on dev)" >&2; exit 2; }
     say "compare on held-out: $2"
-    "$RK" compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" --split heldout --arms "$2" 2>&1 | tee -a "$LOG" ;;
+    $RK compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" --split heldout --arms "$2" 2>&1 | tee -a "$LOG" ;;
   *) sed -n 2,9p "$0"; exit 2 ;;
 esac
