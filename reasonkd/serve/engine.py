@@ -75,6 +75,8 @@ class _Choice:
         self.hold = max((len(s) for s in stop), default=1) - 1
         self.done = False
         self.text = ""
+        self.stop_id: int | None = None
+        """The end-of-sequence token the choice stopped on (not part of its text or ids)."""
 
     def add(self, token_id: int) -> tuple[str, bool]:
         """Append a token; return (text that is now safe to send, hit a stop string)."""
@@ -200,9 +202,9 @@ class Engine:
                 tid = int(nxt[i])
                 info = (self._token_info(logp[i], tid, p.logprobs, p.token_ids_as_strings)
                         if p.logprobs is not None else None)
-                if tid in self.stop_ids:
-                    c.done = True
-                    events.append(TokenEvent(i, c.finish(), None, "stop", counted=False))
+                if tid in self.stop_ids:  # its log-prob entry goes out too, as vLLM's does: a distillation
+                    c.done = True          # client reads the teacher's end-of-turn distribution from it
+                    events.append(TokenEvent(i, c.finish(), info, "stop", counted=False))
                     continue
                 text, hit = c.add(tid)
                 if hit:
@@ -269,9 +271,10 @@ class OVServeEngine(Engine):
         if cancel is not None and cancel.is_set():
             return
         for i, c in enumerate(choices):
-            rows = self.score(prompt_ids + c.ids, p.logprobs)[len(prompt_ids):]
-            counted = [ev for ev in steps if ev.index == i and ev.counted]
-            for ev, tid, row in zip(counted, c.ids, rows):
+            ids = c.ids + ([c.stop_id] if c.stop_id is not None else [])
+            rows = self.score(prompt_ids + ids, p.logprobs)[len(prompt_ids):]
+            scored = [ev for ev in steps if ev.index == i and (ev.counted or ev.finish_reason == "stop")]
+            for ev, tid, row in zip(scored, ids, rows):
                 ev.token = self.row_info(tid, row, p.token_ids_as_strings)
         yield steps
 
@@ -305,7 +308,7 @@ class OVServeEngine(Engine):
         events = []
         for tid in ids:
             if tid in self.stop_ids:
-                c.done = True
+                c.done, c.stop_id = True, tid
                 events.append(TokenEvent(i, c.finish(), None, "stop", counted=False))
                 break
             counts[i] += 1

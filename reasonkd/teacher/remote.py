@@ -98,8 +98,8 @@ def generated_record(row: dict, tokens: list, k: int, tokenizer, by_bytes) -> di
         return None
     lps, tops = _rows(tokens, k)
     if tokenizer is None:  # token strings: the trace's own tokens, no prompt
-        # the trace is the completion re-joined (parse_output strips the whitespace between reasoning and
-        # answer): tokens are kept up to where the two part, as the ids path keeps them
+        # tokens are kept up to where the completion and the trace part (an R1 trace re-joins reasoning and
+        # answer; a plain one is the completion, outer whitespace stripped), as the ids path keeps them
         text = b"".join(bytes.fromhex(t[1]) for t in tokens).decode("utf-8", errors="replace")
         same = next((i for i, (a, b) in enumerate(zip(text, row["trace"])) if a != b),
                     min(len(text), len(row["trace"])))
@@ -111,6 +111,8 @@ def generated_record(row: dict, tokens: list, k: int, tokenizer, by_bytes) -> di
             keep.append(t)
         if not keep:
             return None
+        if same == len(row["trace"]) and len(keep) == len(tokens) - 1:  # the whole trace, then the end-of-turn
+            keep.append(tokens[-1])  # token it stopped on (vLLM / reasonkd serve return its entry): its row
         return {"id": f"{row['id']}#{row.get('sample_idx', 0)}", "trace_start": 0,
                 "token_strings": [bytes.fromhex(t[1]) for t in keep],
                 "topk_strings": [[bytes.fromhex(h) for _, h in top] for top in tops[:len(keep)]],

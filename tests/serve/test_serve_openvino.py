@@ -104,3 +104,29 @@ def test_logprobs_like_hf(clients):
     assert pl["openvino"][0] is None and len(pl["openvino"]) == len(pl["hf"]) > 1
     for a, b in zip(pl["openvino"][1:], pl["hf"][1:]):
         assert a.keys() == b.keys() and all(abs(a[t]["logprob"] - b[t]["logprob"]) < 1e-3 for t in a)
+
+
+def test_the_end_of_turn_token_it_stops_on_has_its_log_prob_entry(lively):
+    """As vLLM's: the end-of-sequence token a choice stops on is not in its text or completion_tokens, but
+    its log-prob entry is the last one, so a distillation client gets the teacher's end-of-turn row.
+    Both engines; the stop token is made to be the greedy choice's second token."""
+    from reasonkd.models import load_model
+    from reasonkd.models.engines import make_engine
+    from reasonkd.serve.engine import Engine, GenParams, OVServeEngine
+
+    model, tok = load_model(str(lively), dtype="float32")
+    hf = Engine(model, tok)
+    ids = hf.chat_ids(MSG)
+    p = GenParams(max_new_tokens=6, temperature=0, logprobs=3, token_ids_as_strings=True)
+    greedy = hf.complete(ids, p)[0]["tokens"]
+    firsts = [int(t["token"].split(":")[1]) for t in greedy]
+    cut = next(i for i in range(1, len(firsts)) if firsts[i] not in firsts[:i])  # stop there, once
+    engines = {"hf": hf, "openvino": OVServeEngine(make_engine("openvino", str(lively), dtype="float32"))}
+    for name, eng in engines.items():
+        eng.stop_ids.add(firsts[cut])
+        r = eng.complete(ids, p)[0]
+        assert r["finish_reason"] == "stop" and r["completion_tokens"] == cut, name
+        assert [t["token"] for t in r["tokens"]] == [t["token"] for t in greedy[:cut + 1]], name
+        assert [t["logprob"] for t in r["tokens"]] == pytest.approx([t["logprob"] for t in greedy[:cut + 1]],
+                                                                    abs=1e-3), name
+        assert len(r["tokens"][-1]["top_logprobs"]) == 3

@@ -257,3 +257,26 @@ def test_cli_names_what_is_missing(traces, tmp_path, capsys):
     for argv, msg in cases:
         assert main(argv) != 0
         assert re.search(msg, capsys.readouterr().err)
+
+
+def test_a_generated_string_record_keeps_the_end_of_turn_row_after_a_whole_trace():
+    """Token strings: rows run to the end of the trace; the end-of-turn token the completion stopped on (its
+    entry sent as vLLM and `reasonkd serve` send it) gives one more row, the teacher's end-of-turn row, but
+    only right after the whole trace."""
+    from reasonkd.teacher.remote import generated_record
+
+    def entry(text, lp):
+        h = text.encode().hex()
+        return [text, h, lp, [[text, h, lp], ["x", b"x".hex(), lp - 1.0]]]
+
+    row = {"id": "p", "sample_idx": 0, "trace": "2 + 3 = 5\n#### 5"}
+    pieces = ["2", " +", " 3", " =", " 5", "\n", "####", " 5"]
+    tokens = [entry(t, -0.1) for t in pieces] + [entry("<|im_end|>", -0.2)]
+    rec = generated_record(row, tokens, 2, None, {})
+    assert [b.decode() for b in rec["token_strings"]] == pieces + ["<|im_end|>"]
+    assert rec["topk_logprobs"].shape == (len(pieces) + 1, 2) and rec["topk_logprobs"][-1, 0] == pytest.approx(-0.2)
+    # cut at max tokens (no end-of-turn token): the trace's rows only
+    assert len(generated_record(row, tokens[:-1], 2, None, {})["token_strings"]) == len(pieces)
+    # the completion went on past the stored trace (trailing newline stripped): no end-of-turn row
+    more = [entry(t, -0.1) for t in pieces + ["\n"]] + [entry("<|im_end|>", -0.2)]
+    assert len(generated_record(row, more, 2, None, {})["token_strings"]) == len(pieces)
