@@ -4,8 +4,9 @@
 # under REASONKD_HOME (outside the work tree), so a later checkout on the same machine continues it.
 #   scripts/qwen_pair.sh check      # data + step 1: teacher vs untrained student on the dev split
 #   scripts/qwen_pair.sh traces     # step 2: the 1.5b teacher's verified traces (2 samples at T 0.7, shortest)
-#   scripts/qwen_pair.sh dev [ARMS] # step 3: train + evaluate the arms on dev (default: every arm)
-#   scripts/qwen_pair.sh heldout ARMS   # step 4: the chosen arms (+ baselines) on the 1000 held-out problems
+#   scripts/qwen_pair.sh dev [ARMS] # step 3: train + evaluate the arms on dev, seed 0 (DEV_SEEDS='[0,1,2]' for more)
+#   scripts/qwen_pair.sh heldout ARMS   # step 4: the chosen arms (+ baselines), 3 seeds, 1000 held-out problems
+#                                       # (seed 0's trained students are reused from step 3)
 # Output and log: $REASONKD_HOME/experiments/qwen-pair/ (run.log holds every phase's output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,11 +35,12 @@ case "${1:-}" in
       --limit 1000 --template recipes/compare/prompt.yaml --max-new-tokens 256 --samples-per-problem 2 \
       --temperature 0.7 --prefer shortest --out "$EXP/traces" 2>&1 | tee -a "$LOG" ;;
   dev)
-    say "compare on dev: ${2:-every arm}"
-    $RK compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" ${2:+--arms "$2"} 2>&1 | tee -a "$LOG" ;;
+    say "compare on dev: ${2:-every arm}, seeds ${DEV_SEEDS:-[0]}"
+    $RK compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" "seeds=${DEV_SEEDS:-[0]}" ${2:+--arms "$2"} 2>&1 \
+      | tee -a "$LOG" ;;
   heldout)
     [ -n "${2:-}" ] || { echo "heldout needs ARMS (the arms chosen on dev)" >&2; exit 2; }
     say "compare on held-out: $2"
     $RK compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" --split heldout --arms "$2" 2>&1 | tee -a "$LOG" ;;
-  *) sed -n 2,9p "$0"; exit 2 ;;
+  *) sed -n 2,10p "$0"; exit 2 ;;
 esac
