@@ -23,7 +23,8 @@ from reasonkd.teacher.import_cli import register_import
 
 
 def _generate(args) -> int:
-    from reasonkd.teacher.generate import GenerateSettings, format_stats, generate_traces
+    from reasonkd.teacher.generate import GenerateSettings, generate_traces
+    from reasonkd.teacher.stats import format_stats
 
     fields = {f for f in GenerateSettings.__dataclass_fields__}
     teachers = args.teacher or [""]
@@ -52,7 +53,7 @@ def _generate(args) -> int:
 
 
 def _generate_pooled(settings, teachers: list[str], args) -> int:
-    from reasonkd.teacher.generate import format_stats
+    from reasonkd.teacher.stats import format_stats
     from reasonkd.teacher.pool import TeacherSpec, format_pool, generate_pooled
 
     if settings.shard:
@@ -66,7 +67,7 @@ def _generate_pooled(settings, teachers: list[str], args) -> int:
 
 
 def _merge(args) -> int:
-    from reasonkd.teacher.generate import format_stats
+    from reasonkd.teacher.stats import format_stats
     from reasonkd.teacher.shard import merge_shards
 
     stats = merge_shards(args.out)
