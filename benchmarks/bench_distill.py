@@ -87,7 +87,7 @@ def _load_examples(work: Path) -> list[dict]:
 def run_cache(args, work: Path) -> dict:
     from reasonkd.models import load_model
     from reasonkd.models.encoding import encode_example
-    from reasonkd.models.logit_cache import write_logit_cache
+    from reasonkd.models.logit_writer import write_logit_cache
 
     shutil.rmtree(work / "cache", ignore_errors=True)  # time a full build, not a resumed one
     teacher, tok = load_model(args.teacher, dtype="bfloat16")

@@ -58,7 +58,7 @@ def run(args) -> dict:
     from reasonkd.distill.recipe import DistillRecipe
     from reasonkd.distill.stages import run_recipe
     from reasonkd.models import load_model, load_tokenizer
-    from reasonkd.models.logit_cache import write_logit_cache
+    from reasonkd.models.logit_writer import write_logit_cache
     from reasonkd.utils.io import write_jsonl
 
     torch.set_num_threads(args.threads)

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from reasonkd.errors import ReasonkdError
-from reasonkd.models.logit_cache import LogitCache, write_logit_cache
+from reasonkd.models.logit_cache import LogitCache
+from reasonkd.models.logit_writer import write_logit_cache
 from reasonkd.teacher.backends import OpenAIBackend, Request, Sampling
 from reasonkd.teacher.remote import score_traces, write_generated_cache
 from reasonkd.teacher.traces import load_traces
