@@ -31,7 +31,8 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from reasonkd.data.external import load_table, parse_spec, pick_splits, resolve_columns, row_item
+from reasonkd.data.dataset_rows import row_item
+from reasonkd.data.external import load_table, parse_spec, pick_splits, resolve_columns
 from reasonkd.data.prompts import load_template, render
 from reasonkd.errors import ReasonkdError
 from reasonkd.teacher.parse import parse_output
