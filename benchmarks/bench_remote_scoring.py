@@ -63,7 +63,8 @@ def main() -> None:
     args = ap.parse_args()
 
     from reasonkd.models import load_model
-    from reasonkd.models.logit_cache import LogitCache, write_logit_cache
+    from reasonkd.models.logit_cache import LogitCache
+    from reasonkd.models.logit_writer import write_logit_cache
     from reasonkd.teacher.remote import score_traces
     from reasonkd.teacher.traces import load_traces
 

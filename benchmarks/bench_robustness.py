@@ -215,6 +215,12 @@ def full(args) -> None:
         write_json(wall, times)
     data = Path(args.data) if args.data else demo / "data"
     results = {label: evaluate(label, m, demo, cfg, out, args, data) for label, m in models.items()}
+    finish(args, _report_lines(args, models, results, adv_cfg, adv_stats, times))
+
+
+def _report_lines(args, models: dict, results: dict, adv_cfg, adv_stats: dict | None, times: dict) -> list[str]:
+    """The BENCHMARKS.md section of a full run: the setup, one row and one per-type table per model and,
+    with the adversarial mix, the with / without comparison."""
     n_prompts = results["distilled"]["tasks"]["robustness"]["metrics"]["n"]
     split = f"test split of {args.data}" if args.data else "demo data's test split"
     scope = (f"each perturbation type asked on the first {args.per_type} original problems of the {split} that "
@@ -257,7 +263,7 @@ def full(args) -> None:
                         "drop of about 5 points; every interval below is wide.** docs/robustness.md gives the command "
                         "and the cost of the full run.\n")
     lines += ["", f"Machine: {machine()}."]
-    finish(args, lines)
+    return lines
 
 
 def finish(args, lines: list[str]) -> None:

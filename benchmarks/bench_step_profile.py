@@ -49,21 +49,14 @@ def grouped(events) -> dict[str, float]:
     return out
 
 
-def run(args) -> dict:
-    import torch
-    from torch.profiler import ProfilerActivity, profile
-
+def _recipe(args, work: Path):
+    """The profiled run's recipe: synthetic traces (and, offline, their logit cache) under `work`."""
     from reasonkd.config import load_config
-    from reasonkd.distill import trainer
     from reasonkd.distill.recipe import DistillRecipe
-    from reasonkd.distill.stages import run_recipe
     from reasonkd.models import load_model, load_tokenizer
-    from reasonkd.models.logit_cache import write_logit_cache
+    from reasonkd.models.logit_writer import write_logit_cache
     from reasonkd.utils.io import write_jsonl
 
-    torch.set_num_threads(args.threads)
-    work = Path(args.work)
-    work.mkdir(parents=True, exist_ok=True)
     n = (args.steps + args.profile_step) * args.batch
     tok = load_tokenizer(args.student)
     rows = make_traces(tok, n, args.seq)
@@ -89,6 +82,20 @@ def run(args) -> dict:
         f"  - {{name: kd, kind: output, steps: {args.steps + args.profile_step}, lr: 0.0001, "
         "lr_schedule: constant, losses: [{name: forward_kl}]}\n")
     recipe = load_config(DistillRecipe, recipe_path, overrides)
+    return recipe
+
+
+def run(args) -> dict:
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from reasonkd.distill import trainer
+    from reasonkd.distill.stages import run_recipe
+
+    torch.set_num_threads(args.threads)
+    work = Path(args.work)
+    work.mkdir(parents=True, exist_ok=True)
+    recipe = _recipe(args, work)
     import shutil
 
     shutil.rmtree(work / "run", ignore_errors=True)

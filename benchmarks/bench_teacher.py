@@ -109,21 +109,25 @@ def main() -> None:
         ok = sum(verify_item(it, t) for it, t in zip(items, texts))
         results.append((name, statistics.median(speeds[name]), speeds[name], tokens, ok))
     peer = results[1][1]
-    table = "\n".join(f"| {n} | {m:.1f} ({', '.join(f'{s:.1f}' for s in sp)}) | {tok} | {ok}/{len(items)} | "
+    record_section("Teacher", _section(args, len(items), results, peer))
+    print(f"ours / plain HF batch 1: {results[0][1] / peer:.1f}x")
+
+
+def _section(args, n_items: int, results: list[tuple], peer: float) -> str:
+    """The BENCHMARKS.md "Teacher" section: command, machine, and one table row per runner."""
+    table = "\n".join(f"| {n} | {m:.1f} ({', '.join(f'{s:.1f}' for s in sp)}) | {tok} | {ok}/{n_items} | "
                       f"{m / peer:.1f}x |" for n, m, sp, tok, ok in results)
     cmd = (f".venv/bin/python benchmarks/bench_teacher.py --model {args.model} "
            f"--problems {args.problems} --max-new-tokens {args.max_new_tokens} --batch-size {args.batch_size} "
            f"--repeats {args.repeats}")
-    body = (f"Command: `{cmd}`  \nMachine: {machine()}; commit {git_rev()}; {time.strftime('%Y-%m-%d')}; "
+    return (f"Command: `{cmd}`  \nMachine: {machine()}; commit {git_rev()}; {time.strftime('%Y-%m-%d')}; "
             f"peak RSS {peak_rss_mb():.0f} MB\n\n"
-            f"Trace generation throughput, {args.model}, {len(items)} math problems (quick recipe, train), "
+            f"Trace generation throughput, {args.model}, {n_items} math problems (quick recipe, train), "
             f"greedy, max {args.max_new_tokens} new tokens, default teacher template; tokens/s counts generated "
             f"tokens up to EOS, median of {args.repeats} runs (all runs in brackets; the rounds interleave the "
             "three runners, after a warm-up).\n\n"
             "| generation | tok/s median (runs) | tokens | verified | vs plain HF b=1 fp32 |\n"
             "|---|---|---|---|---|\n" + table)
-    record_section("Teacher", body)
-    print(f"ours / plain HF batch 1: {results[0][1] / peer:.1f}x")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,8 @@ import copy
 from fractions import Fraction
 from random import Random
 
-from reasonkd.data.math_families import FAMILIES, NAMES, Family, fmt, run, sample_valid, solve
+from reasonkd.data.math_families import FAMILIES, Family, fmt, run, sample_valid, solve
+from reasonkd.data.math_program import NAMES
 from reasonkd.data.schema import Item
 
 NEGATIVE_TYPES = ("arithmetic_slip", "skipped_step", "wrong_operation", "misread_quantity", "wrong_final_answer")

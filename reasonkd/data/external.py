@@ -20,7 +20,7 @@ wherever it takes a built dataset. Splits: `@SPLIT` (or the only split of a
 file) is taken as the split the caller asks for; otherwise the dataset's own
 `train` / `validation` / `test` splits answer for train / val / test. Answers
 that are plain numbers are graded by `math_numeric`, all others by
-`math_latex` (reasonkd.data.latex). A hub id with no network fails within
+`math_latex` (reasonkd.data.latex; a row becomes an Item in reasonkd.data.dataset_rows). A hub id with no network fails within
 seconds, naming the local alternative (as model hub ids do).
 """
 
@@ -33,8 +33,7 @@ import socket
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from reasonkd.data.answers import boxed_contents, normalize_number
-from reasonkd.data.latex import is_plain_number
+from reasonkd.data.dataset_rows import row_item
 from reasonkd.data.schema import Item
 from reasonkd.errors import ReasonkdError
 
@@ -272,54 +271,7 @@ def schema_name(columns: list[str]) -> str:
     return "custom"
 
 
-# ------------------------------------------------------------------ rows -> items
-
-def _difficulty(level, steps: list[str]) -> int:
-    m = re.search(r"\d+", str(level)) if level is not None else None
-    return max(1, min(5, int(m.group()) if m else len(steps) // 3))
-
-
-def row_item(row: dict, cols: dict, name: str, split: str, split_name: str, index: int, spec: str) -> Item | None:
-    """One dataset row as an Item, or None when it has no question or no answer to check against."""
-    from reasonkd.data.math_families import fmt
-    from reasonkd.data.sources import gsm_steps
-
-    question = row.get(cols["question"])
-    if not isinstance(question, str) or not question.strip():
-        return None
-    raw = row.get(cols["answer"]) if "answer" in cols else None
-    solution = row.get(cols["solution"]) if "solution" in cols else None
-    steps: list[str] = []
-    answer = None
-    if isinstance(raw, (int, float)) and not isinstance(raw, bool):
-        answer = str(raw)
-    elif isinstance(raw, str) and raw.strip():
-        if "####" in raw and (parsed := gsm_steps(raw)):  # a GSM8K answer field: worked steps, then '#### N'
-            steps, answer = parsed
-        else:
-            boxed = boxed_contents(raw)
-            answer = boxed[-1] if boxed else raw.strip()
-    if answer is None and isinstance(solution, str):
-        boxed = boxed_contents(solution)
-        answer = boxed[-1] if boxed else None
-    if not answer:
-        return None
-    numeric = is_plain_number(answer) and normalize_number(answer) is not None
-    if numeric:
-        answer = fmt(normalize_number(answer))
-    if isinstance(solution, str) and solution.strip() and not steps:
-        steps = [s.strip() for s in solution.strip().splitlines() if s.strip()]
-        if not boxed_contents(solution) and "####" not in solution:  # so that it states its answer as ours do
-            steps.append(f"#### {answer}" if numeric else f"The answer is $\\boxed{{{answer}}}$.")
-    meta = {"dataset": spec, "row": index, "dataset_split": split_name}
-    for key in ("type", "subject", "source", "level"):
-        if isinstance(row.get(key), (str, int)):
-            meta[key] = row[key]
-    return Item(id=f"{name}-{re.sub(r'[^a-z0-9]+', '', split_name.lower()) or 'split'}-{index:05d}", domain="math",
-                question=question.strip(), answer=answer, steps=steps,
-                verifier="math_numeric" if numeric else "math_latex", split=split, source="dataset_import",
-                difficulty=_difficulty(row.get("level"), steps), template=name, meta=meta)
-
+# ------------------------------------------------------------------ datasets -> items (a row: dataset_rows.row_item)
 
 def dataset_items(spec: str, split: str | None = None, columns=None, limit: int | None = None,
                   name: str | None = None) -> list[Item]:

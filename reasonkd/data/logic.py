@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from random import Random
 
-from reasonkd.data.math_families import NAMES
+from reasonkd.data.math_program import NAMES
 from reasonkd.data.puzzles import (count_sudoku_solutions, solve_sudoku_singles, solve_zebra, sudoku_valid,
                                    zebra_answer)
 from reasonkd.data.schema import Item

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from random import Random
 
 from reasonkd.data.augment import math_item
-from reasonkd.data.math_families import FAMILIES, NAMES, sample_valid
+from reasonkd.data.math_families import FAMILIES, sample_valid
+from reasonkd.data.math_program import NAMES
 from reasonkd.data.schema import Item
 from reasonkd.errors import ConfigError
 

@@ -3,7 +3,8 @@
 A problem's solution is a list of `Op`s (`var = a <op> b`). `run` executes
 them (optionally with one injected mistake, for negatives), `solve` turns them
 into the answer, the reference steps ending in "#### N" and one sub-question
-per step. Families themselves live in reasonkd.data.math_families.
+per step. `pick_names` draws the people in a question (from NAMES). Families
+themselves live in reasonkd.data.math_families (with math_money and math_rates).
 """
 
 from __future__ import annotations
@@ -36,6 +37,17 @@ class Family:
     program: Callable[[dict], list[Op]]
     check: Callable[[dict, dict], str] | None = None
     """Optional closing sentence that checks the answer against the givens."""
+
+
+# ---------------------------------------------------------------- people in the questions
+
+NAMES = ("Ava", "Ben", "Carla", "Diego", "Emma", "Farid", "Grace", "Hiro", "Ines", "Jamal", "Kira",
+         "Liam", "Mei", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Victor",
+         "Wen", "Yara", "Zoe")
+
+
+def pick_names(rng: Random, k: int = 1) -> list[str]:
+    return rng.sample(NAMES, k)
 
 
 def fmt(x: Fraction | int) -> str:

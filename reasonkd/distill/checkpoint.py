@@ -66,7 +66,7 @@ def _trainable_state(module) -> dict:
 
 def save_checkpoint(ctx, stage_dir: Path, step: int, module, optimizer, scheduler, state: dict) -> Path:
     """Atomic: every process writes into one temp folder, then the main process renames it.
-    ctx: the run's trainer.RunContext."""
+    ctx: the run's context.RunContext."""
     from safetensors.torch import save_file
 
     acc = ctx.accelerator

@@ -19,7 +19,8 @@ from reasonkd.errors import ConfigError
 
 def _keys() -> str:
     from reasonkd.config import config_help
-    from reasonkd.distill.recipe import DistillRecipe, LossSpec, StageConfig, TemperatureSchedule
+    from reasonkd.distill.recipe import DistillRecipe, LossSpec, StageConfig
+    from reasonkd.distill.schedules import TemperatureSchedule
 
     return "\n".join([config_help(DistillRecipe), "", "each of stages.N:", config_help(StageConfig, "stages.N."),
                       "", "each of stages.N.losses.M:", config_help(LossSpec, "stages.N.losses.M."),

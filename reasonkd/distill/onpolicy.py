@@ -114,7 +114,7 @@ class Rollout:
         """Micro-batch `micro_index` of the stage: items (the traces' Encoded) -> the collated batch of the
         student's completions, or of the traces themselves for an off-policy micro-batch, with
         chunk_ids / teacher_chunk_ids and (anchor) anchor_input_ids / anchor_attention_mask / anchor_labels.
-        collate: (items, with_cache) -> batch dict (trainer.Batches.collate)."""
+        collate: (items, with_cache) -> batch dict (context.Batches.collate)."""
         rng = random.Random(self.seed + micro_index)
         self.last_on_policy = rng.random() < self.cfg.fraction
         examples = [self.ctx.examples[e.id] for e in items]

@@ -6,14 +6,52 @@
 `step` is the 0-based optimizer step within a stage, `total` the stage's step
 count; the value at step 0 is `start` and at step total - 1 is `end`, so the
 last step really trains at the final temperature. Tests: tests/distill/test_schedules.py.
+
+`TemperatureSchedule` is the recipe's `stages.N.temperature` block (reasonkd.distill.recipe.StageConfig).
 """
 
 from __future__ import annotations
 
 import bisect
 import math
+from dataclasses import dataclass, field
 
-from reasonkd.distill.recipe import TemperatureSchedule
+from reasonkd.errors import ConfigError
+
+
+@dataclass
+class TemperatureSchedule:
+    """How T moves over a stage, or a name of NAMED (`temperature: kd_anneal`, the classic KD schedule)."""
+    NAMED = {"kd_anneal": {"kind": "linear", "start": 5.0, "end": 1.0}}
+
+    kind: str = "constant"
+    """constant | linear | cosine | step: how T moves from `start` to `end` over the stage's steps."""
+    start: float = 1.0
+    """Temperature at the first step of the stage."""
+    end: float | None = None
+    """Temperature at the last step (default: = start)."""
+    milestones: list[float] = field(default_factory=list)
+    """kind=step: where T drops, as fractions of the stage (0 < m < 1, e.g. [0.33, 0.66]) or step numbers (>= 1)."""
+    values: list[float] = field(default_factory=list)
+    """kind=step: T after each milestone (default: evenly spaced from start to end)."""
+
+    def __post_init__(self):
+        if self.kind not in ("constant", "linear", "cosine", "step"):
+            raise ConfigError(f"kind must be constant, linear, cosine or step, got {self.kind!r}")
+        if self.end is None:
+            self.end = self.start
+        if not (self.start > 0 and self.end > 0):
+            raise ConfigError(f"start and end must be > 0, got start={self.start}, end={self.end}")
+        if any(v <= 0 for v in self.values):
+            raise ConfigError(f"values must all be > 0, got {self.values}")
+        if self.kind == "step":
+            if not self.milestones:
+                raise ConfigError("kind=step needs milestones (fractions of the stage or step numbers)")
+            if list(self.milestones) != sorted(self.milestones) or any(m <= 0 for m in self.milestones):
+                raise ConfigError(f"milestones must be increasing and > 0, got {self.milestones}")
+            if self.values and len(self.values) != len(self.milestones):
+                raise ConfigError(f"values needs one temperature per milestone ({len(self.milestones)}), "
+                                  f"got {len(self.values)}")
 
 
 def _progress(step: int, total: int) -> float:

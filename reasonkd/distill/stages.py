@@ -33,12 +33,13 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import DistributedDataParallelKwargs
 
 from reasonkd.config import load_config, save_config, to_dict
+from reasonkd.distill.context import RunContext
 from reasonkd.distill.crosstok import encode_for_pair
 from reasonkd.distill.modelcard import write_model_card
 from reasonkd.distill.negatives import attach_negatives, load_negatives
 from reasonkd.distill.fused_cache import one_teacher_cache, open_fused_cache
 from reasonkd.distill.recipe import LOGIT_LOSSES, DistillRecipe, fused_caches, needs_teacher_online, soft_source
-from reasonkd.distill.trainer import RunContext, train_stage
+from reasonkd.distill.trainer import train_stage
 from reasonkd.errors import ReasonkdError
 from reasonkd.models import load_model, load_tokenizer
 from reasonkd.teacher.traces import load_traces

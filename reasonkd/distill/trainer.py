@@ -11,9 +11,8 @@ Accelerate owns devices, DDP (gloo on CPU, `accelerate launch --multi_gpu
 forward (fp32 master weights). Gradient accumulation is explicit: `no_sync` on
 all but the last micro-batch.
 
-Data: every process tokenises the same examples; epoch e's batch order comes
-from (seed, e) and process r takes batches r, r + world, ... so micro-batch m of
-a stage is always the same data: the global step is the data position.
+Data: `Batches` (reasonkd.distill.context, with the run's `RunContext`): micro-batch
+m of a stage is always the same data, so the global step is the data position.
 
 Checkpoints (every `save_every` steps, reasonkd.distill.checkpoint) go to
 stage_dir/checkpoints/step-NNNNNN, atomically; a resumed stage loads the newest
@@ -29,12 +28,10 @@ import contextlib
 import gc
 import json
 import logging
-import math
 import os
 import resource
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -46,16 +43,14 @@ from reasonkd.config import to_dict
 from reasonkd.distill.balance import LossBalancer
 from reasonkd.distill.checkpoint import latest_checkpoint, load_checkpoint, save_checkpoint, trim_metrics
 from reasonkd.distill.compile import compile_student
-from reasonkd.distill.crosstok import TokenizerPair
-from reasonkd.distill.data import batch_order, collate
+from reasonkd.distill.context import Batches, RunContext, stage_steps
 from reasonkd.distill.fsdp import gathered_student, is_fsdp, prepare_fsdp
 from reasonkd.distill.forward import DistillStudent, hf_model, project_logits, teacher_forward, token_rows
 from reasonkd.distill.heads import use_eager_attention_only_in
 from reasonkd.distill.losses import FeatureProjector
 from reasonkd.distill.objective import Objective
 from reasonkd.distill.onpolicy import Rollout
-from reasonkd.distill.packing import pack_collate, pack_length_for
-from reasonkd.distill.recipe import DistillRecipe, StageConfig
+from reasonkd.distill.recipe import StageConfig
 from reasonkd.distill.schedules import lr_factor, temperature_at
 from reasonkd.distill.student import load_student, merged_student, trained_student
 from reasonkd.distill.tracking import Tracking
@@ -67,65 +62,6 @@ log = logging.getLogger(__name__)
 
 class StopRequested(ReasonkdError):
     """The run stopped on request after writing a checkpoint (run_recipe's stop_after)."""
-
-
-@dataclass(kw_only=True)
-class RunContext(TokenizerPair):
-    """What every stage of one run shares: the encoded pair (crosstok.TokenizerPair: encoded, encode,
-    relation, vocab_map, teacher_pad_id) and the rest below."""
-
-    recipe: DistillRecipe
-    accelerator: object
-    student_tok: object
-    teacher: object | None = None
-    cache: object | None = None
-    examples: dict | None = None
-    """Trace rows by id (on-policy stages re-encode them with the student's completions)."""
-    stop_after: int | None = None
-    steps_this_run: int = 0
-    tracking: object | None = None
-    """tracking.Tracking of recipe.report_to (made by the first stage; no-op when report_to is empty)."""
-    progress: bool = True
-
-
-# ---------------------------------------------------------------- data stream
-
-
-class Batches:
-    """Micro-batch m of a stage for this process, for any m (so a resumed stage starts mid-epoch)."""
-
-    def __init__(self, ctx: RunContext, stage: StageConfig | None = None):
-        r, acc = ctx.recipe, ctx.accelerator
-        self.ctx, self.world, self.rank = ctx, acc.num_processes, acc.process_index
-        lengths = [len(e.input_ids) for e in ctx.encoded]
-        n_batches = math.ceil(len(lengths) / r.batch_size)
-        self.per_epoch = n_batches // self.world  # equal count on every process
-        if self.per_epoch == 0:
-            raise ReasonkdError(f"{len(lengths)} examples make {n_batches} batches of {r.batch_size}: too few for "
-                                f"{self.world} processes; lower batch_size or add data")
-        self._orders: dict[int, list[list[int]]] = {}
-        self.lengths = lengths
-        self.pad_id = ctx.student_tok.pad_token_id if ctx.student_tok.pad_token_id is not None else 0
-        self.pack_length = pack_length_for(r, stage, ctx.encoded) if stage is not None else 0  # 0 = padded
-
-    def items(self, m: int) -> list:
-        """The Encoded examples of micro-batch m on this process."""
-        epoch, pos = divmod(m, self.per_epoch)
-        if epoch not in self._orders:
-            r = self.ctx.recipe
-            self._orders = {epoch: batch_order(self.lengths, r.batch_size, r.seed, epoch, r.data.bucket)}
-        return [self.ctx.encoded[i] for i in self._orders[epoch][pos * self.world + self.rank]]
-
-    def collate(self, items: list, with_cache: bool) -> dict:
-        if self.pack_length:  # data.packing: the same items, end to end in rows (packing.py)
-            return pack_collate(items, self.pad_id, self.pack_length, self.ctx.cache if with_cache else None)
-        return collate(items, self.pad_id, self.ctx.cache if with_cache else None, self.ctx.teacher_pad_id)
-
-
-def stage_steps(stage: StageConfig, batches: Batches, grad_accum: int) -> int:
-    if stage.steps:
-        return stage.steps
-    return max(1, round(stage.epochs * batches.per_epoch / grad_accum))
 
 
 # ---------------------------------------------------------------- the stage
@@ -200,30 +136,42 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
                 bar.set_postfix(loss=f"{row['loss']:.4f}", T=f"{row['temperature']:.2f}", tok_s=f"{row['tok_s']:.0f}")
             ctx.steps_this_run += 1
             if r.save_every and (step + 1) % r.save_every == 0 and step + 1 < total:
-                save_checkpoint(ctx, stage_dir, step + 1, model, optimizer, scheduler,
-                                {**state, "total_steps": total, "stage": stage.name, "world_size": acc.num_processes,
-                                 "balancer": balancer.state_dict()})
-                if ctx.stop_after is not None and ctx.steps_this_run >= ctx.stop_after:
-                    raise StopRequested(f"stopped on request after step {step + 1} of stage {stage.name}; "
-                                        "rerun with --resume to continue")
+                _checkpoint(ctx, stage_dir, stage, step + 1, total, state, balancer, (model, optimizer, scheduler))
     finally:
         bar.close()
         if metrics is not None:
             metrics.close()
     state["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)  # load + train
     # keep only what is saved, and free the training objects before a LoRA merge reloads fp32 weights
-    if is_fsdp(acc):  # sharded: gather the full weights (collective) into a plain model on the main process
-        trained, projector_state = gathered_student(model, init_from, acc.is_main_process)
-    else:
-        trained = trained_student(acc.unwrap_model(model).model)
-        projector_state = None if projector is None else {k: v.detach().cpu().contiguous()
-                                                          for k, v in projector.state_dict().items()}
+    trained, projector_state = _trained_weights(acc, model, projector, init_from)
     del model, module, student, projector, optimizer, scheduler, step_fn
     acc.free_memory()
     gc.collect()
     summary = _finish_stage(ctx, index, stage, stage_dir, trained, projector_state, state, total, init_from)
     ctx.tracking.log_stage_end(stage_dir.name, summary, total)
     return summary
+
+
+def _checkpoint(ctx: RunContext, stage_dir: Path, stage: StageConfig, step: int, total: int, state: dict,
+                balancer: LossBalancer, objects) -> None:
+    """Save the checkpoint after `step` steps (objects: model, optimizer, scheduler); once this call has run
+    `stop_after` steps, stop there (StopRequested)."""
+    save_checkpoint(ctx, stage_dir, step, *objects,
+                    {**state, "total_steps": total, "stage": stage.name, "world_size": ctx.accelerator.num_processes,
+                     "balancer": balancer.state_dict()})
+    if ctx.stop_after is not None and ctx.steps_this_run >= ctx.stop_after:
+        raise StopRequested(f"stopped on request after step {step} of stage {stage.name}; "
+                            "rerun with --resume to continue")
+
+
+def _trained_weights(acc, model, projector, init_from: str) -> tuple:
+    """(trained student, projector state dict or None) to save, on CPU."""
+    if is_fsdp(acc):  # sharded: gather the full weights (collective) into a plain model on the main process
+        return gathered_student(model, init_from, acc.is_main_process)
+    trained = trained_student(acc.unwrap_model(model).model)
+    projector_state = None if projector is None else {k: v.detach().cpu().contiguous()
+                                                      for k, v in projector.state_dict().items()}
+    return trained, projector_state
 
 
 def _resume(ctx: RunContext, stage: StageConfig, stage_dir: Path, objects, balancer: LossBalancer, total: int) -> dict:

@@ -140,6 +140,20 @@ def _analyze(args) -> int:
 
 def register(sub) -> None:
     """Add this package's subcommands to the top-level parser."""
+    _add_eval(sub)
+
+    r = sub.add_parser("report", help="combine earlier eval runs into one report (markdown, HTML, JSON)")
+    r.add_argument("runs", nargs="+", help="folders written by `reasonkd eval --out`")
+    r.add_argument("--out", required=True, help="report folder")
+    r.add_argument("--label", action="append", help="relabel the models, in order")
+    r.add_argument("--title", default="reasonkd evaluation", help="report title")
+    r.set_defaults(func=_report)
+
+    _add_analyze(sub)
+
+
+def _add_eval(sub) -> None:
+    """`reasonkd eval`: models or stored completions, tasks, generation settings, measurements."""
     p = sub.add_parser("eval", help="evaluate models (or existing completions) on GSM8K, HumanEval, logic, code",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", action="append", help="alias, folder or .gguf; repeat to compare models")
@@ -177,13 +191,9 @@ def register(sub) -> None:
     p.add_argument("--title", default="reasonkd evaluation", help="report title")
     p.set_defaults(func=_eval)
 
-    r = sub.add_parser("report", help="combine earlier eval runs into one report (markdown, HTML, JSON)")
-    r.add_argument("runs", nargs="+", help="folders written by `reasonkd eval --out`")
-    r.add_argument("--out", required=True, help="report folder")
-    r.add_argument("--label", action="append", help="relabel the models, in order")
-    r.add_argument("--title", default="reasonkd evaluation", help="report title")
-    r.set_defaults(func=_report)
 
+def _add_analyze(sub) -> None:
+    """`reasonkd analyze`: first-error classes of wrong math answers, per model and between two."""
     a = sub.add_parser("analyze", help="why wrong math answers are wrong: first-error classes per model, and "
                        "what changed between two models", description=__import__("reasonkd.eval.analyze").eval
                        .analyze.__doc__, formatter_class=__import__("argparse").RawDescriptionHelpFormatter)

@@ -2,6 +2,7 @@
 
     from reasonkd.eval.measure import measure_latency
     lat = measure_latency(model, tok, prompts[:5], max_new_tokens=64)
+    lat = engine_latency(engine, prompts[:5], max_new_tokens=64)   # the same numbers from a generation engine
     # {'ttft_ms': {'p50', 'p95'}, 'ms_per_token': ..., 'latency_ms': {'p50', 'p95'}, 'tokens_per_s': ...}
 
 Latency is measured at batch 1, greedy, one problem at a time (what one user
@@ -19,6 +20,7 @@ import time
 import torch
 
 from reasonkd.eval.metrics import percentiles
+from reasonkd.models.engines.base import Engine
 
 
 def reset_peak_rss() -> bool:
@@ -98,3 +100,16 @@ def measure_latency(model, tokenizer, prompts: list[str], max_new_tokens: int = 
             "ms_per_token": (sum(per_token) / len(per_token)) if per_token else float("nan"),
             "new_tokens": sum(new_tokens), "tokens_per_s": sum(new_tokens) / seconds if seconds else float("nan"),
             "threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+
+
+def engine_latency(gen: Engine, prompts: list[str], max_new_tokens: int) -> dict:
+    """measure_latency's numbers for an engine without a torch model (openvino, vllm)."""
+    raw = gen.latency(prompts, max_new_tokens)
+    seconds = sum(raw["total_s"])
+    return {"problems": len(raw["total_s"]), "max_new_tokens": max_new_tokens,
+            "ttft_ms": percentiles([t * 1000 for t in raw["ttft_s"]]),
+            "latency_ms": percentiles([t * 1000 for t in raw["total_s"]]),
+            "ms_per_token": (1000 * sum(raw["per_token_s"]) / len(raw["per_token_s"])) if raw["per_token_s"]
+            else float("nan"), "new_tokens": sum(raw["new_tokens"]),
+            "tokens_per_s": sum(raw["new_tokens"]) / seconds if seconds else float("nan"),
+            "threads": None, "cpu_count": os.cpu_count(), "engine": gen.name}

@@ -227,7 +227,7 @@ def write_report(results: list[dict], out_dir, labels=None, title: str = "reason
     error transitions, differing problems)."""
     from reasonkd.eval.analyze import analyze_results, pair_transitions
     from reasonkd.eval.analyze_report import differ_cases, error_html, error_markdown
-    from reasonkd.eval.runner import samples_path
+    from reasonkd.eval.sample_store import samples_path
     from reasonkd.utils.sandbox import sandbox_backend
     from reasonkd.utils.io import atomic_write, write_json, write_jsonl
 

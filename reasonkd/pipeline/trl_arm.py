@@ -111,25 +111,14 @@ def _newest_checkpoint(folder: Path) -> str | None:
 
 def train_trl_arm(recipe, options: dict, steps: int, progress: bool = True) -> Path:
     """Train one seed of a `runner: trl-gkd` arm into recipe.output_dir/final; returns final/."""
-    import torch
     from datasets import Dataset
     from peft import LoraConfig
 
-    from reasonkd.models import load_model
     from reasonkd.teacher.traces import load_traces
 
     run_dir = Path(recipe.output_dir)
-    final = run_dir / "final"
     _, GKDTrainer = _gkd()
-    torch.manual_seed(recipe.seed)
-    device = "cuda" if recipe.device == "cuda" or (recipe.device == "auto" and torch.cuda.is_available()) else "cpu"
-    student, tok = load_model(recipe.student, dtype="float32", device=device)
-    teacher_dtype = recipe.teacher_dtype if recipe.teacher_dtype != "auto" else (
-        "bfloat16" if recipe.bf16_autocast else "float32")
-    teacher, _ = load_model(recipe.teacher, dtype=teacher_dtype, device=device)
-    if tok.pad_token_id is None:
-        tok.pad_token = tok.eos_token
-    student.train()
+    student, teacher, tok, device = _load_pair(recipe)
     rows = load_traces(recipe.data.path)
     ds = Dataset.from_list([{"prompt": r["prompt"], "trace": r["trace"], "system": r.get("system") or ""}
                             for r in rows])
@@ -155,8 +144,33 @@ def train_trl_arm(recipe, options: dict, steps: int, progress: bool = True) -> P
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - t0
+    return _save_trained(trainer, cfg, tok, recipe, options, tokens["student"], seconds)
+
+
+def _load_pair(recipe):
+    """(student in fp32 and train mode, teacher in the recipe's teacher dtype, student tokenizer, device)."""
+    import torch
+
+    from reasonkd.models import load_model
+
+    torch.manual_seed(recipe.seed)
+    device = "cuda" if recipe.device == "cuda" or (recipe.device == "auto" and torch.cuda.is_available()) else "cpu"
+    student, tok = load_model(recipe.student, dtype="float32", device=device)
+    teacher_dtype = recipe.teacher_dtype if recipe.teacher_dtype != "auto" else (
+        "bfloat16" if recipe.bf16_autocast else "float32")
+    teacher, _ = load_model(recipe.teacher, dtype=teacher_dtype, device=device)
+    if tok.pad_token_id is None:
+        tok.pad_token = tok.eos_token
+    student.train()
+    return student, teacher, tok, device
+
+
+def _save_trained(trainer, cfg, tok, recipe, options: dict, tokens: int, seconds: float) -> Path:
+    """final/ (the student, LoRA merged), summary.json and trl-loss.json of a trained arm; returns final/."""
+    run_dir = Path(recipe.output_dir)
+    final = run_dir / "final"
     model = trainer.model
-    if lora.enabled:
+    if recipe.lora.enabled:
         model = model.merge_and_unload()
     with atomic_dir(final) as tmp:
         model.save_pretrained(tmp)
@@ -166,9 +180,9 @@ def train_trl_arm(recipe, options: dict, steps: int, progress: bool = True) -> P
                "gkd": {k: getattr(cfg, k) for k in ("lmbda", "beta", "temperature", "max_new_tokens", "seq_kd",
                                                    "gradient_checkpointing")},
                # the teacher scores every token the student trains on (traces or its own samples)
-               "stages": [{"name": "trl-gkd", "steps": trainer.state.global_step, "tokens": tokens["student"],
+               "stages": [{"name": "trl-gkd", "steps": trainer.state.global_step, "tokens": tokens,
                            "seconds": round(seconds, 1), "final_loss": losses[-1] if losses else None}],
-               "total": {"steps": trainer.state.global_step, "tokens": tokens["student"]}}
+               "total": {"steps": trainer.state.global_step, "tokens": tokens}}
     write_json(run_dir / "summary.json", summary)
     (run_dir / "trl-loss.json").write_text(json.dumps(losses))
     return final

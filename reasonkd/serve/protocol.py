@@ -5,7 +5,7 @@
     req = await read_body(request, ChatRequest)       # API key, size limit, JSON, schema, model name
     params = gen_params(st, req, len(ids), req.max_tokens, None)
 
-reasonkd.serve.server holds the routes; this module knows nothing of any one route.
+reasonkd.serve.server and reasonkd.serve.completions hold the routes; this module knows nothing of any one route.
 """
 
 from __future__ import annotations

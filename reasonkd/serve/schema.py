@@ -1,4 +1,4 @@
-"""Request bodies and errors of the OpenAI-compatible API (reasonkd.serve.server).
+"""Request bodies and errors of the OpenAI-compatible API (reasonkd.serve.server, reasonkd.serve.completions).
 
 Unknown fields are accepted and ignored (clients send `user`, `presence_penalty`, ...);
 a validation failure becomes a 400 naming the field (`param`), as OpenAI does.

@@ -23,7 +23,8 @@ from reasonkd.teacher.import_cli import register_import
 
 
 def _generate(args) -> int:
-    from reasonkd.teacher.generate import GenerateSettings, format_stats, generate_traces
+    from reasonkd.teacher.generate import GenerateSettings, generate_traces
+    from reasonkd.teacher.stats import format_stats
 
     fields = {f for f in GenerateSettings.__dataclass_fields__}
     teachers = args.teacher or [""]
@@ -52,7 +53,7 @@ def _generate(args) -> int:
 
 
 def _generate_pooled(settings, teachers: list[str], args) -> int:
-    from reasonkd.teacher.generate import format_stats
+    from reasonkd.teacher.stats import format_stats
     from reasonkd.teacher.pool import TeacherSpec, format_pool, generate_pooled
 
     if settings.shard:
@@ -66,7 +67,7 @@ def _generate_pooled(settings, teachers: list[str], args) -> int:
 
 
 def _merge(args) -> int:
-    from reasonkd.teacher.generate import format_stats
+    from reasonkd.teacher.stats import format_stats
     from reasonkd.teacher.shard import merge_shards
 
     stats = merge_shards(args.out)
@@ -141,6 +142,24 @@ def register(sub) -> None:
     tsub = p.add_subparsers(dest="teacher_command", metavar="SUBCOMMAND")
     register_import(tsub)  # `teacher import` (reasonkd.teacher.import_cli)
 
+    _add_generate(tsub)
+
+    mg = tsub.add_parser("merge", help="merge the OUT/shard-i-of-n folders of --shard runs (no duplicates)")
+    mg.add_argument("--out", required=True, help="the --out given to every `teacher generate --shard i/n`")
+    mg.set_defaults(func=_merge)
+
+    _add_logits(tsub)
+
+    c = tsub.add_parser("check", help="re-verify a finished run: traces must pass, negatives must fail")
+    c.add_argument("--traces", required=True, help="a `teacher generate` output folder")
+    c.add_argument("--data", required=True, help="the dataset it was made from")
+    c.set_defaults(func=_check)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    logging.getLogger("reasonkd.teacher").setLevel(logging.INFO)
+
+
+def _add_generate(tsub) -> None:
+    """`reasonkd teacher generate`: which problems, how many samples, how they are sampled and kept."""
     g = tsub.add_parser("generate", help="sample k verified chain-of-thought traces per problem (resumable)")
     g.add_argument("--teacher", action="append", default=[],
                    help="alias, folder, .gguf or hub id (openai: defaults to --api-model); repeat for several "
@@ -160,6 +179,23 @@ def register(sub) -> None:
     g.add_argument("--top-p", type=float, default=1.0)
     g.add_argument("--max-new-tokens", type=int, default=384, help="longer traces are kept as 'truncated' negatives")
     g.add_argument("--batch-size", type=int, default=16, help="hf backend batch (default 16)")
+    _add_backend_options(g)
+    g.add_argument("--limit", type=int, default=None, help="use N problems (stable hash order of ids)")
+    g.add_argument("--template", default=None, help="prompt template file (see docs/teacher.md)")
+    g.add_argument("--shard-size", type=int, default=64, help="problems per committed shard")
+    g.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32", "float16"],
+                   help="auto = bf16 where the hardware runs it natively")
+    g.add_argument("--device", default="cpu")
+    g.add_argument("--cache-dir", default=None, help="request cache folder (default OUT/cache)")
+    g.add_argument("--no-progress", dest="progress", action="store_false")
+    g.add_argument("--shard", default=None, metavar="I/N",
+                   help="only shard I of N of the problems (deterministic), written to OUT/shard-I-of-N; "
+                        "then `reasonkd teacher merge --out OUT`")
+    g.set_defaults(func=_generate)
+
+
+def _add_backend_options(g) -> None:
+    """`teacher generate`: what runs the teacher (a local engine, or an OpenAI-compatible endpoint) and its costs."""
     g.add_argument("--backend", default="hf", choices=["hf", "vllm", "openai"])
     g.add_argument("--engine", default="auto", choices=["hf", "openvino", "vllm", "auto"],
                    help="generation engine of a local teacher: auto (default: vllm on a GPU, openvino on a CPU "
@@ -182,23 +218,10 @@ def register(sub) -> None:
                         "ids; 'none' (or unknown): token strings, aligned to any student by characters")
     g.add_argument("--price-in", type=float, default=0.0, help="USD per 1M prompt tokens: a cost counter on the bar")
     g.add_argument("--price-out", type=float, default=0.0, help="USD per 1M generated tokens (cost counter)")
-    g.add_argument("--limit", type=int, default=None, help="use N problems (stable hash order of ids)")
-    g.add_argument("--template", default=None, help="prompt template file (see docs/teacher.md)")
-    g.add_argument("--shard-size", type=int, default=64, help="problems per committed shard")
-    g.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32", "float16"],
-                   help="auto = bf16 where the hardware runs it natively")
-    g.add_argument("--device", default="cpu")
-    g.add_argument("--cache-dir", default=None, help="request cache folder (default OUT/cache)")
-    g.add_argument("--no-progress", dest="progress", action="store_false")
-    g.add_argument("--shard", default=None, metavar="I/N",
-                   help="only shard I of N of the problems (deterministic), written to OUT/shard-I-of-N; "
-                        "then `reasonkd teacher merge --out OUT`")
-    g.set_defaults(func=_generate)
 
-    mg = tsub.add_parser("merge", help="merge the OUT/shard-i-of-n folders of --shard runs (no duplicates)")
-    mg.add_argument("--out", required=True, help="the --out given to every `teacher generate --shard i/n`")
-    mg.set_defaults(func=_merge)
 
+def _add_logits(tsub) -> None:
+    """`reasonkd teacher logits`: the teachers' top-k log-probs along the kept traces (local, or an endpoint)."""
     lg = tsub.add_parser("logits", help="store the teacher's top-k log-probs along accepted traces")
     lg.add_argument("--teacher", action="append", default=[],
                     help="repeat for several teachers: one cache each, OUT/<name>, built one teacher at a time; "
@@ -222,10 +245,3 @@ def register(sub) -> None:
     lg.add_argument("--max-retries", type=int, default=5, help="--base-url: retries (429 Retry-After, 5xx, drops)")
     lg.add_argument("--price-in", type=float, default=0.0, help="--base-url: USD per 1M prompt tokens (cost counter)")
     lg.set_defaults(func=_logits)
-
-    c = tsub.add_parser("check", help="re-verify a finished run: traces must pass, negatives must fail")
-    c.add_argument("--traces", required=True, help="a `teacher generate` output folder")
-    c.add_argument("--data", required=True, help="the dataset it was made from")
-    c.set_defaults(func=_check)
-    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
-    logging.getLogger("reasonkd.teacher").setLevel(logging.INFO)

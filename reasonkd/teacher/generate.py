@@ -9,7 +9,8 @@ Every trace is checked against the problem's reference with
 `reasonkd.data.verify.verify_item`. Verified, complete traces go to
 `traces.jsonl` (the training targets); the others go to `negatives.jsonl`
 with an `error_type` (`truncated`, `no_answer`, `wrong_final_answer`).
-`stats.json` holds acceptance rates per domain and difficulty. The output
+`stats.json` holds acceptance rates per domain and difficulty (judging, keeping
+and writing these files: `reasonkd.teacher.selection`). The output
 folder is resumable: see `reasonkd.teacher.store` for the commit protocol.
 
 Rejection sampling: `k` (`--samples-per-problem`) traces per problem at a
@@ -37,11 +38,10 @@ from reasonkd.data.prompts import load_template, render
 from reasonkd.errors import ReasonkdError
 from reasonkd.models.generation import GenerationJob
 from reasonkd.teacher.backends import Request, Result, Sampling, make_backend, request_key
-from reasonkd.teacher.parse import parse_output
 from reasonkd.teacher.shard import shard_items
-from reasonkd.teacher.stats import ERROR_TYPES, compute_stats  # noqa: F401  (re-exported)
+from reasonkd.teacher.selection import finalize, make_row
 from reasonkd.teacher.store import RequestCache, ShardStore
-from reasonkd.utils.io import write_json, write_jsonl
+from reasonkd.utils.io import write_json
 
 log = logging.getLogger(__name__)
 
@@ -121,120 +121,10 @@ def select_items(data: str, split: str | None, domain: str | None, limit: int | 
     return items
 
 
-def judge(item: dict, parsed, finished: bool) -> tuple[bool, str | None, str | None]:
-    """(accepted, error_type, predicted answer) of one trace."""
-    from reasonkd.data.verify import extract_final_answer, verify_item
-
-    pred = extract_final_answer(parsed.trace) if item["domain"] == "math" else None
-    if not finished:
-        # a cut-off trace never ends: as a target it would teach the student to ramble
-        return False, "truncated", pred
-    if parsed.r1 and (not parsed.think_closed or not parsed.final.strip()):
-        return False, "no_answer", pred
-    if verify_item(item, parsed.trace):
-        return True, None, pred
-    if item["domain"] == "math":
-        return False, ("no_answer" if pred is None else "wrong_final_answer"), pred
-    no_block = item["domain"] == "code" and "```" not in parsed.trace
-    return False, ("no_answer" if no_block or not parsed.final.strip() else "wrong_final_answer"), pred
-
-
-def make_row(item: dict, req: Request, res: dict, teacher: str) -> dict:
-    from reasonkd.data.verify import reference_answer
-
-    parsed = parse_output(res["text"], res.get("reasoning_content"))
-    accepted, error_type, pred = judge(item, parsed, res["finished"])
-    return {"id": item["id"], "sample_idx": req.sample_idx, "prompt": req.user, "system": req.system,
-            "trace": parsed.trace, "reasoning": parsed.reasoning, "final": parsed.final, "pred": pred,
-            "answer": reference_answer(item), "domain": item["domain"], "difficulty": item.get("difficulty"),
-            "template": item.get("template"), "split": item.get("split"), "teacher": teacher,
-            "tokens": res["new_tokens"], "prompt_tokens": res["prompt_tokens"], "finished": res["finished"],
-            "accepted": accepted, "error_type": error_type, "request": req.key[:16]}
-
-
-def format_stats(stats: dict) -> str:
-    o = stats["overall"]
-    lines = [f"teacher {stats['teacher']}: accepted {o['accepted']}/{o['samples']} traces "
-             f"({100 * o['acceptance_rate']:.1f}%), {o['problems_solved']}/{o['problems']} problems solved",
-             f"{'domain/difficulty':<20}{'samples':>8}{'accepted':>9}{'rate':>8}{'truncated':>10}"
-             f"{'no_answer':>10}{'wrong':>7}{'tokens':>8}"]
-    for name, s in stats["by_domain_difficulty"].items():
-        lines.append(f"{name:<20}{s['samples']:>8}{s['accepted']:>9}{100 * s['acceptance_rate']:>7.1f}%"
-                     f"{s['truncated']:>10}{s['no_answer']:>10}{s['wrong_final_answer']:>7}{s['mean_tokens']:>8.0f}")
-    for name, s in stats["by_domain"].items():
-        lines.append(f"{name + ' (all)':<20}{s['samples']:>8}{s['accepted']:>9}{100 * s['acceptance_rate']:>7.1f}%")
-    sel = stats.get("selection")
-    if sel:
-        lines.append(f"kept {sel['kept']} traces (prefer {sel['prefer']}) of {sel['problems_solved']}/"
-                     f"{sel['problems']} problems solved by >= 1 sample; acceptance per sample "
-                     f"{100 * sel['acceptance_per_sample']:.1f}%; kept traces {sel['kept_mean_tokens']:.0f} tokens "
-                     f"on average; {sel['teacher_tokens']} teacher tokens spent")
-    g = stats["generation"]
-    if g.get("tokens_per_s"):
-        lines.append(f"generation: {g['new_tokens']} tokens in {g['seconds']:.0f}s ({g['tokens_per_s']:.1f} tok/s)")
-    return "\n".join(lines)
-
-
-def select_verified(rows: list[dict], prefer: str = "all") -> list[dict]:
-    """The verified rows to train on: all of them, or per problem the shortest (fewest tokens, then the
-    lowest sample index), in the order the rows came."""
-    verified = [r for r in rows if r["accepted"]]
-    if prefer == "all":
-        return verified
-    best: dict[str, dict] = {}
-    for r in verified:
-        cur = best.get(r["id"])
-        if cur is None or (r["tokens"], r["sample_idx"]) < (cur["tokens"], cur["sample_idx"]):
-            best[r["id"]] = r
-    keep = {id(r) for r in best.values()}
-    return [r for r in verified if id(r) in keep]
-
-
-def selection_stats(rows: list[dict], kept: list[dict], prefer: str) -> dict:
-    """What rejection sampling bought: kept traces, their length, and the teacher tokens spent."""
-    n_problems = len({r["id"] for r in rows})
-    spent = sum(r["tokens"] for r in rows)
-    verified = [r for r in rows if r["accepted"]]
-    return {"prefer": prefer, "problems": n_problems, "samples": len(rows),
-            "acceptance_per_sample": round(len(verified) / len(rows), 4) if rows else 0.0,
-            "problems_solved": len({r["id"] for r in verified}), "kept": len(kept),
-            "kept_mean_tokens": round(sum(r["tokens"] for r in kept) / len(kept), 1) if kept else 0.0,
-            "verified_mean_tokens": round(sum(r["tokens"] for r in verified) / len(verified), 1) if verified else 0.0,
-            "teacher_tokens": spent, "teacher_tokens_per_kept": round(spent / len(kept), 1) if kept else None}
-
-
-def _finalize(store: ShardStore, teacher: str, settings: dict, this_run: dict) -> dict:
-    rows = list(store.rows())
-    prefer = settings.get("prefer", "all")
-    kept = select_verified(rows, prefer)
-    traces = [{k: v for k, v in r.items() if k not in ("accepted", "error_type")} for r in kept]
-    negatives = [{k: v for k, v in r.items() if k != "accepted"} for r in rows if not r["accepted"]]
-    write_jsonl(store.out / "traces.jsonl", traces)
-    write_jsonl(store.out / "negatives.jsonl", negatives)
-    stats = {"teacher": teacher, **compute_stats(rows), "generation": store.totals(),
-             "selection": selection_stats(rows, kept, prefer),
-             "settings": {k: settings.get(k) for k in ("backend", "engine", "teacher_int8", "k", "seed", "prefer",
-                                                       "temperature", "top_p",
-                                                       "max_new_tokens", "batch_size", "data", "split", "domain",
-                                                       "limit")},
-             "this_run": this_run}
-    write_json(store.out / "stats.json", stats)
-    return stats
-
-
 def generate_traces(s: GenerateSettings, backend=None) -> dict:
     """Run (or resume) one trace-generation job; returns stats.json's content. `backend`: an
     already built backend (tests), else one is made from the settings when first needed."""
-    if s.k < 1 or s.max_new_tokens < 1 or s.batch_size < 1 or s.shard_size < 1:
-        raise ReasonkdError("--k, --max-new-tokens, --batch-size and --shard-size must be >= 1")
-    if s.prefer not in PREFER:
-        raise ReasonkdError(f"--prefer {s.prefer!r}: choose one of {', '.join(PREFER)}")
-    if s.k > 1 and s.temperature == 0:
-        log.warning("--k %d with --temperature 0 samples the same greedy trace %d times; pass e.g. "
-                    "--temperature 0.7", s.k, s.k)
-    teacher = s.teacher or s.api_model
-    if not teacher:
-        raise ReasonkdError("--teacher is required (for --backend openai it defaults to --api-model)")
+    teacher = _check_settings(s)
     lp_tok = _logprobs_tokenizer(s, teacher)  # before any work: --logprobs goes with --backend openai
     template = load_template(s.template)
     items = select_items(s.data, s.split, s.domain, s.limit)
@@ -257,23 +147,13 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
         run_tokens, run_seconds, run_prompt = 0, 0.0, 0
         for start in range(0, len(pending), s.shard_size):
             shard = pending[start:start + s.shard_size]
-            reqs = []
-            for item in shard:
-                system, user = render(template, item)
-                # INT8 weights are another model: their completions never answer an fp32 request from the cache
-                reqs += [Request(sample_key(teacher + ("@int8" if s.teacher_int8 else ""), system, user, sampling, i,
-                                            s.seed), system, user, i)
-                         for i in range(s.k)]
+            reqs = _shard_requests(s, template, teacher, sampling, shard)
             todo = list({r.key: r for r in reqs if not _cached(cache, r.key, s.logprobs)}.values())  # run once
             bar.update(len(reqs) - len(todo))
             shard_tokens, t0 = 0, time.perf_counter()
             if todo:
                 if backend is None:
-                    backend = make_backend(s.backend, teacher=teacher, batch_size=s.batch_size, dtype=s.dtype,
-                                           device=s.device, base_url=s.base_url, api_model=s.api_model,
-                                           api_key_env=s.api_key_env, concurrency=s.concurrency,
-                                           timeout=s.timeout, max_retries=s.max_retries, engine=s.engine,
-                                           int8=s.teacher_int8, logprobs=s.logprobs, token_ids=lp_tok is not None)
+                    backend = _make_backend(s, teacher, lp_tok)
                     t0 = time.perf_counter()
                 for results in backend.generate(todo, sampling):
                     cache.put([_cache_row(r, teacher) for r in results])
@@ -290,13 +170,49 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
         bar.close()
         this_run = {"new_tokens": run_tokens, "seconds": round(run_seconds, 2),
                     "tokens_per_s": round(run_tokens / run_seconds, 2) if run_seconds else None}
-        stats = _finalize(store, teacher, settings, this_run)
+        stats = finalize(store, teacher, settings, this_run)
         if s.logprobs:
             stats["logits"] = _write_logits(s, store.out, cache, teacher, lp_tok)
             write_json(store.out / "stats.json", stats)
         return stats
     finally:
         store.close()
+
+
+def _check_settings(s: GenerateSettings) -> str:
+    """The teacher's name, once the settings pass their checks."""
+    if s.k < 1 or s.max_new_tokens < 1 or s.batch_size < 1 or s.shard_size < 1:
+        raise ReasonkdError("--k, --max-new-tokens, --batch-size and --shard-size must be >= 1")
+    if s.prefer not in PREFER:
+        raise ReasonkdError(f"--prefer {s.prefer!r}: choose one of {', '.join(PREFER)}")
+    if s.k > 1 and s.temperature == 0:
+        log.warning("--k %d with --temperature 0 samples the same greedy trace %d times; pass e.g. "
+                    "--temperature 0.7", s.k, s.k)
+    teacher = s.teacher or s.api_model
+    if not teacher:
+        raise ReasonkdError("--teacher is required (for --backend openai it defaults to --api-model)")
+    return teacher
+
+
+def _shard_requests(s: GenerateSettings, template, teacher: str, sampling: Sampling, shard: list[dict]) -> list:
+    """The requests of one shard: k per problem, problem by problem."""
+    reqs = []
+    for item in shard:
+        system, user = render(template, item)
+        # INT8 weights are another model: their completions never answer an fp32 request from the cache
+        reqs += [Request(sample_key(teacher + ("@int8" if s.teacher_int8 else ""), system, user, sampling, i,
+                                    s.seed), system, user, i)
+                 for i in range(s.k)]
+    return reqs
+
+
+def _make_backend(s: GenerateSettings, teacher: str, lp_tok):
+    """The backend the settings name (built when the first request is not in the cache)."""
+    return make_backend(s.backend, teacher=teacher, batch_size=s.batch_size, dtype=s.dtype,
+                        device=s.device, base_url=s.base_url, api_model=s.api_model,
+                        api_key_env=s.api_key_env, concurrency=s.concurrency,
+                        timeout=s.timeout, max_retries=s.max_retries, engine=s.engine,
+                        int8=s.teacher_int8, logprobs=s.logprobs, token_ids=lp_tok is not None)
 
 
 def _cached(cache: RequestCache, key: str, logprobs: int) -> bool:

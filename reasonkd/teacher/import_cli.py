@@ -12,7 +12,7 @@ from __future__ import annotations
 
 def _import(args) -> int:
     from reasonkd.data.external import parse_columns
-    from reasonkd.teacher.generate import format_stats
+    from reasonkd.teacher.stats import format_stats
     from reasonkd.teacher.importer import ImportSettings, format_import, import_traces
 
     settings = ImportSettings(

@@ -31,11 +31,12 @@ from dataclasses import dataclass
 
 from tqdm.auto import tqdm
 
-from reasonkd.data.external import load_table, parse_spec, pick_splits, resolve_columns, row_item
+from reasonkd.data.dataset_rows import row_item
+from reasonkd.data.external import load_table, parse_spec, pick_splits, resolve_columns
 from reasonkd.data.prompts import load_template, render
 from reasonkd.errors import ReasonkdError
-from reasonkd.teacher.generate import _finalize, judge
 from reasonkd.teacher.parse import parse_output
+from reasonkd.teacher.selection import finalize, judge
 from reasonkd.teacher.store import ShardStore
 from reasonkd.utils.io import write_json
 
@@ -233,7 +234,7 @@ def import_traces(s: ImportSettings) -> dict:
         bar.close()
         if not seen:
             raise ReasonkdError(f"--data {s.data}: no rows with a question and an answer to verify traces against")
-        stats = _finalize(store, teacher, settings, {"new_tokens": 0, "seconds": 0.0, "tokens_per_s": None})
+        stats = finalize(store, teacher, settings, {"new_tokens": 0, "seconds": 0.0, "tokens_per_s": None})
         rows = list(store.rows())
         stats["import"] = {"dataset": s.data, "traces_column": s.traces_column, "correct_column": s.correct_column,
                            "thinking": s.thinking, "max_tokens": s.max_tokens, "length_unit": unit,

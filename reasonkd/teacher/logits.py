@@ -3,7 +3,8 @@
     reasonkd teacher logits --teacher qwen2.5-coder-0.5b --traces runs/traces --out runs/logits --k 20
 
 The storage format, the tokenizer hash that makes a mismatched student refuse
-the cache, resuming, and the reader all belong to `reasonkd.models.logit_cache`;
+the cache and the reader belong to `reasonkd.models.logit_cache`, writing and
+resuming to `reasonkd.models.logit_writer`;
 traces are read with `reasonkd.teacher.traces.load_traces`, so entry ids
 (`id#sample_idx`) and encodings are exactly the ones the trainer looks up.
 """
@@ -14,7 +15,7 @@ from pathlib import Path
 
 from reasonkd.errors import ReasonkdError
 from reasonkd.models import load_model
-from reasonkd.models.logit_cache import write_logit_cache
+from reasonkd.models.logit_writer import write_logit_cache
 from reasonkd.teacher.backends import auto_dtype
 from reasonkd.teacher.traces import load_traces
 

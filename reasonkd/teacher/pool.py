@@ -35,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from reasonkd.errors import ConfigError, ReasonkdError
-from reasonkd.teacher.generate import GenerateSettings, compute_stats, generate_traces, selection_stats
+from reasonkd.teacher.generate import GenerateSettings, generate_traces
+from reasonkd.teacher.selection import selection_stats
+from reasonkd.teacher.stats import compute_stats
 from reasonkd.utils.io import read_json, read_jsonl, write_json, write_jsonl
 
 POLICIES = ("all", "shortest", "best_family")

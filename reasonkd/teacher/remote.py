@@ -24,7 +24,7 @@ import torch
 
 from reasonkd.errors import ReasonkdError
 from reasonkd.models.encoding import encode_example, tokenizer_hash
-from reasonkd.models.logit_cache import encode_todo, open_cache_dir, write_scored
+from reasonkd.models.logit_writer import encode_todo, open_cache_dir, write_scored
 
 log = logging.getLogger(__name__)
 NO_SCORING = ("{url} answers neither vLLM's prompt_logprobs nor echo with logprobs on /v1/completions, so it "

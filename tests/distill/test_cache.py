@@ -9,7 +9,8 @@ import torch
 from _tiny_distill import one_thread, write_traces
 from reasonkd.distill.data import collate, encode_all
 from reasonkd.models.encoding import encode_example
-from reasonkd.models.logit_cache import LogitCache, write_logit_cache
+from reasonkd.models.logit_cache import LogitCache
+from reasonkd.models.logit_writer import write_logit_cache
 from reasonkd.teacher.traces import load_traces
 from reasonkd.errors import ReasonkdError
 

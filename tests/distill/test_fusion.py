@@ -17,7 +17,8 @@ from reasonkd.distill.align import build_vocab_map
 from reasonkd.distill.fused_cache import FusedLogitCache, _Teacher
 from reasonkd.errors import ReasonkdError
 from reasonkd.models import load_model
-from reasonkd.models.logit_cache import LogitCache, write_logit_cache
+from reasonkd.models.logit_cache import LogitCache
+from reasonkd.models.logit_writer import write_logit_cache
 from reasonkd.teacher.traces import load_traces
 
 sys.path.insert(0, str(Path(__file__).parent))

@@ -119,7 +119,8 @@ def test_a_trace_never_reads_another_trace_of_its_row(pair):
 
 
 def test_cached_soft_targets_sit_at_each_traces_own_rows(pair, tmp_path):
-    from reasonkd.models.logit_cache import LogitCache, write_logit_cache
+    from reasonkd.models.logit_cache import LogitCache
+    from reasonkd.models.logit_writer import write_logit_cache
 
     teacher, _, tok = pair
     examples = _examples()

@@ -8,7 +8,8 @@ import torch
 from reasonkd.distill.align import normalized_vocab
 from reasonkd.distill.fused_cache import one_teacher_cache
 from reasonkd.models import load_model, load_tokenizer
-from reasonkd.models.logit_cache import LogitCache, open_cache_dir, write_logit_cache, write_scored
+from reasonkd.models.logit_cache import LogitCache
+from reasonkd.models.logit_writer import open_cache_dir, write_logit_cache, write_scored
 
 TRACES = ["2 + 3 = 5. The answer is 5.", "Cows have 4 legs: 12 legs. Hens have 2 each, 8. Total 20.", "Blue, é ü."]
 

@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from reasonkd.distill.recipe import TemperatureSchedule
+from reasonkd.distill.schedules import TemperatureSchedule
 from reasonkd.distill.schedules import lr_factor, temperature_at
 from reasonkd.errors import ConfigError
 
@@ -82,7 +82,7 @@ def test_lr_linear_and_constant():
 
 def test_a_schedule_can_be_given_by_name():
     from reasonkd.config import from_dict
-    from reasonkd.distill.recipe import StageConfig, TemperatureSchedule
+    from reasonkd.distill.recipe import StageConfig
     from reasonkd.errors import ConfigError
 
     stage = from_dict(StageConfig, {"name": "output", "steps": 3, "temperature": "kd_anneal"})

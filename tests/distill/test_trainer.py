@@ -11,7 +11,8 @@ import torch
 
 from _tiny_distill import metric_rows, one_thread, reference_parts, reference_run, summary, write_recipe
 from reasonkd.config import load_config
-from reasonkd.distill.recipe import DistillRecipe, StageConfig, TemperatureSchedule
+from reasonkd.distill.recipe import DistillRecipe, StageConfig
+from reasonkd.distill.schedules import TemperatureSchedule
 from reasonkd.distill.stages import run_recipe
 from reasonkd.distill.trainer import StopRequested
 from reasonkd.errors import ConfigError, ReasonkdError

@@ -6,7 +6,7 @@ import torch
 
 from _tiny_distill import build_pair, metric_rows, one_thread, summary, write_traces
 from reasonkd.config import load_config
-from reasonkd.models.logit_cache import write_logit_cache
+from reasonkd.models.logit_writer import write_logit_cache
 from reasonkd.teacher.traces import load_traces
 from reasonkd.distill.recipe import DistillRecipe
 from reasonkd.distill.stages import run_recipe

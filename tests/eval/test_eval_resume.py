@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from reasonkd.eval import runner
+from reasonkd.eval import runner, sample_store
 from reasonkd.models.engines.base import Engine
 
 GSM8K = [{"question": f"Tom has {a} apples and buys {b} more. How many now?", "answer": f"#### {a + b}"}
@@ -27,7 +27,7 @@ def _eval(tiny_qwen_dir, data, out):
 def test_a_stopped_evaluation_resumes_at_its_last_chunk(tiny_qwen_dir, tmp_path, monkeypatch):
     data = tmp_path / "gsm8k.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in GSM8K))
-    monkeypatch.setattr(runner, "EVAL_CHUNK", 4)  # 9 sequences: chunks of 4, 4, 1
+    monkeypatch.setattr(sample_store, "EVAL_CHUNK", 4)  # 9 sequences: chunks of 4, 4, 1
     whole = _eval(tiny_qwen_dir, data, tmp_path / "whole")
     assert not list((tmp_path / "whole").rglob("*.partial.jsonl"))  # gone once the samples are written
 

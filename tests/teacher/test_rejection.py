@@ -7,7 +7,8 @@ import pytest
 
 from reasonkd.errors import ReasonkdError
 from reasonkd.teacher.backends import Result
-from reasonkd.teacher.generate import GenerateSettings, generate_traces, select_verified
+from reasonkd.teacher.generate import GenerateSettings, generate_traces
+from reasonkd.teacher.selection import select_verified
 from reasonkd.utils.io import read_jsonl
 
 # per question: the text of sample 0, 1, 2 (wrong / long right / short right, or wrong everywhere)

@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from reasonkd.errors import ReasonkdError
-from reasonkd.models.logit_cache import LogitCache, write_logit_cache
+from reasonkd.models.logit_cache import LogitCache
+from reasonkd.models.logit_writer import write_logit_cache
 from reasonkd.teacher.backends import OpenAIBackend, Request, Sampling
 from reasonkd.teacher.remote import score_traces, write_generated_cache
 from reasonkd.teacher.traces import load_traces
@@ -184,6 +185,29 @@ def test_kill_9_mid_run_resumes_without_duplicates(server, tmp_path, tiny_qwen_d
     _assert_same(cache, _local(tiny, f, tmp_path / "local"), [f"q{i}#0" for i in range(40)])
 
 
+def _logprobs_endpoint(tok, items, calls: list):
+    """A mock chat endpoint answering each scripted item (_teacher_cases.ITEMS) with its text and the top-5
+    log-probs of every token, named by `tok`'s ids; each request body is appended to `calls`."""
+    def handler(request):
+        body = json.loads(request.content)
+        calls.append(body)
+        q = body["messages"][-1]["content"]
+        _, _, _, _, _, text, finished, rc = next(it for it in items if it[3] in q)
+        ids = tok(text, add_special_tokens=False)["input_ids"]
+        content = [{"token": f"token_id:{t}", "logprob": -0.25, "bytes": None,
+                    "top_logprobs": [{"token": f"token_id:{t}", "logprob": -0.25, "bytes": None}]
+                    + [{"token": f"token_id:{(t + j) % 400}", "logprob": -2.0 - j, "bytes": None} for j in range(1, 5)]}
+                   for t in ids]
+        msg = {"role": "assistant", "content": text, **({"reasoning_content": rc} if rc else {})}
+        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": "t",
+                                         "choices": [{"index": 0, "message": msg, "logprobs": {"content": content},
+                                                      "finish_reason": "stop" if finished else "length"}],
+                                         "usage": {"prompt_tokens": 9, "completion_tokens": len(ids),
+                                                   "total_tokens": 9 + len(ids)}})
+
+    return handler
+
+
 def test_generate_with_logprobs_writes_a_cache_and_resumes(items_file, tmp_path, tiny_qwen_dir):
     """`teacher generate --backend openai --logprobs 5`: OUT/logits holds each kept trace once, with the values
     the endpoint sent, in the endpoint tokenizer's ids; a rerun asks nothing and writes the same cache."""
@@ -199,23 +223,7 @@ def test_generate_with_logprobs_writes_a_cache_and_resumes(items_file, tmp_path,
 
     tok = load_tokenizer(str(tiny_qwen_dir))
     calls = []
-
-    def handler(request):
-        body = json.loads(request.content)
-        calls.append(body)
-        q = body["messages"][-1]["content"]
-        _, _, _, _, _, text, finished, rc = next(it for it in ITEMS if it[3] in q)
-        ids = tok(text, add_special_tokens=False)["input_ids"]
-        content = [{"token": f"token_id:{t}", "logprob": -0.25, "bytes": None,
-                    "top_logprobs": [{"token": f"token_id:{t}", "logprob": -0.25, "bytes": None}]
-                    + [{"token": f"token_id:{(t + j) % 400}", "logprob": -2.0 - j, "bytes": None} for j in range(1, 5)]}
-                   for t in ids]
-        msg = {"role": "assistant", "content": text, **({"reasoning_content": rc} if rc else {})}
-        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": "t",
-                                         "choices": [{"index": 0, "message": msg, "logprobs": {"content": content},
-                                                      "finish_reason": "stop" if finished else "length"}],
-                                         "usage": {"prompt_tokens": 9, "completion_tokens": len(ids),
-                                                   "total_tokens": 9 + len(ids)}})
+    handler = _logprobs_endpoint(tok, ITEMS, calls)
 
     def backend():
         return OpenAIBackend("http://127.0.0.1:1/v1", "t", logprobs=5, token_ids=True,

@@ -56,14 +56,19 @@ def served():
     proc.wait(timeout=30)
 
 
-@pytest.fixture(scope="module")
-def caches(served, tmp_path_factory):
-    root = tmp_path_factory.mktemp("remote_e2e")
-    data = root / "items.jsonl"
+def _write_items(data):
+    """QUESTIONS as a reasonkd items file (math, graded by the sum of the numbers in each question)."""
     data.write_text("".join(json.dumps({
         "id": f"add-{i}", "domain": "math", "question": q, "answer": str(sum(int(w) for w in q.split() if w.isdigit())),
         "steps": [], "kind": "original", "split": "train", "difficulty": 1, "template": "add",
         "verifier": "math_numeric", "meta": {}}) + "\n" for i, q in enumerate(QUESTIONS)))
+    return data
+
+
+@pytest.fixture(scope="module")
+def caches(served, tmp_path_factory):
+    root = tmp_path_factory.mktemp("remote_e2e")
+    data = _write_items(root / "items.jsonl")
     gen = ["teacher", "generate", "--backend", "openai", "--base-url", served, "--api-model", TEACHER, "--teacher",
            TEACHER, "--data", str(data), "--logprobs", "20", "--max-new-tokens", "160", "--concurrency", "2",
            "--no-progress"]
