@@ -23,8 +23,14 @@ from reasonkd.models import load_model
 torch.set_num_threads(2)
 name, mode, B, L = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
 model, tok = load_model(name, dtype="float32")
-model = get_peft_model(model, LoraConfig(r=16, lora_alpha=32, target_modules=[
-    "q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]))
+model = get_peft_model(
+    model,
+    LoraConfig(
+        r=16,
+        lora_alpha=32,
+        target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+    ),
+)
 model.train()
 base = model.get_base_model()
 dec = base.get_decoder()

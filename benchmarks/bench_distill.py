@@ -52,8 +52,10 @@ def make_traces(tok, n: int, seq: int) -> list[dict]:
     rows = []
     for i in range(n):
         a, b = 3 + i, 5 + 2 * i
-        prompt = (f"A farmer has {a} chickens and {b} rabbits. Each chicken has 2 legs, each rabbit 4. "
-                  "How many legs are there in total? Think step by step.")
+        prompt = (
+            f"A farmer has {a} chickens and {b} rabbits. Each chicken has 2 legs, each rabbit 4. "
+            "How many legs are there in total? Think step by step."
+        )
         steps, k, total = [], 1, 0
         while True:
             x, y = a * k + i, b + k
@@ -98,7 +100,13 @@ def run_cache(args, work: Path) -> dict:
     seconds = time.perf_counter() - t0
     tokens = sum(len(encode_example(tok, e["prompt"], e["trace"])[0]) for e in examples)
     size = sum(p.stat().st_size for p in (work / "cache").iterdir())
-    return {"seconds": seconds, "tokens": tokens, "tok_s": tokens / seconds, "bytes": size, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "seconds": seconds,
+        "tokens": tokens,
+        "tok_s": tokens / seconds,
+        "bytes": size,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def run_ours(args, work: Path, offline: bool, chunk_rows: int | None = None) -> dict:
@@ -110,32 +118,58 @@ def run_ours(args, work: Path, offline: bool, chunk_rows: int | None = None) -> 
     import shutil
 
     shutil.rmtree(out, ignore_errors=True)
-    recipe = from_dict(DistillRecipe, {
-        "student": args.student, "teacher": args.teacher,
-        "data": {"path": str(work / "traces.jsonl"), "logit_cache": str(work / "cache") if offline else None,
-                 "bucket": False},
-        "output_dir": str(out), "seed": 0, "bf16_autocast": True, "teacher_dtype": "bfloat16",
-        "max_length": args.seq, "batch_size": args.batch, "save_every": 0, "log_every": 1,
-        "chunk_rows": args.chunk_rows if chunk_rows is None else chunk_rows,
-        "lora": {"enabled": args.lora, "r": 16, "alpha": 32},
-        "stages": [{"name": "kd", "kind": "output", "steps": args.warmup_steps + args.steps, "lr": 1e-4,
-                    "lr_schedule": "constant", "losses": [{"name": "forward_kl"}],
-                    "temperature": {"kind": "constant", "start": 1.0}}],
-    })
+    recipe = from_dict(
+        DistillRecipe,
+        {
+            "student": args.student,
+            "teacher": args.teacher,
+            "data": {
+                "path": str(work / "traces.jsonl"),
+                "logit_cache": str(work / "cache") if offline else None,
+                "bucket": False,
+            },
+            "output_dir": str(out),
+            "seed": 0,
+            "bf16_autocast": True,
+            "teacher_dtype": "bfloat16",
+            "max_length": args.seq,
+            "batch_size": args.batch,
+            "save_every": 0,
+            "log_every": 1,
+            "chunk_rows": args.chunk_rows if chunk_rows is None else chunk_rows,
+            "lora": {"enabled": args.lora, "r": 16, "alpha": 32},
+            "stages": [
+                {
+                    "name": "kd",
+                    "kind": "output",
+                    "steps": args.warmup_steps + args.steps,
+                    "lr": 1e-4,
+                    "lr_schedule": "constant",
+                    "losses": [{"name": "forward_kl"}],
+                    "temperature": {"kind": "constant", "start": 1.0},
+                }
+            ],
+        },
+    )
     run_recipe(recipe, progress=False)
     rows = [json.loads(line) for line in (out / "stages" / "1-kd" / "metrics.jsonl").read_text().splitlines()]
-    timed = rows[args.warmup_steps:]
+    timed = rows[args.warmup_steps :]
     done = json.loads((out / "stages" / "1-kd" / "done.json").read_text())
-    return {"step_s": [r["seconds"] for r in timed], "tokens": sum(r["tokens"] for r in timed),
-            "seconds": sum(r["seconds"] for r in timed), "loss": [r["loss"] for r in rows],
-            "peak_rss_mb": done["peak_rss_mb"],  # load + train, as measured for TRL
-            "peak_rss_with_save_mb": peak_rss_mb()}  # + merging the adapters and writing final/
+    return {
+        "step_s": [r["seconds"] for r in timed],
+        "tokens": sum(r["tokens"] for r in timed),
+        "seconds": sum(r["seconds"] for r in timed),
+        "loss": [r["loss"] for r in rows],
+        "peak_rss_mb": done["peak_rss_mb"],  # load + train, as measured for TRL
+        "peak_rss_with_save_mb": peak_rss_mb(),
+    }  # + merging the adapters and writing final/
 
 
 def run_trl(args, work: Path, gradient_checkpointing: bool = True) -> dict:
     import torch
     from datasets import Dataset
     from transformers import TrainerCallback
+
     try:
         from trl.experimental.gkd import GKDConfig, GKDTrainer
         from trl.experimental.utils import DataCollatorForChatML
@@ -149,8 +183,12 @@ def run_trl(args, work: Path, gradient_checkpointing: bool = True) -> dict:
     teacher, _ = load_model(args.teacher, dtype="bfloat16")
     student.train()
     examples = _load_examples(work)
-    ds = Dataset.from_list([{"messages": [{"role": "user", "content": e["prompt"]},
-                                          {"role": "assistant", "content": e["trace"]}]} for e in examples])
+    ds = Dataset.from_list(
+        [
+            {"messages": [{"role": "user", "content": e["prompt"]}, {"role": "assistant", "content": e["trace"]}]}
+            for e in examples
+        ]
+    )
     collator = DataCollatorForChatML(tokenizer=tok, max_length=args.seq)
     counts: list[int] = []
 
@@ -169,29 +207,66 @@ def run_trl(args, work: Path, gradient_checkpointing: bool = True) -> dict:
             times.append(time.perf_counter() - self.t0)
 
     cfg, peft_config = _trl_configs(args, work, gradient_checkpointing, GKDConfig)
-    trainer = GKDTrainer(model=student, teacher_model=teacher, args=cfg, train_dataset=ds, processing_class=tok,
-                         data_collator=counting, peft_config=peft_config, callbacks=[Clock()])
+    trainer = GKDTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=cfg,
+        train_dataset=ds,
+        processing_class=tok,
+        data_collator=counting,
+        peft_config=peft_config,
+        callbacks=[Clock()],
+    )
     trainer.train()
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
     w = args.warmup_steps
     # the dataloader may prefetch one batch ahead: count the tokens of the batches the timed steps used
-    return {"step_s": times[w:], "tokens": sum(counts[w:w + args.steps]), "seconds": sum(times[w:]),
-            "loss": losses, "peak_rss_mb": peak_rss_mb()}
+    return {
+        "step_s": times[w:],
+        "tokens": sum(counts[w : w + args.steps]),
+        "seconds": sum(times[w:]),
+        "loss": losses,
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 def _trl_configs(args, work: Path, gradient_checkpointing: bool, GKDConfig) -> tuple:
     """(GKDConfig, peft LoraConfig or None) of the trl-gkd runners: the budget and LoRA of our runners."""
     from peft import LoraConfig
 
-    cfg = GKDConfig(output_dir=str(work / "trl"), per_device_train_batch_size=args.batch,
-                    max_steps=args.warmup_steps + args.steps, learning_rate=1e-4, lr_scheduler_type="constant",
-                    bf16=True, use_cpu=True, lmbda=0.0, beta=0.0, max_length=args.seq, logging_steps=1,
-                    save_strategy="no", report_to=[], seed=0, dataloader_num_workers=0, disable_dropout=True,
-                    warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
-                    gradient_checkpointing=gradient_checkpointing)  # TRL's SFT-based configs default to True
-    peft_config = LoraConfig(r=16, lora_alpha=32, lora_dropout=0.0, task_type="CAUSAL_LM",
-                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj",
-                                             "down_proj"]) if args.lora else None
+    cfg = GKDConfig(
+        output_dir=str(work / "trl"),
+        per_device_train_batch_size=args.batch,
+        max_steps=args.warmup_steps + args.steps,
+        learning_rate=1e-4,
+        lr_scheduler_type="constant",
+        bf16=True,
+        use_cpu=True,
+        lmbda=0.0,
+        beta=0.0,
+        max_length=args.seq,
+        logging_steps=1,
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+        dataloader_num_workers=0,
+        disable_dropout=True,
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        gradient_checkpointing=gradient_checkpointing,
+    )  # TRL's SFT-based configs default to True
+    peft_config = (
+        LoraConfig(
+            r=16,
+            lora_alpha=32,
+            lora_dropout=0.0,
+            task_type="CAUSAL_LM",
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        )
+        if args.lora
+        else None
+    )
     return cfg, peft_config
 
 
@@ -221,8 +296,9 @@ def spawn(args, mode: str) -> dict:
     cmd = [sys.executable, __file__, "--child", mode] + args.passthrough
     print(f"[bench] {mode} ...", flush=True)
     t0 = time.perf_counter()
-    done = subprocess.run(cmd, cwd=ROOT, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"},
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        cmd, cwd=ROOT, env={**os.environ, "TOKENIZERS_PARALLELISM": "false"}, capture_output=True, text=True
+    )
     if done.returncode != 0:
         sys.stderr.write(done.stdout[-3000:] + done.stderr[-6000:])
         raise SystemExit(f"{mode} failed")
@@ -245,8 +321,11 @@ def main() -> None:
     p.add_argument("--no-lora", dest="lora", action="store_false")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--work", default="/tmp/reasonkd-bench-distill")
-    p.add_argument("--modes", default="trl-gkd,trl-gkd-nogc,ours-online,ours-offline,ours-offline@0",
-                   help="runners in order; ours-*@N overrides chunk_rows (0 = unchunked)")
+    p.add_argument(
+        "--modes",
+        default="trl-gkd,trl-gkd-nogc,ours-online,ours-offline,ours-offline@0",
+        help="runners in order; ours-*@N overrides chunk_rows (0 = unchunked)",
+    )
     p.add_argument("--write-benchmarks", action="store_true", help="update the Distillation section of BENCHMARKS.md")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -277,8 +356,12 @@ def main() -> None:
     passes = 2 if args.lora else 3
     student_f = model_flops_per_token(s_cfg, args.seq, passes)
     teacher_f = model_flops_per_token(t_cfg, args.seq, 1)
-    flops = {"trl-gkd": student_f + teacher_f, "trl-gkd-nogc": student_f + teacher_f,
-             "ours-online": student_f + teacher_f, "ours-offline": student_f}
+    flops = {
+        "trl-gkd": student_f + teacher_f,
+        "trl-gkd-nogc": student_f + teacher_f,
+        "ours-online": student_f + teacher_f,
+        "ours-offline": student_f,
+    }
     text = report(args, res, res["matmul"], flops)
     print(text)
     (work / "results.json").write_text(json.dumps(res, indent=1))

@@ -52,16 +52,24 @@ def models_markdown(eval_dir: str) -> str:
     summaries = analyze_runs(runs, items)
     lines = [f"`reasonkd analyze {eval_dir}`:", "", *_md_table(*class_table(summaries))]
     for t in pair_transitions(summaries):
-        lines += ["", f"{t['before']} -> {t['after']} ({t['shared']} shared problems):", "",
-                  *_md_table(*transition_table(t))]
+        lines += [
+            "",
+            f"{t['before']} -> {t['after']} ({t['shared']} shared problems):",
+            "",
+            *_md_table(*transition_table(t)),
+        ]
     return "\n".join(lines)
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--labels", default=str(LABELS), help="hand-labelled JSONL")
-    ap.add_argument("--eval", action="append", default=[], help="an evaluation folder (the demo's eval/), for its "
-                    "models by class; repeat")
+    ap.add_argument(
+        "--eval",
+        action="append",
+        default=[],
+        help="an evaluation folder (the demo's eval/), for its models by class; repeat",
+    )
     ap.add_argument("--made-by", action="append", default=[], help="per --eval: the command that wrote it")
     ap.add_argument("--reading", default="", help="a paragraph reading the tables out")
     ap.add_argument("--no-record", action="store_true", help="print, do not write BENCHMARKS.md")
@@ -73,13 +81,16 @@ def main() -> None:
         part = [r for r in rows if r.get("set") == which]
         if part:
             s, p, m = agreement(part)
-            parts.append(f"{which} {100 * s:.1f}% of {len(part)} ("
-                         + ", ".join(f"{n} of {name}" for name, n in m.items()) + ")")
-    body = (f"Agreement of the first-error classifier (reasonkd.eval.diagnose) with hand labels: "
-            f"**{100 * share:.1f}%** of {len(rows)} wrong completions ({'; '.join(parts)}). Greedy, 200 new "
-            "tokens, held-out demo problems; each completion labelled by reading it. The rules were written "
-            "while labelling the tuning set; the held-out set was labelled afterwards and not used to change them."
-            "\n\nCommand: `python benchmarks/bench_error_analysis.py`\n\n" + confusion_markdown(pairs))
+            parts.append(
+                f"{which} {100 * s:.1f}% of {len(part)} (" + ", ".join(f"{n} of {name}" for name, n in m.items()) + ")"
+            )
+    body = (
+        f"Agreement of the first-error classifier (reasonkd.eval.diagnose) with hand labels: "
+        f"**{100 * share:.1f}%** of {len(rows)} wrong completions ({'; '.join(parts)}). Greedy, 200 new "
+        "tokens, held-out demo problems; each completion labelled by reading it. The rules were written "
+        "while labelling the tuning set; the held-out set was labelled afterwards and not used to change them."
+        "\n\nCommand: `python benchmarks/bench_error_analysis.py`\n\n" + confusion_markdown(pairs)
+    )
     for i, d in enumerate(args.eval):
         made = f"Written by `{args.made_by[i]}`.\n\n" if i < len(args.made_by) else ""
         body += "\n\n" + made + models_markdown(d)

@@ -116,19 +116,26 @@ def run_arm(state: dict, key: str, arm: str, model: str, task, args, save) -> No
         if time.monotonic() > args.deadline:
             print(f"{key}: stopping for --max-minutes; {len(rec['rows'])}/{len(examples)} done", flush=True)
             return
-        part = todo[start:start + size]
+        part = todo[start : start + size]
         t0 = time.perf_counter()
-        outs = engine.generate([prompts[ex["idx"]] for ex in part], max_new_tokens=args.max_new_tokens,
-                               batch_size=16, progress=True, desc=key)
+        outs = engine.generate(
+            [prompts[ex["idx"]] for ex in part],
+            max_new_tokens=args.max_new_tokens,
+            batch_size=16,
+            progress=True,
+            desc=key,
+        )
         rec["gen_seconds"] += time.perf_counter() - t0
         scored = task.score_many(part, [o.text for o in outs])
         for ex, o, s in zip(part, outs, scored):
             rec["rows"][str(ex["idx"])] = {"text": o.text, "new_tokens": o.new_tokens, "verdict": bool(s["verdict"])}
         rec["peak_rss_mb"] = peak_rss_mb()
         save()
-        print(f"{key}: {len(rec['rows'])}/{len(examples)} prompts, "
-              f"{sum(r['new_tokens'] for r in rec['rows'].values()) / rec['gen_seconds']:.1f} tok/s generation",
-              flush=True)
+        print(
+            f"{key}: {len(rec['rows'])}/{len(examples)} prompts, "
+            f"{sum(r['new_tokens'] for r in rec['rows'].values()) / rec['gen_seconds']:.1f} tok/s generation",
+            flush=True,
+        )
     engine.close()
 
 
@@ -136,8 +143,13 @@ def summarize(rec: dict) -> dict:
     rows = rec["rows"]
     new = sum(r["new_tokens"] for r in rows.values())
     total = rec["gen_seconds"] + (rec["load_seconds"] or 0)
-    return {"n": len(rows), "new_tokens": new, "tok_s_gen": new / max(rec["gen_seconds"], 1e-9),
-            "tok_s_all": new / max(total, 1e-9), "correct": sum(r["verdict"] for r in rows.values())}
+    return {
+        "n": len(rows),
+        "new_tokens": new,
+        "tok_s_gen": new / max(rec["gen_seconds"], 1e-9),
+        "tok_s_all": new / max(total, 1e-9),
+        "correct": sum(r["verdict"] for r in rows.values()),
+    }
 
 
 def parity(rec: dict, ref: dict) -> str:
@@ -150,18 +162,22 @@ def parity(rec: dict, ref: dict) -> str:
 
 
 def report(state: dict, args, models: list[str], arms: list[str]) -> None:
-    lines = [f"Command: `.venv/bin/python benchmarks/bench_generation.py "
-             f"--models {','.join(models)} --arms {','.join(arms)} --problems {args.problems} --max-new-tokens "
-             f"{args.max_new_tokens}{''.join(f' --limit {k}={n}' for k, n in args.limit.items())} "
-             f"--max-minutes {args.max_minutes:g}` (rerun until every arm is complete: each run resumes)  ",
-             f"Machine: {machine()}; CPU flags: {cpu_flags()}; commit {git_rev()}; {time.strftime('%Y-%m-%d')}",
-             "", f"Greedy, <= {args.max_new_tokens} new tokens, the demo's prompt over its {args.problems} held-out "
-             "math problems, gsm8k grader. tokens/s overall = generated tokens / (load + conversion + generation). "
-             "Verdict agreement and identical text are against the hf arm of the same model (same precision: "
-             "fp32).", "",
-             "| model | engine | precision | problems | load + conversion s | generation s | tokens/s generation "
-             "| **tokens/s overall** | vs hf (overall) | vs hf-bf16 (overall) | accuracy | verdicts agree with hf |",
-             "|---|---|---|---|---|---|---|---|---|---|---|---|"]
+    lines = [
+        f"Command: `.venv/bin/python benchmarks/bench_generation.py "
+        f"--models {','.join(models)} --arms {','.join(arms)} --problems {args.problems} --max-new-tokens "
+        f"{args.max_new_tokens}{''.join(f' --limit {k}={n}' for k, n in args.limit.items())} "
+        f"--max-minutes {args.max_minutes:g}` (rerun until every arm is complete: each run resumes)  ",
+        f"Machine: {machine()}; CPU flags: {cpu_flags()}; commit {git_rev()}; {time.strftime('%Y-%m-%d')}",
+        "",
+        f"Greedy, <= {args.max_new_tokens} new tokens, the demo's prompt over its {args.problems} held-out "
+        "math problems, gsm8k grader. tokens/s overall = generated tokens / (load + conversion + generation). "
+        "Verdict agreement and identical text are against the hf arm of the same model (same precision: "
+        "fp32).",
+        "",
+        "| model | engine | precision | problems | load + conversion s | generation s | tokens/s generation "
+        "| **tokens/s overall** | vs hf (overall) | vs hf-bf16 (overall) | accuracy | verdicts agree with hf |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
     for model in models:
         ref = state.get(f"{model}:hf")
         base = summarize(ref)["tok_s_all"] if ref and ref["rows"] else None
@@ -174,14 +190,19 @@ def report(state: dict, args, models: list[str], arms: list[str]) -> None:
             s = summarize(rec)
             ratio = f"{s['tok_s_all'] / base:.2f}x" if base else "-"
             ratio16 = f"{s['tok_s_all'] / base16:.2f}x" if base16 else "-"
-            lines.append(f"| {model} | {arm} | {rec.get('precision')} | {s['n']} | {rec['load_seconds']:.1f} | "
-                         f"{rec['gen_seconds']:.1f} | {s['tok_s_gen']:.1f} | **{s['tok_s_all']:.1f}** | {ratio} | "
-                         f"{ratio16} | "
-                         f"{100 * s['correct'] / s['n']:.1f}% ({s['correct']}/{s['n']}) | "
-                         f"{parity(rec, ref) if ref and arm != 'hf' else '-'} |")
-    conv = [f"{k}: converted in {v['conversion'].get('convert_seconds')} s, weights {v['conversion'].get('weights')} "
-            f"({', '.join(f'{t} {n}' for t, n in (v['conversion'].get('weight_types') or {}).items())})"
-            for k, v in state.items() if v.get("conversion")]
+            lines.append(
+                f"| {model} | {arm} | {rec.get('precision')} | {s['n']} | {rec['load_seconds']:.1f} | "
+                f"{rec['gen_seconds']:.1f} | {s['tok_s_gen']:.1f} | **{s['tok_s_all']:.1f}** | {ratio} | "
+                f"{ratio16} | "
+                f"{100 * s['correct'] / s['n']:.1f}% ({s['correct']}/{s['n']}) | "
+                f"{parity(rec, ref) if ref and arm != 'hf' else '-'} |"
+            )
+    conv = [
+        f"{k}: converted in {v['conversion'].get('convert_seconds')} s, weights {v['conversion'].get('weights')} "
+        f"({', '.join(f'{t} {n}' for t, n in (v['conversion'].get('weight_types') or {}).items())})"
+        for k, v in state.items()
+        if v.get("conversion")
+    ]
     if conv:
         lines += ["", "OpenVINO IR conversions (part of the load column): " + "; ".join(conv) + "."]
     body = "\n".join(lines) + ("\n\n" + args.note if args.note else "")
@@ -198,8 +219,13 @@ def main() -> None:
     ap.add_argument("--problems", type=int, default=200)
     ap.add_argument("--max-new-tokens", type=int, default=200)
     ap.add_argument("--arm-limit", type=int, default=8, help="problems for the slow hf-bf16 arm")
-    ap.add_argument("--limit", action="append", default=[], metavar="MODEL:ARM=N",
-                    help="run only the first N problems of one arm (a slow baseline), e.g. qwen2.5-coder-0.5b:hf=96")
+    ap.add_argument(
+        "--limit",
+        action="append",
+        default=[],
+        metavar="MODEL:ARM=N",
+        help="run only the first N problems of one arm (a slow baseline), e.g. qwen2.5-coder-0.5b:hf=96",
+    )
     ap.add_argument("--results", default=str(ROOT / "runs" / "bench-generation" / "results.json"))
     ap.add_argument("--max-minutes", type=float, default=1e9, help="stop (resumable) after this long")
     ap.add_argument("--report-only", action="store_true", help="rewrite BENCHMARKS.md from --results")

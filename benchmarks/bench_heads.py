@@ -30,8 +30,12 @@ from common import git_rev, machine, peak_rss_mb, record_section  # noqa: E402
 
 from reasonkd.distill.align import aligned_positions, char_offsets  # noqa: E402
 from reasonkd.distill.cli import register_heads  # noqa: E402
-from reasonkd.distill.heads import (attentions_by_layer, load_examples, load_head_selection,  # noqa: E402
-                                    use_eager_attention_only_in)
+from reasonkd.distill.heads import (
+    attentions_by_layer,
+    load_examples,
+    load_head_selection,  # noqa: E402
+    use_eager_attention_only_in,
+)
 
 TEACHER, STUDENT = "qwen2.5-coder-0.5b", "smollm2-135m"
 
@@ -51,8 +55,21 @@ def build_traces(work: Path, n: int) -> Path:
 def run_heads(traces: Path, out: Path, limit: int, top_k: int) -> float:
     parser = argparse.ArgumentParser()
     register_heads(parser.add_subparsers())
-    args = parser.parse_args(["heads", "--teacher", TEACHER, "--data", str(traces), "--out", str(out),
-                              "--limit", str(limit), "--top-k", str(top_k)])
+    args = parser.parse_args(
+        [
+            "heads",
+            "--teacher",
+            TEACHER,
+            "--data",
+            str(traces),
+            "--out",
+            str(out),
+            "--limit",
+            str(limit),
+            "--top-k",
+            str(top_k),
+        ]
+    )
     t0 = time.perf_counter()
     args.func(args)
     return time.perf_counter() - t0
@@ -74,7 +91,7 @@ def make_batch(s_tok, t_tok, texts, max_len):
         ids = torch.full((len(rows), width), pad_id)
         mask = torch.zeros_like(ids)
         for r, row in enumerate(rows):
-            ids[r, :len(row)], mask[r, :len(row)] = torch.tensor(row), 1
+            ids[r, : len(row)], mask[r, : len(row)] = torch.tensor(row), 1
         return ids, mask
 
     return pad(s_ids, s_tok.pad_token_id), pad(t_ids, t_tok.pad_token_id), pairs
@@ -99,6 +116,7 @@ def attention_kl(s_maps, t_maps, plan, pairs):
 def make_plan(selection, n_t, n_s, s_heads):
     def s_layer(j):
         return int((j + 1) * n_s / n_t + 0.5) - 1
+
     return [(j, s_layer(j), [(h, h % s_heads) for h in heads]) for j, heads in sorted(selection.items())]
 
 
@@ -106,14 +124,15 @@ def step(teacher, student, batch, plan):
     (s_ids, s_mask), (t_ids, t_mask), pairs = batch
     # decoders only: an attention-distillation loss needs no logits (their lm_head would dominate)
     with torch.no_grad():
-        t_out = teacher.get_decoder()(input_ids=t_ids, attention_mask=t_mask, output_attentions=bool(plan),
-                                      use_cache=False)
-    s_out = student.get_decoder()(input_ids=s_ids, attention_mask=s_mask, output_attentions=bool(plan),
-                                  use_cache=False)
+        t_out = teacher.get_decoder()(
+            input_ids=t_ids, attention_mask=t_mask, output_attentions=bool(plan), use_cache=False
+        )
+    s_out = student.get_decoder()(input_ids=s_ids, attention_mask=s_mask, output_attentions=bool(plan), use_cache=False)
     maps_mb = sum(a.numel() * a.element_size() for out in (t_out, s_out) for a in (out.attentions or ())) / 2**20
     if plan:
-        loss = attention_kl(attentions_by_layer(student, s_out.attentions),
-                            attentions_by_layer(teacher, t_out.attentions), plan, pairs)
+        loss = attention_kl(
+            attentions_by_layer(student, s_out.attentions), attentions_by_layer(teacher, t_out.attentions), plan, pairs
+        )
     else:  # floor: the same forwards and backward, no attention maps
         loss = s_out.last_hidden_state.float().mean() * 0
     del t_out, s_out  # free the maps before backward
@@ -138,9 +157,11 @@ def time_steps(teacher, student, batch, modes, repeats, n_t, n_s) -> str:
     best = {m: min(v) for m, v in times.items()}
     med = {m: sorted(v)[len(v) // 2] for m, v in times.items()}
     base = best["all heads (all layers eager)"]
-    rows = "\n".join(f"| {m} | {len(modes[m][1])}/{n_t} | {len(modes[m][2])}/{n_s} | {best[m]:.2f} | {med[m]:.2f} "
-                     f"({', '.join(f'{t:.2f}' for t in times[m])}) | {base / best[m]:.2f}x | {maps_mb[m]:.0f} |"
-                     for m in modes)
+    rows = "\n".join(
+        f"| {m} | {len(modes[m][1])}/{n_t} | {len(modes[m][2])}/{n_s} | {best[m]:.2f} | {med[m]:.2f} "
+        f"({', '.join(f'{t:.2f}' for t in times[m])}) | {base / best[m]:.2f}x | {maps_mb[m]:.0f} |"
+        for m in modes
+    )
     shapes = f"ids student {tuple(batch[0][0].shape)}, teacher {tuple(batch[1][0].shape)}"
     return f"""{shapes}:
 
@@ -177,31 +198,37 @@ def main() -> None:
     # long enough texts: several traces per sequence, so the attention maps are max-len wide
     texts = []
     for b in range(a.batch):
-        chunk = examples[b::a.batch]
+        chunk = examples[b :: a.batch]
         texts.append("\n\n".join(f"Question: {e['prompt']}\nAnswer: {e['trace']}" for e in chunk) * 4)
     all_plan = make_plan({j: list(range(teacher.config.num_attention_heads)) for j in range(n_t)}, n_t, n_s, s_heads)
     top_plan = make_plan(selection, n_t, n_s, s_heads)
-    modes = {"all heads (all layers eager)": (all_plan, set(range(n_t)), set(range(n_s))),
-             f"top-{a.top_k} heads (their layers eager)": (top_plan, {p[0] for p in top_plan},
-                                                          {p[1] for p in top_plan}),
-             "no attention loss (floor)": ([], set(), set())}
-    tables = [time_steps(teacher, student, make_batch(s_tok, t_tok, texts, n), modes, a.repeats, n_t, n_s)
-              for n in a.max_len]
-    top = ", ".join(f"L{r['layer']}H{r['head']}" for r in res["ranking"][:a.top_k])
-    body = f"""Command: `.venv/bin/python benchmarks/bench_heads.py --limit {a.limit} --top-k {a.top_k} --batch {a.batch} --max-len {' '.join(map(str, a.max_len))} --repeats {a.repeats}`
+    modes = {
+        "all heads (all layers eager)": (all_plan, set(range(n_t)), set(range(n_s))),
+        f"top-{a.top_k} heads (their layers eager)": (top_plan, {p[0] for p in top_plan}, {p[1] for p in top_plan}),
+        "no attention loss (floor)": ([], set(), set()),
+    }
+    tables = [
+        time_steps(teacher, student, make_batch(s_tok, t_tok, texts, n), modes, a.repeats, n_t, n_s) for n in a.max_len
+    ]
+    top = ", ".join(f"L{r['layer']}H{r['head']}" for r in res["ranking"][: a.top_k])
+    body = (
+        f"""Command: `.venv/bin/python benchmarks/bench_heads.py --limit {a.limit} --top-k {a.top_k} --batch {a.batch} --max-len {" ".join(map(str, a.max_len))} --repeats {a.repeats}`
 Machine: {machine()}; commit {git_rev()}; {datetime.date.today()}; fp32, CPU, {torch.get_num_threads()} threads
 
-`reasonkd heads --teacher {TEACHER} --method gradient --limit {a.limit}` ({res['n_examples']} traces,
-{res['n_tokens']} trace tokens, batch 4): **{heads_s:.1f} s** wall including model load, {res['seconds']:.1f} s scoring
-(one forward + backward per batch, all {res['n_layers'] * res['n_heads']} heads at once). Top-{a.top_k} heads:
+`reasonkd heads --teacher {TEACHER} --method gradient --limit {a.limit}` ({res["n_examples"]} traces,
+{res["n_tokens"]} trace tokens, batch 4): **{heads_s:.1f} s** wall including model load, {res["seconds"]:.1f} s scoring
+(one forward + backward per batch, all {res["n_layers"] * res["n_heads"]} heads at once). Top-{a.top_k} heads:
 {top} -> {len(selection)} of {n_t} teacher layers.
 
 Attention-distillation step (teacher {TEACHER} decoder forward no_grad + student {STUDENT} decoder
 forward + attention KL on aligned positions + backward; no lm_head), batch {a.batch},
-{a.repeats} timed runs after a warm-up, seconds. """ + "\n\n".join(tables) + f"""
+{a.repeats} timed runs after a warm-up, seconds. """
+        + "\n\n".join(tables)
+        + f"""
 
 Peak RSS {peak_rss_mb():.0f} MB. Layers not holding a selected head run sdpa
 (`use_eager_attention_only_in`); logits are unchanged (tests/distill/test_heads.py)."""
+    )
     print(body)
     if not a.no_record:
         record_section("Selective head distillation", body)

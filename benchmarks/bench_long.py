@@ -58,8 +58,15 @@ def one(length: int, ckpt: bool) -> dict:
     need = length * NO_CKPT_MIB_PER_TOKEN
     if not ckpt and need > 0.85 * available_mb():  # would swap or be OOM-killed (and take the machine with it)
         nan = float("nan")
-        return {"length": length, "checkpointing": ckpt, "seconds": nan, "base_rss_mb": nan, "peak_rss_mb": nan,
-                "loss": nan, "skipped": f"needs ~{need / 1024:.0f} GiB, {available_mb() / 1024:.0f} GiB available"}
+        return {
+            "length": length,
+            "checkpointing": ckpt,
+            "seconds": nan,
+            "base_rss_mb": nan,
+            "peak_rss_mb": nan,
+            "loss": nan,
+            "skipped": f"needs ~{need / 1024:.0f} GiB, {available_mb() / 1024:.0f} GiB available",
+        }
     torch.manual_seed(0)
     model, _ = load_model(MODEL, dtype="float32", device="cpu")
     model.config.use_cache = False
@@ -73,14 +80,24 @@ def one(length: int, ckpt: bool) -> dict:
     t0 = time.perf_counter()
     logits = model(input_ids=ids).logits[0, :-1]
     targets = ids[0, 1:]
-    loss = chunked_sum(lambda lg, t: F.cross_entropy(lg.float(), t, reduction="sum").reshape(1), 1024,
-                       logits, targets).sum() / targets.numel()
+    loss = (
+        chunked_sum(
+            lambda lg, t: F.cross_entropy(lg.float(), t, reduction="sum").reshape(1), 1024, logits, targets
+        ).sum()
+        / targets.numel()
+    )
     del logits  # free logits otherwise they peak backward memory
     loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
-    return {"length": length, "checkpointing": ckpt, "seconds": time.perf_counter() - t0,
-            "base_rss_mb": base, "peak_rss_mb": peak_rss_mb(), "loss": float(loss)}
+    return {
+        "length": length,
+        "checkpointing": ckpt,
+        "seconds": time.perf_counter() - t0,
+        "base_rss_mb": base,
+        "peak_rss_mb": peak_rss_mb(),
+        "loss": float(loss),
+    }
 
 
 def main() -> None:
@@ -101,41 +118,63 @@ def main() -> None:
     rows = []
     for length in [int(x) for x in args.lengths.split(",")]:
         for ckpt in (False, True):
-            out = subprocess.run([sys.executable, __file__, "--one", str(length), str(int(ckpt))],
-                                 capture_output=True, text=True, check=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--one", str(length), str(int(ckpt))],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
             r = json.loads(out.stdout.strip().splitlines()[-1])
             r["step_mb"] = r["peak_rss_mb"] - r["base_rss_mb"]
             rows.append(r)
-            print(f"L={length:5d} checkpointing={ckpt!s:5}  peak RSS {r['peak_rss_mb']:7.0f} MiB  "
-                  f"step peak {r['step_mb']:7.0f} MiB  {r['seconds']:6.1f} s", flush=True)
+            print(
+                f"L={length:5d} checkpointing={ckpt!s:5}  peak RSS {r['peak_rss_mb']:7.0f} MiB  "
+                f"step peak {r['step_mb']:7.0f} MiB  {r['seconds']:6.1f} s",
+                flush=True,
+            )
             if not args.no_record and ckpt:  # after every length: a cut-short run still leaves its figures
                 record(rows)
 
 
 def record(rows: list[dict]) -> None:
-    table = ["| Tokens | Peak RSS, no checkpointing (MiB) | step peak | s/step | Peak RSS, checkpointing (MiB) "
-             "| step peak | s/step |", "|---|---|---|---|---|---|---|"]
+    table = [
+        "| Tokens | Peak RSS, no checkpointing (MiB) | step peak | s/step | Peak RSS, checkpointing (MiB) "
+        "| step peak | s/step |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for length in sorted({r["length"] for r in rows}):
         a, b = (next(r for r in rows if r["length"] == length and r["checkpointing"] == c) for c in (False, True))
-        cells = [f"not run ({r['skipped']}) | - | -" if r.get("skipped") else
-                 f"{r['peak_rss_mb']:.0f} | {r['step_mb']:.0f} | {r['seconds']:.1f}" for r in (a, b)]
+        cells = [
+            f"not run ({r['skipped']}) | - | -"
+            if r.get("skipped")
+            else f"{r['peak_rss_mb']:.0f} | {r['step_mb']:.0f} | {r['seconds']:.1f}"
+            for r in (a, b)
+        ]
         table.append(f"| {length} | {cells[0]} | {cells[1]} |")
     lengths = sorted({r["length"] for r in rows})
     growth = []
     for c in (False, True):
-        pts = [r for n in lengths for r in rows if r["length"] == n and r["checkpointing"] == c
-               and not r.get("skipped")]
+        pts = [
+            r for n in lengths for r in rows if r["length"] == n and r["checkpointing"] == c and not r.get("skipped")
+        ]
         per_tok = [(q["step_mb"] - p["step_mb"]) / (q["length"] - p["length"]) for p, q in zip(pts, pts[1:])]
-        growth.append(f"{'with' if c else 'without'} checkpointing: " +
-                      ", ".join(f"{x:.2f}" for x in per_tok) + " MiB per extra token")
-    body = (f"One training step of `{MODEL}` (fp32, SDPA, batch 1, chunked next-token loss, AdamW) per input "
-            "length, with gradient checkpointing (`gradient_checkpointing: true` in the distill recipe) "
-            "against the same step without it; each point in a fresh process.\n\n"
-            "```bash\n.venv/bin/python benchmarks/bench_long.py\n```\n\n"
-            + "\n".join(table) + "\n\nGrowth of the step peak between consecutive lengths (constant = linear): "
-            + "; ".join(growth) + ". \"Step peak\" = peak RSS minus the RSS before the step (weights loaded); "
-            "it includes the AdamW state and the gradients (about 1.6 GiB for 135M fp32 parameters, whatever the "
-            "length), so with checkpointing the length-dependent part is small.\n\n" + f"Machine: {machine()}.\n")
+        growth.append(
+            f"{'with' if c else 'without'} checkpointing: "
+            + ", ".join(f"{x:.2f}" for x in per_tok)
+            + " MiB per extra token"
+        )
+    body = (
+        f"One training step of `{MODEL}` (fp32, SDPA, batch 1, chunked next-token loss, AdamW) per input "
+        "length, with gradient checkpointing (`gradient_checkpointing: true` in the distill recipe) "
+        "against the same step without it; each point in a fresh process.\n\n"
+        "```bash\n.venv/bin/python benchmarks/bench_long.py\n```\n\n"
+        + "\n".join(table)
+        + "\n\nGrowth of the step peak between consecutive lengths (constant = linear): "
+        + "; ".join(growth)
+        + '. "Step peak" = peak RSS minus the RSS before the step (weights loaded); '
+        "it includes the AdamW state and the gradients (about 1.6 GiB for 135M fp32 parameters, whatever the "
+        "length), so with checkpointing the length-dependent part is small.\n\n" + f"Machine: {machine()}.\n"
+    )
     record_section("Long inputs", body)
 
 
@@ -145,32 +184,54 @@ def smoke(n: int, window: int, max_new_tokens: int, record: bool = True) -> None
 
     arms = {}
     for name, win in (("full attention", None), (f"window {window}, 4 sinks", window)):
-        r = evaluate_model(MODEL, "longmath", limit=n, max_new_tokens=max_new_tokens, dtype="float32", cases=False,
-                           latency_problems=1, latency_tokens=32, window=win, label=name, progress=True)
+        r = evaluate_model(
+            MODEL,
+            "longmath",
+            limit=n,
+            max_new_tokens=max_new_tokens,
+            dtype="float32",
+            cases=False,
+            latency_problems=1,
+            latency_tokens=32,
+            window=win,
+            label=name,
+            progress=True,
+        )
         arms[name] = r["tasks"]["longmath"]["metrics"]
         for b, m in arms[name]["by_length"].items():
             sp = arms[name]["by_length_speed"].get(b, {})
-            print(f"{name:<22} {b:<6} acc {m['accuracy']:.2f} (n={m['n']})  "
-                  f"p50 {sp.get('latency_ms', {}).get('p50', float('nan')):8.0f} ms  "
-                  f"peak {sp.get('peak_rss_mb', float('nan')):6.0f} MiB", flush=True)
+            print(
+                f"{name:<22} {b:<6} acc {m['accuracy']:.2f} (n={m['n']})  "
+                f"p50 {sp.get('latency_ms', {}).get('p50', float('nan')):8.0f} ms  "
+                f"peak {sp.get('peak_rss_mb', float('nan')):6.0f} MiB",
+                flush=True,
+            )
     if not record:
         return
-    lines = ["| Attention | Bucket | Mean prompt tokens | Accuracy (n) | 95% CI | Latency p50 (ms, 32 new tokens) "
-             "| Peak RSS (MiB) |", "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| Attention | Bucket | Mean prompt tokens | Accuracy (n) | 95% CI | Latency p50 (ms, 32 new tokens) "
+        "| Peak RSS (MiB) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, m in arms.items():
         for b, x in m["by_length"].items():
             sp = m["by_length_speed"].get(b, {})
-            lines.append(f"| {name} | {b} | {x['mean_prompt_tokens'] or 0:.0f} | {x['accuracy'] * 100:.0f}% ({x['n']}) "
-                         f"| [{x['ci'][0] * 100:.0f}, {x['ci'][1] * 100:.0f}] "
-                         f"| {sp.get('latency_ms', {}).get('p50', float('nan')):.0f} "
-                         f"| {sp.get('peak_rss_mb', float('nan')):.0f} |")
-    body = (f"SMOKE CHECK, not an accuracy result: `{MODEL}` (fp32, greedy, {max_new_tokens} new tokens) on {n} "
-            "`longmath` problems (held-out families, facts spread through unrelated text), full attention "
-            f"against the sliding window ({window} tokens, 4 sinks), latency and peak RSS per bucket from one "
-            "batch-1 problem each. The issue's >= 200 problems per bucket for three models is hours of CPU "
-            "generation and was not run.\n\n"
-            f"```bash\n.venv/bin/python benchmarks/bench_long.py --smoke {n} --window {window}\n```\n\n"
-            + "\n".join(lines) + f"\n\nMachine: {machine()}.\n")
+            lines.append(
+                f"| {name} | {b} | {x['mean_prompt_tokens'] or 0:.0f} | {x['accuracy'] * 100:.0f}% ({x['n']}) "
+                f"| [{x['ci'][0] * 100:.0f}, {x['ci'][1] * 100:.0f}] "
+                f"| {sp.get('latency_ms', {}).get('p50', float('nan')):.0f} "
+                f"| {sp.get('peak_rss_mb', float('nan')):.0f} |"
+            )
+    body = (
+        f"SMOKE CHECK, not an accuracy result: `{MODEL}` (fp32, greedy, {max_new_tokens} new tokens) on {n} "
+        "`longmath` problems (held-out families, facts spread through unrelated text), full attention "
+        f"against the sliding window ({window} tokens, 4 sinks), latency and peak RSS per bucket from one "
+        "batch-1 problem each. The issue's >= 200 problems per bucket for three models is hours of CPU "
+        "generation and was not run.\n\n"
+        f"```bash\n.venv/bin/python benchmarks/bench_long.py --smoke {n} --window {window}\n```\n\n"
+        + "\n".join(lines)
+        + f"\n\nMachine: {machine()}.\n"
+    )
     record_section("Long inputs: accuracy by length (smoke)", body)
 
 

@@ -49,13 +49,17 @@ def main() -> None:
         peer = time.perf_counter() - t
         del m
         med = sorted(later)[len(later) // 2]
-        rows.append(f"| {alias} | {first:.1f} | {med:.2f} ({', '.join(f'{x:.2f}' for x in later)}) | "
-                    f"{first / med:.0f}x | {peer:.1f} | {peer / med:.0f}x |")
+        rows.append(
+            f"| {alias} | {first:.1f} | {med:.2f} ({', '.join(f'{x:.2f}' for x in later)}) | "
+            f"{first / med:.0f}x | {peer:.1f} | {peer / med:.0f}x |"
+        )
         print(rows[-1], flush=True)
-    body = (f"Command: `.venv/bin/python benchmarks/bench_model_load.py --aliases {' '.join(args.aliases)}`  \n"
-            f"Machine: {machine()}; commit {git_rev()}; {time.strftime('%Y-%m-%d')}\n\n"
-            "| alias | first load s (assemble+dequantize+convert) | later loads s, median (all) | first/later "
-            "| peer: transformers GGUF load s | peer/ours |\n|---|---|---|---|---|---|\n" + "\n".join(rows))
+    body = (
+        f"Command: `.venv/bin/python benchmarks/bench_model_load.py --aliases {' '.join(args.aliases)}`  \n"
+        f"Machine: {machine()}; commit {git_rev()}; {time.strftime('%Y-%m-%d')}\n\n"
+        "| alias | first load s (assemble+dequantize+convert) | later loads s, median (all) | first/later "
+        "| peer: transformers GGUF load s | peer/ours |\n|---|---|---|---|---|---|\n" + "\n".join(rows)
+    )
     record_section("Model loading", body)
 
 

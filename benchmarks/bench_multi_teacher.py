@@ -44,12 +44,38 @@ def _steps(cfg, arms_yaml: str, limit: int) -> list[tuple[str, list[str]]]:
     return [
         ("pull", ["models", "pull", TEACHERS[1]]),
         ("data", ["data", "build", "recipes/compare/transfer-data.yaml", "--out", cfg.eval.data]),
-        ("traces", ["teacher", "generate", *teachers, "--data", cfg.eval.data, "--split", "train", "--domain", "math",
-                    "--limit", str(limit), "--template", cfg.eval.template, "--max-new-tokens", "200",
-                    "--engine", "openvino", "--teacher-int8", "--prefer", "shortest", "--out", cfg.traces,
-                    "--no-progress"]),
-        ("logits", ["teacher", "logits", *teachers, "--traces", cfg.traces, "--out", logits, "--k", "20",
-                    "--dtype", "auto"]),
+        (
+            "traces",
+            [
+                "teacher",
+                "generate",
+                *teachers,
+                "--data",
+                cfg.eval.data,
+                "--split",
+                "train",
+                "--domain",
+                "math",
+                "--limit",
+                str(limit),
+                "--template",
+                cfg.eval.template,
+                "--max-new-tokens",
+                "200",
+                "--engine",
+                "openvino",
+                "--teacher-int8",
+                "--prefer",
+                "shortest",
+                "--out",
+                cfg.traces,
+                "--no-progress",
+            ],
+        ),
+        (
+            "logits",
+            ["teacher", "logits", *teachers, "--traces", cfg.traces, "--out", logits, "--k", "20", "--dtype", "auto"],
+        ),
         ("compare", ["compare", arms_yaml, "--split", "heldout", "--arms", "all"]),
     ]
 
@@ -74,20 +100,36 @@ def _fused_minus_each(summary: dict, fused: str, seed: int) -> list[tuple[str, d
         if row["arm"] == fused:
             continue
         d = row["vs_baseline"]["per_seed"][str(seed)]
-        out.append((row["arm"], {"diff": -d["diff"], "lo": -d["hi"], "hi": -d["lo"], "p": d["mcnemar_p"],
-                                 "same": summary["n_problems"] - d["a_only"] - d["b_only"]}))
+        out.append(
+            (
+                row["arm"],
+                {
+                    "diff": -d["diff"],
+                    "lo": -d["hi"],
+                    "hi": -d["lo"],
+                    "p": d["mcnemar_p"],
+                    "same": summary["n_problems"] - d["a_only"] - d["b_only"],
+                },
+            )
+        )
     return out
 
 
 def _diff_rows(diffs: list[tuple[str, dict]], fused: str, n: int) -> list[str]:
-    return [f"| {fused} - {arm} | {n} | {100 * d['diff']:+.1f} | [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] | "
-            f"{d['p']:.3f} | {d['same']}/{n} |" for arm, d in diffs]
+    return [
+        f"| {fused} - {arm} | {n} | {100 * d['diff']:+.1f} | [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}] | "
+        f"{d['p']:.3f} | {d['same']}/{n} |"
+        for arm, d in diffs
+    ]
 
 
 def _reading(diffs: list[tuple[str, dict]], seeds: int, traces: Path) -> str:
     """What the numbers say, and what limits them (computed from this run's files)."""
-    words = [f"the fused student {'beats' if d['lo'] > 0 else 'loses to' if d['hi'] < 0 else 'ties (the CI includes zero)'}"
-             f" `{arm}`" for arm, d in diffs]
+    words = [
+        f"the fused student {'beats' if d['lo'] > 0 else 'loses to' if d['hi'] < 0 else 'ties (the CI includes zero)'}"
+        f" `{arm}`"
+        for arm, d in diffs
+    ]
     pool = json.loads((traces / "pool.json").read_text())
     by_teacher = {t: sum(v.get(t, False) for v in pool["verdicts"].values()) for t in pool["teachers"]}
     kept = [json.loads(line).get("teacher") for line in (traces / "traces.jsonl").read_text().splitlines()]
@@ -95,12 +137,14 @@ def _reading(diffs: list[tuple[str, dict]], seeds: int, traces: Path) -> str:
     one = sum(sum(v.values()) == 1 for v in pool["verdicts"].values())
     solved = ", ".join(f"{t} {n}" for t, n in by_teacher.items())
     share = ", ".join(f"{t} {kept.count(t)}" for t in pool["teachers"])
-    return (f"Reading: {'; '.join(words)}. Limits: {seeds} seed{'s' if seeds > 1 else ''}; the pooled traces are "
-            f"mostly one teacher's text (problems solved: {solved}; both: {both}; traces kept: {share}), so every "
-            "arm learns mostly from the same chains and only the soft targets differ; with verification weighting "
-            f"the fused target on a problem only one teacher solved is that teacher's alone ({one} of the "
-            f"{len(kept)} traced problems); the traces came from INT8 teacher weights (verified), the soft targets "
-            "from fp32 weights.")
+    return (
+        f"Reading: {'; '.join(words)}. Limits: {seeds} seed{'s' if seeds > 1 else ''}; the pooled traces are "
+        f"mostly one teacher's text (problems solved: {solved}; both: {both}; traces kept: {share}), so every "
+        "arm learns mostly from the same chains and only the soft targets differ; with verification weighting "
+        f"the fused target on a problem only one teacher solved is that teacher's alone ({one} of the "
+        f"{len(kept)} traced problems); the traces came from INT8 teacher weights (verified), the soft targets "
+        "from fp32 weights."
+    )
 
 
 def _teacher_stats(traces: Path) -> list[str]:
@@ -108,8 +152,10 @@ def _teacher_stats(traces: Path) -> list[str]:
     for t in TEACHERS:
         s = json.loads((traces / "teachers" / t / "stats.json").read_text())
         g, o = s["generation"], s["overall"]
-        rows.append(f"| {t} | {o['problems']} | {o['accepted']} ({100 * o['acceptance_rate']:.0f}%) | "
-                    f"{o['mean_tokens']:.0f} | {g['new_tokens']} | {g['seconds'] / 60:.1f} | {g['tokens_per_s']:.1f} |")
+        rows.append(
+            f"| {t} | {o['problems']} | {o['accepted']} ({100 * o['acceptance_rate']:.0f}%) | "
+            f"{o['mean_tokens']:.0f} | {g['new_tokens']} | {g['seconds'] / 60:.1f} | {g['tokens_per_s']:.1f} |"
+        )
     return rows
 
 

@@ -59,11 +59,15 @@ def problems(n: int) -> Path:
 
     path = WORK / "problems.jsonl"
     if not path.is_file() or len(_jsonl(path)) < n:
-        recipe = load_config(DataRecipe, ROOT / "recipes" / "data" / "quick.yaml",
-                             ["math.per_family=14", "math.gsm_symbolic=80", "augment.variants=0"])
+        recipe = load_config(
+            DataRecipe,
+            ROOT / "recipes" / "data" / "quick.yaml",
+            ["math.per_family=14", "math.gsm_symbolic=80", "augment.variants=0"],
+        )
         data = build_dataset(recipe, WORK / "data")
-        items = sorted((r for r in load_items(data) if r["domain"] == "math" and r["kind"] == "original"),
-                       key=lambda r: r["id"])
+        items = sorted(
+            (r for r in load_items(data) if r["domain"] == "math" and r["kind"] == "original"), key=lambda r: r["id"]
+        )
         if len(items) < n:
             raise SystemExit(f"only {len(items)} math problems built; lower --n")
         step = len(items) / n
@@ -110,8 +114,18 @@ def stage_cer(args) -> None:
                 wall, cpu = time.perf_counter() - t0, time.process_time() - c0
                 e, n = cer(row["question"], text)
                 numbers_ok = NUM.findall(text) == NUM.findall(row["question"])
-                _append(cache, {"id": row["id"], "text": text, "errors": e, "chars": n, "wall_s": round(wall, 3),
-                                "cpu_s": round(cpu, 3), "numbers_ok": numbers_ok})
+                _append(
+                    cache,
+                    {
+                        "id": row["id"],
+                        "text": text,
+                        "errors": e,
+                        "chars": n,
+                        "wall_s": round(wall, 3),
+                        "cpu_s": round(cpu, 3),
+                        "numbers_ok": numbers_ok,
+                    },
+                )
             print(f"{cond}/{kind}: {len(_jsonl(cache))} images read")
 
 
@@ -155,30 +169,42 @@ def stage_e2e(args) -> None:
             if time.time() > deadline:
                 print(f"time budget spent; rerun to resume ({args.model} {cond})")
                 return
-            exs = todo[start:start + args.batch_size]
+            exs = todo[start : start + args.batch_size]
             prompts = [apply_chat(tok, task.prompt(ex), task.system()) for ex in exs]
             t0 = time.perf_counter()
             outs = engine.generate(prompts, max_new_tokens=args.max_new_tokens, batch_size=args.batch_size)
             dt = time.perf_counter() - t0
             for ex, o in zip(exs, outs):
-                _append(cache, {"id": ex["id"], "question": ex["question"], "completion": o.text,
-                                "verdict": bool(task.score(ex, o.text)["verdict"]), "seconds": dt / len(outs)})
+                _append(
+                    cache,
+                    {
+                        "id": ex["id"],
+                        "question": ex["question"],
+                        "completion": o.text,
+                        "verdict": bool(task.score(ex, o.text)["verdict"]),
+                        "seconds": dt / len(outs),
+                    },
+                )
             print(f"{args.model} {cond}: {len(_jsonl(cache))}/{len(src)} ({dt:.0f} s for {len(exs)})", flush=True)
 
 
 def _cer_rows() -> list[str]:
     out = []
     for cond in CONDITIONS:
-        for kind, name in (("ours", "reasonkd.ocr (rapidocr, tuned + reading order + normalisation)"),
-                           ("peer", "peer: rapidocr defaults")):
+        for kind, name in (
+            ("ours", "reasonkd.ocr (rapidocr, tuned + reading order + normalisation)"),
+            ("peer", "peer: rapidocr defaults"),
+        ):
             rows = _jsonl(WORK / f"ocr_{cond}_{kind}.jsonl")
             if not rows:
                 continue
             cer = sum(r["errors"] for r in rows) / max(1, sum(r["chars"] for r in rows))
             nums = sum(r["numbers_ok"] for r in rows)
-            out.append(f"| {cond} | {name} | {len(rows)} | **{cer:.2%}** | {nums}/{len(rows)} "
-                       f"({nums / len(rows):.1%}) | {statistics.median(r['wall_s'] for r in rows):.2f} | "
-                       f"{statistics.median(r['cpu_s'] for r in rows):.2f} |")
+            out.append(
+                f"| {cond} | {name} | {len(rows)} | **{cer:.2%}** | {nums}/{len(rows)} "
+                f"({nums / len(rows):.1%}) | {statistics.median(r['wall_s'] for r in rows):.2f} | "
+                f"{statistics.median(r['cpu_s'] for r in rows):.2f} |"
+            )
     return out
 
 
@@ -193,7 +219,7 @@ def _e2e_rows() -> list[str]:
 
     out = []
     for text_file in sorted(WORK.glob("e2e_*_text.jsonl")):
-        model = text_file.name[len("e2e_"):-len("_text.jsonl")]
+        model = text_file.name[len("e2e_") : -len("_text.jsonl")]
         text = {r["id"]: r["verdict"] for r in _jsonl(text_file)}
         cells = [f"{sum(text.values())}/{len(text)} ({sum(text.values()) / max(1, len(text)):.1%})"]
         for cond in CONDITIONS:
@@ -204,9 +230,11 @@ def _e2e_rows() -> list[str]:
                 continue
             d = paired_diff_ci([img[i] for i in ids], [text[i] for i in ids])
             m = mcnemar_exact([img[i] for i in ids], [text[i] for i in ids])
-            cells += [f"{sum(img[i] for i in ids)}/{len(ids)} ({sum(img[i] for i in ids) / len(ids):.1%})",
-                      f"{d['diff'] * 100:+.1f} [{d['lo'] * 100:+.1f}, {d['hi'] * 100:+.1f}]; "
-                      f"{m['a_only']} image-only / {m['b_only']} text-only right, McNemar p = {m['p_value']:.2f}"]
+            cells += [
+                f"{sum(img[i] for i in ids)}/{len(ids)} ({sum(img[i] for i in ids) / len(ids):.1%})",
+                f"{d['diff'] * 100:+.1f} [{d['lo'] * 100:+.1f}, {d['hi'] * 100:+.1f}]; "
+                f"{m['a_only']} image-only / {m['b_only']} text-only right, McNemar p = {m['p_value']:.2f}",
+            ]
         out.append(f"| {_model_names().get(model, model)} | {len(text)} | " + " | ".join(cells) + " |")
     return out
 
@@ -223,7 +251,7 @@ def cpu_flags() -> str:
 def write_section(args) -> None:
     run = ".venv/bin/python benchmarks/bench_ocr.py"
     cmds = [f"{run} cer --n 200 --max-minutes 9   # rerun until every image is read"]
-    ran = {f.name[len("e2e_"):-len("_text.jsonl")]: len(_jsonl(f)) for f in WORK.glob("e2e_*_text.jsonl")}
+    ran = {f.name[len("e2e_") : -len("_text.jsonl")]: len(_jsonl(f)) for f in WORK.glob("e2e_*_text.jsonl")}
     names = _model_names()
     for model in sorted(ran):
         cmds.append(f"{run} e2e --model {names.get(model, model)} --e2e-n {ran[model]}")
@@ -234,7 +262,7 @@ def write_section(args) -> None:
 {cmds}
 ```
 
-Machine: {machine()} ({cpu_flags()}); commit {git_rev()}; {time.strftime('%Y-%m-%d')}.
+Machine: {machine()} ({cpu_flags()}); commit {git_rev()}; {time.strftime("%Y-%m-%d")}.
 Problems: math originals of the data engine (14 program families and reasoning-gym's GSM8K-derived
 templates), each drawn clean (DejaVu Sans 26 px, black on white, 1000 px wide) and degraded
 (`reasonkd ocr render --degraded`: rotation up to 4 degrees, blur, noise, and by seed low contrast,
@@ -273,8 +301,12 @@ def main() -> None:
     ap.add_argument("--e2e-n", type=int, default=40, help="problems asked end to end (text / clean / degraded)")
     ap.add_argument("--max-new-tokens", type=int, default=256)
     ap.add_argument("--batch-size", type=int, default=16)
-    ap.add_argument("--engine", default="auto", help="e2e: generation engine (reasonkd.models.engines; auto = "
-                    "openvino on a CPU), the same for text and image inputs")
+    ap.add_argument(
+        "--engine",
+        default="auto",
+        help="e2e: generation engine (reasonkd.models.engines; auto = "
+        "openvino on a CPU), the same for text and image inputs",
+    )
     ap.add_argument("--threads", type=int, default=0, help="e2e: torch threads (0 = torch's default)")
     ap.add_argument("--work", default=str(WORK), help="folder of renders, caches and results")
     ap.add_argument("--no-record", action="store_true", help="print the section, leave BENCHMARKS.md alone")

@@ -48,12 +48,24 @@ def generation_tps(model, tok, prompts: list[str], new_tokens: int, batch: int, 
     """Tokens/s of greedy generation, `batch` prompts at a time, every sequence run to `new_tokens`."""
     total = 0.0
     for i in range(0, len(prompts), batch):
-        enc = tok(prompts[i:i + batch], add_special_tokens=False, padding=True, return_token_type_ids=False,
-                  return_tensors="pt")
+        enc = tok(
+            prompts[i : i + batch],
+            add_special_tokens=False,
+            padding=True,
+            return_token_type_ids=False,
+            return_tensors="pt",
+        )
         with torch.inference_mode():
-            total += best_seconds(lambda enc=enc: model.generate(**enc, max_new_tokens=new_tokens,
-                                                                 min_new_tokens=new_tokens, do_sample=False,
-                                                                 pad_token_id=tok.pad_token_id), repeats)
+            total += best_seconds(
+                lambda enc=enc: model.generate(
+                    **enc,
+                    max_new_tokens=new_tokens,
+                    min_new_tokens=new_tokens,
+                    do_sample=False,
+                    pad_token_id=tok.pad_token_id,
+                ),
+                repeats,
+            )
     return len(prompts) * new_tokens / total
 
 
@@ -67,8 +79,10 @@ def generation_table(model_name: str, n_prompts: int, new_tokens: int, repeats: 
             prompts = [apply_chat(tok, PROBE_QUESTION.format(n=10 + 3 * i)) for i in range(n_prompts)]
             generation_tps(model, tok, prompts[:2], 2, 2)  # warm-up
             best[d] = max(best[d], generation_tps(model, tok, prompts, new_tokens, n_prompts))
-    rows = [{"model": model_name, "dtype": d, "prompts": n_prompts, "new_tokens": new_tokens, "tok_s": round(v, 1)}
-            for d, v in best.items()]
+    rows = [
+        {"model": model_name, "dtype": d, "prompts": n_prompts, "new_tokens": new_tokens, "tok_s": round(v, 1)}
+        for d, v in best.items()
+    ]
     print(rows, flush=True)
     return rows
 
@@ -108,25 +122,28 @@ def rates(model_name: str, dtype, autocast: bool, engine: str, gen_prompts: int 
 def write_eta(data: dict, path: Path = ETA_PY) -> None:
     """Write a --rates measurement into reasonkd/pipeline/eta.py as its RATES and REFERENCE (the figures
     the demo ETA scales from). qwen2.5-coder-1.5b is not measured: the 0.5b rates / 3 (3x the parameters)."""
+
     def fmt(d):
         return "{" + ", ".join(f'"{k}": {float(v):.1f}' for k, v in d.items()) + "}"
 
     r = data["rates"]
     big = {k: round(v / 3, 1) for k, v in r["qwen2.5-coder-0.5b"].items()}
     machine = data["machine"].split(", torch")[0]
-    block = (f"# Tokens/s on the reference machine: {machine};\n# {data['engine']} engine, {data['dtype']} weights, "
-             f"bf16 autocast {'on' if data['autocast'] else 'off'}; measured {time.strftime('%Y-%m-%d')} by\n"
-             "# `python benchmarks/bench_precision.py --rates --write-eta`.\n"
-             "# gen: batched greedy generation (batch 16); lat: batch 1; train: student training (AdamW);\n"
-             "# fwd: frozen teacher forward. A distillation step pays train + fwd.\n"
-             f'RATES = {{\n    "smollm2-135m": {fmt(r["smollm2-135m"])},\n'
-             f'    "qwen2.5-coder-0.5b": {fmt(r["qwen2.5-coder-0.5b"])},\n'
-             "    # not measured: the 0.5b rates / 3 (3x the parameters)\n"
-             f'    "qwen2.5-coder-1.5b": {fmt(big)},\n}}\n'
-             "# what `measure_here` gives for smollm2-135m on the machine of RATES (tokens/s); None = not measured\n"
-             "# there, and then the rates are used unscaled\n"
-             f'REFERENCE = {{"machine": "{machine}, {data["engine"]} engine, {data["dtype"]}",\n'
-             f'             "gen": {data["probe"]["gen"]:.1f}, "train": {data["probe"]["train"]:.1f}}}\n')
+    block = (
+        f"# Tokens/s on the reference machine: {machine};\n# {data['engine']} engine, {data['dtype']} weights, "
+        f"bf16 autocast {'on' if data['autocast'] else 'off'}; measured {time.strftime('%Y-%m-%d')} by\n"
+        "# `python benchmarks/bench_precision.py --rates --write-eta`.\n"
+        "# gen: batched greedy generation (batch 16); lat: batch 1; train: student training (AdamW);\n"
+        "# fwd: frozen teacher forward. A distillation step pays train + fwd.\n"
+        f'RATES = {{\n    "smollm2-135m": {fmt(r["smollm2-135m"])},\n'
+        f'    "qwen2.5-coder-0.5b": {fmt(r["qwen2.5-coder-0.5b"])},\n'
+        "    # not measured: the 0.5b rates / 3 (3x the parameters)\n"
+        f'    "qwen2.5-coder-1.5b": {fmt(big)},\n}}\n'
+        "# what `measure_here` gives for smollm2-135m on the machine of RATES (tokens/s); None = not measured\n"
+        "# there, and then the rates are used unscaled\n"
+        f'REFERENCE = {{"machine": "{machine}, {data["engine"]} engine, {data["dtype"]}",\n'
+        f'             "gen": {data["probe"]["gen"]:.1f}, "train": {data["probe"]["train"]:.1f}}}\n'
+    )
     text = path.read_text()
     start, end = text.index("# Tokens/s on the reference machine"), text.index("GPU_SPEEDUP = ")
     path.write_text(text[:start] + block + text[end:])
@@ -138,8 +155,11 @@ def main() -> None:
     ap.add_argument("--model", default="smollm2-135m")
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--new-tokens", type=int, default=32)
-    ap.add_argument("--rates", action="store_true",
-                    help="instead: the ETA probe and the demo ETA's RATES (student + teacher), measured together")
+    ap.add_argument(
+        "--rates",
+        action="store_true",
+        help="instead: the ETA probe and the demo ETA's RATES (student + teacher), measured together",
+    )
     ap.add_argument("--rate-tokens", type=int, default=96, help="new tokens per sequence for the gen rate")
     ap.add_argument("--teacher", default="qwen2.5-coder-0.5b")
     ap.add_argument("--engine", default="auto", help="generation engine of the rates (the demo's: auto)")
@@ -154,10 +174,19 @@ def main() -> None:
         engine = resolve_engine(args.engine, "cpu", args.model)
         probe = measure_here(args.model, "cpu", dtype, autocast, engine)
         print("ETA probe", engine, probe, flush=True)
-        out = {name: rates(name, dtype, autocast, engine, gen_tokens=args.rate_tokens)
-               for name in (args.model, args.teacher)}
-        data = {"engine": engine, "dtype": hardware.dtype_name(dtype), "autocast": autocast, "probe": probe,
-                "rates": out, "machine": m.summary(), "load": load}
+        out = {
+            name: rates(name, dtype, autocast, engine, gen_tokens=args.rate_tokens)
+            for name in (args.model, args.teacher)
+        }
+        data = {
+            "engine": engine,
+            "dtype": hardware.dtype_name(dtype),
+            "autocast": autocast,
+            "probe": probe,
+            "rates": out,
+            "machine": m.summary(),
+            "load": load,
+        }
         print(json.dumps(data))
         if args.write_eta:
             write_eta(data)
@@ -167,21 +196,32 @@ def main() -> None:
     probe = measure_here(args.model, "cpu", dtype, autocast)
     print("ETA probe", probe, flush=True)
     f32 = {(r["threads"], r["dtype"]): r["gflops"] for r in mm}
-    lines = ["Command: `python benchmarks/bench_precision.py`  ",
-             f"Machine: {machine()}, {torch.get_num_threads()} torch threads; {load}; commit {git_rev()}; "
-             f"{time.strftime('%Y-%m-%d')}", "",
-             f"`dtype: auto` picks **{hardware.dtype_name(dtype)}** here, `bf16_autocast: auto` **"
-             f"{'on' if autocast else 'off'}**: {why}.", "",
-             "| 1024x1024 matmul | fp32 GFLOP/s | bf16 GFLOP/s | fp32 / bf16 |", "|---|---|---|---|"]
+    lines = [
+        "Command: `python benchmarks/bench_precision.py`  ",
+        f"Machine: {machine()}, {torch.get_num_threads()} torch threads; {load}; commit {git_rev()}; "
+        f"{time.strftime('%Y-%m-%d')}",
+        "",
+        f"`dtype: auto` picks **{hardware.dtype_name(dtype)}** here, `bf16_autocast: auto` **"
+        f"{'on' if autocast else 'off'}**: {why}.",
+        "",
+        "| 1024x1024 matmul | fp32 GFLOP/s | bf16 GFLOP/s | fp32 / bf16 |",
+        "|---|---|---|---|",
+    ]
     for t in (1, 2):
         a, b = f32[(t, "float32")], f32[(t, "bfloat16")]
         lines.append(f"| {t} thread{'s' if t > 1 else ''} | {a:.1f} | {b:.2f} | {a / b:.0f}x |")
-    lines += ["", f"| {args.model} batched greedy ({args.prompts} prompts x {args.new_tokens} new tokens, "
-              "one batch) | tok/s |", "|---|---|"]
+    lines += [
+        "",
+        f"| {args.model} batched greedy ({args.prompts} prompts x {args.new_tokens} new tokens, one batch) | tok/s |",
+        "|---|---|",
+    ]
     lines += [f"| {r['dtype']} | {r['tok_s']:.1f} |" for r in gen]
-    lines += ["", f"ETA probe (`reasonkd demo --plan` measures the same here): {args.model} "
-              f"{hardware.dtype_name(dtype)} generation {probe['gen']:.0f} tok/s, training step "
-              f"{probe['train']:.0f} tok/s."]
+    lines += [
+        "",
+        f"ETA probe (`reasonkd demo --plan` measures the same here): {args.model} "
+        f"{hardware.dtype_name(dtype)} generation {probe['gen']:.0f} tok/s, training step "
+        f"{probe['train']:.0f} tok/s.",
+    ]
     body = "\n".join(lines)
     print(body)
     print(json.dumps({"matmul": mm, "generation": gen, "probe": probe, "machine": m.summary()}))

@@ -30,9 +30,27 @@ def _serve(teacher: str, engine: str):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "reasonkd", "serve", "--model", teacher, "--port", str(port),
-                             "--dtype", "float32", "--engine", engine, "--max-tokens-cap", "16"],
-                            cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reasonkd",
+            "serve",
+            "--model",
+            teacher,
+            "--port",
+            str(port),
+            "--dtype",
+            "float32",
+            "--engine",
+            engine,
+            "--max-tokens-cap",
+            "16",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     for _ in range(900):
         try:
@@ -48,8 +66,7 @@ def _max_diff(a, b) -> float:
     from reasonkd.models.logit_cache import LogitCache
 
     ca, cb = LogitCache(a), LogitCache(b)
-    return max(float((ca.get(e).topk_logprobs.float() - cb.get(e).topk_logprobs.float()).abs().max())
-               for e in ca.index)
+    return max(float((ca.get(e).topk_logprobs.float() - cb.get(e).topk_logprobs.float()).abs().max()) for e in ca.index)
 
 
 def main() -> None:
@@ -80,25 +97,53 @@ def main() -> None:
     for engine in args.engines.split(","):
         proc, url = _serve(args.teacher, engine)
         try:
-            score_traces(url, Path(args.teacher).name, args.traces, tmp / f"warm-{engine}",
-                         tokenizer_name=args.teacher, k=args.k, limit=1, progress=False)  # first request: lazy setup (the openvino scorer) off the clock
+            score_traces(
+                url,
+                Path(args.teacher).name,
+                args.traces,
+                tmp / f"warm-{engine}",
+                tokenizer_name=args.teacher,
+                k=args.k,
+                limit=1,
+                progress=False,
+            )  # first request: lazy setup (the openvino scorer) off the clock
             t0 = time.perf_counter()
-            score_traces(url, Path(args.teacher).name, args.traces, tmp / f"remote-{engine}",
-                         tokenizer_name=args.teacher, k=args.k, limit=args.limit, concurrency=args.concurrency,
-                         progress=False)
-            rows.append((f"`teacher logits --base-url` -> `reasonkd serve --engine {engine}` (fp32, "
-                         f"concurrency {args.concurrency})", time.perf_counter() - t0,
-                         _max_diff(tmp / f"remote-{engine}", tmp / "local")))
+            score_traces(
+                url,
+                Path(args.teacher).name,
+                args.traces,
+                tmp / f"remote-{engine}",
+                tokenizer_name=args.teacher,
+                k=args.k,
+                limit=args.limit,
+                concurrency=args.concurrency,
+                progress=False,
+            )
+            rows.append(
+                (
+                    f"`teacher logits --base-url` -> `reasonkd serve --engine {engine}` (fp32, "
+                    f"concurrency {args.concurrency})",
+                    time.perf_counter() - t0,
+                    _max_diff(tmp / f"remote-{engine}", tmp / "local"),
+                )
+            )
         finally:
             proc.terminate()
             proc.wait(timeout=60)
-    lines = [f"Top-{args.k} log-probs of {args.teacher} along {len(examples)} traces ({tokens} tokens, prompt + "
-             "trace), scoring only (model load and server start excluded).", "",
-             "| scorer | seconds | tokens/s | max abs diff vs in-process |", "|---|---|---|---|"]
+    lines = [
+        f"Top-{args.k} log-probs of {args.teacher} along {len(examples)} traces ({tokens} tokens, prompt + "
+        "trace), scoring only (model load and server start excluded).",
+        "",
+        "| scorer | seconds | tokens/s | max abs diff vs in-process |",
+        "|---|---|---|---|",
+    ]
     for name, sec, diff in rows:
         lines.append(f"| {name} | {sec:.1f} | {tokens / sec:.0f} | {'-' if diff is None else f'{diff:.1e}'} |")
-    lines += ["", f"`python benchmarks/bench_remote_scoring.py --traces TRACES --limit {args.limit} --engines "
-              f"{args.engines} --concurrency {args.concurrency}` on {machine()}."]
+    lines += [
+        "",
+        f"`python benchmarks/bench_remote_scoring.py --traces TRACES --limit {args.limit} --engines "
+        f"{args.engines} --concurrency {args.concurrency}` on {machine()}.",
+    ]
     body = "\n".join(lines)
     print(body)
     record_section("Remote teacher scoring", body)

@@ -29,8 +29,22 @@ GROUPS = [
     ("loss (softmax / KL / CE)", ("log_softmax", "softmax", "nll_loss", "logsumexp", "kl_div", "xlogy")),
     ("optimizer (AdamW)", ("Optimizer.step", "_foreach", "adamw")),
     ("copies / casts", ("aten::copy_", "aten::to", "aten::_to_copy", "aten::clone", "aten::contiguous")),
-    ("elementwise / norms", ("aten::mul", "aten::add", "aten::silu", "aten::rsqrt", "aten::pow", "aten::mean",
-                             "aten::neg", "aten::cat", "aten::sum", "aten::div", "aten::where")),
+    (
+        "elementwise / norms",
+        (
+            "aten::mul",
+            "aten::add",
+            "aten::silu",
+            "aten::rsqrt",
+            "aten::pow",
+            "aten::mean",
+            "aten::neg",
+            "aten::cat",
+            "aten::sum",
+            "aten::div",
+            "aten::where",
+        ),
+    ),
 ]
 
 
@@ -64,23 +78,34 @@ def _recipe(args, work: Path):
         rng = random.Random(0)
         for r in rows:
             lines = r["trace"].split("\n")
-            r["trace"] = "\n".join(lines[:max(1, int(len(lines) * rng.uniform(0.3, 1.0)))])
+            r["trace"] = "\n".join(lines[: max(1, int(len(lines) * rng.uniform(0.3, 1.0)))])
     write_jsonl(work / "traces.jsonl", rows)
     if args.mode == "offline" and not (work / "cache" / "done.json").exists():
         teacher, ttok = load_model(args.teacher, dtype="bfloat16")
         write_logit_cache(teacher, ttok, rows, work / "cache", k=20, batch_size=args.batch, progress=False)
         del teacher
-    overrides = [f"student={args.student}", f"teacher={args.teacher}", f"data.path={work / 'traces.jsonl'}",
-                 f"output_dir={work / 'run'}", f"max_length={args.seq}", f"batch_size={args.batch}",
-                 "save_every=0", "bf16_autocast=true", "teacher_dtype=bfloat16", f"chunk_rows={args.chunk_rows}",
-                 "data.bucket=false", *args.set]
+    overrides = [
+        f"student={args.student}",
+        f"teacher={args.teacher}",
+        f"data.path={work / 'traces.jsonl'}",
+        f"output_dir={work / 'run'}",
+        f"max_length={args.seq}",
+        f"batch_size={args.batch}",
+        "save_every=0",
+        "bf16_autocast=true",
+        "teacher_dtype=bfloat16",
+        f"chunk_rows={args.chunk_rows}",
+        "data.bucket=false",
+        *args.set,
+    ]
     if args.mode == "offline":
         overrides.append(f"data.logit_cache={work / 'cache'}")
     recipe_path = work / "recipe.yaml"
     recipe_path.write_text(
         "lora: {enabled: true, r: 16, alpha: 32}\nstages:\n"
         f"  - {{name: kd, kind: output, steps: {args.steps + args.profile_step}, lr: 0.0001, "
-        "lr_schedule: constant, losses: [{name: forward_kl}]}\n")
+        "lr_schedule: constant, losses: [{name: forward_kl}]}\n"
+    )
     recipe = load_config(DistillRecipe, recipe_path, overrides)
     return recipe
 
@@ -121,9 +146,16 @@ def run(args) -> dict:
     table = events.table(sort_by="self_cpu_time_total", row_limit=args.top)
     groups = grouped(events)
     prof_row = metrics[args.profile_step]
-    return {"wall_s": wall, "steps": [{"step": m["step"], "seconds": m["seconds"], "tok_s": m["tok_s"],
-                                       "tokens": m["tokens"], "loss": m["loss"]} for m in metrics],
-            "groups": groups, "profiled_seconds": prof_row["seconds"], "table": table}
+    return {
+        "wall_s": wall,
+        "steps": [
+            {"step": m["step"], "seconds": m["seconds"], "tok_s": m["tok_s"], "tokens": m["tokens"], "loss": m["loss"]}
+            for m in metrics
+        ],
+        "groups": groups,
+        "profiled_seconds": prof_row["seconds"],
+        "table": table,
+    }
 
 
 def main() -> None:

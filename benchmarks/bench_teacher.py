@@ -39,9 +39,17 @@ def _plain_generate(model_dir: str, dtype, prompts: list[str], max_new_tokens: i
         for p in prompts[:limit]:
             ids = tok(p, return_tensors="pt", add_special_tokens=False)
             with torch.inference_mode():
-                out = model.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False, temperature=None,
-                                     top_p=None, top_k=None, eos_token_id=eos, pad_token_id=tok.eos_token_id)
-            new = out[0, ids["input_ids"].shape[1]:].tolist()
+                out = model.generate(
+                    **ids,
+                    max_new_tokens=max_new_tokens,
+                    do_sample=False,
+                    temperature=None,
+                    top_p=None,
+                    top_k=None,
+                    eos_token_id=eos,
+                    pad_token_id=tok.eos_token_id,
+                )
+            new = out[0, ids["input_ids"].shape[1] :].tolist()
             n = next((i for i, t in enumerate(new) if t in eos), len(new))
             total += n
             texts.append(tok.decode(new[:n], skip_special_tokens=True))
@@ -87,11 +95,17 @@ def main() -> None:
         by_key = {r.key: r for r in res}
         return sum(r.new_tokens for r in res), [by_key[q.key].text for q in sub]
 
-    rows = [(f"reasonkd hf backend (batch {args.batch_size}, length-sorted, {backend.dtype})", ours),
-            ("plain HF generate, batch 1, float32", _plain_generate(model_dir, torch.float32, prompts,
-                                                                    args.max_new_tokens)),
-            ("plain HF generate, batch 1, bfloat16", _plain_generate(model_dir, torch.bfloat16, prompts,
-                                                                     args.max_new_tokens))]
+    rows = [
+        (f"reasonkd hf backend (batch {args.batch_size}, length-sorted, {backend.dtype})", ours),
+        (
+            "plain HF generate, batch 1, float32",
+            _plain_generate(model_dir, torch.float32, prompts, args.max_new_tokens),
+        ),
+        (
+            "plain HF generate, batch 1, bfloat16",
+            _plain_generate(model_dir, torch.bfloat16, prompts, args.max_new_tokens),
+        ),
+    ]
     for _, fn in rows:  # warm-up (kernel selection, allocator) outside the timings
         fn(1)
     # rounds interleave the three runners, so load from other jobs on the machine hits all alike
@@ -115,19 +129,25 @@ def main() -> None:
 
 def _section(args, n_items: int, results: list[tuple], peer: float) -> str:
     """The BENCHMARKS.md "Teacher" section: command, machine, and one table row per runner."""
-    table = "\n".join(f"| {n} | {m:.1f} ({', '.join(f'{s:.1f}' for s in sp)}) | {tok} | {ok}/{n_items} | "
-                      f"{m / peer:.1f}x |" for n, m, sp, tok, ok in results)
-    cmd = (f".venv/bin/python benchmarks/bench_teacher.py --model {args.model} "
-           f"--problems {args.problems} --max-new-tokens {args.max_new_tokens} --batch-size {args.batch_size} "
-           f"--repeats {args.repeats}")
-    return (f"Command: `{cmd}`  \nMachine: {machine()}; commit {git_rev()}; {time.strftime('%Y-%m-%d')}; "
-            f"peak RSS {peak_rss_mb():.0f} MB\n\n"
-            f"Trace generation throughput, {args.model}, {n_items} math problems (quick recipe, train), "
-            f"greedy, max {args.max_new_tokens} new tokens, default teacher template; tokens/s counts generated "
-            f"tokens up to EOS, median of {args.repeats} runs (all runs in brackets; the rounds interleave the "
-            "three runners, after a warm-up).\n\n"
-            "| generation | tok/s median (runs) | tokens | verified | vs plain HF b=1 fp32 |\n"
-            "|---|---|---|---|---|\n" + table)
+    table = "\n".join(
+        f"| {n} | {m:.1f} ({', '.join(f'{s:.1f}' for s in sp)}) | {tok} | {ok}/{n_items} | {m / peer:.1f}x |"
+        for n, m, sp, tok, ok in results
+    )
+    cmd = (
+        f".venv/bin/python benchmarks/bench_teacher.py --model {args.model} "
+        f"--problems {args.problems} --max-new-tokens {args.max_new_tokens} --batch-size {args.batch_size} "
+        f"--repeats {args.repeats}"
+    )
+    return (
+        f"Command: `{cmd}`  \nMachine: {machine()}; commit {git_rev()}; {time.strftime('%Y-%m-%d')}; "
+        f"peak RSS {peak_rss_mb():.0f} MB\n\n"
+        f"Trace generation throughput, {args.model}, {n_items} math problems (quick recipe, train), "
+        f"greedy, max {args.max_new_tokens} new tokens, default teacher template; tokens/s counts generated "
+        f"tokens up to EOS, median of {args.repeats} runs (all runs in brackets; the rounds interleave the "
+        "three runners, after a warm-up).\n\n"
+        "| generation | tok/s median (runs) | tokens | verified | vs plain HF b=1 fp32 |\n"
+        "|---|---|---|---|---|\n" + table
+    )
 
 
 if __name__ == "__main__":

@@ -18,8 +18,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCH_MD = ROOT / "BENCHMARKS.md"
-HEADER = ("# Benchmarks\n\nEvery figure below was produced by the command shown with it, on the machine named. "
-          "Timings on a shared 2-core CPU are noisy: compare the ratios within one run, not across runs.\n")
+HEADER = (
+    "# Benchmarks\n\nEvery figure below was produced by the command shown with it, on the machine named. "
+    "Timings on a shared 2-core CPU are noisy: compare the ratios within one run, not across runs.\n"
+)
 
 
 def machine() -> str:
@@ -39,7 +41,7 @@ def machine() -> str:
 
 
 def cpu_line() -> str:
-    """"CPU: <model> (<vector level>; flags: avx2 fma ...)": the line every recorded section carries, so
+    """ "CPU: <model> (<vector level>; flags: avx2 fma ...)": the line every recorded section carries, so
     figures from machines with different vector units (AVX2 only vs AVX-512-BF16 / AMX) are not compared
     by mistake."""
     from reasonkd.utils.hardware import Machine, read_cpu
@@ -66,8 +68,12 @@ def timed(fn, repeats: int = 3):
 
 def git_rev() -> str:
     try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True).stdout.strip() or "uncommitted"
+        return (
+            subprocess.run(
+                ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+            ).stdout.strip()
+            or "uncommitted"
+        )
     except OSError:
         return "unknown"
 

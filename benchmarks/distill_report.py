@@ -44,13 +44,18 @@ def report(args, res: dict, peak: dict, flops: dict) -> str:
         r = res[mode]
         tps = r["tokens"] / r["seconds"]
         f = flops[mode.partition("@")[0]] * tps
-        lines.append(f"| {label(mode, args)} | {tps:.1f} | {', '.join(f'{x:.2f}' for x in r['step_s'])} "
-                     f"| {r['peak_rss_mb']:.0f} | {tps / base_tps:.2f}x | {r['peak_rss_mb'] / base['peak_rss_mb']:.2f}x "
-                     f"| {f / 1e12:.3f} | {100 * f / peak['bf16']:.1f}% |")
+        lines.append(
+            f"| {label(mode, args)} | {tps:.1f} | {', '.join(f'{x:.2f}' for x in r['step_s'])} "
+            f"| {r['peak_rss_mb']:.0f} | {tps / base_tps:.2f}x | {r['peak_rss_mb'] / base['peak_rss_mb']:.2f}x "
+            f"| {f / 1e12:.3f} | {100 * f / peak['bf16']:.1f}% |"
+        )
     lines += ["", *acceptance(args, res)]
     c = res["cache"]
-    saves = ", ".join(f"{label(m, args)} {res[m]['peak_rss_with_save_mb']:.0f} MiB" for m in args.modes.split(",")
-                      if "peak_rss_with_save_mb" in res[m])
+    saves = ", ".join(
+        f"{label(m, args)} {res[m]['peak_rss_with_save_mb']:.0f} MiB"
+        for m in args.modes.split(",")
+        if "peak_rss_with_save_mb" in res[m]
+    )
     lines += [
         "",
         "Peak RSS is `ru_maxrss` after loading and training (TRL: after `trainer.train()`, which saves "
@@ -68,10 +73,14 @@ def report(args, res: dict, peak: dict, flops: dict) -> str:
         f"{c['seconds']:.1f} s ({c['tok_s']:.0f} teacher tok/s, {c['bytes'] / 1024:.0f} KiB on disk, peak RSS "
         f"{c['peak_rss_mb']:.0f} MiB); it is paid once and read by every epoch and stage.",
         "",
-        "First / last training loss: " + ", ".join(f"{label(m, args)} {_fl(res[m]['loss'])}" for m in args.modes.split(","))
+        "First / last training loss: "
+        + ", ".join(f"{label(m, args)} {_fl(res[m]['loss'])}" for m in args.modes.split(","))
         + f" (offline: KL over the top-{args.k} + 'other' buckets). "
-        + ("Teacher and student start identical, so the KL starts near 0 and the few steps move the student away; "
-           if args.teacher == args.student else "")
+        + (
+            "Teacher and student start identical, so the KL starts near 0 and the few steps move the student away; "
+            if args.teacher == args.student
+            else ""
+        )
         + "the figures are about speed and memory.",
         "",
     ]
@@ -92,16 +101,21 @@ def acceptance(args, res: dict) -> list[str]:
             speed = (r["tokens"] / r["seconds"]) / (b["tokens"] / b["seconds"])
             rss = r["peak_rss_mb"] / b["peak_rss_mb"]
             verdict = "met" if speed >= 2 and rss <= 0.6 else "NOT met"
-            out.append(f"Target (offline >= 2x tok/s at <= 0.6x peak RSS) vs {label(ref, args)}: "
-                       f"{label(mode, args)} {speed:.2f}x at {rss:.3f}x: **{verdict}**.  ")
+            out.append(
+                f"Target (offline >= 2x tok/s at <= 0.6x peak RSS) vs {label(ref, args)}: "
+                f"{label(mode, args)} {speed:.2f}x at {rss:.3f}x: **{verdict}**.  "
+            )
     return out
 
 
 def label(mode: str, args) -> str:
     name, _, chunk = mode.partition("@")
-    text = {"trl-gkd": "TRL GKDTrainer, its defaults (gradient checkpointing on)",
-            "trl-gkd-nogc": "TRL GKDTrainer, gradient checkpointing off",
-            "ours-online": "reasonkd, online teacher", "ours-offline": "reasonkd, offline top-k cache"}[name]
+    text = {
+        "trl-gkd": "TRL GKDTrainer, its defaults (gradient checkpointing on)",
+        "trl-gkd-nogc": "TRL GKDTrainer, gradient checkpointing off",
+        "ours-online": "reasonkd, online teacher",
+        "ours-offline": "reasonkd, offline top-k cache",
+    }[name]
     return f"{text}, chunk_rows {chunk or args.chunk_rows}" if name.startswith("ours") else text
 
 

@@ -1,7 +1,7 @@
 """FLOP accounting for the training benchmarks: model FLOPs per token and this CPU's measured matmul peak.
 
-    f = model_flops_per_token(AutoConfig.from_pretrained(path), seq=256, passes=2)
-    peak = measure_matmul_peak()          # {"bf16": FLOP/s, "fp32": FLOP/s, "threads": n}
+f = model_flops_per_token(AutoConfig.from_pretrained(path), seq=256, passes=2)
+peak = measure_matmul_peak()          # {"bf16": FLOP/s, "fp32": FLOP/s, "threads": n}
 """
 
 from __future__ import annotations
@@ -40,6 +40,6 @@ def measure_matmul_peak(n: int = 2048, repeats: int = 8) -> dict:
             t0 = time.perf_counter()
             a @ b
             best = min(best, time.perf_counter() - t0)
-        out[name] = 2 * n ** 3 / best
+        out[name] = 2 * n**3 / best
     out["threads"] = torch.get_num_threads()
     return out

@@ -36,8 +36,19 @@ def build_traces(out: Path, n: int) -> Path:
     rows = [r for r in load_items(data, split="train") if r["domain"] == "math" and r["kind"] == "original"]
     rows = sorted(rows, key=lambda r: hashlib.sha1(r["id"].encode()).hexdigest())[:n]
     path = out / "traces.jsonl"
-    write_jsonl(path, [{"id": r["id"], "prompt": DEMO_MATH_PROMPT.format(question=r["question"]), "system": None,
-                        "trace": solution_text(r), "answer": r["answer"]} for r in rows])
+    write_jsonl(
+        path,
+        [
+            {
+                "id": r["id"],
+                "prompt": DEMO_MATH_PROMPT.format(question=r["question"]),
+                "system": None,
+                "trace": solution_text(r),
+                "answer": r["answer"],
+            }
+            for r in rows
+        ],
+    )
     return path
 
 
@@ -55,16 +66,38 @@ def main() -> int:
     out = Path(args.out)
     traces = build_traces(out, args.traces)
     f, lg, o = (int(x) for x in args.steps.split(","))
-    recipe = from_dict(DistillRecipe, {
-        "student": "smollm2-135m", "teacher": "qwen2.5-coder-0.5b", "data": {"path": str(traces)},
-        "output_dir": str(out / "run"), "batch_size": args.batch_size, "max_length": 384, "save_every": 10,
-        "stages": [
-            {"name": "feature", "kind": "feature", "steps": f, "lr": 2e-4, "warmup": 2,
-             "losses": [{"name": "hidden_mse", "options": {"normalize": True}}]},
-            {"name": "logic", "kind": "logic", "steps": lg, "lr": 2e-4, "warmup": 2},
-            {"name": "output", "kind": "output", "steps": o, "lr": 1e-4, "warmup": 2,
-             "losses": [{"name": "kd", "options": {"alpha": 0.7}}], "temperature": {"kind": "constant", "start": 2.0}},
-        ]})
+    recipe = from_dict(
+        DistillRecipe,
+        {
+            "student": "smollm2-135m",
+            "teacher": "qwen2.5-coder-0.5b",
+            "data": {"path": str(traces)},
+            "output_dir": str(out / "run"),
+            "batch_size": args.batch_size,
+            "max_length": 384,
+            "save_every": 10,
+            "stages": [
+                {
+                    "name": "feature",
+                    "kind": "feature",
+                    "steps": f,
+                    "lr": 2e-4,
+                    "warmup": 2,
+                    "losses": [{"name": "hidden_mse", "options": {"normalize": True}}],
+                },
+                {"name": "logic", "kind": "logic", "steps": lg, "lr": 2e-4, "warmup": 2},
+                {
+                    "name": "output",
+                    "kind": "output",
+                    "steps": o,
+                    "lr": 1e-4,
+                    "warmup": 2,
+                    "losses": [{"name": "kd", "options": {"alpha": 0.7}}],
+                    "temperature": {"kind": "constant", "start": 2.0},
+                },
+            ],
+        },
+    )
     t0 = time.perf_counter()
     run_recipe(recipe, resume=True)
     seconds = time.perf_counter() - t0
@@ -78,15 +111,19 @@ def main() -> int:
             first = sum(r["terms"][term] for r in rows[:k]) / k
             last = sum(r["terms"][term] for r in rows[-k:]) / k
             all_fall &= last < first
-            lines.append(f"| {stage_dir.name} | {term} | {first:.4f} | {last:.4f} | {'yes' if last < first else 'NO'} |")
-    body = (f"Command: `.venv/bin/python benchmarks/run_crosstok_stages.py --traces {args.traces} --steps "
-            f"{args.steps} --batch-size {args.batch_size}`  \n"
-            f"Machine: {machine()}  \n"
-            f"Teacher qwen2.5-coder-0.5b -> student smollm2-135m, tokenizer relation "
-            f"`{summary.get('tokenizer_relation')}`, {summary['n_examples']} verified traces (data-engine "
-            f"solutions in the demo prompt), stages feature / logic / output = {args.steps} steps of batch "
-            f"{args.batch_size}; output stage at constant T = 2. Wall time {seconds / 60:.1f} min; "
-            f"every term falls: {'yes' if all_fall else 'NO'}.\n\n" + "\n".join(lines) + "\n")
+            lines.append(
+                f"| {stage_dir.name} | {term} | {first:.4f} | {last:.4f} | {'yes' if last < first else 'NO'} |"
+            )
+    body = (
+        f"Command: `.venv/bin/python benchmarks/run_crosstok_stages.py --traces {args.traces} --steps "
+        f"{args.steps} --batch-size {args.batch_size}`  \n"
+        f"Machine: {machine()}  \n"
+        f"Teacher qwen2.5-coder-0.5b -> student smollm2-135m, tokenizer relation "
+        f"`{summary.get('tokenizer_relation')}`, {summary['n_examples']} verified traces (data-engine "
+        f"solutions in the demo prompt), stages feature / logic / output = {args.steps} steps of batch "
+        f"{args.batch_size}; output stage at constant T = 2. Wall time {seconds / 60:.1f} min; "
+        f"every term falls: {'yes' if all_fall else 'NO'}.\n\n" + "\n".join(lines) + "\n"
+    )
     record_section("Cross-tokenizer three-stage run", body)
     print(body)
     return 0

@@ -62,8 +62,9 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         named = getattr(tp, "NAMED", None)  # a config class may name whole values (TemperatureSchedule.NAMED)
         if isinstance(value, str) and named is not None:
             if value not in named:
-                raise ConfigError(f"{key}: unknown name {value!r}; known: {', '.join(named)} (or a mapping of "
-                                  f"{tp.__name__} fields)")
+                raise ConfigError(
+                    f"{key}: unknown name {value!r}; known: {', '.join(named)} (or a mapping of {tp.__name__} fields)"
+                )
             value = named[value]
         if not isinstance(value, dict):
             raise ConfigError(f"{key} must be a mapping of {tp.__name__} fields, got {value!r}")
@@ -120,8 +121,10 @@ def to_dict(cfg: Any, requested: bool = False) -> Any:
     view again resolves them again, with the same reason."""
     if dataclasses.is_dataclass(cfg):
         asked = getattr(cfg, "asked", {}) if requested else {}
-        return {f.name: asked[f.name] if f.name in asked else to_dict(getattr(cfg, f.name), requested)
-                for f in dataclasses.fields(cfg)}
+        return {
+            f.name: asked[f.name] if f.name in asked else to_dict(getattr(cfg, f.name), requested)
+            for f in dataclasses.fields(cfg)
+        }
     if isinstance(cfg, (list, tuple)):
         return [to_dict(v, requested) for v in cfg]
     if isinstance(cfg, dict):
@@ -166,7 +169,9 @@ def apply_override(data: dict, cls: type, dotted: str) -> None:
             node, tp = node[part], ftp
         elif typing.get_origin(tp) in (list, tuple):
             if not part.isdigit() or int(part) >= len(node):
-                raise ConfigError(f"config key '{'.'.join(walked + [part])}': index out of range (list has {len(node)} items)")
+                raise ConfigError(
+                    f"config key '{'.'.join(walked + [part])}': index out of range (list has {len(node)} items)"
+                )
             if last:
                 node[int(part)] = value
                 return
@@ -178,7 +183,9 @@ def apply_override(data: dict, cls: type, dotted: str) -> None:
             node = node.setdefault(part, {})
             tp = Any
         else:
-            raise ConfigError(f"config key '{'.'.join(walked)}' is a {getattr(tp, '__name__', tp)}, it has no field '{part}'")
+            raise ConfigError(
+                f"config key '{'.'.join(walked)}' is a {getattr(tp, '__name__', tp)}, it has no field '{part}'"
+            )
         walked.append(part)
 
 
@@ -208,8 +215,7 @@ def _yaml_error(path: Path, text: str, e: Exception) -> str:
     where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
     cut = mark is not None and not text.endswith("\n") and mark.line + 1 >= len(text.splitlines())
     what = getattr(e, "problem", None) or str(e).splitlines()[0]
-    return (f"{where}: invalid YAML ({what}){'; the file ends mid-line (truncated?)' if cut else ''}; "
-            "fix that line")
+    return f"{where}: invalid YAML ({what}){'; the file ends mid-line (truncated?)' if cut else ''}; fix that line"
 
 
 def save_config(cfg: Any, run_dir: str | Path, name: str = "config.yaml") -> Path:
@@ -243,7 +249,11 @@ def _own_field_docs(cls: type) -> dict[str, str]:
     docs = {}
     for a, b in zip(body, body[1:]):
         if isinstance(a, ast.AnnAssign) and isinstance(a.target, ast.Name):
-            if isinstance(b, ast.Expr) and isinstance(getattr(b, "value", None), ast.Constant) and isinstance(b.value.value, str):
+            if (
+                isinstance(b, ast.Expr)
+                and isinstance(getattr(b, "value", None), ast.Constant)
+                and isinstance(b.value.value, str)
+            ):
                 docs[a.target.id] = " ".join(b.value.value.split())
     return docs
 
@@ -257,8 +267,11 @@ def _default(f: dataclasses.Field) -> Any:
 def _changed(value: Any) -> Any:
     """Plain data of a config: its first key (the name) and the keys that differ from their field defaults."""
     if dataclasses.is_dataclass(value):
-        return {f.name: _changed(getattr(value, f.name)) for i, f in enumerate(dataclasses.fields(value))
-                if i == 0 or to_dict(getattr(value, f.name)) != to_dict(_default(f))}
+        return {
+            f.name: _changed(getattr(value, f.name))
+            for i, f in enumerate(dataclasses.fields(value))
+            if i == 0 or to_dict(getattr(value, f.name)) != to_dict(_default(f))
+        }
     return [_changed(v) for v in value] if isinstance(value, list) else to_dict(value)
 
 

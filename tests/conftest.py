@@ -25,8 +25,16 @@ def tiny_llama_dir(tmp_path_factory):
 def tiny_qwen_dir(tmp_path_factory):
     from tiny_models import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("tiny_qwen"), arch="qwen2", tokenizer="b", hidden=96,
-                            layers=3, heads=6, kv_heads=2, seed=1)
+    return build_tiny_model(
+        tmp_path_factory.mktemp("tiny_qwen"),
+        arch="qwen2",
+        tokenizer="b",
+        hidden=96,
+        layers=3,
+        heads=6,
+        kv_heads=2,
+        seed=1,
+    )
 
 
 @pytest.fixture(autouse=True)
@@ -56,11 +64,19 @@ def _pinned_precision(request, _isolated_home, monkeypatch):
     from reasonkd.utils import hardware
 
     model, flags = hardware.read_cpu()
-    cached = hardware.cache_dir() / f"{hardware.machine_key(model, flags, None, torch.__version__)}" \
-                                    f"-v{hardware.PROBE_VERSION}.json"
+    cached = (
+        hardware.cache_dir() / f"{hardware.machine_key(model, flags, None, torch.__version__)}"
+        f"-v{hardware.PROBE_VERSION}.json"
+    )
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_text(json.dumps({"gflops": PINNED_GFLOPS}))
-    pinned = hardware.Machine(cpu_model="test CPU (pinned)", arch="x86_64", flags=["avx2", "fma"], cores=2,
-                              torch=torch.__version__, gflops=PINNED_GFLOPS)
+    pinned = hardware.Machine(
+        cpu_model="test CPU (pinned)",
+        arch="x86_64",
+        flags=["avx2", "fma"],
+        cores=2,
+        torch=torch.__version__,
+        gflops=PINNED_GFLOPS,
+    )
     monkeypatch.setattr(hardware, "_machine", pinned)
     monkeypatch.setattr(hardware, "_choices", {})

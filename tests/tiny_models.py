@@ -26,10 +26,12 @@ _VOCAB = {"a": 320, "b": 480}
 
 
 def _corpus() -> list[str]:
-    words = ("the a farmer has chickens rabbits heads legs how many each total cost apples pens store "
-             "bought sold price dollars step answer is so we then add subtract multiply divide first second "
-             "def return if else for in range print list sum max min while true false none café naïve "
-             "think solve let x y equation verify result").split()
+    words = (
+        "the a farmer has chickens rabbits heads legs how many each total cost apples pens store "
+        "bought sold price dollars step answer is so we then add subtract multiply divide first second "
+        "def return if else for in range print list sum max min while true false none café naïve "
+        "think solve let x y equation verify result"
+    ).split()
     lines = []
     for i in range(400):
         w = " ".join(words[(i * 7 + j * 3) % len(words)] for j in range(12))
@@ -43,25 +45,48 @@ def build_tiny_tokenizer(flavour: str = "a"):
     tk = Tokenizer(models.BPE())
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=_VOCAB[flavour], special_tokens=SPECIALS,
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=_VOCAB[flavour],
+        special_tokens=SPECIALS,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
     tk.train_from_iterator(_corpus(), trainer=trainer)
-    tok = PreTrainedTokenizerFast(tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|pad|>",
-                                  bos_token="<|endoftext|>", unk_token=None)
+    tok = PreTrainedTokenizerFast(
+        tokenizer_object=tk, eos_token="<|im_end|>", pad_token="<|pad|>", bos_token="<|endoftext|>", unk_token=None
+    )
     tok.chat_template = CHATML
     return tok
 
 
-def build_tiny_model(out_dir: str | Path, arch: str = "llama", tokenizer: str = "a", hidden: int = 64,
-                     layers: int = 2, heads: int = 4, kv_heads: int = 2, intermediate: int | None = None,
-                     vocab_pad: int = 0, seed: int = 0) -> Path:
+def build_tiny_model(
+    out_dir: str | Path,
+    arch: str = "llama",
+    tokenizer: str = "a",
+    hidden: int = 64,
+    layers: int = 2,
+    heads: int = 4,
+    kv_heads: int = 2,
+    intermediate: int | None = None,
+    vocab_pad: int = 0,
+    seed: int = 0,
+) -> Path:
     """Save a random causal LM + tokenizer to `out_dir` (save_pretrained format)."""
     tok = build_tiny_tokenizer(tokenizer)
     cls = {"llama": LlamaConfig, "qwen2": Qwen2Config}[arch]
-    cfg = cls(vocab_size=len(tok) + vocab_pad, hidden_size=hidden, intermediate_size=intermediate or hidden * 2,
-              num_hidden_layers=layers, num_attention_heads=heads, num_key_value_heads=kv_heads,
-              max_position_embeddings=512, tie_word_embeddings=True, bos_token_id=tok.bos_token_id,
-              eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id)
+    cfg = cls(
+        vocab_size=len(tok) + vocab_pad,
+        hidden_size=hidden,
+        intermediate_size=intermediate or hidden * 2,
+        num_hidden_layers=layers,
+        num_attention_heads=heads,
+        num_key_value_heads=kv_heads,
+        max_position_embeddings=512,
+        tie_word_embeddings=True,
+        bos_token_id=tok.bos_token_id,
+        eos_token_id=tok.eos_token_id,
+        pad_token_id=tok.pad_token_id,
+    )
     torch.manual_seed(seed)
     model = AutoModelForCausalLM.from_config(cfg)
     out = Path(out_dir)

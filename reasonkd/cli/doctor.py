@@ -31,8 +31,20 @@ from reasonkd.utils import hardware
 
 CHECK_MODEL = "smollm2-135m"
 """The model `reasonkd doctor` checks the engines with: the demo's shipped student (small, fast to compile)."""
-PACKAGES = ("torch", "transformers", "accelerate", "peft", "trl", "openvino", "openvino-genai", "openvino-tokenizers",
-            "optimum", "optimum-intel", "onnxruntime", "vllm")
+PACKAGES = (
+    "torch",
+    "transformers",
+    "accelerate",
+    "peft",
+    "trl",
+    "openvino",
+    "openvino-genai",
+    "openvino-tokenizers",
+    "optimum",
+    "optimum-intel",
+    "onnxruntime",
+    "vllm",
+)
 
 
 def versions() -> dict[str, str | None]:
@@ -53,7 +65,7 @@ def memory() -> dict[str, float]:
         for line in open("/proc/meminfo", encoding="utf-8"):
             key, _, value = line.partition(":")
             if key in ("MemTotal", "MemAvailable"):
-                info[key] = round(int(value.split()[0]) / 2 ** 20, 1)
+                info[key] = round(int(value.split()[0]) / 2**20, 1)
     except OSError:
         pass
     return {"total_gib": info.get("MemTotal"), "available_gib": info.get("MemAvailable")}
@@ -119,8 +131,11 @@ def engine_checks(m: hardware.Machine, available: dict[str, str], model: str = C
             done = engine.generate([apply_chat(engine.tokenizer, "What is 2 + 3?")], max_new_tokens=4)
             converted = (getattr(engine, "conversion", None) or {}).get("converted")
             engine.close()
-            out[name] = {"ok": done[0].new_tokens > 0, "detail": f"{engine.precision}, {done[0].new_tokens} "
-                         f"tokens, {time.perf_counter() - t0:.1f} s" + (" (converted first, once)" if converted else "")}
+            out[name] = {
+                "ok": done[0].new_tokens > 0,
+                "detail": f"{engine.precision}, {done[0].new_tokens} "
+                f"tokens, {time.perf_counter() - t0:.1f} s" + (" (converted first, once)" if converted else ""),
+            }
         except Exception as e:  # noqa: BLE001 -- the check reports any failure, it never stops the doctor
             msg = " ".join(str(e).split())
             out[name] = {"ok": False, "detail": f"{type(e).__name__}: {msg[:400]}"}
@@ -143,8 +158,14 @@ def model_cache() -> list[dict]:
     for spec in ALIASES.values():
         folder = cache.hf_dir(spec)
         problem = cache.verify_cache(folder) if folder.exists() else "not converted yet"
-        rows.append({"alias": spec.alias, "installed": cache.is_installed(spec), "cached": problem is None,
-                     "note": problem or str(folder)})
+        rows.append(
+            {
+                "alias": spec.alias,
+                "installed": cache.is_installed(spec),
+                "cached": problem is None,
+                "note": problem or str(folder),
+            }
+        )
     return rows
 
 
@@ -153,7 +174,7 @@ def _home_relative(path) -> str:
     from pathlib import Path
 
     home = str(Path.home())
-    return "~" + str(path)[len(home):] if str(path).startswith(home + "/") else str(path)
+    return "~" + str(path)[len(home) :] if str(path).startswith(home + "/") else str(path)
 
 
 def collect(check_model: str | None = CHECK_MODEL) -> dict:
@@ -164,19 +185,36 @@ def collect(check_model: str | None = CHECK_MODEL) -> dict:
     m = hardware.probe(refresh=True)  # measured now: a bug report should describe the machine as it is
     cpu_dtype, cpu_why = hardware.auto_choice("cpu", m)
     report = {
-        "reasonkd": __version__, "python": sys.version.split()[0], "platform": platform.platform(),
-        "cpu": {"model": m.cpu_model, "arch": m.arch, "vector_level": m.isa, "flags": m.flags,
-                "native_bf16": m.native_bf16},
-        "cores": m.cores, "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
-        "torch_threads": torch.get_num_threads(), "memory": memory(), "gpu": m.gpu, "gpu_bf16": m.gpu_bf16,
-        "versions": versions(), "gflops": m.gflops,
+        "reasonkd": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": {
+            "model": m.cpu_model,
+            "arch": m.arch,
+            "vector_level": m.isa,
+            "flags": m.flags,
+            "native_bf16": m.native_bf16,
+        },
+        "cores": m.cores,
+        "cores_usable": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None,
+        "torch_threads": torch.get_num_threads(),
+        "memory": memory(),
+        "gpu": m.gpu,
+        "gpu_bf16": m.gpu_bf16,
+        "versions": versions(),
+        "gflops": m.gflops,
         "auto": {"cpu": {"dtype": cpu_dtype, "bf16_autocast": cpu_dtype == "bfloat16", "reason": cpu_why}},
-        "engines": engines(m), "sandboxes": sandboxes(), "models": model_cache(),
+        "engines": engines(m),
+        "sandboxes": sandboxes(),
+        "models": model_cache(),
         "reasonkd_home": _home_relative(hardware.reasonkd_home()),
     }
     if check_model:
-        report["engine_check"] = {"model": check_model, "dtype": cpu_dtype,
-                                  "engines": engine_checks(m, report["engines"], check_model)}
+        report["engine_check"] = {
+            "model": check_model,
+            "dtype": cpu_dtype,
+            "engines": engine_checks(m, report["engines"], check_model),
+        }
     if m.gpu:
         gpu_dtype, gpu_why = hardware.auto_choice("cuda", m)
         report["auto"]["cuda"] = {"dtype": gpu_dtype, "bf16_autocast": gpu_dtype == "bfloat16", "reason": gpu_why}
@@ -187,22 +225,28 @@ def collect(check_model: str | None = CHECK_MODEL) -> dict:
 def render(r: dict) -> str:
     """The human form of `collect()`."""
     mem = r["memory"]
-    lines = [f"reasonkd {r['reasonkd']} · Python {r['python']} · {r['platform']}",
-             f"CPU:      {r['cpu']['model']} ({r['cpu']['arch']}, {r['cpu']['vector_level']})",
-             f"flags:    {' '.join(r['cpu']['flags']) or 'none of note'}; native bf16: "
-             f"{'yes' if r['cpu']['native_bf16'] else 'no'}",
-             f"cores:    {r['cores']} ({r['cores_usable']} usable), torch threads {r['torch_threads']}",
-             f"memory:   {mem['total_gib']} GiB total, {mem['available_gib']} GiB available",
-             f"GPU:      {r['gpu'] or 'none'}" + (f" (bf16: {'yes' if r['gpu_bf16'] else 'no'})" if r["gpu"] else ""),
-             "versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items() if v),
-             "missing:  " + (", ".join(k for k, v in r["versions"].items() if not v) or "none")]
+    lines = [
+        f"reasonkd {r['reasonkd']} · Python {r['python']} · {r['platform']}",
+        f"CPU:      {r['cpu']['model']} ({r['cpu']['arch']}, {r['cpu']['vector_level']})",
+        f"flags:    {' '.join(r['cpu']['flags']) or 'none of note'}; native bf16: "
+        f"{'yes' if r['cpu']['native_bf16'] else 'no'}",
+        f"cores:    {r['cores']} ({r['cores_usable']} usable), torch threads {r['torch_threads']}",
+        f"memory:   {mem['total_gib']} GiB total, {mem['available_gib']} GiB available",
+        f"GPU:      {r['gpu'] or 'none'}" + (f" (bf16: {'yes' if r['gpu_bf16'] else 'no'})" if r["gpu"] else ""),
+        "versions: " + ", ".join(f"{k} {v}" for k, v in r["versions"].items() if v),
+        "missing:  " + (", ".join(k for k, v in r["versions"].items() if not v) or "none"),
+    ]
     for dev, g in r["gflops"].items():
         n = hardware.MATMUL_N
-        lines.append(f"matmul:   {dev} {n}x{n}{', one thread' if dev == 'cpu' else ''}: "
-                     + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in g.items()))
+        lines.append(
+            f"matmul:   {dev} {n}x{n}{', one thread' if dev == 'cpu' else ''}: "
+            + ", ".join(f"{k} {v:.1f} GFLOP/s" for k, v in g.items())
+        )
     for dev, a in r["auto"].items():
-        lines.append(f"auto:     {dev}: dtype {a['dtype']}, bf16 autocast {'on' if a['bf16_autocast'] else 'off'}"
-                     f" — {a['reason']}")
+        lines.append(
+            f"auto:     {dev}: dtype {a['dtype']}, bf16 autocast {'on' if a['bf16_autocast'] else 'off'}"
+            f" — {a['reason']}"
+        )
     lines.append("engines:  " + "; ".join(f"{k}: {v}" for k, v in r["engines"].items()))
     if "engine_check" in r:
         c = r["engine_check"]
@@ -228,10 +272,16 @@ def cmd_doctor(args) -> int:
 
 def register(sub) -> None:
     """Add `reasonkd doctor` to the top-level parser."""
-    p = sub.add_parser("doctor", help="this machine: CPU flags, precision auto picks, engines, sandbox, model cache",
-                       description=__doc__.splitlines()[0])
+    p = sub.add_parser(
+        "doctor",
+        help="this machine: CPU flags, precision auto picks, engines, sandbox, model cache",
+        description=__doc__.splitlines()[0],
+    )
     p.add_argument("--json", action="store_true", help="one JSON object instead of text")
-    p.add_argument("--check-model", default=CHECK_MODEL,
-                   help=f"alias or folder the engine check generates with (default {CHECK_MODEL})")
+    p.add_argument(
+        "--check-model",
+        default=CHECK_MODEL,
+        help=f"alias or folder the engine check generates with (default {CHECK_MODEL})",
+    )
     p.add_argument("--no-engine-check", action="store_true", help="skip compiling each engine for real")
     p.set_defaults(func=cmd_doctor)

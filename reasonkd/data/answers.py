@@ -25,8 +25,7 @@ EXTRACTION_STYLES = ("strict", "flexible", "boxed", "answer_is")
 _NUM_RE = re.compile(r"(?<![\w.)])[-−]?(?:(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?|\.\d+)(?:/\d+)?(?!\d)")
 _FRAC_TEX = re.compile(r"\\[dt]?frac\s*\{\s*([^{}]+?)\s*\}\s*\{\s*([^{}]+?)\s*\}")
 _STRICT_RE = re.compile(r"####\s*\$?\s*([-−]?)\s*\$?\s*((?:\d[\d,]*)?\.?\d+(?:/\d+)?)")
-_ANSWER_IS_RE = re.compile(
-    r"(?:the\s+)?(?:final\s+)?answer\s*(?:is|:|=)\s*:?\s*([^\n]*)", re.IGNORECASE)
+_ANSWER_IS_RE = re.compile(r"(?:the\s+)?(?:final\s+)?answer\s*(?:is|:|=)\s*:?\s*([^\n]*)", re.IGNORECASE)
 
 
 def strip_think(text: str, style: str) -> str | None:
@@ -48,7 +47,7 @@ def boxed_contents(text: str) -> list[str]:
             depth += {"{": 1, "}": -1}.get(text[i], 0)
             i += 1
         if depth == 0:
-            out.append(text[m.end():i - 1].strip())
+            out.append(text[m.end() : i - 1].strip())
     return out
 
 
@@ -157,7 +156,6 @@ def extract_final_answer(completion: str) -> str | None:
         if ans is not None and (style != "boxed" or ans.strip()):
             return ans
     return None
-
 
 
 # ---------------------------------------------------------------- code

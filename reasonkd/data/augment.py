@@ -37,20 +37,40 @@ def math_item(fam: Family, p: dict, item_id: str, seed: int, split: str = "train
     answer, steps, subs = solve(fam, p)
     n_ops = len(fam.program(dict(p)))
     return Item(
-        id=item_id, domain="math", question=fam.question(p), answer=fmt(answer), steps=steps,
-        verifier="math_numeric", split=split, source="reasonkd", seed=seed,
-        difficulty=max(1, min(5, n_ops - 1)), template=fam.name,
-        meta={"family": fam.name, "params": dict(p),
-              "subquestions": [{"question": q, "answer": fmt(v)} for q, v in subs]},
-        **fields)
+        id=item_id,
+        domain="math",
+        question=fam.question(p),
+        answer=fmt(answer),
+        steps=steps,
+        verifier="math_numeric",
+        split=split,
+        source="reasonkd",
+        seed=seed,
+        difficulty=max(1, min(5, n_ops - 1)),
+        template=fam.name,
+        meta={
+            "family": fam.name,
+            "params": dict(p),
+            "subquestions": [{"question": q, "answer": fmt(v)} for q, v in subs],
+        },
+        **fields,
+    )
 
 
 def _rederive(parent: Item, suffix: str, p: dict, **changes) -> Item:
     fam = FAMILIES[parent.meta["family"]]
     fresh = math_item(fam, p, parent.id, parent.seed, parent.split)
     meta = dict(fresh.meta, **changes.pop("meta", {}))
-    return parent.derive(suffix, kind="variant", question=fresh.question, answer=fresh.answer,
-                         steps=fresh.steps, difficulty=fresh.difficulty, meta=meta, **changes)
+    return parent.derive(
+        suffix,
+        kind="variant",
+        question=fresh.question,
+        answer=fresh.answer,
+        steps=fresh.steps,
+        difficulty=fresh.difficulty,
+        meta=meta,
+        **changes,
+    )
 
 
 def param_variant(parent: Item, rng: Random, k: int = 1) -> Item | None:
@@ -77,7 +97,7 @@ def add_distractor(question: str, sentence: str) -> str:
     cut = question.find(". ")
     if cut < 0:
         return f"{sentence} {question}"
-    return f"{question[:cut + 2]}{sentence} {question[cut + 2:]}"
+    return f"{question[: cut + 2]}{sentence} {question[cut + 2 :]}"
 
 
 def distractor_sentence(rng: Random, question: str) -> str:
@@ -94,9 +114,14 @@ def distractor_variant(parent: Item, rng: Random) -> Item:
     else:  # imported / reasoning-gym items have no program: the stored, verified answer stands
         answer, steps = parent.answer, list(parent.steps)
     note = f'The sentence "{sentence}" does not affect the answer.'
-    return parent.derive("dis", kind="variant", question=add_distractor(parent.question, sentence),
-                         answer=answer, steps=[note] + steps,
-                         meta=dict(parent.meta, augment="distractor", distractor=sentence))
+    return parent.derive(
+        "dis",
+        kind="variant",
+        question=add_distractor(parent.question, sentence),
+        answer=answer,
+        steps=[note] + steps,
+        meta=dict(parent.meta, augment="distractor", distractor=sentence),
+    )
 
 
 def _misread(value: int, rng: Random) -> int:
@@ -120,8 +145,10 @@ def _wrong_run(fam: Family, p: dict, etype: str, rng: Random) -> tuple[list[str]
             return None
         perturb = {"type": etype, "step": k}
     elif etype == "misread_quantity":
-        used = sorted({o.a for o in ops if isinstance(o.a, str) and o.a in p} |
-                      {o.b for o in ops if isinstance(o.b, str) and o.b in p})
+        used = sorted(
+            {o.a for o in ops if isinstance(o.a, str) and o.a in p}
+            | {o.b for o in ops if isinstance(o.b, str) and o.b in p}
+        )
         name = rng.choice(used)
         q = dict(p, **{name: _misread(p[name], rng)})
     out = run(ops, q, perturb)
@@ -152,8 +179,16 @@ def negatives(parent: Item, rng: Random, types: list[str] | tuple[str, ...] = NE
                 continue  # right by accident, or a fraction no GSM8K-style solver would write
             meta = copy.deepcopy(parent.meta)
             meta["reference"] = parent.answer
-            out.append(parent.derive(f"neg-{etype}", kind="negative", error_type=etype, answer=fmt(wrong),
-                                     steps=lines + [f"#### {fmt(wrong)}"], meta=meta))
+            out.append(
+                parent.derive(
+                    f"neg-{etype}",
+                    kind="negative",
+                    error_type=etype,
+                    answer=fmt(wrong),
+                    steps=lines + [f"#### {fmt(wrong)}"],
+                    meta=meta,
+                )
+            )
             break
     return out
 
@@ -163,9 +198,16 @@ def subtasks(parent: Item, max_n: int) -> list[Item]:
     subs = parent.meta.get("subquestions", [])[:-1]  # the last one is the whole problem
     out = []
     for k, sq in enumerate(subs[:max_n]):
-        steps = [s for s in parent.steps if not s.startswith(("####", "Check:"))][:k + 1]
-        out.append(parent.derive(
-            f"sub{k + 1}", kind="subtask", question=f"{parent.question}\nFirst, answer only this part: {sq['question']}",
-            answer=sq["answer"], steps=steps + [f"#### {sq['answer']}"], difficulty=1,
-            meta=dict(parent.meta, augment="decomposition", step_index=k)))
+        steps = [s for s in parent.steps if not s.startswith(("####", "Check:"))][: k + 1]
+        out.append(
+            parent.derive(
+                f"sub{k + 1}",
+                kind="subtask",
+                question=f"{parent.question}\nFirst, answer only this part: {sq['question']}",
+                answer=sq["answer"],
+                steps=steps + [f"#### {sq['answer']}"],
+                difficulty=1,
+                meta=dict(parent.meta, augment="decomposition", step_index=k),
+            )
+        )
     return out

@@ -53,6 +53,7 @@ def _unit(seed: int, *parts: object) -> float:
 
 # ---------------------------------------------------------------- originals
 
+
 def originals(r: DataRecipe) -> list[Item]:
     items: list[Item] = []
     for name in r.math.families:
@@ -64,17 +65,21 @@ def originals(r: DataRecipe) -> list[Item]:
     items += gsm_symbolic_items(r.math.gsm_symbolic, sub_seed(r.seed, "gsm_symbolic"))
     for imp in r.imports:
         if imp.columns or (is_dataset_spec(imp.path) and not imp.path.endswith(".jsonl")):  # hf:NAME, Parquet, ...
-            items += dataset_items(imp.path, split=imp.split, columns=imp.columns, limit=imp.limit,
-                                   name=imp.name or None)
+            items += dataset_items(
+                imp.path, split=imp.split, columns=imp.columns, limit=imp.limit, name=imp.name or None
+            )
         else:
-            items += import_gsm8k(imp.path, split=imp.split, name=imp.name or "gsm8k", seed=r.seed)[:imp.limit]
+            items += import_gsm8k(imp.path, split=imp.split, name=imp.name or "gsm8k", seed=r.seed)[: imp.limit]
     for name in r.code.tasks:
         task, rng = TASKS_BY_NAME[name], Random(sub_seed(r.seed, "code", name))
         for i in range(r.code.per_task):
             s = rng.randrange(2**31)
             k = None if task.k_range is None else Random(s).randint(*task.k_range)
             items.append(code_gen.code_item(task, k, f"code-{name}-{i:05d}", seed=s))
-    for kind, count, sizes in (("zebra", r.logic.zebra, r.logic.zebra_sizes), ("sudoku", r.logic.sudoku, r.logic.sudoku_sizes)):
+    for kind, count, sizes in (
+        ("zebra", r.logic.zebra, r.logic.zebra_sizes),
+        ("sudoku", r.logic.sudoku, r.logic.sudoku_sizes),
+    ):
         rng = Random(sub_seed(r.seed, "logic", kind))
         for i in range(count):
             size, s = sizes[i % len(sizes)], rng.randrange(2**31)
@@ -104,6 +109,7 @@ def assign_splits(items: list[Item], r: DataRecipe) -> None:
 
 # ---------------------------------------------------------------- augmentation
 
+
 def augmentations(items: list[Item], r: DataRecipe) -> list[Item]:
     a, out = r.augment, []
     base = [it for it in items if r.split.augment_test or it.split != "test"]
@@ -119,8 +125,9 @@ def augmentations(items: list[Item], r: DataRecipe) -> list[Item]:
                 out += aug.subtasks(it, a.max_subtasks)
             adv = r.adversarial  # perturbed variants of the trained types only; held-out types never appear
             if adv.fraction and pick("adversarial", adv.fraction):
-                out += perturb.training_items(it, adv.types, sub_seed(r.seed, "adversarial"), adv.per_item,
-                                              adv.negatives)
+                out += perturb.training_items(
+                    it, adv.types, sub_seed(r.seed, "adversarial"), adv.per_item, adv.negatives
+                )
         if it.domain == "math":
             if it.verifier != "math_numeric":
                 continue  # a LaTeX answer: distractors and wrong numbers are made for numeric answers only
@@ -137,13 +144,17 @@ def augmentations(items: list[Item], r: DataRecipe) -> list[Item]:
         if it.domain == "logic" and pick("negatives", a.negatives):
             out.append((logic.zebra_negative if it.verifier == "zebra" else logic.sudoku_negative)(it, rng))
     code = [it for it in items if it.domain == "code" and it.kind == "original"]
-    neg_ids = {it.id for it in code
-               if (it.split != "test" or r.split.augment_test) and _unit(r.seed, "negatives", it.id) < a.negatives}
+    neg_ids = {
+        it.id
+        for it in code
+        if (it.split != "test" or r.split.augment_test) and _unit(r.seed, "negatives", it.id) < a.negatives
+    }
     fixes, negs = code_gen.bug_items(code, r.seed, r.code.n_bugs, bugfix=r.code.bugfix, negative_ids=neg_ids)
     return out + fixes + negs
 
 
 # ---------------------------------------------------------------- verification
+
 
 def verify_all(items: list[Item]) -> tuple[list[Item], list[dict]]:
     """Keep items whose verdict matches their kind; report (and drop) the rest and their children."""
@@ -160,15 +171,19 @@ def verify_all(items: list[Item]) -> tuple[list[Item], list[dict]]:
     results = run_programs(progs)
     for it, passed in zip(code, results):
         ok[it.id] = passed == (it.kind != "negative")
-    for it, passed in zip(buggy, results[len(code):]):
+    for it, passed in zip(buggy, results[len(code) :]):
         ok[it.id] = ok[it.id] and not passed  # the buggy version must really fail
     for it in tqdm([it for it in items if it.verifier != "code_tests"], desc="verify", leave=False, mininterval=2):
         ok[it.id] = verify_item(it.to_dict(), it.solution_text()) == (it.kind != "negative")
     problems = []
     for it in items:
         if not ok[it.id]:
-            problems.append({"id": it.id, "problem": "negative passes its verifier" if it.kind == "negative"
-                             else "fails its verifier"})
+            problems.append(
+                {
+                    "id": it.id,
+                    "problem": "negative passes its verifier" if it.kind == "negative" else "fails its verifier",
+                }
+            )
         elif it.kind == "variant" and (it.question == by_id[it.parent_id].question):
             ok[it.id] = False
             problems.append({"id": it.id, "problem": "variant identical to its parent"})
@@ -179,19 +194,26 @@ def verify_all(items: list[Item]) -> tuple[list[Item], list[dict]]:
 
 # ---------------------------------------------------------------- stats and files
 
+
 def stats(items: list[Item], problems: list[dict], decontam: dict) -> dict:
     def count(key):
         return dict(sorted(Counter(str(key(it)) for it in items).items()))
 
-    return {"total": len(items), "by_split": count(lambda i: i.split), "by_domain": count(lambda i: i.domain),
-            "by_kind": count(lambda i: i.kind), "by_difficulty": count(lambda i: i.difficulty),
-            "by_split_domain": count(lambda i: f"{i.split}/{i.domain}"),
-            "by_error_type": dict(sorted(Counter(i.error_type for i in items if i.kind == "negative").items())),
-            "by_template": count(lambda i: i.template),
-            "test_templates": sorted({i.template for i in items if i.split == "test"}),
-            "dropped_by_verification": len(problems), "verification_problems": problems,
-            "removed_by_decontamination": decontam.get("removed", 0),
-            "removed_as_split_repeats": decontam.get("split_repeats", 0)}
+    return {
+        "total": len(items),
+        "by_split": count(lambda i: i.split),
+        "by_domain": count(lambda i: i.domain),
+        "by_kind": count(lambda i: i.kind),
+        "by_difficulty": count(lambda i: i.difficulty),
+        "by_split_domain": count(lambda i: f"{i.split}/{i.domain}"),
+        "by_error_type": dict(sorted(Counter(i.error_type for i in items if i.kind == "negative").items())),
+        "by_template": count(lambda i: i.template),
+        "test_templates": sorted({i.template for i in items if i.split == "test"}),
+        "dropped_by_verification": len(problems),
+        "verification_problems": problems,
+        "removed_by_decontamination": decontam.get("removed", 0),
+        "removed_as_split_repeats": decontam.get("split_repeats", 0),
+    }
 
 
 def format_stats(s: dict) -> str:
@@ -199,10 +221,14 @@ def format_stats(s: dict) -> str:
     for key in ("by_split", "by_domain", "by_kind", "by_difficulty", "by_error_type"):
         if s[key]:
             lines.append(f"  {key[3:]:<12} " + "  ".join(f"{k}={v}" for k, v in s[key].items()))
-    lines.append(f"  test templates ({len(s['test_templates'])}): {', '.join(s['test_templates'][:12])}"
-                 + (" ..." if len(s["test_templates"]) > 12 else ""))
-    lines.append(f"  dropped by verification: {s['dropped_by_verification']}; "
-                 f"removed by decontamination: {s['removed_by_decontamination']}")
+    lines.append(
+        f"  test templates ({len(s['test_templates'])}): {', '.join(s['test_templates'][:12])}"
+        + (" ..." if len(s["test_templates"]) > 12 else "")
+    )
+    lines.append(
+        f"  dropped by verification: {s['dropped_by_verification']}; "
+        f"removed by decontamination: {s['removed_by_decontamination']}"
+    )
     return "\n".join(lines)
 
 
@@ -212,10 +238,25 @@ def _write_parquet(rows: list[dict], path: Path) -> None:
 
     disable_progress_bar()  # one bar per split file is noise next to the stats table
     text = Value("string")
-    features = Features({"id": text, "domain": text, "question": text, "answer": text, "steps": Sequence(text),
-                         "verifier": text, "kind": text, "parent_id": text, "error_type": text, "split": text,
-                         "source": text, "seed": Value("int64"), "difficulty": Value("int64"), "template": text,
-                         "meta": text})
+    features = Features(
+        {
+            "id": text,
+            "domain": text,
+            "question": text,
+            "answer": text,
+            "steps": Sequence(text),
+            "verifier": text,
+            "kind": text,
+            "parent_id": text,
+            "error_type": text,
+            "split": text,
+            "source": text,
+            "seed": Value("int64"),
+            "difficulty": Value("int64"),
+            "template": text,
+            "meta": text,
+        }
+    )
     flat = [dict(r, meta=json.dumps(r["meta"], sort_keys=True)) for r in rows]
     path.parent.mkdir(parents=True, exist_ok=True)
     Dataset.from_list(flat, features=features).to_parquet(str(path))
@@ -225,8 +266,10 @@ def drop_split_repeats(items: list[Item]) -> tuple[list[Item], int]:
     """Items without a train item whose question is, word for word, one of val or test, or a val item whose
     question is one of test (an augmented variant can land on another problem's exact text): a held-out
     problem is never trainable. The held-out side is kept, so the eval sets do not move."""
-    held = {"train": {it.question for it in items if it.split in ("val", "test")},
-            "val": {it.question for it in items if it.split == "test"}}
+    held = {
+        "train": {it.question for it in items if it.split in ("val", "test")},
+        "val": {it.question for it in items if it.split == "test"},
+    }
     kept = [it for it in items if it.question not in held.get(it.split, ())]
     return kept, len(items) - len(kept)
 

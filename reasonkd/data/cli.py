@@ -47,8 +47,10 @@ def _check(args) -> int:
         if passed != (row["kind"] != "negative"):
             bad.append(row["id"])
     pos = sum(r["kind"] != "negative" for r in rows)
-    print(f"{len(rows)} items: {pos} positives, {len(rows) - pos} negatives; "
-          f"{len(bad)} with the wrong verdict{': ' + ', '.join(bad[:10]) if bad else ''}")
+    print(
+        f"{len(rows)} items: {pos} positives, {len(rows) - pos} negatives; "
+        f"{len(bad)} with the wrong verdict{': ' + ', '.join(bad[:10]) if bad else ''}"
+    )
     return 1 if bad else 0
 
 
@@ -73,8 +75,13 @@ def register(sub) -> None:
     dsub = p.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     b = dsub.add_parser("build", help="build a dataset from a recipe (JSONL + Parquet + stats)")
     b.add_argument("recipe", help="YAML recipe (e.g. recipes/data/default.yaml)")
-    b.add_argument("--out", required=True, nargs="+", metavar="DIR",
-                   help="output folder (replaced atomically); key=value overrides may follow it")
+    b.add_argument(
+        "--out",
+        required=True,
+        nargs="+",
+        metavar="DIR",
+        help="output folder (replaced atomically); key=value overrides may follow it",
+    )
     b.add_argument("overrides", nargs="*", help="dotted key=value overrides, e.g. math.per_family=20")
     b.set_defaults(func=_build)
     c = dsub.add_parser("check", help="re-verify every item: positives must pass, negatives must fail")
@@ -83,8 +90,9 @@ def register(sub) -> None:
     k = dsub.add_parser("keys", help="list every recipe key with its default and help")
     k.set_defaults(func=_keys)
     m = dsub.add_parser("columns", help="a dataset's splits and columns, the schema found and the column mapping used")
-    m.add_argument("spec", help="hf:NAME[:CONFIG][@SPLIT], a Parquet / JSON / Arrow / CSV file or a "
-                                "save_to_disk folder")
+    m.add_argument(
+        "spec", help="hf:NAME[:CONFIG][@SPLIT], a Parquet / JSON / Arrow / CSV file or a save_to_disk folder"
+    )
     m.add_argument("mapping", nargs="*", help="ROLE=COLUMN overrides: question=problem answer=answer solution=solution")
     m.add_argument("--rows", type=int, default=2, help="example rows to show as problems")
     m.set_defaults(func=_columns)

@@ -77,11 +77,20 @@ def code_item(task: CodeTask, k: int | None, item_id: str, seed: int, split: str
     tests, cases = make_tests(code, task.entry_point, task, rng)
     examples = "\n".join(f">>> {task.entry_point}({', '.join(map(repr, a))})\n{r!r}" for a, r in cases[:2])
     question = f"{statement}\nExamples:\n{examples}\nWrite the function in Python."
-    return Item(id=item_id, domain="code", question=question, answer=code,
-                steps=[f"{i + 1}. {s}" for i, s in enumerate(steps)], verifier="code_tests", split=split,
-                source="reasonkd", seed=seed, difficulty=3 if len(code.splitlines()) > 8 else 2,
-                template=f"code_{task.name}",
-                meta={"task": task.name, "k": k, "tests": tests, "entry_point": task.entry_point})
+    return Item(
+        id=item_id,
+        domain="code",
+        question=question,
+        answer=code,
+        steps=[f"{i + 1}. {s}" for i, s in enumerate(steps)],
+        verifier="code_tests",
+        split=split,
+        source="reasonkd",
+        seed=seed,
+        difficulty=3 if len(code.splitlines()) > 8 else 2,
+        template=f"code_{task.name}",
+        meta={"task": task.name, "k": k, "tests": tests, "entry_point": task.entry_point},
+    )
 
 
 def code_variant(parent: Item, rng: Random, k: int = 1) -> Item | None:
@@ -91,11 +100,19 @@ def code_variant(parent: Item, rng: Random, k: int = 1) -> Item | None:
         return None
     choices = [c for c in range(task.k_range[0], task.k_range[1] + 1) if c != parent.meta["k"]]
     fresh = code_item(task, rng.choice(choices), parent.id, rng.randrange(2**31), parent.split)
-    return parent.derive(f"v{k}", kind="variant", question=fresh.question, answer=fresh.answer, steps=fresh.steps,
-                         seed=fresh.seed, meta=dict(fresh.meta, augment="param_substitution"))
+    return parent.derive(
+        f"v{k}",
+        kind="variant",
+        question=fresh.question,
+        answer=fresh.answer,
+        steps=fresh.steps,
+        seed=fresh.seed,
+        meta=dict(fresh.meta, augment="param_substitution"),
+    )
 
 
 # ---------------------------------------------------------------- bug injection
+
 
 def _sites(tree: ast.AST) -> list[tuple[ast.AST, str]]:
     """Mutable spots in a stable order: (node, bug kind)."""
@@ -122,8 +139,13 @@ def _sites(tree: ast.AST) -> list[tuple[ast.AST, str]]:
 
 def _locals(tree: ast.AST) -> list[str]:
     """Names assigned in the code, sorted (stable choice for wrong_variable)."""
-    names = {t.id for n in ast.walk(tree) if isinstance(n, (ast.Assign, ast.AugAssign, ast.For))
-             for t in ast.walk(n.targets[0] if isinstance(n, ast.Assign) else n.target) if isinstance(t, ast.Name)}
+    names = {
+        t.id
+        for n in ast.walk(tree)
+        if isinstance(n, (ast.Assign, ast.AugAssign, ast.For))
+        for t in ast.walk(n.targets[0] if isinstance(n, ast.Assign) else n.target)
+        if isinstance(t, ast.Name)
+    }
     return sorted(n for n in names if not n.startswith("_"))
 
 
@@ -177,22 +199,42 @@ def inject(code: str, picks: list[int]) -> tuple[str, list[dict]]:
 def _bugfix_item(src: Item, buggy: str, bugs: list[dict]) -> Item:
     statement = src.question.split("\nExamples:")[0]
     n = len(bugs)
-    question = (f"The function below should do this: {statement}\nIt contains {n} logic error{'s' * (n > 1)}. "
-                f"For each one give the line, the kind of error and how it affects the result, then give the "
-                f"corrected function.\n```python\n{buggy}```")
+    question = (
+        f"The function below should do this: {statement}\nIt contains {n} logic error{'s' * (n > 1)}. "
+        f"For each one give the line, the kind of error and how it affects the result, then give the "
+        f"corrected function.\n```python\n{buggy}```"
+    )
     steps = ["Read the function line by line against the specification."]
     for b in bugs:
         what, effect = BUG_KINDS[b["type"]]
         steps.append(f"Line {b['line']}: `{b['buggy']}` has {what}; {effect}. Fix: `{b['fixed']}`.")
     steps.append("With these fixes every test passes. Corrected code:\n```python\n" + src.answer + "```")
-    return Item(id=f"{src.id}-bugfix", domain="code", question=question, answer=src.answer, steps=steps,
-                verifier="code_tests", kind="original", parent_id=src.id, split=src.split, source="reasonkd",
-                seed=src.seed, difficulty=4, template=f"{src.template}_bugfix",
-                meta=dict(src.meta, buggy_code=buggy, bugs=bugs))
+    return Item(
+        id=f"{src.id}-bugfix",
+        domain="code",
+        question=question,
+        answer=src.answer,
+        steps=steps,
+        verifier="code_tests",
+        kind="original",
+        parent_id=src.id,
+        split=src.split,
+        source="reasonkd",
+        seed=src.seed,
+        difficulty=4,
+        template=f"{src.template}_bugfix",
+        meta=dict(src.meta, buggy_code=buggy, bugs=bugs),
+    )
 
 
-def bug_items(items: list[Item], seed: int, n_bugs: int = 3, bugfix: bool = True,
-              negative_ids: set[str] | frozenset = frozenset(), max_sites: int = 14) -> tuple[list[Item], list[Item]]:
+def bug_items(
+    items: list[Item],
+    seed: int,
+    n_bugs: int = 3,
+    bugfix: bool = True,
+    negative_ids: set[str] | frozenset = frozenset(),
+    max_sites: int = 14,
+) -> tuple[list[Item], list[Item]]:
     """Bug-fix originals (n_bugs errors, each caught by the tests alone) and 1-bug negatives.
 
     Single mutants are tested once per distinct reference code (items of a
@@ -212,8 +254,11 @@ def bug_items(items: list[Item], seed: int, n_bugs: int = 3, bugfix: bool = True
         n_sites = len(_sites(ast.parse(code)))
         order = Random(f"{seed}/bugs/{it.template}/{it.meta['k']}").sample(range(n_sites), min(n_sites, max_sites))
         plans.append((code, it, order))
-    programs = [_test_program(inject(code, [i])[0], it.meta["tests"], it.meta["entry_point"])
-                for code, it, order in plans for i in order]
+    programs = [
+        _test_program(inject(code, [i])[0], it.meta["tests"], it.meta["entry_point"])
+        for code, it, order in plans
+        for i in order
+    ]
     passed = iter(run_programs(programs))
     killers: dict[str, list[int]] = {}
     for code, _it, order in plans:
@@ -240,11 +285,20 @@ def bug_items(items: list[Item], seed: int, n_bugs: int = 3, bugfix: bool = True
             buggy, bugs = inject(it.answer, [picks[-1]])
             b = bugs[0]
             steps = list(it.steps) + [f"(Line {b['line']} written as `{b['buggy']}`.)"]
-            negs.append(it.derive("neg-logic_error", kind="negative", error_type="logic_error", answer=buggy,
-                                  steps=steps, meta=dict(it.meta, reference=it.answer, bugs=bugs)))
+            negs.append(
+                it.derive(
+                    "neg-logic_error",
+                    kind="negative",
+                    error_type="logic_error",
+                    answer=buggy,
+                    steps=steps,
+                    meta=dict(it.meta, reference=it.answer, bugs=bugs),
+                )
+            )
     # the mutants were screened on one instance's tests: keep only those this item's tests catch
     wrong = [(x.meta["buggy_code"] if x.kind == "original" else x.answer) for x in fixes + negs]
-    still_pass = run_programs([_test_program(w, x.meta["tests"], x.meta["entry_point"])
-                               for w, x in zip(wrong, fixes + negs)])
+    still_pass = run_programs(
+        [_test_program(w, x.meta["tests"], x.meta["entry_point"]) for w, x in zip(wrong, fixes + negs)]
+    )
     keep = {x.id for x, ok in zip(fixes + negs, still_pass) if not ok}
     return [x for x in fixes if x.id in keep], [x for x in negs if x.id in keep]

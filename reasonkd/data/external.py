@@ -77,14 +77,22 @@ def parse_columns(text: str | list | dict | None) -> dict:
     """'question=problem,answer=final' (or a list of 'k=v', or a dict) -> {"question": "problem", ...}."""
     if not text:
         return {}
-    pairs = text.items() if isinstance(text, dict) else (
-        p.split("=", 1) if "=" in p else (p, "") for p in (re.split(r"[,\s]+", text) if isinstance(text, str)
-                                                            else text) if p)
+    pairs = (
+        text.items()
+        if isinstance(text, dict)
+        else (
+            p.split("=", 1) if "=" in p else (p, "")
+            for p in (re.split(r"[,\s]+", text) if isinstance(text, str) else text)
+            if p
+        )
+    )
     out = {}
     for role, col in pairs:
         if role not in ROLES or not col:
-            raise ReasonkdError(f"column mapping {role}={col}: write ROLE=COLUMN with ROLE one of {', '.join(ROLES)}"
-                                " (e.g. question=problem answer=answer solution=solution)")
+            raise ReasonkdError(
+                f"column mapping {role}={col}: write ROLE=COLUMN with ROLE one of {', '.join(ROLES)}"
+                " (e.g. question=problem answer=answer solution=solution)"
+            )
         out[role] = col
     return out
 
@@ -141,12 +149,14 @@ def is_dataset_spec(spec) -> bool:
             return False  # a `reasonkd data build` folder
         if (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
             return True
-        return any(p.suffix in FILE_KINDS for d in (path, path / "data") if d.is_dir() for p in d.iterdir()) \
-            and not any(_is_item(_first_row(p)) for p in path.glob("*.jsonl"))
+        return any(
+            p.suffix in FILE_KINDS for d in (path, path / "data") if d.is_dir() for p in d.iterdir()
+        ) and not any(_is_item(_first_row(p)) for p in path.glob("*.jsonl"))
     return False
 
 
 # ------------------------------------------------------------------ loading through `datasets`
+
 
 def _hub_local_copy(name: str) -> str | None:
     try:
@@ -159,11 +169,14 @@ def _hub_local_copy(name: str) -> str | None:
 
 def _hub_source(spec: DataSpec, timeout: float = 3.0) -> str:
     """The hub id when the hub answers, else a local snapshot in the HF cache, else one clear error."""
-    hint = (f"cannot download the dataset '{spec.source}': the Hugging Face hub is not reachable from this machine. "
-            f"Download it elsewhere (`huggingface-cli download {spec.source} --repo-type dataset --local-dir DIR`), "
-            "copy DIR here and pass --data DIR (or one of its Parquet / JSON files)")
-    offline = any(os.environ.get(v, "0") not in ("0", "", "false", "False")
-                  for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"))
+    hint = (
+        f"cannot download the dataset '{spec.source}': the Hugging Face hub is not reachable from this machine. "
+        f"Download it elsewhere (`huggingface-cli download {spec.source} --repo-type dataset --local-dir DIR`), "
+        "copy DIR here and pass --data DIR (or one of its Parquet / JSON files)"
+    )
+    offline = any(
+        os.environ.get(v, "0") not in ("0", "", "false", "False") for v in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE")
+    )
     if not offline:
         endpoint = os.environ.get("HF_ENDPOINT", f"https://{HUB_HOST}")
         host = re.sub(r"^https?://", "", endpoint).split("/")[0].split(":")[0]
@@ -194,8 +207,10 @@ def load_table(spec: DataSpec):
                 raise ReasonkdError(f"{where}: no such file or folder (or write hf:NAME for a hub dataset)")
             if path.is_file():
                 if path.suffix not in FILE_KINDS:
-                    raise ReasonkdError(f"{where}: cannot read {path.suffix or 'a file without suffix'}; "
-                                        f"use one of {', '.join(FILE_KINDS)} or a save_to_disk folder")
+                    raise ReasonkdError(
+                        f"{where}: cannot read {path.suffix or 'a file without suffix'}; "
+                        f"use one of {', '.join(FILE_KINDS)} or a save_to_disk folder"
+                    )
                 ds = datasets.load_dataset(FILE_KINDS[path.suffix], data_files=str(path))
             elif (path / "dataset_dict.json").is_file() or (path / "state.json").is_file():
                 ds = datasets.load_from_disk(str(path))
@@ -224,11 +239,16 @@ def pick_splits(ds, spec: DataSpec, want: str | None) -> list[tuple[str, str, ob
     elif len(names) == 1:
         chosen = [(want or _SPLIT_NAMES.get(names[0], "train"), names[0], ds[names[0]])]
     else:
-        chosen = [(_SPLIT_NAMES.get(n, "train"), n, ds[n]) for n in names
-                  if want is None or _SPLIT_NAMES.get(n, "train") == want]
+        chosen = [
+            (_SPLIT_NAMES.get(n, "train"), n, ds[n])
+            for n in names
+            if want is None or _SPLIT_NAMES.get(n, "train") == want
+        ]
         if not chosen:
-            raise ReasonkdError(f"{where}: no {want} split; its splits are {', '.join(names)}; "
-                                f"pick one with @SPLIT (e.g. {spec.source}@{names[0]})")
+            raise ReasonkdError(
+                f"{where}: no {want} split; its splits are {', '.join(names)}; "
+                f"pick one with @SPLIT (e.g. {spec.source}@{names[0]})"
+            )
     for _, name, d in chosen:
         if len(d) == 0:
             raise ReasonkdError(f"{where}: the split {name!r} is empty (0 rows)")
@@ -241,19 +261,24 @@ def resolve_columns(columns: list[str], mapping: dict, where: str) -> dict:
     for role in ROLES:
         if role in mapping:
             if mapping[role] not in columns:
-                raise ReasonkdError(f"{where}: no column {mapping[role]!r} (for {role}); the columns are "
-                                    f"{', '.join(columns)}")
+                raise ReasonkdError(
+                    f"{where}: no column {mapping[role]!r} (for {role}); the columns are {', '.join(columns)}"
+                )
             out[role] = mapping[role]
         else:
             found = next((c for c in DEFAULT_COLUMNS[role] if c in columns), None)
             if found:
                 out[role] = found
     if "question" not in out:
-        raise ReasonkdError(f"{where}: no question column found; the columns are {', '.join(columns)}; "
-                            "name it: question=COLUMN (see `reasonkd data columns SPEC`)")
+        raise ReasonkdError(
+            f"{where}: no question column found; the columns are {', '.join(columns)}; "
+            "name it: question=COLUMN (see `reasonkd data columns SPEC`)"
+        )
     if "answer" not in out and "solution" not in out:
-        raise ReasonkdError(f"{where}: no answer or solution column found; the columns are {', '.join(columns)}; "
-                            "name one: answer=COLUMN or solution=COLUMN")
+        raise ReasonkdError(
+            f"{where}: no answer or solution column found; the columns are {', '.join(columns)}; "
+            "name one: answer=COLUMN or solution=COLUMN"
+        )
     return out
 
 
@@ -273,8 +298,10 @@ def schema_name(columns: list[str]) -> str:
 
 # ------------------------------------------------------------------ datasets -> items (a row: dataset_rows.row_item)
 
-def dataset_items(spec: str, split: str | None = None, columns=None, limit: int | None = None,
-                  name: str | None = None) -> list[Item]:
+
+def dataset_items(
+    spec: str, split: str | None = None, columns=None, limit: int | None = None, name: str | None = None
+) -> list[Item]:
     """The problems of a dataset spec as Items (rows without a question or an answer are skipped, counted)."""
     s = parse_spec(spec, columns)
     items, skipped = [], 0
@@ -289,8 +316,10 @@ def dataset_items(spec: str, split: str | None = None, columns=None, limit: int 
     if skipped:
         log.info("%s: %d rows without a question or an answer skipped", spec, skipped)
     if not items:
-        raise ReasonkdError(f"--data {spec}: no usable rows (each needs a question, and an answer or a "
-                            "\\boxed{} answer in its solution)")
+        raise ReasonkdError(
+            f"--data {spec}: no usable rows (each needs a question, and an answer or a "
+            "\\boxed{} answer in its solution)"
+        )
     return items
 
 
@@ -306,10 +335,19 @@ def describe(spec: str, columns=None, rows: int = 1) -> str:
         cols = resolve_columns(d.column_names, s.columns, f"--data {spec}")
     except ReasonkdError as e:
         return "\n".join(lines + [f"mapping: none ({e})"])
-    lines.append("mapping: " + " ".join(f"{r}={c}" for r, c in cols.items())
-                 + "   (change it with SPEC#question=COL,answer=COL,solution=COL)")
+    lines.append(
+        "mapping: "
+        + " ".join(f"{r}={c}" for r, c in cols.items())
+        + "   (change it with SPEC#question=COL,answer=COL,solution=COL)"
+    )
     for i in range(min(rows, len(d))):
         item = row_item(d[i], cols, s.name, "train", name, i, spec)
-        lines.append(f"row {i}: " + (f"question={item.question[:70]!r} answer={item.answer!r} "
-                                     f"verifier={item.verifier}" if item else "skipped (no question or answer)"))
+        lines.append(
+            f"row {i}: "
+            + (
+                f"question={item.question[:70]!r} answer={item.answer!r} verifier={item.verifier}"
+                if item
+                else "skipped (no question or answer)"
+            )
+        )
     return "\n".join(lines)

@@ -91,12 +91,17 @@ def latex_verdict(completion: str, reference: object) -> tuple[bool, str | None]
             return False, "no answer found"
         return bool(verify(gold, pred, timeout_seconds=_timeout(), raise_on_error=True)), None
     except TimeoutException:
-        log.warning("math_latex: timed out after %ss on %r vs %r; counted as wrong", TIMEOUT_S,
-                    pred_text[-80:], str(reference)[:80])
+        log.warning(
+            "math_latex: timed out after %ss on %r vs %r; counted as wrong",
+            TIMEOUT_S,
+            pred_text[-80:],
+            str(reference)[:80],
+        )
         return False, f"timeout after {TIMEOUT_S}s"
     except Exception as e:  # noqa: BLE001  (SymPy and the LaTeX grammar raise many kinds; any is a wrong answer)
-        log.warning("math_latex: %s on %r vs %r; counted as wrong", type(e).__name__, pred_text[-80:],
-                    str(reference)[:80])
+        log.warning(
+            "math_latex: %s on %r vs %r; counted as wrong", type(e).__name__, pred_text[-80:], str(reference)[:80]
+        )
         return False, f"parse error: {type(e).__name__}: {str(e)[:120]}"
 
 

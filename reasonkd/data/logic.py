@@ -16,8 +16,7 @@ from __future__ import annotations
 from random import Random
 
 from reasonkd.data.math_program import NAMES
-from reasonkd.data.puzzles import (count_sudoku_solutions, solve_sudoku_singles, solve_zebra, sudoku_valid,
-                                   zebra_answer)
+from reasonkd.data.puzzles import count_sudoku_solutions, solve_sudoku_singles, solve_zebra, sudoku_valid, zebra_answer
 from reasonkd.data.schema import Item
 
 ATTRIBUTES = {
@@ -46,21 +45,25 @@ def clue_text(c: dict) -> str:
     y = _subj(*c["y"], cap=False)
     if c["type"] == "same" and c["y"][0] == "name":  # "Bob keeps a cat." reads better
         return f"{c['y'][1]} {_PRED[c['x'][0]].format(v=c['x'][1])}."
-    return {"same": f"{x} is {y}.",
-            "not_same": f"{x} is not {y}.",
-            "left_of": f"{x} lives directly left of {y}.",
-            "next_to": f"{x} lives next to {y}.",
-            "somewhere_left": f"{x} lives somewhere to the left of {y}."}[c["type"]]
+    return {
+        "same": f"{x} is {y}.",
+        "not_same": f"{x} is not {y}.",
+        "left_of": f"{x} lives directly left of {y}.",
+        "next_to": f"{x} lives next to {y}.",
+        "somewhere_left": f"{x} lives somewhere to the left of {y}.",
+    }[c["type"]]
 
 
 def _random_clue(rng: Random, attrs: list[tuple[str, list[str]]], house_of: dict, n: int) -> dict:
     """A clue that is true of the hidden solution."""
+
     def var_at(h: int, exclude: str | None = None) -> list[str]:
         a = rng.choice([name for name, _ in attrs if name != exclude])
         return [a, next(v for v in dict(attrs)[a] if house_of[(a, v)] == h)]
 
-    t = rng.choices(["same", "not_same", "left_of", "next_to", "somewhere_left", "at", "not_at"],
-                    weights=[5, 2, 2, 2, 1, 2, 1])[0]
+    t = rng.choices(
+        ["same", "not_same", "left_of", "next_to", "somewhere_left", "at", "not_at"], weights=[5, 2, 2, 2, 1, 2, 1]
+    )[0]
     h1 = rng.randint(1, n)
     if t in ("at", "not_at"):
         x = var_at(h1)
@@ -100,15 +103,20 @@ def make_zebra(rng: Random, n: int, n_attr: int, target: str | None = None) -> d
         if len(solve_zebra(dict(meta, clues=rest), limit=2)) == 1:
             meta["clues"] = rest
     ask_attr = rng.choice(kinds)
-    meta["ask"] = {"attr": ask_attr, "value": rng.choice(dict(attrs)[ask_attr]),
-                   "target": target or rng.choice(["name", "name", "house"])}
+    meta["ask"] = {
+        "attr": ask_attr,
+        "value": rng.choice(dict(attrs)[ask_attr]),
+        "target": target or rng.choice(["name", "name", "house"]),
+    }
     return meta
 
 
 def zebra_question(meta: dict) -> str:
     n = meta["n"]
-    lines = [f"There are {n} houses in a row, numbered 1 to {n} from left to right. One person lives in each house, "
-             "and no two people share any of the following."]
+    lines = [
+        f"There are {n} houses in a row, numbered 1 to {n} from left to right. One person lives in each house, "
+        "and no two people share any of the following."
+    ]
     for a, vals in meta["attributes"]:
         lines.append(f"- {'names' if a == 'name' else a}: {', '.join(vals)}")
     lines.append("Clues:")
@@ -141,9 +149,20 @@ def zebra_item(rng: Random, n: int, n_attr: int, item_id: str, seed: int, split:
 def _zebra_to_item(meta: dict, item_id: str, seed: int, split: str, template: str) -> Item:
     (solution,) = solve_zebra(meta, limit=2)
     steps, answer = _zebra_steps(meta, solution)
-    return Item(id=item_id, domain="logic", question=zebra_question(meta), answer=answer, steps=steps,
-                verifier="zebra", split=split, source="reasonkd", seed=seed,
-                difficulty=min(5, meta["n"] * len(meta["attributes"]) // 3), template=template, meta=meta)
+    return Item(
+        id=item_id,
+        domain="logic",
+        question=zebra_question(meta),
+        answer=answer,
+        steps=steps,
+        verifier="zebra",
+        split=split,
+        source="reasonkd",
+        seed=seed,
+        difficulty=min(5, meta["n"] * len(meta["attributes"]) // 3),
+        template=template,
+        meta=meta,
+    )
 
 
 def zebra_variant(parent: Item, rng: Random) -> Item:
@@ -152,16 +171,25 @@ def zebra_variant(parent: Item, rng: Random) -> Item:
     renames = {}
     for a, vals in parent.meta["attributes"]:
         pool = NAMES if a == "name" else ATTRIBUTES[a]
-        fresh = rng.sample([p for p in pool if p not in vals] or list(pool), len(vals)) \
-            if len(pool) - len(vals) >= len(vals) else rng.sample(list(pool), len(vals))
+        fresh = (
+            rng.sample([p for p in pool if p not in vals] or list(pool), len(vals))
+            if len(pool) - len(vals) >= len(vals)
+            else rng.sample(list(pool), len(vals))
+        )
         renames.update({(a, old): new for old, new in zip(vals, fresh)})
     rn = lambda x: [x[0], renames[tuple(x)]]  # noqa: E731
     meta["attributes"] = [[a, [renames[(a, v)] for v in vals]] for a, vals in parent.meta["attributes"]]
     meta["clues"] = [dict(c, **{k: rn(c[k]) for k in ("x", "y") if k in c}) for c in parent.meta["clues"]]
     meta["ask"] = dict(parent.meta["ask"], value=renames[(parent.meta["ask"]["attr"], parent.meta["ask"]["value"])])
     fresh = _zebra_to_item(meta, parent.id, parent.seed, parent.split, parent.template)
-    return parent.derive("v1", kind="variant", question=fresh.question, answer=fresh.answer, steps=fresh.steps,
-                         meta=dict(meta, augment="rename"))
+    return parent.derive(
+        "v1",
+        kind="variant",
+        question=fresh.question,
+        answer=fresh.answer,
+        steps=fresh.steps,
+        meta=dict(meta, augment="rename"),
+    )
 
 
 def zebra_negative(parent: Item, rng: Random) -> Item:
@@ -172,11 +200,18 @@ def zebra_negative(parent: Item, rng: Random) -> Item:
         names = dict((a, v) for a, v in parent.meta["attributes"])["name"]
         wrong = rng.choice([v for v in names if v != parent.answer])
     steps = parent.steps[:-1] + [f"So the answer is {wrong}."]
-    return parent.derive("neg-wrong_value", kind="negative", error_type="wrong_value", answer=wrong, steps=steps,
-                         meta=dict(parent.meta, reference=parent.answer))
+    return parent.derive(
+        "neg-wrong_value",
+        kind="negative",
+        error_type="wrong_value",
+        answer=wrong,
+        steps=steps,
+        meta=dict(parent.meta, reference=parent.answer),
+    )
 
 
 # ---------------------------------------------------------------- sudoku
+
 
 def full_grid(rng: Random, size: int) -> list[int]:
     br, bc = SUDOKU_BOXES[size]
@@ -191,7 +226,7 @@ def full_grid(rng: Random, size: int) -> list[int]:
 
 def _rows(grid: list[int] | str, size: int) -> str:
     s = "".join(str(x) for x in grid).replace("0", ".")
-    return "\n".join(s[r * size:(r + 1) * size] for r in range(size))
+    return "\n".join(s[r * size : (r + 1) * size] for r in range(size))
 
 
 def make_sudoku(rng: Random, size: int, blanks: int) -> tuple[str, list[int]]:
@@ -215,13 +250,16 @@ def make_sudoku(rng: Random, size: int, blanks: int) -> tuple[str, list[int]]:
 
 def sudoku_question(puzzle: str, size: int) -> str:
     br, bc = SUDOKU_BOXES[size]
-    return (f"Solve this {size}x{size} sudoku: fill the empty cells (.) so that every row, every column and every "
-            f"{br}x{bc} box contains each digit 1-{size} exactly once. Answer with the completed grid, one row per line.\n"
-            + _rows(puzzle, size))
+    return (
+        f"Solve this {size}x{size} sudoku: fill the empty cells (.) so that every row, every column and every "
+        f"{br}x{bc} box contains each digit 1-{size} exactly once. Answer with the completed grid, one row per line.\n"
+        + _rows(puzzle, size)
+    )
 
 
-def sudoku_item(rng: Random, size: int, item_id: str, seed: int, split: str = "train",
-                blanks: int | None = None) -> Item:
+def sudoku_item(
+    rng: Random, size: int, item_id: str, seed: int, split: str = "train", blanks: int | None = None
+) -> Item:
     blanks = blanks if blanks is not None else rng.randint(size * size // 3, size * size * 2 // 3)
     puzzle, solution = make_sudoku(rng, size, blanks)
     return _sudoku_to_item(puzzle, size, item_id, seed, split)
@@ -233,10 +271,20 @@ def _sudoku_to_item(puzzle: str, size: int, item_id: str, seed: int, split: str)
     assert sudoku_valid(grid, size, box) and count_sudoku_solutions(puzzle, size, box) == 1
     answer = _rows(grid, size)
     n_blank = puzzle.count(".")
-    return Item(id=item_id, domain="logic", question=sudoku_question(puzzle, size), answer=answer,
-                steps=steps + ["Completed grid:\n" + answer], verifier="sudoku", split=split, source="reasonkd",
-                seed=seed, difficulty=min(5, 1 + {4: 0, 6: 1, 9: 2}[size] + (n_blank * 2 > size * size)),
-                template=f"sudoku_{size}", meta={"puzzle": puzzle, "size": size, "box": list(box)})
+    return Item(
+        id=item_id,
+        domain="logic",
+        question=sudoku_question(puzzle, size),
+        answer=answer,
+        steps=steps + ["Completed grid:\n" + answer],
+        verifier="sudoku",
+        split=split,
+        source="reasonkd",
+        seed=seed,
+        difficulty=min(5, 1 + {4: 0, 6: 1, 9: 2}[size] + (n_blank * 2 > size * size)),
+        template=f"sudoku_{size}",
+        meta={"puzzle": puzzle, "size": size, "box": list(box)},
+    )
 
 
 def sudoku_variant(parent: Item, rng: Random) -> Item:
@@ -247,8 +295,14 @@ def sudoku_variant(parent: Item, rng: Random) -> Item:
         perm = rng.sample(range(1, size + 1), size)
     puzzle = "".join("." if ch == "." else str(perm[int(ch) - 1]) for ch in parent.meta["puzzle"])
     fresh = _sudoku_to_item(puzzle, size, parent.id, parent.seed, parent.split)
-    return parent.derive("v1", kind="variant", question=fresh.question, answer=fresh.answer, steps=fresh.steps,
-                         meta=dict(fresh.meta, augment="relabel_digits"))
+    return parent.derive(
+        "v1",
+        kind="variant",
+        question=fresh.question,
+        answer=fresh.answer,
+        steps=fresh.steps,
+        meta=dict(fresh.meta, augment="relabel_digits"),
+    )
 
 
 def sudoku_negative(parent: Item, rng: Random) -> Item:
@@ -260,6 +314,11 @@ def sudoku_negative(parent: Item, rng: Random) -> Item:
     a, b = rng.sample([r * size + c for c in range(size) if puzzle[r * size + c] == "."], 2)
     grid[a], grid[b] = grid[b], grid[a]
     wrong = _rows(grid, size)
-    return parent.derive("neg-wrong_value", kind="negative", error_type="wrong_value", answer=wrong,
-                         steps=parent.steps[:-1] + ["Completed grid:\n" + wrong],
-                         meta=dict(parent.meta, reference=parent.answer))
+    return parent.derive(
+        "neg-wrong_value",
+        kind="negative",
+        error_type="wrong_value",
+        answer=wrong,
+        steps=parent.steps[:-1] + ["Completed grid:\n" + wrong],
+        meta=dict(parent.meta, reference=parent.answer),
+    )

@@ -39,8 +39,20 @@ EDGES = (("short", 0), ("1k", 512), ("2k", 1448), ("4k", 2896), ("8k", 5793))
 """(bucket, lowest token count): geometric midpoints between the nominal lengths."""
 INTRO = "The notes below mix several unrelated records. Read them and answer the question at the very end."
 
-PLACES = ("library", "harbour", "market hall", "train station", "museum", "bakery", "community garden",
-          "swimming pool", "town hall", "bookshop", "bike workshop", "old mill")
+PLACES = (
+    "library",
+    "harbour",
+    "market hall",
+    "train station",
+    "museum",
+    "bakery",
+    "community garden",
+    "swimming pool",
+    "town hall",
+    "bookshop",
+    "bike workshop",
+    "old mill",
+)
 NARRATIVE = (
     "{a} walked past the {place} early in the morning, when the streets were still quiet.",
     "The {place} was repainted in {year}, and people still argue about the colour.",
@@ -55,11 +67,16 @@ NARRATIVE = (
     "The neighbours planted a row of trees along the road to the {place}.",
     "{a} prefers tea to coffee, while {b} says the opposite every time they meet.",
 )
-TABLES = (("Visitors at the {place}", ("Day", "Visitors", "Rain (mm)")),
-          ("Deliveries to the {place}", ("Week", "Boxes", "Crates")),
-          ("Temperatures near the {place}", ("Hour", "Inside (C)", "Outside (C)")))
-ROW_KEYS = {"Day": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat"), "Week": ("1", "2", "3", "4", "5", "6"),
-            "Hour": ("08:00", "10:00", "12:00", "14:00", "16:00", "18:00")}
+TABLES = (
+    ("Visitors at the {place}", ("Day", "Visitors", "Rain (mm)")),
+    ("Deliveries to the {place}", ("Week", "Boxes", "Crates")),
+    ("Temperatures near the {place}", ("Hour", "Inside (C)", "Outside (C)")),
+)
+ROW_KEYS = {
+    "Day": ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat"),
+    "Week": ("1", "2", "3", "4", "5", "6"),
+    "Hour": ("08:00", "10:00", "12:00", "14:00", "16:00", "18:00"),
+}
 
 
 @dataclass
@@ -108,8 +125,12 @@ def _statement(rng: Random, avoid: set[str], skip_family: str) -> str:
 
 def _narrative(rng: Random, avoid: set[str]) -> str:
     names = [n for n in NAMES if n not in avoid]
-    return " ".join(rng.choice(NARRATIVE).format(a=rng.choice(names), b=rng.choice(names), place=rng.choice(PLACES),
-                                                 year=rng.randint(1900, 2015)) for _ in range(rng.randint(3, 5)))
+    return " ".join(
+        rng.choice(NARRATIVE).format(
+            a=rng.choice(names), b=rng.choice(names), place=rng.choice(PLACES), year=rng.randint(1900, 2015)
+        )
+        for _ in range(rng.randint(3, 5))
+    )
 
 
 def _table(rng: Random) -> str:
@@ -172,7 +193,11 @@ def long_items(cfg: LongConfig, families: list[str], seed: int, tokenizer=None) 
             names = {v for v in p.values() if isinstance(v, str)}
             text, n = stretch(item.question, fam.name, names, TARGETS[bucket], count, Random(s + 1))
             item.question = text
-            item.meta["long"] = {"bucket": length_bucket(n), "tokens": n, "tokenizer": str(cfg.tokenizer),
-                                 "short_question": fam.question(p)}
+            item.meta["long"] = {
+                "bucket": length_bucket(n),
+                "tokens": n,
+                "tokenizer": str(cfg.tokenizer),
+                "short_question": fam.question(p),
+            }
             out.append(item)
     return out

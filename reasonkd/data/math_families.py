@@ -44,54 +44,108 @@ def _q_chickens_rabbits(p):
 
 def _p_chickens_rabbits(p):
     ops = [
-        Op("all_chickens", "*", "heads", 2, "If all {a} animals were chickens there would be {expr} = {r} legs.",
-           "How many legs would there be if every animal were a chicken?"),
-        Op("extra_legs", "-", "legs", "all_chickens", "There are {expr} = {r} legs more than that.",
-           "How many more legs are there than if every animal were a chicken?"),
-        Op("rabbits", "/", "extra_legs", 2, "Each rabbit has 2 legs more than a chicken, so there are {expr} = {r} rabbits.",
-           "How many rabbits are on the farm at first?"),
+        Op(
+            "all_chickens",
+            "*",
+            "heads",
+            2,
+            "If all {a} animals were chickens there would be {expr} = {r} legs.",
+            "How many legs would there be if every animal were a chicken?",
+        ),
+        Op(
+            "extra_legs",
+            "-",
+            "legs",
+            "all_chickens",
+            "There are {expr} = {r} legs more than that.",
+            "How many more legs are there than if every animal were a chicken?",
+        ),
+        Op(
+            "rabbits",
+            "/",
+            "extra_legs",
+            2,
+            "Each rabbit has 2 legs more than a chicken, so there are {expr} = {r} rabbits.",
+            "How many rabbits are on the farm at first?",
+        ),
     ]
     if p["extra"]:
-        ops.append(Op("now", "+", "rabbits", "k", "After buying {b} more there are {expr} = {r} rabbits.",
-                      "How many rabbits are there after the purchase?"))
+        ops.append(
+            Op(
+                "now",
+                "+",
+                "rabbits",
+                "k",
+                "After buying {b} more there are {expr} = {r} rabbits.",
+                "How many rabbits are there after the purchase?",
+            )
+        )
     return ops
 
 
 def _check_chickens_rabbits(p, v):
     chickens = p["heads"] - int(v["rabbits"])
-    return (f"Check: {chickens} chickens and {v['rabbits']} rabbits make {chickens} + {v['rabbits']} = {p['heads']} heads "
-            f"and {chickens} * 2 + {v['rabbits']} * 4 = {p['legs']} legs.")
+    return (
+        f"Check: {chickens} chickens and {v['rabbits']} rabbits make {chickens} + {v['rabbits']} = {p['heads']} heads "
+        f"and {chickens} * 2 + {v['rabbits']} * 4 = {p['legs']} legs."
+    )
 
 
 def _ages(rng):
     a, b, c = pick_names(rng, 3)
-    return {"older": rng.randint(2, 9), "mult": rng.randint(2, 4), "young": rng.randint(2, 12),
-            "years": rng.randint(2, 10), "pa": a, "pb": b, "pc": c}
+    return {
+        "older": rng.randint(2, 9),
+        "mult": rng.randint(2, 4),
+        "young": rng.randint(2, 12),
+        "years": rng.randint(2, 10),
+        "pa": a,
+        "pb": b,
+        "pc": c,
+    }
 
 
 def _q_ages(p):
-    q = (f"{p['pa']} is {p['older']} years older than {p['pb']}. {p['pb']} is {p['mult']} times as old as {p['pc']}, "
-         f"who is {p['young']}.")
+    q = (
+        f"{p['pa']} is {p['older']} years older than {p['pb']}. {p['pb']} is {p['mult']} times as old as {p['pc']}, "
+        f"who is {p['young']}."
+    )
     if p["extra"]:
         return q + f" What will the sum of their three ages be in {p['years']} years?"
     return q + " What is the sum of their three ages?"
 
 
 def _p_ages(p):
-    ops = [Op("bage", "*", "mult", "young", "{pb} is {expr} = {r}.", "How old is {pb}?"),
-           Op("aage", "+", "bage", "older", "{pa} is {expr} = {r}.", "How old is {pa}?"),
-           Op("s1", "+", "aage", "bage", "{pa} and {pb} together: {expr} = {r}.", "What is the sum of the two older ages?"),
-           Op("total", "+", "s1", "young", "All three: {expr} = {r}.", "What is the sum of all three ages now?")]
+    ops = [
+        Op("bage", "*", "mult", "young", "{pb} is {expr} = {r}.", "How old is {pb}?"),
+        Op("aage", "+", "bage", "older", "{pa} is {expr} = {r}.", "How old is {pa}?"),
+        Op(
+            "s1", "+", "aage", "bage", "{pa} and {pb} together: {expr} = {r}.", "What is the sum of the two older ages?"
+        ),
+        Op("total", "+", "s1", "young", "All three: {expr} = {r}.", "What is the sum of all three ages now?"),
+    ]
     if p["extra"]:
-        ops += [Op("grow", "*", "years", 3, "In {a} years the three gain {expr} = {r} years.", "How many years do the three gain together?"),
-                Op("later", "+", "total", "grow", "Then the sum is {expr} = {r}.", "What is the sum of their ages then?")]
+        ops += [
+            Op(
+                "grow",
+                "*",
+                "years",
+                3,
+                "In {a} years the three gain {expr} = {r} years.",
+                "How many years do the three gain together?",
+            ),
+            Op("later", "+", "total", "grow", "Then the sum is {expr} = {r}.", "What is the sum of their ages then?"),
+        ]
     return ops
 
 
 def _classroom(rng):
     n = rng.choice([20, 25, 30, 40, 50])
-    return {"students": n, "pct": rng.choice([20, 40, 60, 80]) if n % 5 == 0 else 50, "k": rng.choice([2, 3, 4]),
-            "name": pick_names(rng)[0]}
+    return {
+        "students": n,
+        "pct": rng.choice([20, 40, 60, 80]) if n % 5 == 0 else 50,
+        "k": rng.choice([2, 3, 4]),
+        "name": pick_names(rng)[0],
+    }
 
 
 def _q_classroom(p):
@@ -102,13 +156,23 @@ def _q_classroom(p):
 
 
 def _p_classroom(p):
-    ops = [Op("g100", "*", "students", "pct", "{a} students times {b} percent: {expr} = {r}.",
-              "What is the number of students times the girls' percentage?"),
-           Op("girls", "/", "g100", 100, "Girls: {expr} = {r}.", "How many girls are in the class?"),
-           Op("boys", "-", "students", "girls", "Boys: {expr} = {r}.", "How many boys are in the class?")]
+    ops = [
+        Op(
+            "g100",
+            "*",
+            "students",
+            "pct",
+            "{a} students times {b} percent: {expr} = {r}.",
+            "What is the number of students times the girls' percentage?",
+        ),
+        Op("girls", "/", "g100", 100, "Girls: {expr} = {r}.", "How many girls are in the class?"),
+        Op("boys", "-", "students", "girls", "Boys: {expr} = {r}.", "How many boys are in the class?"),
+    ]
     if p["extra"]:
-        ops += [Op("chess", "/", "boys", "k", "Boys who play chess: {expr} = {r}.", "How many boys play chess?"),
-                Op("nochess", "-", "boys", "chess", "Boys who do not: {expr} = {r}.", "How many boys do not play chess?")]
+        ops += [
+            Op("chess", "/", "boys", "k", "Boys who play chess: {expr} = {r}.", "How many boys play chess?"),
+            Op("nochess", "-", "boys", "chess", "Boys who do not: {expr} = {r}.", "How many boys do not play chess?"),
+        ]
     return ops
 
 
@@ -117,29 +181,45 @@ def _crates(rng):
     crates, per = rng.randint(3, 12), rng.randint(10, 30)
     bags = (crates * per) // bag
     rotten = crates * per - bags * bag + bag * rng.randint(0, 2)
-    return {"crates": crates, "per": per, "rotten": rotten, "bag": bag, "sold": rng.randint(1, 5), "name": pick_names(rng)[0]}
+    return {
+        "crates": crates,
+        "per": per,
+        "rotten": rotten,
+        "bag": bag,
+        "sold": rng.randint(1, 5),
+        "name": pick_names(rng)[0],
+    }
 
 
 def _q_crates(p):
-    q = (f"A grocer gets {p['crates']} crates with {p['per']} apples each. {p['rotten']} apples are rotten and thrown away. "
-         f"The rest are packed in bags of {p['bag']}.")
+    q = (
+        f"A grocer gets {p['crates']} crates with {p['per']} apples each. {p['rotten']} apples are rotten and thrown away. "
+        f"The rest are packed in bags of {p['bag']}."
+    )
     if p["extra"]:
         return q + f" The grocer sells {p['sold']} bags in the morning. How many bags are left?"
     return q + " How many bags are packed?"
 
 
 def _p_crates(p):
-    ops = [Op("apples", "*", "crates", "per", "Apples delivered: {expr} = {r}.", "How many apples are delivered?"),
-           Op("good", "-", "apples", "rotten", "Good apples: {expr} = {r}.", "How many good apples are there?"),
-           Op("bags", "/", "good", "bag", "Bags: {expr} = {r}.", "How many bags are packed?")]
+    ops = [
+        Op("apples", "*", "crates", "per", "Apples delivered: {expr} = {r}.", "How many apples are delivered?"),
+        Op("good", "-", "apples", "rotten", "Good apples: {expr} = {r}.", "How many good apples are there?"),
+        Op("bags", "/", "good", "bag", "Bags: {expr} = {r}.", "How many bags are packed?"),
+    ]
     if p["extra"]:
         ops.append(Op("left", "-", "bags", "sold", "Bags left: {expr} = {r}.", "How many bags are left?"))
     return ops
 
 
 def _fence(rng):
-    return {"length": rng.randint(5, 30), "width": rng.randint(3, 20), "price": rng.randint(2, 12),
-            "gate": rng.randint(1, 3), "name": pick_names(rng)[0]}
+    return {
+        "length": rng.randint(5, 30),
+        "width": rng.randint(3, 20),
+        "price": rng.randint(2, 12),
+        "gate": rng.randint(1, 3),
+        "name": pick_names(rng)[0],
+    }
 
 
 def _q_fence(p):
@@ -150,27 +230,43 @@ def _q_fence(p):
 
 
 def _p_fence(p):
-    ops = [Op("half", "+", "length", "width", "Length plus width: {expr} = {r} meters.", "What is the length plus the width?"),
-           Op("perim", "*", "half", 2, "Perimeter: {expr} = {r} meters.", "What is the perimeter?")]
+    ops = [
+        Op(
+            "half",
+            "+",
+            "length",
+            "width",
+            "Length plus width: {expr} = {r} meters.",
+            "What is the length plus the width?",
+        ),
+        Op("perim", "*", "half", 2, "Perimeter: {expr} = {r} meters.", "What is the perimeter?"),
+    ]
     if p["extra"]:
-        ops.append(Op("perim", "-", "perim", "gate", "Without the gate: {expr} = {r} meters.", "How many meters need fence?"))
+        ops.append(
+            Op("perim", "-", "perim", "gate", "Without the gate: {expr} = {r} meters.", "How many meters need fence?")
+        )
     return ops + [Op("cost", "*", "perim", "price", "Cost: {expr} = {r} dollars.", "How much does the fence cost?")]
 
 
 # The order is the families' order everywhere (builds, reports), as before the money and rate families moved out.
-FAMILIES: dict[str, Family] = {f.name: f for f in [
-    Family("chickens_rabbits", _chickens_rabbits, _q_chickens_rabbits, _p_chickens_rabbits, _check_chickens_rabbits),
-    MONEY_FAMILIES["eggs_market"],
-    MONEY_FAMILIES["shopping_change"],
-    MONEY_FAMILIES["weekly_wages"],
-    RATE_FAMILIES["road_trip"],
-    MONEY_FAMILIES["savings_goal"],
-    RATE_FAMILIES["recipe_scaling"],
-    Family("ages_sum", _ages, _q_ages, _p_ages),
-    Family("class_percent", _classroom, _q_classroom, _p_classroom),
-    RATE_FAMILIES["reading_pages"],
-    Family("apple_crates", _crates, _q_crates, _p_crates),
-    MONEY_FAMILIES["zoo_tickets"],
-    Family("garden_fence", _fence, _q_fence, _p_fence),
-    RATE_FAMILIES["leaky_tank"],
-]}
+FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in [
+        Family(
+            "chickens_rabbits", _chickens_rabbits, _q_chickens_rabbits, _p_chickens_rabbits, _check_chickens_rabbits
+        ),
+        MONEY_FAMILIES["eggs_market"],
+        MONEY_FAMILIES["shopping_change"],
+        MONEY_FAMILIES["weekly_wages"],
+        RATE_FAMILIES["road_trip"],
+        MONEY_FAMILIES["savings_goal"],
+        RATE_FAMILIES["recipe_scaling"],
+        Family("ages_sum", _ages, _q_ages, _p_ages),
+        Family("class_percent", _classroom, _q_classroom, _p_classroom),
+        RATE_FAMILIES["reading_pages"],
+        Family("apple_crates", _crates, _q_crates, _p_crates),
+        MONEY_FAMILIES["zoo_tickets"],
+        Family("garden_fence", _fence, _q_fence, _p_fence),
+        RATE_FAMILIES["leaky_tank"],
+    ]
+}

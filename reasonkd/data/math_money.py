@@ -13,23 +13,51 @@ from reasonkd.data.math_program import Family, Op, pick_names
 
 
 def _eggs(rng):
-    return {"laid": rng.randint(12, 30), "eat": rng.randint(2, 5), "bake": rng.randint(2, 6),
-            "price": rng.randint(2, 5), "give": rng.randint(1, 4), "name": pick_names(rng)[0]}
+    return {
+        "laid": rng.randint(12, 30),
+        "eat": rng.randint(2, 5),
+        "bake": rng.randint(2, 6),
+        "price": rng.randint(2, 5),
+        "give": rng.randint(1, 4),
+        "name": pick_names(rng)[0],
+    }
 
 
 def _q_eggs(p):
-    q = (f"{p['name']}'s ducks lay {p['laid']} eggs per day. {p['name']} eats {p['eat']} for breakfast every morning "
-         f"and bakes muffins with {p['bake']} every day.")
+    q = (
+        f"{p['name']}'s ducks lay {p['laid']} eggs per day. {p['name']} eats {p['eat']} for breakfast every morning "
+        f"and bakes muffins with {p['bake']} every day."
+    )
     if p["extra"]:
         q += f" {p['name']} also gives {p['give']} eggs to a neighbour each day."
-    return q + f" The rest are sold at the market for ${p['price']} per egg. How many dollars does {p['name']} make every day?"
+    return (
+        q
+        + f" The rest are sold at the market for ${p['price']} per egg. How many dollars does {p['name']} make every day?"
+    )
 
 
 def _p_eggs(p):
-    ops = [Op("used", "+", "eat", "bake", "Eggs eaten or baked: {expr} = {r}.", "How many eggs are eaten or baked each day?")]
+    ops = [
+        Op(
+            "used",
+            "+",
+            "eat",
+            "bake",
+            "Eggs eaten or baked: {expr} = {r}.",
+            "How many eggs are eaten or baked each day?",
+        )
+    ]
     if p["extra"]:
-        ops.append(Op("used", "+", "used", "give", "Adding the {b} given away: {expr} = {r} eggs not sold.",
-                      "How many eggs are not sold each day?"))
+        ops.append(
+            Op(
+                "used",
+                "+",
+                "used",
+                "give",
+                "Adding the {b} given away: {expr} = {r} eggs not sold.",
+                "How many eggs are not sold each day?",
+            )
+        )
     return ops + [
         Op("left", "-", "laid", "used", "Eggs left to sell: {expr} = {r}.", "How many eggs are left to sell each day?"),
         Op("money", "*", "left", "price", "Money made: {expr} = {r} dollars.", "How many dollars are made each day?"),
@@ -37,44 +65,73 @@ def _p_eggs(p):
 
 
 def _shopping(rng):
-    return {"n1": rng.randint(2, 6), "p1": rng.randint(2, 9), "n2": rng.randint(2, 8), "p2": rng.randint(1, 5),
-            "bill": rng.choice([50, 100]), "coupon": rng.randint(2, 8), "name": pick_names(rng)[0]}
+    return {
+        "n1": rng.randint(2, 6),
+        "p1": rng.randint(2, 9),
+        "n2": rng.randint(2, 8),
+        "p2": rng.randint(1, 5),
+        "bill": rng.choice([50, 100]),
+        "coupon": rng.randint(2, 8),
+        "name": pick_names(rng)[0],
+    }
 
 
 def _q_shopping(p):
-    q = (f"{p['name']} buys {p['n1']} notebooks at ${p['p1']} each and {p['n2']} pens at ${p['p2']} each.")
+    q = f"{p['name']} buys {p['n1']} notebooks at ${p['p1']} each and {p['n2']} pens at ${p['p2']} each."
     if p["extra"]:
         q += f" A coupon takes ${p['coupon']} off the total."
     return q + f" {p['name']} pays with a ${p['bill']} bill. How much change, in dollars, does {p['name']} get?"
 
 
 def _p_shopping(p):
-    ops = [Op("c1", "*", "n1", "p1", "Notebooks cost {expr} = {r} dollars.", "How much do the notebooks cost?"),
-           Op("c2", "*", "n2", "p2", "Pens cost {expr} = {r} dollars.", "How much do the pens cost?"),
-           Op("total", "+", "c1", "c2", "Together: {expr} = {r} dollars.", "What is the total before change?")]
+    ops = [
+        Op("c1", "*", "n1", "p1", "Notebooks cost {expr} = {r} dollars.", "How much do the notebooks cost?"),
+        Op("c2", "*", "n2", "p2", "Pens cost {expr} = {r} dollars.", "How much do the pens cost?"),
+        Op("total", "+", "c1", "c2", "Together: {expr} = {r} dollars.", "What is the total before change?"),
+    ]
     if p["extra"]:
-        ops.append(Op("total", "-", "total", "coupon", "With the coupon: {expr} = {r} dollars.",
-                      "What is the total after the coupon?"))
+        ops.append(
+            Op(
+                "total",
+                "-",
+                "total",
+                "coupon",
+                "With the coupon: {expr} = {r} dollars.",
+                "What is the total after the coupon?",
+            )
+        )
     return ops + [Op("change", "-", "bill", "total", "Change: {expr} = {r} dollars.", "How much change is given?")]
 
 
 def _wages(rng):
-    return {"rate": rng.randint(9, 30), "hours": rng.randint(3, 9), "days": rng.randint(3, 6),
-            "rent": rng.randint(20, 200), "name": pick_names(rng)[0]}
+    return {
+        "rate": rng.randint(9, 30),
+        "hours": rng.randint(3, 9),
+        "days": rng.randint(3, 6),
+        "rent": rng.randint(20, 200),
+        "name": pick_names(rng)[0],
+    }
 
 
 def _q_wages(p):
-    q = (f"{p['name']} earns ${p['rate']} an hour and works {p['hours']} hours a day for {p['days']} days this week.")
+    q = f"{p['name']} earns ${p['rate']} an hour and works {p['hours']} hours a day for {p['days']} days this week."
     if p["extra"]:
-        return q + f" {p['name']} then pays ${p['rent']} for rent. How many dollars does {p['name']} have left from this week's pay?"
+        return (
+            q
+            + f" {p['name']} then pays ${p['rent']} for rent. How many dollars does {p['name']} have left from this week's pay?"
+        )
     return q + f" How many dollars does {p['name']} earn this week?"
 
 
 def _p_wages(p):
-    ops = [Op("daily", "*", "rate", "hours", "Pay per day: {expr} = {r} dollars.", "How much is earned per day?"),
-           Op("weekly", "*", "daily", "days", "Pay for the week: {expr} = {r} dollars.", "How much is earned this week?")]
+    ops = [
+        Op("daily", "*", "rate", "hours", "Pay per day: {expr} = {r} dollars.", "How much is earned per day?"),
+        Op("weekly", "*", "daily", "days", "Pay for the week: {expr} = {r} dollars.", "How much is earned this week?"),
+    ]
     if p["extra"]:
-        ops.append(Op("left", "-", "weekly", "rent", "After rent: {expr} = {r} dollars.", "How much is left after rent?"))
+        ops.append(
+            Op("left", "-", "weekly", "rent", "After rent: {expr} = {r} dollars.", "How much is left after rent?")
+        )
     return ops
 
 
@@ -96,39 +153,78 @@ def _q_savings(p):
 def _p_savings(p):
     ops = [Op("need", "-", "cost", "have", "Still needed: {expr} = {r} dollars.", "How many more dollars are needed?")]
     if p["extra"]:
-        ops.append(Op("need", "-", "need", "gift", "After the gift: {expr} = {r} dollars.",
-                      "How many dollars are needed after the gift?"))
-    return ops + [Op("weeks", "/", "need", "weekly", "Weeks of saving: {expr} = {r}.", "How many weeks of saving are needed?")]
+        ops.append(
+            Op(
+                "need",
+                "-",
+                "need",
+                "gift",
+                "After the gift: {expr} = {r} dollars.",
+                "How many dollars are needed after the gift?",
+            )
+        )
+    return ops + [
+        Op("weeks", "/", "need", "weekly", "Weeks of saving: {expr} = {r}.", "How many weeks of saving are needed?")
+    ]
 
 
 def _tickets(rng):
-    return {"adults": rng.randint(1, 6), "adult_price": rng.randint(8, 25), "kids": rng.randint(1, 6),
-            "kid_price": rng.randint(3, 12), "off": rng.randint(1, 3), "name": pick_names(rng)[0]}
+    return {
+        "adults": rng.randint(1, 6),
+        "adult_price": rng.randint(8, 25),
+        "kids": rng.randint(1, 6),
+        "kid_price": rng.randint(3, 12),
+        "off": rng.randint(1, 3),
+        "name": pick_names(rng)[0],
+    }
 
 
 def _q_tickets(p):
-    q = (f"The {p['name']} family buys {p['adults']} adult tickets at ${p['adult_price']} each and {p['kids']} child "
-         f"tickets at ${p['kid_price']} each for the zoo.")
+    q = (
+        f"The {p['name']} family buys {p['adults']} adult tickets at ${p['adult_price']} each and {p['kids']} child "
+        f"tickets at ${p['kid_price']} each for the zoo."
+    )
     if p["extra"]:
         q += f" A family offer takes ${p['off']} off every ticket."
     return q + " How many dollars do they pay?"
 
 
 def _p_tickets(p):
-    ops = [Op("ca", "*", "adults", "adult_price", "Adult tickets: {expr} = {r} dollars.", "How much do the adult tickets cost?"),
-           Op("ck", "*", "kids", "kid_price", "Child tickets: {expr} = {r} dollars.", "How much do the child tickets cost?"),
-           Op("total", "+", "ca", "ck", "Together: {expr} = {r} dollars.", "What do all tickets cost before any offer?")]
+    ops = [
+        Op(
+            "ca",
+            "*",
+            "adults",
+            "adult_price",
+            "Adult tickets: {expr} = {r} dollars.",
+            "How much do the adult tickets cost?",
+        ),
+        Op(
+            "ck",
+            "*",
+            "kids",
+            "kid_price",
+            "Child tickets: {expr} = {r} dollars.",
+            "How much do the child tickets cost?",
+        ),
+        Op("total", "+", "ca", "ck", "Together: {expr} = {r} dollars.", "What do all tickets cost before any offer?"),
+    ]
     if p["extra"]:
-        ops += [Op("n", "+", "adults", "kids", "Tickets bought: {expr} = {r}.", "How many tickets are bought?"),
-                Op("disc", "*", "n", "off", "Discount: {expr} = {r} dollars.", "How large is the discount?"),
-                Op("pay", "-", "total", "disc", "To pay: {expr} = {r} dollars.", "How much do they pay after the offer?")]
+        ops += [
+            Op("n", "+", "adults", "kids", "Tickets bought: {expr} = {r}.", "How many tickets are bought?"),
+            Op("disc", "*", "n", "off", "Discount: {expr} = {r} dollars.", "How large is the discount?"),
+            Op("pay", "-", "total", "disc", "To pay: {expr} = {r} dollars.", "How much do they pay after the offer?"),
+        ]
     return ops
 
 
-MONEY_FAMILIES: dict[str, Family] = {f.name: f for f in [
-    Family("eggs_market", _eggs, _q_eggs, _p_eggs),
-    Family("shopping_change", _shopping, _q_shopping, _p_shopping),
-    Family("weekly_wages", _wages, _q_wages, _p_wages),
-    Family("savings_goal", _savings, _q_savings, _p_savings),
-    Family("zoo_tickets", _tickets, _q_tickets, _p_tickets),
-]}
+MONEY_FAMILIES: dict[str, Family] = {
+    f.name: f
+    for f in [
+        Family("eggs_market", _eggs, _q_eggs, _p_eggs),
+        Family("shopping_change", _shopping, _q_shopping, _p_shopping),
+        Family("weekly_wages", _wages, _q_wages, _p_wages),
+        Family("savings_goal", _savings, _q_savings, _p_savings),
+        Family("zoo_tickets", _tickets, _q_tickets, _p_tickets),
+    ]
+}

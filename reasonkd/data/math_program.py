@@ -41,9 +41,33 @@ class Family:
 
 # ---------------------------------------------------------------- people in the questions
 
-NAMES = ("Ava", "Ben", "Carla", "Diego", "Emma", "Farid", "Grace", "Hiro", "Ines", "Jamal", "Kira",
-         "Liam", "Mei", "Nora", "Omar", "Priya", "Quinn", "Rosa", "Sam", "Tariq", "Uma", "Victor",
-         "Wen", "Yara", "Zoe")
+NAMES = (
+    "Ava",
+    "Ben",
+    "Carla",
+    "Diego",
+    "Emma",
+    "Farid",
+    "Grace",
+    "Hiro",
+    "Ines",
+    "Jamal",
+    "Kira",
+    "Liam",
+    "Mei",
+    "Nora",
+    "Omar",
+    "Priya",
+    "Quinn",
+    "Rosa",
+    "Sam",
+    "Tariq",
+    "Uma",
+    "Victor",
+    "Wen",
+    "Yara",
+    "Zoe",
+)
 
 
 def pick_names(rng: Random, k: int = 1) -> list[str]:

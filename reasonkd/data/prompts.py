@@ -27,10 +27,9 @@ from reasonkd.errors import ReasonkdError
 DEFAULT_TEMPLATE = {
     "system": None,
     "math": '{question}\n\nThink step by step, then give the final answer on its own last line as "#### <number>".',
-    "math_latex": "{question}\n\nThink step by step, then give the final answer in \\boxed{} on its own last "
-                  "line.",
+    "math_latex": "{question}\n\nThink step by step, then give the final answer in \\boxed{} on its own last line.",
     "code": "{question}\n\nThink step by step about the algorithm, then give the complete solution "
-            "in one ```python code block.",
+    "in one ```python code block.",
     "logic": '{question}\n\nThink step by step, then give the final answer after "Answer:".',
     "default": "{question}\n\nThink step by step, then state the final answer.",
 }

@@ -26,8 +26,11 @@ def sudoku_units(size: int, box: tuple[int, int]) -> list[list[int]]:
     br, bc = box
     rows = [[r * size + c for c in range(size)] for r in range(size)]
     cols = [[r * size + c for r in range(size)] for c in range(size)]
-    boxes = [[(r0 + r) * size + c0 + c for r in range(br) for c in range(bc)]
-             for r0 in range(0, size, br) for c0 in range(0, size, bc)]
+    boxes = [
+        [(r0 + r) * size + c0 + c for r in range(br) for c in range(bc)]
+        for r0 in range(0, size, br)
+        for c0 in range(0, size, bc)
+    ]
     return rows + cols + boxes
 
 
@@ -47,7 +50,7 @@ def parse_grid(text: str, size: int) -> list[int] | None:
     digits = [int(d) for d in re.findall(rf"[1-{size}]", text)] if size <= 9 else []
     if len(digits) < size * size:
         return None
-    return digits[-size * size:]
+    return digits[-size * size :]
 
 
 def check_sudoku_answer(meta: dict, answer: str) -> bool:
@@ -89,7 +92,9 @@ def solve_sudoku_singles(puzzle: str, size: int, box: tuple[int, int]) -> tuple[
                 cand = full - {grid[p] for p in peers[i]}
                 if len(cand) == 1:
                     grid[i] = cand.pop()
-                    steps.append(f"r{i // size + 1}c{i % size + 1} = {grid[i]}: the only digit not already in its row, column or box.")
+                    steps.append(
+                        f"r{i // size + 1}c{i % size + 1} = {grid[i]}: the only digit not already in its row, column or box."
+                    )
                     progress = True
         for kind, u in zip(["row"] * size + ["column"] * size + ["box"] * size, units):
             for d in sorted(full - {grid[i] for i in u}):
@@ -152,8 +157,13 @@ def clue_holds(clue: dict, pos: dict[Var, int], idx: dict) -> bool | None:
     if x is None or y is None:
         return None
     t = clue["type"]
-    return {"same": x == y, "not_same": x != y, "left_of": x == y - 1, "next_to": abs(x - y) == 1,
-            "somewhere_left": x < y}[t]
+    return {
+        "same": x == y,
+        "not_same": x != y,
+        "left_of": x == y - 1,
+        "next_to": abs(x - y) == 1,
+        "somewhere_left": x < y,
+    }[t]
 
 
 def solve_zebra(meta: dict, limit: int = 2) -> list[dict[Var, int]]:
@@ -223,8 +233,9 @@ def check_zebra_answer(meta: dict, answer: str) -> bool:
         return numbers_equal(extract_answer(segment, "flexible") or "", truth)
     ai = [a for a, _ in meta["attributes"]].index(meta["ask"]["target"])
     values = meta["attributes"][ai][1]
-    hits = sorted((mm.start(), v) for v in values
-                  for mm in re.finditer(rf"(?<!\w){re.escape(v)}(?!\w)", segment, re.IGNORECASE))
+    hits = sorted(
+        (mm.start(), v) for v in values for mm in re.finditer(rf"(?<!\w){re.escape(v)}(?!\w)", segment, re.IGNORECASE)
+    )
     if not hits:
         return False
     # in an "answer is" segment the first named value counts; in free text the last

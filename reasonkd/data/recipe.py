@@ -76,8 +76,12 @@ class LogicConfig:
     def __post_init__(self):
         for s in self.zebra_sizes:
             parts = s.split("x")
-            if len(parts) != 2 or not all(p.isdigit() for p in parts) or not (2 <= int(parts[0]) <= 5) \
-                    or not (2 <= int(parts[1]) <= 5):
+            if (
+                len(parts) != 2
+                or not all(p.isdigit() for p in parts)
+                or not (2 <= int(parts[0]) <= 5)
+                or not (2 <= int(parts[1]) <= 5)
+            ):
                 raise ConfigError(f"zebra_sizes: {s!r} must look like 4x3 (2-5 houses, 2-5 attributes)")
         _check_names("sudoku_sizes", self.sudoku_sizes, SUDOKU_BOXES)
 
@@ -114,11 +118,19 @@ class AugmentConfig:
 class AdversarialConfig:
     fraction: float = 0.0
     """Share of math originals (train/val) that get perturbed variants for training (0 = off)."""
-    types: list[str] = field(default_factory=lambda: ["numerical_substitution", "digit_expansion",
-                                                      "added_operation", "paraphrase", "distractor_insertion"])
+    types: list[str] = field(
+        default_factory=lambda: [
+            "numerical_substitution",
+            "digit_expansion",
+            "added_operation",
+            "paraphrase",
+            "distractor_insertion",
+        ]
+    )
     """Perturbation types trained on (reasonkd.data.perturb.TYPES; docs/robustness.md)."""
-    held_out: list[str] = field(default_factory=lambda: ["integer_decimal_fraction", "reversed_question",
-                                                         "critical_thinking"])
+    held_out: list[str] = field(
+        default_factory=lambda: ["integer_decimal_fraction", "reversed_question", "critical_thinking"]
+    )
     """Types never trained on, kept for measuring transfer; must not overlap `types`."""
     per_item: int = 1
     """Perturbed variants per selected original (types taken in turn from a seeded start)."""
@@ -131,8 +143,9 @@ class AdversarialConfig:
         _check_names("adversarial.held_out", self.held_out, PERTURBATION_TYPES)
         both = sorted(set(self.types) & set(self.held_out))
         if both:
-            raise ConfigError(f"adversarial: {both} are in both types and held_out; "
-                              "a held-out type is never trained on")
+            raise ConfigError(
+                f"adversarial: {both} are in both types and held_out; a held-out type is never trained on"
+            )
         for name in ("fraction", "negatives"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ConfigError(f"adversarial.{name} must be in [0, 1], got {getattr(self, name)}")
@@ -172,9 +185,19 @@ class ImportConfig:
 
 @dataclass
 class SplitConfig:
-    test_templates: list[str] = field(default_factory=lambda: [
-        "zoo_tickets", "leaky_tank", "garden_fence", "code_spiral*", "code_collatz*", "code_window_max*",
-        "zebra_4x4", "sudoku_6", "gsm_symbolic_*5"])
+    test_templates: list[str] = field(
+        default_factory=lambda: [
+            "zoo_tickets",
+            "leaky_tank",
+            "garden_fence",
+            "code_spiral*",
+            "code_collatz*",
+            "code_window_max*",
+            "zebra_4x4",
+            "sudoku_6",
+            "gsm_symbolic_*5",
+        ]
+    )
     """fnmatch patterns: templates whose items form the test split (never in train/val)."""
     val_fraction: float = 0.05
     """Share of the remaining originals (and their derived items) put in val."""

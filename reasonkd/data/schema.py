@@ -20,8 +20,15 @@ DOMAINS = ("math", "code", "logic")
 KINDS = ("original", "variant", "negative", "subtask")
 SPLITS = ("train", "val", "test")
 VERIFIERS = ("math_numeric", "math_latex", "code_tests", "zebra", "sudoku")
-ERROR_TYPES = ("arithmetic_slip", "skipped_step", "wrong_operation", "misread_quantity",
-               "wrong_final_answer", "logic_error", "wrong_value")
+ERROR_TYPES = (
+    "arithmetic_slip",
+    "skipped_step",
+    "wrong_operation",
+    "misread_quantity",
+    "wrong_final_answer",
+    "logic_error",
+    "wrong_value",
+)
 
 
 @dataclass
@@ -119,7 +126,9 @@ def load_items(path_or_dir: str | Path, split: str | None = None) -> list[dict]:
         files = [path / f"{s}.jsonl" for s in names]
         missing = [str(f) for f in files if not f.is_file()]
         if missing and (split or len(missing) == len(files)):
-            raise ReasonkdError(f"{path}: no {', '.join(missing)}; build it with `reasonkd data build RECIPE --out {path}`")
+            raise ReasonkdError(
+                f"{path}: no {', '.join(missing)}; build it with `reasonkd data build RECIPE --out {path}`"
+            )
         rows = [r for f in files if f.is_file() for r in read_jsonl(f)]
     elif path.is_file():
         rows = read_jsonl(path, allow_empty=False)

@@ -53,12 +53,25 @@ def gsm_symbolic_items(n: int, seed: int, split_of=None) -> list[Item]:
         if normalize_number(ex["answer"]) != normalize_number(answer):
             continue  # the worked solution and the stated answer disagree: skip it
         tid = int(ds.task_indices[i])
-        items.append(Item(
-            id=f"gsmsym-{tid:02d}-{i:05d}", domain="math", question=ex["question"], answer=answer, steps=steps,
-            verifier="math_numeric", source="reasoning_gym", seed=seed + i,
-            difficulty=max(1, min(5, len(steps) // 3)), template=f"gsm_symbolic_{tid:02d}",
-            meta={"variables": {k: v for k, v in ex["metadata"]["variables"].items()
-                                if isinstance(v, (int, float, str))}}))
+        items.append(
+            Item(
+                id=f"gsmsym-{tid:02d}-{i:05d}",
+                domain="math",
+                question=ex["question"],
+                answer=answer,
+                steps=steps,
+                verifier="math_numeric",
+                source="reasoning_gym",
+                seed=seed + i,
+                difficulty=max(1, min(5, len(steps) // 3)),
+                template=f"gsm_symbolic_{tid:02d}",
+                meta={
+                    "variables": {
+                        k: v for k, v in ex["metadata"]["variables"].items() if isinstance(v, (int, float, str))
+                    }
+                },
+            )
+        )
     return items
 
 
@@ -72,8 +85,9 @@ def read_gsm8k(path: str | Path) -> list[tuple[int, str, str]]:
         if not isinstance(row.get("question"), str) or not isinstance(row.get("answer"), str):
             raise ReasonkdError(f"{path}:{lineno}: needs string fields 'question' and 'answer' (GSM8K format)")
         if gsm_steps(row["answer"]) is None:
-            raise ReasonkdError(f"{path}:{lineno}: 'answer' must end with '#### N' (a number), got "
-                                f"{row['answer'][-40:]!r}")
+            raise ReasonkdError(
+                f"{path}:{lineno}: 'answer' must end with '#### N' (a number), got {row['answer'][-40:]!r}"
+            )
         rows.append((lineno, row["question"], row["answer"]))
     return rows
 
@@ -83,8 +97,20 @@ def import_gsm8k(path: str | Path, split: str = "train", name: str = "gsm8k", se
     items = []
     for lineno, question, answer_field in read_gsm8k(path):
         steps, answer = gsm_steps(answer_field)
-        items.append(Item(
-            id=f"{name}-{lineno:05d}", domain="math", question=question.strip(), answer=answer, steps=steps,
-            verifier="math_numeric", split=split, source="gsm8k_import", seed=seed,
-            difficulty=max(1, min(5, len(steps) - 1)), template=name, meta={"file": str(path), "line": lineno}))
+        items.append(
+            Item(
+                id=f"{name}-{lineno:05d}",
+                domain="math",
+                question=question.strip(),
+                answer=answer,
+                steps=steps,
+                verifier="math_numeric",
+                split=split,
+                source="gsm8k_import",
+                seed=seed,
+                difficulty=max(1, min(5, len(steps) - 1)),
+                template=name,
+                meta={"file": str(path), "line": lineno},
+            )
+        )
     return items

@@ -26,14 +26,32 @@ import tempfile
 from typing import Any
 
 from reasonkd.data import puzzles
-from reasonkd.data.answers import (EXTRACTION_STYLES, extract_answer, extract_code, extract_final_answer,
-                                   normalize_number, numbers_equal)
+from reasonkd.data.answers import (
+    EXTRACTION_STYLES,
+    extract_answer,
+    extract_code,
+    extract_final_answer,
+    normalize_number,
+    numbers_equal,
+)
 from reasonkd.data.latex import verify_latex
 from reasonkd.utils.sandbox import run_in_sandbox
 
-__all__ = ["EXTRACTION_STYLES", "extract_answer", "extract_code", "extract_final_answer", "normalize_number",
-           "numbers_equal", "reference_answer", "run_programs", "verify_code", "verify_item", "verify_latex",
-           "verify_math", "verify_puzzle"]
+__all__ = [
+    "EXTRACTION_STYLES",
+    "extract_answer",
+    "extract_code",
+    "extract_final_answer",
+    "normalize_number",
+    "numbers_equal",
+    "reference_answer",
+    "run_programs",
+    "verify_code",
+    "verify_item",
+    "verify_latex",
+    "verify_math",
+    "verify_puzzle",
+]
 
 
 def _reference_number(reference: Any) -> Any:
@@ -54,6 +72,7 @@ def verify_math(completion: str, reference: Any) -> bool:
 
 
 # ---------------------------------------------------------------- code
+
 
 def _test_program(code: str, tests: str, entry_point: str | None) -> str:
     prog = f"{code}\n\n{tests}\n"
@@ -118,8 +137,7 @@ for p in progs:
 """
 
 
-def run_programs(programs: list[str], timeout: float = 2.0, max_lines: int = 20_000,
-                 mem_mb: int = 2048) -> list[bool]:
+def run_programs(programs: list[str], timeout: float = 2.0, max_lines: int = 20_000, mem_mb: int = 2048) -> list[bool]:
     """Run many TRUSTED test programs (the data engine's own code and mutants) in one child.
 
     A program fails when it raises, or runs more than `max_lines` Python line
@@ -132,7 +150,7 @@ def run_programs(programs: list[str], timeout: float = 2.0, max_lines: int = 20_
     """
     results: list[bool] = []
     while len(results) < len(programs):
-        todo = programs[len(results):]
+        todo = programs[len(results) :]
         with tempfile.TemporaryDirectory(prefix="reasonkd-batch-") as tmp:
             src, res = os.path.join(tmp, "progs.json"), os.path.join(tmp, "results.txt")
             with open(src, "w", encoding="utf-8") as f:
@@ -140,10 +158,16 @@ def run_programs(programs: list[str], timeout: float = 2.0, max_lines: int = 20_
             env = {"PATH": "/usr/bin:/bin", "HOME": tmp, "TMPDIR": tmp, "PYTHONHASHSEED": "0", "LANG": "C.UTF-8"}
             budget = timeout * len(todo) + 30
             try:
-                subprocess.run([sys.executable, "-I", "-B", "-c", _BATCH_CHILD, src, str(timeout), str(max_lines), res],
-                               cwd=tmp, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, timeout=budget,
-                               preexec_fn=lambda: _limit_child(int(budget) + 1, mem_mb << 20))  # noqa: B023
+                subprocess.run(
+                    [sys.executable, "-I", "-B", "-c", _BATCH_CHILD, src, str(timeout), str(max_lines), res],
+                    cwd=tmp,
+                    env=env,
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                    timeout=budget,
+                    preexec_fn=lambda: _limit_child(int(budget) + 1, mem_mb << 20),  # noqa: B023
+                )
             except subprocess.TimeoutExpired:
                 pass
             done = open(res).read().split() if os.path.exists(res) else []
@@ -160,8 +184,10 @@ def verify_code(code: str, tests: str, entry_point: str | None = None, timeout: 
 
 # ---------------------------------------------------------------- puzzles and dispatch
 
-def verify_puzzle(item_or_solution: Any, answer: str | None = None, *,
-                  kind: str | None = None, meta: dict | None = None) -> bool:
+
+def verify_puzzle(
+    item_or_solution: Any, answer: str | None = None, *, kind: str | None = None, meta: dict | None = None
+) -> bool:
     """Check a zebra / sudoku answer against the puzzle's constraints.
 
     Pass an item dict (`verifier` in {"zebra", "sudoku"}, puzzle in `meta`) and
@@ -201,9 +227,12 @@ def verify_item(item: dict, completion_or_answer: str) -> bool:
     if verifier == "math_latex":
         return verify_latex(text, reference_answer(item))
     if verifier == "code_tests":
-        return verify_code(extract_code(text), meta["tests"], meta.get("entry_point"),
-                           timeout=float(meta.get("timeout", 5.0)))
+        return verify_code(
+            extract_code(text), meta["tests"], meta.get("entry_point"), timeout=float(meta.get("timeout", 5.0))
+        )
     if verifier in ("zebra", "sudoku"):  # checked against the constraints, not a stored answer
         return verify_puzzle(item, text)
-    raise ValueError(f"item {item.get('id')!r}: unknown verifier {verifier!r} "
-                     "(known: math_numeric, math_latex, code_tests, zebra, sudoku)")
+    raise ValueError(
+        f"item {item.get('id')!r}: unknown verifier {verifier!r} "
+        "(known: math_numeric, math_latex, code_tests, zebra, sudoku)"
+    )

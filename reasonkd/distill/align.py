@@ -37,8 +37,10 @@ Span = tuple[int, int]
 def char_offsets(tokenizer, text: str, add_special_tokens: bool = False) -> list[Span]:
     """(start, end) character span of each token of `text`, from a fast tokenizer's offset mapping."""
     if not getattr(tokenizer, "is_fast", False):
-        raise ReasonkdError(f"{type(tokenizer).__name__} is not a fast tokenizer; cross-tokenizer alignment "
-                            "needs offset mappings (load it with use_fast=True)")
+        raise ReasonkdError(
+            f"{type(tokenizer).__name__} is not a fast tokenizer; cross-tokenizer alignment "
+            "needs offset mappings (load it with use_fast=True)"
+        )
     enc = tokenizer(text, add_special_tokens=add_special_tokens, return_offsets_mapping=True)
     return [(int(a), int(b)) for a, b in enc["offset_mapping"]]
 
@@ -185,8 +187,9 @@ class VocabMap:
         return int(self.student_ids.numel())
 
 
-def build_vocab_map(student_tok, teacher_tok, student_vocab_size: int | None = None,
-                    teacher_vocab_size: int | None = None) -> VocabMap:
+def build_vocab_map(
+    student_tok, teacher_tok, student_vocab_size: int | None = None, teacher_vocab_size: int | None = None
+) -> VocabMap:
     """Map tokens whose normalised strings (see `normalized_vocab`) are identical.
 
     Ids at or above the given vocab sizes (default len(tokenizer)) are left out. When several ids
@@ -204,7 +207,9 @@ def build_vocab_map(student_tok, teacher_tok, student_vocab_size: int | None = N
             seen.add(key)
             pairs.append((idx, t_by_key[key]))
     if not pairs:
-        raise ReasonkdError("the student and teacher vocabularies share no token strings; use options.cross: uld instead")
+        raise ReasonkdError(
+            "the student and teacher vocabularies share no token strings; use options.cross: uld instead"
+        )
     ids = torch.tensor(pairs, dtype=torch.long)
     return VocabMap(ids[:, 0].contiguous(), ids[:, 1].contiguous(), s_size, t_size)
 
@@ -214,13 +219,12 @@ def build_vocab_map(student_tok, teacher_tok, student_vocab_size: int | None = N
 
 def tokenizer_hash(tokenizer) -> str:
     """sha256 over the sorted vocabulary items and the special tokens (stable across processes)."""
-    payload = {"vocab": sorted(tokenizer.get_vocab().items()),
-               "special": sorted(set(tokenizer.all_special_tokens))}
+    payload = {"vocab": sorted(tokenizer.get_vocab().items()), "special": sorted(set(tokenizer.all_special_tokens))}
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()
 
 
 def tokenizer_relation(student_tok, teacher_tok, student_vocab_size: int, teacher_vocab_size: int) -> str:
-    """"same" (identical vocab dict and logits sizes), "same_padded" (identical vocab, embedding
+    """ "same" (identical vocab dict and logits sizes), "same_padded" (identical vocab, embedding
     sizes differ, e.g. 151,936 vs 152,064: compare logits[..., :min] via truncate_to_common_vocab)
     or "different" (aligned positions + the cross-vocabulary forms of losses.cross_vocab)."""
     if student_tok.get_vocab() != teacher_tok.get_vocab():
@@ -228,8 +232,10 @@ def tokenizer_relation(student_tok, teacher_tok, student_vocab_size: int, teache
     if student_vocab_size == teacher_vocab_size:
         return "same"
     if len(student_tok) > min(student_vocab_size, teacher_vocab_size):
-        raise ReasonkdError(f"the shared tokenizer has {len(student_tok)} tokens but one model's logits have "
-                            f"only {min(student_vocab_size, teacher_vocab_size)}; check the checkpoints")
+        raise ReasonkdError(
+            f"the shared tokenizer has {len(student_tok)} tokens but one model's logits have "
+            f"only {min(student_vocab_size, teacher_vocab_size)}; check the checkpoints"
+        )
     return "same_padded"
 
 
@@ -243,8 +249,9 @@ def truncate_to_common_vocab(student_logits: torch.Tensor, teacher_logits: torch
     if vs == vt:
         return student_logits, teacher_logits
     v = min(vs, vt)
-    warnings.warn(f"student vocab {vs} != teacher vocab {vt} with the same tokenizer: truncating logits to {v}",
-                  stacklevel=2)
+    warnings.warn(
+        f"student vocab {vs} != teacher vocab {vt} with the same tokenizer: truncating logits to {v}", stacklevel=2
+    )
     return student_logits[..., :v], teacher_logits[..., :v]
 
 
@@ -268,14 +275,18 @@ def check_token_ids(ids, tokenizer, who: str, text: str | None = None, vocab_siz
     bad = [(k, x) for k, x in enumerate(flat) if not 0 <= x < size]
     if bad:
         k, x = bad[0]
-        raise ReasonkdError(f"{who} token ids out of range for the {who} vocabulary (size {size}): id {x} at "
-                            f"index {k} ({len(bad)} bad in all); were the other model's ids fed to the {who}?")
+        raise ReasonkdError(
+            f"{who} token ids out of range for the {who} vocabulary (size {size}): id {x} at "
+            f"index {k} ({len(bad)} bad in all); were the other model's ids fed to the {who}?"
+        )
     if text is not None:
         got = tokenizer.decode(flat, skip_special_tokens=True)
         expected = tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"], skip_special_tokens=True)
         if _loose(got) != _loose(expected):
-            raise ReasonkdError(f"{who} token ids decode to {got[:80]!r}, not the expected text {expected[:80]!r}; "
-                                f"were the other model's ids fed to the {who}?")
+            raise ReasonkdError(
+                f"{who} token ids decode to {got[:80]!r}, not the expected text {expected[:80]!r}; "
+                f"were the other model's ids fed to the {who}?"
+            )
 
 
 def _flatten(ids):

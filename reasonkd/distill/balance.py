@@ -1,8 +1,8 @@
 """Optional balancing of a stage's loss terms by running magnitude.
 
-    balancer = LossBalancer(recipe.balance_losses)
-    scales = balancer.scales({name: float(value), ...})   # read by objective.Objective.loss
-    balancer.update(...)                              # after the step; state_dict() goes in checkpoints
+balancer = LossBalancer(recipe.balance_losses)
+scales = balancer.scales({name: float(value), ...})   # read by objective.Objective.loss
+balancer.update(...)                              # after the step; state_dict() goes in checkpoints
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ class LossBalancer:
             return {k: 1.0 for k in current}
         mags = {k: max(abs(v), 1e-8) for k, v in current.items()}
         if self.t > 0:
-            corr = 1.0 - self.beta ** self.t
+            corr = 1.0 - self.beta**self.t
             mags = {k: max(self.ema.get(k, mags[k] * corr) / corr, 1e-8) for k in current}
         g = math.exp(sum(math.log(m) for m in mags.values()) / max(len(mags), 1))
         return {k: g / m for k, m in mags.items()}
@@ -47,4 +47,3 @@ class LossBalancer:
 
     def load_state_dict(self, state: dict) -> None:
         self.ema, self.t = dict(state.get("ema", {})), int(state.get("t", 0))
-

@@ -40,9 +40,12 @@ def _fsync_tree(folder: Path) -> None:
 
 def _rng_state() -> dict:
     np_state = np.random.get_state()
-    return {"python": random.getstate(), "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
-            "torch": torch.get_rng_state(),
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None}
+    return {
+        "python": random.getstate(),
+        "numpy": [np_state[0], np_state[1].tolist(), *np_state[2:]],
+        "torch": torch.get_rng_state(),
+        "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+    }
 
 
 def _set_rng_state(state: dict) -> None:
@@ -92,7 +95,7 @@ def save_checkpoint(ctx, stage_dir: Path, step: int, module, optimizer, schedule
         shutil.rmtree(final, ignore_errors=True)
         os.replace(tmp, final)
         kept = sorted(p for p in final.parent.glob("step-*") if CKPT.match(p.name))
-        for old in kept[:-ctx.recipe.keep_checkpoints]:
+        for old in kept[: -ctx.recipe.keep_checkpoints]:
             shutil.rmtree(old, ignore_errors=True)
     acc.wait_for_everyone()
     return final
@@ -104,9 +107,13 @@ def load_checkpoint(ctx, ckpt: Path, module, optimizer, scheduler) -> dict:
     acc = ctx.accelerator
     state = json.loads((ckpt / "state.json").read_text())
     if state.get("world_size", 1) != acc.num_processes and acc.is_main_process:
-        log.warning("%s was written by %s processes, resuming on %d: weights and optimizer state carry over; "
-                    "the data order from here on follows the new process count", ckpt, state.get("world_size"),
-                    acc.num_processes)
+        log.warning(
+            "%s was written by %s processes, resuming on %d: weights and optimizer state carry over; "
+            "the data order from here on follows the new process count",
+            ckpt,
+            state.get("world_size"),
+            acc.num_processes,
+        )
     weights = load_file(str(ckpt / "trainable.safetensors"))
     if is_fsdp(acc):
         optim_state = torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=False)
@@ -116,8 +123,10 @@ def load_checkpoint(ctx, ckpt: Path, module, optimizer, scheduler) -> dict:
     unwrapped = acc.unwrap_model(module)
     missing = set(_trainable_state(unwrapped)) - set(weights)
     if missing:
-        raise ReasonkdError(f"{ckpt}: checkpoint lacks {len(missing)} trainable tensors (e.g. {sorted(missing)[0]}); "
-                            "was the recipe changed (lora, losses)? Start a new output_dir")
+        raise ReasonkdError(
+            f"{ckpt}: checkpoint lacks {len(missing)} trainable tensors (e.g. {sorted(missing)[0]}); "
+            "was the recipe changed (lora, losses)? Start a new output_dir"
+        )
     unwrapped.load_state_dict(weights, strict=False)
     optimizer.load_state_dict(torch.load(ckpt / "optimizer.pt", map_location="cpu", weights_only=False))
     scheduler.load_state_dict(torch.load(ckpt / "scheduler.pt", weights_only=False))

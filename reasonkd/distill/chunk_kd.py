@@ -46,8 +46,14 @@ from reasonkd.distill.align import Span, align_tokens, truncate_to_common_vocab
 from reasonkd.errors import ConfigError, ReasonkdError
 
 ONPOLICY_MODES = ("auto", "chunk", "full")
-ONPOLICY_OPTIONS = {"mode": "auto", "clip": 5.0, "anchor_ce": 0.0, "source": "online", "divergence": "reverse_kl",
-                    "divergence_options": {}}
+ONPOLICY_OPTIONS = {
+    "mode": "auto",
+    "clip": 5.0,
+    "anchor_ce": 0.0,
+    "source": "online",
+    "divergence": "reverse_kl",
+    "divergence_options": {},
+}
 """Options of the onpolicy_rkl term and their defaults (docs/distill.md, "On-policy stage")."""
 
 
@@ -86,8 +92,14 @@ def chunk_sums(values: torch.Tensor, group: torch.Tensor, n_chunks: int) -> torc
     return out.index_add(0, group[keep].long(), values[keep])
 
 
-def chunk_policy_loss(student_logprobs: torch.Tensor, teacher_logprobs: torch.Tensor, student_group: torch.Tensor,
-                      teacher_group: torch.Tensor, n_chunks: int, clip: float = 5.0) -> dict[str, torch.Tensor]:
+def chunk_policy_loss(
+    student_logprobs: torch.Tensor,
+    teacher_logprobs: torch.Tensor,
+    student_group: torch.Tensor,
+    teacher_group: torch.Tensor,
+    n_chunks: int,
+    clip: float = 5.0,
+) -> dict[str, torch.Tensor]:
     """Per-chunk sampled reverse KL of the student to the teacher on the student's own sample.
 
     student_logprobs: (Ns,) log p_S of each sampled student token (requires grad);
@@ -109,7 +121,7 @@ def chunk_policy_loss(student_logprobs: torch.Tensor, teacher_logprobs: torch.Te
     has_t[teacher_group[teacher_group >= 0].long()] = True
     scored = has_s & has_t
     n_tok = (student_group >= 0).sum().clamp(min=1).float()
-    adv = (lt - ls.detach())
+    adv = lt - ls.detach()
     clipped = torch.zeros_like(adv, dtype=torch.bool)
     if clip > 0:
         clipped = adv.abs() > clip
@@ -145,11 +157,15 @@ def onpolicy_options(options: dict, relation: str | None = None) -> tuple[str, f
         if mode == "auto":
             mode = "chunk" if relation == "different" else "full"
         if mode == "full" and relation == "different":
-            raise ConfigError("onpolicy_rkl: mode full compares whole distributions over one vocabulary; this "
-                              "pair's tokenizers differ: use mode chunk (or auto)")
+            raise ConfigError(
+                "onpolicy_rkl: mode full compares whole distributions over one vocabulary; this "
+                "pair's tokenizers differ: use mode chunk (or auto)"
+            )
         if mode == "chunk" and opts["divergence"] != "reverse_kl":
-            raise ConfigError(f"onpolicy_rkl: options.divergence {opts['divergence']} needs mode full (one vocabulary "
-                              "on both sides); mode chunk estimates the reverse KL per aligned chunk")
+            raise ConfigError(
+                f"onpolicy_rkl: options.divergence {opts['divergence']} needs mode full (one vocabulary "
+                "on both sides); mode chunk estimates the reverse KL per aligned chunk"
+            )
     return mode, clip, anchor
 
 
@@ -160,8 +176,9 @@ def onpolicy_divergence(options: dict):
     opts = {**ONPOLICY_OPTIONS, **options}
     name, extra = opts["divergence"], opts["divergence_options"] or {}
     if name not in L.DIVERGENCES:
-        raise ConfigError(f"onpolicy_rkl: options.divergence must be one of {', '.join(sorted(L.DIVERGENCES))}, "
-                          f"got {name!r}")
+        raise ConfigError(
+            f"onpolicy_rkl: options.divergence must be one of {', '.join(sorted(L.DIVERGENCES))}, got {name!r}"
+        )
     if not isinstance(extra, dict):
         raise ConfigError(f"onpolicy_rkl: options.divergence_options must be a mapping, got {extra!r}")
     fn = L.DIVERGENCES[name]
@@ -198,7 +215,7 @@ def teacher_token_logprobs(model, hidden: torch.Tensor, batch: dict, chunk_rows:
     rows = hidden[mask]
     head = model.get_output_embeddings()
     size = chunk_rows if chunk_rows > 0 else max(rows.shape[0], 1)
-    parts = [token_logprobs(head(rows[s:s + size]), targets[s:s + size]) for s in range(0, rows.shape[0], size)]
+    parts = [token_logprobs(head(rows[s : s + size]), targets[s : s + size]) for s in range(0, rows.shape[0], size)]
     return torch.cat(parts) if parts else rows.new_zeros(0, dtype=torch.float32)
 
 
@@ -227,16 +244,24 @@ def _chunk_mode(obj, step, s_rows, s_chunk, clip: float) -> dict:
     """Per aligned chunk: REINFORCE with A_g = clip(log p_T(g) - log p_S(g)) (chunk_policy_loss)."""
     t_lp = step.teacher.get("token_logprobs") if step.teacher else None
     if t_lp is None:
-        raise ReasonkdError("onpolicy_rkl (mode chunk) needs the teacher's log-probs of its completion tokens; "
-                            "the on_policy stage computes them (is the loss in a stage of kind on_policy?)")
+        raise ReasonkdError(
+            "onpolicy_rkl (mode chunk) needs the teacher's log-probs of its completion tokens; "
+            "the on_policy stage computes them (is the loss in a stage of kind on_policy?)"
+        )
     t_mask, _, t_chunk = teacher_token_rows(step.batch)
     t_b = t_mask.nonzero()[:, 0]
     s_b = step.rows.batch_index
     n_ex = step.batch["teacher_chunk_ids"].shape[0]
     counts = torch.zeros(n_ex, dtype=torch.long, device=s_chunk.device)
     counts = counts.scatter_reduce(0, s_b, s_chunk + 1, "amax").scatter_reduce(0, t_b, t_chunk + 1, "amax")
-    out = chunk_policy_loss(s_rows[:, 0], t_lp, _global_ids(s_chunk, s_b, counts), _global_ids(t_chunk, t_b, counts),
-                            int(counts.sum()), clip)
+    out = chunk_policy_loss(
+        s_rows[:, 0],
+        t_lp,
+        _global_ids(s_chunk, s_b, counts),
+        _global_ids(t_chunk, t_b, counts),
+        int(counts.sum()),
+        clip,
+    )
     # the value logged (and balanced) is the reverse-KL estimate; the gradient is the surrogate's
     value = out["loss"] - out["loss"].detach() + out["reverse_kl"]
     return {"value": value, "teacher_logprob": out["teacher_logprob"], "clipped": out["clipped"]}
@@ -254,8 +279,12 @@ def _full_mode(obj, step, s_logits, targets, scored, clip: float, div) -> dict:
     rkl = per_row[:, 0]
     big = (rkl.detach() > clip) if clip > 0 else torch.zeros_like(mask, dtype=torch.bool)
     bounded = torch.where(big, rkl * (clip / rkl.detach().clamp_min(1e-12)), rkl)
-    return {"value": (bounded * mask).sum() / n, "teacher_logprob": (per_row[:, 1] * mask).sum() / n,
-            "clipped": (big.to(mask.dtype) * mask).sum() / n, "entropy_rows": per_row[:, 2]}
+    return {
+        "value": (bounded * mask).sum() / n,
+        "teacher_logprob": (per_row[:, 1] * mask).sum() / n,
+        "clipped": (big.to(mask.dtype) * mask).sum() / n,
+        "entropy_rows": per_row[:, 2],
+    }
 
 
 def onpolicy_term(obj, spec, step) -> dict:
@@ -283,16 +312,22 @@ def onpolicy_term(obj, spec, step) -> dict:
         part = _full_mode(obj, step, s_logits, rows.targets, scored, clip, onpolicy_divergence(spec.options))
         entropy = part["entropy_rows"]
     n = scored.sum().clamp(min=1)
-    out = {"onpolicy_rkl": part["value"], "onpolicy_rkl.teacher_logprob": part["teacher_logprob"].detach(),
-           "onpolicy_rkl.student_entropy": (entropy * scored).sum().detach() / n,
-           "onpolicy_rkl.clipped": part["clipped"].detach()}
+    out = {
+        "onpolicy_rkl": part["value"],
+        "onpolicy_rkl.teacher_logprob": part["teacher_logprob"].detach(),
+        "onpolicy_rkl.student_entropy": (entropy * scored).sum().detach() / n,
+        "onpolicy_rkl.clipped": part["clipped"].detach(),
+    }
     if w_anchor > 0:
         if "anchor_logits" not in step.student:
-            raise ReasonkdError("onpolicy_rkl: anchor_ce needs the student's logits on the verified traces "
-                                "(the on_policy stage's anchor forward)")
+            raise ReasonkdError(
+                "onpolicy_rkl: anchor_ce needs the student's logits on the verified traces "
+                "(the on_policy stage's anchor forward)"
+            )
         a_logits, a_targets = step.student["anchor_logits"], step.student["anchor_targets"]
-        ce = L.chunked_sum(lambda s, y: L.ce(s, y, reduction="sum").reshape(1), obj.chunk_rows, a_logits,
-                           a_targets)[0] / max(a_targets.numel(), 1)
+        ce = L.chunked_sum(lambda s, y: L.ce(s, y, reduction="sum").reshape(1), obj.chunk_rows, a_logits, a_targets)[
+            0
+        ] / max(a_targets.numel(), 1)
         out["onpolicy_rkl"] = out["onpolicy_rkl"] + w_anchor * ce
         out["onpolicy_rkl.anchor_ce"] = ce.detach()
     return out

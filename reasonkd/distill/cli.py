@@ -22,9 +22,20 @@ def _keys() -> str:
     from reasonkd.distill.recipe import DistillRecipe, LossSpec, StageConfig
     from reasonkd.distill.schedules import TemperatureSchedule
 
-    return "\n".join([config_help(DistillRecipe), "", "each of stages.N:", config_help(StageConfig, "stages.N."),
-                      "", "each of stages.N.losses.M:", config_help(LossSpec, "stages.N.losses.M."),
-                      "", "stages.N.temperature:", config_help(TemperatureSchedule, "stages.N.temperature.")])
+    return "\n".join(
+        [
+            config_help(DistillRecipe),
+            "",
+            "each of stages.N:",
+            config_help(StageConfig, "stages.N."),
+            "",
+            "each of stages.N.losses.M:",
+            config_help(LossSpec, "stages.N.losses.M."),
+            "",
+            "stages.N.temperature:",
+            config_help(TemperatureSchedule, "stages.N.temperature."),
+        ]
+    )
 
 
 def _distill(args) -> int:
@@ -52,9 +63,12 @@ def register(sub) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run in output_dir exactly where it stopped")
     p.add_argument("--keys", action="store_true", help="list every recipe key with its default and help")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("--accelerate-config", metavar="FILE", default=None,
-                   help="run under `accelerate launch --config_file FILE` (recipes/accelerate/: ddp, fsdp, "
-                        "deepspeed-zero3)")
+    p.add_argument(
+        "--accelerate-config",
+        metavar="FILE",
+        default=None,
+        help="run under `accelerate launch --config_file FILE` (recipes/accelerate/: ddp, fsdp, deepspeed-zero3)",
+    )
     p.set_defaults(func=_distill)
     register_heads(sub)
 
@@ -66,8 +80,12 @@ def register_heads(sub) -> None:
     p.add_argument("--data", required=True, help="teacher traces (JSONL / folder) or a built dataset")
     p.add_argument("--out", required=True, help="folder for heads.json and heads.png")
     # = reasonkd.distill.heads.METHODS, written out so building the CLI does not import torch
-    p.add_argument("--method", default="gradient", choices=["gradient", "ablation"],
-                   help="gradient: |dNLL/dgate|, one backward per batch; ablation: exact, one pass per head")
+    p.add_argument(
+        "--method",
+        default="gradient",
+        choices=["gradient", "ablation"],
+        help="gradient: |dNLL/dgate|, one backward per batch; ablation: exact, one pass per head",
+    )
     p.add_argument("--limit", type=int, default=32, help="number of traces to score on")
     p.add_argument("--top-k", type=int, default=16, help="heads to select (marked in the plot)")
     p.add_argument("--batch-size", type=int, default=4)
@@ -87,17 +105,26 @@ def cmd_heads(args) -> int:
     examples = load_examples(args.data, args.limit)
     model, tok = load_model(args.teacher, dtype=args.dtype, device=args.device)
     t0 = time.perf_counter()
-    result = score_heads(model, tok, examples, method=args.method, batch_size=args.batch_size,
-                         max_length=args.max_length, model_id=args.teacher)
+    result = score_heads(
+        model,
+        tok,
+        examples,
+        method=args.method,
+        batch_size=args.batch_size,
+        max_length=args.max_length,
+        model_id=args.teacher,
+    )
     result["seconds"] = round(time.perf_counter() - t0, 2)
     result["top_k"] = min(args.top_k, len(result["ranking"]))
     out = Path(args.out)
     write_json(out / "heads.json", result)
     plot_heads(result, out / "heads.png", result["top_k"])
-    print(f"{result['n_examples']} traces, {result['n_tokens']} trace tokens, NLL {result['nll']:.3f}, "
-          f"{result['seconds']:.1f}s ({args.method})")
+    print(
+        f"{result['n_examples']} traces, {result['n_tokens']} trace tokens, NLL {result['nll']:.3f}, "
+        f"{result['seconds']:.1f}s ({args.method})"
+    )
     print("layer  head  score      entropy")
-    for r in result["ranking"][:result["top_k"]]:
+    for r in result["ranking"][: result["top_k"]]:
         print(f"{r['layer']:5d}  {r['head']:4d}  {r['score']:.3e}  {r['entropy']:.3f}")
     print(f"wrote {out / 'heads.json'} and {out / 'heads.png'}")
     return 0

@@ -53,8 +53,10 @@ class Batches:
         n_batches = math.ceil(len(lengths) / r.batch_size)
         self.per_epoch = n_batches // self.world  # equal count on every process
         if self.per_epoch == 0:
-            raise ReasonkdError(f"{len(lengths)} examples make {n_batches} batches of {r.batch_size}: too few for "
-                                f"{self.world} processes; lower batch_size or add data")
+            raise ReasonkdError(
+                f"{len(lengths)} examples make {n_batches} batches of {r.batch_size}: too few for "
+                f"{self.world} processes; lower batch_size or add data"
+            )
         self._orders: dict[int, list[list[int]]] = {}
         self.lengths = lengths
         self.pad_id = ctx.student_tok.pad_token_id if ctx.student_tok.pad_token_id is not None else 0

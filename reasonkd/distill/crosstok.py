@@ -29,8 +29,14 @@ from typing import Callable
 
 from transformers import AutoConfig
 
-from reasonkd.distill.align import (VocabMap, aligned_positions, build_vocab_map, char_offsets, check_token_ids,
-                                    tokenizer_relation)
+from reasonkd.distill.align import (
+    VocabMap,
+    aligned_positions,
+    build_vocab_map,
+    char_offsets,
+    check_token_ids,
+    tokenizer_relation,
+)
 from reasonkd.distill.data import Encoded, encode_all
 from reasonkd.distill.recipe import DistillRecipe, needs_teacher_online
 from reasonkd.models import load_tokenizer, resolve
@@ -46,8 +52,16 @@ class PairEncoder:
     system prompt, when given); `teacher_index` pairs positions that end at the same character.
     """
 
-    def __init__(self, student_tok, teacher_tok, student_vocab_size: int, teacher_vocab_size: int,
-                 max_length: int = 512, student_system: str | None = None, teacher_system: str | None = None):
+    def __init__(
+        self,
+        student_tok,
+        teacher_tok,
+        student_vocab_size: int,
+        teacher_vocab_size: int,
+        max_length: int = 512,
+        student_system: str | None = None,
+        teacher_system: str | None = None,
+    ):
         self.student_tok, self.teacher_tok = student_tok, teacher_tok
         self.vocab_sizes = {"student": student_vocab_size, "teacher": teacher_vocab_size}
         self.systems = {"student": student_system, "teacher": teacher_system}
@@ -58,9 +72,10 @@ class PairEncoder:
         tok = self.student_tok if who == "student" else self.teacher_tok
         system = self.systems[who] if system is None else system
         ids, n_prompt = encode_example(tok, prompt, trace, system)
-        check_token_ids(ids, tok, who, prompt_text(tok, prompt, system) + trace + end_of_turn(tok),
-                        self.vocab_sizes[who])
-        return ids[:self.max_length], n_prompt, char_offsets(tok, trace)
+        check_token_ids(
+            ids, tok, who, prompt_text(tok, prompt, system) + trace + end_of_turn(tok), self.vocab_sizes[who]
+        )
+        return ids[: self.max_length], n_prompt, char_offsets(tok, trace)
 
     def encode(self, prompt: str, trace: str, system: str | None = None, id: str = "") -> Encoded:
         """Student ids, teacher ids and teacher_index (len = student length): the teacher position ending
@@ -106,6 +121,7 @@ def _vocab_size(name: str, tokenizer) -> int:
 
 def encode_for_pair(recipe: DistillRecipe, examples: list[dict], student_tok) -> TokenizerPair:
     """Tokenise the traces for this teacher/student pair and say which path the run takes (module doc)."""
+
     def same(rows):
         return encode_all(rows, student_tok, recipe.max_length)
 
@@ -115,8 +131,12 @@ def encode_for_pair(recipe: DistillRecipe, examples: list[dict], student_tok) ->
     s_vocab, t_vocab = _vocab_size(recipe.student, student_tok), _vocab_size(recipe.teacher, teacher_tok)
     relation = tokenizer_relation(student_tok, teacher_tok, s_vocab, t_vocab)
     if relation == "same_padded":
-        log.warning("student and teacher share the tokenizer but not the logits width (%d vs %d): logits are "
-                    "compared on the common vocabulary", s_vocab, t_vocab)
+        log.warning(
+            "student and teacher share the tokenizer but not the logits width (%d vs %d): logits are "
+            "compared on the common vocabulary",
+            s_vocab,
+            t_vocab,
+        )
     if relation != "different":
         log.info("tokenizer relation: %s (student vocab %d, teacher vocab %d)", relation, s_vocab, t_vocab)
         return TokenizerPair(same(examples), same, relation)
@@ -127,10 +147,15 @@ def encode_for_pair(recipe: DistillRecipe, examples: list[dict], student_tok) ->
 
     encoded = cross(examples)
     vocab_map = build_vocab_map(student_tok, teacher_tok, s_vocab, t_vocab)
-    aligned = sum(sum(j >= 0 for j in e.teacher_index[e.prompt_len:]) for e in encoded)
+    aligned = sum(sum(j >= 0 for j in e.teacher_index[e.prompt_len :]) for e in encoded)
     total = sum(len(e.input_ids) - e.prompt_len for e in encoded)
-    log.warning("cross-tokenizer path: student vocab %d vs teacher vocab %d; %d shared token strings; %.1f%% of "
-                "trace tokens have a character-aligned teacher position", s_vocab, t_vocab, len(vocab_map),
-                100.0 * aligned / max(total, 1))
+    log.warning(
+        "cross-tokenizer path: student vocab %d vs teacher vocab %d; %d shared token strings; %.1f%% of "
+        "trace tokens have a character-aligned teacher position",
+        s_vocab,
+        t_vocab,
+        len(vocab_map),
+        100.0 * aligned / max(total, 1),
+    )
     pad = teacher_tok.pad_token_id if teacher_tok.pad_token_id is not None else teacher_tok.eos_token_id
     return TokenizerPair(encoded, cross, relation, vocab_map, int(pad or 0))

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import torch
 
 from reasonkd.errors import ConfigError, ReasonkdError
+
 # encode_example / prompt_text are part of this module's API (the on-policy rollout reads prompts here)
 from reasonkd.models.encoding import encode_example, prompt_text  # noqa: F401
 
@@ -105,8 +106,9 @@ def encode_all(examples: list[dict], tokenizer, max_length: int, pair=None) -> l
     return out
 
 
-def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, bucket: bool = True,
-                megabatch: int = 32) -> list[list[int]]:
+def batch_order(
+    lengths: list[int], batch_size: int, seed: int, epoch: int, bucket: bool = True, megabatch: int = 32
+) -> list[list[int]]:
     """Example indices cut into batches for one epoch, deterministic in (seed, epoch).
 
     bucket=True: shuffle, sort within windows of `megabatch` batches by length (so a batch holds
@@ -117,8 +119,8 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, buck
     rng.shuffle(idx)
     if bucket:
         win = batch_size * megabatch
-        idx = [i for s in range(0, len(idx), win) for i in sorted(idx[s:s + win], key=lambda i: -lengths[i])]
-    batches = [idx[s:s + batch_size] for s in range(0, len(idx), batch_size)]
+        idx = [i for s in range(0, len(idx), win) for i in sorted(idx[s : s + win], key=lambda i: -lengths[i])]
+    batches = [idx[s : s + batch_size] for s in range(0, len(idx), batch_size)]
     if bucket:
         rng.shuffle(batches)
     return batches
@@ -127,7 +129,7 @@ def batch_order(lengths: list[int], batch_size: int, seed: int, epoch: int, buck
 def _pad(rows: list[list[int]], value: int, width: int) -> torch.Tensor:
     out = torch.full((len(rows), width), value, dtype=torch.long)
     for r, row in enumerate(rows):
-        out[r, :len(row)] = torch.tensor(row, dtype=torch.long)
+        out[r, : len(row)] = torch.tensor(row, dtype=torch.long)
     return out
 
 
@@ -146,9 +148,8 @@ def collate(items: list[Encoded], pad_id: int, cache=None, teacher_pad_id: int |
     attention_mask = _pad([[1] * len(e.input_ids) for e in items], 0, width)
     labels = torch.full_like(input_ids, IGNORE_INDEX)
     for r, e in enumerate(items):
-        labels[r, e.prompt_len:len(e.input_ids)] = input_ids[r, e.prompt_len:len(e.input_ids)]
-    batch = {"ids": [e.id for e in items], "input_ids": input_ids, "attention_mask": attention_mask,
-             "labels": labels}
+        labels[r, e.prompt_len : len(e.input_ids)] = input_ids[r, e.prompt_len : len(e.input_ids)]
+    batch = {"ids": [e.id for e in items], "input_ids": input_ids, "attention_mask": attention_mask, "labels": labels}
     if all(e.teacher_input_ids is None for e in items):
         batch["teacher_input_ids"], batch["teacher_attention_mask"] = input_ids, attention_mask
         batch["teacher_index"] = torch.arange(width).expand(len(items), width).clone()
@@ -180,8 +181,8 @@ def _add_negatives(batch: dict, items: list[Encoded], pad_id: int) -> None:
     for r, e in enumerate(items):
         if e.neg_input_ids is not None:
             n = len(e.neg_input_ids)
-            labels[r, e.neg_prompt_len:n] = batch["neg_input_ids"][r, e.neg_prompt_len:n]
-            wrong[r, e.neg_start:n] = True
+            labels[r, e.neg_prompt_len : n] = batch["neg_input_ids"][r, e.neg_prompt_len : n]
+            wrong[r, e.neg_start : n] = True
     batch["neg_labels"], batch["neg_wrong"] = labels, wrong
     batch["has_neg"] = torch.tensor([e.neg_input_ids is not None for e in items])
 
@@ -199,16 +200,18 @@ def add_soft_targets(batch: dict, items: list[Encoded], cache, width: int, place
         entry = cache.get(e.id, default=None)
         if entry is None:  # no soft targets for this example: its rows train on the hard labels only
             continue
-        trace = e.input_ids[e.prompt_len:]
+        trace = e.input_ids[e.prompt_len :]
         n = min(len(trace), entry.topk_ids.shape[0])
-        cached_trace = entry.token_ids[entry.trace_start:entry.trace_start + n].tolist()
+        cached_trace = entry.token_ids[entry.trace_start : entry.trace_start + n].tolist()
         if cached_trace != trace[:n]:
-            raise ReasonkdError(f"logit cache {cache.path}: example {e.id!r} was cached with other trace tokens "
-                                "than the student's; rebuild the cache with this tokenizer and data")
+            raise ReasonkdError(
+                f"logit cache {cache.path}: example {e.id!r} was cached with other trace tokens "
+                "than the student's; rebuild the cache with this tokenizer and data"
+            )
         start = offset + e.prompt_len - 1  # output position predicting the first trace token
-        ids[r, start:start + n] = entry.topk_ids[:n].to(torch.int32)
-        logprobs[r, start:start + n] = entry.topk_logprobs[:n].float()
-        soft[r, start:start + n] = True
+        ids[r, start : start + n] = entry.topk_ids[:n].to(torch.int32)
+        logprobs[r, start : start + n] = entry.topk_logprobs[:n].float()
+        soft[r, start : start + n] = True
         if getattr(entry, "row_mask", None) is not None:  # several teachers fused: rows none of them covers
-            soft[r, start:start + n] &= entry.row_mask[:n]
+            soft[r, start : start + n] &= entry.row_mask[:n]
     batch["teacher_topk_ids"], batch["teacher_topk_logprobs"], batch["soft_mask"] = ids, logprobs, soft

@@ -56,8 +56,9 @@ class DistillStudent(nn.Module):
         self.projector = projector
         self.hidden_pairs = list(hidden_pairs)
 
-    def forward(self, input_ids, attention_mask, logit_rows=None, output_attentions: bool = False,
-                position_ids=None) -> dict:
+    def forward(
+        self, input_ids, attention_mask, logit_rows=None, output_attentions: bool = False, position_ids=None
+    ) -> dict:
         """{"trace_hidden": (N, H) final hidden states at `logit_rows`, "hidden": [(B, L, Ht) projected per
         layer pair], "attentions": {layer: (B, H, L, L)}}, each only when asked for.
 
@@ -68,9 +69,13 @@ class DistillStudent(nn.Module):
         tensor of the step at V ~ 150k.
         """
         base = hf_model(self.model)
-        out = base.get_decoder()(input_ids=input_ids, use_cache=False,
-                                 **attention_inputs(attention_mask, position_ids),
-                                 output_hidden_states=bool(self.hidden_pairs), output_attentions=output_attentions)
+        out = base.get_decoder()(
+            input_ids=input_ids,
+            use_cache=False,
+            **attention_inputs(attention_mask, position_ids),
+            output_hidden_states=bool(self.hidden_pairs),
+            output_attentions=output_attentions,
+        )
         result = {}
         if logit_rows is not None:
             result["trace_hidden"] = out.last_hidden_state[logit_rows]
@@ -107,10 +112,13 @@ def _align(t: torch.Tensor, batch: dict) -> torch.Tensor:
 def teacher_forward(teacher, batch: dict, rows: Rows, objective) -> dict:
     """One frozen teacher pass: logits at the aligned rows, hidden states and attention maps as needed."""
     base = hf_model(teacher)
-    out = base.get_decoder()(input_ids=batch["teacher_input_ids"], use_cache=False,
-                             **attention_inputs(batch["teacher_attention_mask"], batch.get("position_ids")),
-                             output_hidden_states=bool(objective.hidden_pairs),
-                             output_attentions=bool(objective.attn_pairs))
+    out = base.get_decoder()(
+        input_ids=batch["teacher_input_ids"],
+        use_cache=False,
+        **attention_inputs(batch["teacher_attention_mask"], batch.get("position_ids")),
+        output_hidden_states=bool(objective.hidden_pairs),
+        output_attentions=bool(objective.attn_pairs),
+    )
     result = {}
     if objective.online_logits:
         t_pos = batch["teacher_index"][rows.mask]

@@ -62,8 +62,10 @@ def prepare_fsdp(acc, student) -> None:
     if hasattr(student, "peft_config"):
         from reasonkd.errors import ConfigError
 
-        raise ConfigError("lora.enabled: LoRA under FSDP is not supported; use recipes/accelerate/ddp.yaml "
-                          "(adapters are small: DDP replicates them cheaply)")
+        raise ConfigError(
+            "lora.enabled: LoRA under FSDP is not supported; use recipes/accelerate/ddp.yaml "
+            "(adapters are small: DDP replicates them cheaply)"
+        )
     plugin = state.fsdp_plugin
     names = [n for n in (plugin.transformer_cls_names_to_wrap or []) if n]
     if not names:  # auto-wrap by decoder layer: the model says which class that is
@@ -91,8 +93,7 @@ def full_optimizer_state(module, optimizer) -> dict:
     """The optimizer's full state in torch's ordinary layout (keys = parameter index); collective."""
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
-    fqn = get_optimizer_state_dict(module, optimizer,
-                                   options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    fqn = get_optimizer_state_dict(module, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
     if not fqn:
         return {}
     index = {n: i for i, n in enumerate(trainable_names(module))}
@@ -107,8 +108,13 @@ def load_full_state(module, optimizer, weights: dict, optim_state: dict) -> None
     names = trainable_names(module)
     groups = [{**g, "params": [names[i] for i in g["params"]]} for g in optim_state["param_groups"]]
     fqn = {"state": {names[i]: s for i, s in optim_state["state"].items()}, "param_groups": groups}
-    set_state_dict(module, optimizer, model_state_dict=weights, optim_state_dict=fqn,
-                   options=StateDictOptions(full_state_dict=True, strict=False))
+    set_state_dict(
+        module,
+        optimizer,
+        model_state_dict=weights,
+        optim_state_dict=fqn,
+        options=StateDictOptions(full_state_dict=True, strict=False),
+    )
 
 
 def gathered_student(module, init_from: str, is_main: bool):
@@ -125,7 +131,7 @@ def gathered_student(module, init_from: str, is_main: bool):
     from reasonkd.models import load_model
 
     student, _ = load_model(str(init_from), dtype="float32", device="cpu")
-    weights = {k[len("model."):]: v for k, v in full.items() if k.startswith("model.")}
+    weights = {k[len("model.") :]: v for k, v in full.items() if k.startswith("model.")}
     student.load_state_dict(weights, strict=False)
-    projector = {k[len("projector."):]: v.contiguous() for k, v in full.items() if k.startswith("projector.")}
+    projector = {k[len("projector.") :]: v.contiguous() for k, v in full.items() if k.startswith("projector.")}
     return student, (projector or None)

@@ -25,8 +25,13 @@ from dataclasses import dataclass
 import torch
 
 from reasonkd.distill import fusion as F
-from reasonkd.distill.align import (aligned_positions, build_vocab_map, char_offsets, normalized_vocab,
-                                    tokenizer_relation)
+from reasonkd.distill.align import (
+    aligned_positions,
+    build_vocab_map,
+    char_offsets,
+    normalized_vocab,
+    tokenizer_relation,
+)
 from reasonkd.distill.crosstok import PairEncoder, _vocab_size
 from reasonkd.distill.losses.sparse import teacher_buckets
 from reasonkd.errors import ConfigError, ReasonkdError
@@ -66,8 +71,18 @@ class _Teacher:
 class FusedLogitCache:
     """The LogitCache interface (k, path, get, check_tokenizer) over several teachers' caches."""
 
-    def __init__(self, teachers: list[_Teacher], weights, weighting: str, k: int, student_tok, student_vocab: int,
-                 examples: dict[str, dict], max_length: int, verdicts: dict | None = None):
+    def __init__(
+        self,
+        teachers: list[_Teacher],
+        weights,
+        weighting: str,
+        k: int,
+        student_tok,
+        student_vocab: int,
+        examples: dict[str, dict],
+        max_length: int,
+        verdicts: dict | None = None,
+    ):
         self.teachers, self.weighting, self.k = teachers, weighting, k
         self.weights = F.static_weights(weights)
         self.student_tok, self.student_vocab, self.max_length = student_tok, student_vocab, max_length
@@ -100,22 +115,26 @@ class FusedLogitCache:
         if t.by_strings:  # token strings: the teacher row after the trace character where student token j - 1 ends
             src = _string_rows(self.student_tok, ex["trace"], t.cache.strings, entry.token_ids.tolist(), n)
         elif t.encoder is None:  # same tokenizer: row j is the same trace token
-            if entry.token_ids[entry.trace_start:].tolist()[:n] != s_ids[s_np:s_np + n][:len(entry.topk_ids)]:
-                raise ReasonkdError(f"logit cache {t.cache.path}: example {ex['id']!r} holds other trace tokens "
-                                    "than the student's; rebuild it from these traces")
+            if entry.token_ids[entry.trace_start :].tolist()[:n] != s_ids[s_np : s_np + n][: len(entry.topk_ids)]:
+                raise ReasonkdError(
+                    f"logit cache {t.cache.path}: example {ex['id']!r} holds other trace tokens "
+                    "than the student's; rebuild it from these traces"
+                )
             src = torch.arange(n)
         else:  # student output position s_np - 1 + j -> the aligned teacher position -> its cache row
             enc = t.encoder.encode(ex["prompt"], ex["trace"], ex.get("system"), id=ex["id"])
-            if enc.teacher_input_ids[:len(entry.token_ids)] != entry.token_ids.tolist()[:len(enc.teacher_input_ids)]:
-                raise ReasonkdError(f"logit cache {t.cache.path}: example {ex['id']!r} was cached with other "
-                                    f"tokens than {t.name}'s encoding of this trace; rebuild it from these traces")
-            pos = torch.tensor([enc.teacher_index[s_np - 1 + j] if s_np - 1 + j < len(enc.teacher_index) else -1
-                                for j in range(n)])
+            if enc.teacher_input_ids[: len(entry.token_ids)] != entry.token_ids.tolist()[: len(enc.teacher_input_ids)]:
+                raise ReasonkdError(
+                    f"logit cache {t.cache.path}: example {ex['id']!r} was cached with other "
+                    f"tokens than {t.name}'s encoding of this trace; rebuild it from these traces"
+                )
+            pos = torch.tensor(
+                [enc.teacher_index[s_np - 1 + j] if s_np - 1 + j < len(enc.teacher_index) else -1 for j in range(n)]
+            )
             src = torch.where(pos >= 0, pos - (entry.trace_start - 1), torch.full_like(pos, -1))
         ok = (src >= 0) & (src < entry.topk_ids.shape[0])
         if ok.any():
-            m_ids, m_lp = F.sparse_to_student(entry.topk_ids[src[ok]], entry.topk_logprobs[src[ok]].float(),
-                                              t.id_map)
+            m_ids, m_lp = F.sparse_to_student(entry.topk_ids[src[ok]], entry.topk_logprobs[src[ok]].float(), t.id_map)
             ids[ok], lp[ok], valid[ok] = m_ids, m_lp, True
         return ids, lp, valid
 
@@ -136,7 +155,7 @@ class FusedLogitCache:
         s_ids, s_np = encode_example(self.student_tok, ex["prompt"], ex["trace"], ex.get("system"), self.max_length)
         n = len(s_ids) - s_np
         parts = [self._rows(t, ex, s_ids, s_np, n) for t in self.teachers]
-        valid = torch.stack([p[2] for p in parts], dim=-1)                              # (n, T)
+        valid = torch.stack([p[2] for p in parts], dim=-1)  # (n, T)
         w = self._example_weights(example_id).expand(n, -1) * valid
         if self.weighting == "confidence":
             logps = [teacher_buckets(torch.where(p[2][:, None], p[1], torch.zeros_like(p[1]))) for p in parts]
@@ -160,7 +179,7 @@ def _string_rows(student_tok, trace: str, strings: list[bytes], teacher_tokens: 
     src = torch.full((n,), -1, dtype=torch.long)
     if n:
         src[0] = 0
-    for j, tj in enumerate(pos[:n - 1]):
+    for j, tj in enumerate(pos[: n - 1]):
         if tj >= 0:
             src[j + 1] = tj + 1
     return src
@@ -187,8 +206,10 @@ def open_fused_cache(recipe, examples: list[dict], student_tok) -> FusedLogitCac
     verdicts = None
     if recipe.fusion.weighting == "verification":
         if not recipe.fusion.verdicts:
-            raise ConfigError("fusion.verdicts is required with fusion.weighting=verification: the --out folder of "
-                              "`reasonkd teacher generate --teacher A --teacher B` (its pool.json)")
+            raise ConfigError(
+                "fusion.verdicts is required with fusion.weighting=verification: the --out folder of "
+                "`reasonkd teacher generate --teacher A --teacher B` (its pool.json)"
+            )
         verdicts = load_verdicts(recipe.fusion.verdicts)
     names = [f"teachers.{i} ({spec.model})" for i, spec in enumerate(recipe.teachers)]
     return _fused(recipe, examples, student_tok, recipe.teachers, caches, names, recipe.fusion.weighting, verdicts)
@@ -202,19 +223,37 @@ def one_teacher_cache(recipe, examples: list[dict], student_tok) -> LogitCache |
     cache = LogitCache(recipe.data.logit_cache)
     if cache.by_strings:  # a remote teacher's token strings: mapped into the student's vocabulary by characters
         s_vocab = _vocab_size(recipe.student, student_tok)
-        log.info("data.logit_cache holds token strings of %s: aligned to the student by characters",
-                 cache.meta.get("teacher"))
-        teacher = _Teacher(str(cache.meta.get("teacher")), cache, None,
-                           _string_id_map(student_tok, cache.strings, s_vocab), by_strings=True)
-        return FusedLogitCache([teacher], [1.0], "static", recipe.fusion.k, student_tok, s_vocab,
-                               {ex["id"]: ex for ex in examples}, recipe.max_length)
+        log.info(
+            "data.logit_cache holds token strings of %s: aligned to the student by characters",
+            cache.meta.get("teacher"),
+        )
+        teacher = _Teacher(
+            str(cache.meta.get("teacher")),
+            cache,
+            None,
+            _string_id_map(student_tok, cache.strings, s_vocab),
+            by_strings=True,
+        )
+        return FusedLogitCache(
+            [teacher],
+            [1.0],
+            "static",
+            recipe.fusion.k,
+            student_tok,
+            s_vocab,
+            {ex["id"]: ex for ex in examples},
+            recipe.max_length,
+        )
     if cache.tokenizer_hash == tokenizer_hash(student_tok):
         return cache
     teacher = recipe.teacher or cache.meta.get("teacher")
     if not teacher:
         cache.check_tokenizer(student_tok)  # no teacher to map from: raises the refusal that names the fix
-    log.info("data.logit_cache holds %s's tokenizer ids, not the student's: mapped into the student's "
-             "vocabulary at aligned rows", teacher)
+    log.info(
+        "data.logit_cache holds %s's tokenizer ids, not the student's: mapped into the student's "
+        "vocabulary at aligned rows",
+        teacher,
+    )
     spec = TeacherSpec(model=teacher, logit_cache=recipe.data.logit_cache)
     return _fused(recipe, examples, student_tok, [spec], [cache], [f"teacher ({teacher})"], "static", None)
 
@@ -229,11 +268,26 @@ def _fused(recipe, examples, student_tok, specs, caches, names, weighting: str, 
         t_vocab = _vocab_size(spec.model, t_tok)
         encoder = id_map = None
         if tokenizer_relation(student_tok, t_tok, s_vocab, t_vocab) == "different":
-            encoder = PairEncoder(student_tok, t_tok, s_vocab, t_vocab, max_length=cache.meta.get("max_length")
-                                  or recipe.max_length)
+            encoder = PairEncoder(
+                student_tok, t_tok, s_vocab, t_vocab, max_length=cache.meta.get("max_length") or recipe.max_length
+            )
             id_map = F.id_map_from(build_vocab_map(student_tok, t_tok, s_vocab, t_vocab), t_vocab)
         teachers.append(_Teacher(spec.model, cache, encoder, id_map))
-        log.info("fusion: teacher %s (weight %g), cache %s, %s tokenizer", spec.model, spec.weight, spec.logit_cache,
-                 "same" if encoder is None else "another")
-    return FusedLogitCache(teachers, [t.weight for t in specs], weighting, recipe.fusion.k,
-                           student_tok, s_vocab, {ex["id"]: ex for ex in examples}, recipe.max_length, verdicts)
+        log.info(
+            "fusion: teacher %s (weight %g), cache %s, %s tokenizer",
+            spec.model,
+            spec.weight,
+            spec.logit_cache,
+            "same" if encoder is None else "another",
+        )
+    return FusedLogitCache(
+        teachers,
+        [t.weight for t in specs],
+        weighting,
+        recipe.fusion.k,
+        student_tok,
+        s_vocab,
+        {ex["id"]: ex for ex in examples},
+        recipe.max_length,
+        verdicts,
+    )

@@ -90,7 +90,7 @@ def confidence_weights(logps: list[torch.Tensor], weights) -> torch.Tensor:
     The rows may be over different supports (full vocabularies, top-k buckets): only their entropies count.
     """
     w = static_weights(weights).to(torch.float32)
-    ent = torch.stack([entropy(lp) for lp in logps], dim=-1)                        # (N, T)
+    ent = torch.stack([entropy(lp) for lp in logps], dim=-1)  # (N, T)
     return torch.softmax(w.log().to(ent.device) - ent, dim=-1)
 
 
@@ -109,7 +109,7 @@ def fuse_logprobs(logps: list[torch.Tensor], weights) -> torch.Tensor:
     summing to 1 per row -> (N, V) fp32. Map other vocabularies first (`sparse_to_student`)."""
     if not logps:
         raise ReasonkdError("fuse_logprobs needs at least one teacher")
-    stacked = torch.stack([lp.float() for lp in logps])                              # (T, N, V)
+    stacked = torch.stack([lp.float() for lp in logps])  # (T, N, V)
     return torch.logsumexp(stacked + _log_weights(weights, len(logps), stacked.shape[1], stacked.device), dim=0)
 
 
@@ -120,8 +120,9 @@ def id_map_from(vocab_map, teacher_vocab_size: int) -> torch.Tensor:
     return out
 
 
-def sparse_to_student(topk_ids: torch.Tensor, topk_logprobs: torch.Tensor,
-                      id_map: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+def sparse_to_student(
+    topk_ids: torch.Tensor, topk_logprobs: torch.Tensor, id_map: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
     """A top-k row set (N, K) in teacher ids -> the same in student ids; unmapped entries get log-prob -inf
     (their mass joins the tail bucket) and id 0. id_map None: unchanged."""
     ids = topk_ids.long()
@@ -129,12 +130,14 @@ def sparse_to_student(topk_ids: torch.Tensor, topk_logprobs: torch.Tensor,
         return ids, topk_logprobs.float()
     mapped = id_map.to(ids.device)[ids]
     keep = mapped >= 0
-    return mapped.clamp_min(0), torch.where(keep, topk_logprobs.float(), torch.full_like(topk_logprobs.float(),
-                                                                                         -math.inf))
+    return mapped.clamp_min(0), torch.where(
+        keep, topk_logprobs.float(), torch.full_like(topk_logprobs.float(), -math.inf)
+    )
 
 
-def fuse_topk(teachers: list[tuple[torch.Tensor, torch.Tensor]], weights, vocab_size: int,
-              k: int = 20) -> tuple[torch.Tensor, torch.Tensor]:
+def fuse_topk(
+    teachers: list[tuple[torch.Tensor, torch.Tensor]], weights, vocab_size: int, k: int = 20
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Sparse mixture: T pairs (ids (N, K_t) student ids, log-probs (N, K_t)) -> (ids (N, k), log-probs (N, k)).
 
     Each teacher is its top-k plus a tail holding its leftover mass (ids outside its top-k count 0 for it),
@@ -147,7 +150,7 @@ def fuse_topk(teachers: list[tuple[torch.Tensor, torch.Tensor]], weights, vocab_
         raise ReasonkdError("fuse_topk needs at least one teacher")
     n = teachers[0][0].shape[0]
     device = teachers[0][1].device
-    logw = _log_weights(weights, len(teachers), n, device)                           # (T, N, 1)
+    logw = _log_weights(weights, len(teachers), n, device)  # (T, N, 1)
     active = [t for t in range(len(teachers)) if bool(torch.isfinite(logw[t]).any())]
     if len(active) == 1 and bool((logw[active[0]] == 0).all()):
         ids, lp = teachers[active[0]]
@@ -161,4 +164,3 @@ def fuse_topk(teachers: list[tuple[torch.Tensor, torch.Tensor]], weights, vocab_
         dense = torch.logaddexp(dense, part)
     top = dense.topk(min(k, vocab_size), dim=-1)
     return top.indices, top.values
-

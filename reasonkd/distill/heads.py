@@ -45,12 +45,15 @@ EAGER_ANY_MASK = "reasonkd_eager"
 
 # ---------------------------------------------------------------- attention modules and gates
 
+
 def attention_modules(model) -> list:
     """The self-attention module of each decoder layer, in layer order."""
     layers = getattr(getattr(model, "model", model), "layers", None)
     if layers is None or not all(hasattr(getattr(b, "self_attn", None), "o_proj") for b in layers):
-        raise ReasonkdError(f"{type(model).__name__}: head scoring needs a Llama/Qwen2-style model "
-                            "(model.model.layers[i].self_attn.o_proj)")
+        raise ReasonkdError(
+            f"{type(model).__name__}: head scoring needs a Llama/Qwen2-style model "
+            "(model.model.layers[i].self_attn.o_proj)"
+        )
     return [b.self_attn for b in layers]
 
 
@@ -62,10 +65,12 @@ def head_gates(model, gates: torch.Tensor):
     """
     handles = []
     for i, attn in enumerate(attention_modules(model)):
+
         def scale(module, args, i=i):
             x = args[0]
             g = gates[i].to(x.dtype)
             return (x.view(*x.shape[:-1], g.shape[0], -1) * g[:, None]).view(x.shape), *args[1:]
+
         handles.append(attn.o_proj.register_forward_pre_hook(scale))
     try:
         yield gates
@@ -75,6 +80,7 @@ def head_gates(model, gates: torch.Tensor):
 
 
 # ---------------------------------------------------------------- eager attention in chosen layers
+
 
 def _eager_any_mask(module, query, key, value, attention_mask, scaling, dropout=0.0, **kwargs):
     """Eager attention (returns its weights) for a layer inside an sdpa model.
@@ -93,7 +99,7 @@ def _eager_any_mask(module, query, key, value, attention_mask, scaling, dropout=
     else:
         if attention_mask is None or attention_mask.dim() == 2:  # causal, queries are the last q_len keys
             kpos = torch.arange(k_len, device=query.device)
-            allowed = (kpos[None, :] <= kpos[k_len - q_len:, None])[None, None]
+            allowed = (kpos[None, :] <= kpos[k_len - q_len :, None])[None, None]
             if attention_mask is not None:  # 2-D padding mask (flash-attention models)
                 allowed = allowed & attention_mask[:, None, None, :k_len].bool()
         else:
@@ -148,8 +154,9 @@ def attentions_by_layer(model, attentions) -> dict[int, torch.Tensor]:
     layers = getattr(model, "_reasonkd_eager_layers", None)
     layers = list(range(len(attentions))) if layers is None else layers
     if len(attentions) != len(layers):
-        raise ReasonkdError(f"got {len(attentions)} attention maps for eager layers {layers}: "
-                            "pass output_attentions=True")
+        raise ReasonkdError(
+            f"got {len(attentions)} attention maps for eager layers {layers}: pass output_attentions=True"
+        )
     return dict(zip(layers, attentions))
 
 
@@ -168,6 +175,7 @@ def _all_layers_eager(model):
 
 # ---------------------------------------------------------------- scoring
 
+
 def _batches(tokenizer, examples, batch_size: int, max_length: int, device) -> list[tuple[torch.Tensor, ...]]:
     """(input_ids, attention_mask, labels), each (B, L), right-padded; labels -100 off the trace.
 
@@ -180,7 +188,7 @@ def _batches(tokenizer, examples, batch_size: int, max_length: int, device) -> l
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     out = []
     for s in range(0, len(encoded), batch_size):
-        batch = collate(encoded[s:s + batch_size], pad_id or 0)
+        batch = collate(encoded[s : s + batch_size], pad_id or 0)
         out.append(tuple(batch[k].to(device) for k in ("input_ids", "attention_mask", "labels")))
     return out
 
@@ -188,8 +196,7 @@ def _batches(tokenizer, examples, batch_size: int, max_length: int, device) -> l
 def _trace_nll(model, batch, output_attentions=False):
     """(summed NLL of the trace tokens, their count, attentions or None)."""
     ids, mask, labels = batch
-    out = model.get_decoder()(input_ids=ids, attention_mask=mask, use_cache=False,
-                              output_attentions=output_attentions)
+    out = model.get_decoder()(input_ids=ids, attention_mask=mask, use_cache=False, output_attentions=output_attentions)
     keep = labels[:, 1:] != -100
     # project only the positions that predict trace tokens: full (B, L, V) logits would dominate memory
     logits = model.get_output_embeddings()(out.last_hidden_state[:, :-1][keep]).float()
@@ -207,8 +214,16 @@ def _entropy_sums(attentions, rows: torch.Tensor) -> torch.Tensor:
     return torch.stack(sums)
 
 
-def score_heads(model, tokenizer, examples, method: str = "gradient", batch_size: int = 4,
-                max_length: int = 256, model_id: str | None = None, progress: bool = True) -> dict:
+def score_heads(
+    model,
+    tokenizer,
+    examples,
+    method: str = "gradient",
+    batch_size: int = 4,
+    max_length: int = 256,
+    model_id: str | None = None,
+    progress: bool = True,
+) -> dict:
     """Importance and attention entropy of every head, on the trace given the prompt.
 
     examples: [{"prompt", "trace", optional "system"}]. Returns {"model", "method", "n_examples",
@@ -253,13 +268,29 @@ def score_heads(model, tokenizer, examples, method: str = "gradient", batch_size
         for p, g in zip(model.parameters(), grads):
             p.requires_grad_(g)
     ent /= max(n_rows, 1)
-    ranking = sorted(({"layer": layer, "head": h, "score": float(scores[layer, h]), "entropy": float(ent[layer, h])}
-                      for layer in range(n_layers) for h in range(n_heads)), key=lambda r: -r["score"])
+    ranking = sorted(
+        (
+            {"layer": layer, "head": h, "score": float(scores[layer, h]), "entropy": float(ent[layer, h])}
+            for layer in range(n_layers)
+            for h in range(n_heads)
+        ),
+        key=lambda r: -r["score"],
+    )
     name = model_id or getattr(getattr(model, "reasonkd_source", None), "alias", None) or model.name_or_path
     n_examples = sum(b[0].shape[0] for b in batches)
-    return {"model": str(name), "method": method, "n_examples": n_examples, "n_tokens": n_tokens,
-            "n_layers": n_layers, "n_heads": n_heads, "max_length": max_length, "nll": nll_total / n_tokens,
-            "scores": scores.tolist(), "entropy": ent.tolist(), "ranking": ranking}
+    return {
+        "model": str(name),
+        "method": method,
+        "n_examples": n_examples,
+        "n_tokens": n_tokens,
+        "n_layers": n_layers,
+        "n_heads": n_heads,
+        "max_length": max_length,
+        "nll": nll_total / n_tokens,
+        "scores": scores.tolist(),
+        "entropy": ent.tolist(),
+        "ranking": ranking,
+    }
 
 
 @torch.no_grad()
@@ -282,6 +313,7 @@ def _ablation(model, gates, batches, n_tokens: int, progress: bool) -> torch.Ten
 
 # ---------------------------------------------------------------- files and the command
 
+
 def load_examples(path, limit: int | None = None) -> list[dict]:
     """{"prompt", "trace", ...} examples from teacher traces (JSONL or a `teacher generate` folder, read by
     teacher.traces.load_traces) or from data-engine items (folder or JSONL: question -> prompt,
@@ -295,8 +327,10 @@ def load_examples(path, limit: int | None = None) -> list[dict]:
     examples = []
     for i, row in enumerate(rows):
         if not row.get("question"):
-            raise ReasonkdError(f"{p}: row {i + 1} has neither 'trace' nor 'question'; pass teacher traces "
-                                "(prompt + trace) or a dataset built by `reasonkd data build`")
+            raise ReasonkdError(
+                f"{p}: row {i + 1} has neither 'trace' nor 'question'; pass teacher traces "
+                "(prompt + trace) or a dataset built by `reasonkd data build`"
+            )
         if row.get("kind") == "negative":
             continue
         steps = [s for s in row.get("steps") or [] if s.strip()]
@@ -333,11 +367,22 @@ def plot_heads(result: dict, path, top_k: int) -> None:
 
     top = result["ranking"][:top_k]
     fig = Figure(figsize=(3 + 0.7 * result["n_heads"], 1.5 + 0.22 * result["n_layers"]))
-    for ax, key, cmap, title in zip(fig.subplots(1, 2), ("scores", "entropy"), ("viridis", "magma"),
-                                    (f"importance ({result['method']})", "attention entropy (nats)")):
+    for ax, key, cmap, title in zip(
+        fig.subplots(1, 2),
+        ("scores", "entropy"),
+        ("viridis", "magma"),
+        (f"importance ({result['method']})", "attention entropy (nats)"),
+    ):
         im = ax.imshow(result[key], aspect="auto", cmap=cmap, interpolation="nearest")
-        ax.scatter([r["head"] for r in top], [r["layer"] for r in top], s=30, facecolors="none",
-                   edgecolors="red", linewidths=1.2, label=f"top {top_k}")
+        ax.scatter(
+            [r["head"] for r in top],
+            [r["layer"] for r in top],
+            s=30,
+            facecolors="none",
+            edgecolors="red",
+            linewidths=1.2,
+            label=f"top {top_k}",
+        )
         ax.set(title=title, xlabel="head", ylabel="layer")
         fig.colorbar(im, ax=ax, fraction=0.05)
     fig.suptitle(f"{result['model']}: {result['n_examples']} traces")

@@ -47,8 +47,9 @@ def check_accelerate_config(path: str | Path) -> dict:
         if fsdp.get("fsdp_version", 1) != 2:
             raise ConfigError(f"{path}: fsdp_config.fsdp_version must be 2 (FSDP2 / fully_shard)")
         if fsdp.get("fsdp_auto_wrap_policy", "TRANSFORMER_BASED_WRAP") != "TRANSFORMER_BASED_WRAP":
-            raise ConfigError(f"{path}: fsdp_config.fsdp_auto_wrap_policy must be TRANSFORMER_BASED_WRAP "
-                              "(one unit per decoder layer)")
+            raise ConfigError(
+                f"{path}: fsdp_config.fsdp_auto_wrap_policy must be TRANSFORMER_BASED_WRAP (one unit per decoder layer)"
+            )
     if kind == "DEEPSPEED":
         ds = cfg.get("deepspeed_config") or {}
         if ds.get("zero_stage") not in ZERO_STAGES:
@@ -64,8 +65,18 @@ def check_accelerate_config(path: str | Path) -> dict:
 
 def launch_command(config: str | Path, args) -> list[str]:
     """The `accelerate launch` command line that runs this `reasonkd distill` invocation."""
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(config),
-           "-m", "reasonkd", "distill", str(args.recipe), *args.overrides]
+    cmd = [
+        sys.executable,
+        "-m",
+        "accelerate.commands.launch",
+        "--config_file",
+        str(config),
+        "-m",
+        "reasonkd",
+        "distill",
+        str(args.recipe),
+        *args.overrides,
+    ]
     if args.resume:
         cmd.append("--resume")
     if args.quiet:

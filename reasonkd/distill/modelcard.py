@@ -28,8 +28,12 @@ def _data_line(recipe) -> str:
 
 def write_model_card(path: str | Path, recipe, summary: dict) -> None:
     """Write the model card for a finished run (`summary` as in output_dir/summary.json)."""
-    lora = (f"LoRA r={recipe.lora.r}, alpha={recipe.lora.alpha} on {', '.join(recipe.lora.target_modules)}, "
-            "merged into the weights" if recipe.lora.enabled else "full fine-tuning")
+    lora = (
+        f"LoRA r={recipe.lora.r}, alpha={recipe.lora.alpha} on {', '.join(recipe.lora.target_modules)}, "
+        "merged into the weights"
+        if recipe.lora.enabled
+        else "full fine-tuning"
+    )
     lines = [
         "---",
         "library_name: transformers",
@@ -54,8 +58,10 @@ def write_model_card(path: str | Path, recipe, summary: dict) -> None:
         t = st.temperature
         temp = f"{t.kind} {t.start:g}" + (f" -> {t.end:g}" if t.end != t.start else "")
         losses = ", ".join(f"{x.name} ({x.weight:g})" + (f" {x.options}" if x.options else "") for x in st.losses)
-        lines.append(f"| {s.get('index', '')} | {st.name} | {st.kind} | {s['steps']} | {st.lr:g} | {temp} | {losses} "
-                     f"| {_fmt(s.get('first_loss'))} | {_fmt(s.get('final_loss'))} |")
+        lines.append(
+            f"| {s.get('index', '')} | {st.name} | {st.kind} | {s['steps']} | {st.lr:g} | {temp} | {losses} "
+            f"| {_fmt(s.get('first_loss'))} | {_fmt(s.get('final_loss'))} |"
+        )
     final = summary["stages"][-1]
     terms = ", ".join(f"{k} {_fmt(v)}" for k, v in (final.get("final_terms") or {}).items())
     lines += [

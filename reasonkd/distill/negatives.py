@@ -91,16 +91,21 @@ def unlikelihood(logits: torch.Tensor, targets: torch.Tensor, eps: float = 1e-6)
     return -torch.log((-torch.expm1(target_logprobs(logprobs(logits), targets))).clamp_min(eps))
 
 
-def sequence_logprobs(logits: torch.Tensor, targets: torch.Tensor, seq_index: torch.Tensor,
-                      n_seqs: int) -> torch.Tensor:
+def sequence_logprobs(
+    logits: torch.Tensor, targets: torch.Tensor, seq_index: torch.Tensor, n_seqs: int
+) -> torch.Tensor:
     """Summed log p(target) of each sequence: rows (N, V), (N,), their sequence (N,) -> (n_seqs,)."""
     logp = target_logprobs(logprobs(logits), targets)
     return logp.new_zeros(n_seqs).index_add(0, seq_index.to(logp.device), logp)
 
 
-def pairwise_preference_loss(chosen_logps: torch.Tensor, rejected_logps: torch.Tensor, beta: float = 0.1,
-                             ref_chosen_logps: torch.Tensor | None = None,
-                             ref_rejected_logps: torch.Tensor | None = None) -> torch.Tensor:
+def pairwise_preference_loss(
+    chosen_logps: torch.Tensor,
+    rejected_logps: torch.Tensor,
+    beta: float = 0.1,
+    ref_chosen_logps: torch.Tensor | None = None,
+    ref_rejected_logps: torch.Tensor | None = None,
+) -> torch.Tensor:
     """DPO loss: mean of -logsigmoid(beta * ((c - rc) - (r - rr))) over the batch.
 
     chosen_logps / rejected_logps: (B,) sequence log-probs (sequence_logprob) of the correct and
@@ -110,8 +115,10 @@ def pairwise_preference_loss(chosen_logps: torch.Tensor, rejected_logps: torch.T
     both, so keep a likelihood term on the chosen trace beside it. Decreasing in the margin.
     """
     if chosen_logps.shape != rejected_logps.shape or chosen_logps.dim() != 1:
-        raise ReasonkdError(f"chosen_logps {tuple(chosen_logps.shape)} and rejected_logps "
-                            f"{tuple(rejected_logps.shape)} must both be (B,)")
+        raise ReasonkdError(
+            f"chosen_logps {tuple(chosen_logps.shape)} and rejected_logps "
+            f"{tuple(rejected_logps.shape)} must both be (B,)"
+        )
     if (ref_chosen_logps is None) != (ref_rejected_logps is None):
         raise ReasonkdError("pass both ref_chosen_logps and ref_rejected_logps, or neither")
     margin = chosen_logps.float() - rejected_logps.float()
@@ -120,8 +127,7 @@ def pairwise_preference_loss(chosen_logps: torch.Tensor, rejected_logps: torch.T
     return -F.logsigmoid(beta * margin).mean()
 
 
-def attach_negatives(encoded: list, examples: dict, negatives: dict[str, list[str]], tokenizer,
-                     max_length: int) -> int:
+def attach_negatives(encoded: list, examples: dict, negatives: dict[str, list[str]], tokenizer, max_length: int) -> int:
     """Give each Encoded example whose problem has a wrong trace its student tokens (neg_input_ids,
     neg_prompt_len) and neg_start, the first token of the wrong step. Returns how many got one.
     The k-th sample of a problem takes wrong trace k (mod their number)."""
@@ -144,9 +150,18 @@ def attach_negatives(encoded: list, examples: dict, negatives: dict[str, list[st
     return n
 
 
-def negative_terms(names: set, s_logits: torch.Tensor, pos_targets: torch.Tensor, pos_batch: torch.Tensor,
-                   neg_logits: torch.Tensor, neg_targets: torch.Tensor, neg_batch: torch.Tensor,
-                   neg_wrong: torch.Tensor, has_neg: torch.Tensor, beta: float = 0.1) -> dict:
+def negative_terms(
+    names: set,
+    s_logits: torch.Tensor,
+    pos_targets: torch.Tensor,
+    pos_batch: torch.Tensor,
+    neg_logits: torch.Tensor,
+    neg_targets: torch.Tensor,
+    neg_batch: torch.Tensor,
+    neg_wrong: torch.Tensor,
+    has_neg: torch.Tensor,
+    beta: float = 0.1,
+) -> dict:
     """The trainer's negative terms from logit ROWS (only positions predicting trace tokens).
 
     s_logits (N, V) / pos_targets (N,) / pos_batch (N,): the correct trace's rows; neg_logits (M, V) /
@@ -163,6 +178,7 @@ def negative_terms(names: set, s_logits: torch.Tensor, pos_targets: torch.Tensor
         chosen = sequence_logprobs(s_logits, pos_targets, pos_batch, b)
         rejected = sequence_logprobs(neg_logits, neg_targets, neg_batch, b)
         keep = has_neg.bool()
-        out["preference"] = (pairwise_preference_loss(chosen[keep], rejected[keep], beta) if keep.any()
-                             else s_logits.sum() * 0.0)
+        out["preference"] = (
+            pairwise_preference_loss(chosen[keep], rejected[keep], beta) if keep.any() else s_logits.sum() * 0.0
+        )
     return out

@@ -20,8 +20,7 @@ from reasonkd.distill import losses as L
 from reasonkd.distill.balance import LossBalancer
 from reasonkd.distill.chunk_kd import onpolicy_options
 from reasonkd.distill.heads import load_head_selection
-from reasonkd.distill.recipe import (FEATURE_LOSSES, LOGIT_LOSSES, DistillRecipe, StageConfig, fused_caches,
-                                      soft_source)
+from reasonkd.distill.recipe import FEATURE_LOSSES, LOGIT_LOSSES, DistillRecipe, StageConfig, fused_caches, soft_source
 from reasonkd.distill.terms import CROSS_MODES, LOSSES, Step
 from reasonkd.errors import ConfigError, ReasonkdError
 
@@ -43,8 +42,16 @@ def load_heads(spec, top_k: int) -> dict[int, list[int]] | None:
 class Objective:
     """The loss terms of one stage and what they need from the forwards."""
 
-    def __init__(self, stage: StageConfig, recipe: DistillRecipe, student_cfg, teacher_cfg=None, chunk_rows=1024,
-                 relation: str = "same", vocab_map=None):
+    def __init__(
+        self,
+        stage: StageConfig,
+        recipe: DistillRecipe,
+        student_cfg,
+        teacher_cfg=None,
+        chunk_rows=1024,
+        relation: str = "same",
+        vocab_map=None,
+    ):
         self.specs = stage.losses
         self.chunk_rows = chunk_rows
         self.relation = relation
@@ -54,11 +61,13 @@ class Objective:
         logit_specs = [s for s in self.specs if s.name in LOGIT_LOSSES]
         for s in logit_specs:
             if s.options.get("cross", "shared") not in CROSS_MODES:
-                raise ConfigError(f"loss {s.name}: options.cross must be one of {', '.join(CROSS_MODES)}, "
-                                  f"got {s.options['cross']!r}")
+                raise ConfigError(
+                    f"loss {s.name}: options.cross must be one of {', '.join(CROSS_MODES)}, got {s.options['cross']!r}"
+                )
         # cross-tokenizer terms that all compare shared tokens only need the teacher's shared-token logits
         self.teacher_shared_only = relation == "different" and all(
-            s.options.get("cross", "shared") in ("shared", "topk") for s in logit_specs)
+            s.options.get("cross", "shared") in ("shared", "topk") for s in logit_specs
+        )
         self.sources = {s.name: soft_source(s, recipe) for s in logit_specs}
         self.negatives = bool(needs & {"negatives"})
         self.logits = "logits" in needs
@@ -66,12 +75,16 @@ class Objective:
         self.cache_logits = "cache" in self.sources.values()
         if relation == "different":
             if "attention_kl" in names:
-                raise ConfigError(f"stage {stage.name}: attention_kl compares attention maps key by key and needs "
-                                  "a shared tokenizer; this pair's tokenizers differ: drop it (hidden_mse / "
-                                  "hidden_cosine work across tokenizers, at character-aligned positions)")
+                raise ConfigError(
+                    f"stage {stage.name}: attention_kl compares attention maps key by key and needs "
+                    "a shared tokenizer; this pair's tokenizers differ: drop it (hidden_mse / "
+                    "hidden_cosine work across tokenizers, at character-aligned positions)"
+                )
             if self.cache_logits and not fused_caches(recipe):  # several teachers' caches: in student ids
-                raise ConfigError(f"stage {stage.name}: a logit cache holds the teacher's top-k in ITS vocabulary; "
-                                  "with different tokenizers use online soft targets (options.source: online)")
+                raise ConfigError(
+                    f"stage {stage.name}: a logit cache holds the teacher's top-k in ITS vocabulary; "
+                    "with different tokenizers use online soft targets (options.source: online)"
+                )
         # on-policy (onpolicy_rkl): per-chunk scoring needs the teacher's log-prob of each of its completion
         # tokens, full mode the teacher's logits at the rows; anchor_ce a student pass on the verified traces
         on_policy = [s for s in self.specs if "teacher_tokens" in LOSSES[s.name].needs]
@@ -94,18 +107,24 @@ class Objective:
         self.heads = load_heads(stage.heads, stage.heads_top_k)
         self.attn_pairs = [(i, j) for i, j in pairs if self.heads is None or j in self.heads]
         if not self.attn_pairs:
-            raise ConfigError(f"stage {stage.name}: no teacher layer of layer_map {pairs} holds a selected "
-                              f"head ({self.heads}); map student layers to those teacher layers")
-        self.head_map = L.head_map(student_cfg.num_attention_heads, teacher_cfg.num_attention_heads,
-                                   getattr(student_cfg, "num_key_value_heads", None),
-                                   getattr(teacher_cfg, "num_key_value_heads", None))
+            raise ConfigError(
+                f"stage {stage.name}: no teacher layer of layer_map {pairs} holds a selected "
+                f"head ({self.heads}); map student layers to those teacher layers"
+            )
+        self.head_map = L.head_map(
+            student_cfg.num_attention_heads,
+            teacher_cfg.num_attention_heads,
+            getattr(student_cfg, "num_key_value_heads", None),
+            getattr(teacher_cfg, "num_key_value_heads", None),
+        )
 
     @property
     def needs_teacher(self) -> bool:
         return self.online_logits or self.teacher_tokens or bool(self.hidden_pairs) or bool(self.attn_pairs)
 
-    def loss(self, s_out: dict, t_out: dict | None, batch: dict, rows, temperature: float,
-             balancer: LossBalancer, reduce) -> tuple[torch.Tensor, dict[str, float]]:
+    def loss(
+        self, s_out: dict, t_out: dict | None, batch: dict, rows, temperature: float, balancer: LossBalancer, reduce
+    ) -> tuple[torch.Tensor, dict[str, float]]:
         """The batch's loss: every term of the stage computed, weighted and summed.
 
         s_out / t_out: what the student's and the teacher's forwards returned (forward.py); rows: the trace

@@ -57,8 +57,9 @@ from reasonkd.models import generation, load_tokenizer
 from reasonkd.models.encoding import end_of_turn_ids
 
 
-def completion_chunks(text: str, e: Encoded, student_tok, teacher_tok=None,
-                      finished: bool = True) -> tuple[list[int], list[int] | None]:
+def completion_chunks(
+    text: str, e: Encoded, student_tok, teacher_tok=None, finished: bool = True
+) -> tuple[list[int], list[int] | None]:
     """Chunk id of every token of an encoded example (student side, teacher side; None = same tokenizer).
 
     `text` is the completion (the trace) of `e`. Completion tokens get the chunk ids of
@@ -74,26 +75,28 @@ def completion_chunks(text: str, e: Encoded, student_tok, teacher_tok=None,
     end = n if finished else -1
     s = [-1] * e.prompt_len + s_group + [end] * len(end_of_turn_ids(student_tok))
     if len(s) < len(e.input_ids):
-        raise ReasonkdError(f"example {e.id!r}: {len(e.input_ids)} student tokens but the completion accounts "
-                            f"for {len(s)}; the trace was encoded with another tokenizer")
+        raise ReasonkdError(
+            f"example {e.id!r}: {len(e.input_ids)} student tokens but the completion accounts "
+            f"for {len(s)}; the trace was encoded with another tokenizer"
+        )
     t = None
     if t_group is not None:
         t_prompt = e.teacher_index[e.prompt_len - 1] + 1 if e.teacher_index and e.prompt_len else 0
         if t_prompt <= 0:  # the teacher's prompt was cut: nothing of this completion can be scored
             return [-1] * len(e.input_ids), [-1] * len(e.teacher_input_ids)
         t = [-1] * t_prompt + t_group + [end] * len(end_of_turn_ids(teacher_tok))
-    cut = set(s[len(e.input_ids):]) | (set(t[len(e.teacher_input_ids):]) if t is not None else set())
+    cut = set(s[len(e.input_ids) :]) | (set(t[len(e.teacher_input_ids) :]) if t is not None else set())
     cut.discard(-1)
-    s = [-1 if g in cut else g for g in s[:len(e.input_ids)]]
+    s = [-1 if g in cut else g for g in s[: len(e.input_ids)]]
     if t is not None:
-        t = [-1 if g in cut else g for g in t[:len(e.teacher_input_ids)]]
+        t = [-1 if g in cut else g for g in t[: len(e.teacher_input_ids)]]
     return s, t
 
 
 def _pad(rows: list[list[int]], width: int) -> torch.Tensor:
     out = torch.full((len(rows), width), -1, dtype=torch.long)
     for r, row in enumerate(rows):
-        out[r, :len(row)] = torch.tensor(row, dtype=torch.long)
+        out[r, : len(row)] = torch.tensor(row, dtype=torch.long)
     return out
 
 
@@ -128,8 +131,9 @@ class Rollout:
             else:
                 self.last_on_policy = False
         batch = collate(encoded, False)
-        chunks = [completion_chunks(t, e, self.tokenizer, self.teacher_tok, f)
-                  for t, e, f in zip(texts, encoded, finished)]
+        chunks = [
+            completion_chunks(t, e, self.tokenizer, self.teacher_tok, f) for t, e, f in zip(texts, encoded, finished)
+        ]
         batch["chunk_ids"] = _pad([s for s, _ in chunks], batch["input_ids"].shape[1])
         if self.teacher_tok is None:
             batch["teacher_chunk_ids"] = batch["chunk_ids"]
@@ -149,9 +153,16 @@ class Rollout:
         try:
             with torch.no_grad():
                 return generation.generate_batch(
-                    model, self.tokenizer, prompts, max_new_tokens=self.cfg.max_new_tokens,
-                    temperature=self.cfg.temperature, top_p=self.cfg.top_p, batch_size=len(prompts),
-                    seed=self.seed + micro_index, progress=False)
+                    model,
+                    self.tokenizer,
+                    prompts,
+                    max_new_tokens=self.cfg.max_new_tokens,
+                    temperature=self.cfg.temperature,
+                    top_p=self.cfg.top_p,
+                    batch_size=len(prompts),
+                    seed=self.seed + micro_index,
+                    progress=False,
+                )
         finally:
             model.train(was_training)
             model.config.use_cache = use_cache
@@ -168,8 +179,9 @@ class Rollout:
         process's completions). Empty when no micro-batch of the step was on-policy. Every process calls it."""
         acc = self.ctx.accelerator
         s = self._stats
-        total = acc.reduce(torch.tensor([s["finished"], s["length"], s["n"]], dtype=torch.float64,
-                                        device=acc.device), "sum").tolist()
+        total = acc.reduce(
+            torch.tensor([s["finished"], s["length"], s["n"]], dtype=torch.float64, device=acc.device), "sum"
+        ).tolist()
         texts, self._texts = self._texts, []
         self._stats = {"finished": 0.0, "length": 0.0, "n": 0.0}
         if total[2] == 0:

@@ -55,8 +55,9 @@ def pack_collate(items: list[Encoded], pad_id: int, pack_length: int, cache=None
     the identity, soft targets with `cache`) plus position_ids (R, W), restarting at 0 for every trace."""
     for e in items:
         if e.teacher_input_ids is not None or e.neg_input_ids is not None:
-            raise ReasonkdError(f"example {e.id!r}: packing needs a same-tokenizer pair without negatives; "
-                                "set data.packing: false")
+            raise ReasonkdError(
+                f"example {e.id!r}: packing needs a same-tokenizer pair without negatives; set data.packing: false"
+            )
         if e.prompt_len < 1:  # the -100 prompt label is what stops a loss across the trace boundary
             raise ReasonkdError(f"example {e.id!r}: packing needs a non-empty prompt")
     layout = pack_rows([len(e.input_ids) for e in items], pack_length)
@@ -72,17 +73,24 @@ def pack_collate(items: list[Encoded], pad_id: int, pack_length: int, cache=None
             e = items[i]
             n = len(e.input_ids)
             ids = torch.tensor(e.input_ids, dtype=torch.long)
-            input_ids[r, start:start + n] = ids
-            attention_mask[r, start:start + n] = 1
-            labels[r, start + e.prompt_len:start + n] = ids[e.prompt_len:]
-            position_ids[r, start:start + n] = torch.arange(n)
+            input_ids[r, start : start + n] = ids
+            attention_mask[r, start : start + n] = 1
+            labels[r, start + e.prompt_len : start + n] = ids[e.prompt_len :]
+            position_ids[r, start : start + n] = torch.arange(n)
             places[i] = (r, start)
             start += n
         position_ids[r, start:] = torch.arange(width - start)  # the pad tail: a sequence of its own
-    batch = {"ids": [e.id for e in items], "input_ids": input_ids, "attention_mask": attention_mask,
-             "labels": labels, "position_ids": position_ids, "teacher_input_ids": input_ids,
-             "teacher_attention_mask": attention_mask,
-             "teacher_index": torch.arange(width).expand(len(layout), width).clone(), "teacher_identity": True}
+    batch = {
+        "ids": [e.id for e in items],
+        "input_ids": input_ids,
+        "attention_mask": attention_mask,
+        "labels": labels,
+        "position_ids": position_ids,
+        "teacher_input_ids": input_ids,
+        "teacher_attention_mask": attention_mask,
+        "teacher_index": torch.arange(width).expand(len(layout), width).clone(),
+        "teacher_identity": True,
+    }
     if cache is not None:
         add_soft_targets(batch, items, cache, width, places=places, n_rows=len(layout))
     return batch

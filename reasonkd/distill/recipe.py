@@ -75,6 +75,7 @@ class LossSpec:
 @dataclass(kw_only=True)
 class RolloutConfig(Sampling):
     """An on-policy stage's own completions: the shared sampling settings, with its defaults, plus `fraction`."""
+
     fraction: float = 1.0
     """On-policy stages: share of micro-batches whose traces the student writes itself (GKD's lambda);
     the rest train on the teacher's traces."""
@@ -143,12 +144,16 @@ class StageConfig:
         if self.kind == "on_policy":
             bad = [n for n in self.loss_names if n not in LOGIT_LOSSES + ONPOLICY_LOSSES]
             if bad or any(spec.options.get("source") == "cache" for spec in self.losses):
-                raise ConfigError(f"kind=on_policy: the teacher scores the student's own completions online, so "
-                                  f"only {', '.join(ONPOLICY_LOSSES)} and online logit losses "
-                                  f"({', '.join(LOGIT_LOSSES)}) apply; got {self.loss_names}")
+                raise ConfigError(
+                    f"kind=on_policy: the teacher scores the student's own completions online, so "
+                    f"only {', '.join(ONPOLICY_LOSSES)} and online logit losses "
+                    f"({', '.join(LOGIT_LOSSES)}) apply; got {self.loss_names}"
+                )
         elif set(self.loss_names) & set(ONPOLICY_LOSSES):
-            raise ConfigError(f"{', '.join(ONPOLICY_LOSSES)} scores the student's own samples: only a stage of "
-                              f"kind on_policy makes them (this one is {self.kind})")
+            raise ConfigError(
+                f"{', '.join(ONPOLICY_LOSSES)} scores the student's own samples: only a stage of "
+                f"kind on_policy makes them (this one is {self.kind})"
+            )
         for spec in (s for s in self.losses if s.name in ONPOLICY_LOSSES):
             onpolicy_options(spec.options)
         if len(set(self.loss_names)) != len(self.loss_names):
@@ -162,8 +167,10 @@ class StageConfig:
 
 
 STAGE_DEFAULTS: dict[str, list[dict]] = {
-    "feature": [{"name": "hidden_mse", "weight": 1.0, "options": {"normalize": True}},
-                {"name": "attention_kl", "weight": 1.0}],
+    "feature": [
+        {"name": "hidden_mse", "weight": 1.0, "options": {"normalize": True}},
+        {"name": "attention_kl", "weight": 1.0},
+    ],
     "logic": [{"name": "ce", "weight": 1.0}, {"name": "forward_kl", "weight": 1.0}],
     "output": [{"name": "kd", "weight": 1.0, "options": {"alpha": 0.7}}],
     "on_policy": [{"name": "onpolicy_rkl", "weight": 1.0, "options": {"clip": 5.0, "anchor_ce": 0.1}}],
@@ -180,8 +187,9 @@ class LoraConfig:
     """LoRA scaling numerator (scale = alpha / r)."""
     dropout: float = 0.0
     """Dropout on the LoRA input."""
-    target_modules: list[str] = field(default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj",
-                                                               "gate_proj", "up_proj", "down_proj"])
+    target_modules: list[str] = field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
     """Module names that get adapters (Llama / Qwen2 naming)."""
 
     def __post_init__(self):
@@ -312,8 +320,10 @@ class DistillRecipe:
                     except ConfigError as e:
                         raise ConfigError(f"stages.{i}.losses.{j}: {e}") from None
                     if stage.kind == "on_policy" and source != "online":
-                        raise ConfigError(f"stages.{i}.losses.{j}: an on_policy stage scores the student's own "
-                                          "completions, which no cache holds; set options.source: online")
+                        raise ConfigError(
+                            f"stages.{i}.losses.{j}: an on_policy stage scores the student's own "
+                            "completions, which no cache holds; set options.source: online"
+                        )
         if not self.data.negatives and any(n in NEGATIVE_LOSSES for s in self.stages for n in s.loss_names):
             raise ConfigError("data.negatives is required: a stage uses the unlikelihood / preference loss")
         if not self.teacher and any(needs_teacher_online(s, self) for s in self.stages):
@@ -334,23 +344,30 @@ def soft_source(spec: LossSpec, recipe: DistillRecipe) -> str:
     if source == "auto":
         return "cache" if cached else "online"
     if source == "cache" and not cached:
-        raise ConfigError(f"loss {spec.name}: options.source=cache needs data.logit_cache (or a logit_cache for "
-                          "each of several teachers)")
+        raise ConfigError(
+            f"loss {spec.name}: options.source=cache needs data.logit_cache (or a logit_cache for "
+            "each of several teachers)"
+        )
     return source
 
 
 def needs_teacher_online(stage: StageConfig, recipe: DistillRecipe) -> bool:
     """True when the stage runs the teacher model at every step."""
-    return any(s.name in FEATURE_LOSSES + ONPOLICY_LOSSES
-               or (s.name in LOGIT_LOSSES and soft_source(s, recipe) == "online") for s in stage.losses)
+    return any(
+        s.name in FEATURE_LOSSES + ONPOLICY_LOSSES or (s.name in LOGIT_LOSSES and soft_source(s, recipe) == "online")
+        for s in stage.losses
+    )
 
 
 def fused_caches(recipe: DistillRecipe) -> bool:
     """True when several teachers each name a logit cache: logit terms read their fused mixture."""
     if len(recipe.teachers) > 1 and recipe.data.logit_cache:
-        raise ConfigError("data.logit_cache holds one teacher's cache; with several teachers give each its own "
-                          "teachers.N.logit_cache")
+        raise ConfigError(
+            "data.logit_cache holds one teacher's cache; with several teachers give each its own teachers.N.logit_cache"
+        )
     if len(recipe.teachers) > 1 and not all(t.logit_cache for t in recipe.teachers):
-        raise ConfigError("teachers: several teachers are fused offline: give every one a logit_cache "
-                          "(`reasonkd teacher logits --teacher A --teacher B ...`)")
+        raise ConfigError(
+            "teachers: several teachers are fused offline: give every one a logit_cache "
+            "(`reasonkd teacher logits --teacher A --teacher B ...`)"
+        )
     return len(recipe.teachers) > 1

@@ -22,6 +22,7 @@ from reasonkd.errors import ConfigError
 @dataclass
 class TemperatureSchedule:
     """How T moves over a stage, or a name of NAMED (`temperature: kd_anneal`, the classic KD schedule)."""
+
     NAMED = {"kd_anneal": {"kind": "linear", "start": 5.0, "end": 1.0}}
 
     kind: str = "constant"
@@ -50,8 +51,9 @@ class TemperatureSchedule:
             if list(self.milestones) != sorted(self.milestones) or any(m <= 0 for m in self.milestones):
                 raise ConfigError(f"milestones must be increasing and > 0, got {self.milestones}")
             if self.values and len(self.values) != len(self.milestones):
-                raise ConfigError(f"values needs one temperature per milestone ({len(self.milestones)}), "
-                                  f"got {len(self.values)}")
+                raise ConfigError(
+                    f"values needs one temperature per milestone ({len(self.milestones)}), got {len(self.values)}"
+                )
 
 
 def _progress(step: int, total: int) -> float:

@@ -57,8 +57,11 @@ def make_accelerator(recipe: DistillRecipe):
     # the mixed-precision setting lives in a process-wide singleton; a second run in one
     # process (tests, notebooks) may ask for another one
     AcceleratorState._reset_state(reset_partial_state=False)
-    return Accelerator(cpu=cpu, mixed_precision="bf16" if recipe.bf16_autocast else "no",
-                       kwargs_handlers=[DistributedDataParallelKwargs()])
+    return Accelerator(
+        cpu=cpu,
+        mixed_precision="bf16" if recipe.bf16_autocast else "no",
+        kwargs_handlers=[DistributedDataParallelKwargs()],
+    )
 
 
 def _with_new_defaults(old: dict) -> dict:
@@ -77,14 +80,17 @@ def _check_output_dir(out: Path, recipe: DistillRecipe, resume: bool) -> None:
     if not saved.is_file():
         return
     if not resume:
-        raise ReasonkdError(f"output_dir {out} already holds a run; pass --resume to continue it "
-                            "(or choose another output_dir)")
+        raise ReasonkdError(
+            f"output_dir {out} already holds a run; pass --resume to continue it (or choose another output_dir)"
+        )
     old, new = _with_new_defaults(yaml.safe_load(saved.read_text())), to_dict(recipe)
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
     if diff:
-        raise ReasonkdError(f"--resume: the recipe differs from the run in {out} in {', '.join(diff)}; resume with "
-                            f"the same recipe (only {', '.join(sorted(RESUMABLE_CHANGES))} may change) or use "
-                            "another output_dir")
+        raise ReasonkdError(
+            f"--resume: the recipe differs from the run in {out} in {', '.join(diff)}; resume with "
+            f"the same recipe (only {', '.join(sorted(RESUMABLE_CHANGES))} may change) or use "
+            "another output_dir"
+        )
 
 
 def _load_teacher(recipe: DistillRecipe, device):
@@ -97,8 +103,14 @@ def _load_teacher(recipe: DistillRecipe, device):
     return teacher, tok
 
 
-def run_recipe(recipe: DistillRecipe | str | Path, resume: bool = False, overrides: list[str] | tuple = (), *,
-               stop_after: int | None = None, progress: bool = True) -> Path:
+def run_recipe(
+    recipe: DistillRecipe | str | Path,
+    resume: bool = False,
+    overrides: list[str] | tuple = (),
+    *,
+    stop_after: int | None = None,
+    progress: bool = True,
+) -> Path:
     """Train every stage of `recipe` (a DistillRecipe or a YAML path) and return output_dir/final.
 
     resume=True continues an interrupted run in the same output_dir exactly (same data order, same
@@ -123,19 +135,32 @@ def run_recipe(recipe: DistillRecipe | str | Path, resume: bool = False, overrid
     pair = encode_for_pair(recipe, examples, student_tok)
     encoded = pair.encoded
     if recipe.data.negatives:
-        n_neg = attach_negatives(encoded, {ex["id"]: ex for ex in examples}, load_negatives(recipe.data.negatives),
-                                 student_tok, recipe.max_length)
+        n_neg = attach_negatives(
+            encoded,
+            {ex["id"]: ex for ex in examples},
+            load_negatives(recipe.data.negatives),
+            student_tok,
+            recipe.max_length,
+        )
         log.info("negatives: %d of %d traces have a wrong trace of the same problem", n_neg, len(encoded))
-    uses_cache = any(soft_source(s, recipe) == "cache" for st in recipe.stages for s in st.losses
-                     if s.name in LOGIT_LOSSES)
+    uses_cache = any(
+        soft_source(s, recipe) == "cache" for st in recipe.stages for s in st.losses if s.name in LOGIT_LOSSES
+    )
     cache = None
     if uses_cache and fused_caches(recipe):  # several teachers: their caches mixed in the student's vocabulary
         cache = open_fused_cache(recipe, examples, student_tok)
     elif uses_cache:  # one teacher's cache; another tokenizer's is mapped into the student's vocabulary
         cache = one_teacher_cache(recipe, examples, student_tok)
-    ctx = RunContext(**{f.name: getattr(pair, f.name) for f in dataclasses.fields(pair)}, recipe=recipe,
-                     accelerator=acc, student_tok=student_tok, cache=cache,
-                     examples={ex["id"]: ex for ex in examples}, stop_after=stop_after, progress=progress)
+    ctx = RunContext(
+        **{f.name: getattr(pair, f.name) for f in dataclasses.fields(pair)},
+        recipe=recipe,
+        accelerator=acc,
+        student_tok=student_tok,
+        cache=cache,
+        examples={ex["id"]: ex for ex in examples},
+        stop_after=stop_after,
+        progress=progress,
+    )
     needs_teacher = [needs_teacher_online(s, recipe) for s in recipe.stages]
     done = [(out / "stages" / _stage_name(i, s) / "done.json").is_file() for i, s in enumerate(recipe.stages)]
     if any(n and not d for n, d in zip(needs_teacher, done)):
@@ -150,7 +175,7 @@ def run_recipe(recipe: DistillRecipe | str | Path, resume: bool = False, overrid
         else:
             summaries.append(train_stage(ctx, i, stage, stage_dir, init_from))
         init_from = str(stage_dir / "student")
-        if ctx.teacher is not None and not any(n and not d for n, d in zip(needs_teacher[i + 1:], done[i + 1:])):
+        if ctx.teacher is not None and not any(n and not d for n, d in zip(needs_teacher[i + 1 :], done[i + 1 :])):
             ctx.teacher = None  # no later stage needs it: free its memory
     return _finish_run(ctx, out, Path(init_from), summaries, examples)
 
@@ -162,8 +187,12 @@ def _stage_name(i: int, stage) -> str:
 def _finish_run(ctx, out: Path, last_student: Path, summaries: list[dict], examples: list[dict]) -> Path:
     acc, recipe = ctx.accelerator, ctx.recipe
     if acc.is_main_process:
-        total = {"steps": sum(s["steps"] for s in summaries), "tokens": sum(s.get("tokens", 0) for s in summaries),
-                 "final_loss": summaries[-1].get("final_loss"), "world_size": acc.num_processes}
+        total = {
+            "steps": sum(s["steps"] for s in summaries),
+            "tokens": sum(s.get("tokens", 0) for s in summaries),
+            "final_loss": summaries[-1].get("final_loss"),
+            "world_size": acc.num_processes,
+        }
         summary = {"stages": summaries, "total": total, "n_examples": len(examples), "tokenizer_relation": ctx.relation}
         with atomic_dir(out / "final") as tmp:
             for f in last_student.iterdir():

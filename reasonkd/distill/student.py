@@ -1,8 +1,8 @@
 """The student a stage trains: loading (full or LoRA), what a stage saves, and merging it back.
 
-    model = load_student(recipe, init_from, seed)      # fp32; LoRA adapters + bf16 frozen base if enabled
-    trained = trained_student(model)                   # the model, or {"adapters", "config"} for LoRA
-    plain = merged_student(trained, init_from)         # adapters merged into the fp32 weights from disk
+model = load_student(recipe, init_from, seed)      # fp32; LoRA adapters + bf16 frozen base if enabled
+trained = trained_student(model)                   # the model, or {"adapters", "config"} for LoRA
+plain = merged_student(trained, init_from)         # adapters merged into the fp32 weights from disk
 """
 
 from __future__ import annotations
@@ -23,8 +23,16 @@ def load_student(recipe: DistillRecipe, init_from: str, seed: int):
     r = recipe
     if r.lora.enabled:
         torch.manual_seed(seed)
-        model = get_peft_model(model, LoraConfig(r=r.lora.r, lora_alpha=r.lora.alpha, lora_dropout=r.lora.dropout,
-                                                 target_modules=list(r.lora.target_modules), task_type="CAUSAL_LM"))
+        model = get_peft_model(
+            model,
+            LoraConfig(
+                r=r.lora.r,
+                lora_alpha=r.lora.alpha,
+                lora_dropout=r.lora.dropout,
+                target_modules=list(r.lora.target_modules),
+                task_type="CAUSAL_LM",
+            ),
+        )
         if r.bf16_autocast:
             bf16_frozen_base(model)
     if r.gradient_checkpointing:
@@ -59,8 +67,10 @@ def trained_student(student):
     """What a stage saves: the model itself (full fine-tuning) or, for LoRA, its adapters and config."""
     if not hasattr(student, "peft_config"):
         return student
-    return {"adapters": {k: v.detach().float().cpu().clone() for k, v in get_peft_model_state_dict(student).items()},
-            "config": student.peft_config["default"]}
+    return {
+        "adapters": {k: v.detach().float().cpu().clone() for k, v in get_peft_model_state_dict(student).items()},
+        "config": student.peft_config["default"],
+    }
 
 
 def merged_student(trained, init_from: str):

@@ -95,8 +95,10 @@ def row_values(obj, spec, T: float, s: torch.Tensor, *teacher: torch.Tensor) -> 
     if cross == "topk":
         shared = t if obj.teacher_shared_only else t.index_select(-1, vmap.teacher_ids.to(t.device))
         return div(*L.shared_topk_logprobs(s, shared, vmap, k, T), **opts)
-    return div(*L.shared_logprobs(s, t, vmap, T, other_bucket=cross == "buckets",
-                                  teacher_is_shared=obj.teacher_shared_only), **opts)
+    return div(
+        *L.shared_logprobs(s, t, vmap, T, other_bucket=cross == "buckets", teacher_is_shared=obj.teacher_shared_only),
+        **opts,
+    )
 
 
 def logit_term(obj, spec, step: Step) -> dict:
@@ -115,13 +117,17 @@ def logit_term(obj, spec, step: Step) -> dict:
     values = functools.partial(row_values, obj, spec, T)
     mask = valid.to(s_logits.dtype)
     if name == "kd":
+
         def kl_and_ce(s, y, m, *t):
             return torch.stack([(values(s, *t) * m).sum(), L.ce(s, y, reduction="sum")])
 
         sums = L.chunked_sum(kl_and_ce, obj.chunk_rows, s_logits, step.rows.targets, mask, *teacher)
         kl, ce = sums[0] / n_valid, sums[1] / max(step.rows.targets.numel(), 1)
-        return {"kd": L.kd(kl, ce, float(spec.options.get("alpha", 0.7)), T), "kd.kl": kl.detach(),
-                "kd.ce": ce.detach()}
+        return {
+            "kd": L.kd(kl, ce, float(spec.options.get("alpha", 0.7)), T),
+            "kd.kl": kl.detach(),
+            "kd.ce": ce.detach(),
+        }
 
     def masked(s, m, *t):
         return (values(s, *t) * m).sum().reshape(1)
@@ -132,12 +138,12 @@ def logit_term(obj, spec, step: Step) -> dict:
 
 def ce_term(obj, spec, step: Step) -> dict:
     """Token cross-entropy on every trace row (T = 1)."""
+
     def summed(s, y):
         return L.ce(s, y, reduction="sum").reshape(1)
 
     targets = step.rows.targets
-    return {"ce": L.chunked_sum(summed, obj.chunk_rows, step.student["logits"], targets)[0]
-            / max(targets.numel(), 1)}
+    return {"ce": L.chunked_sum(summed, obj.chunk_rows, step.student["logits"], targets)[0] / max(targets.numel(), 1)}
 
 
 # ---- feature and negative terms -----------------------------------------------------------
@@ -158,20 +164,31 @@ def hidden_term(obj, spec, step: Step) -> dict:
     mask = _feature_mask(step.batch, spec.options)
     kind = "mse" if spec.name == "hidden_mse" else "cosine"
     normalize = bool(spec.options.get("normalize", False))
-    parts = [L.hidden_state_loss(s, t, mask=mask, kind=kind, normalize=normalize)
-             for s, t in zip(step.student["hidden"], step.teacher["hidden"])]
+    parts = [
+        L.hidden_state_loss(s, t, mask=mask, kind=kind, normalize=normalize)
+        for s, t in zip(step.student["hidden"], step.teacher["hidden"])
+    ]
     return {spec.name: torch.stack(parts).mean()}
 
 
 def attention_term(obj, spec, step: Step) -> dict:
     """KL of attention rows over the layer map (head map, optional selected heads), mean over pairs."""
     if not step.batch.get("teacher_identity", False):
-        raise ReasonkdError("attention_kl needs teacher and student to share the tokenizer (key positions "
-                            "must match); drop it for a cross-tokenizer pair")
+        raise ReasonkdError(
+            "attention_kl needs teacher and student to share the tokenizer (key positions "
+            "must match); drop it for a cross-tokenizer pair"
+        )
     mask = _feature_mask(step.batch, spec.options)
-    parts = [L.attention_loss(step.student["attentions"][i], step.teacher["attentions"][j], head_map=obj.head_map,
-                              heads=None if obj.heads is None else obj.heads[j], mask=mask)
-             for i, j in obj.attn_pairs]
+    parts = [
+        L.attention_loss(
+            step.student["attentions"][i],
+            step.teacher["attentions"][j],
+            head_map=obj.head_map,
+            heads=None if obj.heads is None else obj.heads[j],
+            mask=mask,
+        )
+        for i, j in obj.attn_pairs
+    ]
     return {"attention_kl": torch.stack(parts).mean()}
 
 
@@ -179,9 +196,18 @@ def negative_term(obj, spec, step: Step) -> dict:
     """unlikelihood / preference against the wrong trace of the same prompt (negatives.py)."""
     s = step.student
     neg = s["neg_rows"]
-    return negative_terms({spec.name}, s.get("logits"), step.rows.targets, step.rows.batch_index, s["neg_logits"],
-                          neg.targets, neg.batch_index, s["neg_wrong"], step.batch["has_neg"],
-                          beta=float(spec.options.get("beta", 0.1)))
+    return negative_terms(
+        {spec.name},
+        s.get("logits"),
+        step.rows.targets,
+        step.rows.batch_index,
+        s["neg_logits"],
+        neg.targets,
+        neg.batch_index,
+        s["neg_wrong"],
+        step.batch["has_neg"],
+        beta=float(spec.options.get("beta", 0.1)),
+    )
 
 
 _SOFT = frozenset({"logits", "soft_targets"})

@@ -29,22 +29,31 @@ INSTALL = {"tensorboard": "pip install tensorboard", "trackio": "pip install tra
 def _available(name: str) -> bool:
     from accelerate.utils import is_tensorboard_available, is_trackio_available, is_wandb_available
 
-    return bool({"tensorboard": is_tensorboard_available, "trackio": is_trackio_available,
-                 "wandb": is_wandb_available}[name]())
+    return bool(
+        {"tensorboard": is_tensorboard_available, "trackio": is_trackio_available, "wandb": is_wandb_available}[name]()
+    )
 
 
 class Tracking:
     """The recipe's trackers (none when report_to is empty or off the main process)."""
 
-    def __init__(self, report_to: list[str], output_dir: str | Path, config: dict | None = None,
-                 main_process: bool = True, project: str = "reasonkd"):
+    def __init__(
+        self,
+        report_to: list[str],
+        output_dir: str | Path,
+        config: dict | None = None,
+        main_process: bool = True,
+        project: str = "reasonkd",
+    ):
         self.trackers: list = []
         if not report_to or not main_process:
             return
         missing = [t for t in report_to if not _available(t)]
         if missing:
-            raise ConfigError(f"report_to: {', '.join(missing)} not installed; "
-                              f"{' && '.join(INSTALL[t] for t in missing)} (or drop it from report_to)")
+            raise ConfigError(
+                f"report_to: {', '.join(missing)} not installed; "
+                f"{' && '.join(INSTALL[t] for t in missing)} (or drop it from report_to)"
+            )
         # accelerate's tracker classes are used directly (not Accelerator(log_with=...)) so the trainer's
         # one Accelerator per run stays as it is; they are the same objects init_trackers would build.
         from accelerate.tracking import LOGGER_TYPE_TO_CLASS
@@ -75,15 +84,30 @@ class Tracking:
         """One metrics.jsonl row of stage `stage_tag` (e.g. '2-logic')."""
         if not self.trackers:
             return
-        values = {f"{stage_tag}/{k}": float(row[k]) for k in ("loss", "temperature", "lr", "grad_norm", "tok_s",
-                                                               "trace_tokens", "on_policy_share", "eos_rate",
-                                                               "mean_length") if k in row}
+        values = {
+            f"{stage_tag}/{k}": float(row[k])
+            for k in (
+                "loss",
+                "temperature",
+                "lr",
+                "grad_norm",
+                "tok_s",
+                "trace_tokens",
+                "on_policy_share",
+                "eos_rate",
+                "mean_length",
+            )
+            if k in row
+        }
         values.update({f"{stage_tag}/terms/{k}": float(v) for k, v in (row.get("terms") or {}).items()})
         self.log(values, step=int(row["step"]))
 
     def log_stage_end(self, stage_tag: str, summary: dict, step: int) -> None:
-        values = {f"{stage_tag}/summary/{k}": float(summary[k]) for k in ("seconds", "tok_s", "tokens", "final_loss")
-                  if isinstance(summary.get(k), (int, float))}
+        values = {
+            f"{stage_tag}/summary/{k}": float(summary[k])
+            for k in ("seconds", "tok_s", "tokens", "final_loss")
+            if isinstance(summary.get(k), (int, float))
+        }
         if values:
             self.log(values, step=step)
         self.flush()

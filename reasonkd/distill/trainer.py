@@ -81,15 +81,17 @@ def _stage_student(ctx: RunContext, index: int, stage: StageConfig, init_from: s
     set_seed(r.seed + index)
     student = load_student(r, init_from, r.seed + index)
     teacher_cfg = hf_model(ctx.teacher).config if ctx.teacher is not None else None
-    objective = Objective(stage, r, hf_model(student).config, teacher_cfg, r.chunk_rows,
-                          relation=ctx.relation, vocab_map=ctx.vocab_map)
+    objective = Objective(
+        stage, r, hf_model(student).config, teacher_cfg, r.chunk_rows, relation=ctx.relation, vocab_map=ctx.vocab_map
+    )
     if objective.needs_teacher and ctx.teacher is None:
         raise ReasonkdError(f"stage {stage.name} needs the teacher online but none is loaded")
     _setup_attention(objective, student, ctx.teacher if objective.needs_teacher else None)
     projector = None
     if objective.hidden_pairs:
-        projector = FeatureProjector(hf_model(student).config.hidden_size, teacher_cfg.hidden_size,
-                                     n_layers=len(objective.hidden_pairs))
+        projector = FeatureProjector(
+            hf_model(student).config.hidden_size, teacher_cfg.hidden_size, n_layers=len(objective.hidden_pairs)
+        )
     return student, objective, projector, DistillStudent(student, projector, objective.hidden_pairs)
 
 
@@ -103,7 +105,8 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
     total = stage_steps(stage, batches, r.grad_accum)
     compile_student(student, r.compile, total, r.compile_min_steps)  # in place; off unless it pays (compile.py)
     scheduler = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: lr_factor(s, total, stage.warmup, stage.lr_schedule, stage.min_lr_ratio))
+        optimizer, lambda s: lr_factor(s, total, stage.warmup, stage.lr_schedule, stage.min_lr_ratio)
+    )
     if acc.ddp_handler is not None:  # a stage without logit losses leaves an untied lm_head unused
         acc.ddp_handler.find_unused_parameters = not objective.logits
     prepare_fsdp(acc, student)  # no-op unless launched with an FSDP accelerate config
@@ -116,16 +119,25 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
     state = _resume(ctx, stage, stage_dir, (model, optimizer, scheduler), balancer, total)
 
     step_fn = _StepRunner(ctx, model, objective, balancer, stage, total, index)
-    bar = tqdm(total=total, initial=state["step"], desc=f"stage {index + 1}/{len(r.stages)} {stage.name}",
-               unit="step", disable=not (ctx.progress and acc.is_main_process), dynamic_ncols=True)
+    bar = tqdm(
+        total=total,
+        initial=state["step"],
+        desc=f"stage {index + 1}/{len(r.stages)} {stage.name}",
+        unit="step",
+        disable=not (ctx.progress and acc.is_main_process),
+        dynamic_ncols=True,
+    )
     metrics = open(metrics_path, "a", encoding="utf-8") if acc.is_main_process else None
     try:
         for step in range(state["step"], total):
             t0 = time.perf_counter()
             row = step_fn.optimizer_step(step, batches, optimizer, scheduler)
             dt = time.perf_counter() - t0
-            state["step"], state["tokens"], state["seconds"] = step + 1, state["tokens"] + row["tokens"], \
-                state["seconds"] + dt
+            state["step"], state["tokens"], state["seconds"] = (
+                step + 1,
+                state["tokens"] + row["tokens"],
+                state["seconds"] + dt,
+            )
             row.update(step=step + 1, seconds=round(dt, 4), tok_s=round(row["tokens"] / dt, 1))
             if metrics is not None:
                 metrics.write(json.dumps(row) + "\n")
@@ -152,16 +164,35 @@ def train_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path
     return summary
 
 
-def _checkpoint(ctx: RunContext, stage_dir: Path, stage: StageConfig, step: int, total: int, state: dict,
-                balancer: LossBalancer, objects) -> None:
+def _checkpoint(
+    ctx: RunContext,
+    stage_dir: Path,
+    stage: StageConfig,
+    step: int,
+    total: int,
+    state: dict,
+    balancer: LossBalancer,
+    objects,
+) -> None:
     """Save the checkpoint after `step` steps (objects: model, optimizer, scheduler); once this call has run
     `stop_after` steps, stop there (StopRequested)."""
-    save_checkpoint(ctx, stage_dir, step, *objects,
-                    {**state, "total_steps": total, "stage": stage.name, "world_size": ctx.accelerator.num_processes,
-                     "balancer": balancer.state_dict()})
+    save_checkpoint(
+        ctx,
+        stage_dir,
+        step,
+        *objects,
+        {
+            **state,
+            "total_steps": total,
+            "stage": stage.name,
+            "world_size": ctx.accelerator.num_processes,
+            "balancer": balancer.state_dict(),
+        },
+    )
     if ctx.stop_after is not None and ctx.steps_this_run >= ctx.stop_after:
-        raise StopRequested(f"stopped on request after step {step} of stage {stage.name}; "
-                            "rerun with --resume to continue")
+        raise StopRequested(
+            f"stopped on request after step {step} of stage {stage.name}; rerun with --resume to continue"
+        )
 
 
 def _trained_weights(acc, model, projector, init_from: str) -> tuple:
@@ -169,8 +200,9 @@ def _trained_weights(acc, model, projector, init_from: str) -> tuple:
     if is_fsdp(acc):  # sharded: gather the full weights (collective) into a plain model on the main process
         return gathered_student(model, init_from, acc.is_main_process)
     trained = trained_student(acc.unwrap_model(model).model)
-    projector_state = None if projector is None else {k: v.detach().cpu().contiguous()
-                                                      for k, v in projector.state_dict().items()}
+    projector_state = (
+        None if projector is None else {k: v.detach().cpu().contiguous() for k, v in projector.state_dict().items()}
+    )
     return trained, projector_state
 
 
@@ -196,8 +228,16 @@ def _resume(ctx: RunContext, stage: StageConfig, stage_dir: Path, objects, balan
 class _StepRunner:
     """One optimizer step = grad_accum micro-steps (the loop's body, kept apart for reading)."""
 
-    def __init__(self, ctx: RunContext, model, objective: Objective, balancer: LossBalancer, stage: StageConfig,
-                 total: int, stage_index: int = 0):
+    def __init__(
+        self,
+        ctx: RunContext,
+        model,
+        objective: Objective,
+        balancer: LossBalancer,
+        stage: StageConfig,
+        total: int,
+        stage_index: int = 0,
+    ):
         self.ctx, self.model, self.objective, self.balancer = ctx, model, objective, balancer
         self.stage, self.total = stage, total
         self.acc = ctx.accelerator
@@ -238,8 +278,15 @@ class _StepRunner:
         optimizer.zero_grad(set_to_none=True)
         self.balancer.update({s.name: sums[s.name] for s in self.stage.losses})
         counts = acc.reduce(torch.tensor([tokens, trace_tokens], dtype=torch.float64, device=acc.device), "sum")
-        row = {"loss": sums.pop("loss"), "terms": sums, "lr": lr, "temperature": temperature,
-               "grad_norm": grad_norm, "tokens": int(counts[0]), "trace_tokens": int(counts[1])}
+        row = {
+            "loss": sums.pop("loss"),
+            "terms": sums,
+            "lr": lr,
+            "temperature": temperature,
+            "grad_norm": grad_norm,
+            "tokens": int(counts[0]),
+            "trace_tokens": int(counts[1]),
+        }
         if self.rollout is not None:  # eos_rate, mean_length, rollout_sha of the student's samples
             row.update(on_policy_share=on_policy / r.grad_accum, **self.rollout.pop_stats())
         return row
@@ -253,9 +300,13 @@ class _StepRunner:
         if self.online:
             with acc.autocast():
                 teacher_out = teacher_forward(self.ctx.teacher, batch, rows, self.objective)
-        student_out = self.model(batch["input_ids"], batch["attention_mask"],
-                                 rows.mask if self.objective.logits else None, output_attentions=self.attn,
-                                 position_ids=batch.get("position_ids"))
+        student_out = self.model(
+            batch["input_ids"],
+            batch["attention_mask"],
+            rows.mask if self.objective.logits else None,
+            output_attentions=self.attn,
+            position_ids=batch.get("position_ids"),
+        )
         if self.objective.logits:
             with acc.autocast():  # outside forward: accelerate would upcast (N, V) logits to fp32
                 student_out["logits"] = project_logits(self.student, student_out.pop("trace_hidden"))
@@ -266,8 +317,9 @@ class _StepRunner:
         if self.objective.anchor:  # on-policy: the verified traces of the same prompts (cross-entropy anchor)
             student_out["anchor_logits"], anchor_rows = self._trace_logits(batch, "anchor_")
             student_out["anchor_targets"] = anchor_rows.targets
-        loss, logged = self.objective.loss(student_out, teacher_out, batch, rows, temperature, self.balancer,
-                                           lambda t: acc.reduce(t, "mean"))
+        loss, logged = self.objective.loss(
+            student_out, teacher_out, batch, rows, temperature, self.balancer, lambda t: acc.reduce(t, "mean")
+        )
         del teacher_out  # free the teacher's logits before backward: they would peak its memory
         acc.backward(loss / self.ctx.recipe.grad_accum)
         return logged
@@ -280,15 +332,30 @@ class _StepRunner:
             return project_logits(self.student, out.pop("trace_hidden")), rows
 
 
-def _finish_stage(ctx: RunContext, index: int, stage: StageConfig, stage_dir: Path, trained, projector_state,
-                  state: dict, total: int, init_from: str) -> dict:
+def _finish_stage(
+    ctx: RunContext,
+    index: int,
+    stage: StageConfig,
+    stage_dir: Path,
+    trained,
+    projector_state,
+    state: dict,
+    total: int,
+    init_from: str,
+) -> dict:
     """Save the stage's student (LoRA merged) and projectors, then done.json (written last: the commit)."""
     acc = ctx.accelerator
-    summary = {"stage": stage.name, "kind": stage.kind, "index": index + 1, "steps": total,
-               "losses": [{"name": s.name, "weight": s.weight, "options": s.options} for s in stage.losses],
-               "tokens": state["tokens"], "seconds": round(state["seconds"], 2),
-               "tok_s": round(state["tokens"] / state["seconds"], 1) if state["seconds"] else None,
-               "peak_rss_mb": state["peak_rss_mb"]}
+    summary = {
+        "stage": stage.name,
+        "kind": stage.kind,
+        "index": index + 1,
+        "steps": total,
+        "losses": [{"name": s.name, "weight": s.weight, "options": s.options} for s in stage.losses],
+        "tokens": state["tokens"],
+        "seconds": round(state["seconds"], 2),
+        "tok_s": round(state["tokens"] / state["seconds"], 1) if state["seconds"] else None,
+        "peak_rss_mb": state["peak_rss_mb"],
+    }
     summary.update(_loss_summary(stage_dir / "metrics.jsonl") if acc.is_main_process else {})
     acc.wait_for_everyone()
     if acc.is_main_process:
@@ -318,6 +385,11 @@ def _loss_summary(metrics_path: Path) -> dict:
         return {}
     k = max(1, len(rows) // 10)
     first, last = rows[:k], rows[-k:]
-    return {"first_loss": rows[0]["loss"], "final_loss": rows[-1]["loss"],
-            "first_loss_mean": sum(r["loss"] for r in first) / k, "final_loss_mean": sum(r["loss"] for r in last) / k,
-            "final_terms": rows[-1]["terms"], "final_temperature": rows[-1]["temperature"]}
+    return {
+        "first_loss": rows[0]["loss"],
+        "final_loss": rows[-1]["loss"],
+        "first_loss_mean": sum(r["loss"] for r in first) / k,
+        "final_loss_mean": sum(r["loss"] for r in last) / k,
+        "final_terms": rows[-1]["terms"],
+        "final_temperature": rows[-1]["temperature"],
+    }

@@ -27,5 +27,15 @@ def __getattr__(name):  # heavy parts (torch, matplotlib) load on first use
     raise AttributeError(name)
 
 
-__all__ = ["bootstrap_ci", "evaluate_model", "evaluate_samples", "load_run", "paired_diff_ci", "pass_at_k",
-           "run_in_sandbox", "run_many", "sandbox_backend", "write_report"]
+__all__ = [
+    "bootstrap_ci",
+    "evaluate_model",
+    "evaluate_samples",
+    "load_run",
+    "paired_diff_ci",
+    "pass_at_k",
+    "run_in_sandbox",
+    "run_many",
+    "sandbox_backend",
+    "write_report",
+]

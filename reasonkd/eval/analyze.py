@@ -49,8 +49,10 @@ def _check_rows(rows: list[dict], source: str) -> list[dict]:
     for n, r in enumerate(rows, 1):
         missing = [k for k in ROW_KEYS if k not in r]
         if missing:
-            raise ReasonkdError(f"{source}: sample {n} lacks {missing}; not a samples file written by "
-                                "`reasonkd eval` (rows need id, completion and verdict)")
+            raise ReasonkdError(
+                f"{source}: sample {n} lacks {missing}; not a samples file written by "
+                "`reasonkd eval` (rows need id, completion and verdict)"
+            )
     return rows
 
 
@@ -68,8 +70,9 @@ def _result_runs(results: list[dict], source: str) -> list[Run]:
     for r in results:
         for task, v in (r.get("tasks") or {}).items():
             if is_math(task):
-                runs.append(Run(r["label"], task, _check_rows(v.get("samples") or [], f"{source} ({r['label']})"),
-                                source))
+                runs.append(
+                    Run(r["label"], task, _check_rows(v.get("samples") or [], f"{source} ({r['label']})"), source)
+                )
     return runs
 
 
@@ -83,13 +86,14 @@ def _folder_runs(folder: Path) -> list[Run]:
         try:
             r = json.loads(f.read_text())
         except json.JSONDecodeError as e:
-            raise ReasonkdError(f"{f}: not JSON ({e.msg}, line {e.lineno}); delete it or rerun its evaluation") \
-                from None
+            raise ReasonkdError(
+                f"{f}: not JSON ({e.msg}, line {e.lineno}); delete it or rerun its evaluation"
+            ) from None
         if isinstance(r, dict) and isinstance(r.get("tasks"), dict) and "label" in r:
             found.append((f, r))
     runs = []
     for f, r in found:  # <label>.unseen.json holds gsm8k too: it is the model's gsm8k_unseen (as in the report)
-        which = f.stem[len(r["label"]) + 1:] if f.stem.startswith(f"{r['label']}.") else ""
+        which = f.stem[len(r["label"]) + 1 :] if f.stem.startswith(f"{r['label']}.") else ""
         if which and which != "heldout":
             r = {**r, "tasks": {(f"{t}_{which}" if t == "gsm8k" else t): v for t, v in r["tasks"].items()}}
         runs += _result_runs([r], str(f))
@@ -185,8 +189,10 @@ def load_runs(paths, data=None) -> tuple[list[Run], dict[str, dict]]:
             raise ReasonkdError(f"{p}: no such folder or samples file")
         found = _folder_runs(p)
         if not found:
-            raise ReasonkdError(f"{p}: no math evaluation samples here (expected results.json, the demo's "
-                                "<label>.<set>.json files, or samples/<label>/gsm8k.jsonl)")
+            raise ReasonkdError(
+                f"{p}: no math evaluation samples here (expected results.json, the demo's "
+                "<label>.<set>.json files, or samples/<label>/gsm8k.jsonl)"
+            )
         runs += found
         items.update({k: v for k, v in _recorded_items(p).items() if k not in items})
     seen = Counter((r.label, r.task) for r in runs)
@@ -207,23 +213,44 @@ def analyze_rows(rows: list[dict], items: dict[str, dict] | None = None) -> list
             out.append({"id": r["id"], "cls": "correct"})
             continue
         item = items.get(str(r["id"]))
-        d = diagnose(r.get("completion") or "", r.get("reference"), gold_of(item),
-                     (item or {}).get("question") or r.get("prompt"), r.get("finished"))
-        out.append({"id": r["id"], "cls": d.cls, "why": d.why, "gold_steps": d.gold_steps,
-                    "excerpt": excerpt(r.get("completion") or "", d)})
+        d = diagnose(
+            r.get("completion") or "",
+            r.get("reference"),
+            gold_of(item),
+            (item or {}).get("question") or r.get("prompt"),
+            r.get("finished"),
+        )
+        out.append(
+            {
+                "id": r["id"],
+                "cls": d.cls,
+                "why": d.why,
+                "gold_steps": d.gold_steps,
+                "excerpt": excerpt(r.get("completion") or "", d),
+            }
+        )
     return out
 
 
 def summarize(label: str, task: str, diagnosed: list[dict], n_examples: int = 2) -> dict:
     wrong = [d for d in diagnosed if d["cls"] != "correct"]
     counts = Counter(d["cls"] for d in wrong)
-    examples = {c: [{"id": d["id"], "excerpt": d["excerpt"], "why": d["why"]} for d in wrong if d["cls"] == c]
-                [:n_examples] for c in CLASSES if counts[c]}
-    return {"label": label, "task": task, "n": len(diagnosed), "wrong": len(wrong),
-            "counts": {c: counts[c] for c in CLASSES},
-            "shares": {c: counts[c] / len(wrong) if wrong else 0.0 for c in CLASSES},
-            "no_gold": sum(1 for d in wrong if not d["gold_steps"]), "examples": examples,
-            "rows": {str(d["id"]): d for d in diagnosed}}
+    examples = {
+        c: [{"id": d["id"], "excerpt": d["excerpt"], "why": d["why"]} for d in wrong if d["cls"] == c][:n_examples]
+        for c in CLASSES
+        if counts[c]
+    }
+    return {
+        "label": label,
+        "task": task,
+        "n": len(diagnosed),
+        "wrong": len(wrong),
+        "counts": {c: counts[c] for c in CLASSES},
+        "shares": {c: counts[c] / len(wrong) if wrong else 0.0 for c in CLASSES},
+        "no_gold": sum(1 for d in wrong if not d["gold_steps"]),
+        "examples": examples,
+        "rows": {str(d["id"]): d for d in diagnosed},
+    }
 
 
 def analyze_runs(runs: list[Run], items: dict[str, dict] | None = None, n_examples: int = 2) -> list[dict]:
@@ -232,9 +259,12 @@ def analyze_runs(runs: list[Run], items: dict[str, dict] | None = None, n_exampl
 
 def analyze_results(results: list[dict], items: dict[str, dict] | None = None) -> list[dict]:
     """analyze_runs over result dicts (reasonkd.eval.evaluate_model / load_run), math tasks only."""
-    return analyze_runs(_result_runs([r for r in results if any(is_math(t) and v.get("samples")
-                                                                  for t, v in r["tasks"].items())], "results"),
-                        items)
+    return analyze_runs(
+        _result_runs(
+            [r for r in results if any(is_math(t) and v.get("samples") for t, v in r["tasks"].items())], "results"
+        ),
+        items,
+    )
 
 
 def transitions(before: dict, after: dict) -> dict:
@@ -254,10 +284,17 @@ def transitions(before: dict, after: dict) -> dict:
         elif ca != "correct":
             by[ca]["stayed"] += 1
             by[ca]["same"] += ca == cb
-    return {"before": before["label"], "after": after["label"], "task": before["task"], "shared": len(shared),
-            "fixed": sum(v["fixed"] for v in by.values()), "introduced": sum(v["introduced"] for v in by.values()),
-            "stayed": sum(v["stayed"] for v in by.values()), "by_class": by,
-            "matrix": {f"{x}->{y}": n for (x, y), n in sorted(matrix.items())}}
+    return {
+        "before": before["label"],
+        "after": after["label"],
+        "task": before["task"],
+        "shared": len(shared),
+        "fixed": sum(v["fixed"] for v in by.values()),
+        "introduced": sum(v["introduced"] for v in by.values()),
+        "stayed": sum(v["stayed"] for v in by.values()),
+        "by_class": by,
+        "matrix": {f"{x}->{y}": n for (x, y), n in sorted(matrix.items())},
+    }
 
 
 def default_pairs(summaries: list[dict]) -> list[tuple[str, str]]:
@@ -286,5 +323,7 @@ def gold_note(summaries: list[dict]) -> str | None:
     n = sum(s["no_gold"] for s in summaries)
     if not n:
         return None
-    return (f"{n} wrong answers have no gold steps (no data-engine item found for them; pass --data): "
-            f"{' and '.join(NEEDS_GOLD)} cannot be told there, such errors count as other.")
+    return (
+        f"{n} wrong answers have no gold steps (no data-engine item found for them; pass --data): "
+        f"{' and '.join(NEEDS_GOLD)} cannot be told there, such errors count as other."
+    )

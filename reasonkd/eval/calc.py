@@ -23,7 +23,8 @@ from itertools import product
 _TOKEN = re.compile(  # numbers (with $ , . %), operators, brackets, = or ≈, words, clause stops
     r"(?P<num>(?:\$\s?)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?%?|\$?\.\d+%?)(?P<attached>[A-Za-z]*)"
     r"|(?P<op>[+\-−–*/×÷·])|(?P<paren>[()\[\]])|(?P<eq>=|≈)|(?P<word>[A-Za-z][A-Za-z']*)"
-    r"|(?P<stop>[,;:?!\n]|\.(?=\s|$))")
+    r"|(?P<stop>[,;:?!\n]|\.(?=\s|$))"
+)
 _LIST_MARK = re.compile(r"^\s*(?:#+\s*)?(?:(?:step|Step|STEP)\s*\d+\s*[:.)]|\d+\s*[.)](?!\d)|[-*•]\s)", re.MULTILINE)
 _TEX_FRAC = re.compile(r"\\[dt]?frac\s*\{([^{}]*)\}\s*\{([^{}]*)\}")
 _TEX_OPS = {"times": "*", "cdot": "*", "div": "/"}
@@ -77,13 +78,26 @@ def parse_number(text: str) -> Fraction | None:
 def _same_length(text: str) -> str:
     """LaTeX read as plain arithmetic (\\times, \\frac{a}{b}, \\text{..}), units like miles/hour as words;
     every replacement keeps the length, so offsets still point into the completion."""
+
     def pad(new: str, old: str) -> str:
         return new + " " * (len(old) - len(new))
 
-    text = re.sub(r"\\(?:text|mathrm|textbf|mbox)\s*\{([^{}]*)\}",
-                  lambda m: " " * (len(m.group(0)) - len(m.group(1)) - 1) + m.group(1) + " ", text)
-    text = _TEX_FRAC.sub(lambda m: "(" + " " * (len(m.group(0)) - len(m.group(1)) - len(m.group(2)) - 5)
-                         + m.group(1) + ")/(" + m.group(2) + ")", text)
+    text = re.sub(
+        r"\\(?:text|mathrm|textbf|mbox)\s*\{([^{}]*)\}",
+        lambda m: " " * (len(m.group(0)) - len(m.group(1)) - 1) + m.group(1) + " ",
+        text,
+    )
+    text = _TEX_FRAC.sub(
+        lambda m: (
+            "("
+            + " " * (len(m.group(0)) - len(m.group(1)) - len(m.group(2)) - 5)
+            + m.group(1)
+            + ")/("
+            + m.group(2)
+            + ")"
+        ),
+        text,
+    )
     for cmd, op in _TEX_OPS.items():
         text = re.sub(r"\\" + cmd + r"(?![A-Za-z])", lambda m, op=op: pad(" " + op, m.group(0)), text)
     text = re.sub(r"\\[A-Za-z]+|\\[\[\]()]|\\[,;:! ]", lambda m: " " * len(m.group(0)), text)
@@ -105,7 +119,7 @@ def tokens(text: str) -> list[Tok]:
         kind = m.lastgroup if m.lastgroup != "attached" else "num"
         if m.group("num"):
             attached = m.group("attached")
-            times = attached in ("x", "X") and re.match(r"\s*\d", text[m.end():])
+            times = attached in ("x", "X") and re.match(r"\s*\d", text[m.end() :])
             if len(attached) == 1 and not times:  # 2c, 4r, 4x: algebra, not arithmetic
                 out.append(Tok("var", m.group(0), m.start()))
                 continue
@@ -128,8 +142,15 @@ def tokens(text: str) -> list[Tok]:
         between = prev and prev.kind in ("num", "close") and nxt and nxt.kind in ("num", "open")
         if tk.kind == "op" and tk.text == "*" and text[tk.start] in "xXt" and not between:
             tk.kind = "word"
-        if tk.kind == "word" and tk.text.lower() == "of" and prev and prev.kind == "num" and prev.percent \
-                and nxt and nxt.kind == "num":
+        if (
+            tk.kind == "word"
+            and tk.text.lower() == "of"
+            and prev
+            and prev.kind == "num"
+            and prev.percent
+            and nxt
+            and nxt.kind == "num"
+        ):
             tk.kind, tk.text = "op", "*"
     return out
 
@@ -176,7 +197,7 @@ def _expr_back(toks: list[Tok], end: int) -> list[Tok]:
     while got and sum(1 if t.kind == "open" else -1 if t.kind == "close" else 0 for t in got) < 0:
         # a ')' closes a '(' before the expression: keep only what follows the last unmatched ')'
         cut = max(j for j, t in enumerate(got) if t.kind == "close")
-        got = got[cut + 1:]
+        got = got[cut + 1 :]
         while got and got[0].kind == "op":
             got.pop(0)
     return got if any(t.kind == "op" for t in got) else []
@@ -282,11 +303,11 @@ def decimals(text: str) -> int:
 def matches(values: list[Fraction], claimed: Fraction, claimed_text: str, approx: bool = False) -> bool:
     """Is the stated result right for one of the expression's readings (rounded to its decimals)?"""
     d = decimals(claimed_text)
-    tol = Fraction(1, 2 * 10 ** d) if (d > 0 or approx) else Fraction(0)
+    tol = Fraction(1, 2 * 10**d) if (d > 0 or approx) else Fraction(0)
     for v in values:
         if v == claimed or abs(v - claimed) <= tol or (claimed_text.endswith("%") and v * 100 == claimed):
             return True
-        if d > 0 and abs(v - claimed) < Fraction(1, 10 ** d):  # truncated instead of rounded: 3.33 for 10/3
+        if d > 0 and abs(v - claimed) < Fraction(1, 10**d):  # truncated instead of rounded: 3.33 for 10/3
             return True
     return False
 
@@ -308,7 +329,7 @@ def read_chain(text: str) -> Chain:
         lead = rhs[0] if rhs[0].kind == "num" else None
         rhs_values = evaluate(rhs) if len(rhs) > 1 else []
         line_end = masked.find("\n", t.start)
-        approx = t.text == "≈" or bool(_APPROX.search(masked[lhs[0].start:line_end if line_end >= 0 else None]))
+        approx = t.text == "≈" or bool(_APPROX.search(masked[lhs[0].start : line_end if line_end >= 0 else None]))
         restated = [r for r in rhs_values if matches(values, r, str(float(r)), approx)]
         if restated:  # a * b + c = 15 + 2 = 17: an intermediate restatement, checked at the next '='
             claimed, ok, last = restated[0], True, rhs[-1]
@@ -317,8 +338,17 @@ def read_chain(text: str) -> Chain:
         else:
             continue
         value = min(values, key=lambda v: abs(v - claimed))
-        chain.calcs.append(Calc(expr=text[lhs[0].start:lhs[-1].start + len(lhs[-1].text)].strip(), value=value,
-                                claimed=claimed, ok=ok, operands=[x.value for x in lhs if x.kind == "num"],
-                                line=text.count("\n", 0, t.start), start=lhs[0].start,
-                                end=last.start + len(last.text), toks=lhs))
+        chain.calcs.append(
+            Calc(
+                expr=text[lhs[0].start : lhs[-1].start + len(lhs[-1].text)].strip(),
+                value=value,
+                claimed=claimed,
+                ok=ok,
+                operands=[x.value for x in lhs if x.kind == "num"],
+                line=text.count("\n", 0, t.start),
+                start=lhs[0].start,
+                end=last.start + len(last.text),
+                toks=lhs,
+            )
+        )
     return chain

@@ -41,14 +41,14 @@ FIXED = '''def average_of_evens(nums):
     return total / count
 '''
 
-TESTS = '''
+TESTS = """
 assert average_of_evens([2, 4, 5]) == 3.0
 assert average_of_evens([2, 3]) == 2.0
 assert average_of_evens([1, 3]) == 0.0
 assert average_of_evens([3, 4, 7]) == 4.0
 assert average_of_evens([]) == 0.0
 assert average_of_evens([1, 2, 4, 5, 7]) == 3.0
-'''
+"""
 
 
 @dataclass(frozen=True)
@@ -76,19 +76,27 @@ def _debug_ok(answer: str) -> bool:
 
 
 CASES = [
-    Case("chickens_rabbits", "Chickens and rabbits (set up, eliminate, verify)",
-         "A farmer keeps chickens and rabbits in one pen. Together they have 40 heads and 112 legs. "
-         "How many chickens and how many rabbits are there?\n"
-         "Solve it step by step: define variables, write the two equations, eliminate one variable, "
-         "solve, and then verify your result against both the heads and the legs.",
-         "c + r = 40, 2c + 4r = 112 -> 2r = 112 - 80 = 32, r = 16, c = 24. Check: 24 + 16 = 40 heads, "
-         "48 + 64 = 112 legs.", _rabbits_ok),
-    Case("debug_three_errors", "Debugging a function with three logic errors",
-         "The Python function below contains exactly three logic errors.\n\n```python\n" + BUGGY + "```\n\n"
-         "For each error give the line, the type of error, and how it propagates to the returned value. "
-         "Then give the corrected function in one ```python code block.",
-         "1) `range(1, len(nums))` skips nums[0] (off-by-one: the first number is never counted); "
-         "2) `nums[i] % 2 == 1` selects odd numbers (wrong condition: sums the wrong elements); "
-         "3) `total // count` is floor division (wrong operator: the average is truncated).\n\n"
-         "```python\n" + FIXED + "```", _debug_ok),
+    Case(
+        "chickens_rabbits",
+        "Chickens and rabbits (set up, eliminate, verify)",
+        "A farmer keeps chickens and rabbits in one pen. Together they have 40 heads and 112 legs. "
+        "How many chickens and how many rabbits are there?\n"
+        "Solve it step by step: define variables, write the two equations, eliminate one variable, "
+        "solve, and then verify your result against both the heads and the legs.",
+        "c + r = 40, 2c + 4r = 112 -> 2r = 112 - 80 = 32, r = 16, c = 24. Check: 24 + 16 = 40 heads, "
+        "48 + 64 = 112 legs.",
+        _rabbits_ok,
+    ),
+    Case(
+        "debug_three_errors",
+        "Debugging a function with three logic errors",
+        "The Python function below contains exactly three logic errors.\n\n```python\n" + BUGGY + "```\n\n"
+        "For each error give the line, the type of error, and how it propagates to the returned value. "
+        "Then give the corrected function in one ```python code block.",
+        "1) `range(1, len(nums))` skips nums[0] (off-by-one: the first number is never counted); "
+        "2) `nums[i] % 2 == 1` selects odd numbers (wrong condition: sums the wrong elements); "
+        "3) `total // count` is floor division (wrong operator: the average is truncated).\n\n"
+        "```python\n" + FIXED + "```",
+        _debug_ok,
+    ),
 ]

@@ -47,12 +47,30 @@ CLASSES = {
 }
 NEEDS_GOLD = ("plan", "condition")
 CONSTANTS = frozenset(Fraction(c) for c in (0, 1, 2, 4, 7, 10, 12, 24, 52, 60, 100, 365, 1000))
-_WORD_NUMBERS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8, "nine": 9,
-                 "ten": 10, "eleven": 11, "twelve": 12, "twice": 2, "double": 2, "half": 2, "triple": 3,
-                 "dozen": 12, "quarter": 4}
+_WORD_NUMBERS = {
+    "one": 1,
+    "two": 2,
+    "three": 3,
+    "four": 4,
+    "five": 5,
+    "six": 6,
+    "seven": 7,
+    "eight": 8,
+    "nine": 9,
+    "ten": 10,
+    "eleven": 11,
+    "twelve": 12,
+    "twice": 2,
+    "double": 2,
+    "half": 2,
+    "triple": 3,
+    "dozen": 12,
+    "quarter": 4,
+}
 # "#### 12" is a final line, "#### 1. Calculate the total" a markdown heading
-_FINAL_MARK = re.compile(r"####\s*\$?\s*-?\d[\d,]*(?:\.\d+)?(?![\d.]*\s*[.)]?\s*[A-Za-z])|\\boxed|answer\s*(?:is|:)",
-                         re.IGNORECASE)
+_FINAL_MARK = re.compile(
+    r"####\s*\$?\s*-?\d[\d,]*(?:\.\d+)?(?![\d.]*\s*[.)]?\s*[A-Za-z])|\\boxed|answer\s*(?:is|:)", re.IGNORECASE
+)
 _CALC_NOTE = re.compile(r"<<[^<>]*>>")  # GSM8K's calculator annotations
 
 
@@ -129,8 +147,7 @@ def _family_gold(meta: dict, answer: Fraction | None) -> Gold | None:
     for i in reversed(range(len(ops))):  # transitive
         for j in list(feeds[i]):
             feeds[i] |= feeds[j]
-    gold = Gold(answer=answer if answer is not None else values[-1], values=values, feeds=feeds,
-                last_operands=last)
+    gold = Gold(answer=answer if answer is not None else values[-1], values=values, feeds=feeds, last_operands=last)
     gold.step_numbers = {Fraction(x) for op in ops for x in (op.a, op.b) if isinstance(x, int)}
     if params.get("extra"):
         plain = dict(params, extra=False)
@@ -140,9 +157,13 @@ def _family_gold(meta: dict, answer: Fraction | None) -> Gold | None:
             gold.no_condition = done[0][base[-1].var]
             gold.base_values = {done[0][op.var] for op in base}
         used = {x for op in base for x in (op.a, op.b) if isinstance(x, str)}
-        gold.condition_numbers = {Fraction(params[x]) for op in ops if op not in base for x in (op.a, op.b)
-                                  if isinstance(x, str) and x in params and x not in used
-                                  and isinstance(params[x], int)}
+        gold.condition_numbers = {
+            Fraction(params[x])
+            for op in ops
+            if op not in base
+            for x in (op.a, op.b)
+            if isinstance(x, str) and x in params and x not in used and isinstance(params[x], int)
+        }
     return gold
 
 
@@ -193,11 +214,13 @@ def _first_local(chain, known: set[Fraction], givens: set[Fraction], gold: Gold 
         implicit = _one_step_from(givens | results, {Fraction(2), Fraction(100)})
         bad = [x for x in c.operands if x not in pool and x not in implicit]
         if bad:
-            return c.start, Diagnosis("copy", f"{_fmt(bad[0])} in {c.expr} is not a number of the question",
-                                      c.start, c.end)
+            return c.start, Diagnosis(
+                "copy", f"{_fmt(bad[0])} in {c.expr} is not a number of the question", c.start, c.end
+            )
         if not c.ok:
-            return c.start, Diagnosis("arithmetic", f"{c.expr} = {_fmt(c.claimed)} (is {_fmt(c.value)})",
-                                      c.start, c.end)
+            return c.start, Diagnosis(
+                "arithmetic", f"{c.expr} = {_fmt(c.claimed)} (is {_fmt(c.value)})", c.start, c.end
+            )
         results |= {c.claimed, c.value}
     return None
 
@@ -220,8 +243,13 @@ def _first_pos(chain, v: Fraction, givens: set[Fraction], gold: Gold | None) -> 
         pos += [p for x, p in chain.numbers if x == v and v not in givens]
         return min(pos) if pos else None
     inner = set(gold.values[:-1]) - givens
-    pos = [c.start for c in chain.calcs if c.claimed == v and c.ok
-           and (set(c.operands) & inner or (gold.last_operands and set(c.operands) == gold.last_operands))]
+    pos = [
+        c.start
+        for c in chain.calcs
+        if c.claimed == v
+        and c.ok
+        and (set(c.operands) & inner or (gold.last_operands and set(c.operands) == gold.last_operands))
+    ]
     return min(pos) if pos else None
 
 
@@ -234,8 +262,9 @@ def _plan(chain, gold: Gold, givens: set[Fraction], final, ended: bool):
     """(missing needed gold steps, first off-gold calculation or None, condition missed?).
     `ended`: the completion came to its own end (not cut at the token budget)."""
     seen = _seen(chain, givens)
-    missing = [i for i, v in enumerate(gold.values)
-               if v not in seen and not any(gold.values[j] in seen for j in gold.feeds[i])]
+    missing = [
+        i for i, v in enumerate(gold.values) if v not in seen and not any(gold.values[j] in seen for j in gold.feeds[i])
+    ]
     allowed = set(gold.values) | gold.step_numbers | givens
     off = next((c for c in chain.calcs if c.ok and c.claimed not in allowed), None)
     cond = False
@@ -262,14 +291,21 @@ def _plan_error(chain, gold: Gold, givens, final, ended, local) -> Diagnosis | N
     if not (missing and first):
         return None
     if cond:
-        return Diagnosis("condition", f"the answer without the condition is {_fmt(gold.no_condition)}",
-                         off.start, off.end)
-    return Diagnosis("plan", f"{off.expr} = {_fmt(off.claimed)} is no gold step; never reached: "
-                     + ", ".join(_fmt(gold.values[i]) for i in missing), off.start, off.end)
+        return Diagnosis(
+            "condition", f"the answer without the condition is {_fmt(gold.no_condition)}", off.start, off.end
+        )
+    return Diagnosis(
+        "plan",
+        f"{off.expr} = {_fmt(off.claimed)} is no gold step; never reached: "
+        + ", ".join(_fmt(gold.values[i]) for i in missing),
+        off.start,
+        off.end,
+    )
 
 
-def diagnose(completion: str, reference, gold: Gold | None = None, question: str | None = None,
-             finished: bool | None = None) -> Diagnosis:
+def diagnose(
+    completion: str, reference, gold: Gold | None = None, question: str | None = None, finished: bool | None = None
+) -> Diagnosis:
     """The first-error class of a WRONG answer (see the module docstring)."""
     text = completion or ""
     has_gold = bool(gold and gold.values)
@@ -289,8 +325,12 @@ def diagnose(completion: str, reference, gold: Gold | None = None, question: str
     ended = finished is not False or marked
     d = None
     if gold_pos is not None and (local is None or gold_pos < local[0]):
-        d = Diagnosis("extraction", f"the chain reaches {_fmt(ref)} but the final answer read is {final_text}",
-                      _last_line(text), len(text.rstrip()))
+        d = Diagnosis(
+            "extraction",
+            f"the chain reaches {_fmt(ref)} but the final answer read is {final_text}",
+            _last_line(text),
+            len(text.rstrip()),
+        )
     elif has_gold:
         d = _plan_error(chain, gold, givens, final, ended, local)
     if d is None and local is not None:
@@ -324,5 +364,3 @@ def excerpt(text: str, d: Diagnosis, width: int = 260) -> str:
     hi = min(len(text), b + width // 3)
     body = text[lo:a] + "[[" + text[a:b] + "]]" + text[b:hi]
     return ("[...] " if lo > 0 else "") + " ".join(body.split()) + (" [...]" if hi < len(text) else "")
-
-

@@ -82,9 +82,17 @@ def measure_latency(model, tokenizer, prompts: list[str], max_new_tokens: int = 
         enc = {k: enc[k] for k in ("input_ids", "attention_mask")}
         clock = _StepClock()
         t0 = time.perf_counter()
-        out = model.generate(**enc, max_new_tokens=max_new_tokens, do_sample=False, temperature=None, top_p=None,
-                             top_k=None, pad_token_id=tokenizer.pad_token_id, eos_token_id=stop,
-                             stopping_criteria=StoppingCriteriaList([clock]))
+        out = model.generate(
+            **enc,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=stop,
+            stopping_criteria=StoppingCriteriaList([clock]),
+        )
         total = time.perf_counter() - t0
         if i < warmup or not clock.times:
             continue
@@ -95,21 +103,34 @@ def measure_latency(model, tokenizer, prompts: list[str], max_new_tokens: int = 
         totals.append(total * 1000)
         new_tokens.append(int(n))
     seconds = sum(totals) / 1000
-    return {"problems": len(totals), "max_new_tokens": max_new_tokens,
-            "ttft_ms": percentiles(ttft), "latency_ms": percentiles(totals),
-            "ms_per_token": (sum(per_token) / len(per_token)) if per_token else float("nan"),
-            "new_tokens": sum(new_tokens), "tokens_per_s": sum(new_tokens) / seconds if seconds else float("nan"),
-            "threads": torch.get_num_threads(), "cpu_count": os.cpu_count()}
+    return {
+        "problems": len(totals),
+        "max_new_tokens": max_new_tokens,
+        "ttft_ms": percentiles(ttft),
+        "latency_ms": percentiles(totals),
+        "ms_per_token": (sum(per_token) / len(per_token)) if per_token else float("nan"),
+        "new_tokens": sum(new_tokens),
+        "tokens_per_s": sum(new_tokens) / seconds if seconds else float("nan"),
+        "threads": torch.get_num_threads(),
+        "cpu_count": os.cpu_count(),
+    }
 
 
 def engine_latency(gen: Engine, prompts: list[str], max_new_tokens: int) -> dict:
     """measure_latency's numbers for an engine without a torch model (openvino, vllm)."""
     raw = gen.latency(prompts, max_new_tokens)
     seconds = sum(raw["total_s"])
-    return {"problems": len(raw["total_s"]), "max_new_tokens": max_new_tokens,
-            "ttft_ms": percentiles([t * 1000 for t in raw["ttft_s"]]),
-            "latency_ms": percentiles([t * 1000 for t in raw["total_s"]]),
-            "ms_per_token": (1000 * sum(raw["per_token_s"]) / len(raw["per_token_s"])) if raw["per_token_s"]
-            else float("nan"), "new_tokens": sum(raw["new_tokens"]),
-            "tokens_per_s": sum(raw["new_tokens"]) / seconds if seconds else float("nan"),
-            "threads": None, "cpu_count": os.cpu_count(), "engine": gen.name}
+    return {
+        "problems": len(raw["total_s"]),
+        "max_new_tokens": max_new_tokens,
+        "ttft_ms": percentiles([t * 1000 for t in raw["ttft_s"]]),
+        "latency_ms": percentiles([t * 1000 for t in raw["total_s"]]),
+        "ms_per_token": (1000 * sum(raw["per_token_s"]) / len(raw["per_token_s"]))
+        if raw["per_token_s"]
+        else float("nan"),
+        "new_tokens": sum(raw["new_tokens"]),
+        "tokens_per_s": sum(raw["new_tokens"]) / seconds if seconds else float("nan"),
+        "threads": None,
+        "cpu_count": os.cpu_count(),
+        "engine": gen.name,
+    }

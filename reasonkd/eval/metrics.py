@@ -27,8 +27,9 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, alpha: float = 0.0
     return {"mean": float(x.mean()), "lo": float(lo), "hi": float(hi), "n": int(x.size)}
 
 
-def paired_diff_ci(a_correct: Sequence[float], b_correct: Sequence[float], n_boot: int = 2000,
-                   alpha: float = 0.05, seed: int = 0) -> dict:
+def paired_diff_ci(
+    a_correct: Sequence[float], b_correct: Sequence[float], n_boot: int = 2000, alpha: float = 0.05, seed: int = 0
+) -> dict:
     """Accuracy(a) - accuracy(b) on the SAME items, with a paired bootstrap interval.
 
     Items are resampled together for both models, so the item-difficulty
@@ -45,8 +46,15 @@ def paired_diff_ci(a_correct: Sequence[float], b_correct: Sequence[float], n_boo
     diffs = d[rng.integers(0, d.size, size=(n_boot, d.size))].mean(axis=1)
     lo, hi = np.quantile(diffs, [alpha / 2, 1 - alpha / 2])
     p = 2 * min((diffs <= 0).mean(), (diffs >= 0).mean()) if d.any() else 1.0
-    return {"diff": float(d.mean()), "lo": float(lo), "hi": float(hi), "p_value": float(min(p, 1.0)),
-            "n": int(d.size), "a_only": int(((a > 0) & (b == 0)).sum()), "b_only": int(((b > 0) & (a == 0)).sum())}
+    return {
+        "diff": float(d.mean()),
+        "lo": float(lo),
+        "hi": float(hi),
+        "p_value": float(min(p, 1.0)),
+        "n": int(d.size),
+        "a_only": int(((a > 0) & (b == 0)).sum()),
+        "b_only": int(((b > 0) & (a == 0)).sum()),
+    }
 
 
 def mcnemar_exact(a_correct: Sequence[float], b_correct: Sequence[float]) -> dict:
@@ -65,7 +73,7 @@ def mcnemar_exact(a_correct: Sequence[float], b_correct: Sequence[float]) -> dic
     for i in range(min(a_only, b_only) + 1):
         total += term
         term = term * (n - i) // (i + 1)
-    tail = total / 2 ** n if n else 1.0
+    tail = total / 2**n if n else 1.0
     return {"a_only": a_only, "b_only": b_only, "discordant": n, "p_value": min(1.0, 2 * tail), "n": int(a.size)}
 
 

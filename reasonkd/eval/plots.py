@@ -59,8 +59,7 @@ def latency_plot(results: list[dict]) -> str | None:
     labels = [r["label"] for r in rs]
     p50 = [r["latency"]["latency_ms"]["p50"] for r in rs]
     p95 = [r["latency"]["latency_ms"]["p95"] for r in rs]
-    a1.bar(labels, p50, yerr=[[0] * len(rs), [max(0, b - a) for a, b in zip(p50, p95)]], capsize=4,
-           color="tab:orange")
+    a1.bar(labels, p50, yerr=[[0] * len(rs), [max(0, b - a) for a, b in zip(p50, p95)]], capsize=4, color="tab:orange")
     a1.set_ylabel("ms per problem (p50, whisker p95)")
     a1.set_title(f"Latency, batch 1, <= {rs[0]['latency']['max_new_tokens']} new tokens")
     a2.bar(labels, [r["latency"]["ms_per_token"] for r in rs], color="tab:green")
@@ -107,8 +106,11 @@ def robustness_plot(per_model: list[tuple[str, dict]]) -> str | None:
 
 def length_plot(results: list[dict]) -> str | None:
     """Accuracy vs input-length bucket (task longmath), one line with 95% CI band per model."""
-    rs = [(r["label"], r["tasks"]["longmath"]["metrics"].get("by_length") or {}) for r in results
-          if "longmath" in r.get("tasks", {})]
+    rs = [
+        (r["label"], r["tasks"]["longmath"]["metrics"].get("by_length") or {})
+        for r in results
+        if "longmath" in r.get("tasks", {})
+    ]
     rs = [(label, b) for label, b in rs if b]
     if not rs:
         return None
@@ -118,8 +120,9 @@ def length_plot(results: list[dict]) -> str | None:
         xs = [i for i, b in enumerate(order) if b in by]
         acc = [by[order[i]]["accuracy"] * 100 for i in xs]
         ax.plot(xs, acc, marker="o", label=label)
-        ax.fill_between(xs, [by[order[i]]["ci"][0] * 100 for i in xs], [by[order[i]]["ci"][1] * 100 for i in xs],
-                        alpha=0.15)
+        ax.fill_between(
+            xs, [by[order[i]]["ci"][0] * 100 for i in xs], [by[order[i]]["ci"][1] * 100 for i in xs], alpha=0.15
+        )
     ax.set_xticks(range(len(order)), order)
     ax.set_xlabel("input length (tokens, the evaluated model's tokenizer)")
     ax.set_ylabel("accuracy (%)")
@@ -135,8 +138,9 @@ def errors_plot(summaries: list[dict], classes: dict[str, str]) -> str | None:
     rows = [s for s in summaries if s["n"]]
     if not any(s["wrong"] for s in rows):
         return None
-    names = [s["label"] if sum(t["label"] == s["label"] for t in rows) == 1 else f"{s['label']}\n{s['task']}"
-             for s in rows]
+    names = [
+        s["label"] if sum(t["label"] == s["label"] for t in rows) == 1 else f"{s['label']}\n{s['task']}" for s in rows
+    ]
     fig, ax = plt.subplots(figsize=(max(6.5, 1.3 * len(rows) + 3.5), 3.8))
     bottom = [0.0] * len(rows)
     colors = plt.get_cmap("tab10").colors

@@ -24,8 +24,13 @@ from reasonkd.errors import ReasonkdError
 from reasonkd.eval.metrics import paired_diff_ci
 from reasonkd.eval.tasks.robustness import robustness_html, robustness_markdown
 
-TASK_TITLES = {"gsm8k": "GSM8K", "humaneval": "HumanEval pass@1", "logic": "Logic (held-out)",
-               "code": "Code (held-out)", "robustness": "Robustness (all variants)"}
+TASK_TITLES = {
+    "gsm8k": "GSM8K",
+    "humaneval": "HumanEval pass@1",
+    "logic": "Logic (held-out)",
+    "code": "Code (held-out)",
+    "robustness": "Robustness (all variants)",
+}
 MAX_DRILL_ROWS = 200
 
 
@@ -54,19 +59,35 @@ def _batched_tps(r) -> float | None:
 def table_rows(results: list[dict]) -> tuple[list[str], list[list[str]]]:
     """Header and rows of the summary table (shared by markdown and HTML)."""
     tasks = _tasks(results)
-    head = ["Model", *[TASK_TITLES.get(t, t) for t in tasks], "Latency ms (p50)", "ms / token",
-            "Tokens/s (batched)", "Params", "Peak RSS", "RSS added"]
+    head = [
+        "Model",
+        *[TASK_TITLES.get(t, t) for t in tasks],
+        "Latency ms (p50)",
+        "ms / token",
+        "Tokens/s (batched)",
+        "Params",
+        "Peak RSS",
+        "RSS added",
+    ]
     rows = []
     for r in results:
         cells = [r["label"]]
         for t in tasks:
             m = r["tasks"].get(t, {}).get("metrics")
-            cells.append(f"{m['accuracy'] * 100:.1f}% [{m['ci'][0] * 100:.1f}, {m['ci'][1] * 100:.1f}] (n={m['n']})"
-                         if m else "-")
+            cells.append(
+                f"{m['accuracy'] * 100:.1f}% [{m['ci'][0] * 100:.1f}, {m['ci'][1] * 100:.1f}] (n={m['n']})"
+                if m
+                else "-"
+            )
         lat = r.get("latency") or {}
-        cells += [_f((lat.get("latency_ms") or {}).get("p50")), _f(lat.get("ms_per_token"), "{:.1f}"),
-                  _f(_batched_tps(r), "{:.1f}"), _params(r.get("params")),
-                  _f(r.get("peak_rss_mb"), "{:.0f} MiB"), _f(r.get("rss_added_mb"), "{:.0f} MiB")]
+        cells += [
+            _f((lat.get("latency_ms") or {}).get("p50")),
+            _f(lat.get("ms_per_token"), "{:.1f}"),
+            _f(_batched_tps(r), "{:.1f}"),
+            _params(r.get("params")),
+            _f(r.get("peak_rss_mb"), "{:.0f} MiB"),
+            _f(r.get("rss_added_mb"), "{:.0f} MiB"),
+        ]
         rows.append(cells)
     return head, rows
 
@@ -79,8 +100,11 @@ def comparisons(results: list[dict], pairs: list[tuple[str, str]] | None = None)
         return out
     by_label = {r["label"]: r for r in results}
     todo = [(results[0], r) for r in results[1:]]
-    todo += [(by_label[a], by_label[b]) for a, b in pairs or [] if a in by_label and b in by_label
-             and a != results[0]["label"]]
+    todo += [
+        (by_label[a], by_label[b])
+        for a, b in pairs or []
+        if a in by_label and b in by_label and a != results[0]["label"]
+    ]
     for t in _tasks(results):
         for base, r in todo:
             if t not in base["tasks"]:
@@ -100,21 +124,38 @@ def markdown(results: list[dict], comps: list[dict], errors: list[str] | None = 
     head, rows = table_rows(results)
     lines = ["# Evaluation report", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in rows]
-    lines += ["", "Accuracy: mean verdict with a seeded 95% bootstrap interval. Latency: batch 1, greedy, "
-              "per problem (prompt + bounded answer). Tokens/s (batched): the evaluation's own batched generation."]
+    lines += [
+        "",
+        "Accuracy: mean verdict with a seeded 95% bootstrap interval. Latency: batch 1, greedy, "
+        "per problem (prompt + bounded answer). Tokens/s (batched): the evaluation's own batched generation.",
+    ]
     if comps:
-        lines += ["", "## Paired differences (model - baseline, same items)", "",
-                  "| Task | Model | vs | Difference (pts) | 95% CI | p | only this right | only baseline right |",
-                  "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {c['task']} | {c['model']} | {c['baseline']} | {c['diff'] * 100:+.1f} | "
-                  f"[{c['lo'] * 100:+.1f}, {c['hi'] * 100:+.1f}] | {c['p_value']:.3f} | {c['a_only']} | {c['b_only']} |"
-                  for c in comps]
-    styles = [(r["label"], r["tasks"]["gsm8k"]["metrics"]["styles"]) for r in results
-              if "gsm8k" in r["tasks"] and "styles" in r["tasks"]["gsm8k"]["metrics"]]
+        lines += [
+            "",
+            "## Paired differences (model - baseline, same items)",
+            "",
+            "| Task | Model | vs | Difference (pts) | 95% CI | p | only this right | only baseline right |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {c['task']} | {c['model']} | {c['baseline']} | {c['diff'] * 100:+.1f} | "
+            f"[{c['lo'] * 100:+.1f}, {c['hi'] * 100:+.1f}] | {c['p_value']:.3f} | {c['a_only']} | {c['b_only']} |"
+            for c in comps
+        ]
+    styles = [
+        (r["label"], r["tasks"]["gsm8k"]["metrics"]["styles"])
+        for r in results
+        if "gsm8k" in r["tasks"] and "styles" in r["tasks"]["gsm8k"]["metrics"]
+    ]
     if styles:
         names = list(styles[0][1])
-        lines += ["", "## GSM8K by answer-extraction style (primary: final)", "",
-                  "| Model | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+        lines += [
+            "",
+            "## GSM8K by answer-extraction style (primary: final)",
+            "",
+            "| Model | " + " | ".join(names) + " |",
+            "|---|" + "---|" * len(names),
+        ]
         lines += [f"| {lab} | " + " | ".join(f"{s.get(n, 0) * 100:.1f}%" for n in names) + " |" for lab, s in styles]
     lines += robustness_markdown(results)
     lines += errors or []
@@ -125,8 +166,10 @@ def markdown(results: list[dict], comps: list[dict], errors: list[str] | None = 
             lines += [f"### {case['title']}", ""]
             for lab, cs in case_sets:
                 c = cs[i]
-                lines += [f"- **{lab}** ({'check passed' if c['check'] else 'check failed'}, "
-                          f"{c['new_tokens']} tokens): " + " ".join(c["answer"].split())[:300]]
+                lines += [
+                    f"- **{lab}** ({'check passed' if c['check'] else 'check failed'}, "
+                    f"{c['new_tokens']} tokens): " + " ".join(c["answer"].split())[:300]
+                ]
             lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 
@@ -153,11 +196,15 @@ def _cases_html(results) -> str:
     for i, case in enumerate(case_sets[0][1]):
         cards = "".join(
             f'<div class="card"><h4>{_esc(lab)} {_mark(cs[i]["check"])}</h4>'
-            f'<pre>{_esc(cs[i]["answer"])}</pre><small>{cs[i]["new_tokens"]} tokens'
-            f'{"" if cs[i]["finished"] else " (cut at the limit)"}</small></div>' for lab, cs in case_sets)
-        parts.append(f"<h3>{_esc(case['title'])}</h3><details><summary>Prompt and reference answer</summary>"
-                     f"<pre>{_esc(case['prompt'])}</pre><pre>{_esc(case['reference'])}</pre></details>"
-                     f'<div class="cases">{cards}</div>')
+            f"<pre>{_esc(cs[i]['answer'])}</pre><small>{cs[i]['new_tokens']} tokens"
+            f"{'' if cs[i]['finished'] else ' (cut at the limit)'}</small></div>"
+            for lab, cs in case_sets
+        )
+        parts.append(
+            f"<h3>{_esc(case['title'])}</h3><details><summary>Prompt and reference answer</summary>"
+            f"<pre>{_esc(case['prompt'])}</pre><pre>{_esc(case['reference'])}</pre></details>"
+            f'<div class="cases">{cards}</div>'
+        )
     return "".join(parts)
 
 
@@ -180,14 +227,20 @@ def _drill_html(results) -> str:
                     continue
                 ext = s.get("extracted")
                 ext = ext.get("final") if isinstance(ext, dict) else ext
-                cells.append(f"<td>{_mark(s['verdict'])} {_esc(str(ext)[:60])}<details><summary>completion</summary>"
-                             f"<pre>{_esc(s.get('completion'))}</pre>"
-                             f"{'<pre>' + _esc(s['error']) + '</pre>' if s.get('error') else ''}</details></td>")
-            body.append(f"<tr><td>{_esc(key[0])}<details><summary>prompt</summary><pre>{_esc(first.get('prompt'))}"
-                        f"</pre></details></td><td><pre>{_esc(str(ref)[:400])}</pre></td>{''.join(cells)}</tr>")
+                cells.append(
+                    f"<td>{_mark(s['verdict'])} {_esc(str(ext)[:60])}<details><summary>completion</summary>"
+                    f"<pre>{_esc(s.get('completion'))}</pre>"
+                    f"{'<pre>' + _esc(s['error']) + '</pre>' if s.get('error') else ''}</details></td>"
+                )
+            body.append(
+                f"<tr><td>{_esc(key[0])}<details><summary>prompt</summary><pre>{_esc(first.get('prompt'))}"
+                f"</pre></details></td><td><pre>{_esc(str(ref)[:400])}</pre></td>{''.join(cells)}</tr>"
+            )
         more = f" (first {MAX_DRILL_ROWS} of {len(keys)}; all in samples/)" if len(keys) > MAX_DRILL_ROWS else ""
-        parts.append(f"<details><summary><b>{_esc(TASK_TITLES.get(t, t))}</b>: {len(keys)} samples{more}</summary>"
-                     f'<table class="drill">{head}{"".join(body)}</table></details>')
+        parts.append(
+            f"<details><summary><b>{_esc(TASK_TITLES.get(t, t))}</b>: {len(keys)} samples{more}</summary>"
+            f'<table class="drill">{head}{"".join(body)}</table></details>'
+        )
     return "".join(parts)
 
 
@@ -199,27 +252,55 @@ def render_html(results: list[dict], comps: list[dict], title: str, meta: str, e
     if comps:
         comp_html = "<h3>Paired differences: model - baseline (same items)</h3>" + _html_table(
             ["Task", "Model", "vs", "Difference (pts)", "95% CI", "p"],
-            [[c["task"], c["model"], c["baseline"], f"{c['diff'] * 100:+.1f}",
-              f"[{c['lo'] * 100:+.1f}, {c['hi'] * 100:+.1f}]", f"{c['p_value']:.3f}"] for c in comps])
-    imgs = [plots.accuracy_plot(results, _tasks(results)), plots.latency_plot(results), plots.throughput_plot(results),
-            plots.length_plot(results)]
+            [
+                [
+                    c["task"],
+                    c["model"],
+                    c["baseline"],
+                    f"{c['diff'] * 100:+.1f}",
+                    f"[{c['lo'] * 100:+.1f}, {c['hi'] * 100:+.1f}]",
+                    f"{c['p_value']:.3f}",
+                ]
+                for c in comps
+            ],
+        )
+    imgs = [
+        plots.accuracy_plot(results, _tasks(results)),
+        plots.latency_plot(results),
+        plots.throughput_plot(results),
+        plots.length_plot(results),
+    ]
     plot_html = "".join(f'<img alt="plot" src="data:image/png;base64,{b}">' for b in imgs if b) or "<p>No data.</p>"
     tpl = Template((Path(__file__).parent / "templates" / "report.html").read_text(encoding="utf-8"))
-    return tpl.substitute(title=_esc(title), meta=_esc(meta), summary=_html_table(head, rows), comparisons=comp_html,
-                          robustness=robustness_html(results), errors=errors,
-                          plots=plot_html, cases=_cases_html(results), drill=_drill_html(results),
-                          ncols=max(1, len([r for r in results if r.get("cases")])))
+    return tpl.substitute(
+        title=_esc(title),
+        meta=_esc(meta),
+        summary=_html_table(head, rows),
+        comparisons=comp_html,
+        robustness=robustness_html(results),
+        errors=errors,
+        plots=plot_html,
+        cases=_cases_html(results),
+        drill=_drill_html(results),
+        ncols=max(1, len([r for r in results if r.get("cases")])),
+    )
 
 
 def precision_notes(results: list[dict]) -> list[str]:
-    """"dtype: float32 — <why>" once per distinct precision the models ran in (reasonkd.utils.hardware)."""
+    """ "dtype: float32 — <why>" once per distinct precision the models ran in (reasonkd.utils.hardware)."""
     notes = [f"dtype: {r['dtype']} — {r['precision']}" for r in results if r.get("dtype") and r.get("precision")]
     return list(dict.fromkeys(notes))
 
 
-def write_report(results: list[dict], out_dir, labels=None, title: str = "reasonkd evaluation",
-                 notes: list[str] | None = None, gold: dict[str, dict] | None = None,
-                 pairs: list[tuple[str, str]] | None = None) -> dict[str, Path]:
+def write_report(
+    results: list[dict],
+    out_dir,
+    labels=None,
+    title: str = "reasonkd evaluation",
+    notes: list[str] | None = None,
+    gold: dict[str, dict] | None = None,
+    pairs: list[tuple[str, str]] | None = None,
+) -> dict[str, Path]:
     """Write report.md, report.html, results.json and samples/<label>/<task>.jsonl into out_dir.
     `notes`: extra header lines (the demo adds its training precision); the models' precision is added.
     `gold`: data-engine items by id, for the first-error analysis of the math tasks (reasonkd.eval.analyze);
@@ -262,15 +343,27 @@ def write_report(results: list[dict], out_dir, labels=None, title: str = "reason
     created = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     backend = sandbox_backend() if any(t in ("humaneval", "code") for r in results for t in r["tasks"]) else None
     notes = list(dict.fromkeys([*precision_notes(results), *(notes or [])]))
-    write_json(out / "results.json", {"title": title, "created": created, "sandbox_backend": backend,
-                                      "notes": notes, "models": compact, "comparisons": comps,
-                                      "errors": {"models": [{k: v for k, v in s.items() if k != "rows"}
-                                                            for s in summaries], "transitions": trans}})
+    write_json(
+        out / "results.json",
+        {
+            "title": title,
+            "created": created,
+            "sandbox_backend": backend,
+            "notes": notes,
+            "models": compact,
+            "comparisons": comps,
+            "errors": {
+                "models": [{k: v for k, v in s.items() if k != "rows"} for s in summaries],
+                "transitions": trans,
+            },
+        },
+    )
     title_line, _, rest = markdown(results, comps, error_markdown(summaries, trans, cases)).partition("\n")
     with atomic_write(out / "report.md") as f:
         f.write(title_line + "\n" + "".join(f"\n_{n}_\n" for n in notes) + rest)
-    meta = " · ".join([f"{created} · {len(results)} model(s)" + (f" · code sandbox: {backend}" if backend else ""),
-                       *notes])
+    meta = " · ".join(
+        [f"{created} · {len(results)} model(s)" + (f" · code sandbox: {backend}" if backend else ""), *notes]
+    )
     with atomic_write(out / "report.html") as f:
         f.write(render_html(results, comps, title, meta, error_html(summaries, trans, cases)))
     return {"markdown": out / "report.md", "html": out / "report.html", "json": out / "results.json"}

@@ -47,16 +47,30 @@ def _score_rows(task, pairs: list[tuple[dict, str]], extra: list[dict] | None = 
     rows, seen = [], {}
     for i, (ex, completion, s) in enumerate(zip(examples, completions, scored)):
         j = seen[ex["idx"]] = seen.get(ex["idx"], -1) + 1
-        row = {"idx": ex["idx"], "id": ex["id"], "sample": j, "prompt": task.prompt(ex), "completion": completion,
-               "reference": task.reference(ex), **s}
+        row = {
+            "idx": ex["idx"],
+            "id": ex["id"],
+            "sample": j,
+            "prompt": task.prompt(ex),
+            "completion": completion,
+            "reference": task.reference(ex),
+            **s,
+        }
         if extra:
             row.update(extra[i])
         rows.append(row)
     return rows
 
 
-def evaluate_samples(task_name: str, samples_file: str, data=None, limit: int | None = None,
-                     label: str | None = None, out_dir=None, **task_options) -> dict:
+def evaluate_samples(
+    task_name: str,
+    samples_file: str,
+    data=None,
+    limit: int | None = None,
+    label: str | None = None,
+    out_dir=None,
+    **task_options,
+) -> dict:
     """Score existing completions (`--samples`) for one task; no model is loaded."""
     from reasonkd.utils.io import read_jsonl
 
@@ -71,9 +85,17 @@ def evaluate_samples(task_name: str, samples_file: str, data=None, limit: int | 
     t0 = time.perf_counter()
     rows = _score_rows(task, pairs)
     log.info("%s on %s: scored %d samples in %.1fs", label, task_name, len(rows), time.perf_counter() - t0)
-    result = {"label": label, "model": str(p), "kind": "samples", "params": None, "latency": None,
-              "peak_rss_mb": None, "throughput": {}, "cases": [],
-              "tasks": {task_name: {"metrics": task.metrics(rows), "samples": rows}}}
+    result = {
+        "label": label,
+        "model": str(p),
+        "kind": "samples",
+        "params": None,
+        "latency": None,
+        "peak_rss_mb": None,
+        "throughput": {},
+        "cases": [],
+        "tasks": {task_name: {"metrics": task.metrics(rows), "samples": rows}},
+    }
     if out_dir:
         save_rows(samples_path(out_dir, label, task_name), {"samples": str(p), "task": task_name}, rows)
     return result
@@ -104,13 +126,36 @@ def _open(model_name_or_path, engine: str, dtype: str, device: str, window: int 
     return gen, model, dtype, precision
 
 
-def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None = None, *,
-                   label: str | None = None, out_dir=None, batch_size: int = 16, max_new_tokens: int = 512,
-                   temperature: float = 0.0, top_p: float = 1.0, n_samples: int = 1, few_shot: int = 0,
-                   dtype: str = "auto", device: str = "cpu", template: str | None = None, latency_problems: int = 5,
-                   latency_tokens: int = 64, cases: bool = True, case_tokens: int = 384, timeout: float = 10.0,
-                   workers: int = 2, seed: int = 0, progress: bool = True, engine: str = "hf",
-                   window: int | None = None, sinks: int = 4, per_type: int | None = None) -> dict:
+def evaluate_model(
+    model_name_or_path: str,
+    tasks,
+    data=None,
+    limit: int | None = None,
+    *,
+    label: str | None = None,
+    out_dir=None,
+    batch_size: int = 16,
+    max_new_tokens: int = 512,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    n_samples: int = 1,
+    few_shot: int = 0,
+    dtype: str = "auto",
+    device: str = "cpu",
+    template: str | None = None,
+    latency_problems: int = 5,
+    latency_tokens: int = 64,
+    cases: bool = True,
+    case_tokens: int = 384,
+    timeout: float = 10.0,
+    workers: int = 2,
+    seed: int = 0,
+    progress: bool = True,
+    engine: str = "hf",
+    window: int | None = None,
+    sinks: int = 4,
+    per_type: int | None = None,
+) -> dict:
     """Generate and score `tasks` (names or a comma list) with one model; return the result dict.
     `engine`: hf | openvino | vllm | auto (reasonkd.models.engines); openvino runs the weights as trained (fp32).
     `per_type`: the robustness task asks each perturbation type on the first K problems that take it."""
@@ -118,19 +163,30 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
 
     task_objs = _make_tasks(tasks, data, limit, n_samples, temperature, template, timeout, workers, few_shot, per_type)
     label = label or str(model_name_or_path)
-    settings = {"batch_size": batch_size, "max_new_tokens": max_new_tokens, "temperature": temperature,
-                "n_samples": n_samples, "few_shot": few_shot, "limit": limit, "seed": seed,
-                "window": window, "sinks": sinks if window else None, "per_type": per_type,
-                **({"top_p": top_p} if top_p != 1.0 else {})}
+    settings = {
+        "batch_size": batch_size,
+        "max_new_tokens": max_new_tokens,
+        "temperature": temperature,
+        "n_samples": n_samples,
+        "few_shot": few_shot,
+        "limit": limit,
+        "seed": seed,
+        "window": window,
+        "sinks": sinks if window else None,
+        "per_type": per_type,
+        **({"top_p": top_p} if top_p != 1.0 else {}),
+    }
     reset_peak_rss()
     rss_before = rss_mb()  # what this process already held (earlier steps of a pipeline, torch itself)
     gen, model, result = _load(model_name_or_path, label, engine, dtype, device, window, sinks, settings)
     tok = gen.tokenizer
     first_prompts = _run_tasks(gen, task_objs, result, out_dir, template, progress, latency_problems, latency_tokens)
     if latency_problems and first_prompts:
-        result["latency"] = (measure_latency(model, tok, first_prompts[:latency_problems], latency_tokens)
-                             if model is not None and not window  # the window decodes in the engine
-                             else engine_latency(gen, first_prompts[:latency_problems], latency_tokens))
+        result["latency"] = (
+            measure_latency(model, tok, first_prompts[:latency_problems], latency_tokens)
+            if model is not None and not window  # the window decodes in the engine
+            else engine_latency(gen, first_prompts[:latency_problems], latency_tokens)
+        )
     if cases:
         result["cases"] = run_cases(model if model is not None else gen, tok, case_tokens)
     result["peak_rss_mb"] = peak_rss_mb()
@@ -141,32 +197,73 @@ def evaluate_model(model_name_or_path: str, tasks, data=None, limit: int | None 
     return result
 
 
-def _make_tasks(tasks, data, limit: int | None, n_samples: int, temperature: float, template: str | None,
-                timeout: float, workers: int, few_shot: int, per_type: int | None) -> dict:
+def _make_tasks(
+    tasks,
+    data,
+    limit: int | None,
+    n_samples: int,
+    temperature: float,
+    template: str | None,
+    timeout: float,
+    workers: int,
+    few_shot: int,
+    per_type: int | None,
+) -> dict:
     """{name: task} of `tasks` (names or a comma list), built and checked before any model is loaded."""
     names = [t.strip() for t in tasks.split(",")] if isinstance(tasks, str) else list(tasks)
     if n_samples > 1 and temperature <= 0:
         raise ReasonkdError(f"--n-samples {n_samples} needs --temperature > 0 (greedy samples are identical)")
-    return {n: get_task(n, data=_task_data(data, n), limit=limit, template=template, timeout=timeout,
-                        workers=workers, few_shot=few_shot, per_type=per_type) for n in names}
+    return {
+        n: get_task(
+            n,
+            data=_task_data(data, n),
+            limit=limit,
+            template=template,
+            timeout=timeout,
+            workers=workers,
+            few_shot=few_shot,
+            per_type=per_type,
+        )
+        for n in names
+    }
 
 
-def _load(model_name_or_path, label: str, engine: str, dtype: str, device: str, window: int | None, sinks: int,
-          settings: dict) -> tuple:
+def _load(
+    model_name_or_path, label: str, engine: str, dtype: str, device: str, window: int | None, sinks: int, settings: dict
+) -> tuple:
     """(generation engine, torch model or None, the result dict: what was loaded, how, in how long)."""
     t0 = time.perf_counter()
     engine = resolve_engine(engine, device, str(model_name_or_path))
     gen, model, dtype, precision = _open(model_name_or_path, engine, dtype, device, window, sinks)
     load_s = time.perf_counter() - t0
     params = count_parameters(model) if model is not None else gen.num_parameters()
-    result = {"label": label, "model": str(model_name_or_path), "kind": "model", "params": params, "engine": engine,
-              "dtype": dtype, "precision": precision, "load_seconds": load_s, "throughput": {}, "tasks": {},
-              "cases": [], "settings": settings}
+    result = {
+        "label": label,
+        "model": str(model_name_or_path),
+        "kind": "model",
+        "params": params,
+        "engine": engine,
+        "dtype": dtype,
+        "precision": precision,
+        "load_seconds": load_s,
+        "throughput": {},
+        "tasks": {},
+        "cases": [],
+        "settings": settings,
+    }
     return gen, model, result
 
 
-def _run_tasks(gen: Engine, task_objs: dict, result: dict, out_dir, template: str | None, progress: bool,
-               latency_problems: int, latency_tokens: int) -> list[str] | None:
+def _run_tasks(
+    gen: Engine,
+    task_objs: dict,
+    result: dict,
+    out_dir,
+    template: str | None,
+    progress: bool,
+    latency_problems: int,
+    latency_tokens: int,
+) -> list[str] | None:
     """Generate (or reuse) and score every task into `result` (its label, model, dtype, engine and settings
     say how); returns the first task's prompts (for the latency measurement)."""
     s, label, tok = result["settings"], result["label"], gen.tokenizer
@@ -182,17 +279,33 @@ def _run_tasks(gen: Engine, task_objs: dict, result: dict, out_dir, template: st
         if hasattr(task, "length_profile") and latency_problems:  # latency, peak RSS per input length
             metrics["by_length_speed"] = task.length_profile(examples, prompts, gen, latency_problems, latency_tokens)
         result["tasks"][name] = {"metrics": metrics, "samples": rows}
-        log.info("%s on %s: accuracy %.3f [%.3f, %.3f] (n=%d)", label, name, metrics["accuracy"],
-                 *metrics["ci"], metrics["n"])
+        log.info(
+            "%s on %s: accuracy %.3f [%.3f, %.3f] (n=%d)",
+            label,
+            name,
+            metrics["accuracy"],
+            *metrics["ci"],
+            metrics["n"],
+        )
     return first_prompts
 
 
 def _identity(model: str, name: str, task, settings: dict, template: str | None, dtype: str, engine: str) -> dict:
     """What the stored samples of one task must have been made with to be reused (sample_store.load_cached)."""
     s = settings
-    identity = {"model": model, "task": name, "data": str(task.data), "limit": s["limit"],
-                "max_new_tokens": s["max_new_tokens"], "temperature": s["temperature"], "n_samples": s["n_samples"],
-                "few_shot": s["few_shot"], "template": template, "dtype": dtype, "seed": s["seed"]}
+    identity = {
+        "model": model,
+        "task": name,
+        "data": str(task.data),
+        "limit": s["limit"],
+        "max_new_tokens": s["max_new_tokens"],
+        "temperature": s["temperature"],
+        "n_samples": s["n_samples"],
+        "few_shot": s["few_shot"],
+        "template": template,
+        "dtype": dtype,
+        "seed": s["seed"],
+    }
     identity.update({"engine": engine} if engine != "hf" else {})  # hf: the identity of older caches
     identity.update({"top_p": s["top_p"]} if "top_p" in s else {})  # 1 (left out of settings): as older caches
     identity.update({"window": s["window"], "sinks": s["sinks"]} if s["window"] else {})
@@ -200,8 +313,19 @@ def _identity(model: str, name: str, task, settings: dict, template: str | None,
     return identity
 
 
-def _task_rows(gen: Engine, task, examples: list, prompts: list[str], path: Path | None, identity: dict,
-               throughput: dict, name: str, label: str, progress: bool, settings: dict) -> list[dict]:
+def _task_rows(
+    gen: Engine,
+    task,
+    examples: list,
+    prompts: list[str],
+    path: Path | None,
+    identity: dict,
+    throughput: dict,
+    name: str,
+    label: str,
+    progress: bool,
+    settings: dict,
+) -> list[dict]:
     """The scored samples of one task: reused from `path` when stored with the same identity, else generated
     (settings: n_samples per prompt, max_new_tokens, temperature, top_p, batch_size, seed), scored and stored.
     Records the task's throughput in `throughput[name]`."""
@@ -215,13 +339,24 @@ def _task_rows(gen: Engine, task, examples: list, prompts: list[str], path: Path
         return rows
     expanded = [(ex, p) for ex, p in zip(examples, prompts) for _ in range(s["n_samples"])]
     outs, stats = generate_resumable(
-        gen, [p for _, p in expanded], path, identity, max_new_tokens=s["max_new_tokens"], temperature=s["temperature"],
-        top_p=s.get("top_p", 1.0), batch_size=s["batch_size"], seed=s["seed"], progress=progress,
-        desc=f"{label}:{name}")
+        gen,
+        [p for _, p in expanded],
+        path,
+        identity,
+        max_new_tokens=s["max_new_tokens"],
+        temperature=s["temperature"],
+        top_p=s.get("top_p", 1.0),
+        batch_size=s["batch_size"],
+        seed=s["seed"],
+        progress=progress,
+        desc=f"{label}:{name}",
+    )
     throughput[name] = {**stats, "batch_size": s["batch_size"], "sequences": len(outs)}
-    rows = _score_rows(task, [(ex, o.text) for (ex, _), o in zip(expanded, outs)],
-                       [{"new_tokens": o.new_tokens, "finished": o.finished,
-                         "prompt_tokens": o.prompt_tokens} for o in outs])
+    rows = _score_rows(
+        task,
+        [(ex, o.text) for (ex, _), o in zip(expanded, outs)],
+        [{"new_tokens": o.new_tokens, "finished": o.finished, "prompt_tokens": o.prompt_tokens} for o in outs],
+    )
     if path:
         save_rows(path, identity, rows, throughput[name])
         path.with_suffix(".partial.jsonl").unlink(missing_ok=True)
@@ -234,8 +369,19 @@ def run_cases(model, tok, max_new_tokens: int = 384) -> list[dict]:
     from reasonkd.eval.cases import CASES
 
     gen = model if isinstance(model, Engine) else HFEngine.wrap(model, tok)
-    outs = gen.generate([apply_chat(tok, c.prompt) for c in CASES], max_new_tokens=max_new_tokens,
-                        batch_size=len(CASES))
-    return [{"name": c.name, "title": c.title, "prompt": c.prompt, "reference": c.reference, "answer": o.text,
-             "check": bool(c.check(o.text)), "new_tokens": o.new_tokens, "finished": o.finished}
-            for c, o in zip(CASES, outs)]
+    outs = gen.generate(
+        [apply_chat(tok, c.prompt) for c in CASES], max_new_tokens=max_new_tokens, batch_size=len(CASES)
+    )
+    return [
+        {
+            "name": c.name,
+            "title": c.title,
+            "prompt": c.prompt,
+            "reference": c.reference,
+            "answer": o.text,
+            "check": bool(c.check(o.text)),
+            "new_tokens": o.new_tokens,
+            "finished": o.finished,
+        }
+        for c, o in zip(CASES, outs)
+    ]

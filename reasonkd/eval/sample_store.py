@@ -59,8 +59,9 @@ each appended to <task>.partial.jsonl as it finishes: a stopped evaluation resum
 Chunk i samples with seed + i, so a resumed run draws what an uninterrupted one draws."""
 
 
-def generate_resumable(gen: Engine, prompts: list[str], path: Path | None, identity: dict, *, seed: int,
-                        progress: bool, desc: str, **kw) -> tuple[list, dict]:
+def generate_resumable(
+    gen: Engine, prompts: list[str], path: Path | None, identity: dict, *, seed: int, progress: bool, desc: str, **kw
+) -> tuple[list, dict]:
     """(completions, throughput stats) of `prompts`, in chunks recorded under `path` (see EVAL_CHUNK)."""
     from reasonkd.models.generation import Completion
     from reasonkd.utils.io import atomic_write
@@ -71,35 +72,54 @@ def generate_resumable(gen: Engine, prompts: list[str], path: Path | None, ident
     partial = path.with_suffix(".partial.jsonl")
     key = json.loads(json.dumps({**identity, "chunk": EVAL_CHUNK, "n": len(prompts)}))
     rows = []
-    for line in (partial.read_text(encoding="utf-8").splitlines() if partial.is_file() else []):
+    for line in partial.read_text(encoding="utf-8").splitlines() if partial.is_file() else []:
         try:
             rows.append(json.loads(line))
         except json.JSONDecodeError:  # the line a kill cut short: that chunk is generated again
             break
     if not rows or rows[0].get("identity") != key:  # another run's chunks (other settings): start over
         rows = [{"identity": key}]
-    chunks = [r for r in rows[1:] if r.get("prompts") == [p[-64:] for p in prompts[r["start"]:r["start"] + EVAL_CHUNK]]]
+    chunks = [
+        r for r in rows[1:] if r.get("prompts") == [p[-64:] for p in prompts[r["start"] : r["start"] + EVAL_CHUNK]]
+    ]
     partial.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(partial) as f:  # the good lines only, so appends follow whole lines
         f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in [rows[0], *chunks])
     done = {c["start"]: c for c in chunks}
     if done:
-        log.info("%s: resuming, %d of %d sequences generated earlier (%s)", desc, sum(len(c["outs"]) for c in chunks),
-                 len(prompts), partial)
+        log.info(
+            "%s: resuming, %d of %d sequences generated earlier (%s)",
+            desc,
+            sum(len(c["outs"]) for c in chunks),
+            len(prompts),
+            partial,
+        )
     new_tokens, seconds = sum(c["new_tokens"] for c in chunks), sum(c["seconds"] for c in chunks)
     for i, start in enumerate(range(0, len(prompts), EVAL_CHUNK)):
         if start in done:
             continue
-        part = prompts[start:start + EVAL_CHUNK]
+        part = prompts[start : start + EVAL_CHUNK]
         outs = gen.generate(part, seed=seed + i, progress=progress, desc=f"{desc} [{start}/{len(prompts)}]", **kw)
-        done[start] = {"start": start, "prompts": [p[-64:] for p in part], "new_tokens": gen.stats["new_tokens"],
-                       "seconds": gen.stats["seconds"], "outs": [[o.text, o.prompt_tokens, o.new_tokens, o.finished]
-                                                                 for o in outs]}
+        done[start] = {
+            "start": start,
+            "prompts": [p[-64:] for p in part],
+            "new_tokens": gen.stats["new_tokens"],
+            "seconds": gen.stats["seconds"],
+            "outs": [[o.text, o.prompt_tokens, o.new_tokens, o.finished] for o in outs],
+        }
         new_tokens, seconds = new_tokens + gen.stats["new_tokens"], seconds + gen.stats["seconds"]
         with open(partial, "a", encoding="utf-8") as f:  # one line per whole chunk: a cut line is dropped
             f.write(json.dumps(done[start], ensure_ascii=False) + "\n")
-    outs = [Completion(p, *o) for start in sorted(done) for p, o in
-            zip(prompts[start:start + EVAL_CHUNK], done[start]["outs"])]
-    stats = {**gen.stats, "new_tokens": new_tokens, "seconds": seconds,
-             "tokens_per_s": new_tokens / max(seconds, 1e-9), "sequences": len(outs)}
+    outs = [
+        Completion(p, *o)
+        for start in sorted(done)
+        for p, o in zip(prompts[start : start + EVAL_CHUNK], done[start]["outs"])
+    ]
+    stats = {
+        **gen.stats,
+        "new_tokens": new_tokens,
+        "seconds": seconds,
+        "tokens_per_s": new_tokens / max(seconds, 1e-9),
+        "sequences": len(outs),
+    }
     return outs, stats

@@ -46,35 +46,64 @@ def time_generate(model, tok, prompts: list[str], batch_size: int, new_tokens: i
     tok.padding_side = "left"
     total_s, tokens, ttft, step = 0.0, 0, [], []
     for start in range(0, len(prompts), batch_size):
-        enc = tok(prompts[start:start + batch_size], add_special_tokens=False, padding=True,
-                  return_token_type_ids=False, return_tensors="pt")
+        enc = tok(
+            prompts[start : start + batch_size],
+            add_special_tokens=False,
+            padding=True,
+            return_token_type_ids=False,
+            return_tensors="pt",
+        )
         clock = _StepClock()
         t0 = time.perf_counter()
-        out = model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                             temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id,
-                             stopping_criteria=StoppingCriteriaList([clock]))
+        out = model.generate(
+            **enc,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=tok.pad_token_id,
+            stopping_criteria=StoppingCriteriaList([clock]),
+        )
         total_s += time.perf_counter() - t0
         tokens += (out.shape[1] - enc["input_ids"].shape[1]) * out.shape[0]
         ttft.append((clock.times[0] - t0) * 1000)
         if len(clock.times) > 1:
             step.append((clock.times[-1] - clock.times[0]) * 1000 / (len(clock.times) - 1))
-    return {"seconds": total_s, "tokens": tokens, "ttft_ms": statistics.median(ttft),
-            "ms_per_token": statistics.median(step) if step else float("nan")}
+    return {
+        "seconds": total_s,
+        "tokens": tokens,
+        "ttft_ms": statistics.median(ttft),
+        "ms_per_token": statistics.median(step) if step else float("nan"),
+    }
 
 
 def summarize(runs: list[dict], **meta) -> dict:
     """Median row over repeats of time_generate (all tokens/s kept for the record)."""
     tps = [r["tokens"] / r["seconds"] for r in runs]
-    return {**meta, "tokens_per_s": statistics.median(tps), "tokens_per_s_all": tps,
-            "ttft_ms": statistics.median(r["ttft_ms"] for r in runs),
-            "ms_per_token": statistics.median(r["ms_per_token"] for r in runs), "repeats": len(runs)}
+    return {
+        **meta,
+        "tokens_per_s": statistics.median(tps),
+        "tokens_per_s_all": tps,
+        "ttft_ms": statistics.median(r["ttft_ms"] for r in runs),
+        "ms_per_token": statistics.median(r["ms_per_token"] for r in runs),
+        "repeats": len(runs),
+    }
 
 
-def bench_model(model, tok, batch_sizes=(1, 8), new_tokens: int = 64, repeats: int = 3,
-                n_prompts: int | None = None, meta: dict | None = None) -> list[dict]:
+def bench_model(
+    model,
+    tok,
+    batch_sizes=(1, 8),
+    new_tokens: int = 64,
+    repeats: int = 3,
+    n_prompts: int | None = None,
+    meta: dict | None = None,
+) -> list[dict]:
     """One row per batch size (see module doc); `meta` (backend, precision, ...) is copied into each row."""
     prompts = bench_prompts(tok, n_prompts or max(batch_sizes))
-    time_generate(model, tok, prompts[:max(batch_sizes)], max(batch_sizes), 4)  # warm-up: allocations, kernels
+    time_generate(model, tok, prompts[: max(batch_sizes)], max(batch_sizes), 4)  # warm-up: allocations, kernels
     rows = []
     for bs in batch_sizes:
         runs = [time_generate(model, tok, prompts, bs, new_tokens) for _ in range(repeats)]
@@ -99,12 +128,16 @@ def backend_label(backend: str) -> str:
 
 def format_table(rows: list[dict]) -> str:
     """Markdown table: hardware target | backend | precision | batch | tokens/s | TTFT | ms/token | peak RSS."""
-    head = ("| hardware target | backend | precision | batch | tokens/s | TTFT ms | ms/token | peak RSS MiB |\n"
-            "|---|---|---|---|---|---|---|---|\n")
+    head = (
+        "| hardware target | backend | precision | batch | tokens/s | TTFT ms | ms/token | peak RSS MiB |\n"
+        "|---|---|---|---|---|---|---|---|\n"
+    )
     body = ""
     for r in rows:
         rss = f"{r['peak_rss_mb']:.0f}" if r.get("peak_rss_mb") is not None else "-"
-        body += (f"| {r.get('hardware') or hardware()} | {backend_label(r.get('backend', '?'))} | "
-                 f"{r.get('precision', '?')} | {r['batch_size']} | {r['tokens_per_s']:.1f} | {r['ttft_ms']:.0f} | "
-                 f"{r['ms_per_token']:.1f} | {rss} |\n")
+        body += (
+            f"| {r.get('hardware') or hardware()} | {backend_label(r.get('backend', '?'))} | "
+            f"{r.get('precision', '?')} | {r['batch_size']} | {r['tokens_per_s']:.1f} | {r['ttft_ms']:.0f} | "
+            f"{r['ms_per_token']:.1f} | {rss} |\n"
+        )
     return head + body

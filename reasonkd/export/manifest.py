@@ -23,8 +23,17 @@ MANIFEST = EXPORT_MANIFEST
 FORMATS = ("onnx", "openvino")
 MODEL_FILES = {"onnx": ("model.onnx",), "openvino": ("openvino_model.xml", "openvino_model.bin")}
 """Files a loadable export of each format must hold."""
-PACKAGES = ("reasonkd", "torch", "transformers", "optimum", "optimum-onnx", "onnxruntime", "optimum-intel",
-            "openvino", "nncf")
+PACKAGES = (
+    "reasonkd",
+    "torch",
+    "transformers",
+    "optimum",
+    "optimum-onnx",
+    "onnxruntime",
+    "optimum-intel",
+    "openvino",
+    "nncf",
+)
 
 
 def versions() -> dict:
@@ -40,8 +49,11 @@ def versions() -> dict:
 
 def file_table(folder: Path) -> dict:
     """{relative name: {size, sha256}} for every file of the folder except the manifest."""
-    return {str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": sha256_file(p)}
-            for p in sorted(folder.rglob("*")) if p.is_file() and p.name != MANIFEST}
+    return {
+        str(p.relative_to(folder)): {"size": p.stat().st_size, "sha256": sha256_file(p)}
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != MANIFEST
+    }
 
 
 def write_manifest(folder: Path, manifest: dict) -> None:
@@ -73,15 +85,22 @@ def read_manifest(folder: Path) -> dict:
     folder = Path(folder)
     man = folder / MANIFEST
     if not folder.is_dir():
-        raise ReasonkdError(f"export folder {folder} does not exist; create it with "
-                            f"`reasonkd export --model MODEL --format onnx|openvino --out {folder}`")
+        raise ReasonkdError(
+            f"export folder {folder} does not exist; create it with "
+            f"`reasonkd export --model MODEL --format onnx|openvino --out {folder}`"
+        )
     if not man.is_file():
-        raise ReasonkdError(f"{folder} has no {MANIFEST}: not written by `reasonkd export`, or the export was "
-                            f"interrupted; re-run `reasonkd export ... --out {folder}`")
+        raise ReasonkdError(
+            f"{folder} has no {MANIFEST}: not written by `reasonkd export`, or the export was "
+            f"interrupted; re-run `reasonkd export ... --out {folder}`"
+        )
     try:
         manifest = json.loads(man.read_text())
-        if not isinstance(manifest, dict) or manifest.get("format") not in FORMATS \
-                or not isinstance(manifest.get("files"), dict):
+        if (
+            not isinstance(manifest, dict)
+            or manifest.get("format") not in FORMATS
+            or not isinstance(manifest.get("files"), dict)
+        ):
             raise ValueError("expected an object with 'format' (onnx|openvino) and 'files'")
     except (OSError, ValueError) as e:
         raise ReasonkdError(f"{man} is unreadable ({e}); re-run `reasonkd export ... --out {folder}`") from None
@@ -92,8 +111,10 @@ def verify_export(folder: str | Path, full: bool = False) -> dict:
     """Return the manifest if every listed file is there with its recorded size (and SHA-256 if `full`)."""
     folder = Path(folder)
     manifest = read_manifest(folder)
-    redo = f"the export is damaged: re-run `reasonkd export --model {manifest.get('source', 'MODEL')} " \
-           f"--format {manifest['format']}{' --int8' if manifest.get('int8') else ''} --out {folder}`"
+    redo = (
+        f"the export is damaged: re-run `reasonkd export --model {manifest.get('source', 'MODEL')} "
+        f"--format {manifest['format']}{' --int8' if manifest.get('int8') else ''} --out {folder}`"
+    )
     for name in MODEL_FILES[manifest["format"]]:
         if name not in manifest["files"]:
             raise ReasonkdError(f"{folder / MANIFEST} does not list {name}; {redo}")
@@ -103,8 +124,9 @@ def verify_export(folder: str | Path, full: bool = False) -> dict:
             raise ReasonkdError(f"{p} is missing; {redo}")
         size = p.stat().st_size
         if size != meta.get("size"):
-            raise ReasonkdError(f"{p} has {size} bytes, the manifest says {meta.get('size')} "
-                                f"(truncated or corrupted); {redo}")
+            raise ReasonkdError(
+                f"{p} has {size} bytes, the manifest says {meta.get('size')} (truncated or corrupted); {redo}"
+            )
         if full and sha256_file(p) != meta.get("sha256"):
             raise ReasonkdError(f"{p} fails its SHA-256 check; {redo}")
     return manifest

@@ -13,8 +13,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-RUNTIME_FP32 = {"INFERENCE_PRECISION_HINT": "f32", "KV_CACHE_PRECISION": "f32",
-                "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0", "PERFORMANCE_HINT": "LATENCY"}
+RUNTIME_FP32 = {
+    "INFERENCE_PRECISION_HINT": "f32",
+    "KV_CACHE_PRECISION": "f32",
+    "DYNAMIC_QUANTIZATION_GROUP_SIZE": "0",
+    "PERFORMANCE_HINT": "LATENCY",
+}
 """CPU plugin settings for an fp32 export. OpenVINO otherwise picks bf16 compute on CPUs that
 have it (AVX-512 BF16 / AMX, as here), a u8 KV cache and dynamic activation quantization,
 which would make the exported model's greedy tokens differ from PyTorch's."""
@@ -40,5 +44,6 @@ def load_openvino(folder: str | Path, ov_config: dict | None = None):
     """An OVModelForCausalLM compiled for the CPU with `ov_config` (see RUNTIME_FP32 / RUNTIME_INT8)."""
     from optimum.intel import OVModelForCausalLM
 
-    return OVModelForCausalLM.from_pretrained(str(folder), device="CPU", ov_config=dict(ov_config or RUNTIME_FP32),
-                                              use_cache=True)
+    return OVModelForCausalLM.from_pretrained(
+        str(folder), device="CPU", ov_config=dict(ov_config or RUNTIME_FP32), use_cache=True
+    )

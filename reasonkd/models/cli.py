@@ -27,14 +27,25 @@ def register(sub) -> None:
     g.add_argument("--model", required=True, help="alias, folder, .gguf file or hub id")
     # not required: reasonkd.ocr.cli registers --image FILE... on this parser (a problem as an image)
     g.add_argument("--prompt", help="the question (with --image: an instruction put before the image's text)")
-    g.add_argument("--system", default=DEFAULT_SYSTEM,
-                   help="system prompt (default asks for step-by-step reasoning; pass '' for none)")
+    g.add_argument(
+        "--system",
+        default=DEFAULT_SYSTEM,
+        help="system prompt (default asks for step-by-step reasoning; pass '' for none)",
+    )
     g.add_argument("--max-new-tokens", type=int, default=384)
     g.add_argument("--temperature", type=float, default=0.0)
-    g.add_argument("--dtype", default="auto", choices=["auto", "float32", "bfloat16", "float16"],
-                   help="auto = bf16 where the hardware runs it natively, else fp32")
-    g.add_argument("--window", type=int, default=None,
-                   help="sliding-window attention: keep W tokens of KV cache, for inputs past the context")
+    g.add_argument(
+        "--dtype",
+        default="auto",
+        choices=["auto", "float32", "bfloat16", "float16"],
+        help="auto = bf16 where the hardware runs it natively, else fp32",
+    )
+    g.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="sliding-window attention: keep W tokens of KV cache, for inputs past the context",
+    )
     g.add_argument("--sinks", type=int, default=4, help="attention-sink tokens kept at the start (with --window)")
     g.set_defaults(func=cmd_generate)
 
@@ -49,10 +60,19 @@ def cmd_list(args) -> int:
         ok = folder.exists() and cache.verify_cache(folder) is None
         # GGUF copies may store an untied lm_head: "as loaded" counts what is really in memory
         loaded = cache.cached_param_count(folder) if ok else None
-        rows.append((spec.alias, spec.arch, f"{spec.params:,}", f"{loaded:,}" if loaded else "-",
-                     f"{spec.vocab_size:,}", spec.tokenizer_family,
-                     spec.license.split(" ")[0], "yes" if cache.is_installed(spec) else "no",
-                     "yes" if ok else "no"))
+        rows.append(
+            (
+                spec.alias,
+                spec.arch,
+                f"{spec.params:,}",
+                f"{loaded:,}" if loaded else "-",
+                f"{spec.vocab_size:,}",
+                spec.tokenizer_family,
+                spec.license.split(" ")[0],
+                "yes" if cache.is_installed(spec) else "no",
+                "yes" if ok else "no",
+            )
+        )
     widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     for r in rows:
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
@@ -95,10 +115,17 @@ def cmd_generate(args) -> int:
         return _generate_windowed(args, model, tok, prompt)
     check_context(model, inputs["input_ids"].shape[1])
     streamer = TextIteratorStreamer(tok, skip_prompt=True, skip_special_tokens=True)
-    kw = dict(max_new_tokens=args.max_new_tokens, streamer=streamer, pad_token_id=tok.pad_token_id,
-              eos_token_id=_stop_ids(model, tok))
-    kw.update(dict(do_sample=True, temperature=args.temperature) if args.temperature > 0
-              else dict(do_sample=False, temperature=None, top_p=None, top_k=None))
+    kw = dict(
+        max_new_tokens=args.max_new_tokens,
+        streamer=streamer,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=_stop_ids(model, tok),
+    )
+    kw.update(
+        dict(do_sample=True, temperature=args.temperature)
+        if args.temperature > 0
+        else dict(do_sample=False, temperature=None, top_p=None, top_k=None)
+    )
     result = {}
 
     def _run():
@@ -117,8 +144,7 @@ def cmd_generate(args) -> int:
     th.join()
     dt = time.perf_counter() - t0
     n = result["out"].shape[1] - inputs["input_ids"].shape[1]
-    print(f"\n\n[{n} tokens in {dt:.1f} s: {n / dt:.1f} tok/s; first token after {first or dt:.2f} s]",
-          file=sys.stderr)
+    print(f"\n\n[{n} tokens in {dt:.1f} s: {n / dt:.1f} tok/s; first token after {first or dt:.2f} s]", file=sys.stderr)
     return 0
 
 
@@ -126,10 +152,14 @@ def _generate_windowed(args, model, tok, prompt: str) -> int:
     from reasonkd.models.window import windowed_completions
 
     t0 = time.perf_counter()
-    out = windowed_completions(model, tok, [prompt], args.window, args.sinks, max_new_tokens=args.max_new_tokens,
-                               temperature=args.temperature)[0]
+    out = windowed_completions(
+        model, tok, [prompt], args.window, args.sinks, max_new_tokens=args.max_new_tokens, temperature=args.temperature
+    )[0]
     dt = time.perf_counter() - t0
     print(out.text)
-    print(f"\n[{out.new_tokens} tokens in {dt:.1f} s; {out.prompt_tokens}-token input, window {args.window}, "
-          f"sinks {args.sinks}]", file=sys.stderr)
+    print(
+        f"\n[{out.new_tokens} tokens in {dt:.1f} s; {out.prompt_tokens}-token input, window {args.window}, "
+        f"sinks {args.sinks}]",
+        file=sys.stderr,
+    )
     return 0

@@ -56,8 +56,9 @@ def prompt_text(tokenizer, prompt: str, system: str | None = None) -> str:
     return apply_chat(tokenizer, prompt, system=system)
 
 
-def encode_example(tokenizer, prompt: str, trace: str, system: str | None = None,
-                   max_length: int | None = None) -> tuple[list[int], int]:
+def encode_example(
+    tokenizer, prompt: str, trace: str, system: str | None = None, max_length: int | None = None
+) -> tuple[list[int], int]:
     """(input_ids, prompt_len): chat prompt + trace + end-of-turn, cut to max_length at the end.
 
     No BOS/EOS is added by the tokenizer call: the chat template already wrote them.
@@ -72,6 +73,5 @@ def encode_example(tokenizer, prompt: str, trace: str, system: str | None = None
 
 def tokenizer_hash(tokenizer) -> str:
     """sha256 over the sorted vocabulary items and the special tokens (stable across processes)."""
-    payload = {"vocab": sorted(tokenizer.get_vocab().items()),
-               "special": sorted(set(tokenizer.all_special_tokens))}
+    payload = {"vocab": sorted(tokenizer.get_vocab().items()), "special": sorted(set(tokenizer.all_special_tokens))}
     return hashlib.sha256(json.dumps(payload, ensure_ascii=False).encode("utf-8")).hexdigest()

@@ -39,9 +39,11 @@ class Sampling:
 
     def __post_init__(self):
         if self.max_new_tokens < 1 or self.temperature < 0 or not 0 < self.top_p <= 1:
-            raise ConfigError(f"max_new_tokens must be >= 1, temperature >= 0 and top_p in (0, 1]; got "
-                              f"max_new_tokens={self.max_new_tokens}, temperature={self.temperature}, "
-                              f"top_p={self.top_p}")
+            raise ConfigError(
+                f"max_new_tokens must be >= 1, temperature >= 0 and top_p in (0, 1]; got "
+                f"max_new_tokens={self.max_new_tokens}, temperature={self.temperature}, "
+                f"top_p={self.top_p}"
+            )
 
     def sampling(self) -> Sampling:
         """Just these settings (a plain Sampling), e.g. for a request key."""
@@ -102,10 +104,21 @@ def _stop_ids(model, tokenizer) -> list[int]:
 
 
 @torch.inference_mode()
-def generate_batch(model, tokenizer, prompts: list[str], *, max_new_tokens: int = 256, temperature: float = 0.0,
-                   top_p: float = 1.0, batch_size: int = 8, seed: int | None = None, progress: bool = True,
-                   desc: str = "generate", stats: dict | None = None,
-                   stop_strings: list[str] | None = None) -> list[Completion]:
+def generate_batch(
+    model,
+    tokenizer,
+    prompts: list[str],
+    *,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    batch_size: int = 8,
+    seed: int | None = None,
+    progress: bool = True,
+    desc: str = "generate",
+    stats: dict | None = None,
+    stop_strings: list[str] | None = None,
+) -> list[Completion]:
     """Generate one completion per prompt (already chat-formatted). See module doc."""
     if seed is not None:
         torch.manual_seed(seed)
@@ -120,10 +133,15 @@ def generate_batch(model, tokenizer, prompts: list[str], *, max_new_tokens: int 
     total_new, t0 = 0, time.perf_counter()
     bar = tqdm(total=len(prompts), desc=desc, disable=not progress, unit="seq")
     for start in range(0, len(order), batch_size):
-        idx = order[start:start + batch_size]
+        idx = order[start : start + batch_size]
         # no token_type_ids: tokenizers that emit them break generate() of causal LMs
-        batch = tokenizer([prompts[i] for i in idx], add_special_tokens=False, padding=True,
-                          return_token_type_ids=False, return_tensors="pt").to(device)
+        batch = tokenizer(
+            [prompts[i] for i in idx],
+            add_special_tokens=False,
+            padding=True,
+            return_token_type_ids=False,
+            return_tensors="pt",
+        ).to(device)
         kw = dict(max_new_tokens=max_new_tokens, pad_token_id=tokenizer.pad_token_id, eos_token_id=stop)
         if stop_strings:  # a sequence ends at a stop string, then is padded: the pad ends it here too
             kw.update(stop_strings=stop_strings, tokenizer=tokenizer)
@@ -132,7 +150,7 @@ def generate_batch(model, tokenizer, prompts: list[str], *, max_new_tokens: int 
         else:
             kw.update(do_sample=False, temperature=None, top_p=None, top_k=None)
         out = model.generate(**batch, **kw)
-        new = out[:, batch["input_ids"].shape[1]:]
+        new = out[:, batch["input_ids"].shape[1] :]
         for row, i in enumerate(idx):
             ids = new[row].tolist()
             n, finished = len(ids), False
@@ -140,13 +158,17 @@ def generate_batch(model, tokenizer, prompts: list[str], *, max_new_tokens: int 
                 if t in stop or (stop_strings and t == tokenizer.pad_token_id):
                     n, finished = j, True
                     break
-            results[i] = Completion(prompts[i], tokenizer.decode(ids[:n], skip_special_tokens=True),
-                                    len(enc[i]), n, finished)
+            results[i] = Completion(
+                prompts[i], tokenizer.decode(ids[:n], skip_special_tokens=True), len(enc[i]), n, finished
+            )
             total_new += n
         bar.update(len(idx))
         bar.set_postfix(tok_s=f"{total_new / max(time.perf_counter() - t0, 1e-9):.1f}")
     bar.close()
     if stats is not None:
-        stats.update(new_tokens=total_new, seconds=time.perf_counter() - t0,
-                     tokens_per_s=total_new / max(time.perf_counter() - t0, 1e-9))
+        stats.update(
+            new_tokens=total_new,
+            seconds=time.perf_counter() - t0,
+            tokens_per_s=total_new / max(time.perf_counter() - t0, 1e-9),
+        )
     return results  # type: ignore[return-value]

@@ -62,8 +62,9 @@ def _folder_kind(p: Path) -> tuple[str, FolderLoader] | None:
         if kind:
             return kind, loader
     if (p / EXPORT_MANIFEST).is_file():
-        raise ReasonkdError(f"{p} is a reasonkd export folder; `import reasonkd.export` before loading it "
-                            f"(the reasonkd command does)")
+        raise ReasonkdError(
+            f"{p} is a reasonkd export folder; `import reasonkd.export` before loading it (the reasonkd command does)"
+        )
     return None
 
 
@@ -97,20 +98,24 @@ def resolve(name_or_path: str, pull: bool = False) -> Resolved:
         if not (p / "config.json").is_file():
             raise ReasonkdError(
                 f"{p} is not a model folder (no config.json); pass a folder written by save_pretrained, "
-                f"a .gguf file, or one of the aliases: {', '.join(ALIASES)}")
+                f"a .gguf file, or one of the aliases: {', '.join(ALIASES)}"
+            )
         return Resolved("folder", str(p))
     if HUB_ID.match(name) and not name.startswith((".", "/")):
         _check_hub_reachable(name)
         return Resolved("hub", name)
     raise ReasonkdError(
         f"unknown model '{name}': not an alias ({', '.join(ALIASES)}), not an existing folder or .gguf file, "
-        f"and not a hub id of the form org/name")
+        f"and not a hub id of the form org/name"
+    )
 
 
 def _check_hub_reachable(hub_id: str, timeout: float = 3.0) -> None:
-    hint = (f"cannot download '{hub_id}': the Hugging Face hub is not reachable from this machine. "
-            f"Download it elsewhere (`huggingface-cli download {hub_id} --local-dir DIR`), copy DIR here and "
-            f"pass --model DIR, or use a shipped alias ({', '.join(ALIASES)}).")
+    hint = (
+        f"cannot download '{hub_id}': the Hugging Face hub is not reachable from this machine. "
+        f"Download it elsewhere (`huggingface-cli download {hub_id} --local-dir DIR`), copy DIR here and "
+        f"pass --model DIR, or use a shipped alias ({', '.join(ALIASES)})."
+    )
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false", "False"):
         try:
             from huggingface_hub import snapshot_download  # lazy: only on this offline path
@@ -183,8 +188,14 @@ def prepare_tokenizer(tok):
     return tok
 
 
-def load_model(name_or_path: str, *, dtype="float32", device: str = "cpu", pull: bool = False,
-               attn_implementation: str | None = None):
+def load_model(
+    name_or_path: str,
+    *,
+    dtype="float32",
+    device: str = "cpu",
+    pull: bool = False,
+    attn_implementation: str | None = None,
+):
     """Return (model, tokenizer) in eval mode. `dtype`: auto (fastest here) | float32 | bfloat16 | float16."""
     from transformers import AutoModelForCausalLM  # lazy: start-up time
 

@@ -83,15 +83,20 @@ class LogitCache:
         self.path = Path(path)
         meta_file = self.path / "meta.json"
         if not meta_file.is_file():
-            hint = (" (an interrupted write: rerun `reasonkd teacher logits` with the same --out to finish it)"
-                    if (self.path / "run.json").is_file() else "")
+            hint = (
+                " (an interrupted write: rerun `reasonkd teacher logits` with the same --out to finish it)"
+                if (self.path / "run.json").is_file()
+                else ""
+            )
             raise ReasonkdError(f"data.logit_cache {self.path}: not a finished logit cache, no meta.json{hint}")
         self.meta = read_json(meta_file, "logit-cache meta.json")  # binary / truncated / empty: one clear error
         if not isinstance(self.meta, dict):
             raise ReasonkdError(f"{meta_file}: expected a JSON object; re-create the cache (reasonkd teacher logits)")
         if self.meta.get("format") != FORMAT or self.meta.get("version") != VERSION:
-            raise ReasonkdError(f"{meta_file}: format {self.meta.get('format')!r} version {self.meta.get('version')!r}"
-                                f" is not {FORMAT!r} version {VERSION}")
+            raise ReasonkdError(
+                f"{meta_file}: format {self.meta.get('format')!r} version {self.meta.get('version')!r}"
+                f" is not {FORMAT!r} version {VERSION}"
+            )
         self.index = read_json(self.path / "index.json", "logit-cache index.json")
         if not isinstance(self.index, dict):
             raise ReasonkdError(f"{self.path / 'index.json'}: expected a JSON object; re-create the cache")
@@ -135,7 +140,8 @@ class LogitCache:
                 f"logit cache {self.path} was made with the tokenizer of {self.meta.get('teacher')!r} "
                 f"(hash {self.tokenizer_hash[:12]}), but the {who}'s tokenizer differs (hash {mine[:12]}): "
                 "top-k ids would name other tokens. Use a student with the teacher's tokenizer, or drop "
-                "data.logit_cache and distil online")
+                "data.logit_cache and distil online"
+            )
 
     def _key(self, example_id: str) -> str | None:
         # `reasonkd teacher logits` names entries id#sample_idx; traces without sample_idx are #0
@@ -149,11 +155,17 @@ class LogitCache:
             shard = self.path / self.meta["shards"][i]
             try:
                 f = safe_open(str(shard), framework="pt")
-                self._shards[i] = (f, f.get_tensor("token_offsets"), f.get_tensor("row_offsets"),
-                                   f.get_tensor("trace_start"))
+                self._shards[i] = (
+                    f,
+                    f.get_tensor("token_offsets"),
+                    f.get_tensor("row_offsets"),
+                    f.get_tensor("trace_start"),
+                )
             except Exception as e:  # safetensors raises its own types for a cut or foreign file
-                raise ReasonkdError(f"{shard}: unreadable logit-cache shard ({type(e).__name__}: {e}); "
-                                    "re-create the cache with `reasonkd teacher logits`") from None
+                raise ReasonkdError(
+                    f"{shard}: unreadable logit-cache shard ({type(e).__name__}: {e}); "
+                    "re-create the cache with `reasonkd teacher logits`"
+                ) from None
         return self._shards[i]
 
     def get(self, example_id: str, default=_MISSING) -> CacheEntry:
@@ -170,5 +182,9 @@ class LogitCache:
         token_ids, topk_ids = f.get_slice("token_ids")[t0:t1], f.get_slice("topk_ids")[r0:r1]
         if shard in self._local:  # token strings: shard-local ids -> this cache's table (self.strings)
             token_ids, topk_ids = self._local[shard][token_ids.long()], self._local[shard][topk_ids.long()]
-        return CacheEntry(token_ids=token_ids, trace_start=int(starts[pos]), topk_ids=topk_ids,
-                          topk_logprobs=f.get_slice("topk_logprobs")[r0:r1])
+        return CacheEntry(
+            token_ids=token_ids,
+            trace_start=int(starts[pos]),
+            topk_ids=topk_ids,
+            topk_logprobs=f.get_slice("topk_logprobs")[r0:r1],
+        )

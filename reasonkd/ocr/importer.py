@@ -48,8 +48,15 @@ def _manifest(folder: Path) -> dict[str, dict]:
 def _row(path: Path, ocr: dict, given: dict | None, split: str) -> dict:
     """The item row of one image: the manifest's fields (if any) with the OCR text as the question."""
     stem = path.stem
-    base = {"id": f"ocr-{stem}", "domain": "math", "answer": "", "verifier": "math_numeric", "split": split,
-            "source": "ocr_import", "template": "ocr_import"}
+    base = {
+        "id": f"ocr-{stem}",
+        "domain": "math",
+        "answer": "",
+        "verifier": "math_numeric",
+        "split": split,
+        "source": "ocr_import",
+        "template": "ocr_import",
+    }
     fields = {k: v for k, v in {**base, **(given or {})}.items() if k in FIELDS}
     meta = dict(fields.get("meta") or {})
     if given and given.get("question"):
@@ -87,8 +94,12 @@ def _ocr_all(files: list[Path], partial: Path) -> dict[str, dict]:
             if key not in done:
                 try:
                     res = read_image(path, name=path.name)
-                    done[key] = {"key": key, "text": res.text, "confidence": res.confidence,
-                                 "seconds": round(res.seconds, 3)}
+                    done[key] = {
+                        "key": key,
+                        "text": res.text,
+                        "confidence": res.confidence,
+                        "seconds": round(res.seconds, 3),
+                    }
                 except ReasonkdError as e:
                     done[key] = {"key": key, "error": str(e)}
                 f.write(json.dumps(done[key], ensure_ascii=False) + "\n")
@@ -126,10 +137,16 @@ def import_folder(folder: str | Path, out: str | Path, split: str = "test", limi
             write_jsonl(tmp / f"{name}.jsonl", part)
         write_jsonl(tmp / "skipped.jsonl", skipped)
         conf = [r["ocr_confidence"] for r in rows]
-        write_json(tmp / "stats.json", {
-            "images": len(files), "imported": len(rows), "skipped": len(skipped),
-            "splits": {k: len(v) for k, v in by_split.items()},
-            "mean_confidence": round(sum(conf) / len(conf), 4),
-            "ocr_seconds": round(sum(results[p.name].get("seconds", 0.0) for p in files), 2)})
+        write_json(
+            tmp / "stats.json",
+            {
+                "images": len(files),
+                "imported": len(rows),
+                "skipped": len(skipped),
+                "splits": {k: len(v) for k, v in by_split.items()},
+                "mean_confidence": round(sum(conf) / len(conf), 4),
+                "ocr_seconds": round(sum(results[p.name].get("seconds", 0.0) for p in files), 2),
+            },
+        )
     shutil.rmtree(partial, ignore_errors=True)
     return out

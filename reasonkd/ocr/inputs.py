@@ -58,8 +58,10 @@ def data_url_text(url: str, where: str = "image_url") -> str:
     url = (url or "").strip()
     if not url.startswith("data:"):
         scheme = url.split(":", 1)[0] if ":" in url else "no scheme"
-        raise ReasonkdError(f"{where}: only inline data: URLs are read ({scheme} given); this server fetches "
-                            "nothing from the network: send the image as data:image/png;base64,<bytes>")
+        raise ReasonkdError(
+            f"{where}: only inline data: URLs are read ({scheme} given); this server fetches "
+            "nothing from the network: send the image as data:image/png;base64,<bytes>"
+        )
     header, sep, payload = url.partition(",")
     if not sep or ";base64" not in header:
         raise ReasonkdError(f"{where}: a data: URL must be base64, as data:image/png;base64,<bytes>")

@@ -17,11 +17,27 @@ import re
 import unicodedata
 
 # NFKC folds full-width forms (１２，：？) but not these
-_CHAR_MAP = str.maketrans({
-    "\u2212": "-", "\u2013": "-", "\u2014": "-", "\u2010": "-", "\u2011": "-", "\u2012": "-",
-    "\u2018": "'", "\u2019": "'", "\u201a": "'", "\u00b4": "'", "\u201c": '"', "\u201d": '"',
-    "\u3002": ".", "\u3001": ",", "\u2044": "/", "\u2215": "/", "\u00b7": ".",
-})
+_CHAR_MAP = str.maketrans(
+    {
+        "\u2212": "-",
+        "\u2013": "-",
+        "\u2014": "-",
+        "\u2010": "-",
+        "\u2011": "-",
+        "\u2012": "-",
+        "\u2018": "'",
+        "\u2019": "'",
+        "\u201a": "'",
+        "\u00b4": "'",
+        "\u201c": '"',
+        "\u201d": '"',
+        "\u3002": ".",
+        "\u3001": ",",
+        "\u2044": "/",
+        "\u2215": "/",
+        "\u00b7": ".",
+    }
+)
 # letters OCR confuses with digits; changed only where digits stand on both sides,
 # or (O/o only) at the end of a number before a space or punctuation: "5O apples"
 _DIGIT_LIKE = {"O": "0", "o": "0", "D": "0", "l": "1", "I": "1", "|": "1"}

@@ -70,8 +70,10 @@ def engine():
     try:
         from rapidocr_onnxruntime import RapidOCR
     except ImportError as e:
-        raise ReasonkdError("reading images needs the `ocr` extra: pip install 'reasonkd[ocr]' "
-                            f"(rapidocr-onnxruntime); import failed: {e}") from e
+        raise ReasonkdError(
+            "reading images needs the `ocr` extra: pip install 'reasonkd[ocr]' "
+            f"(rapidocr-onnxruntime); import failed: {e}"
+        ) from e
     # det limit 'max' 1600: downscale only large photos; the default ('min' 736) upscales every
     # short text strip several times over, which costs seconds and splits lines into pieces
     return RapidOCR(det_limit_type="max", det_limit_side_len=1600, print_verbose=False)
@@ -99,8 +101,10 @@ def load_image(source, name: str | None = None) -> Image.Image:
             raise ReasonkdError(f"{label}: corrupt or truncated image ({e}); re-save or re-export it") from e
     # checked from the header, before any pixel is decoded
     if img.width * img.height > MAX_PIXELS:
-        raise ReasonkdError(f"{label}: {img.width}x{img.height} pixels is over the {MAX_PIXELS:,}-pixel limit; "
-                            "downscale it (a page needs about 1500 pixels across)")
+        raise ReasonkdError(
+            f"{label}: {img.width}x{img.height} pixels is over the {MAX_PIXELS:,}-pixel limit; "
+            "downscale it (a page needs about 1500 pixels across)"
+        )
     try:
         img.load()
     except Exception as e:  # as above, for the pixel data
@@ -204,8 +208,10 @@ def read_image(source, name: str | None = None, min_confidence: float = MIN_CONF
             box = [round(float(v), 1) for v in (*pts.min(0), *pts.max(0))]
             lines.append(OcrLine(text, round(conf, 4), box, k))
     if not lines:
-        raise ReasonkdError(f"{label}: no text found in the image ({img.width}x{img.height}); "
-                            "is it a photo of the problem, in focus and the right way up?")
+        raise ReasonkdError(
+            f"{label}: no text found in the image ({img.width}x{img.height}); "
+            "is it a photo of the problem, in focus and the right way up?"
+        )
     total = sum(len(ln.text) for ln in lines) or 1
     conf = sum(ln.confidence * len(ln.text) for ln in lines) / total
     return OcrResult(reflow(lines), round(conf, 4), lines, time.perf_counter() - t0)

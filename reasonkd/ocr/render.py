@@ -92,13 +92,16 @@ def _photo_background(page: Image.Image, rng: np.random.Generator) -> Image.Imag
     pad = int(rng.integers(30, 80))
     desk = np.full((h + 2 * pad, w + 2 * pad, 3), rng.integers(60, 140, size=3), dtype=np.float32)
     tint = np.array([1.0, rng.uniform(0.96, 1.0), rng.uniform(0.88, 0.97)], dtype=np.float32)
-    desk[pad:pad + h, pad:pad + w] = np.asarray(page, dtype=np.float32)[..., None] * tint
-    yy, xx = np.mgrid[0:desk.shape[0], 0:desk.shape[1]].astype(np.float32)
+    desk[pad : pad + h, pad : pad + w] = np.asarray(page, dtype=np.float32)[..., None] * tint
+    yy, xx = np.mgrid[0 : desk.shape[0], 0 : desk.shape[1]].astype(np.float32)
     cx, cy = rng.uniform(0, desk.shape[1]), rng.uniform(0, desk.shape[0])
     dist = np.hypot(xx - cx, yy - cy) / np.hypot(*desk.shape[:2])
     light = 1.0 - rng.uniform(0.15, 0.35) * dist
-    grain = np.asarray(Image.fromarray(rng.normal(0, 1, (h // 16 + 2, w // 16 + 2)).astype(np.float32))
-                       .resize((desk.shape[1], desk.shape[0]), Image.BILINEAR))
+    grain = np.asarray(
+        Image.fromarray(rng.normal(0, 1, (h // 16 + 2, w // 16 + 2)).astype(np.float32)).resize(
+            (desk.shape[1], desk.shape[0]), Image.BILINEAR
+        )
+    )
     desk = desk * light[..., None] + grain[..., None] * 6.0
     return Image.fromarray(np.clip(desk, 0, 255).astype(np.uint8), "RGB")
 
@@ -108,18 +111,23 @@ def degraded_style(seed: int) -> dict:
     rng = random.Random(seed)
     low = rng.random() < 0.4
     return {
-        "font": rng.choice(FONTS), "size": rng.randint(22, 30),
+        "font": rng.choice(FONTS),
+        "size": rng.randint(22, 30),
         "columns": 2 if rng.random() < 0.35 else 1,
         "ink": rng.randint(90, 130) if low else rng.randint(0, 50),
         "paper": rng.randint(195, 225) if low else rng.randint(235, 255),
-        "low_contrast": low, "background": rng.random() < 0.5,
-        "rotate": round(rng.uniform(-4.0, 4.0), 2), "blur": round(rng.uniform(0.3, 1.1), 2),
-        "noise": round(rng.uniform(3.0, 12.0), 1), "seed": seed,
+        "low_contrast": low,
+        "background": rng.random() < 0.5,
+        "rotate": round(rng.uniform(-4.0, 4.0), 2),
+        "blur": round(rng.uniform(0.3, 1.1), 2),
+        "noise": round(rng.uniform(3.0, 12.0), 1),
+        "seed": seed,
     }
 
 
-def render_problem(text: str, degraded: bool = False, seed: int = 0, columns: int | None = None
-                   ) -> tuple[Image.Image, dict]:
+def render_problem(
+    text: str, degraded: bool = False, seed: int = 0, columns: int | None = None
+) -> tuple[Image.Image, dict]:
     """An RGB image of `text` and the style drawn. Same text, flags and seed -> same pixels."""
     if not degraded:
         style = {"font": FONTS[0], "size": CLEAN_SIZE, "columns": columns or 1, "ink": 0, "paper": 255}
@@ -140,8 +148,8 @@ def render_problem(text: str, degraded: bool = False, seed: int = 0, columns: in
 
 # ---------------------------------------------------------------- datasets
 
-def load_problems(source: str | Path, split: str | None = "test", domains: tuple[str, ...] = ("math",)
-                  ) -> list[dict]:
+
+def load_problems(source: str | Path, split: str | None = "test", domains: tuple[str, ...] = ("math",)) -> list[dict]:
     """Problems to draw: a data-engine dataset (folder or JSONL) or an official-format GSM8K JSONL.
 
     Negatives are left out (their answer is wrong on purpose); GSM8K rows become math items.
@@ -158,8 +166,14 @@ def image_name(item_id: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]", "_", item_id) + ".png"
 
 
-def render_dataset(source: str | Path, out: str | Path, degraded: bool = False, seed: int = 0,
-                   limit: int | None = None, split: str | None = "test") -> Path:
+def render_dataset(
+    source: str | Path,
+    out: str | Path,
+    degraded: bool = False,
+    seed: int = 0,
+    limit: int | None = None,
+    split: str | None = "test",
+) -> Path:
     """One PNG per problem plus manifest.jsonl (item rows + source_image + render), written atomically."""
     rows = load_problems(source, split=split)[:limit] if limit else load_problems(source, split=split)
     if not rows:

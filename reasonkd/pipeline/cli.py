@@ -1,11 +1,11 @@
 """`reasonkd demo`: the end-to-end job (reasonkd.pipeline.demo; docs/demo.md).
 
-    reasonkd demo --quick                          # recipes/demo/quick.yaml
-    reasonkd demo --out runs/demo n_traces=800     # defaults = recipes/demo/default.yaml
-    reasonkd demo --config recipes/demo/qwen-1.5b-to-0.5b.yaml
-    reasonkd demo --keys                           # every key with its default and meaning
-    reasonkd demo --config RECIPE --plan           # steps and time estimate on this machine; runs nothing
-    reasonkd compare ARMS.yaml [key=value ...] [--split dev|heldout] [--arms a,b]   (docs/compare.md)
+reasonkd demo --quick                          # recipes/demo/quick.yaml
+reasonkd demo --out runs/demo n_traces=800     # defaults = recipes/demo/default.yaml
+reasonkd demo --config recipes/demo/qwen-1.5b-to-0.5b.yaml
+reasonkd demo --keys                           # every key with its default and meaning
+reasonkd demo --config RECIPE --plan           # steps and time estimate on this machine; runs nothing
+reasonkd compare ARMS.yaml [key=value ...] [--split dev|heldout] [--arms a,b]   (docs/compare.md)
 """
 
 from __future__ import annotations
@@ -61,8 +61,11 @@ def _compare(args) -> int:
 
 def register(sub) -> None:
     """Add this package's subcommands to the top-level parser."""
-    p = sub.add_parser("demo", help="data -> eval -> teacher traces -> distill + SFT baseline -> eval -> report",
-                       description=__doc__.splitlines()[0])
+    p = sub.add_parser(
+        "demo",
+        help="data -> eval -> teacher traces -> distill + SFT baseline -> eval -> report",
+        description=__doc__.splitlines()[0],
+    )
     p.add_argument("overrides", nargs="*", help="key=value overrides, e.g. n_traces=800 data.math.per_family=200")
     p.add_argument("--quick", action="store_true", help="the small preset (recipes/demo/quick.yaml)")
     p.add_argument("--config", help="a demo recipe YAML (keys: --keys; presets in recipes/demo/)")
@@ -71,19 +74,35 @@ def register(sub) -> None:
     p.add_argument("--plan", action="store_true", help="print the steps and their time estimate here, run nothing")
     p.set_defaults(func=_demo)
 
-    c = sub.add_parser("compare", help="train several recipes on the same traces and budget; paired comparison table",
-                       description="Train every arm of ARMS.yaml (each seed) on the same traces, evaluate all on "
-                                   "the same problems, write OUT/compare.md + compare.json (docs/compare.md).")
+    c = sub.add_parser(
+        "compare",
+        help="train several recipes on the same traces and budget; paired comparison table",
+        description="Train every arm of ARMS.yaml (each seed) on the same traces, evaluate all on "
+        "the same problems, write OUT/compare.md + compare.json (docs/compare.md).",
+    )
     c.add_argument("arms_yaml", nargs="?", metavar="ARMS.yaml", help="shared settings + arms (recipes/compare/)")
-    c.add_argument("overrides", nargs="*",
-                   help="key=value overrides right after ARMS.yaml, before any --option, e.g. seeds=[0,1,2] steps=56")
-    c.add_argument("--split", default="dev", choices=["dev", "heldout"],
-                   help="dev (default) while choosing; heldout once, for the chosen --arms")
-    c.add_argument("--arms", default=None, help="comma list of arms to run (their baselines are added); "
-                                                "required with --split heldout (`all` = every arm)")
+    c.add_argument(
+        "overrides",
+        nargs="*",
+        help="key=value overrides right after ARMS.yaml, before any --option, e.g. seeds=[0,1,2] steps=56",
+    )
+    c.add_argument(
+        "--split",
+        default="dev",
+        choices=["dev", "heldout"],
+        help="dev (default) while choosing; heldout once, for the chosen --arms",
+    )
+    c.add_argument(
+        "--arms",
+        default=None,
+        help="comma list of arms to run (their baselines are added); required with --split heldout (`all` = every arm)",
+    )
     c.add_argument("--out", help="output folder (default: the YAML's out); a rerun resumes it")
     c.add_argument("--keys", action="store_true", help="list every shared key with its default and meaning")
-    c.add_argument("--teacher-check", action="store_true",
-                   help="only evaluate the teacher and the untrained student on --split (step 1, before traces): "
-                        "their gap and discordance; exit 1 when the gap is under 15 points")
+    c.add_argument(
+        "--teacher-check",
+        action="store_true",
+        help="only evaluate the teacher and the untrained student on --split (step 1, before traces): "
+        "their gap and discordance; exit 1 when the gap is under 15 points",
+    )
     c.set_defaults(func=_compare)

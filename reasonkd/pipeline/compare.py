@@ -41,6 +41,7 @@ MIN_GAP = 0.15
 
 # ------------------------------------------------------------------ eval sets and the split discipline
 
+
 def _hash_order(rows: list[dict]) -> list[dict]:
     import hashlib
 
@@ -60,23 +61,35 @@ def _problem_rows(cfg: CompareConfig, out: Path) -> list[dict]:
     if not (external or src.exists()):
         raise ReasonkdError(f"eval.data {cfg.eval.data}: no such dataset folder, JSONL, data recipe or dataset")
     src = cfg.eval.data if external else src
-    rows = [r for r in load_items(src, split=cfg.eval.split)
-            if r.get("domain") == cfg.eval.domain and r.get("kind", "original") == "original"]
+    rows = [
+        r
+        for r in load_items(src, split=cfg.eval.split)
+        if r.get("domain") == cfg.eval.domain and r.get("kind", "original") == "original"
+    ]
     # `reasonkd data build` drops a train item that repeats a held-out question word for word; a dataset built
     # before that (or elsewhere) may still hold one: such a problem is not held out, so it is left out here
     # (another dataset's splits are its publisher's: a lone file is all the eval split)
-    elsewhere = set() if external else {r.get("question") for r in load_items(src)
-                                        if r.get("split", cfg.eval.split) != cfg.eval.split}
+    elsewhere = (
+        set()
+        if external
+        else {r.get("question") for r in load_items(src) if r.get("split", cfg.eval.split) != cfg.eval.split}
+    )
     repeated = [r for r in rows if r.get("question") in elsewhere]
     if repeated:
-        log.info("eval sets: %d %s problems repeat a question of another split (e.g. %s); left out",
-                 len(repeated), cfg.eval.split, repeated[0]["id"])
+        log.info(
+            "eval sets: %d %s problems repeat a question of another split (e.g. %s); left out",
+            len(repeated),
+            cfg.eval.split,
+            repeated[0]["id"],
+        )
         rows = [r for r in rows if r.get("question") not in elsewhere]
     need = cfg.eval.n_dev + cfg.eval.n_heldout
     if len(rows) < need:
-        raise ReasonkdError(f"eval.data {cfg.eval.data}: the {cfg.eval.split} split holds {len(rows)} "
-                            f"{cfg.eval.domain} originals, fewer than eval.n_dev + eval.n_heldout = {need}; "
-                            "lower them or build a larger dataset")
+        raise ReasonkdError(
+            f"eval.data {cfg.eval.data}: the {cfg.eval.split} split holds {len(rows)} "
+            f"{cfg.eval.domain} originals, fewer than eval.n_dev + eval.n_heldout = {need}; "
+            "lower them or build a larger dataset"
+        )
     return _hash_order(rows)[:need]
 
 
@@ -95,8 +108,9 @@ def _leaks(path: str, eval_rows: list[dict]) -> list[str]:
     from another build of the same generators can hold the same problem under another id)."""
     ids, prompts = _trace_rows(path)
     text = "\n\x00".join(prompts)
-    return sorted(str(r["id"]) for r in eval_rows
-                  if str(r["id"]) in ids or (r.get("question") and str(r["question"]) in text))
+    return sorted(
+        str(r["id"]) for r in eval_rows if str(r["id"]) in ids or (r.get("question") and str(r["question"]) in text)
+    )
 
 
 def prepare_eval_sets(cfg: CompareConfig, out: Path, arms: list[ArmConfig] | None = None) -> dict[str, Path]:
@@ -106,13 +120,14 @@ def prepare_eval_sets(cfg: CompareConfig, out: Path, arms: list[ArmConfig] | Non
         sets = {"dev": read_jsonl(cfg.eval.dev), "heldout": read_jsonl(cfg.eval.heldout)}
     else:
         rows = _problem_rows(cfg, out)
-        sets = {"dev": rows[:cfg.eval.n_dev], "heldout": rows[cfg.eval.n_dev:]}
+        sets = {"dev": rows[: cfg.eval.n_dev], "heldout": rows[cfg.eval.n_dev :]}
     dev_ids, held_ids = {r["id"] for r in sets["dev"]}, {r["id"] for r in sets["heldout"]}
     dev_q = {r.get("question") for r in sets["dev"]}
     both = (dev_ids & held_ids) | {r["id"] for r in sets["heldout"] if r.get("question") in dev_q}
     if both:
-        raise ReasonkdError(f"the dev and held-out sets share {len(both)} problems (e.g. {sorted(both)[0]}); "
-                            "they must be disjoint")
+        raise ReasonkdError(
+            f"the dev and held-out sets share {len(both)} problems (e.g. {sorted(both)[0]}); they must be disjoint"
+        )
     arms = cfg.arms if arms is None else arms
     corrected = any(a.corrected_teacher for a in arms) and cfg.teacher_correction.traces
     # no arm (the teacher check, which runs before any trace exists): the traces are checked when arms run
@@ -121,8 +136,10 @@ def prepare_eval_sets(cfg: CompareConfig, out: Path, arms: list[ArmConfig] | Non
     for path in sorted(t for t in trace_files if t):
         leak = _leaks(path, sets["dev"] + sets["heldout"])
         if leak:
-            raise ReasonkdError(f"traces {path} train on {len(leak)} eval problems (e.g. {leak[0]}); "
-                                "take the traces from another split than eval.split, or drop those problems")
+            raise ReasonkdError(
+                f"traces {path} train on {len(leak)} eval problems (e.g. {leak[0]}); "
+                "take the traces from another split than eval.split, or drop those problems"
+            )
     paths = {}
     for name, rows in sets.items():
         paths[name] = out / "eval" / f"{name}.jsonl"
@@ -132,6 +149,7 @@ def prepare_eval_sets(cfg: CompareConfig, out: Path, arms: list[ArmConfig] | Non
 
 
 # ------------------------------------------------------------------ training and evaluation of one run
+
 
 def _timing(folder: Path) -> dict:
     f = folder / "timing.json"
@@ -163,14 +181,22 @@ def train_arm(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None
     return final
 
 
-def evaluate(cfg: CompareConfig, model: str, folder: Path, split: str, eval_file: Path, seed: int,
-             progress: bool) -> dict:
+def evaluate(
+    cfg: CompareConfig, model: str, folder: Path, split: str, eval_file: Path, seed: int, progress: bool
+) -> dict:
     """Per-problem verdicts of `model` on one eval set, cached in folder/eval-<split>.json."""
     from reasonkd.eval import evaluate_model
 
     e = cfg.eval
-    identity = {"model": str(model), "problems": sha256_file(eval_file), "task": e.task, "template": e.template,
-                "max_new_tokens": e.max_new_tokens, "dtype": e.dtype, "seed": seed}
+    identity = {
+        "model": str(model),
+        "problems": sha256_file(eval_file),
+        "task": e.task,
+        "template": e.template,
+        "max_new_tokens": e.max_new_tokens,
+        "dtype": e.dtype,
+        "seed": seed,
+    }
     if e.engine != "hf":  # the identity of evaluations cached before engines existed stays valid
         identity["engine"] = e.engine
     if (e.temperature, e.top_p) != (0.0, 1.0):  # greedy: the identity of evaluations cached before sampling
@@ -181,16 +207,33 @@ def evaluate(cfg: CompareConfig, model: str, folder: Path, split: str, eval_file
         if saved.get("identity") == identity:
             return saved
     t0 = time.perf_counter()
-    result = evaluate_model(model, [e.task], data=str(eval_file), label=f"{folder.name}.{split}",
-                            out_dir=folder / "eval-runs", batch_size=e.batch_size, max_new_tokens=e.max_new_tokens,
-                            temperature=e.temperature, top_p=e.top_p, dtype=e.dtype,
-                            device=resolve_device(cfg.recipe.get("device", "auto")), template=e.template,
-                            latency_problems=0, cases=False, seed=seed, progress=progress, engine=e.engine)
+    result = evaluate_model(
+        model,
+        [e.task],
+        data=str(eval_file),
+        label=f"{folder.name}.{split}",
+        out_dir=folder / "eval-runs",
+        batch_size=e.batch_size,
+        max_new_tokens=e.max_new_tokens,
+        temperature=e.temperature,
+        top_p=e.top_p,
+        dtype=e.dtype,
+        device=resolve_device(cfg.recipe.get("device", "auto")),
+        template=e.template,
+        latency_problems=0,
+        cases=False,
+        seed=seed,
+        progress=progress,
+        engine=e.engine,
+    )
     seconds = round(time.perf_counter() - t0, 1)
     samples = result["tasks"][e.task]["samples"]
-    saved = {"identity": identity, "verdicts": {s["id"]: int(bool(s["verdict"])) for s in samples},
-             "metrics": {k: v for k, v in result["tasks"][e.task]["metrics"].items() if k != "styles"},
-             "seconds": seconds}
+    saved = {
+        "identity": identity,
+        "verdicts": {s["id"]: int(bool(s["verdict"])) for s in samples},
+        "metrics": {k: v for k, v in result["tasks"][e.task]["metrics"].items() if k != "styles"},
+        "seconds": seconds,
+    }
     write_json(path, saved)
     timing = _timing(folder)
     timing["eval_s"][split] = seconds
@@ -204,7 +247,7 @@ def teacher_tokens(cfg: CompareConfig, traces: str) -> int | None:
     if cfg.teacher_tokens is not None and traces == cfg.traces:
         return cfg.teacher_tokens
     p = Path(traces)
-    for stats in ((p / "stats.json",) if p.is_dir() else (p.parent / "stats.json", p.parent / "traces" / "stats.json")):
+    for stats in (p / "stats.json",) if p.is_dir() else (p.parent / "stats.json", p.parent / "traces" / "stats.json"):
         if stats.is_file():
             s = json.loads(stats.read_text())
             return (s.get("selection") or {}).get("teacher_tokens") or s.get("generation", {}).get("new_tokens")
@@ -215,21 +258,31 @@ def _run_info(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None
     recipe = arm_recipe(cfg, arm, seed, teacher=teacher)
     run_dir = Path(recipe.output_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
-    read = sum(s.get("tokens", 0) for s, st in zip(summary["stages"], recipe.stages)
-               if arm.runner == "trl-gkd" or needs_teacher_online(st, recipe))  # GKD scores every batch online
-    return {"timing": _timing(run_dir), "teacher_read_tokens": read, "steps": summary["total"]["steps"],
-            "teacher_tokens": teacher_tokens(cfg, arm.traces or cfg.traces)}
+    read = sum(
+        s.get("tokens", 0)
+        for s, st in zip(summary["stages"], recipe.stages)
+        if arm.runner == "trl-gkd" or needs_teacher_online(st, recipe)
+    )  # GKD scores every batch online
+    return {
+        "timing": _timing(run_dir),
+        "teacher_read_tokens": read,
+        "steps": summary["total"]["steps"],
+        "teacher_tokens": teacher_tokens(cfg, arm.traces or cfg.traces),
+    }
 
 
 # ------------------------------------------------------------------ the job
+
 
 def chosen_arms(cfg: CompareConfig, split: str, names: list[str] | None) -> list[ArmConfig]:
     """Arms to run: all on dev; on held-out the named ones (`all` = every arm) plus their baselines."""
     if split not in SPLITS:
         raise ReasonkdError(f"--split {split!r}: choose dev or heldout")
     if split == "heldout" and not names:
-        raise ReasonkdError("--split heldout needs --arms NAME[,NAME] (the arms chosen on dev; `all` for every "
-                            "arm): the held-out set is reported once per chosen recipe")
+        raise ReasonkdError(
+            "--split heldout needs --arms NAME[,NAME] (the arms chosen on dev; `all` for every "
+            "arm): the held-out set is reported once per chosen recipe"
+        )
     if not names or names == ["all"]:
         return list(cfg.arms)
     by_name = {a.name: a for a in cfg.arms}
@@ -254,23 +307,38 @@ def teacher_check(cfg: CompareConfig, split: str = "dev", *, log_fn=print, progr
     ids = sorted(runs["teacher"]["verdicts"])
     t, st = ([runs[n]["verdicts"][i] for i in ids] for n in ("teacher", "student"))
     gap = paired_diff_ci([float(x) for x in t], [float(x) for x in st])
-    check = {"split": split, "n": len(ids), "teacher": runs["teacher"]["metrics"]["accuracy"],
-             "student": runs["student"]["metrics"]["accuracy"], "gap": gap,
-             "teacher_only": sum(a and not b for a, b in zip(t, st)),
-             "student_only": sum(b and not a for a, b in zip(t, st)), "min_gap": MIN_GAP,
-             "seconds": {n: r.get("seconds") for n, r in runs.items()}}
+    check = {
+        "split": split,
+        "n": len(ids),
+        "teacher": runs["teacher"]["metrics"]["accuracy"],
+        "student": runs["student"]["metrics"]["accuracy"],
+        "gap": gap,
+        "teacher_only": sum(a and not b for a, b in zip(t, st)),
+        "student_only": sum(b and not a for a, b in zip(t, st)),
+        "min_gap": MIN_GAP,
+        "seconds": {n: r.get("seconds") for n, r in runs.items()},
+    }
     check["go"] = gap["diff"] >= MIN_GAP
     write_json(out / "teacher-check.json", check)
-    log_fn(f"teacher check ({split}, n = {len(ids)}): teacher {100 * check['teacher']:.1f}%, student "
-           f"{100 * check['student']:.1f}%, gap {100 * gap['diff']:+.1f} points [{100 * gap['lo']:+.1f}, "
-           f"{100 * gap['hi']:+.1f}]; discordant: teacher only {check['teacher_only']}, student only "
-           f"{check['student_only']} -> " + ("go on" if check["go"] else
-                                            f"below {100 * MIN_GAP:.0f} points: little to distil, stop here"))
+    log_fn(
+        f"teacher check ({split}, n = {len(ids)}): teacher {100 * check['teacher']:.1f}%, student "
+        f"{100 * check['student']:.1f}%, gap {100 * gap['diff']:+.1f} points [{100 * gap['lo']:+.1f}, "
+        f"{100 * gap['hi']:+.1f}]; discordant: teacher only {check['teacher_only']}, student only "
+        f"{check['student_only']} -> "
+        + ("go on" if check["go"] else f"below {100 * MIN_GAP:.0f} points: little to distil, stop here")
+    )
     return check
 
 
-def run_compare(cfg: CompareConfig, split: str = "dev", arms: list[str] | None = None, *,
-                command: str = "reasonkd compare", log_fn=print, progress: bool = True) -> dict:
+def run_compare(
+    cfg: CompareConfig,
+    split: str = "dev",
+    arms: list[str] | None = None,
+    *,
+    command: str = "reasonkd compare",
+    log_fn=print,
+    progress: bool = True,
+) -> dict:
     """Train and evaluate the chosen arms (each seed) on `split`; returns that split's summary."""
     out = Path(cfg.out)
     chosen = chosen_arms(cfg, split, arms)
@@ -279,20 +347,33 @@ def run_compare(cfg: CompareConfig, split: str = "dev", arms: list[str] | None =
     eval_files = prepare_eval_sets(cfg, out, chosen)
     corrected = None
     if any(a.corrected_teacher for a in chosen):
-        log_fn(f"teacher correction: LoRA pass of {cfg.teacher} on its verified traces "
-               f"({cfg.teacher_correction.steps} steps) -> {out / 'teacher-corrected'}")
-        corrected = str(correct_teacher(cfg.teacher, cfg.traces, out / "teacher-corrected", cfg.teacher_correction,
-                                        device=cfg.recipe.get("device", "auto"), progress=progress))
+        log_fn(
+            f"teacher correction: LoRA pass of {cfg.teacher} on its verified traces "
+            f"({cfg.teacher_correction.steps} steps) -> {out / 'teacher-corrected'}"
+        )
+        corrected = str(
+            correct_teacher(
+                cfg.teacher,
+                cfg.traces,
+                out / "teacher-corrected",
+                cfg.teacher_correction,
+                device=cfg.recipe.get("device", "auto"),
+                progress=progress,
+            )
+        )
     jobs = [(a, s) for a in chosen for s in cfg.seeds]
     refs = [(name, cfg.student if name == "student" else cfg.teacher) for name in cfg.references]
     n_problems = len(read_jsonl(eval_files[split]))
-    log_fn(f"reasonkd compare: {len(chosen)} arms x {len(cfg.seeds)} seeds, {cfg.steps} steps of batch "
-           f"{cfg.batch_size} x {cfg.grad_accum}; split {split} ({n_problems} problems) -> {out}")
+    log_fn(
+        f"reasonkd compare: {len(chosen)} arms x {len(cfg.seeds)} seeds, {cfg.steps} steps of batch "
+        f"{cfg.batch_size} x {cfg.grad_accum}; split {split} ({n_problems} problems) -> {out}"
+    )
     results: dict = {"arms": {}, "references": {}}
     for k, (name, model) in enumerate(refs, 1):
         log_fn(f"[ref {k}/{len(refs)}] {name} ({model}): evaluating")
-        results["references"][name] = evaluate(cfg, model, out / "references" / name, split, eval_files[split],
-                                               cfg.seeds[0], progress)
+        results["references"][name] = evaluate(
+            cfg, model, out / "references" / name, split, eval_files[split], cfg.seeds[0], progress
+        )
     spent, ran = 0.0, 0
     for k, (arm, seed) in enumerate(jobs, 1):
         teacher = corrected if arm.corrected_teacher else None
@@ -308,8 +389,10 @@ def run_compare(cfg: CompareConfig, split: str = "dev", arms: list[str] | None =
         left = sum(not (out / "arms" / a.name / f"seed-{s}" / f"eval-{split}.json").is_file() for a, s in jobs[k:])
         eta = f"; ETA ~{spent / ran * left / 60:.0f} min for {left} more" if ran and left else ""
         m = r["metrics"]
-        log_fn(f"[{k}/{len(jobs)}] {arm.name} seed {seed}: accuracy {100 * m['accuracy']:.1f}% "
-               f"[{100 * m['ci'][0]:.1f}, {100 * m['ci'][1]:.1f}] (n={m['n']}){eta}")
+        log_fn(
+            f"[{k}/{len(jobs)}] {arm.name} seed {seed}: accuracy {100 * m['accuracy']:.1f}% "
+            f"[{100 * m['ci'][0]:.1f}, {100 * m['ci'][1]:.1f}] (n={m['n']}){eta}"
+        )
     summary = summarize_split(cfg, chosen, results, split, str(eval_files[split]))
     md = write_outputs(out, split, summary, to_dict(cfg), command)
     log_fn("\n" + md)

@@ -110,8 +110,10 @@ class ArmConfig:
         if self.runner not in RUNNERS:
             raise ConfigError(f"arm {self.name}: runner must be one of {', '.join(RUNNERS)}, got {self.runner!r}")
         if self.runner == "trl-gkd" and (self.stages or self.recipe):
-            raise ConfigError(f"arm {self.name}: runner trl-gkd trains with TRL's GKD loss; drop stages/recipe "
-                              "(set GKD's knobs under trl:)")
+            raise ConfigError(
+                f"arm {self.name}: runner trl-gkd trains with TRL's GKD loss; drop stages/recipe "
+                "(set GKD's knobs under trl:)"
+            )
         if self.trl and self.runner != "trl-gkd":
             raise ConfigError(f"arm {self.name}: trl: options need runner: trl-gkd")
         if self.runner == "reasonkd" and not (self.stages or self.recipe):
@@ -259,9 +261,15 @@ def arm_recipe(cfg: CompareConfig, arm: ArmConfig, seed: int, *, teacher: str | 
         st["warmup"] = min(st.get("warmup", cfg.warmup), n)
     own = d.get("teachers") or []  # an arm with its own `teachers` (overrides) runs the first of them
     first = own[0].get("model") if own and isinstance(own[0], dict) else None
-    d.update(student=cfg.student, teacher=teacher or first or cfg.teacher, seed=seed, batch_size=cfg.batch_size,
-             grad_accum=cfg.grad_accum, data={**d.get("data", {}), "path": arm.traces or cfg.traces},
-             output_dir=str(Path(cfg.out) / "arms" / arm.name / f"seed-{seed}"))
+    d.update(
+        student=cfg.student,
+        teacher=teacher or first or cfg.teacher,
+        seed=seed,
+        batch_size=cfg.batch_size,
+        grad_accum=cfg.grad_accum,
+        data={**d.get("data", {}), "path": arm.traces or cfg.traces},
+        output_dir=str(Path(cfg.out) / "arms" / arm.name / f"seed-{seed}"),
+    )
     return from_dict(DistillRecipe, d, prefix=f"arms.{i}.")
 
 

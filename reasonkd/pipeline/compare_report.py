@@ -43,8 +43,11 @@ def _paired(a: dict, b: dict, ids: list[str]) -> dict:
     pa, pb = _pooled({s: a[s] for s in seeds}, ids), _pooled({s: b[s] for s in seeds}, ids)
     stacked_a = [v for s in seeds for v in _vec(a[s]["verdicts"], ids)]
     stacked_b = [v for s in seeds for v in _vec(b[s]["verdicts"], ids)]
-    pooled = {**paired_diff_ci(pa, pb), "mcnemar_p": mcnemar_exact(stacked_a, stacked_b)["p_value"],
-              "seeds": len(seeds)}
+    pooled = {
+        **paired_diff_ci(pa, pb),
+        "mcnemar_p": mcnemar_exact(stacked_a, stacked_b)["p_value"],
+        "seeds": len(seeds),
+    }
     return {"per_seed": per_seed, "pooled": pooled}
 
 
@@ -70,26 +73,49 @@ def summarize_split(cfg, arms: list, results: dict, split: str, eval_file: str) 
         for s, r in runs.items():
             ci = bootstrap_ci(_vec(r["verdicts"], ids))
             t = r["timing"]
-            per_seed[s] = {"accuracy": ci["mean"], "ci": [ci["lo"], ci["hi"]], "n": ci["n"],
-                           "train_s": t.get("train_s", 0.0), "eval_s": t.get("eval_s", {}).get(split),
-                           "steps": r["steps"], "teacher_read_tokens": r["teacher_read_tokens"]}
+            per_seed[s] = {
+                "accuracy": ci["mean"],
+                "ci": [ci["lo"], ci["hi"]],
+                "n": ci["n"],
+                "train_s": t.get("train_s", 0.0),
+                "eval_s": t.get("eval_s", {}).get(split),
+                "steps": r["steps"],
+                "teacher_read_tokens": r["teacher_read_tokens"],
+            }
         pooled = bootstrap_ci(_pooled(runs, ids))
         base_arm = next((a for a in cfg.arms if a.name == base), arm)
-        row = {"arm": arm.name, "description": arm.description, "baseline": base, "seeds": sorted(runs),
-               "same_traces": (arm.traces or cfg.traces) == (base_arm.traces or cfg.traces),
-               "per_seed": per_seed, "accuracy": pooled["mean"], "ci": [pooled["lo"], pooled["hi"]],
-               "teacher_tokens": next(iter(runs.values()))["teacher_tokens"],
-               "teacher_read_tokens": sum(r["teacher_read_tokens"] for r in runs.values()),
-               "wall_s": round(sum(p["train_s"] + (p["eval_s"] or 0.0) for p in per_seed.values()), 1),
-               "vs_baseline": None, "retention": None}
+        row = {
+            "arm": arm.name,
+            "description": arm.description,
+            "baseline": base,
+            "seeds": sorted(runs),
+            "same_traces": (arm.traces or cfg.traces) == (base_arm.traces or cfg.traces),
+            "per_seed": per_seed,
+            "accuracy": pooled["mean"],
+            "ci": [pooled["lo"], pooled["hi"]],
+            "teacher_tokens": next(iter(runs.values()))["teacher_tokens"],
+            "teacher_read_tokens": sum(r["teacher_read_tokens"] for r in runs.values()),
+            "wall_s": round(sum(p["train_s"] + (p["eval_s"] or 0.0) for p in per_seed.values()), 1),
+            "vs_baseline": None,
+            "retention": None,
+        }
         if base != arm.name and base in results["arms"]:
             row["vs_baseline"] = _paired(runs, results["arms"][base], ids)
         if before is not None and teacher is not None and teacher != before:
             row["retention"] = (pooled["mean"] - before) / (teacher - before)
         rows.append(row)
-    return {"split": split, "eval_file": eval_file, "n_problems": len(ids), "seeds": list(cfg.seeds),
-            "steps": cfg.steps, "batch_size": cfg.batch_size, "grad_accum": cfg.grad_accum,
-            "references": refs, "arms": rows, "written_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+    return {
+        "split": split,
+        "eval_file": eval_file,
+        "n_problems": len(ids),
+        "seeds": list(cfg.seeds),
+        "steps": cfg.steps,
+        "batch_size": cfg.batch_size,
+        "grad_accum": cfg.grad_accum,
+        "references": refs,
+        "arms": rows,
+        "written_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
 
 
 def _pct(x) -> str:
@@ -113,12 +139,16 @@ def _tokens(n) -> str:
 def split_markdown(s: dict) -> str:
     """The tables of one split."""
     title = {"dev": "Dev split (choose recipes here)", "heldout": "Held-out split (reported once per chosen arm)"}
-    lines = [f"## {title[s['split']]}", "",
-             f"{s['n_problems']} problems ({s['eval_file']}); seeds {s['seeds']}; every arm {s['steps']} optimizer "
-             f"steps of batch {s['batch_size']} x {s['grad_accum']}; written {s['written_at']}.", "",
-             "| arm | accuracy, pooled (95% CI) | − baseline, pooled [95% CI] | McNemar p | retention | "
-             "wall min (train + eval) | teacher tokens (traces / read in training) |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        f"## {title[s['split']]}",
+        "",
+        f"{s['n_problems']} problems ({s['eval_file']}); seeds {s['seeds']}; every arm {s['steps']} optimizer "
+        f"steps of batch {s['batch_size']} x {s['grad_accum']}; written {s['written_at']}.",
+        "",
+        "| arm | accuracy, pooled (95% CI) | − baseline, pooled [95% CI] | McNemar p | retention | "
+        "wall min (train + eval) | teacher tokens (traces / read in training) |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for name, r in s["references"].items():
         label = "student (untrained)" if name == "student" else "teacher"
         lines.append(f"| {label} | {_ci(r)} | — | — | — | {r['eval_s'] / 60:.1f} (eval) | — |")
@@ -128,10 +158,18 @@ def split_markdown(s: dict) -> str:
         p = f"{pooled['mcnemar_p']:.3g}" if pooled else "—"
         base = f" vs {row['baseline']}{'' if row.get('same_traces', True) else ' (other traces)'}" if pooled else ""
         ret = "n/a" if row["retention"] is None else f"{100 * row['retention']:.1f}%"
-        lines.append(f"| {row['arm']} | {_ci(row)} | {_diff(pooled)}{base} | {p} | {ret} | {row['wall_s'] / 60:.1f} | "
-                     f"{_tokens(row['teacher_tokens'])} / {_tokens(row['teacher_read_tokens'])} |")
-    lines += ["", "Per seed:", "", "| arm | seed | accuracy (95% CI) | − baseline [95% CI] | McNemar p | "
-              "only arm right / only baseline right | train min | eval min |", "|---|---|---|---|---|---|---|---|"]
+        lines.append(
+            f"| {row['arm']} | {_ci(row)} | {_diff(pooled)}{base} | {p} | {ret} | {row['wall_s'] / 60:.1f} | "
+            f"{_tokens(row['teacher_tokens'])} / {_tokens(row['teacher_read_tokens'])} |"
+        )
+    lines += [
+        "",
+        "Per seed:",
+        "",
+        "| arm | seed | accuracy (95% CI) | − baseline [95% CI] | McNemar p | "
+        "only arm right / only baseline right | train min | eval min |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for row in s["arms"]:
         per = (row["vs_baseline"] or {}).get("per_seed", {})
         for seed, r in row["per_seed"].items():
@@ -139,8 +177,9 @@ def split_markdown(s: dict) -> str:
             disc = f"{d['a_only']} / {d['b_only']}" if d else "—"
             p = f"{d['mcnemar_p']:.3g}" if d else "—"
             ev = "n/a" if r["eval_s"] is None else f"{r['eval_s'] / 60:.1f}"
-            lines.append(f"| {row['arm']} | {seed} | {_ci(r)} | {_diff(d)} | {p} | {disc} | {r['train_s'] / 60:.1f} | "
-                         f"{ev} |")
+            lines.append(
+                f"| {row['arm']} | {seed} | {_ci(r)} | {_diff(d)} | {p} | {disc} | {r['train_s'] / 60:.1f} | {ev} |"
+            )
     descs = [f"- `{r['arm']}`: {r['description']}" for r in s["arms"] if r["description"]]
     return "\n".join(lines + ([""] + descs if descs else []))
 
@@ -152,10 +191,16 @@ def write_outputs(out: Path, split: str, summary: dict, config: dict, command: s
     data["splits"][split] = json.loads(json.dumps(summary))  # seed keys become strings, as on reload
     data.update(config=config, command=command)
     write_json(path, data)
-    parts = ["# reasonkd compare", "", f"Command: `{command}`", "",
-             "Recipes are chosen on the dev split; the held-out split is evaluated once for the chosen arms "
-             "(`--split heldout --arms ...`). Differences are paired (same problems, same seed): paired "
-             "bootstrap 95% CI and exact McNemar p; pooled = each problem's mean over the seeds.", ""]
+    parts = [
+        "# reasonkd compare",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Recipes are chosen on the dev split; the held-out split is evaluated once for the chosen arms "
+        "(`--split heldout --arms ...`). Differences are paired (same problems, same seed): paired "
+        "bootstrap 95% CI and exact McNemar p; pooled = each problem's mean over the seeds.",
+        "",
+    ]
     for name in ("dev", "heldout"):
         if name in data["splits"]:
             parts += [split_markdown(data["splits"][name]), ""]

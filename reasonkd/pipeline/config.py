@@ -29,16 +29,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from reasonkd.config import from_dict, load_config
-from reasonkd.data.recipe import (AugmentConfig, CodeConfig, DataRecipe, DecontamConfig, LogicConfig, MathConfig,
-                                  SplitConfig)
+from reasonkd.data.recipe import (
+    AugmentConfig,
+    CodeConfig,
+    DataRecipe,
+    DecontamConfig,
+    LogicConfig,
+    MathConfig,
+    SplitConfig,
+)
 from reasonkd.distill.recipe import DistillRecipe
 from reasonkd.errors import ConfigError
 
 # The user prompt of every problem, for the teacher's traces and every evaluation alike. The 0.5B coder
 # teacher answers the generic "think step by step" prompt with LaTeX and Python (mean ~250 tokens, 36%
 # verified at a 256 cap); this one gave 12/32 verified at a 200 cap with ~145 tokens (2026-11-28).
-DEMO_MATH_PROMPT = ('{question}\n\nAnswer with brief numbered steps (one short sentence with its calculation each), '
-                    'no LaTeX, then the final line "#### <number>".')
+DEMO_MATH_PROMPT = (
+    "{question}\n\nAnswer with brief numbered steps (one short sentence with its calculation each), "
+    'no LaTeX, then the final line "#### <number>".'
+)
 
 # math families whose problems form the unseen-template test split (never trained on)
 UNSEEN_FAMILIES = ["zoo_tickets", "leaky_tank", "garden_fence"]
@@ -47,11 +56,15 @@ UNSEEN_FAMILIES = ["zoo_tickets", "leaky_tank", "garden_fence"]
 def demo_data_recipe() -> DataRecipe:
     """The default demo dataset: math word problems only (11 trained families, 3 held-out families)."""
     return DataRecipe(
-        seed=0, math=MathConfig(per_family=120, gsm_symbolic=0), code=CodeConfig(per_task=0, bugfix=False),
+        seed=0,
+        math=MathConfig(per_family=120, gsm_symbolic=0),
+        code=CodeConfig(per_task=0, bugfix=False),
         logic=LogicConfig(zebra=0, sudoku=0),
         augment=AugmentConfig(variants=1, conditions=0.5, distractors=0.2, negatives=0.0, subtasks=0.0),
         split=SplitConfig(test_templates=list(UNSEEN_FAMILIES), val_fraction=0.2),
-        decontam=DecontamConfig(enabled=True, humaneval=False), parquet=False)
+        decontam=DecontamConfig(enabled=True, humaneval=False),
+        parquet=False,
+    )
 
 
 def demo_distill_recipe() -> DistillRecipe:
@@ -60,19 +73,42 @@ def demo_distill_recipe() -> DistillRecipe:
     The output stage runs at half the learning rate: its KD at T = 5 -> 1 is the most disruptive.
     Across tokenizers its kd term reads the teacher's top 20 tokens (`cross: topk`).
     """
-    return from_dict(DistillRecipe, {
-        "stages": [
-            {"name": "feature", "kind": "feature", "steps": 4, "lr": 2e-4, "warmup": 4,
-             "losses": [{"name": "hidden_mse", "options": {"normalize": True}}, {"name": "ce", "weight": 0.1}]},
-            {"name": "logic", "kind": "logic", "steps": 12, "lr": 2e-4, "warmup": 5,
-             "losses": [{"name": "ce"}, {"name": "forward_kl"}]},
-            {"name": "output", "kind": "output", "steps": 12, "lr": 1e-4, "warmup": 5,
-             "temperature": "kd_anneal",
-             "losses": [{"name": "kd", "options": {"alpha": 0.7, "cross": "topk", "k": 20}}]},
-        ],
-        "batch_size": 8, "max_length": 384, "save_every": 5,
-        "prune_finished_checkpoints": True,  # ~1.6 GB of optimizer state per finished stage for smollm2
-    })
+    return from_dict(
+        DistillRecipe,
+        {
+            "stages": [
+                {
+                    "name": "feature",
+                    "kind": "feature",
+                    "steps": 4,
+                    "lr": 2e-4,
+                    "warmup": 4,
+                    "losses": [{"name": "hidden_mse", "options": {"normalize": True}}, {"name": "ce", "weight": 0.1}],
+                },
+                {
+                    "name": "logic",
+                    "kind": "logic",
+                    "steps": 12,
+                    "lr": 2e-4,
+                    "warmup": 5,
+                    "losses": [{"name": "ce"}, {"name": "forward_kl"}],
+                },
+                {
+                    "name": "output",
+                    "kind": "output",
+                    "steps": 12,
+                    "lr": 1e-4,
+                    "warmup": 5,
+                    "temperature": "kd_anneal",
+                    "losses": [{"name": "kd", "options": {"alpha": 0.7, "cross": "topk", "k": 20}}],
+                },
+            ],
+            "batch_size": 8,
+            "max_length": 384,
+            "save_every": 5,
+            "prune_finished_checkpoints": True,  # ~1.6 GB of optimizer state per finished stage for smollm2
+        },
+    )
 
 
 DEMO_OWNED_KEYS = ("student", "teacher", "seed", "device")
@@ -146,16 +182,25 @@ class DemoConfig:
     """auto (cuda if present, else cpu) | cpu | cuda."""
 
     def __post_init__(self):
-        for key in ("n_test", "n_traces", "min_traces", "teacher_max_new_tokens", "teacher_batch_size",
-                    "eval_max_new_tokens", "eval_batch_size", "case_tokens"):
+        for key in (
+            "n_test",
+            "n_traces",
+            "min_traces",
+            "teacher_max_new_tokens",
+            "teacher_batch_size",
+            "eval_max_new_tokens",
+            "eval_batch_size",
+            "case_tokens",
+        ):
             if getattr(self, key) < 1:
                 raise ConfigError(f"{key} must be >= 1, got {getattr(self, key)}")
         if self.n_unseen < 0 or self.n_robust < 0 or self.latency_problems < 0:
             raise ConfigError("n_unseen, n_robust and latency_problems must be >= 0")
         for i, stage in enumerate(self.distill.stages):  # the SFT baseline and the ETA count steps
             if stage.steps < 1:
-                raise ConfigError(f"distill.stages.{i}.steps must be >= 1 in the demo (epochs are not used), "
-                                  f"got {stage.steps}")
+                raise ConfigError(
+                    f"distill.stages.{i}.steps must be >= 1 in the demo (epochs are not used), got {stage.steps}"
+                )
         if self.teacher_shots < 0:
             raise ConfigError(f"teacher_shots must be >= 0, got {self.teacher_shots}")
         if self.traces_fallback not in ("off", "reference"):
@@ -177,11 +222,19 @@ class DemoConfig:
         given = {key: d.asked.get(key, getattr(d, key)) for key in DEMO_OWNED_KEYS}  # as the user wrote them
         for key, value in given.items():
             if value != _DISTILL_DEFAULTS[key] and value != getattr(self, key):
-                raise ConfigError(f"distill.{key}={value!r}: the demo sets its recipe's {key} from its own "
-                                  f"top-level key ({key}={getattr(self, key)!r}); set {key}={value} instead and "
-                                  f"leave distill.{key} out")
-        self.distill = dataclasses.replace(d, student=self.student, teacher=self.teacher, seed=self.seed,
-                                           device=self.device, bf16_autocast=d.asked["bf16_autocast"])
+                raise ConfigError(
+                    f"distill.{key}={value!r}: the demo sets its recipe's {key} from its own "
+                    f"top-level key ({key}={getattr(self, key)!r}); set {key}={value} instead and "
+                    f"leave distill.{key} out"
+                )
+        self.distill = dataclasses.replace(
+            d,
+            student=self.student,
+            teacher=self.teacher,
+            seed=self.seed,
+            device=self.device,
+            bf16_autocast=d.asked["bf16_autocast"],
+        )
         # loading applies overrides to the keys as given (config.load_config), so a distill.<key> set there
         # is still seen here
         self.distill.asked.update(given)
@@ -209,8 +262,10 @@ def recipes_dir() -> Path:
 def preset_path(name: str) -> Path:
     p = recipes_dir() / f"{name}.yaml"
     if not p.is_file():
-        raise ConfigError(f"demo preset {p} not found (recipes/ ships with the repository); "
-                          "pass --config FILE or set keys as key=value")
+        raise ConfigError(
+            f"demo preset {p} not found (recipes/ ships with the repository); "
+            "pass --config FILE or set keys as key=value"
+        )
     return p
 
 

@@ -47,28 +47,58 @@ class CorrectionConfig:
 
     def __post_init__(self):
         if self.steps < 0 or self.lora_r < 1 or self.batch_size < 1:
-            raise ConfigError(f"steps must be >= 0, lora_r and batch_size >= 1 (got {self.steps}, {self.lora_r}, "
-                              f"{self.batch_size})")
+            raise ConfigError(
+                f"steps must be >= 0, lora_r and batch_size >= 1 (got {self.steps}, {self.lora_r}, {self.batch_size})"
+            )
         if not self.lr > 0:
             raise ConfigError(f"lr must be > 0, got {self.lr}")
 
 
-def correction_recipe(teacher: str, traces: str, out: str | Path, cfg: CorrectionConfig, seed: int = 0,
-                      device: str = "auto") -> DistillRecipe:
+def correction_recipe(
+    teacher: str, traces: str, out: str | Path, cfg: CorrectionConfig, seed: int = 0, device: str = "auto"
+) -> DistillRecipe:
     """The DistillRecipe of the pass: the teacher is the model being trained, ce only, LoRA on."""
     if cfg.steps < 1:
         raise ConfigError("teacher_correction.steps must be >= 1 to correct the teacher")
-    return from_dict(DistillRecipe, {
-        "student": teacher, "teacher": "", "data": {"path": str(traces)}, "output_dir": str(out), "seed": seed,
-        "stages": [{"name": "correct", "kind": "logic", "steps": cfg.steps, "lr": cfg.lr,
-                    "warmup": min(2, cfg.steps), "losses": [{"name": "ce"}]}],
-        "lora": {"enabled": True, "r": cfg.lora_r, "alpha": 2 * cfg.lora_r},
-        "bf16_autocast": cfg.bf16_autocast, "max_length": cfg.max_length, "batch_size": cfg.batch_size,
-        "save_every": max(1, cfg.steps // 4), "device": device, "prune_finished_checkpoints": True})
+    return from_dict(
+        DistillRecipe,
+        {
+            "student": teacher,
+            "teacher": "",
+            "data": {"path": str(traces)},
+            "output_dir": str(out),
+            "seed": seed,
+            "stages": [
+                {
+                    "name": "correct",
+                    "kind": "logic",
+                    "steps": cfg.steps,
+                    "lr": cfg.lr,
+                    "warmup": min(2, cfg.steps),
+                    "losses": [{"name": "ce"}],
+                }
+            ],
+            "lora": {"enabled": True, "r": cfg.lora_r, "alpha": 2 * cfg.lora_r},
+            "bf16_autocast": cfg.bf16_autocast,
+            "max_length": cfg.max_length,
+            "batch_size": cfg.batch_size,
+            "save_every": max(1, cfg.steps // 4),
+            "device": device,
+            "prune_finished_checkpoints": True,
+        },
+    )
 
 
-def correct_teacher(teacher: str, traces: str, out: str | Path, cfg: CorrectionConfig, *, seed: int = 0,
-                    device: str = "auto", progress: bool = True) -> Path:
+def correct_teacher(
+    teacher: str,
+    traces: str,
+    out: str | Path,
+    cfg: CorrectionConfig,
+    *,
+    seed: int = 0,
+    device: str = "auto",
+    progress: bool = True,
+) -> Path:
     """Fine-tune `teacher` (LoRA, ce only) on its verified `traces`; returns the merged model folder.
 
     `traces`: a traces JSONL or a `reasonkd teacher generate` folder. Resumable: rerun with the same

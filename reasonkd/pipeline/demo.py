@@ -60,9 +60,10 @@ ROLES = {"before": "student-before", "sft": "sft-only", "distilled": "distilled"
 def fingerprint(cfg: DemoConfig) -> dict:
     """The resolved config minus `out`, flattened to dotted keys (list items by index) so a refusal names
     the key, e.g. distill.stages.1.steps."""
+
     def flat(d, prefix=""):
         out = {}
-        for k, v in (d.items() if isinstance(d, dict) else enumerate(d)):
+        for k, v in d.items() if isinstance(d, dict) else enumerate(d):
             if isinstance(v, dict) or (isinstance(v, list) and v and all(isinstance(x, dict) for x in v)):
                 out.update(flat(v, f"{prefix}{k}."))
             else:
@@ -73,6 +74,7 @@ def fingerprint(cfg: DemoConfig) -> dict:
 
 
 # ------------------------------------------------------------------ step 1: data
+
 
 def _hash_order(rows: list[dict]) -> list[dict]:
     # a stable order that mixes the families (sorting by id would take the first families only)
@@ -94,22 +96,27 @@ def step_data(cfg: DemoConfig, out: Path) -> dict:
     if not (data / "stats.json").is_file():  # built into place atomically: present means complete
         build_dataset(cfg.data, data)
     result = {}
-    for name, split, n, key in (("heldout", "val", cfg.n_test, "n_test"),
-                                ("unseen", "test", cfg.n_unseen, "n_unseen")):
+    for name, split, n, key in (("heldout", "val", cfg.n_test, "n_test"), ("unseen", "test", cfg.n_unseen, "n_unseen")):
         if n == 0:
             continue
         rows = [r for r in load_items(data, split=split) if r["domain"] == "math" and r["kind"] == "original"]
         if len(rows) < n:
             raise ReasonkdError(
                 f"{key}={n} but the {split} split of {data} holds only {len(rows)} math originals; lower {key} "
-                "or raise data.math.per_family" + (" / data.split.val_fraction" if split == "val" else
-                                                   " / list more families in data.split.test_templates"))
+                "or raise data.math.per_family"
+                + (
+                    " / data.split.val_fraction"
+                    if split == "val"
+                    else " / list more families in data.split.test_templates"
+                )
+            )
         write_jsonl(out / "eval" / f"{name}.jsonl", _hash_order(rows)[:n])
         result[name] = n
     return result
 
 
 # ------------------------------------------------------------------ steps 2 and 6: evaluation
+
 
 def evaluate(cfg: DemoConfig, out: Path, model: str, label: str) -> None:
     """One model on every eval set; each result saved as JSON (skipped when already there)."""
@@ -122,14 +129,25 @@ def evaluate(cfg: DemoConfig, out: Path, model: str, label: str) -> None:
         if which == "robustness":  # the perturbation types of the unseen-template problems (docs/robustness.md)
             task = dict(tasks=["robustness"], data=str(out / "data"), limit=None, per_type=cfg.n_robust)
         else:
-            task = dict(tasks=["gsm8k"], data=str(out / "eval" / f"{which}.jsonl"),
-                        limit=cfg.n_test if first else cfg.n_unseen)
-        result = evaluate_model(model, **task,
-                                label=f"{label}.{which}", out_dir=out / "eval" / "runs", batch_size=cfg.eval_batch_size,
-                                max_new_tokens=cfg.eval_max_new_tokens, dtype=cfg.dtype, engine=cfg.engine,
-                                device=resolve_device(cfg.device), cases=first, case_tokens=cfg.case_tokens,
-                                template=prompt_template(cfg, out),
-                                latency_problems=cfg.latency_problems if first else 0, seed=cfg.seed)
+            task = dict(
+                tasks=["gsm8k"], data=str(out / "eval" / f"{which}.jsonl"), limit=cfg.n_test if first else cfg.n_unseen
+            )
+        result = evaluate_model(
+            model,
+            **task,
+            label=f"{label}.{which}",
+            out_dir=out / "eval" / "runs",
+            batch_size=cfg.eval_batch_size,
+            max_new_tokens=cfg.eval_max_new_tokens,
+            dtype=cfg.dtype,
+            engine=cfg.engine,
+            device=resolve_device(cfg.device),
+            cases=first,
+            case_tokens=cfg.case_tokens,
+            template=prompt_template(cfg, out),
+            latency_problems=cfg.latency_problems if first else 0,
+            seed=cfg.seed,
+        )
         result["label"] = label
         write_json(path, result)
 
@@ -147,8 +165,10 @@ TRACE_KEYS = ("id", "sample_idx", "prompt", "system", "trace")
 
 SHOT = "Problem: {question}\nSolution:\n{solution}\n\n"
 SHOT_INTRO = "Here are solved examples of this kind of problem:\n\n"
-SHOT_ASK = ("Solve the next problem the same way: short steps, one calculation each, then the final line "
-            "\"#### <number>\".\n\nProblem: {question}")
+SHOT_ASK = (
+    "Solve the next problem the same way: short steps, one calculation each, then the final line "
+    '"#### <number>".\n\nProblem: {question}'
+)
 
 
 def teacher_problems(cfg: DemoConfig, out: Path) -> tuple[str, str | None]:
@@ -179,7 +199,9 @@ def with_shots(rows: list[dict], pool: list[dict], shots: int) -> list[dict]:
         own = {r["id"], r.get("parent_id")}
         chosen = [x for x in family.get(r["template"], []) if x["id"] not in own][:shots]
         body = "".join(SHOT.format(question=x["question"], solution=solution_text(x)) for x in chosen)
-        problems.append({**r, "question": (SHOT_INTRO + body if chosen else "") + SHOT_ASK.format(question=r["question"])})
+        problems.append(
+            {**r, "question": (SHOT_INTRO + body if chosen else "") + SHOT_ASK.format(question=r["question"])}
+        )
     return problems
 
 
@@ -197,16 +219,30 @@ def student_rows(accepted: list[dict], items: dict[str, dict], template: str) ->
 def step_traces(cfg: DemoConfig, out: Path) -> dict:
     template = prompt_template(cfg, out)
     data, teacher_template = teacher_problems(cfg, out)
-    stats = generate_traces(GenerateSettings(
-        teacher=cfg.teacher, data=data, out=str(out / "traces"), split="train", domain="math",
-        limit=cfg.n_traces, max_new_tokens=cfg.teacher_max_new_tokens, batch_size=cfg.teacher_batch_size,
-        dtype=cfg.dtype, device=resolve_device(cfg.device), template=teacher_template, engine=cfg.engine))
+    stats = generate_traces(
+        GenerateSettings(
+            teacher=cfg.teacher,
+            data=data,
+            out=str(out / "traces"),
+            split="train",
+            domain="math",
+            limit=cfg.n_traces,
+            max_new_tokens=cfg.teacher_max_new_tokens,
+            batch_size=cfg.teacher_batch_size,
+            dtype=cfg.dtype,
+            device=resolve_device(cfg.device),
+            template=teacher_template,
+            engine=cfg.engine,
+        )
+    )
     accepted = read_jsonl(out / "traces" / "traces.jsonl") if (out / "traces" / "traces.jsonl").is_file() else []
     for n, row in enumerate(accepted, 1):
         missing = [k for k in TRACE_KEYS if k not in row]
         if missing:
-            raise ReasonkdError(f"{out / 'traces' / 'traces.jsonl'}:{n}: lacks {missing}; the teacher output "
-                                "format changed (reasonkd.teacher.traces.load_traces needs them)")
+            raise ReasonkdError(
+                f"{out / 'traces' / 'traces.jsonl'}:{n}: lacks {missing}; the teacher output "
+                "format changed (reasonkd.teacher.traces.load_traces needs them)"
+            )
     rows = student_rows(accepted, {r["id"]: r for r in load_items(out / "data", split="train")}, template)
     solved = {r["id"] for r in accepted}
     n_ref = 0
@@ -216,26 +252,43 @@ def step_traces(cfg: DemoConfig, out: Path) -> dict:
                 f"the teacher {cfg.teacher} was verified on only {len(solved)} of {cfg.n_traces} problems "
                 f"(min_traces={cfg.min_traces}); see {out / 'traces' / 'stats.json'}. Raise n_traces or "
                 "teacher_max_new_tokens, use a stronger teacher, or set traces_fallback=reference to fill up "
-                "with the data engine's reference solutions (reported as such)")
+                "with the data engine's reference solutions (reported as such)"
+            )
         for item in select_items(str(out / "data"), "train", "math", cfg.n_traces):
             if len(solved) >= cfg.min_traces:
                 break
             if item["id"] in solved:
                 continue
             system, user = render(load_template(template), item)
-            rows.append({"id": item["id"], "sample_idx": 0, "prompt": user, "system": system,
-                         "trace": solution_text(item), "answer": reference_answer(item), "source": "reference"})
+            rows.append(
+                {
+                    "id": item["id"],
+                    "sample_idx": 0,
+                    "prompt": user,
+                    "system": system,
+                    "trace": solution_text(item),
+                    "answer": reference_answer(item),
+                    "source": "reference",
+                }
+            )
             solved.add(item["id"])
             n_ref += 1
-        log.warning("traces_fallback=reference: %d reference solutions added to %d teacher traces",
-                    n_ref, len(accepted))
+        log.warning(
+            "traces_fallback=reference: %d reference solutions added to %d teacher traces", n_ref, len(accepted)
+        )
     write_jsonl(out / "train_traces.jsonl", rows)
-    return {"teacher_accepted": len(accepted), "reference": n_ref, "train_rows": len(rows),
-            "acceptance_rate": stats["overall"]["acceptance_rate"], "problems": stats["overall"]["problems"],
-            "by_teacher": dict(sorted(Counter(r.get("teacher") or cfg.teacher for r in accepted).items()))}
+    return {
+        "teacher_accepted": len(accepted),
+        "reference": n_ref,
+        "train_rows": len(rows),
+        "acceptance_rate": stats["overall"]["acceptance_rate"],
+        "problems": stats["overall"]["problems"],
+        "by_teacher": dict(sorted(Counter(r.get("teacher") or cfg.teacher for r in accepted).items())),
+    }
 
 
 # ------------------------------------------------------------------ steps 4 and 5: training
+
 
 def distill_recipe(cfg: DemoConfig, out: Path, sft: bool = False) -> DistillRecipe:
     """The recipe of the distillation run (cfg.distill, into OUT/distill) or of the SFT baseline (OUT/sft):
@@ -244,12 +297,24 @@ def distill_recipe(cfg: DemoConfig, out: Path, sft: bool = False) -> DistillReci
     stages = cfg.distill.stages
     if sft:
         total = cfg.train_steps
-        stages = [StageConfig(name="sft", kind="logic", steps=total, lr=max(s.lr for s in stages),
-                              warmup=min(total, max(s.warmup for s in stages)), losses=[LossSpec("ce")])]
-    recipe = dataclasses.replace(cfg.distill, teacher="" if sft else cfg.distill.teacher, stages=stages,
-                                 data=dataclasses.replace(cfg.distill.data, path=str(out / "train_traces.jsonl")),
-                                 output_dir=str(out / ("sft" if sft else "distill")),
-                                 bf16_autocast=cfg.distill.asked["bf16_autocast"])  # "auto": with its reason
+        stages = [
+            StageConfig(
+                name="sft",
+                kind="logic",
+                steps=total,
+                lr=max(s.lr for s in stages),
+                warmup=min(total, max(s.warmup for s in stages)),
+                losses=[LossSpec("ce")],
+            )
+        ]
+    recipe = dataclasses.replace(
+        cfg.distill,
+        teacher="" if sft else cfg.distill.teacher,
+        stages=stages,
+        data=dataclasses.replace(cfg.distill.data, path=str(out / "train_traces.jsonl")),
+        output_dir=str(out / ("sft" if sft else "distill")),
+        bf16_autocast=cfg.distill.asked["bf16_autocast"],
+    )  # "auto": with its reason
     return recipe
 
 
@@ -263,6 +328,7 @@ def step_train(cfg: DemoConfig, out: Path, sft: bool) -> dict:
 
 # ------------------------------------------------------------------ the job
 
+
 def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print) -> dict:
     """Run (or resume) the demo described by `cfg`; returns demo.json's content."""
     out = Path(cfg.out)
@@ -272,22 +338,35 @@ def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print) -> d
     eta, figures = machine_estimate(cfg)  # reference rates scaled by a few seconds measured here
     steps = [
         Step("data", lambda: step_data(cfg, out), eta["data"], "build the math dataset and eval files"),
-        Step("eval_before", lambda: step_eval(cfg, out, [(cfg.student, "before"), (cfg.teacher, "teacher")]),
-             eta["eval_before"], "evaluate student and teacher"),
+        Step(
+            "eval_before",
+            lambda: step_eval(cfg, out, [(cfg.student, "before"), (cfg.teacher, "teacher")]),
+            eta["eval_before"],
+            "evaluate student and teacher",
+        ),
         Step("traces", lambda: step_traces(cfg, out), eta["traces"], "teacher traces (verified)"),
-        Step("distill", lambda: step_train(cfg, out, sft=False), eta["distill"], "distill (feature -> logic -> output)"),
+        Step(
+            "distill", lambda: step_train(cfg, out, sft=False), eta["distill"], "distill (feature -> logic -> output)"
+        ),
         Step("sft", lambda: step_train(cfg, out, sft=True), eta["sft"], "SFT baseline (same traces, ce only)"),
-        Step("eval_after", lambda: step_eval(cfg, out, [(str(out / "distill" / "final"), "distilled"),
-                                                        (str(out / "sft" / "final"), "sft")]),
-             eta["eval_after"], "evaluate distilled and SFT students"),
+        Step(
+            "eval_after",
+            lambda: step_eval(
+                cfg, out, [(str(out / "distill" / "final"), "distilled"), (str(out / "sft" / "final"), "sft")]
+            ),
+            eta["eval_after"],
+            "evaluate distilled and SFT students",
+        ),
         Step("report", lambda: step_report(cfg, out, runner), eta["report"], "report"),
     ]
     log_fn(f"reasonkd demo: {cfg.student} <- {cfg.teacher}, out {out} ({'cuda' if cuda else 'cpu'})")
     for s in steps:
         mark = "done" if runner.done(s.name) else f"~{s.eta_s / 60:.1f} min"
         log_fn(f"  {s.name:<12} {mark}")
-    log_fn(f"  ETA (remaining steps): ~{runner.eta(steps) / 60:.0f} min (reference RATES in reasonkd/pipeline/eta.py "
-           "scaled by this machine's figures:)")
+    log_fn(
+        f"  ETA (remaining steps): ~{runner.eta(steps) / 60:.0f} min (reference RATES in reasonkd/pipeline/eta.py "
+        "scaled by this machine's figures:)"
+    )
     for line in figures:
         log_fn(f"    {line}")
     runner.run(steps, log=log_fn)
@@ -301,5 +380,7 @@ def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print) -> d
 
 def machine_line() -> str:
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
-    return (f"{probe().summary()}; {platform.platform()}, {os.cpu_count()} CPU cores, {gpu}, "
-            f"python {sys.version.split()[0]}, torch {torch.__version__}")
+    return (
+        f"{probe().summary()}; {platform.platform()}, {os.cpu_count()} CPU cores, {gpu}, "
+        f"python {sys.version.split()[0]}, torch {torch.__version__}"
+    )

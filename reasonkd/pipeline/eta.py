@@ -41,8 +41,11 @@ RATES = {
 }
 # what `measure_here` gives for smollm2-135m on the machine of RATES (tokens/s); None = not measured
 # there, and then the rates are used unscaled
-REFERENCE = {"machine": "AMD EPYC (AVX2 only; flags: avx2 fma), 2 cores, openvino engine, float32",
-             "gen": 115.6, "train": 133.7}
+REFERENCE = {
+    "machine": "AMD EPYC (AVX2 only; flags: avx2 fma), 2 cores, openvino engine, float32",
+    "gen": 115.6,
+    "train": 133.7,
+}
 GPU_SPEEDUP = 20.0  # rough, used only when nothing could be measured on a GPU machine
 # mean answer length as a fraction of max_new_tokens (measured): an untrained student and the teacher
 # mostly run long; trained students stop after their "#### n" line; teacher traces (1 worked example)
@@ -50,12 +53,14 @@ EVAL_FILL, EVAL_FILL_TRAINED, TRACE_FILL = 0.7, 0.3, 0.85
 ROBUST_PROMPTS = 9.5  # prompts per n_robust problem (originals + perturbed): 1,902 at --per-type 200
 TRAIN_TOKENS = 120  # mean prompt + trace tokens per training example (capped by max_length)
 PROBE = {"prompts": 8, "new_tokens": 24, "train_batch": 2, "train_len": 128, "version": 2}
-PROBE_QUESTION = ("A farmer has {n} sheep and buys 7 more each week for 5 weeks. How many sheep does he have? "
-                  "Answer with brief numbered steps, then the final line \"#### <number>\".")
+PROBE_QUESTION = (
+    "A farmer has {n} sheep and buys 7 more each week for 5 weeks. How many sheep does he have? "
+    'Answer with brief numbered steps, then the final line "#### <number>".'
+)
 
 
 def resolve_device(device: str) -> str:
-    """"auto" -> "cuda" when torch sees a GPU, else "cpu"; anything else as given."""
+    """ "auto" -> "cuda" when torch sees a GPU, else "cpu"; anything else as given."""
     if device != "auto":
         return device
     import torch
@@ -95,6 +100,7 @@ def estimate(cfg: DemoConfig, cuda: bool = False, scale: dict[str, float] | None
 
 # ------------------------------------------------------------------ measured figures of this machine
 
+
 def _engine(cfg: DemoConfig, device: str) -> str:
     """The generation engine the demo's steps will use here (hf when the config names none)."""
     from reasonkd.models.engines import resolve_engine
@@ -111,8 +117,10 @@ def _cache_path(cfg: DemoConfig, device: str, dtype: str, autocast: bool, engine
     m = hardware.probe()
     key = hardware.machine_key(m.cpu_model, m.flags, m.gpu, m.torch)
     student = re.sub(r"[^A-Za-z0-9._-]+", "_", cfg.student)[-60:]
-    name = f"eta-{key}-{student}-{device}-{engine}-{dtype}-{'autocast' if autocast else 'noautocast'}" \
-           f"-t{torch.get_num_threads()}-v{PROBE['version']}.json"
+    name = (
+        f"eta-{key}-{student}-{device}-{engine}-{dtype}-{'autocast' if autocast else 'noautocast'}"
+        f"-t{torch.get_num_threads()}-v{PROBE['version']}.json"
+    )
     return hardware.cache_dir() / name
 
 
@@ -206,9 +214,14 @@ def machine_figures(cfg: DemoConfig, refresh: bool = False) -> dict:
     autocast, _ = hardware.resolve_autocast(cfg.bf16_autocast, device)
     engine = _engine(cfg, device)
     path = _cache_path(cfg, device, dtype, autocast, engine)
-    base = {"dtype": dtype, "autocast": autocast, "engine": engine, "precision": reason,
-            "machine": hardware.probe().summary(),
-            "cache": str(path)}
+    base = {
+        "dtype": dtype,
+        "autocast": autocast,
+        "engine": engine,
+        "precision": reason,
+        "machine": hardware.probe().summary(),
+        "cache": str(path),
+    }
     if path.is_file() and not refresh:
         try:
             cached = json.loads(path.read_text())
@@ -228,8 +241,12 @@ def machine_figures(cfg: DemoConfig, refresh: bool = False) -> dict:
         # would fail the same way minutes later, so the run stops now with the error and its fix
         raise
     except Exception as e:  # noqa: BLE001 -- a failed measurement must not stop the run; say why it is unscaled
-        log.warning("ETA: could not measure %s here (%s: %s); using the reference machine's figures",
-                    cfg.student, type(e).__name__, e)
+        log.warning(
+            "ETA: could not measure %s here (%s: %s); using the reference machine's figures",
+            cfg.student,
+            type(e).__name__,
+            e,
+        )
         return {**base, "error": f"{type(e).__name__}: {e}"}
     figures["measured_at"] = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     figures["seconds"] = round(time.perf_counter() - t0, 1)
@@ -248,21 +265,29 @@ def machine_estimate(cfg: DemoConfig, refresh: bool = False) -> tuple[dict[str, 
     auto = f"bf16 autocast {'on' if f['autocast'] else 'off'}"
     lines = [f"precision: {f['dtype']}, {auto} ({f['precision']})", f"machine: {f['machine']}"]
     if "error" in f:
-        lines.append(f"machine figures: none ({cfg.student} could not be measured here: {f['error']}); "
-                     f"estimates are the reference machine's ({REFERENCE['machine']})"
-                     + (f" x{GPU_SPEEDUP:.0f} for the GPU" if cuda else ""))
+        lines.append(
+            f"machine figures: none ({cfg.student} could not be measured here: {f['error']}); "
+            f"estimates are the reference machine's ({REFERENCE['machine']})"
+            + (f" x{GPU_SPEEDUP:.0f} for the GPU" if cuda else "")
+        )
         return estimate(cfg, cuda), lines
     when = f"cached from {f['measured_at']}" if f.get("cached") else f"measured now in {f.get('seconds', 0):.0f} s"
     when += f", load {f.get('load', 0):.1f} per core"
-    lines.append(f"machine figures: {cfg.student} {f['dtype']}: generation ({f['engine']}) {f['gen']:.0f} tok/s, "
-                 f"training step {f['train']:.0f} tok/s ({when}; REASONKD_HOME/hardware/{Path(f['cache']).name})")
+    lines.append(
+        f"machine figures: {cfg.student} {f['dtype']}: generation ({f['engine']}) {f['gen']:.0f} tok/s, "
+        f"training step {f['train']:.0f} tok/s ({when}; REASONKD_HOME/hardware/{Path(f['cache']).name})"
+    )
     if not (REFERENCE.get("gen") and REFERENCE.get("train")):
-        lines.append(f"reference machine ({REFERENCE['machine']}): its figures were not measured, so its rates "
-                     "are used unscaled (calibrate: python benchmarks/bench_precision.py --rates --write-eta)")
+        lines.append(
+            f"reference machine ({REFERENCE['machine']}): its figures were not measured, so its rates "
+            "are used unscaled (calibrate: python benchmarks/bench_precision.py --rates --write-eta)"
+        )
         return estimate(cfg, cuda), lines
     scale = {"gen": f["gen"] / REFERENCE["gen"], "train": f["train"] / REFERENCE["train"]}
-    lines.append(f"reference machine ({REFERENCE['machine']}): {REFERENCE['gen']:.0f} / {REFERENCE['train']:.0f} "
-                 f"tok/s, so its rates x{scale['gen']:.2f} (generation), x{scale['train']:.2f} (training)")
+    lines.append(
+        f"reference machine ({REFERENCE['machine']}): {REFERENCE['gen']:.0f} / {REFERENCE['train']:.0f} "
+        f"tok/s, so its rates x{scale['gen']:.2f} (generation), x{scale['train']:.2f} (training)"
+    )
     return estimate(cfg, cuda, scale), lines
 
 
@@ -275,6 +300,8 @@ def print_plan(cfg: DemoConfig, log_fn=print) -> dict[str, float]:
         log_fn(f"  {line}")
     for name, sec in eta.items():
         log_fn(f"  {name:<12} ~{sec / 60:.1f} min")
-    log_fn(f"  total        ~{sum(eta.values()) / 60:.0f} min (reference RATES in reasonkd/pipeline/eta.py, scaled "
-           "by the machine figures above)")
+    log_fn(
+        f"  total        ~{sum(eta.values()) / 60:.0f} min (reference RATES in reasonkd/pipeline/eta.py, scaled "
+        "by the machine figures above)"
+    )
     return eta

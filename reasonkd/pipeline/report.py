@@ -87,10 +87,17 @@ def summarize(results: dict[str, dict], cfg, traces: dict | None) -> dict:
     rows = []
     for label in ORDER:
         r = results[label]
-        rows.append({"label": label, "model": r["model"], "heldout": _acc(r, "gsm8k"),
-                     "unseen": _acc(r, "gsm8k_unseen"),
-                     "ms_per_token": (r.get("latency") or {}).get("ms_per_token"),
-                     "tokens_per_s": _tokens_per_s(r), "params": r.get("params")})
+        rows.append(
+            {
+                "label": label,
+                "model": r["model"],
+                "heldout": _acc(r, "gsm8k"),
+                "unseen": _acc(r, "gsm8k_unseen"),
+                "ms_per_token": (r.get("latency") or {}).get("ms_per_token"),
+                "tokens_per_s": _tokens_per_s(r),
+                "params": r.get("params"),
+            }
+        )
     acc = {row["label"]: row["heldout"]["acc"] for row in rows}
     gap = acc["teacher"] - acc["student-before"]
     retention = (acc["distilled"] - acc["student-before"]) / gap if abs(gap) > 1e-12 else None
@@ -99,15 +106,32 @@ def summarize(results: dict[str, dict], cfg, traces: dict | None) -> dict:
         if task in results["student-before"]["tasks"]:
             paired[name] = {
                 "distilled - student-before": _paired(results["distilled"], results["student-before"], task),
-                "distilled - sft-only": _paired(results["distilled"], results["sft-only"], task)}
+                "distilled - sft-only": _paired(results["distilled"], results["sft-only"], task),
+            }
     before_cases = {c["name"]: c for c in results["student-before"].get("cases") or []}
-    cases = [{"name": c["name"], "title": c["title"], "prompt": c["prompt"], "reference": c.get("reference"),
-              "before": before_cases.get(c["name"], {}).get("answer"),
-              "before_check": before_cases.get(c["name"], {}).get("check"),
-              "after": c["answer"], "after_check": c["check"]}
-             for c in results["distilled"].get("cases") or []]
-    summary = {"student": cfg.student, "teacher": cfg.teacher, "rows": rows, "retention": retention,
-               "paired": paired, "traces": traces, "cases": cases, "config": to_dict(cfg)}
+    cases = [
+        {
+            "name": c["name"],
+            "title": c["title"],
+            "prompt": c["prompt"],
+            "reference": c.get("reference"),
+            "before": before_cases.get(c["name"], {}).get("answer"),
+            "before_check": before_cases.get(c["name"], {}).get("check"),
+            "after": c["answer"],
+            "after_check": c["check"],
+        }
+        for c in results["distilled"].get("cases") or []
+    ]
+    summary = {
+        "student": cfg.student,
+        "teacher": cfg.teacher,
+        "rows": rows,
+        "retention": retention,
+        "paired": paired,
+        "traces": traces,
+        "cases": cases,
+        "config": to_dict(cfg),
+    }
     summary["table"] = table_markdown(summary)
     return summary
 
@@ -127,23 +151,33 @@ def _params(n) -> str:
 
 
 def table_markdown(s: dict) -> str:
-    lines = ["| Model | Held-out acc (95% CI) | Unseen-template acc (95% CI) | Latency ms/token (batch 1) "
-             "| Tokens/s (batched) | Params |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| Model | Held-out acc (95% CI) | Unseen-template acc (95% CI) | Latency ms/token (batch 1) "
+        "| Tokens/s (batched) | Params |",
+        "|---|---|---|---|---|---|",
+    ]
     for row in s["rows"]:
-        lines.append(f"| {row['label']} ({row['model']}) | {_pct(row['heldout'])} | {_pct(row['unseen'])} | "
-                     f"{_num(row['ms_per_token'], '{:.1f}')} | {_num(row['tokens_per_s'], '{:.1f}')} | "
-                     f"{_params(row['params'])} |")
+        lines.append(
+            f"| {row['label']} ({row['model']}) | {_pct(row['heldout'])} | {_pct(row['unseen'])} | "
+            f"{_num(row['ms_per_token'], '{:.1f}')} | {_num(row['tokens_per_s'], '{:.1f}')} | "
+            f"{_params(row['params'])} |"
+        )
     ret = s["retention"]
-    lines += ["", "Retention (held-out) = (distilled - before) / (teacher - before): "
-              + ("undefined (teacher = student before)" if ret is None else f"{100 * ret:.1f}%")]
+    lines += [
+        "",
+        "Retention (held-out) = (distilled - before) / (teacher - before): "
+        + ("undefined (teacher = student before)" if ret is None else f"{100 * ret:.1f}%"),
+    ]
     return "\n".join(lines)
 
 
 def _diff(d: dict | None) -> str:
     if not d:
         return "-"
-    return (f"{100 * d['diff']:+.1f} pts [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}], p={d['p_value']:.3f}, "
-            f"n={d['n']} (only A right: {d['a_only']}, only B right: {d['b_only']})")
+    return (
+        f"{100 * d['diff']:+.1f} pts [{100 * d['lo']:+.1f}, {100 * d['hi']:+.1f}], p={d['p_value']:.3f}, "
+        f"n={d['n']} (only A right: {d['a_only']}, only B right: {d['b_only']})"
+    )
 
 
 def _fence(text: str | None, limit: int = 1500) -> str:
@@ -154,30 +188,57 @@ def _fence(text: str | None, limit: int = 1500) -> str:
 
 
 def demo_markdown(s: dict) -> str:
-    lines = [f"# reasonkd demo: {s['student']} <- {s['teacher']}", "", s["table"], "",
-             *[f"Precision: {n}  " for n in s.get("precision", [])], "",
-             "## Paired differences (same problems, A - B, 95% paired bootstrap CI)", ""]
+    lines = [
+        f"# reasonkd demo: {s['student']} <- {s['teacher']}",
+        "",
+        s["table"],
+        "",
+        *[f"Precision: {n}  " for n in s.get("precision", [])],
+        "",
+        "## Paired differences (same problems, A - B, 95% paired bootstrap CI)",
+        "",
+    ]
     for name, diffs in s["paired"].items():
         for what, d in diffs.items():
             lines.append(f"- {name}: {what}: {_diff(d)}")
     t = s.get("traces") or {}
     if t:
-        lines += ["", "## Training traces", "",
-                  f"{t['teacher_accepted']} teacher traces verified out of {t['problems']} train problems "
-                  f"(acceptance {100 * t['acceptance_rate']:.1f}%)."]
+        lines += [
+            "",
+            "## Training traces",
+            "",
+            f"{t['teacher_accepted']} teacher traces verified out of {t['problems']} train problems "
+            f"(acceptance {100 * t['acceptance_rate']:.1f}%).",
+        ]
         if t.get("by_teacher"):  # which teacher wrote the training traces (the `teacher` field of each row)
             lines.append("By teacher: " + ", ".join(f"{k} {v}" for k, v in t["by_teacher"].items()) + ".")
         if t.get("reference"):
-            lines.append(f"**{t['reference']} rows are the data engine's reference solutions, not teacher "
-                         "traces** (traces_fallback=reference): the teacher solved too few problems.")
+            lines.append(
+                f"**{t['reference']} rows are the data engine's reference solutions, not teacher "
+                "traces** (traces_fallback=reference): the teacher solved too few problems."
+            )
     lines += ["", "## Qualitative cases (student before vs distilled)"]
     for c in s["cases"]:
-        lines += ["", f"### {c['title']}", "", _fence(c["prompt"]), "",
-                  f"Before (rough check {'passed' if c['before_check'] else 'failed'}):", "", _fence(c["before"]), "",
-                  f"Distilled (rough check {'passed' if c['after_check'] else 'failed'}):", "", _fence(c["after"])]
-    lines += ["", "Accuracy: greedy, zero-shot, exact numeric match of the final answer (gsm8k task, 'final' "
-              "extraction) with a seeded 95% bootstrap interval. Held-out: new problems of the trained "
-              "template families; unseen: template families never trained on. Full report: index.html."]
+        lines += [
+            "",
+            f"### {c['title']}",
+            "",
+            _fence(c["prompt"]),
+            "",
+            f"Before (rough check {'passed' if c['before_check'] else 'failed'}):",
+            "",
+            _fence(c["before"]),
+            "",
+            f"Distilled (rough check {'passed' if c['after_check'] else 'failed'}):",
+            "",
+            _fence(c["after"]),
+        ]
+    lines += [
+        "",
+        "Accuracy: greedy, zero-shot, exact numeric match of the final answer (gsm8k task, 'final' "
+        "extraction) with a seeded 95% bootstrap interval. Held-out: new problems of the trained "
+        "template families; unseen: template families never trained on. Full report: index.html.",
+    ]
     return "\n".join(lines) + "\n"
 
 
@@ -196,25 +257,50 @@ def step_report(cfg, out: Path, runner) -> dict:
     results = {label: load_eval(cfg, out, label) for label in ORDER}
     rep = out / "report"
     precision = precision_lines(cfg)  # generation dtype and training autocast on this machine, and why
-    gold = {r["id"]: r for which in ("heldout", "unseen") if (out / "eval" / f"{which}.jsonl").is_file()
-            for r in read_jsonl(out / "eval" / f"{which}.jsonl")}  # gold steps for the first-error analysis
-    paths = write_report([results[k] for k in ORDER], rep, title=f"reasonkd demo: {cfg.student} <- {cfg.teacher}",
-                         notes=precision, gold=gold, pairs=PAIRS)
+    gold = {
+        r["id"]: r
+        for which in ("heldout", "unseen")
+        if (out / "eval" / f"{which}.jsonl").is_file()
+        for r in read_jsonl(out / "eval" / f"{which}.jsonl")
+    }  # gold steps for the first-error analysis
+    paths = write_report(
+        [results[k] for k in ORDER],
+        rep,
+        title=f"reasonkd demo: {cfg.student} <- {cfg.teacher}",
+        notes=precision,
+        gold=gold,
+        pairs=PAIRS,
+    )
     with atomic_write(rep / "index.html") as f:
         f.write(Path(paths["html"]).read_text())
     summary = summarize(results, cfg, runner.result("traces"))
     if cfg.distill.report_to:  # the eval table goes to the trackers the distillation run logged to
         from reasonkd.distill.tracking import log_eval_to
 
-        log_eval_to(cfg.distill.report_to, out / "distill", [
-            {"model": r["label"], "heldout_acc": (r["heldout"] or {}).get("acc"), "ms_per_token": r["ms_per_token"],
-             "tokens_per_s": r["tokens_per_s"], "params": r["params"]} for r in summary["rows"]])
+        log_eval_to(
+            cfg.distill.report_to,
+            out / "distill",
+            [
+                {
+                    "model": r["label"],
+                    "heldout_acc": (r["heldout"] or {}).get("acc"),
+                    "ms_per_token": r["ms_per_token"],
+                    "tokens_per_s": r["tokens_per_s"],
+                    "params": r["params"],
+                }
+                for r in summary["rows"]
+            ],
+        )
     summary["precision"] = precision
     write_json(rep / "demo.json", summary)
     with atomic_write(rep / "demo.md") as f:
         f.write(demo_markdown(summary))
-    return {"demo_md": str(rep / "demo.md"), "demo_json": str(rep / "demo.json"), "index": str(rep / "index.html"),
-            "retention": summary["retention"]}
+    return {
+        "demo_md": str(rep / "demo.md"),
+        "demo_json": str(rep / "demo.json"),
+        "index": str(rep / "index.html"),
+        "retention": summary["retention"],
+    }
 
 
 def load_summary(out: Path) -> dict:

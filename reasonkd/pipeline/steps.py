@@ -46,7 +46,8 @@ class StepRunner:
             changed = sorted(k for k in set(old) | set(fingerprint) if old.get(k) != fingerprint.get(k))
             raise ReasonkdError(
                 f"{self.run_dir} holds a run with different settings ({', '.join(changed)}); "
-                f"use another --out folder or delete it to start over")
+                f"use another --out folder or delete it to start over"
+            )
         self.state["fingerprint"] = fingerprint
         self.state.setdefault("steps", {})
         self._save()
@@ -67,14 +68,20 @@ class StepRunner:
         total = len(steps)
         for i, s in enumerate(steps, 1):
             if self.done(s.name):
-                log(f"[{i}/{total}] {s.title or s.name}: done earlier ({self.state['steps'][s.name]['seconds']:.0f} s), skipped")
+                log(
+                    f"[{i}/{total}] {s.title or s.name}: done earlier ({self.state['steps'][s.name]['seconds']:.0f} s), skipped"
+                )
                 continue
             log(f"[{i}/{total}] {s.title or s.name} (about {s.eta_s / 60:.1f} min) ...")
             t = time.perf_counter()
             result = s.fn()
             dt = time.perf_counter() - t
-            self.state["steps"][s.name] = {"done": True, "seconds": round(dt, 1), "result": result,
-                                           "finished_at": time.strftime("%Y-%m-%d %H:%M:%S")}
+            self.state["steps"][s.name] = {
+                "done": True,
+                "seconds": round(dt, 1),
+                "result": result,
+                "finished_at": time.strftime("%Y-%m-%d %H:%M:%S"),
+            }
             self._save()
             log(f"[{i}/{total}] {s.title or s.name}: finished in {dt / 60:.1f} min")
         return self.state

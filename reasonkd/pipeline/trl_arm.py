@@ -32,10 +32,25 @@ from reasonkd.utils.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 
-BUDGET_KEYS = ("output_dir", "max_steps", "per_device_train_batch_size", "gradient_accumulation_steps",
-               "learning_rate", "warmup_steps", "lr_scheduler_type", "lr_scheduler_kwargs", "seed", "bf16",
-               "max_length", "use_cpu", "save_steps", "save_strategy", "save_total_limit", "weight_decay",
-               "max_grad_norm")
+BUDGET_KEYS = (
+    "output_dir",
+    "max_steps",
+    "per_device_train_batch_size",
+    "gradient_accumulation_steps",
+    "learning_rate",
+    "warmup_steps",
+    "lr_scheduler_type",
+    "lr_scheduler_kwargs",
+    "seed",
+    "bf16",
+    "max_length",
+    "use_cpu",
+    "save_steps",
+    "save_strategy",
+    "save_total_limit",
+    "weight_decay",
+    "max_grad_norm",
+)
 """GKDConfig keys the harness sets from the shared budget: an arm's `trl:` may not set them."""
 
 
@@ -53,15 +68,22 @@ def _collator(tokenizer, max_length: int):
         enc = [encode_example(tokenizer, r["prompt"], r["trace"], r.get("system"), max_length) for r in rows]
         width = max(len(ids) for ids, _ in enc)
         pwidth = max(n for _, n in enc)
-        b = {k: torch.full((len(enc), w), v, dtype=torch.long) for k, w, v in
-             (("input_ids", width, pad), ("attention_mask", width, 0), ("labels", width, -100),
-              ("prompts", pwidth, pad), ("prompt_attention_mask", pwidth, 0))}
+        b = {
+            k: torch.full((len(enc), w), v, dtype=torch.long)
+            for k, w, v in (
+                ("input_ids", width, pad),
+                ("attention_mask", width, 0),
+                ("labels", width, -100),
+                ("prompts", pwidth, pad),
+                ("prompt_attention_mask", pwidth, 0),
+            )
+        }
         for i, (ids, n) in enumerate(enc):
-            b["input_ids"][i, :len(ids)] = torch.tensor(ids)
-            b["attention_mask"][i, :len(ids)] = 1
-            b["labels"][i, n:len(ids)] = torch.tensor(ids[n:])
-            b["prompts"][i, pwidth - n:] = torch.tensor(ids[:n])
-            b["prompt_attention_mask"][i, pwidth - n:] = 1
+            b["input_ids"][i, : len(ids)] = torch.tensor(ids)
+            b["attention_mask"][i, : len(ids)] = 1
+            b["labels"][i, n : len(ids)] = torch.tensor(ids[n:])
+            b["prompts"][i, pwidth - n :] = torch.tensor(ids[:n])
+            b["prompt_attention_mask"][i, pwidth - n :] = 1
         return b
 
     return collate
@@ -85,23 +107,42 @@ def gkd_config(recipe, options: dict, out: Path, steps: int, use_cpu: bool):
     known = {f.name for f in dataclasses.fields(GKDConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
-        raise ReasonkdError(f"trl: unknown GKDConfig key(s) {unknown}; see TRL's GKDConfig "
-                            "(lmbda, beta, temperature, max_new_tokens, seq_kd, gradient_checkpointing, ...)")
+        raise ReasonkdError(
+            f"trl: unknown GKDConfig key(s) {unknown}; see TRL's GKDConfig "
+            "(lmbda, beta, temperature, max_new_tokens, seq_kd, gradient_checkpointing, ...)"
+        )
     shared = sorted(set(options) & set(BUDGET_KEYS))
     if shared:
-        raise ReasonkdError(f"trl: {shared} come from the shared budget (steps, batch_size, lr, warmup, "
-                            "recipe.max_length, ...); set them at the top level of ARMS.yaml")
+        raise ReasonkdError(
+            f"trl: {shared} come from the shared budget (steps, batch_size, lr, warmup, "
+            "recipe.max_length, ...); set them at the top level of ARMS.yaml"
+        )
     st = recipe.stages[0]
     return GKDConfig(
-        output_dir=str(out), max_steps=steps, per_device_train_batch_size=recipe.batch_size,
-        gradient_accumulation_steps=recipe.grad_accum, learning_rate=st.lr, warmup_steps=st.warmup,
-        weight_decay=st.weight_decay, max_grad_norm=recipe.max_grad_norm or 0.0,
+        output_dir=str(out),
+        max_steps=steps,
+        per_device_train_batch_size=recipe.batch_size,
+        gradient_accumulation_steps=recipe.grad_accum,
+        learning_rate=st.lr,
+        warmup_steps=st.warmup,
+        weight_decay=st.weight_decay,
+        max_grad_norm=recipe.max_grad_norm or 0.0,
         lr_scheduler_type="cosine_with_min_lr" if st.lr_schedule == "cosine" else st.lr_schedule,
         lr_scheduler_kwargs={"min_lr_rate": st.min_lr_ratio} if st.lr_schedule == "cosine" else {},
-        seed=recipe.seed, bf16=bool(recipe.bf16_autocast), use_cpu=use_cpu, max_length=recipe.max_length,
-        save_strategy="steps", save_steps=max(1, recipe.save_every or steps), save_total_limit=1,
-        logging_steps=1, report_to=[], dataloader_num_workers=0, remove_unused_columns=False,
-        dataset_kwargs={"skip_prepare_dataset": True}, **options)
+        seed=recipe.seed,
+        bf16=bool(recipe.bf16_autocast),
+        use_cpu=use_cpu,
+        max_length=recipe.max_length,
+        save_strategy="steps",
+        save_steps=max(1, recipe.save_every or steps),
+        save_total_limit=1,
+        logging_steps=1,
+        report_to=[],
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        dataset_kwargs={"skip_prepare_dataset": True},
+        **options,
+    )
 
 
 def _newest_checkpoint(folder: Path) -> str | None:
@@ -120,13 +161,23 @@ def train_trl_arm(recipe, options: dict, steps: int, progress: bool = True) -> P
     _, GKDTrainer = _gkd()
     student, teacher, tok, device = _load_pair(recipe)
     rows = load_traces(recipe.data.path)
-    ds = Dataset.from_list([{"prompt": r["prompt"], "trace": r["trace"], "system": r.get("system") or ""}
-                            for r in rows])
+    ds = Dataset.from_list(
+        [{"prompt": r["prompt"], "trace": r["trace"], "system": r.get("system") or ""} for r in rows]
+    )
     cfg = gkd_config(recipe, options, run_dir / "trl", steps, use_cpu=device == "cpu")
     cfg.disable_tqdm = not progress
     lora = recipe.lora
-    peft_config = LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout, task_type="CAUSAL_LM",
-                             target_modules=list(lora.target_modules)) if lora.enabled else None
+    peft_config = (
+        LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            task_type="CAUSAL_LM",
+            target_modules=list(lora.target_modules),
+        )
+        if lora.enabled
+        else None
+    )
     tokens = {"student": 0}  # tokens of the collated batches since this process started (prompt + trace)
 
     collate = _collator(tok, recipe.max_length)
@@ -136,11 +187,23 @@ def train_trl_arm(recipe, options: dict, steps: int, progress: bool = True) -> P
         tokens["student"] += int(b["attention_mask"].sum())
         return b
 
-    trainer = GKDTrainer(model=student, teacher_model=teacher, args=cfg, train_dataset=ds, processing_class=tok,
-                         data_collator=counting, peft_config=peft_config)
+    trainer = GKDTrainer(
+        model=student,
+        teacher_model=teacher,
+        args=cfg,
+        train_dataset=ds,
+        processing_class=tok,
+        data_collator=counting,
+        peft_config=peft_config,
+    )
     resume = _newest_checkpoint(run_dir / "trl")
-    log.info("TRL GKDTrainer: %d steps of batch %d x %d%s", steps, recipe.batch_size, recipe.grad_accum,
-             f", resuming from {resume}" if resume else "")
+    log.info(
+        "TRL GKDTrainer: %d steps of batch %d x %d%s",
+        steps,
+        recipe.batch_size,
+        recipe.grad_accum,
+        f", resuming from {resume}" if resume else "",
+    )
     t0 = time.perf_counter()
     trainer.train(resume_from_checkpoint=resume)
     seconds = time.perf_counter() - t0
@@ -156,8 +219,9 @@ def _load_pair(recipe):
     torch.manual_seed(recipe.seed)
     device = "cuda" if recipe.device == "cuda" or (recipe.device == "auto" and torch.cuda.is_available()) else "cpu"
     student, tok = load_model(recipe.student, dtype="float32", device=device)
-    teacher_dtype = recipe.teacher_dtype if recipe.teacher_dtype != "auto" else (
-        "bfloat16" if recipe.bf16_autocast else "float32")
+    teacher_dtype = (
+        recipe.teacher_dtype if recipe.teacher_dtype != "auto" else ("bfloat16" if recipe.bf16_autocast else "float32")
+    )
     teacher, _ = load_model(recipe.teacher, dtype=teacher_dtype, device=device)
     if tok.pad_token_id is None:
         tok.pad_token = tok.eos_token
@@ -176,13 +240,25 @@ def _save_trained(trainer, cfg, tok, recipe, options: dict, tokens: int, seconds
         model.save_pretrained(tmp)
         tok.save_pretrained(tmp)
     losses = [h["loss"] for h in trainer.state.log_history if "loss" in h]
-    summary = {"runner": "trl-gkd", "trl_options": options,
-               "gkd": {k: getattr(cfg, k) for k in ("lmbda", "beta", "temperature", "max_new_tokens", "seq_kd",
-                                                   "gradient_checkpointing")},
-               # the teacher scores every token the student trains on (traces or its own samples)
-               "stages": [{"name": "trl-gkd", "steps": trainer.state.global_step, "tokens": tokens,
-                           "seconds": round(seconds, 1), "final_loss": losses[-1] if losses else None}],
-               "total": {"steps": trainer.state.global_step, "tokens": tokens}}
+    summary = {
+        "runner": "trl-gkd",
+        "trl_options": options,
+        "gkd": {
+            k: getattr(cfg, k)
+            for k in ("lmbda", "beta", "temperature", "max_new_tokens", "seq_kd", "gradient_checkpointing")
+        },
+        # the teacher scores every token the student trains on (traces or its own samples)
+        "stages": [
+            {
+                "name": "trl-gkd",
+                "steps": trainer.state.global_step,
+                "tokens": tokens,
+                "seconds": round(seconds, 1),
+                "final_loss": losses[-1] if losses else None,
+            }
+        ],
+        "total": {"steps": trainer.state.global_step, "tokens": tokens},
+    }
     write_json(run_dir / "summary.json", summary)
     (run_dir / "trl-loss.json").write_text(json.dumps(losses))
     return final

@@ -45,8 +45,11 @@ def _serve(args) -> int:  # imports when called: this module is imported at ever
         if not api_key:
             raise ReasonkdError(f"--api-key-env {args.api_key_env}: that environment variable is not set")
     if not _is_loopback(args.host):
-        log.warning("serving on %s: reachable from other machines%s", args.host,
-                    "" if api_key else " and WITHOUT an API key (pass --api-key-env)")
+        log.warning(
+            "serving on %s: reachable from other machines%s",
+            args.host,
+            "" if api_key else " and WITHOUT an API key (pass --api-key-env)",
+        )
     for flag in ("max_tokens_cap", "max_concurrent", "max_request_bytes"):
         if getattr(args, flag) < 1:
             raise ReasonkdError(f"--{flag.replace('_', '-')} must be >= 1, got {getattr(args, flag)}")
@@ -66,12 +69,22 @@ def _serve(args) -> int:  # imports when called: this module is imported at ever
         model, tok, dtype = None, ov.tokenizer, f"openvino, {ov.precision}"
         extra["engine"] = OVServeEngine(ov)
     else:
-        raise ReasonkdError(f"reasonkd serve --engine {engine}: serve with --engine hf or openvino "
-                            "(for vLLM, run vLLM's own OpenAI-compatible server)")
+        raise ReasonkdError(
+            f"reasonkd serve --engine {engine}: serve with --engine hf or openvino "
+            "(for vLLM, run vLLM's own OpenAI-compatible server)"
+        )
     name = args.served_model_name or Path(str(args.model).rstrip("/")).name
-    app = make_app(model, tok, name, max_tokens_cap=args.max_tokens_cap, max_concurrent=args.max_concurrent,
-                   max_request_bytes=args.max_request_bytes, reasoning_parser=args.reasoning_parser,
-                   api_key=api_key, **extra)
+    app = make_app(
+        model,
+        tok,
+        name,
+        max_tokens_cap=args.max_tokens_cap,
+        max_concurrent=args.max_concurrent,
+        max_request_bytes=args.max_request_bytes,
+        reasoning_parser=args.reasoning_parser,
+        api_key=api_key,
+        **extra,
+    )
     print(f"serving {name!r} ({dtype}) at http://{args.host}:{args.port}/v1", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="info")
     return 0
@@ -87,15 +100,27 @@ def register(sub) -> None:
     p.add_argument("--max-tokens-cap", type=int, default=1024, help="largest max_tokens a request may ask for")
     p.add_argument("--max-concurrent", type=int, default=4, help="generations at once; others wait their turn")
     p.add_argument("--max-request-bytes", type=int, default=1 << 20, help="larger request bodies get 413")
-    p.add_argument("--reasoning-parser", default=None, choices=["r1"],
-                   help="r1: return <think> contents as reasoning_content, like R1 endpoints")
+    p.add_argument(
+        "--reasoning-parser",
+        default=None,
+        choices=["r1"],
+        help="r1: return <think> contents as reasoning_content, like R1 endpoints",
+    )
     p.add_argument("--api-key-env", default=None, help="require 'Authorization: Bearer $VAR' (VAR named here)")
     p.add_argument("--dtype", default="auto", choices=["auto", "bfloat16", "float32", "float16"])
     p.add_argument("--device", default="cpu")
-    p.add_argument("--window", type=int, default=None,
-                   help="sliding-window attention: keep W tokens of KV cache (hf engine; no context limit)")
+    p.add_argument(
+        "--window",
+        type=int,
+        default=None,
+        help="sliding-window attention: keep W tokens of KV cache (hf engine; no context limit)",
+    )
     p.add_argument("--sinks", type=int, default=4, help="attention-sink tokens kept at the start (with --window)")
-    p.add_argument("--engine", default="auto", choices=["hf", "openvino", "auto"],
-                   help="hf (transformers) or openvino (CPU: converted once per weights, continuous batching); "
-                        "auto = openvino where the export extra is installed, else hf")
+    p.add_argument(
+        "--engine",
+        default="auto",
+        choices=["hf", "openvino", "auto"],
+        help="hf (transformers) or openvino (CPU: converted once per weights, continuous batching); "
+        "auto = openvino where the export extra is installed, else hf",
+    )
     p.set_defaults(func=_serve)

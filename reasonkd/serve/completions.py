@@ -19,8 +19,17 @@ from fastapi import APIRouter, Request
 from starlette.concurrency import run_in_threadpool
 
 from reasonkd.serve.engine import GenParams
-from reasonkd.serve.protocol import (ServerState, gen_params, read_body, sse, state, stream_error, stream_events,
-                                     streaming, usage)
+from reasonkd.serve.protocol import (
+    ServerState,
+    gen_params,
+    read_body,
+    sse,
+    state,
+    stream_error,
+    stream_events,
+    streaming,
+    usage,
+)
 from reasonkd.serve.schema import APIError, CompletionRequest
 
 router = APIRouter()
@@ -51,10 +60,18 @@ def _legacy_logprobs(tokens: list[dict], offset: int) -> dict:
     for t in tokens:
         offs.append(pos)
         pos += len(t["token"])
-    tops = [None if t["top_logprobs"] is None else
-            {**{e["token"]: e["logprob"] for e in t["top_logprobs"]}, t["token"]: t["logprob"]} for t in tokens]
-    return {"tokens": [t["token"] for t in tokens], "token_logprobs": [t["logprob"] for t in tokens],
-            "top_logprobs": tops, "text_offset": offs}
+    tops = [
+        None
+        if t["top_logprobs"] is None
+        else {**{e["token"]: e["logprob"] for e in t["top_logprobs"]}, t["token"]: t["logprob"]}
+        for t in tokens
+    ]
+    return {
+        "tokens": [t["token"] for t in tokens],
+        "token_logprobs": [t["logprob"] for t in tokens],
+        "top_logprobs": tops,
+        "text_offset": offs,
+    }
 
 
 def _prompt_entries(st: ServerState, ids: list[int], rows: list, as_ids: bool) -> list[dict]:
@@ -66,9 +83,13 @@ def _prompt_entries(st: ServerState, ids: list[int], rows: list, as_ids: bool) -
 def _vllm_prompt_logprobs(st: ServerState, ids: list[int], rows: list, k: int, as_ids: bool) -> list:
     """vLLM's `prompt_logprobs`: None, then per prompt token {token id: {logprob, rank, decoded_token}} holding
     the top k and the prompt token itself (with its rank)."""
+
     def entry(tid, lp, rank):
-        return {"logprob": lp, "rank": rank,
-                "decoded_token": f"token_id:{tid}" if as_ids else st.tokenizer.decode([tid])}
+        return {
+            "logprob": lp,
+            "rank": rank,
+            "decoded_token": f"token_id:{tid}" if as_ids else st.tokenizer.decode([tid]),
+        }
 
     out: list = [None]
     for tid, (lp, rank, top_ids, top_lps) in zip(ids[1:], rows[1:]):
@@ -85,8 +106,11 @@ async def completions(request: Request):
     prompts, id_lists = _prompt_ids(st, req)
     echo_lp = req.echo and req.logprobs is not None
     if req.stream and (echo_lp or req.prompt_logprobs is not None):
-        raise APIError(400, "prompt log-probs (echo with logprobs, prompt_logprobs) are answered without "
-                            "streaming: drop stream", param="stream")
+        raise APIError(
+            400,
+            "prompt log-probs (echo with logprobs, prompt_logprobs) are answered without streaming: drop stream",
+            param="stream",
+        )
     params = [gen_params(st, req, len(ids), req.max_tokens, req.logprobs) for ids in id_lists]
     texts = [x if isinstance(x, str) else st.tokenizer.decode(x) for x in prompts]
     rid, now = f"cmpl-{uuid.uuid4().hex}", int(time.time())
@@ -102,33 +126,64 @@ async def completions(request: Request):
             results = await run_in_threadpool(st.engine.complete, ids, gp)
         for i, r in enumerate(results):
             n_completion += r["completion_tokens"]
-            choice = {"index": j * gp.n + i, "text": (texts[j] if req.echo else "") + r["text"],
-                      "finish_reason": r["finish_reason"], "logprobs": None}
+            choice = {
+                "index": j * gp.n + i,
+                "text": (texts[j] if req.echo else "") + r["text"],
+                "finish_reason": r["finish_reason"],
+                "logprobs": None,
+            }
             if gp.logprobs is not None:
                 echoed = _prompt_entries(st, ids, rows, gp.token_ids_as_strings) if echo_lp else []
                 choice["logprobs"] = _legacy_logprobs(echoed + r["tokens"], 0)
             if req.prompt_logprobs is not None:
-                choice["prompt_logprobs"] = _vllm_prompt_logprobs(st, ids, rows, req.prompt_logprobs,
-                                                                  gp.token_ids_as_strings)
+                choice["prompt_logprobs"] = _vllm_prompt_logprobs(
+                    st, ids, rows, req.prompt_logprobs, gp.token_ids_as_strings
+                )
             choices.append(choice)
-    return {"id": rid, "object": "text_completion", "created": now, "model": st.model_name, "choices": choices,
-            "usage": usage(sum(len(x) for x in id_lists) * req.n, n_completion)}
+    return {
+        "id": rid,
+        "object": "text_completion",
+        "created": now,
+        "model": st.model_name,
+        "choices": choices,
+        "usage": usage(sum(len(x) for x in id_lists) * req.n, n_completion),
+    }
 
 
-async def _completion_stream(st: ServerState, req: CompletionRequest, id_lists: list[list[int]],
-                             params: list[GenParams], texts: list[str], rid: str, now: int):
+async def _completion_stream(
+    st: ServerState,
+    req: CompletionRequest,
+    id_lists: list[list[int]],
+    params: list[GenParams],
+    texts: list[str],
+    rid: str,
+    now: int,
+):
     """The SSE chunks of a streamed completion (prompts one after another), ending in `data: [DONE]`."""
+
     def chunk(choices, **extra):
-        return sse({"id": rid, "object": "text_completion", "created": now, "model": st.model_name,
-                     "choices": choices, **extra})
+        return sse(
+            {
+                "id": rid,
+                "object": "text_completion",
+                "created": now,
+                "model": st.model_name,
+                "choices": choices,
+                **extra,
+            }
+        )
 
     n_tokens = 0
     try:
         for j, (ids, gp) in enumerate(zip(id_lists, params)):
             offsets = [0] * gp.n
             if req.echo:
-                yield chunk([{"index": j * gp.n + i, "text": texts[j], "logprobs": None, "finish_reason": None}
-                             for i in range(gp.n)])
+                yield chunk(
+                    [
+                        {"index": j * gp.n + i, "text": texts[j], "logprobs": None, "finish_reason": None}
+                        for i in range(gp.n)
+                    ]
+                )
             async for events in stream_events(st, ids, gp):
                 out = []
                 for ev in events:
@@ -138,8 +193,14 @@ async def _completion_stream(st: ServerState, req: CompletionRequest, id_lists: 
                         lp = _legacy_logprobs([ev.token], offsets[ev.index])
                         offsets[ev.index] += len(ev.token["token"])
                     if ev.text or lp or ev.finish_reason:
-                        out.append({"index": j * gp.n + ev.index, "text": ev.text, "logprobs": lp,
-                                    "finish_reason": ev.finish_reason})
+                        out.append(
+                            {
+                                "index": j * gp.n + ev.index,
+                                "text": ev.text,
+                                "logprobs": lp,
+                                "finish_reason": ev.finish_reason,
+                            }
+                        )
                 if out:
                     yield chunk(out)
     except Exception as e:  # noqa: BLE001 - headers are sent: report in-band

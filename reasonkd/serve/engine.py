@@ -61,8 +61,10 @@ def _rows(logp: torch.Tensor, targets: list[int], k: int) -> list[tuple[float, i
     chosen = logp.gather(-1, tgt[:, None])[:, 0]
     ranks = (logp > chosen[:, None]).sum(-1) + 1
     top = logp.topk(min(k, logp.shape[-1]), dim=-1) if k else None
-    return [(float(chosen[i]), int(ranks[i]), top.indices[i].tolist() if k else [],
-             top.values[i].tolist() if k else []) for i in range(len(targets))]
+    return [
+        (float(chosen[i]), int(ranks[i]), top.indices[i].tolist() if k else [], top.values[i].tolist() if k else [])
+        for i in range(len(targets))
+    ]
 
 
 class _Choice:
@@ -84,18 +86,18 @@ class _Choice:
         text = self.tok.decode(self.ids, skip_special_tokens=True)
         hits = [i for i in (text.find(s, max(0, self.emitted - len(s))) for s in self.stop) if i >= 0]
         if hits:
-            self.text = text[:min(hits)]
+            self.text = text[: min(hits)]
             return self._flush(), True
         self.text = text
         # hold back an incomplete UTF-8 character and a possible stop-string prefix
         safe = len(text) - (1 if text.endswith("\ufffd") else 0) - self.hold
         if safe <= self.emitted:
             return "", False
-        out, self.emitted = text[self.emitted:safe], safe
+        out, self.emitted = text[self.emitted : safe], safe
         return out, False
 
     def _flush(self) -> str:
-        out, self.emitted = self.text[self.emitted:], len(self.text)
+        out, self.emitted = self.text[self.emitted :], len(self.text)
         return out
 
     def finish(self) -> str:
@@ -132,15 +134,19 @@ class Engine:
             self._bytes = normalized_vocab(self.tok)
         raw = self._bytes.get(tid)
         text = self.tok.decode([tid])
-        return {"token": f"token_id:{tid}" if as_ids else text, "logprob": lp,
-                "bytes": list(raw if raw is not None else text.encode("utf-8"))}
+        return {
+            "token": f"token_id:{tid}" if as_ids else text,
+            "logprob": lp,
+            "bytes": list(raw if raw is not None else text.encode("utf-8")),
+        }
 
     def _token_info(self, logp: torch.Tensor, token_id: int, k: int, as_ids: bool = False) -> dict:
         info = self.token_entry(token_id, float(logp[token_id]), as_ids)
         if k:
             vals, ids = torch.topk(logp, k)
-            info["top_logprobs"] = [self.token_entry(int(i), float(v), as_ids) for v, i in zip(vals.tolist(),
-                                                                                                ids.tolist())]
+            info["top_logprobs"] = [
+                self.token_entry(int(i), float(v), as_ids) for v, i in zip(vals.tolist(), ids.tolist())
+            ]
         else:
             info["top_logprobs"] = []
         return info
@@ -161,13 +167,14 @@ class Engine:
         head = self.model.get_output_embeddings()
         out: list = [None]
         for c in range(0, len(ids) - 1, chunk):  # (T, V) at V ~ 150k would dominate memory: a chunk at a time
-            logp = torch.log_softmax(head(hidden[c:min(c + chunk, len(ids) - 1)]).float(), dim=-1)
-            out += _rows(logp, ids[c + 1:c + 1 + chunk], k)
+            logp = torch.log_softmax(head(hidden[c : min(c + chunk, len(ids) - 1)]).float(), dim=-1)
+            out += _rows(logp, ids[c + 1 : c + 1 + chunk], k)
         return out
 
     @torch.inference_mode()
-    def stream(self, prompt_ids: list[int], p: GenParams,
-               cancel: threading.Event | None = None) -> Iterator[list[TokenEvent]]:
+    def stream(
+        self, prompt_ids: list[int], p: GenParams, cancel: threading.Event | None = None
+    ) -> Iterator[list[TokenEvent]]:
         """Yield, after every decoding step, the events of the choices still running."""
         gen = torch.Generator(device=self.device)
         gen.manual_seed(p.seed if p.seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
@@ -200,10 +207,13 @@ class Engine:
                 if c.done:
                     continue
                 tid = int(nxt[i])
-                info = (self._token_info(logp[i], tid, p.logprobs, p.token_ids_as_strings)
-                        if p.logprobs is not None else None)
+                info = (
+                    self._token_info(logp[i], tid, p.logprobs, p.token_ids_as_strings)
+                    if p.logprobs is not None
+                    else None
+                )
                 if tid in self.stop_ids:  # its log-prob entry goes out too, as vLLM's does: a distillation
-                    c.done = True          # client reads the teacher's end-of-turn distribution from it
+                    c.done = True  # client reads the teacher's end-of-turn distribution from it
                     events.append(TokenEvent(i, c.finish(), info, "stop", counted=False))
                     continue
                 text, hit = c.add(tid)
@@ -259,8 +269,9 @@ class OVServeEngine(Engine):
                 self._scorer = OVScorer(self.ov)
         return self._scorer.score(ids, k, chunk)
 
-    def stream(self, prompt_ids: list[int], p: GenParams,
-               cancel: threading.Event | None = None) -> Iterator[list[TokenEvent]]:
+    def stream(
+        self, prompt_ids: list[int], p: GenParams, cancel: threading.Event | None = None
+    ) -> Iterator[list[TokenEvent]]:
         choices = [_Choice(self.tok, p.stop) for _ in range(p.n)]
         if p.logprobs is None:
             yield from self._decode(prompt_ids, p, cancel, choices)
@@ -272,7 +283,7 @@ class OVServeEngine(Engine):
             return
         for i, c in enumerate(choices):
             ids = c.ids + ([c.stop_id] if c.stop_id is not None else [])
-            rows = self.score(prompt_ids + ids, p.logprobs)[len(prompt_ids):]
+            rows = self.score(prompt_ids + ids, p.logprobs)[len(prompt_ids) :]
             scored = [ev for ev in steps if ev.index == i and (ev.counted or ev.finish_reason == "stop")]
             for ev, tid, row in zip(scored, ids, rows):
                 ev.token = self.row_info(tid, row, p.token_ids_as_strings)
@@ -282,9 +293,12 @@ class OVServeEngine(Engine):
         import random
 
         base = p.seed if p.seed is not None else random.randrange(2**31)
-        streams = [self.ov.stream_ids(prompt_ids, self.ov.config_for(p.max_new_tokens, p.temperature, p.top_p,
-                                                                     base + i, None), cancel)
-                   for i in range(p.n)]
+        streams = [
+            self.ov.stream_ids(
+                prompt_ids, self.ov.config_for(p.max_new_tokens, p.temperature, p.top_p, base + i, None), cancel
+            )
+            for i in range(p.n)
+        ]
         counts = [0] * p.n
         try:
             while not all(c.done for c in choices):

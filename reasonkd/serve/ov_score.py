@@ -26,11 +26,15 @@ class OVScorer:
         try:
             from optimum.intel import OVModelForCausalLM
         except ImportError:
-            raise ReasonkdError("log-probs on --engine openvino need optimum-intel (pip install 'reasonkd[export]')"
-                                ) from None
+            raise ReasonkdError(
+                "log-probs on --engine openvino need optimum-intel (pip install 'reasonkd[export]')"
+            ) from None
         self.model = OVModelForCausalLM.from_pretrained(
-            str(ov_engine.folder), compile=True, use_cache=True,
-            ov_config={"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"})
+            str(ov_engine.folder),
+            compile=True,
+            use_cache=True,
+            ov_config={"INFERENCE_PRECISION_HINT": "f32", "PERFORMANCE_HINT": "LATENCY"},
+        )
         self._lock = threading.Lock()  # one infer request: the stateful model's state belongs to one sequence
 
     @torch.inference_mode()
@@ -42,6 +46,6 @@ class OVScorer:
             logits = self.model(input_ids=x, attention_mask=torch.ones_like(x)).logits[0]
         out: list = [None]
         for c in range(0, len(ids) - 1, chunk):
-            logp = torch.log_softmax(torch.as_tensor(logits[c:min(c + chunk, len(ids) - 1)]).float(), dim=-1)
-            out += _rows(logp, ids[c + 1:c + 1 + chunk], k)
+            logp = torch.log_softmax(torch.as_tensor(logits[c : min(c + chunk, len(ids) - 1)]).float(), dim=-1)
+            out += _rows(logp, ids[c + 1 : c + 1 + chunk], k)
         return out

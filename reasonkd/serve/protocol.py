@@ -29,6 +29,7 @@ from reasonkd.serve.schema import APIError, error_response
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class ServerState:
     """What one app serves and its limits; see `make_app` for the meaning of each."""
@@ -48,8 +49,8 @@ class ServerState:
         self.sem = asyncio.Semaphore(self.max_concurrent)
 
 
-
 # ------------------------------------------------------------------ errors
+
 
 async def _api_error(request: Request, exc: APIError):
     return error_response(exc.status, exc.body)
@@ -57,17 +58,21 @@ async def _api_error(request: Request, exc: APIError):
 
 async def _http_error(request: Request, exc: StarletteHTTPException):
     kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-    return error_response(exc.status_code, {"message": f"{exc.detail}: {request.method} {request.url.path}",
-                                             "type": kind, "param": None, "code": None})
+    return error_response(
+        exc.status_code,
+        {"message": f"{exc.detail}: {request.method} {request.url.path}", "type": kind, "param": None, "code": None},
+    )
 
 
 async def _internal(request: Request, exc: Exception):  # never crash the server on one bad request
     log.exception("internal error on %s", request.url.path)
-    return error_response(500, {"message": f"internal error: {type(exc).__name__}", "type": "server_error",
-                                 "param": None, "code": None})
+    return error_response(
+        500, {"message": f"internal error: {type(exc).__name__}", "type": "server_error", "param": None, "code": None}
+    )
 
 
 # ----------------------------------------------------------------- helpers
+
 
 def state(request: Request) -> ServerState:
     return request.app.state.server
@@ -102,8 +107,12 @@ async def read_body(request: Request, cls):
         param = ".".join(str(x) for x in err["loc"])
         raise APIError(400, f"{param}: {err['msg']}", param=param) from None
     if req.model != st.model_name:
-        raise APIError(404, f"model {req.model!r} does not exist; this server serves {st.model_name!r}",
-                       param="model", code="model_not_found")
+        raise APIError(
+            404,
+            f"model {req.model!r} does not exist; this server serves {st.model_name!r}",
+            param="model",
+            code="model_not_found",
+        )
     return req
 
 
@@ -115,23 +124,38 @@ def gen_params(st: ServerState, req, prompt_len: int, max_tokens: int | None, lo
         if max_len:
             max_tokens = max(1, min(max_tokens, max_len - prompt_len))
     elif max_tokens > st.max_tokens_cap:
-        raise APIError(400, f"max_tokens={max_tokens} exceeds this server's cap of {st.max_tokens_cap}",
-                       param="max_tokens")
+        raise APIError(
+            400, f"max_tokens={max_tokens} exceeds this server's cap of {st.max_tokens_cap}", param="max_tokens"
+        )
     if max_len and prompt_len + max_tokens > max_len:
-        raise APIError(400, f"prompt ({prompt_len} tokens) + max_tokens ({max_tokens}) exceeds the model's "
-                       f"context of {max_len} tokens; for longer inputs start the server with --window W --sinks S",
-                       param="messages", code="context_length_exceeded")
+        raise APIError(
+            400,
+            f"prompt ({prompt_len} tokens) + max_tokens ({max_tokens}) exceeds the model's "
+            f"context of {max_len} tokens; for longer inputs start the server with --window W --sinks S",
+            param="messages",
+            code="context_length_exceeded",
+        )
     stop = [req.stop] if isinstance(req.stop, str) else list(req.stop or [])
     if len(stop) > 4 or any(not s for s in stop):
         raise APIError(400, "stop: at most 4 non-empty strings", param="stop")
-    return GenParams(max_new_tokens=max_tokens, temperature=req.temperature, top_p=req.top_p, n=req.n, stop=stop,
-                     seed=req.seed, logprobs=logprobs,
-                     token_ids_as_strings=bool(getattr(req, "return_tokens_as_token_ids", False)))
+    return GenParams(
+        max_new_tokens=max_tokens,
+        temperature=req.temperature,
+        top_p=req.top_p,
+        n=req.n,
+        stop=stop,
+        seed=req.seed,
+        logprobs=logprobs,
+        token_ids_as_strings=bool(getattr(req, "return_tokens_as_token_ids", False)),
+    )
 
 
 def usage(prompt_tokens: int, completion_tokens: int) -> dict:
-    return {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-            "total_tokens": prompt_tokens + completion_tokens}
+    return {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
 
 
 def sse(obj) -> str:
@@ -140,8 +164,16 @@ def sse(obj) -> str:
 
 def stream_error(e: Exception) -> str:
     """An in-band error event: the headers are already sent, so the status cannot change."""
-    return sse({"error": {"message": f"generation failed: {type(e).__name__}", "type": "server_error",
-                           "param": None, "code": None}})
+    return sse(
+        {
+            "error": {
+                "message": f"generation failed: {type(e).__name__}",
+                "type": "server_error",
+                "param": None,
+                "code": None,
+            }
+        }
+    )
 
 
 def streaming(gen) -> StreamingResponse:
@@ -179,8 +211,6 @@ async def stream_events(st: ServerState, ids: list[int], params: GenParams):
                 yield payload
         finally:
             cancel.set()  # client gone or done: stop decoding
-
-
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -13,8 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 
 class APIError(Exception):
-    def __init__(self, status: int, message: str, type: str = "invalid_request_error", param: str | None = None,
-                 code: str | None = None):
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | None = None,
+    ):
         super().__init__(message)
         self.status, self.body = status, {"message": message, "type": type, "param": param, "code": code}
 
@@ -31,6 +37,7 @@ class _ImageURL(BaseModel):
 
 class _ImagePart(BaseModel):
     """An image, answered from its OCR text (reasonkd.ocr); only inline data: URLs are read."""
+
     type: Literal["image_url"]
     image_url: _ImageURL
 

@@ -42,25 +42,52 @@ from reasonkd.errors import ReasonkdError
 from reasonkd.ocr.inputs import content_text
 from reasonkd.serve import completions
 from reasonkd.serve.engine import Engine, GenParams
-from reasonkd.serve.protocol import (ServerState, gen_params, install_error_handlers, read_body, sse, state,
-                                     stream_error, stream_events, streaming, usage)
+from reasonkd.serve.protocol import (
+    ServerState,
+    gen_params,
+    install_error_handlers,
+    read_body,
+    sse,
+    state,
+    stream_error,
+    stream_events,
+    streaming,
+    usage,
+)
 from reasonkd.serve.schema import APIError, ChatRequest
 from reasonkd.teacher.parse import THINK_OPEN, ThinkSplitter, parse_output
 
 router = APIRouter()
 
 
-def make_app(model, tokenizer, model_name: str, *, max_tokens_cap: int = 1024, max_concurrent: int = 4,
-             max_request_bytes: int = 1 << 20, reasoning_parser: str | None = None,
-             api_key: str | None = None, engine: Engine | None = None) -> FastAPI:
+def make_app(
+    model,
+    tokenizer,
+    model_name: str,
+    *,
+    max_tokens_cap: int = 1024,
+    max_concurrent: int = 4,
+    max_request_bytes: int = 1 << 20,
+    reasoning_parser: str | None = None,
+    api_key: str | None = None,
+    engine: Engine | None = None,
+) -> FastAPI:
     """The FastAPI app serving `model` under the name `model_name`. See the module doc.
     `engine`: an already built decoding engine (same interface as reasonkd.serve.engine.Engine) to use
     instead of one over `model`."""
     if reasoning_parser not in (None, "r1"):
         raise ValueError(f"reasoning_parser must be None or 'r1', got {reasoning_parser!r}")
     app = FastAPI(title="reasonkd", docs_url=None, redoc_url=None, openapi_url=None)
-    app.state.server = ServerState(engine or Engine(model, tokenizer), tokenizer, model_name, max_tokens_cap,
-                                   max_concurrent, max_request_bytes, reasoning_parser, api_key)
+    app.state.server = ServerState(
+        engine or Engine(model, tokenizer),
+        tokenizer,
+        model_name,
+        max_tokens_cap,
+        max_concurrent,
+        max_request_bytes,
+        reasoning_parser,
+        api_key,
+    )
     install_error_handlers(app)
     app.include_router(router)
     app.include_router(completions.router)
@@ -69,14 +96,20 @@ def make_app(model, tokenizer, model_name: str, *, max_tokens_cap: int = 1024, m
 
 # ------------------------------------------------------------ small routes
 
+
 @router.get("/health")
 async def health(request: Request):
     return {"status": "ok", "model": state(request).model_name}
 
 
 def _model_card(st: ServerState) -> dict:
-    return {"id": st.model_name, "object": "model", "created": st.created, "owned_by": "reasonkd",
-            "max_model_len": st.engine.max_len}
+    return {
+        "id": st.model_name,
+        "object": "model",
+        "created": st.created,
+        "owned_by": "reasonkd",
+        "max_model_len": st.engine.max_len,
+    }
 
 
 @router.get("/v1/models")
@@ -94,13 +127,15 @@ async def model_info(name: str, request: Request):
 
 # ---------------------------------------------------------- chat completions
 
+
 def _chat_messages(req: ChatRequest) -> list[dict]:
     """OpenAI messages as chat-template dicts: `developer` is `system`, text parts are joined,
     an image part becomes the OCR text of the image (reasonkd.ocr.inputs.content_text)."""
     out = []
     for i, m in enumerate(req.messages):
-        content = m.content if isinstance(m.content, str) else "".join(
-            p.text for p in (m.content or []) if p.type == "text")
+        content = (
+            m.content if isinstance(m.content, str) else "".join(p.text for p in (m.content or []) if p.type == "text")
+        )
         if not isinstance(m.content, str) and any(p.type == "image_url" for p in m.content or []):
             try:
                 content = content_text(m.content, where=f"messages[{i}].content")
@@ -130,8 +165,13 @@ async def chat(request: Request):
         raise APIError(400, f"messages: the chat template rejected them ({e})", param="messages") from None
     if req.top_logprobs is not None and not req.logprobs:
         raise APIError(400, "top_logprobs needs logprobs: true", param="top_logprobs")
-    params = gen_params(st, req, len(ids), req.max_completion_tokens or req.max_tokens,
-                     (req.top_logprobs or 0) if req.logprobs else None)
+    params = gen_params(
+        st,
+        req,
+        len(ids),
+        req.max_completion_tokens or req.max_tokens,
+        (req.top_logprobs or 0) if req.logprobs else None,
+    )
     rid, now = f"chatcmpl-{uuid.uuid4().hex}", int(time.time())
     starts_in_think = st.reasoning_parser == "r1" and st.tokenizer.decode(ids[-4:]).rstrip().endswith(THINK_OPEN)
     if req.stream:
@@ -139,28 +179,50 @@ async def chat(request: Request):
         return streaming(_chat_stream(st, ids, params, rid, now, starts_in_think, include_usage))
     async with st.sem:
         results = await run_in_threadpool(st.engine.complete, ids, params)
-    choices = [{"index": i, "message": _chat_message(st, r["text"], starts_in_think),
-                "finish_reason": r["finish_reason"],
-                "logprobs": {"content": r["tokens"]} if params.logprobs is not None else None}
-               for i, r in enumerate(results)]
-    return {"id": rid, "object": "chat.completion", "created": now, "model": st.model_name,
-            "choices": choices, "usage": usage(len(ids), sum(r["completion_tokens"] for r in results))}
+    choices = [
+        {
+            "index": i,
+            "message": _chat_message(st, r["text"], starts_in_think),
+            "finish_reason": r["finish_reason"],
+            "logprobs": {"content": r["tokens"]} if params.logprobs is not None else None,
+        }
+        for i, r in enumerate(results)
+    ]
+    return {
+        "id": rid,
+        "object": "chat.completion",
+        "created": now,
+        "model": st.model_name,
+        "choices": choices,
+        "usage": usage(len(ids), sum(r["completion_tokens"] for r in results)),
+    }
 
 
-async def _chat_stream(st: ServerState, ids: list[int], params: GenParams, rid: str, now: int,
-                       starts_in_think: bool, include_usage: bool):
+async def _chat_stream(
+    st: ServerState, ids: list[int], params: GenParams, rid: str, now: int, starts_in_think: bool, include_usage: bool
+):
     """The SSE chunks of a streamed chat completion, ending in `data: [DONE]`."""
+
     def chunk(choices, usage=None):
-        body = {"id": rid, "object": "chat.completion.chunk", "created": now, "model": st.model_name,
-                "choices": choices}
+        body = {
+            "id": rid,
+            "object": "chat.completion.chunk",
+            "created": now,
+            "model": st.model_name,
+            "choices": choices,
+        }
         if include_usage:
             body["usage"] = usage
         return sse(body)
 
     splitters = [ThinkSplitter(starts_in_think) for _ in range(params.n)]
     n_tokens = 0
-    yield chunk([{"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None,
-                  "finish_reason": None} for i in range(params.n)])
+    yield chunk(
+        [
+            {"index": i, "delta": {"role": "assistant", "content": ""}, "logprobs": None, "finish_reason": None}
+            for i in range(params.n)
+        ]
+    )
     try:
         async for events in stream_events(st, ids, params):
             out = []
@@ -172,8 +234,14 @@ async def _chat_stream(st: ServerState, ids: list[int], params: GenParams, rid: 
                     delta = {"content": text, **({"reasoning_content": think} if think else {})}
                 if not any(delta.values()) and ev.token is None and not ev.finish_reason:
                     continue
-                out.append({"index": ev.index, "delta": delta, "finish_reason": ev.finish_reason,
-                            "logprobs": {"content": [ev.token]} if ev.token is not None else None})
+                out.append(
+                    {
+                        "index": ev.index,
+                        "delta": delta,
+                        "finish_reason": ev.finish_reason,
+                        "logprobs": {"content": [ev.token]} if ev.token is not None else None,
+                    }
+                )
             if out:
                 yield chunk(out)
     except Exception as e:  # noqa: BLE001 - headers are sent: report in-band

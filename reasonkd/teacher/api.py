@@ -66,10 +66,18 @@ def with_retries(call, *, max_retries: int, backoff: float, key: str | None = No
             return call()
         except Exception as e:  # noqa: BLE001 - classified below
             if attempt == max_retries or not retryable(e):
-                raise ReasonkdError(f"{what} request failed after {attempt + 1} attempt(s): "
-                                    f"{type(e).__name__}: {scrub(str(e), key)}") from None
+                raise ReasonkdError(
+                    f"{what} request failed after {attempt + 1} attempt(s): {type(e).__name__}: {scrub(str(e), key)}"
+                ) from None
             asked = retry_after(e)
-            delay = min(MAX_WAIT, asked if asked is not None else backoff * 2 ** attempt * (1 + random.random()))
-            log.warning("%s %s (attempt %d/%d); retrying in %.1fs%s", what, type(e).__name__, attempt + 1,
-                        max_retries + 1, delay, " (Retry-After)" if asked is not None else "")
+            delay = min(MAX_WAIT, asked if asked is not None else backoff * 2**attempt * (1 + random.random()))
+            log.warning(
+                "%s %s (attempt %d/%d); retrying in %.1fs%s",
+                what,
+                type(e).__name__,
+                attempt + 1,
+                max_retries + 1,
+                delay,
+                " (Retry-After)" if asked is not None else "",
+            )
             time.sleep(delay)

@@ -74,8 +74,17 @@ class Result:
 
 
 def request_key(teacher: str, system: str | None, user: str, sampling: Sampling, sample_idx: int) -> str:
-    blob = "\x1f".join([teacher, system or "", user, f"{sampling.temperature:g}", f"{sampling.top_p:g}",
-                        str(sampling.max_new_tokens), str(sample_idx)])
+    blob = "\x1f".join(
+        [
+            teacher,
+            system or "",
+            user,
+            f"{sampling.temperature:g}",
+            f"{sampling.top_p:g}",
+            str(sampling.max_new_tokens),
+            str(sample_idx),
+        ]
+    )
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()
 
 
@@ -91,14 +100,23 @@ class HFBackend:
 
     name = "hf"
 
-    def __init__(self, teacher: str, *, batch_size: int = 16, dtype: str = "auto", device: str = "cpu",
-                 engine: str = "hf", int8: bool = False):
+    def __init__(
+        self,
+        teacher: str,
+        *,
+        batch_size: int = 16,
+        dtype: str = "auto",
+        device: str = "cpu",
+        engine: str = "hf",
+        int8: bool = False,
+    ):
         from reasonkd.models.engines import make_engine, resolve_engine
 
         self.engine_name = resolve_engine(engine, device, teacher)
         if int8 and self.engine_name != "openvino":
-            raise ReasonkdError(f"teacher_int8 needs --engine openvino (the {self.engine_name} engine runs the "
-                                "weights as they are)")
+            raise ReasonkdError(
+                f"teacher_int8 needs --engine openvino (the {self.engine_name} engine runs the weights as they are)"
+            )
         self.dtype = auto_dtype(device) if dtype == "auto" else dtype
         self.batch_size = batch_size
         self.engine = make_engine(self.engine_name, teacher, dtype=self.dtype, device=device, int8=int8)
@@ -115,14 +133,21 @@ class HFBackend:
         # hf: one batch per group; the other engines schedule the whole group themselves (continuous batching)
         group = self.batch_size if self.engine_name == "hf" else max(len(order), 1)
         for start in range(0, len(order), group):
-            idx = order[start:start + group]
+            idx = order[start : start + group]
             t0 = time.perf_counter()
-            outs = self.engine.generate([prompts[i] for i in idx], max_new_tokens=sampling.max_new_tokens,
-                                        temperature=sampling.temperature, top_p=sampling.top_p, batch_size=len(idx),
-                                        seed=requests[idx[0]].seed if sampling.temperature > 0 else None)
+            outs = self.engine.generate(
+                [prompts[i] for i in idx],
+                max_new_tokens=sampling.max_new_tokens,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                batch_size=len(idx),
+                seed=requests[idx[0]].seed if sampling.temperature > 0 else None,
+            )
             dt = time.perf_counter() - t0
-            yield [Result(requests[i].key, o.text, None, o.prompt_tokens, o.new_tokens, o.finished, dt)
-                   for i, o in zip(idx, outs)]
+            yield [
+                Result(requests[i].key, o.text, None, o.prompt_tokens, o.new_tokens, o.finished, dt)
+                for i, o in zip(idx, outs)
+            ]
 
 
 class VLLMBackend:
@@ -134,8 +159,10 @@ class VLLMBackend:
         try:
             import vllm
         except ImportError:
-            raise ReasonkdError("--backend vllm needs the vllm package and a CUDA GPU: "
-                                "pip install 'reasonkd[vllm]' (or use --backend hf)") from None
+            raise ReasonkdError(
+                "--backend vllm needs the vllm package and a CUDA GPU: "
+                "pip install 'reasonkd[vllm]' (or use --backend hf)"
+            ) from None
         from reasonkd.models import resolve
 
         r = resolve(teacher)
@@ -148,15 +175,33 @@ class VLLMBackend:
         from reasonkd.models.generation import apply_chat
 
         for start in range(0, len(requests), self.chunk):
-            group = requests[start:start + self.chunk]
+            group = requests[start : start + self.chunk]
             prompts = [apply_chat(self.tokenizer, r.user, r.system) for r in group]
-            params = [self._vllm.SamplingParams(n=1, temperature=sampling.temperature, top_p=sampling.top_p,
-                                                max_tokens=sampling.max_new_tokens, seed=r.seed) for r in group]
+            params = [
+                self._vllm.SamplingParams(
+                    n=1,
+                    temperature=sampling.temperature,
+                    top_p=sampling.top_p,
+                    max_tokens=sampling.max_new_tokens,
+                    seed=r.seed,
+                )
+                for r in group
+            ]
             t0 = time.perf_counter()
             outs = self.llm.generate(prompts, params, use_tqdm=False)
             dt = time.perf_counter() - t0
-            yield [Result(r.key, o.outputs[0].text, None, len(o.prompt_token_ids), len(o.outputs[0].token_ids),
-                          o.outputs[0].finish_reason != "length", dt) for r, o in zip(group, outs)]
+            yield [
+                Result(
+                    r.key,
+                    o.outputs[0].text,
+                    None,
+                    len(o.prompt_token_ids),
+                    len(o.outputs[0].token_ids),
+                    o.outputs[0].finish_reason != "length",
+                    dt,
+                )
+                for r, o in zip(group, outs)
+            ]
 
 
 def _is_loopback(url: str) -> bool:
@@ -169,9 +214,21 @@ class OpenAIBackend:
 
     name = "openai"
 
-    def __init__(self, base_url: str, api_model: str, *, api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 4, timeout: float = 600.0, max_retries: int = 5, backoff: float = 1.0,
-                 flush_every: int = 16, http_client=None, logprobs: int = 0, token_ids: bool = False):
+    def __init__(
+        self,
+        base_url: str,
+        api_model: str,
+        *,
+        api_key_env: str = "OPENAI_API_KEY",
+        concurrency: int = 4,
+        timeout: float = 600.0,
+        max_retries: int = 5,
+        backoff: float = 1.0,
+        flush_every: int = 16,
+        http_client=None,
+        logprobs: int = 0,
+        token_ids: bool = False,
+    ):
         """`logprobs` K > 0: ask for the top-K log-probs of every generated token (Result.logprobs);
         `token_ids`: ask for them by token id (vLLM's return_tokens_as_token_ids; the tokenizer is known)."""
         from openai import OpenAI
@@ -183,16 +240,22 @@ class OpenAIBackend:
         key = os.environ.get(api_key_env)
         if not key:
             if not _is_loopback(base_url):
-                raise ReasonkdError(f"no API key: set the environment variable {api_key_env} "
-                                    "(or name another one with --api-key-env)")
+                raise ReasonkdError(
+                    f"no API key: set the environment variable {api_key_env} (or name another one with --api-key-env)"
+                )
             key = "EMPTY"  # local servers (reasonkd serve, vLLM) accept any key
         self._key = key
         self.api_model, self.concurrency = api_model, max(1, concurrency)
         self.max_retries, self.backoff, self.flush_every = max_retries, backoff, flush_every
         self.logprobs, self.token_ids = logprobs, token_ids
         # the client's own retries are off: ours log, back off with jitter and count attempts
-        self.client = OpenAI(base_url=base_url, api_key=key, timeout=timeout, max_retries=0,
-                             **({"http_client": http_client} if http_client is not None else {}))
+        self.client = OpenAI(
+            base_url=base_url,
+            api_key=key,
+            timeout=timeout,
+            max_retries=0,
+            **({"http_client": http_client} if http_client is not None else {}),
+        )
 
     def _scrub(self, message: str) -> str:
         from reasonkd.teacher.api import scrub
@@ -205,13 +268,27 @@ class OpenAIBackend:
         msgs = ([{"role": "system", "content": r.system}] if r.system else []) + [{"role": "user", "content": r.user}]
         extra = {}
         if self.logprobs:  # vLLM / reasonkd serve name tokens by id on request: exact ids, no string matching
-            extra = {"logprobs": True, "top_logprobs": self.logprobs,
-                     **({"extra_body": {"return_tokens_as_token_ids": True}} if self.token_ids else {})}
+            extra = {
+                "logprobs": True,
+                "top_logprobs": self.logprobs,
+                **({"extra_body": {"return_tokens_as_token_ids": True}} if self.token_ids else {}),
+            }
         t0 = time.perf_counter()
-        resp = with_retries(lambda: self.client.chat.completions.create(
-            model=self.api_model, messages=msgs, temperature=sampling.temperature, top_p=sampling.top_p,
-            max_tokens=sampling.max_new_tokens, seed=r.seed, n=1, **extra),
-            max_retries=self.max_retries, backoff=self.backoff, key=self._key)
+        resp = with_retries(
+            lambda: self.client.chat.completions.create(
+                model=self.api_model,
+                messages=msgs,
+                temperature=sampling.temperature,
+                top_p=sampling.top_p,
+                max_tokens=sampling.max_new_tokens,
+                seed=r.seed,
+                n=1,
+                **extra,
+            ),
+            max_retries=self.max_retries,
+            backoff=self.backoff,
+            key=self._key,
+        )
         choice = resp.choices[0]
         msg = choice.message
         reasoning = getattr(msg, "reasoning_content", None) or (msg.model_extra or {}).get("reasoning_content")
@@ -221,9 +298,16 @@ class OpenAIBackend:
             from reasonkd.teacher.remote import chat_logprobs
 
             lps = chat_logprobs(choice, self.api_model)
-        return Result(r.key, msg.content or "", reasoning, usage.prompt_tokens if usage else 0,
-                      usage.completion_tokens if usage else 0, choice.finish_reason != "length",
-                      time.perf_counter() - t0, lps)
+        return Result(
+            r.key,
+            msg.content or "",
+            reasoning,
+            usage.prompt_tokens if usage else 0,
+            usage.completion_tokens if usage else 0,
+            choice.finish_reason != "length",
+            time.perf_counter() - t0,
+            lps,
+        )
 
     def generate(self, requests: list[Request], sampling: Sampling) -> Iterator[list[Result]]:
         pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="teacher-api")
@@ -254,15 +338,37 @@ class OpenAIBackend:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def make_backend(name: str, *, teacher: str = "", batch_size: int = 16, dtype: str = "auto", device: str = "cpu",
-                 base_url: str = "", api_model: str = "", api_key_env: str = "OPENAI_API_KEY",
-                 concurrency: int = 4, timeout: float = 600.0, max_retries: int = 5, engine: str = "hf",
-                 int8: bool = False, logprobs: int = 0, token_ids: bool = False):
+def make_backend(
+    name: str,
+    *,
+    teacher: str = "",
+    batch_size: int = 16,
+    dtype: str = "auto",
+    device: str = "cpu",
+    base_url: str = "",
+    api_model: str = "",
+    api_key_env: str = "OPENAI_API_KEY",
+    concurrency: int = 4,
+    timeout: float = 600.0,
+    max_retries: int = 5,
+    engine: str = "hf",
+    int8: bool = False,
+    logprobs: int = 0,
+    token_ids: bool = False,
+):
     if name == "hf":
         return HFBackend(teacher, batch_size=batch_size, dtype=dtype, device=device, engine=engine, int8=int8)
     if name == "vllm":
         return VLLMBackend(teacher, dtype=dtype)
     if name == "openai":
-        return OpenAIBackend(base_url, api_model, api_key_env=api_key_env, concurrency=concurrency,
-                             timeout=timeout, max_retries=max_retries, logprobs=logprobs, token_ids=token_ids)
+        return OpenAIBackend(
+            base_url,
+            api_model,
+            api_key_env=api_key_env,
+            concurrency=concurrency,
+            timeout=timeout,
+            max_retries=max_retries,
+            logprobs=logprobs,
+            token_ids=token_ids,
+        )
     raise ReasonkdError(f"--backend {name!r}: choose one of {', '.join(BACKENDS)}")

@@ -116,8 +116,10 @@ def select_items(data: str, split: str | None, domain: str | None, limit: int | 
         # a stable hash order samples every family, and --limit 200 extends a run made with --limit 100
         items = sorted(items, key=lambda r: hashlib.sha1(r["id"].encode()).hexdigest())[:limit]
     if not items:
-        raise ReasonkdError(f"{data}: no problems left after split={split} domain={domain} "
-                            "(negatives are skipped); check --split / --domain")
+        raise ReasonkdError(
+            f"{data}: no problems left after split={split} domain={domain} "
+            "(negatives are skipped); check --split / --domain"
+        )
     return items
 
 
@@ -129,7 +131,6 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
     template = load_template(s.template)
     items = select_items(s.data, s.split, s.domain, s.limit)
     if s.shard:
-
         items = shard_items(items, s.shard)
     sampling = s.sampling()
     settings = {**dataclasses.asdict(s), "teacher": teacher, "template": template}
@@ -140,13 +141,25 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
         done = store.done_ids
         pending = [it for it in items if it["id"] not in done]
         total = len(items) * s.k
-        log.info("%d problems x k=%d: %d already committed, %d to do (%d requests cached)", len(items), s.k,
-                 len(items) - len(pending), len(pending), len(cache))
-        bar = tqdm(total=total, initial=total - len(pending) * s.k, desc="teacher", unit="trace",
-                   disable=not s.progress, dynamic_ncols=True)
+        log.info(
+            "%d problems x k=%d: %d already committed, %d to do (%d requests cached)",
+            len(items),
+            s.k,
+            len(items) - len(pending),
+            len(pending),
+            len(cache),
+        )
+        bar = tqdm(
+            total=total,
+            initial=total - len(pending) * s.k,
+            desc="teacher",
+            unit="trace",
+            disable=not s.progress,
+            dynamic_ncols=True,
+        )
         run_tokens, run_seconds, run_prompt = 0, 0.0, 0
         for start in range(0, len(pending), s.shard_size):
-            shard = pending[start:start + s.shard_size]
+            shard = pending[start : start + s.shard_size]
             reqs = _shard_requests(s, template, teacher, sampling, shard)
             todo = list({r.key: r for r in reqs if not _cached(cache, r.key, s.logprobs)}.values())  # run once
             bar.update(len(reqs) - len(todo))
@@ -168,8 +181,11 @@ def generate_traces(s: GenerateSettings, backend=None) -> dict:
             rows = [make_row(shard[i // s.k], r, cache.get(r.key), teacher) for i, r in enumerate(reqs)]
             store.commit(rows, [it["id"] for it in shard], {"new_tokens": shard_tokens, "seconds": round(seconds, 3)})
         bar.close()
-        this_run = {"new_tokens": run_tokens, "seconds": round(run_seconds, 2),
-                    "tokens_per_s": round(run_tokens / run_seconds, 2) if run_seconds else None}
+        this_run = {
+            "new_tokens": run_tokens,
+            "seconds": round(run_seconds, 2),
+            "tokens_per_s": round(run_tokens / run_seconds, 2) if run_seconds else None,
+        }
         stats = finalize(store, teacher, settings, this_run)
         if s.logprobs:
             stats["logits"] = _write_logits(s, store.out, cache, teacher, lp_tok)
@@ -186,8 +202,9 @@ def _check_settings(s: GenerateSettings) -> str:
     if s.prefer not in PREFER:
         raise ReasonkdError(f"--prefer {s.prefer!r}: choose one of {', '.join(PREFER)}")
     if s.k > 1 and s.temperature == 0:
-        log.warning("--k %d with --temperature 0 samples the same greedy trace %d times; pass e.g. "
-                    "--temperature 0.7", s.k, s.k)
+        log.warning(
+            "--k %d with --temperature 0 samples the same greedy trace %d times; pass e.g. --temperature 0.7", s.k, s.k
+        )
     teacher = s.teacher or s.api_model
     if not teacher:
         raise ReasonkdError("--teacher is required (for --backend openai it defaults to --api-model)")
@@ -200,19 +217,37 @@ def _shard_requests(s: GenerateSettings, template, teacher: str, sampling: Sampl
     for item in shard:
         system, user = render(template, item)
         # INT8 weights are another model: their completions never answer an fp32 request from the cache
-        reqs += [Request(sample_key(teacher + ("@int8" if s.teacher_int8 else ""), system, user, sampling, i,
-                                    s.seed), system, user, i)
-                 for i in range(s.k)]
+        reqs += [
+            Request(
+                sample_key(teacher + ("@int8" if s.teacher_int8 else ""), system, user, sampling, i, s.seed),
+                system,
+                user,
+                i,
+            )
+            for i in range(s.k)
+        ]
     return reqs
 
 
 def _make_backend(s: GenerateSettings, teacher: str, lp_tok):
     """The backend the settings name (built when the first request is not in the cache)."""
-    return make_backend(s.backend, teacher=teacher, batch_size=s.batch_size, dtype=s.dtype,
-                        device=s.device, base_url=s.base_url, api_model=s.api_model,
-                        api_key_env=s.api_key_env, concurrency=s.concurrency,
-                        timeout=s.timeout, max_retries=s.max_retries, engine=s.engine,
-                        int8=s.teacher_int8, logprobs=s.logprobs, token_ids=lp_tok is not None)
+    return make_backend(
+        s.backend,
+        teacher=teacher,
+        batch_size=s.batch_size,
+        dtype=s.dtype,
+        device=s.device,
+        base_url=s.base_url,
+        api_model=s.api_model,
+        api_key_env=s.api_key_env,
+        concurrency=s.concurrency,
+        timeout=s.timeout,
+        max_retries=s.max_retries,
+        engine=s.engine,
+        int8=s.teacher_int8,
+        logprobs=s.logprobs,
+        token_ids=lp_tok is not None,
+    )
 
 
 def _cached(cache: RequestCache, key: str, logprobs: int) -> bool:
@@ -233,8 +268,10 @@ def _logprobs_tokenizer(s: GenerateSettings, teacher: str):
     if not s.logprobs:
         return None
     if s.backend != "openai":
-        raise ReasonkdError("--logprobs takes the top-k from an endpoint (--backend openai); for a local teacher "
-                            "run `reasonkd teacher logits --teacher MODEL` over the traces")
+        raise ReasonkdError(
+            "--logprobs takes the top-k from an endpoint (--backend openai); for a local teacher "
+            "run `reasonkd teacher logits --teacher MODEL` over the traces"
+        )
     if not 1 <= s.logprobs <= 20:
         raise ReasonkdError(f"--logprobs must be in 1..20 (OpenAI's limit on top_logprobs), got {s.logprobs}")
     from reasonkd.teacher.remote import known_tokenizer
@@ -249,11 +286,16 @@ def _write_logits(s: GenerateSettings, out: Path, cache: RequestCache, teacher: 
 
     by_prefix = {key[:16]: key for key in cache.keys()}
     kept = read_jsonl(out / "traces.jsonl")
-    folder, skipped = write_generated_cache(out / "logits", kept,
-                                            lambda row: cache.get(by_prefix[row["request"]]).get("logprobs"),
-                                            s.logprobs, teacher, tok)
-    return {"folder": str(folder), "k": s.logprobs, "traces": len(kept) - skipped, "left_out": skipped,
-            "tokens": "ids" if tok is not None else "strings"}
+    folder, skipped = write_generated_cache(
+        out / "logits", kept, lambda row: cache.get(by_prefix[row["request"]]).get("logprobs"), s.logprobs, teacher, tok
+    )
+    return {
+        "folder": str(folder),
+        "k": s.logprobs,
+        "traces": len(kept) - skipped,
+        "left_out": skipped,
+        "tokens": "ids" if tok is not None else "strings",
+    }
 
 
 def _identity_keys(s: GenerateSettings) -> tuple[str, ...]:
@@ -272,9 +314,16 @@ def sample_key(teacher: str, system: str | None, user: str, sampling: Sampling, 
 
 
 def _cache_row(r: Result, teacher: str) -> dict:
-    row = {"key": r.key, "teacher": teacher, "text": r.text, "reasoning_content": r.reasoning_content,
-           "prompt_tokens": r.prompt_tokens, "new_tokens": r.new_tokens, "finished": r.finished,
-           "seconds": round(r.seconds, 3)}
+    row = {
+        "key": r.key,
+        "teacher": teacher,
+        "text": r.text,
+        "reasoning_content": r.reasoning_content,
+        "prompt_tokens": r.prompt_tokens,
+        "new_tokens": r.new_tokens,
+        "finished": r.finished,
+        "seconds": round(r.seconds, 3),
+    }
     if r.logprobs is not None:
         row["logprobs"] = r.logprobs
     return row

@@ -43,8 +43,16 @@ from reasonkd.utils.io import write_json
 log = logging.getLogger(__name__)
 
 THINKING = ("keep", "cut")
-IDENTITY_KEYS = ("data", "columns", "traces_column", "correct_column", "thinking", "max_tokens", "tokenizer",
-                 "template")
+IDENTITY_KEYS = (
+    "data",
+    "columns",
+    "traces_column",
+    "correct_column",
+    "thinking",
+    "max_tokens",
+    "tokenizer",
+    "template",
+)
 
 
 @dataclass
@@ -80,6 +88,7 @@ class ImportSettings:
 
 def trace_texts(value, where: str) -> list[tuple[str, str | None]]:
     """[(text, reasoning_content)] of one cell of the traces column; wrong types raise naming the row."""
+
     def chat(messages: list) -> tuple[str, str | None]:
         turns = [m for m in messages if isinstance(m, dict) and m.get("role") == "assistant"]
         if not turns or not isinstance(turns[-1].get("content"), str):
@@ -97,8 +106,10 @@ def trace_texts(value, where: str) -> list[tuple[str, str | None]]:
     if value is None:
         return []
     kind = type(value).__name__ + (f" of {type(value[0]).__name__}" if isinstance(value, list) and value else "")
-    raise ReasonkdError(f"{where}: holds a {kind}; a traces column holds text, a list of texts, or chat "
-                        "messages (a list of {role, content}); pick another with --traces-column")
+    raise ReasonkdError(
+        f"{where}: holds a {kind}; a traces column holds text, a list of texts, or chat "
+        "messages (a list of {role, content}); pick another with --traces-column"
+    )
 
 
 def dataset_flags(value, n: int, where: str) -> list[bool | None]:
@@ -109,8 +120,9 @@ def dataset_flags(value, n: int, where: str) -> list[bool | None]:
         return [value] * n
     if isinstance(value, list) and all(isinstance(v, bool) or v is None for v in value):
         return list(value) + [None] * (n - len(value)) if len(value) <= n else list(value[:n])
-    raise ReasonkdError(f"{where}: holds a {type(value).__name__}; --correct-column must hold a bool or a list "
-                        "of bools (one per trace)")
+    raise ReasonkdError(
+        f"{where}: holds a {type(value).__name__}; --correct-column must hold a bool or a list of bools (one per trace)"
+    )
 
 
 def _counter(tokenizer: str | None):
@@ -138,13 +150,33 @@ def trace_rows(item, texts, flags, s: ImportSettings, template: dict, teacher: s
         verified = accepted
         if s.max_tokens is not None and n > s.max_tokens:  # too long to train on, whatever its answer
             accepted, error_type = False, "truncated"
-        rows.append({"id": item.id, "sample_idx": j, "prompt": user, "system": system, "trace": parsed.trace,
-                     "reasoning": parsed.reasoning, "final": parsed.final, "pred": pred,
-                     "answer": reference_answer(d), "domain": "math", "difficulty": item.difficulty,
-                     "template": item.template, "split": item.split, "teacher": teacher, "tokens": n,
-                     "prompt_tokens": count(user), "finished": True, "accepted": accepted, "error_type": error_type,
-                     "request": "", "verified": verified, "dataset_verdict": flag,
-                     "verifier": item.verifier})
+        rows.append(
+            {
+                "id": item.id,
+                "sample_idx": j,
+                "prompt": user,
+                "system": system,
+                "trace": parsed.trace,
+                "reasoning": parsed.reasoning,
+                "final": parsed.final,
+                "pred": pred,
+                "answer": reference_answer(d),
+                "domain": "math",
+                "difficulty": item.difficulty,
+                "template": item.template,
+                "split": item.split,
+                "teacher": teacher,
+                "tokens": n,
+                "prompt_tokens": count(user),
+                "finished": True,
+                "accepted": accepted,
+                "error_type": error_type,
+                "request": "",
+                "verified": verified,
+                "dataset_verdict": flag,
+                "verifier": item.verifier,
+            }
+        )
     return rows
 
 
@@ -156,8 +188,14 @@ def agreement(rows: list[dict]) -> dict:
         if flag is None:
             out["no_dataset_verdict"] += 1
             continue
-        out[{(True, True): "both_correct", (True, False): "ours_only", (False, True): "dataset_only",
-             (False, False): "both_wrong"}[(bool(r["verified"]), bool(flag))]] += 1
+        out[
+            {
+                (True, True): "both_correct",
+                (True, False): "ours_only",
+                (False, True): "dataset_only",
+                (False, False): "both_wrong",
+            }[(bool(r["verified"]), bool(flag))]
+        ] += 1
     return out
 
 
@@ -169,8 +207,9 @@ def _tables(s: ImportSettings, spec) -> list[tuple]:
         cols = resolve_columns(d.column_names, spec.columns, where)
         for flag, col in (("--traces-column", s.traces_column), ("--correct-column", s.correct_column)):
             if col is not None and col not in d.column_names:
-                raise ReasonkdError(f"{where}: {flag} {col}: no such column; the columns are "
-                                    f"{', '.join(d.column_names)}")
+                raise ReasonkdError(
+                    f"{where}: {flag} {col}: no such column; the columns are {', '.join(d.column_names)}"
+                )
         out.append((ours, theirs, d, cols))
     return out
 
@@ -187,8 +226,12 @@ def _problems(s: ImportSettings, spec, tables: list[tuple]):
             item = row_item(row, cols, spec.name, ours, theirs, i, s.data)
             if item is not None:
                 n += 1
-                yield (item, row[s.traces_column], row.get(s.correct_column) if s.correct_column else None,
-                       f"--data {s.data}: split {theirs} row {i}")
+                yield (
+                    item,
+                    row[s.traces_column],
+                    row.get(s.correct_column) if s.correct_column else None,
+                    f"--data {s.data}: split {theirs} row {i}",
+                )
 
 
 def import_traces(s: ImportSettings) -> dict:
@@ -208,8 +251,13 @@ def import_traces(s: ImportSettings) -> dict:
         store.check_settings(settings, IDENTITY_KEYS)
         done, seen, shard = store.done_ids, 0, []
         total = sum(len(t[2]) for t in tables)
-        bar = tqdm(total=min(total, s.limit or total), desc="import", unit="problem", disable=not s.progress,
-                   dynamic_ncols=True)
+        bar = tqdm(
+            total=min(total, s.limit or total),
+            desc="import",
+            unit="problem",
+            disable=not s.progress,
+            dynamic_ncols=True,
+        )
 
         def commit() -> None:
             rows = []
@@ -236,11 +284,19 @@ def import_traces(s: ImportSettings) -> dict:
             raise ReasonkdError(f"--data {s.data}: no rows with a question and an answer to verify traces against")
         stats = finalize(store, teacher, settings, {"new_tokens": 0, "seconds": 0.0, "tokens_per_s": None})
         rows = list(store.rows())
-        stats["import"] = {"dataset": s.data, "traces_column": s.traces_column, "correct_column": s.correct_column,
-                           "thinking": s.thinking, "max_tokens": s.max_tokens, "length_unit": unit,
-                           "agreement": agreement(rows),
-                           "by_verifier": {v: sum(r["verifier"] == v and r["accepted"] for r in rows)
-                                           for v in sorted({r["verifier"] for r in rows})}}
+        stats["import"] = {
+            "dataset": s.data,
+            "traces_column": s.traces_column,
+            "correct_column": s.correct_column,
+            "thinking": s.thinking,
+            "max_tokens": s.max_tokens,
+            "length_unit": unit,
+            "agreement": agreement(rows),
+            "by_verifier": {
+                v: sum(r["verifier"] == v and r["accepted"] for r in rows)
+                for v in sorted({r["verifier"] for r in rows})
+            },
+        }
         write_json(store.out / "stats.json", stats)
         return stats
     finally:
@@ -251,7 +307,9 @@ def format_import(stats: dict) -> str:
     """Two lines: our verdicts against the dataset's own."""
     imp, a = stats["import"], stats["import"]["agreement"]
     judged = a["both_correct"] + a["ours_only"] + a["dataset_only"] + a["both_wrong"]
-    return (f"verdicts, ours vs the dataset's ({imp['correct_column'] or 'none given'}) on {judged} traces: "
-            f"both correct {a['both_correct']}, ours only {a['ours_only']}, dataset only {a['dataset_only']}, "
-            f"both wrong {a['both_wrong']}; without a dataset verdict {a['no_dataset_verdict']}\n"
-            f"lengths in {imp['length_unit']}; thinking {imp['thinking']}; cap {imp['max_tokens'] or 'none'}")
+    return (
+        f"verdicts, ours vs the dataset's ({imp['correct_column'] or 'none given'}) on {judged} traces: "
+        f"both correct {a['both_correct']}, ours only {a['ours_only']}, dataset only {a['dataset_only']}, "
+        f"both wrong {a['both_wrong']}; without a dataset verdict {a['no_dataset_verdict']}\n"
+        f"lengths in {imp['length_unit']}; thinking {imp['thinking']}; cap {imp['max_tokens'] or 'none'}"
+    )

@@ -20,9 +20,20 @@ from reasonkd.teacher.backends import auto_dtype
 from reasonkd.teacher.traces import load_traces
 
 
-def teacher_logits(teacher: str, traces: str | Path, out: str | Path, *, k: int = 20, batch_size: int = 8,
-                   dtype: str = "auto", device: str = "cpu", limit: int | None = None,
-                   max_length: int | None = None, progress: bool = True, cache_dtype: str = "float16") -> Path:
+def teacher_logits(
+    teacher: str,
+    traces: str | Path,
+    out: str | Path,
+    *,
+    k: int = 20,
+    batch_size: int = 8,
+    dtype: str = "auto",
+    device: str = "cpu",
+    limit: int | None = None,
+    max_length: int | None = None,
+    progress: bool = True,
+    cache_dtype: str = "float16",
+) -> Path:
     """Score the accepted traces with `teacher` and write the top-k cache to `out`; returns `out`."""
     if k < 1:
         raise ReasonkdError(f"--k must be >= 1, got {k}")
@@ -30,5 +41,17 @@ def teacher_logits(teacher: str, traces: str | Path, out: str | Path, *, k: int 
         raise ReasonkdError(f"--batch-size must be >= 1, got {batch_size}")
     examples = load_traces(traces, limit)
     model, tok = load_model(teacher, dtype=auto_dtype(device) if dtype == "auto" else dtype, device=device)
-    return Path(write_logit_cache(model, tok, examples, out, k=k, batch_size=batch_size, max_length=max_length,
-                                  teacher_id=teacher, progress=progress, dtype=cache_dtype))
+    return Path(
+        write_logit_cache(
+            model,
+            tok,
+            examples,
+            out,
+            k=k,
+            batch_size=batch_size,
+            max_length=max_length,
+            teacher_id=teacher,
+            progress=progress,
+            dtype=cache_dtype,
+        )
+    )

@@ -27,8 +27,10 @@ from dataclasses import dataclass
 THINK_OPEN, THINK_CLOSE = "<think>", "</think>"
 _CODE_FENCE = re.compile(r"```[^\n]*\n.*?```", re.DOTALL)
 # Lines that state the answer, strongest first; the LAST such line starts the final answer.
-_ANSWER_LINE = [re.compile(p, re.IGNORECASE | re.MULTILINE) for p in (
-    r"^.*####.*$", r"^.*\\boxed\s*\{.*$", r"^.*\b(?:final answer|the answer is|answer\s*:).*$")]
+_ANSWER_LINE = [
+    re.compile(p, re.IGNORECASE | re.MULTILINE)
+    for p in (r"^.*####.*$", r"^.*\\boxed\s*\{.*$", r"^.*\b(?:final answer|the answer is|answer\s*:).*$")
+]
 
 
 @dataclass
@@ -116,18 +118,23 @@ class ThinkSplitter:
             i = self._buf.find(tag)
             if i >= 0:
                 (reasoning if self.in_think else content).append(self._buf[:i])
-                self._buf = self._buf[i + len(tag):]
+                self._buf = self._buf[i + len(tag) :]
                 self._lstrip = self.in_think
                 self.in_think = not self.in_think
                 continue
             # keep a possible partial tag at the end for the next delta
-            keep = 0 if final else next((k for k in range(min(len(tag) - 1, len(self._buf)), 0, -1)
-                                         if tag.startswith(self._buf[-k:])), 0)
-            out = self._buf[:len(self._buf) - keep]
+            keep = (
+                0
+                if final
+                else next(
+                    (k for k in range(min(len(tag) - 1, len(self._buf)), 0, -1) if tag.startswith(self._buf[-k:])), 0
+                )
+            )
+            out = self._buf[: len(self._buf) - keep]
             if not self.in_think and self._lstrip:
                 out = out.lstrip()
                 self._lstrip = not out
             (reasoning if self.in_think else content).append(out)
-            self._buf = self._buf[len(self._buf) - keep:]
+            self._buf = self._buf[len(self._buf) - keep :]
             break
         return "".join(reasoning), "".join(content)

@@ -88,8 +88,14 @@ def generate_pooled(settings: GenerateSettings, teachers: list[TeacherSpec], bac
     out = Path(settings.out)
     folders = {}
     for spec, slug in zip(teachers, slugs):
-        one = dataclasses.replace(settings, teacher=spec.model, dtype=spec.dtype, backend=spec.backend,
-                                  prefer="all", out=str(out / "teachers" / slug))
+        one = dataclasses.replace(
+            settings,
+            teacher=spec.model,
+            dtype=spec.dtype,
+            backend=spec.backend,
+            prefer="all",
+            out=str(out / "teachers" / slug),
+        )
         generate_traces(one, backend=(backends or {}).get(spec.model))
         gc.collect()  # the backend (and its weights) went out of scope: free them before the next teacher
         folders[spec.model] = out / "teachers" / slug
@@ -99,8 +105,10 @@ def generate_pooled(settings: GenerateSettings, teachers: list[TeacherSpec], bac
 def _teacher_rows(folder: Path) -> list[dict]:
     """Every sample of one teacher folder, accepted (traces.jsonl) and rejected (negatives.jsonl)."""
     if not (folder / "stats.json").is_file():
-        raise ReasonkdError(f"{folder}: not a finished `reasonkd teacher generate` folder (no stats.json); "
-                            "rerun the command to finish it")
+        raise ReasonkdError(
+            f"{folder}: not a finished `reasonkd teacher generate` folder (no stats.json); "
+            "rerun the command to finish it"
+        )
     rows = [{**r, "accepted": True, "error_type": None} for r in read_jsonl(folder / "traces.jsonl")]
     rows += [{**r, "accepted": False} for r in read_jsonl(folder / "negatives.jsonl")]
     return rows
@@ -120,8 +128,12 @@ def _select(by_problem: dict, order: list[str], policy: str, family_rate: dict) 
         return [r for t in solvers for r in by_problem[t]]
     if policy == "shortest":
         rank = {t: i for i, t in enumerate(order)}
-        return [min((r for t in solvers for r in by_problem[t]),
-                    key=lambda r: (r["tokens"], rank[r["teacher"]], r["sample_idx"]))]
+        return [
+            min(
+                (r for t in solvers for r in by_problem[t]),
+                key=lambda r: (r["tokens"], rank[r["teacher"]], r["sample_idx"]),
+            )
+        ]
     fam = family(by_problem[solvers[0]][0])
     best = max(solvers, key=lambda t: (family_rate[fam].get(t, 0.0), -order.index(t)))
     return list(by_problem[best])
@@ -158,16 +170,30 @@ def pool_traces(folders: dict[str, str | Path], out: str | Path, policy: str = "
     all_rows = [r for name in order for r in rows_of[name]]
     traces = [{k: v for k, v in r.items() if k not in ("accepted", "error_type")} for r in kept]
     negatives = [{k: v for k, v in r.items() if k != "accepted"} for r in all_rows if not r["accepted"]]
-    stats = {"teacher": " + ".join(order), **compute_stats(all_rows),
-             "generation": _generation(folders), "selection": selection_stats(all_rows, kept, policy),
-             "pool": {"policy": policy, "problems": len(verdicts),
-                      "solved_by_any": sum(any(v.values()) for v in verdicts.values()),
-                      "teachers": {t: _teacher_stats(t, rows_of[t], verdicts, kept) for t in order}}}
+    stats = {
+        "teacher": " + ".join(order),
+        **compute_stats(all_rows),
+        "generation": _generation(folders),
+        "selection": selection_stats(all_rows, kept, policy),
+        "pool": {
+            "policy": policy,
+            "problems": len(verdicts),
+            "solved_by_any": sum(any(v.values()) for v in verdicts.values()),
+            "teachers": {t: _teacher_stats(t, rows_of[t], verdicts, kept) for t in order},
+        },
+    }
     write_jsonl(out / "traces.jsonl", traces)
     write_jsonl(out / "negatives.jsonl", negatives)
-    write_json(out / "pool.json", {"policy": policy, "teachers": order, "folders": {t: str(f) for t, f in
-                                                                                    folders.items()},
-                                   "verdicts": verdicts, "family_rate": family_rate})
+    write_json(
+        out / "pool.json",
+        {
+            "policy": policy,
+            "teachers": order,
+            "folders": {t: str(f) for t, f in folders.items()},
+            "verdicts": verdicts,
+            "family_rate": family_rate,
+        },
+    )
     write_json(out / "stats.json", stats)
     return stats
 
@@ -175,13 +201,17 @@ def pool_traces(folders: dict[str, str | Path], out: str | Path, policy: str = "
 def _teacher_stats(name: str, rows: list[dict], verdicts: dict, kept: list[dict]) -> dict:
     acc = [r for r in rows if r["accepted"]]
     only = sorted(pid for pid, v in verdicts.items() if v.get(name) and sum(v.values()) == 1)
-    return {"samples": len(rows), "accepted": len(acc),
-            "acceptance_rate": round(len(acc) / len(rows), 4) if rows else 0.0,
-            "problems_solved": sum(bool(v.get(name)) for v in verdicts.values()),
-            "mean_tokens": round(sum(r["tokens"] for r in rows) / len(rows), 1) if rows else 0.0,
-            "verified_mean_tokens": round(sum(r["tokens"] for r in acc) / len(acc), 1) if acc else 0.0,
-            "only_it_solved": len(only), "only_it_solved_ids": only[:20],
-            "kept": sum(r["teacher"] == name for r in kept)}
+    return {
+        "samples": len(rows),
+        "accepted": len(acc),
+        "acceptance_rate": round(len(acc) / len(rows), 4) if rows else 0.0,
+        "problems_solved": sum(bool(v.get(name)) for v in verdicts.values()),
+        "mean_tokens": round(sum(r["tokens"] for r in rows) / len(rows), 1) if rows else 0.0,
+        "verified_mean_tokens": round(sum(r["tokens"] for r in acc) / len(acc), 1) if acc else 0.0,
+        "only_it_solved": len(only),
+        "only_it_solved_ids": only[:20],
+        "kept": sum(r["teacher"] == name for r in kept),
+    }
 
 
 def _generation(folders: dict) -> dict:
@@ -190,8 +220,11 @@ def _generation(folders: dict) -> dict:
         g = read_json(Path(f) / "stats.json", "teacher stats.json").get("generation", {})
         tokens += g.get("new_tokens", 0) or 0
         seconds += g.get("seconds", 0) or 0
-    return {"new_tokens": int(tokens), "seconds": round(seconds, 2),
-            "tokens_per_s": round(tokens / seconds, 2) if seconds else None}
+    return {
+        "new_tokens": int(tokens),
+        "seconds": round(seconds, 2),
+        "tokens_per_s": round(tokens / seconds, 2) if seconds else None,
+    }
 
 
 def load_verdicts(path: str | Path) -> dict[str, dict[str, bool]]:
@@ -199,18 +232,24 @@ def load_verdicts(path: str | Path) -> dict[str, dict[str, bool]]:
     p = Path(path)
     f = p / "pool.json" if p.is_dir() else p
     if not f.is_file():
-        raise ReasonkdError(f"fusion.verdicts {path}: no pool.json; give the --out folder of "
-                            "`reasonkd teacher generate --teacher A --teacher B`")
+        raise ReasonkdError(
+            f"fusion.verdicts {path}: no pool.json; give the --out folder of "
+            "`reasonkd teacher generate --teacher A --teacher B`"
+        )
     return read_json(f, "pool.json")["verdicts"]
 
 
 def format_pool(stats: dict) -> str:
     """The per-teacher lines printed after pooling."""
     p = stats["pool"]
-    lines = [f"pool ({p['policy']}): {p['solved_by_any']}/{p['problems']} problems solved by at least one teacher; "
-             f"{stats['selection']['kept']} traces kept"]
+    lines = [
+        f"pool ({p['policy']}): {p['solved_by_any']}/{p['problems']} problems solved by at least one teacher; "
+        f"{stats['selection']['kept']} traces kept"
+    ]
     for t, s in p["teachers"].items():
-        lines.append(f"  {t}: acceptance {100 * s['acceptance_rate']:.1f}% ({s['accepted']}/{s['samples']}), "
-                     f"solved {s['problems_solved']}, only it solved {s['only_it_solved']}, mean length "
-                     f"{s['mean_tokens']:.0f} tokens, kept {s['kept']}")
+        lines.append(
+            f"  {t}: acceptance {100 * s['acceptance_rate']:.1f}% ({s['accepted']}/{s['samples']}), "
+            f"solved {s['problems_solved']}, only it solved {s['only_it_solved']}, mean length "
+            f"{s['mean_tokens']:.0f} tokens, kept {s['kept']}"
+        )
     return "\n".join(lines)

@@ -41,12 +41,28 @@ def make_row(item: dict, req: Request, res: dict, teacher: str) -> dict:
 
     parsed = parse_output(res["text"], res.get("reasoning_content"))
     accepted, error_type, pred = judge(item, parsed, res["finished"])
-    return {"id": item["id"], "sample_idx": req.sample_idx, "prompt": req.user, "system": req.system,
-            "trace": parsed.trace, "reasoning": parsed.reasoning, "final": parsed.final, "pred": pred,
-            "answer": reference_answer(item), "domain": item["domain"], "difficulty": item.get("difficulty"),
-            "template": item.get("template"), "split": item.get("split"), "teacher": teacher,
-            "tokens": res["new_tokens"], "prompt_tokens": res["prompt_tokens"], "finished": res["finished"],
-            "accepted": accepted, "error_type": error_type, "request": req.key[:16]}
+    return {
+        "id": item["id"],
+        "sample_idx": req.sample_idx,
+        "prompt": req.user,
+        "system": req.system,
+        "trace": parsed.trace,
+        "reasoning": parsed.reasoning,
+        "final": parsed.final,
+        "pred": pred,
+        "answer": reference_answer(item),
+        "domain": item["domain"],
+        "difficulty": item.get("difficulty"),
+        "template": item.get("template"),
+        "split": item.get("split"),
+        "teacher": teacher,
+        "tokens": res["new_tokens"],
+        "prompt_tokens": res["prompt_tokens"],
+        "finished": res["finished"],
+        "accepted": accepted,
+        "error_type": error_type,
+        "request": req.key[:16],
+    }
 
 
 def select_verified(rows: list[dict], prefer: str = "all") -> list[dict]:
@@ -69,12 +85,18 @@ def selection_stats(rows: list[dict], kept: list[dict], prefer: str) -> dict:
     n_problems = len({r["id"] for r in rows})
     spent = sum(r["tokens"] for r in rows)
     verified = [r for r in rows if r["accepted"]]
-    return {"prefer": prefer, "problems": n_problems, "samples": len(rows),
-            "acceptance_per_sample": round(len(verified) / len(rows), 4) if rows else 0.0,
-            "problems_solved": len({r["id"] for r in verified}), "kept": len(kept),
-            "kept_mean_tokens": round(sum(r["tokens"] for r in kept) / len(kept), 1) if kept else 0.0,
-            "verified_mean_tokens": round(sum(r["tokens"] for r in verified) / len(verified), 1) if verified else 0.0,
-            "teacher_tokens": spent, "teacher_tokens_per_kept": round(spent / len(kept), 1) if kept else None}
+    return {
+        "prefer": prefer,
+        "problems": n_problems,
+        "samples": len(rows),
+        "acceptance_per_sample": round(len(verified) / len(rows), 4) if rows else 0.0,
+        "problems_solved": len({r["id"] for r in verified}),
+        "kept": len(kept),
+        "kept_mean_tokens": round(sum(r["tokens"] for r in kept) / len(kept), 1) if kept else 0.0,
+        "verified_mean_tokens": round(sum(r["tokens"] for r in verified) / len(verified), 1) if verified else 0.0,
+        "teacher_tokens": spent,
+        "teacher_tokens_per_kept": round(spent / len(kept), 1) if kept else None,
+    }
 
 
 def finalize(store: ShardStore, teacher: str, settings: dict, this_run: dict) -> dict:
@@ -85,12 +107,31 @@ def finalize(store: ShardStore, teacher: str, settings: dict, this_run: dict) ->
     negatives = [{k: v for k, v in r.items() if k != "accepted"} for r in rows if not r["accepted"]]
     write_jsonl(store.out / "traces.jsonl", traces)
     write_jsonl(store.out / "negatives.jsonl", negatives)
-    stats = {"teacher": teacher, **compute_stats(rows), "generation": store.totals(),
-             "selection": selection_stats(rows, kept, prefer),
-             "settings": {k: settings.get(k) for k in ("backend", "engine", "teacher_int8", "k", "seed", "prefer",
-                                                       "temperature", "top_p",
-                                                       "max_new_tokens", "batch_size", "data", "split", "domain",
-                                                       "limit")},
-             "this_run": this_run}
+    stats = {
+        "teacher": teacher,
+        **compute_stats(rows),
+        "generation": store.totals(),
+        "selection": selection_stats(rows, kept, prefer),
+        "settings": {
+            k: settings.get(k)
+            for k in (
+                "backend",
+                "engine",
+                "teacher_int8",
+                "k",
+                "seed",
+                "prefer",
+                "temperature",
+                "top_p",
+                "max_new_tokens",
+                "batch_size",
+                "data",
+                "split",
+                "domain",
+                "limit",
+            )
+        },
+        "this_run": this_run,
+    }
     write_json(store.out / "stats.json", stats)
     return stats

@@ -57,8 +57,9 @@ def _shard_folders(out: Path) -> tuple[int, list[Path]]:
             found[(int(m.group(1)), int(m.group(2)))] = p
     counts = {n for _, n in found}
     if not found:
-        raise ReasonkdError(f"{out}: no shard-i-of-n folders; run `reasonkd teacher generate ... --out {out} "
-                            "--shard i/n` first")
+        raise ReasonkdError(
+            f"{out}: no shard-i-of-n folders; run `reasonkd teacher generate ... --out {out} --shard i/n` first"
+        )
     if len(counts) > 1:
         raise ReasonkdError(f"{out}: shard folders of different splits ({sorted(counts)}); keep one n")
     n = counts.pop()
@@ -67,8 +68,7 @@ def _shard_folders(out: Path) -> tuple[int, list[Path]]:
         raise ReasonkdError(f"{out}: shards {missing} of {n} are missing; run them with --shard i/{n}")
     unfinished = [found[(i, n)].name for i in range(n) if not (found[(i, n)] / "stats.json").is_file()]
     if unfinished:
-        raise ReasonkdError(f"{out}: {', '.join(unfinished)} not finished; rerun their generate command "
-                            "(it resumes)")
+        raise ReasonkdError(f"{out}: {', '.join(unfinished)} not finished; rerun their generate command (it resumes)")
     return n, [found[(i, n)] for i in range(n)]
 
 
@@ -83,8 +83,10 @@ def merge_shards(out: str | Path) -> dict:
     for folder in folders:
         stats = json.loads((folder / "stats.json").read_text(encoding="utf-8"))
         if teacher is not None and stats.get("teacher") != teacher:
-            raise ReasonkdError(f"{folder}: teacher {stats.get('teacher')!r} differs from the other shards' "
-                                f"{teacher!r}; merge shards of one run")
+            raise ReasonkdError(
+                f"{folder}: teacher {stats.get('teacher')!r} differs from the other shards' "
+                f"{teacher!r}; merge shards of one run"
+            )
         teacher, settings = stats.get("teacher"), stats.get("settings")
         for key in generation:
             generation[key] += (stats.get("generation") or {}).get(key) or 0
@@ -100,9 +102,15 @@ def merge_shards(out: str | Path) -> dict:
     write_jsonl(out / "traces.jsonl", traces)
     write_jsonl(out / "negatives.jsonl", negatives)
     seconds = generation["seconds"]
-    generation.update(seconds=round(seconds, 2),
-                      tokens_per_s=round(generation["new_tokens"] / seconds, 1) if seconds else None)
-    merged = {"teacher": teacher, **compute_stats(rows), "generation": generation, "settings": settings,
-              "merged": {"shards": n, "folders": [f.name for f in folders], "duplicates_dropped": duplicates}}
+    generation.update(
+        seconds=round(seconds, 2), tokens_per_s=round(generation["new_tokens"] / seconds, 1) if seconds else None
+    )
+    merged = {
+        "teacher": teacher,
+        **compute_stats(rows),
+        "generation": generation,
+        "settings": settings,
+        "merged": {"shards": n, "folders": [f.name for f in folders], "duplicates_dropped": duplicates},
+    }
     write_json(out / "stats.json", merged)
     return merged

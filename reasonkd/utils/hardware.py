@@ -31,11 +31,28 @@ from reasonkd.utils.io import write_json
 log = logging.getLogger(__name__)
 
 # the CPU flags that decide precision and speed (x86 names from /proc/cpuinfo; "bf16" is ARM's)
-FLAGS_THAT_MATTER = ("avx2", "fma", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile",
-                     "amx_bf16", "asimd", "sve", "bf16")
+FLAGS_THAT_MATTER = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_vnni",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_tile",
+    "amx_bf16",
+    "asimd",
+    "sve",
+    "bf16",
+)
 NATIVE_BF16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86; on ARM the flag is "bf16"
-DTYPE_NAMES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-               "float16": "float16", "fp16": "float16"}
+DTYPE_NAMES = {
+    "float32": "float32",
+    "fp32": "float32",
+    "bfloat16": "bfloat16",
+    "bf16": "bfloat16",
+    "float16": "float16",
+    "fp16": "float16",
+}
 MATMUL_N = 384  # tie-breaker size, one thread: ~1 ms in fp32, ~0.1 s in bf16 without native kernels
 PROBE_VERSION = 2  # bump when the measurement changes: older cached figures are then measured again
 SLOWER_MARGIN = 0.8  # bf16 must reach this fraction of fp32's GFLOP/s to be picked where flags allow it
@@ -60,8 +77,9 @@ class Machine:
 
     @property
     def native_bf16(self) -> bool:
-        return any(f in self.flags for f in NATIVE_BF16_FLAGS) or (self.arch in ("aarch64", "arm64")
-                                                                   and "bf16" in self.flags)
+        return any(f in self.flags for f in NATIVE_BF16_FLAGS) or (
+            self.arch in ("aarch64", "arm64") and "bf16" in self.flags
+        )
 
     @property
     def isa(self) -> str:
@@ -80,8 +98,10 @@ class Machine:
     def summary(self) -> str:
         """One line for benchmark records and timings: model, vector level, flags, cores, torch."""
         gpu = f", GPU {self.gpu}" if self.gpu else ""
-        return (f"{self.cpu_model} ({self.isa}; flags: {' '.join(self.flags) or 'none of note'}), "
-                f"{self.cores} cores{gpu}, torch {self.torch}")
+        return (
+            f"{self.cpu_model} ({self.isa}; flags: {' '.join(self.flags) or 'none of note'}), "
+            f"{self.cores} cores{gpu}, torch {self.torch}"
+        )
 
 
 def reasonkd_home() -> Path:
@@ -104,12 +124,14 @@ def read_cpu(cpuinfo: str | None = None) -> tuple[str, list[str]]:
             model = value.strip()
         elif key in ("flags", "features") and not flags:
             flags = set(value.split())
-    return model or platform.processor() or platform.machine() or "unknown CPU", \
-        [f for f in FLAGS_THAT_MATTER if f in flags]
+    return model or platform.processor() or platform.machine() or "unknown CPU", [
+        f for f in FLAGS_THAT_MATTER if f in flags
+    ]
 
 
-def matmul_gflops(dtype_name: str, device: str = "cpu", n: int = MATMUL_N, budget_s: float = 0.05,
-                  threads: int | None = 1) -> float:
+def matmul_gflops(
+    dtype_name: str, device: str = "cpu", n: int = MATMUL_N, budget_s: float = 0.05, threads: int | None = 1
+) -> float:
     """GFLOP/s of an n x n matmul in `dtype_name` on `device`: the fastest of the repeats that fit in
     ~budget_s after one warm-up (the fastest, because other processes on a shared machine only ever
     slow a repeat down). `threads`: CPU threads for the measurement (None = torch's current setting)."""
@@ -136,7 +158,7 @@ def matmul_gflops(dtype_name: str, device: str = "cpu", n: int = MATMUL_N, budge
                 break
     finally:
         torch.set_num_threads(before)
-    return 2 * n ** 3 / best / 1e9
+    return 2 * n**3 / best / 1e9
 
 
 def machine_key(cpu_model: str, flags: list[str], gpu: str | None, torch_version: str) -> str:
@@ -158,8 +180,15 @@ def probe(refresh: bool = False) -> Machine:
 
     cpu_model, flags = read_cpu()
     gpu = torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
-    m = Machine(cpu_model=cpu_model, arch=platform.machine(), flags=flags, cores=os.cpu_count() or 1,
-                torch=torch.__version__, gpu=gpu, gpu_bf16=bool(gpu) and torch.cuda.is_bf16_supported())
+    m = Machine(
+        cpu_model=cpu_model,
+        arch=platform.machine(),
+        flags=flags,
+        cores=os.cpu_count() or 1,
+        torch=torch.__version__,
+        gpu=gpu,
+        gpu_bf16=bool(gpu) and torch.cuda.is_bf16_supported(),
+    )
     path = cache_dir() / f"{machine_key(cpu_model, flags, gpu, m.torch)}-v{PROBE_VERSION}.json"
     try:
         cached = json.loads(path.read_text()) if path.is_file() and not refresh else {}
@@ -205,8 +234,10 @@ def auto_choice(device: str = "cpu", m: Machine | None = None) -> tuple[str, str
         ratio = f"; fp32 is {f32 / b16:.0f}x faster here" if f32 and b16 and f32 >= 2 * b16 else ""
         return "float32", f"this CPU has no native bf16 ({m.isa}){ratio}"
     if f32 and b16 < SLOWER_MARGIN * f32:
-        return "float32", (f"this CPU reports bf16 ({m.isa}) but bf16 matmuls measured slower than fp32 here "
-                           f"({b16:.0f} vs {f32:.0f} GFLOP/s)")
+        return "float32", (
+            f"this CPU reports bf16 ({m.isa}) but bf16 matmuls measured slower than fp32 here "
+            f"({b16:.0f} vs {f32:.0f} GFLOP/s)"
+        )
     speed = f"; bf16 matmuls {b16:.0f} vs fp32 {f32:.0f} GFLOP/s" if f32 and b16 else ""
     return "bfloat16", f"this CPU has native bf16 ({m.isa}){speed}"
 

@@ -71,8 +71,9 @@ def write_jsonl(path: str | os.PathLike, rows: Iterable[dict]) -> int:
     return n
 
 
-def read_text(path: str | os.PathLike, what: str = "text file", error: type | None = None,
-              allow_empty: bool = False) -> str:
+def read_text(
+    path: str | os.PathLike, what: str = "text file", error: type | None = None, allow_empty: bool = False
+) -> str:
     """The UTF-8 text of `path`; binary, non-UTF-8, missing and (unless allow_empty) empty files raise
     one `error` (ReasonkdError by default) naming the file, and the line for a bad byte."""
     from reasonkd.errors import ReasonkdError
@@ -88,14 +89,17 @@ def read_text(path: str | os.PathLike, what: str = "text file", error: type | No
     except OSError as e:
         raise error(f"{path}: cannot read it ({e.strerror})") from None
     if b"\x00" in data:  # text formats never hold NUL; UTF-16 and binary files do
-        raise error(f"{path}: binary data (a NUL byte at offset {data.find(0)}), not a UTF-8 {what}; "
-                    "pass the text file itself (UTF-16 files: save them as UTF-8)")
+        raise error(
+            f"{path}: binary data (a NUL byte at offset {data.find(0)}), not a UTF-8 {what}; "
+            "pass the text file itself (UTF-16 files: save them as UTF-8)"
+        )
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as e:
-        line = data[:e.start].count(b"\n") + 1
-        raise error(f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
-                    f"save the {what} as UTF-8") from None
+        line = data[: e.start].count(b"\n") + 1
+        raise error(
+            f"{path}:{line}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); save the {what} as UTF-8"
+        ) from None
     if not text.strip() and not allow_empty:
         raise error(f"{path}: empty file, expected a {what}")
     return text.removeprefix("\ufeff")  # a UTF-8 byte-order mark is not content
@@ -112,12 +116,15 @@ def read_json(path: str | os.PathLike, what: str = "JSON file", error: type | No
     except (json.JSONDecodeError, RecursionError) as e:
         where = f"{path}:{e.lineno}" if isinstance(e, json.JSONDecodeError) else str(path)
         cut = isinstance(e, json.JSONDecodeError) and e.pos >= len(text.rstrip())
-        raise error(f"{where}: not valid JSON{' (the file ends early: truncated?)' if cut else ''} "
-                    f"({getattr(e, 'msg', 'nested too deeply')}); re-create the {what}") from None
+        raise error(
+            f"{where}: not valid JSON{' (the file ends early: truncated?)' if cut else ''} "
+            f"({getattr(e, 'msg', 'nested too deeply')}); re-create the {what}"
+        ) from None
 
 
-def iter_jsonl(path: str | os.PathLike, allow_empty: bool = True,
-               what: str = "JSONL file") -> Iterator[tuple[int, dict]]:
+def iter_jsonl(
+    path: str | os.PathLike, allow_empty: bool = True, what: str = "JSONL file"
+) -> Iterator[tuple[int, dict]]:
     """(line number, row) for each non-blank line of a JSONL file of objects. Bad input raises one
     ReasonkdError naming file:line: binary or non-UTF-8 data, a line that is not a JSON object, a last
     line cut mid-record, and (allow_empty=False) an empty file."""
@@ -133,8 +140,10 @@ def iter_jsonl(path: str | os.PathLike, allow_empty: bool = True,
         except (json.JSONDecodeError, RecursionError) as e:
             msg = getattr(e, "msg", "nested too deeply")
             if lineno == len(lines) and not text.endswith("\n"):
-                raise ReasonkdError(f"{path}:{lineno}: the last line ends mid-record ({msg}): the file looks "
-                                    "truncated; re-create it or delete that line") from None
+                raise ReasonkdError(
+                    f"{path}:{lineno}: the last line ends mid-record ({msg}): the file looks "
+                    "truncated; re-create it or delete that line"
+                ) from None
             raise ReasonkdError(f"{path}:{lineno}: not valid JSON ({msg}); fix or remove that line") from None
         if not isinstance(row, dict):
             raise ReasonkdError(f"{path}:{lineno}: expected one JSON object per line, got {type(row).__name__}")

@@ -131,17 +131,31 @@ def _classify(returncode: int | None, timed_out: bool, marker: bool, stderr: str
 
 
 def _clean_env(work: str) -> dict[str, str]:
-    return {"PATH": "/usr/bin:/bin", "HOME": work, "TMPDIR": work, "LANG": "C.UTF-8", "PYTHONHASHSEED": "0",
-            "OMP_NUM_THREADS": "1", "PYTHONIOENCODING": "utf-8"}
+    return {
+        "PATH": "/usr/bin:/bin",
+        "HOME": work,
+        "TMPDIR": work,
+        "LANG": "C.UTF-8",
+        "PYTHONHASHSEED": "0",
+        "OMP_NUM_THREADS": "1",
+        "PYTHONIOENCODING": "utf-8",
+    }
 
 
 def _run_sandlock(cmd, work, timeout, memory_mb, max_processes):
     import sandlock  # lazy: an optional backend (Linux only), probed before use
 
     readable = [p for p in _python_ro() + SYSTEM_RO + DEVICES if os.path.exists(p)]
-    sb = sandlock.Sandbox(fs_readable=readable, fs_writable=[work], clean_env=True,
-                          env=_clean_env(work), cwd=work, max_memory=f"{memory_mb + 64}M",
-                          max_processes=max_processes, no_coredump=True)
+    sb = sandlock.Sandbox(
+        fs_readable=readable,
+        fs_writable=[work],
+        clean_env=True,
+        env=_clean_env(work),
+        cwd=work,
+        max_memory=f"{memory_mb + 64}M",
+        max_processes=max_processes,
+        no_coredump=True,
+    )
     r = sb.run(cmd, timeout=timeout)
     if r.error:
         return None, False, r.error
@@ -155,8 +169,15 @@ def _run_sandlock(cmd, work, timeout, memory_mb, max_processes):
 
 
 def _run_process(cmd, work, timeout):
-    proc = subprocess.Popen(cmd, cwd=work, env=_clean_env(work), stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=work,
+        env=_clean_env(work),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     timed_out = False
     try:
         _, err = proc.communicate(timeout=timeout)
@@ -170,9 +191,17 @@ def _run_process(cmd, work, timeout):
     return proc.returncode, timed_out, (err or b"")[-MAX_CAPTURE:].decode("utf-8", "replace")
 
 
-def run_in_sandbox(code: str, timeout: float = 10.0, memory_mb: int = 512, *, max_processes: int = 32,
-                   max_file_mb: int = 16, max_open_files: int = 256, backend: str | None = None,
-                   base_dir: str | None = None) -> SandboxResult:
+def run_in_sandbox(
+    code: str,
+    timeout: float = 10.0,
+    memory_mb: int = 512,
+    *,
+    max_processes: int = 32,
+    max_file_mb: int = 16,
+    max_open_files: int = 256,
+    backend: str | None = None,
+    base_dir: str | None = None,
+) -> SandboxResult:
     """Run `code` as a Python program in a fresh folder; see the module doc for the guarantees."""
     backend = backend or sandbox_backend()
     if backend not in BACKENDS:
@@ -187,12 +216,20 @@ def run_in_sandbox(code: str, timeout: float = 10.0, memory_mb: int = 512, *, ma
         with open(os.path.join(work, ".nonce"), "w") as f:  # read and deleted by the bootstrap
             f.write(nonce)
         root_uid = os.geteuid() == 0
-        cfg = {"work": work, "program": "program.py", "cpu_s": math.ceil(timeout) + 1, "mem": memory_mb << 20,
-               "fsize": max_file_mb << 20, "nofile": max_open_files,
-               "nproc": max_processes if backend == "unshare" and not root_uid else 0,
-               "guard": backend == "rlimit" or (backend == "unshare" and root_uid),
-               "jail": backend == "unshare", "root": os.path.join(work, ".root"),
-               "ro_paths": SYSTEM_RO + _python_ro(), "devices": DEVICES}
+        cfg = {
+            "work": work,
+            "program": "program.py",
+            "cpu_s": math.ceil(timeout) + 1,
+            "mem": memory_mb << 20,
+            "fsize": max_file_mb << 20,
+            "nofile": max_open_files,
+            "nproc": max_processes if backend == "unshare" and not root_uid else 0,
+            "guard": backend == "rlimit" or (backend == "unshare" and root_uid),
+            "jail": backend == "unshare",
+            "root": os.path.join(work, ".root"),
+            "ro_paths": SYSTEM_RO + _python_ro(),
+            "devices": DEVICES,
+        }
         if backend == "unshare":
             os.mkdir(cfg["root"])
         cmd = [PYTHON, "-I", "-B", "-c", BOOT, json.dumps(cfg)]
@@ -201,8 +238,22 @@ def run_in_sandbox(code: str, timeout: float = 10.0, memory_mb: int = 512, *, ma
                 rc, timed_out, extra = _run_sandlock(cmd, work, timeout, memory_mb, max_processes)
             elif backend == "unshare":
                 rc, timed_out, extra = _run_process(
-                    ["unshare", "--user", "--map-root-user", "--mount", "--net", "--pid", "--ipc", "--uts",
-                     "--fork", "--kill-child", *cmd], work, timeout)
+                    [
+                        "unshare",
+                        "--user",
+                        "--map-root-user",
+                        "--mount",
+                        "--net",
+                        "--pid",
+                        "--ipc",
+                        "--uts",
+                        "--fork",
+                        "--kill-child",
+                        *cmd,
+                    ],
+                    work,
+                    timeout,
+                )
             else:
                 rc, timed_out, extra = _run_process(cmd, work, timeout)
         except OSError as e:
@@ -212,7 +263,7 @@ def run_in_sandbox(code: str, timeout: float = 10.0, memory_mb: int = 512, *, ma
         tail = f"\n{nonce}\n"
         marker = stdout.endswith(tail)
         if marker:
-            stdout = stdout[:-len(tail)]
+            stdout = stdout[: -len(tail)]
         status = _classify(rc, timed_out, marker, stderr)
         if status == "incomplete":
             stderr += "\n[sandbox] exited 0 before the program's end (stdout closed or early exit)"
@@ -228,8 +279,9 @@ def _probe(backend: str) -> bool:
                 import sandlock  # noqa: F401
             if backend == "unshare" and not shutil.which("unshare"):
                 raise OSError("no unshare")
-            r = run_in_sandbox("import os\nopen('probe.txt', 'w').write('ok')\nprint(6 * 7)", timeout=20,
-                               backend=backend)
+            r = run_in_sandbox(
+                "import os\nopen('probe.txt', 'w').write('ok')\nprint(6 * 7)", timeout=20, backend=backend
+            )
             _probed[backend] = r.ok and r.stdout.strip() == "42"
         except Exception:  # noqa: BLE001 - any failure means "not usable here"
             _probed[backend] = False

@@ -13,8 +13,18 @@ def test_doctor_prints_what_a_bug_report_needs(capsys):
     assert main(["doctor"]) == 0
     assert time.perf_counter() - t0 < 15
     out = capsys.readouterr().out
-    for heading in ("CPU:", "flags:", "cores:", "memory:", "versions:", "matmul:", "auto:", "engines:", "sandbox:",
-                    "models:"):
+    for heading in (
+        "CPU:",
+        "flags:",
+        "cores:",
+        "memory:",
+        "versions:",
+        "matmul:",
+        "auto:",
+        "engines:",
+        "sandbox:",
+        "models:",
+    ):
         assert heading in out
     assert "torch " in out and "transformers " in out and "float32" in out and "GFLOP/s" in out
     assert "hf: yes" in out and "smollm2-135m" in out

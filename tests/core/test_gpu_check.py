@@ -12,8 +12,9 @@ SCRIPT = Path(__file__).resolve().parents[2] / "scripts" / "gpu_check.sh"
 
 def _run(tmp_path, *args):
     env = {**os.environ, "OUT": str(tmp_path / "gc")}
-    return subprocess.run(["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=120,
-                          cwd=SCRIPT.parents[1])
+    return subprocess.run(
+        ["bash", str(SCRIPT), *args], env=env, capture_output=True, text=True, timeout=120, cwd=SCRIPT.parents[1]
+    )
 
 
 def test_no_gpu_exits_with_a_clear_message(tmp_path):
@@ -33,8 +34,13 @@ def test_dry_run_lists_every_step(tmp_path):
         assert step in done.stdout
     table = (tmp_path / "gc" / "summary.md").read_text()
     assert "| step | status | seconds | result |" in table
-    assert [line.split("|")[1].strip() for line in table.splitlines() if "dry-run" in line] == \
-        ["data", "teacher-vllm", "teacher-hf-cuda", "distill-cuda", "demo-quick-cuda"]
+    assert [line.split("|")[1].strip() for line in table.splitlines() if "dry-run" in line] == [
+        "data",
+        "teacher-vllm",
+        "teacher-hf-cuda",
+        "distill-cuda",
+        "demo-quick-cuda",
+    ]
     recipe = tmp_path / "gc" / "distill.yaml"  # the smoke run's recipe loads as a DistillRecipe
     from reasonkd.config import load_config
     from reasonkd.distill.recipe import DistillRecipe

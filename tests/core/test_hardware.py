@@ -27,8 +27,16 @@ Features	: fp asimd evtstrm aes sve bf16 i8mm
 def machine(monkeypatch, cpuinfo: str, arch: str = "x86_64", gflops=None, gpu=None, gpu_bf16=False):
     """Make `probe()` return a machine built from this cpuinfo text (nothing measured)."""
     model, flags = hardware.read_cpu(cpuinfo)
-    m = hardware.Machine(cpu_model=model, arch=arch, flags=flags, cores=2, torch=torch.__version__, gpu=gpu,
-                         gpu_bf16=gpu_bf16, gflops={"cpu": gflops or {"float32": 90.0, "bfloat16": 0.6}})
+    m = hardware.Machine(
+        cpu_model=model,
+        arch=arch,
+        flags=flags,
+        cores=2,
+        torch=torch.__version__,
+        gpu=gpu,
+        gpu_bf16=gpu_bf16,
+        gflops={"cpu": gflops or {"float32": 90.0, "bfloat16": 0.6}},
+    )
     monkeypatch.setattr(hardware, "_machine", m)
     monkeypatch.setattr(hardware, "_choices", {})
     return m
@@ -125,8 +133,9 @@ def test_choice_is_written_into_saved_configs(avx2, tmp_path):
     loaded = load_demo_config()  # defaults -> dict -> config again: "auto" is still auto, with its reason
     assert loaded.autocast_reason.startswith(why) and distill_recipe(loaded, tmp_path).autocast_reason.startswith(why)
     assert load_config(DemoConfig, tmp_path / "config.yaml") == cfg  # comments: it loads back unchanged
-    explicit = save_config(DemoConfig(dtype="bfloat16", distill=from_dict(DistillRecipe, {"bf16_autocast": True})),
-                           tmp_path, "x.yaml").read_text()
+    explicit = save_config(
+        DemoConfig(dtype="bfloat16", distill=from_dict(DistillRecipe, {"bf16_autocast": True})), tmp_path, "x.yaml"
+    ).read_text()
     assert "dtype: bfloat16 — bfloat16 set explicitly" in explicit
     assert "bf16 autocast: on — on, set explicitly" in explicit
     recipe_text = save_config(from_dict(DistillRecipe, {"student": "s"}), tmp_path, "distill.yaml").read_text()
@@ -137,10 +146,28 @@ def test_choice_is_written_into_saved_configs(avx2, tmp_path):
 def test_choice_is_shown_in_the_report(avx2, tmp_path):
     from reasonkd.eval.report import write_report
 
-    samples = [{"idx": i, "id": f"q{i}", "sample": 0, "prompt": "q", "completion": "#### 1", "extracted": {},
-                "verdict": v, "reference": "1"} for i, v in enumerate([1, 0, 1])]
-    r = {"label": "student", "model": "student", "kind": "model", "params": 1e8, "throughput": {}, "cases": [],
-         "tasks": {"gsm8k": {"metrics": {"accuracy": 2 / 3, "ci": [0.3, 1.0], "n": 3}, "samples": samples}}}
+    samples = [
+        {
+            "idx": i,
+            "id": f"q{i}",
+            "sample": 0,
+            "prompt": "q",
+            "completion": "#### 1",
+            "extracted": {},
+            "verdict": v,
+            "reference": "1",
+        }
+        for i, v in enumerate([1, 0, 1])
+    ]
+    r = {
+        "label": "student",
+        "model": "student",
+        "kind": "model",
+        "params": 1e8,
+        "throughput": {},
+        "cases": [],
+        "tasks": {"gsm8k": {"metrics": {"accuracy": 2 / 3, "ci": [0.3, 1.0], "n": 3}, "samples": samples}},
+    }
     r["dtype"], r["precision"] = hardware.auto_choice("cpu")
     paths = write_report([r], tmp_path, notes=["bf16 autocast: off — this CPU has no native bf16 (AVX2 only)"])
     html = paths["html"].read_text()

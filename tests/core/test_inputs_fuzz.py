@@ -10,12 +10,33 @@ from hypothesis import strategies as st
 
 from reasonkd.errors import ConfigError, ReasonkdError
 
-ITEM = {"id": "m-1", "domain": "math", "question": "What is 2 + 2?", "answer": "4", "verifier": "math_numeric",
-        "kind": "original", "split": "test", "difficulty": 1}
-GOOD_JSONL = "".join(json.dumps({**ITEM, "id": f"m-{i}", "prompt": "What is 2 + 2?", "trace": "2 + 2 = 4. #### 4",
-                                 "answer": "Step: 2 + 2 = 4\n#### 4"}) + "\n" for i in range(3))
-GOOD_YAML = ("student: smollm2-135m\nteacher: qwen2.5-coder-0.5b\nbatch_size: 2\n"
-             "stages:\n  - {name: a, kind: output, steps: 1}\n")
+ITEM = {
+    "id": "m-1",
+    "domain": "math",
+    "question": "What is 2 + 2?",
+    "answer": "4",
+    "verifier": "math_numeric",
+    "kind": "original",
+    "split": "test",
+    "difficulty": 1,
+}
+GOOD_JSONL = "".join(
+    json.dumps(
+        {
+            **ITEM,
+            "id": f"m-{i}",
+            "prompt": "What is 2 + 2?",
+            "trace": "2 + 2 = 4. #### 4",
+            "answer": "Step: 2 + 2 = 4\n#### 4",
+        }
+    )
+    + "\n"
+    for i in range(3)
+)
+GOOD_YAML = (
+    "student: smollm2-135m\nteacher: qwen2.5-coder-0.5b\nbatch_size: 2\n"
+    "stages:\n  - {name: a, kind: output, steps: 1}\n"
+)
 
 
 def _read_jsonl(p):
@@ -75,11 +96,20 @@ def _logit_cache_meta(p):
     return LogitCache(folder)
 
 
-JSONL_READERS = {"read_jsonl": _read_jsonl, "load_items": _load_items, "read_gsm8k": _read_gsm8k,
-                 "load_traces": _load_traces, "eval_gsm8k": _eval_gsm8k, "eval_humaneval": _eval_humaneval}
+JSONL_READERS = {
+    "read_jsonl": _read_jsonl,
+    "load_items": _load_items,
+    "read_gsm8k": _read_gsm8k,
+    "load_traces": _load_traces,
+    "eval_gsm8k": _eval_gsm8k,
+    "eval_humaneval": _eval_humaneval,
+}
 READERS = {**JSONL_READERS, "load_config": _load_config, "logit_cache": _logit_cache_meta}
-GOOD = {**{k: GOOD_JSONL for k in JSONL_READERS}, "load_config": GOOD_YAML,
-        "logit_cache": json.dumps({"format": "reasonkd-logit-cache", "k": 2}, indent=1)}
+GOOD = {
+    **{k: GOOD_JSONL for k in JSONL_READERS},
+    "load_config": GOOD_YAML,
+    "logit_cache": json.dumps({"format": "reasonkd-logit-cache", "k": 2}, indent=1),
+}
 
 BAD = {
     "binary": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00",
@@ -135,10 +165,13 @@ def test_logit_cache_damaged_shard(tmp_path):
 
     folder = tmp_path / "cache"
     folder.mkdir()
-    (folder / "meta.json").write_text(json.dumps({"format": FORMAT, "version": VERSION, "k": 2,
-                                                  "shards": ["shard-00000.safetensors"], "tokenizer_hash": "x"}))
+    (folder / "meta.json").write_text(
+        json.dumps(
+            {"format": FORMAT, "version": VERSION, "k": 2, "shards": ["shard-00000.safetensors"], "tokenizer_hash": "x"}
+        )
+    )
     (folder / "index.json").write_text(json.dumps({"a": [0, 0]}))
-    (folder / "shard-00000.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{\"a\"")
+    (folder / "shard-00000.safetensors").write_bytes(b'\x10\x00\x00\x00\x00\x00\x00\x00{"a"')
     with pytest.raises(ReasonkdError, match="shard-00000.safetensors: unreadable logit-cache shard"):
         LogitCache(folder).get("a")
 
@@ -158,8 +191,11 @@ def test_fuzz_random_bytes(tmp_path, reader, data):
 
 
 @FUZZ
-@given(reader=st.sampled_from(sorted(READERS)), cut=st.integers(min_value=0, max_value=400),
-       flip=st.one_of(st.none(), st.tuples(st.integers(0, 400), st.integers(0, 255))))
+@given(
+    reader=st.sampled_from(sorted(READERS)),
+    cut=st.integers(min_value=0, max_value=400),
+    flip=st.one_of(st.none(), st.tuples(st.integers(0, 400), st.integers(0, 255))),
+)
 def test_fuzz_truncations_and_flipped_bytes(tmp_path, reader, cut, flip):
     data = bytearray(GOOD[reader].encode()[:cut])
     if flip is not None and data:
@@ -178,7 +214,8 @@ def test_eval_cli_binary_data_is_one_line(tmp_path, capsys, tiny_llama_dir):
 
     p = tmp_path / "test.jsonl"
     p.write_bytes(BAD["binary"])
-    rc = main(["eval", "--model", str(tiny_llama_dir), "--tasks", "gsm8k", "--data", str(p),
-               "--out", str(tmp_path / "out")])
+    rc = main(
+        ["eval", "--model", str(tiny_llama_dir), "--tasks", "gsm8k", "--data", str(p), "--out", str(tmp_path / "out")]
+    )
     err = capsys.readouterr().err
     assert rc == 1 and "test.jsonl" in err and "Traceback" not in err, err

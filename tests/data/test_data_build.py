@@ -25,10 +25,19 @@ from reasonkd.errors import ReasonkdError
 
 QUICK = Path(__file__).resolve().parents[2] / "recipes" / "data" / "quick.yaml"
 DEFAULT = QUICK.with_name("default.yaml")
-SMALL = ["math.per_family=4", "math.gsm_symbolic=6", "code.per_task=2",
-         "code.tasks=[roman,rotate_left,binary_search,spiral]", "logic.zebra=4", "logic.sudoku=4",
-         "logic.sudoku_sizes=[4,6]", "augment.negatives=0.6", "augment.subtasks=0.5", "augment.logic_variants=1.0",
-         "decontam.humaneval=true"]
+SMALL = [
+    "math.per_family=4",
+    "math.gsm_symbolic=6",
+    "code.per_task=2",
+    "code.tasks=[roman,rotate_left,binary_search,spiral]",
+    "logic.zebra=4",
+    "logic.sudoku=4",
+    "logic.sudoku_sizes=[4,6]",
+    "augment.negatives=0.6",
+    "augment.subtasks=0.5",
+    "augment.logic_variants=1.0",
+    "decontam.humaneval=true",
+]
 
 
 @pytest.fixture(scope="module")
@@ -44,8 +53,16 @@ def rows(built):
 
 
 def test_files_schema_and_stats(built, rows):
-    for name in ("train.jsonl", "val.jsonl", "test.jsonl", "stats.json", "decontam.json", "config.yaml",
-                 "parquet/train.parquet", "parquet/test.parquet"):
+    for name in (
+        "train.jsonl",
+        "val.jsonl",
+        "test.jsonl",
+        "stats.json",
+        "decontam.json",
+        "config.yaml",
+        "parquet/train.parquet",
+        "parquet/test.parquet",
+    ):
         assert (built / name).is_file(), name
     assert {r["domain"] for r in rows} == {"math", "code", "logic"}
     assert {r["kind"] for r in rows} == {"original", "variant", "negative", "subtask"}
@@ -118,8 +135,7 @@ def test_test_split_holds_out_whole_templates(built, rows):
 
 
 def test_same_seed_gives_identical_bytes(tmp_path):
-    overrides = ["math.per_family=3", "logic.zebra=2", "logic.sudoku=2", "code.per_task=1",
-                 "code.tasks=[roman,lis]"]
+    overrides = ["math.per_family=3", "logic.zebra=2", "logic.sudoku=2", "code.per_task=1", "code.tasks=[roman,lis]"]
     a = build_dataset(load_config(DataRecipe, QUICK, overrides), tmp_path / "a")
     b = build_dataset(load_config(DataRecipe, QUICK, overrides), tmp_path / "b")
     files = sorted(p.relative_to(a) for p in a.rglob("*") if p.is_file())
@@ -163,9 +179,17 @@ def test_import_and_decontamination(tmp_path):
     leaked = next(it for it in items if it.kind == "original" and it.split == "train")
     # an eval file holding one of our training questions verbatim, plus an unrelated one
     eval_file = _gsm_file(tmp_path / "eval.jsonl", [leaked.question, "How many legs do 3 spiders have?"])
-    recipe = load_config(DataRecipe, QUICK, ["math.per_family=3", "logic.zebra=0", "logic.sudoku=0",
-                                             f"decontam.gsm8k_files=[{eval_file}]",
-                                             f"imports=[{{path: {eval_file}, split: test, name: gsm8k_test}}]"])
+    recipe = load_config(
+        DataRecipe,
+        QUICK,
+        [
+            "math.per_family=3",
+            "logic.zebra=0",
+            "logic.sudoku=0",
+            f"decontam.gsm8k_files=[{eval_file}]",
+            f"imports=[{{path: {eval_file}, split: test, name: gsm8k_test}}]",
+        ],
+    )
     out = build_dataset(recipe, tmp_path / "out")
     report = json.loads((out / "decontam.json").read_text())
     removed = {r["id"]: r for r in report["items"]}
@@ -181,11 +205,23 @@ def test_humaneval_prompts_are_decontaminated():
     from reasonkd.data.schema import Item
 
     task_id, prompt = humaneval_prompts()[0]
-    orig = Item(id="code-x-00000", domain="code", question="Solve:\n" + prompt, answer="pass", verifier="code_tests",
-                template="code_x")
+    orig = Item(
+        id="code-x-00000",
+        domain="code",
+        question="Solve:\n" + prompt,
+        answer="pass",
+        verifier="code_tests",
+        template="code_x",
+    )
     child = orig.derive("v1", kind="variant", question="something else entirely")
-    clean = Item(id="code-y-00000", domain="code", question="Write a function that adds two numbers.",
-                 answer="pass", verifier="code_tests", template="code_y")
+    clean = Item(
+        id="code-y-00000",
+        domain="code",
+        question="Write a function that adds two numbers.",
+        answer="pass",
+        verifier="code_tests",
+        template="code_y",
+    )
     kept, report = decontaminate([orig, child, clean], EvalIndex.build(humaneval=True))
     assert [k.id for k in kept] == ["code-y-00000"]
     assert report["removed"] == 2 and report["by_reason"] == {"10-gram": 1, "parent removed": 1}
@@ -194,8 +230,10 @@ def test_humaneval_prompts_are_decontaminated():
 
 def test_cli_build_prints_stats_and_bad_key_exits_2(tmp_path, capsys):
     out = tmp_path / "cli"
-    assert main(["data", "build", str(QUICK), "--out", str(out), "math.per_family=2", "logic.zebra=1",
-                 "logic.sudoku=1"]) == 0
+    assert (
+        main(["data", "build", str(QUICK), "--out", str(out), "math.per_family=2", "logic.zebra=1", "logic.sudoku=1"])
+        == 0
+    )
     printed = capsys.readouterr().out
     assert " items" in printed and "dropped by verification: 0" in printed
     assert main(["data", "build", str(QUICK), "--out", str(out), "math.per_famly=2"]) == 2
@@ -227,7 +265,13 @@ def test_split_repeats_drop_the_trainable_side_only():
     def item(i, split, q):
         return Item(id=i, domain="math", question=q, answer="1", split=split, source="s", template="t")
 
-    items = [item("a", "train", "Q1"), item("b", "val", "Q1"), item("c", "val", "Q2"), item("d", "test", "Q2"),
-             item("e", "train", "Q2"), item("f", "train", "Q3")]
+    items = [
+        item("a", "train", "Q1"),
+        item("b", "val", "Q1"),
+        item("c", "val", "Q2"),
+        item("d", "test", "Q2"),
+        item("e", "train", "Q2"),
+        item("f", "train", "Q3"),
+    ]
     kept, n = drop_split_repeats(items)
     assert [it.id for it in kept] == ["b", "d", "f"] and n == 3

@@ -8,31 +8,38 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from reasonkd.data.verify import (
-    EXTRACTION_STYLES, extract_answer, extract_final_answer, normalize_number,
-    numbers_equal, verify_code, verify_item, verify_math, verify_puzzle,
+    EXTRACTION_STYLES,
+    extract_answer,
+    extract_final_answer,
+    normalize_number,
+    numbers_equal,
+    verify_code,
+    verify_item,
+    verify_math,
+    verify_puzzle,
 )
 
-ints = st.integers(min_value=-10**12, max_value=10**12)
+ints = st.integers(min_value=-(10**12), max_value=10**12)
 
 
 # ---------------------------------------------------------------- normalisation properties
 
+
 @given(ints)
 def test_int_written_many_ways_parses_back(n):
-    for text in (str(n), f"{n:,}", f"{n}.", f"{n:,} dollars", f"\\boxed{{{n}}}", f"#### {n:,}",
-                 f"{n}.00", f" {n} "):
+    for text in (str(n), f"{n:,}", f"{n}.", f"{n:,} dollars", f"\\boxed{{{n}}}", f"#### {n:,}", f"{n}.00", f" {n} "):
         assert normalize_number(text) == n, text
     sign = "-" if n < 0 else ""
     assert normalize_number(f"{sign}${abs(n):,}") == n
 
 
-@given(st.integers(-10**6, 10**6), st.integers(1, 10**6))
+@given(st.integers(-(10**6), 10**6), st.integers(1, 10**6))
 def test_fractions_parse(p, q):
     assert normalize_number(f"{p}/{q}") == Fraction(p, q)
     assert normalize_number(f"\\frac{{{p}}}{{{q}}}") == Fraction(p, q)
 
 
-@given(st.decimals(min_value=-10**9, max_value=10**9, places=3, allow_nan=False, allow_infinity=False))
+@given(st.decimals(min_value=-(10**9), max_value=10**9, places=3, allow_nan=False, allow_infinity=False))
 def test_decimals_parse_exactly(d):
     assert normalize_number(f"{d:f}") == Fraction(d)
 
@@ -106,6 +113,7 @@ def test_verify_math_reference_forms():
 
 # ---------------------------------------------------------------- code and puzzles
 
+
 def test_verify_code_pass_fail_timeout():
     tests = "def check(candidate):\n    assert candidate(2, 3) == 5\n"
     assert verify_code("def add(a, b):\n    return a + b\n", tests, "add")
@@ -121,10 +129,15 @@ def test_verify_puzzle_sudoku_and_zebra():
     good = "1234\n3412\n2143\n4321"
     assert verify_puzzle(good, kind="sudoku", meta=meta)
     assert not verify_puzzle("1234\n3412\n2143\n4312", kind="sudoku", meta=meta)
-    zmeta = {"n": 2, "attributes": [["name", ["Ann", "Bob"]], ["pet", ["cat", "dog"]]],
-             "clues": [{"type": "at", "x": ["name", "Ann"], "house": 1},
-                       {"type": "same", "x": ["name", "Bob"], "y": ["pet", "cat"]}],
-             "ask": {"attr": "pet", "value": "cat", "target": "name"}}
+    zmeta = {
+        "n": 2,
+        "attributes": [["name", ["Ann", "Bob"]], ["pet", ["cat", "dog"]]],
+        "clues": [
+            {"type": "at", "x": ["name", "Ann"], "house": 1},
+            {"type": "same", "x": ["name", "Bob"], "y": ["pet", "cat"]},
+        ],
+        "ask": {"attr": "pet", "value": "cat", "target": "name"},
+    }
     item = {"verifier": "zebra", "answer": "Bob", "meta": zmeta}
     assert verify_item(item, "The answer is Bob.")
     assert verify_item(item, "<think>Ann? no.</think> Bob owns the cat.")

@@ -13,9 +13,10 @@ from own_data import write_dataset
 from reasonkd.errors import ConfigError, ReasonkdError
 
 
-@pytest.mark.parametrize("kind,verifier,first_answer", [("gsm8k", "math_numeric", "7"),
-                                                        ("math", "math_latex", "\\frac{5}{6}"),
-                                                        ("openr1", "math_latex", "\\frac{5}{6}")])
+@pytest.mark.parametrize(
+    "kind,verifier,first_answer",
+    [("gsm8k", "math_numeric", "7"), ("math", "math_latex", "\\frac{5}{6}"), ("openr1", "math_latex", "\\frac{5}{6}")],
+)
 def test_each_schema_loads_and_maps_its_columns(tmp_path, kind, verifier, first_answer):
     from reasonkd.data import load_items
     from reasonkd.data.external import describe
@@ -50,11 +51,17 @@ def test_a_single_file_and_an_explicit_split_and_a_mapping(tmp_path):
     from reasonkd.data import load_items
 
     f = tmp_path / "mine.parquet"
-    datasets.Dataset.from_list([{"q": "What is $1+1$?", "final": "2", "sol": "1+1=2"},
-                                {"q": "Half of one?", "final": "\\frac12", "sol": "It is $\\frac12$."}]).to_parquet(f)
+    datasets.Dataset.from_list(
+        [
+            {"q": "What is $1+1$?", "final": "2", "sol": "1+1=2"},
+            {"q": "Half of one?", "final": "\\frac12", "sol": "It is $\\frac12$."},
+        ]
+    ).to_parquet(f)
     rows = load_items(f"{f}#question=q,answer=final,solution=sol", split="test")  # a lone file is the asked split
-    assert [r["answer"] for r in rows] == ["2", "\\frac12"] and [r["verifier"] for r in rows] == ["math_numeric",
-                                                                                               "math_latex"]
+    assert [r["answer"] for r in rows] == ["2", "\\frac12"] and [r["verifier"] for r in rows] == [
+        "math_numeric",
+        "math_latex",
+    ]
     assert rows[0]["steps"] == ["1+1=2", "#### 2"]  # a solution that states no answer gets our answer line
     spec, _ = write_dataset("math", tmp_path)
     assert len(load_items(f"{spec}@train", split="test")) == 6  # @SPLIT picks the dataset's split
@@ -64,8 +71,11 @@ def test_missing_column_names_the_columns_there_are(tmp_path):
     from reasonkd.data import load_items
 
     spec, _ = write_dataset("math", tmp_path)
-    with pytest.raises(ReasonkdError, match=r"no column 'probem' \(for question\); the columns are problem, "
-                                            r"solution, answer, level, type"):
+    with pytest.raises(
+        ReasonkdError,
+        match=r"no column 'probem' \(for question\); the columns are problem, "
+        r"solution, answer, level, type",
+    ):
         load_items(f"{spec}#question=probem")
     import datasets
 
@@ -103,8 +113,11 @@ def test_hub_id_offline_fails_fast_naming_the_local_alternative(monkeypatch):
 
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     t = time.time()
-    with pytest.raises(ReasonkdError, match=r"huggingface-cli download someorg/no-such-set --repo-type dataset.*"
-                                            r"pass --data DIR"):
+    with pytest.raises(
+        ReasonkdError,
+        match=r"huggingface-cli download someorg/no-such-set --repo-type dataset.*"
+        r"pass --data DIR",
+    ):
         load_items("hf:someorg/no-such-set:main@test")
     assert time.time() - t < 10
 
@@ -125,8 +138,13 @@ def test_spec_parsing():
     from reasonkd.data.external import is_dataset_spec, parse_spec
 
     s = parse_spec("hf:openai/gsm8k:main@test#question=question,answer=answer")
-    assert (s.source, s.hub, s.config, s.split, s.columns) == ("openai/gsm8k", True, "main", "test",
-                                                               {"question": "question", "answer": "answer"})
+    assert (s.source, s.hub, s.config, s.split, s.columns) == (
+        "openai/gsm8k",
+        True,
+        "main",
+        "test",
+        {"question": "question", "answer": "answer"},
+    )
     assert s.name == "gsm8k" and is_dataset_spec("hf:x/y") and not is_dataset_spec("no/such/folder")
     with pytest.raises(ReasonkdError, match="hf:NAME"):
         parse_spec("hf:bad name")
@@ -138,12 +156,17 @@ def test_data_build_mixes_a_dataset_with_the_generators(tmp_path):
     from reasonkd.data.recipe import DataRecipe
 
     spec, _ = write_dataset("math", tmp_path)
-    recipe = {"seed": 0, "math": {"per_family": 2, "families": ["zoo_tickets", "apple_crates"]},
-              "code": {"per_task": 0, "bugfix": False}, "logic": {"zebra": 0, "sudoku": 0},
-              "augment": {"variants": 0, "conditions": 0.0, "distractors": 1.0, "negatives": 1.0, "subtasks": 0.0},
-              "imports": [{"path": f"{spec}@train", "split": "train", "name": "mathx", "limit": 4}],
-              "split": {"test_templates": ["zoo_tickets"], "val_fraction": 0.0},
-              "decontam": {"enabled": False}, "parquet": False}
+    recipe = {
+        "seed": 0,
+        "math": {"per_family": 2, "families": ["zoo_tickets", "apple_crates"]},
+        "code": {"per_task": 0, "bugfix": False},
+        "logic": {"zebra": 0, "sudoku": 0},
+        "augment": {"variants": 0, "conditions": 0.0, "distractors": 1.0, "negatives": 1.0, "subtasks": 0.0},
+        "imports": [{"path": f"{spec}@train", "split": "train", "name": "mathx", "limit": 4}],
+        "split": {"test_templates": ["zoo_tickets"], "val_fraction": 0.0},
+        "decontam": {"enabled": False},
+        "parquet": False,
+    }
     out = build_dataset(from_dict(DataRecipe, recipe), tmp_path / "built")
     rows = load_items(out, split="train")
     imported = [r for r in rows if r["template"] == "mathx"]

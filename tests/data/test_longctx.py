@@ -10,15 +10,26 @@ from reasonkd.config import load_config
 from reasonkd.errors import ConfigError
 from reasonkd.models import load_tokenizer
 
-OVERRIDES = ["math.families=[eggs_market,zoo_tickets,weekly_wages]", "math.per_family=1", "code.tasks=[]",
-             "logic.zebra=0", "logic.sudoku=0", "augment.variants=0", "decontam.enabled=false", "parquet=false"]
+OVERRIDES = [
+    "math.families=[eggs_market,zoo_tickets,weekly_wages]",
+    "math.per_family=1",
+    "code.tasks=[]",
+    "logic.zebra=0",
+    "logic.sudoku=0",
+    "augment.variants=0",
+    "decontam.enabled=false",
+    "parquet=false",
+]
 
 
 @pytest.fixture(scope="module")
 def built(tiny_llama_dir, tmp_path_factory):
     out = tmp_path_factory.mktemp("long") / "data"
-    recipe = load_config(DataRecipe, None, OVERRIDES + ["long.per_bucket=3", "long.buckets=[1k,2k,4k]",
-                                                       f"long.tokenizer={tiny_llama_dir}"])
+    recipe = load_config(
+        DataRecipe,
+        None,
+        OVERRIDES + ["long.per_bucket=3", "long.buckets=[1k,2k,4k]", f"long.tokenizer={tiny_llama_dir}"],
+    )
     build_dataset(recipe, out)
     return out, load_tokenizer(str(tiny_llama_dir))
 
@@ -51,8 +62,15 @@ def test_deterministic_by_seed(tiny_llama_dir):
 
 
 def test_length_buckets():
-    assert [length_bucket(n) for n in (100, 600, 1024, 2000, 4096, 7400, 9000)] == \
-        ["short", "1k", "1k", "2k", "4k", "8k", "8k"]
+    assert [length_bucket(n) for n in (100, 600, 1024, 2000, 4096, 7400, 9000)] == [
+        "short",
+        "1k",
+        "1k",
+        "2k",
+        "4k",
+        "8k",
+        "8k",
+    ]
 
 
 def test_bad_bucket_names_the_key():

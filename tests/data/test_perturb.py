@@ -16,8 +16,18 @@ from hypothesis import strategies as st
 from reasonkd.data.augment import math_item
 from reasonkd.data.math_families import FAMILIES, sample_valid, solve
 from reasonkd.data.math_program import fmt
-from reasonkd.data.perturb import (FREE_TEXT_TYPES, TYPES, UNDETERMINABLE, as_item, perturb, perturb_all,
-                                   states_undeterminable, training_items, verify_perturbation, wrong_paths)
+from reasonkd.data.perturb import (
+    FREE_TEXT_TYPES,
+    TYPES,
+    UNDETERMINABLE,
+    as_item,
+    perturb,
+    perturb_all,
+    states_undeterminable,
+    training_items,
+    verify_perturbation,
+    wrong_paths,
+)
 from reasonkd.data.perturb.program import CONTINUOUS, EXPAND, parse_number, valid
 from reasonkd.data.perturb.text import split_sentences
 from reasonkd.data.verify import verify_item
@@ -162,23 +172,34 @@ def test_every_type_is_reachable_on_the_families():
 
 
 def test_free_text_gets_only_wording_types():
-    row = {"id": "g-1", "domain": "math", "question": "Tom has 3 apples. He buys 4 more. How many apples now?",
-           "answer": "7", "steps": [], "verifier": "math_numeric", "split": "test", "source": "gsm8k_import"}
+    row = {
+        "id": "g-1",
+        "domain": "math",
+        "question": "Tom has 3 apples. He buys 4 more. How many apples now?",
+        "answer": "7",
+        "steps": [],
+        "verifier": "math_numeric",
+        "split": "test",
+        "source": "gsm8k_import",
+    }
     out = perturb_all(as_item(row))
     assert set(out) == set(FREE_TEXT_TYPES)
     assert all(v.answer == "7" for v in out.values())
     assert out["paraphrase"].question.startswith("How many apples now?")
 
 
-@pytest.mark.parametrize("text,expected", [
-    ("The price is missing, so the answer cannot be determined.", True),
-    ("There is not enough information to answer.", True),
-    ("\\boxed{cannot be determined}", True),
-    ("We can't determine it without the number of pens. #### 12", False),
-    ("The answer is 12.", False),
-    ("<think>it cannot be determined?</think> The answer is 5.", False),
-    ("So x = 4. But wait, the width is not given, so it cannot be determined.", True),
-])
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("The price is missing, so the answer cannot be determined.", True),
+        ("There is not enough information to answer.", True),
+        ("\\boxed{cannot be determined}", True),
+        ("We can't determine it without the number of pens. #### 12", False),
+        ("The answer is 12.", False),
+        ("<think>it cannot be determined?</think> The answer is 5.", False),
+        ("So x = 4. But wait, the width is not given, so it cannot be determined.", True),
+    ],
+)
 def test_undeterminable_grader(text, expected):
     assert states_undeterminable(text) is expected
 

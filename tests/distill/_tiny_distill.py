@@ -11,8 +11,14 @@ from pathlib import Path
 from reasonkd.utils.io import write_jsonl
 
 QUESTIONS = [
-    ("A farmer has {a} chickens and {b} rabbits. How many heads?", "Step 1: {a} + {b} = {s}. The answer is {s}. #### {s}"),
-    ("The store sold {a} pens and then {b} more. How many pens in total?", "Step 1: {a} + {b} = {s}. So we add. #### {s}"),
+    (
+        "A farmer has {a} chickens and {b} rabbits. How many heads?",
+        "Step 1: {a} + {b} = {s}. The answer is {s}. #### {s}",
+    ),
+    (
+        "The store sold {a} pens and then {b} more. How many pens in total?",
+        "Step 1: {a} + {b} = {s}. So we add. #### {s}",
+    ),
 ]
 
 
@@ -21,8 +27,9 @@ def write_traces(path: Path, n: int = 24) -> Path:
     for i in range(n):
         q, t = QUESTIONS[i % len(QUESTIONS)]
         a, b = 3 + i % 5, 4 + i % 3
-        rows.append({"id": f"q{i}", "prompt": q.format(a=a, b=b), "trace": t.format(a=a, b=b, s=a + b),
-                     "answer": str(a + b)})
+        rows.append(
+            {"id": f"q{i}", "prompt": q.format(a=a, b=b), "trace": t.format(a=a, b=b, s=a + b), "answer": str(a + b)}
+        )
     write_jsonl(path, rows)
     return path
 
@@ -30,19 +37,23 @@ def write_traces(path: Path, n: int = 24) -> Path:
 def build_pair(root: Path) -> tuple[Path, Path]:
     from tiny_models import build_tiny_model
 
-    teacher = build_tiny_model(root / "teacher", arch="llama", tokenizer="a", hidden=96, layers=3, heads=6,
-                               kv_heads=2, seed=1)
-    student = build_tiny_model(root / "student", arch="llama", tokenizer="a", hidden=64, layers=2, heads=4,
-                               kv_heads=2, seed=2)
+    teacher = build_tiny_model(
+        root / "teacher", arch="llama", tokenizer="a", hidden=96, layers=3, heads=6, kv_heads=2, seed=1
+    )
+    student = build_tiny_model(
+        root / "student", arch="llama", tokenizer="a", hidden=64, layers=2, heads=4, kv_heads=2, seed=2
+    )
     return teacher, student
 
 
 def recipe_head(save_every: int = 0, chunk_rows: int | None = None) -> str:
     """Top of the tiny fp32 distill recipes (a `str.format` template: student, teacher, data, out) up to
     `stages:`; the stages follow."""
-    return ("student: {student}\nteacher: {teacher}\ndata: {{path: {data}}}\noutput_dir: {out}\n"
-            "bf16_autocast: false\nteacher_dtype: float32\nmax_length: 96\nbatch_size: 4\n"
-            f"save_every: {save_every}\n" + (f"chunk_rows: {chunk_rows}\n" if chunk_rows else "") + "stages:\n")
+    return (
+        "student: {student}\nteacher: {teacher}\ndata: {{path: {data}}}\noutput_dir: {out}\n"
+        "bf16_autocast: false\nteacher_dtype: float32\nmax_length: 96\nbatch_size: 4\n"
+        f"save_every: {save_every}\n" + (f"chunk_rows: {chunk_rows}\n" if chunk_rows else "") + "stages:\n"
+    )
 
 
 ONPOLICY_HEAD = recipe_head(save_every=2, chunk_rows=16)
@@ -69,10 +80,12 @@ stages:
 """
 
 
-def write_recipe(path: Path, teacher: Path, student: Path, data: Path, out: Path, steps: int = 20,
-                 save_every: int = 5) -> Path:
-    path.write_text(TINY_RECIPE.format(teacher=teacher, student=student, data=data, out=out, steps=steps,
-                                       save_every=save_every))
+def write_recipe(
+    path: Path, teacher: Path, student: Path, data: Path, out: Path, steps: int = 20, save_every: int = 5
+) -> Path:
+    path.write_text(
+        TINY_RECIPE.format(teacher=teacher, student=student, data=data, out=out, steps=steps, save_every=save_every)
+    )
     return path
 
 
@@ -120,5 +133,9 @@ def one_thread():
     torch.set_num_threads(old)
 
 
-SUBPROCESS_ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
-                  "HF_HUB_OFFLINE": "1"}
+SUBPROCESS_ENV = {
+    "OMP_NUM_THREADS": "1",
+    "MKL_NUM_THREADS": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    "HF_HUB_OFFLINE": "1",
+}

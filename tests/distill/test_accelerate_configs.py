@@ -54,9 +54,12 @@ def test_launch_command_keeps_the_arguments():
     assert cmd[5:] == ["-m", "reasonkd", "distill", "r.yaml", "stages.0.steps=2", "--resume", "--quiet"]
 
 
-RECIPE = recipe_head() + """\
+RECIPE = (
+    recipe_head()
+    + """\
   - {{name: output, kind: output, steps: 2, lr: 0.003, warmup: 1, lr_schedule: constant}}
 """
+)
 
 
 @pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
@@ -73,8 +76,13 @@ def test_accelerate_config_flag_runs_two_processes(tmp_path):
     preset = (PRESETS / "ddp.yaml").read_text()
     config.write_text(preset.replace("main_process_port: 29500", "main_process_port: 29527"))
     env = {**os.environ, **SUBPROCESS_ENV, "REASONKD_HOME": str(tmp_path / "home")}
-    done = subprocess.run([sys.executable, "-m", "reasonkd.cli", "distill", str(recipe), "--accelerate-config",
-                           str(config), "--quiet"], env=env, capture_output=True, text=True, timeout=380)
+    done = subprocess.run(
+        [sys.executable, "-m", "reasonkd.cli", "distill", str(recipe), "--accelerate-config", str(config), "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=380,
+    )
     assert done.returncode == 0, done.stderr[-4000:]
     assert "running: accelerate.commands.launch --config_file" in done.stdout
     assert summary(out)["total"]["world_size"] == 2

@@ -7,9 +7,16 @@ properties are also checked on the two trained byte-level tokenizers of tests/ti
 import pytest
 import torch
 
-from reasonkd.distill.align import (align_tokens, aligned_positions, build_vocab_map, char_offsets,
-                                    check_token_ids, normalized_vocab, tokenizer_relation,
-                                    truncate_to_common_vocab)
+from reasonkd.distill.align import (
+    align_tokens,
+    aligned_positions,
+    build_vocab_map,
+    char_offsets,
+    check_token_ids,
+    normalized_vocab,
+    tokenizer_relation,
+    truncate_to_common_vocab,
+)
 from reasonkd.errors import ReasonkdError
 from reasonkd.models.encoding import tokenizer_hash
 
@@ -28,9 +35,24 @@ def byte_level():
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 
     alphabet = pre_tokenizers.ByteLevel.alphabet()
-    merges = [("c", "a"), ("ca", "f"), ("Ã", "©"), ("caf", "Ã©"), ("Ġ", "1"), ("Ġ1", "2"), ("3", "4"),
-              ("Ġ", "n"), ("Ġn", "a"), ("Ã", "¯"), ("v", "e"), ("Ġ", "t"), ("Ġt", "h"), ("Ġth", "e"),
-              ("i", "n"), ("in", "g")]
+    merges = [
+        ("c", "a"),
+        ("ca", "f"),
+        ("Ã", "©"),
+        ("caf", "Ã©"),
+        ("Ġ", "1"),
+        ("Ġ1", "2"),
+        ("3", "4"),
+        ("Ġ", "n"),
+        ("Ġn", "a"),
+        ("Ã", "¯"),
+        ("v", "e"),
+        ("Ġ", "t"),
+        ("Ġt", "h"),
+        ("Ġth", "e"),
+        ("i", "n"),
+        ("in", "g"),
+    ]
     vocab = {"<|endoftext|>": 0}
     for tok in sorted(alphabet) + [a + b for a, b in merges]:
         vocab.setdefault(tok, len(vocab))
@@ -47,8 +69,7 @@ def char_level():
 
     chars = sorted(set("abcdefghijklmnopqrstuvwxyzéï0123456789😀"))
     tk = Tokenizer(models.WordLevel({"[UNK]": 0, **{c: i + 1 for i, c in enumerate(chars)}}, unk_token="[UNK]"))
-    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(),
-                                                pre_tokenizers.Split("", "isolated")])
+    tk.pre_tokenizer = pre_tokenizers.Sequence([pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Split("", "isolated")])
     return _fast(tk, unk_token="[UNK]")
 
 
@@ -87,19 +108,50 @@ def tiny_pair():
 
 def test_hand_built_tokenizers_split_as_designed(byte_level, char_level, wordpiece):
     assert byte_level.convert_ids_to_tokens(byte_level(TEXT)["input_ids"]) == [
-        "cafÃ©", "Ġ12", "34", "5", "Ġna", "Ã¯", "ve", "Ġ", "ð", "Ł", "ĺ", "Ģ"]
-    assert char_offsets(byte_level, TEXT) == [(0, 4), (4, 7), (7, 9), (9, 10), (10, 13), (13, 14), (14, 16),
-                                              (16, 17), (17, 18), (17, 18), (17, 18), (17, 18)]
+        "cafÃ©",
+        "Ġ12",
+        "34",
+        "5",
+        "Ġna",
+        "Ã¯",
+        "ve",
+        "Ġ",
+        "ð",
+        "Ł",
+        "ĺ",
+        "Ģ",
+    ]
+    assert char_offsets(byte_level, TEXT) == [
+        (0, 4),
+        (4, 7),
+        (7, 9),
+        (9, 10),
+        (10, 13),
+        (13, 14),
+        (14, 16),
+        (16, 17),
+        (17, 18),
+        (17, 18),
+        (17, 18),
+        (17, 18),
+    ]
     assert len(char_offsets(char_level, TEXT)) == 15
-    assert wordpiece.convert_ids_to_tokens(wordpiece(TEXT)["input_ids"]) == ["café", "123", "##45", "na",
-                                                                             "##ïve", "😀"]
+    assert wordpiece.convert_ids_to_tokens(wordpiece(TEXT)["input_ids"]) == ["café", "123", "##45", "na", "##ïve", "😀"]
 
 
 def test_align_byte_level_with_char_level(byte_level, char_level):
     s, t = char_offsets(byte_level, TEXT), char_offsets(char_level, TEXT)
     # café | 12 | 34 | 5 | na | ï | ve | (space + 4 emoji bytes) against single characters
-    assert align_tokens(s, t) == [((0, 1), (0, 4)), ((1, 2), (4, 6)), ((2, 3), (6, 8)), ((3, 4), (8, 9)),
-                                  ((4, 5), (9, 11)), ((5, 6), (11, 12)), ((6, 7), (12, 14)), ((7, 12), (14, 15))]
+    assert align_tokens(s, t) == [
+        ((0, 1), (0, 4)),
+        ((1, 2), (4, 6)),
+        ((2, 3), (6, 8)),
+        ((3, 4), (8, 9)),
+        ((4, 5), (9, 11)),
+        ((5, 6), (11, 12)),
+        ((6, 7), (12, 14)),
+        ((7, 12), (14, 15)),
+    ]
     assert aligned_positions(s, t) == [3, 5, 7, 8, 10, 11, 13, -1, -1, -1, -1, 14]
 
 
@@ -113,8 +165,8 @@ def test_align_byte_level_with_wordpiece_n_to_m(byte_level, wordpiece):
 
 
 def test_align_tokens_edge_cases():
-    assert align_tokens([(0, 2), (2, 5)], [(0, 3), (3, 5)]) == [((0, 2), (0, 2))]          # n:m
-    assert align_tokens([(0, 3), (3, 4)], [(0, 3)]) == [((0, 2), (0, 1))]                  # trailing leftover
+    assert align_tokens([(0, 2), (2, 5)], [(0, 3), (3, 5)]) == [((0, 2), (0, 2))]  # n:m
+    assert align_tokens([(0, 3), (3, 4)], [(0, 3)]) == [((0, 2), (0, 1))]  # trailing leftover
     assert align_tokens([(0, 0), (0, 3), (4, 7)], [(0, 3), (3, 7)]) == [((0, 2), (0, 1)), ((2, 3), (1, 2))]
     assert aligned_positions([(0, 0), (0, 3), (4, 7)], [(0, 3), (3, 7)]) == [-1, 0, 1]  # special token -> -1
     assert align_tokens([], []) == [] and align_tokens([(0, 1)], []) == [((0, 1), (0, 0))]
@@ -128,7 +180,7 @@ def test_trained_tokenizers_alignment_properties(tiny_pair):
         assert groups[0][0][0] == 0 and groups[-1][0][1] == len(s) and groups[-1][1][1] == len(t)
         for (s0, s1), (t0, t1) in groups:  # contiguous, non-empty, same characters
             assert s1 > s0 and t1 > t0 and s[s1 - 1][1] == t[t1 - 1][1]
-            assert text[s[s0][0]:s[s1 - 1][1]].strip() == text[t[t0][0]:t[t1 - 1][1]].strip()
+            assert text[s[s0][0] : s[s1 - 1][1]].strip() == text[t[t0][0] : t[t1 - 1][1]].strip()
         for i, j in enumerate(aligned_positions(s, t)):
             assert j == -1 or s[i][1] == t[j][1]
 
@@ -181,12 +233,12 @@ def test_tokenizer_relation_hash_and_truncation(tiny_pair):
 def test_check_token_ids_catches_id_mixing(byte_level, wordpiece, tiny_pair):
     s_ids = byte_level(TEXT)["input_ids"]
     t_ids = wordpiece(TEXT)["input_ids"]
-    check_token_ids(s_ids, byte_level, "student", TEXT)           # right ids: fine
+    check_token_ids(s_ids, byte_level, "student", TEXT)  # right ids: fine
     check_token_ids(torch.tensor([s_ids + [-100]]), byte_level, "student")
     with pytest.raises(ReasonkdError, match="decode to .*fed to the student"):
-        check_token_ids(t_ids, byte_level, "student", TEXT)         # teacher ids in the student vocab
+        check_token_ids(t_ids, byte_level, "student", TEXT)  # teacher ids in the student vocab
     with pytest.raises(ReasonkdError, match="out of range"):
-        check_token_ids(s_ids, wordpiece, "teacher")                # student ids exceed the teacher vocab
+        check_token_ids(s_ids, wordpiece, "teacher")  # student ids exceed the teacher vocab
     a, b = tiny_pair
     text = "The farmer has 12 chickens and 7 rabbits."
     check_token_ids(b(text)["input_ids"], b, "teacher", text)

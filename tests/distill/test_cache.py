@@ -22,8 +22,16 @@ def teacher(tmp_path_factory):
     from reasonkd.models import load_model
     from tiny_models import build_tiny_model
 
-    path = build_tiny_model(tmp_path_factory.mktemp("cache_teacher"), arch="llama", tokenizer="a", hidden=96,
-                            layers=3, heads=6, kv_heads=2, seed=1)
+    path = build_tiny_model(
+        tmp_path_factory.mktemp("cache_teacher"),
+        arch="llama",
+        tokenizer="a",
+        hidden=96,
+        layers=3,
+        heads=6,
+        kv_heads=2,
+        seed=1,
+    )
     return load_model(str(path))
 
 
@@ -35,8 +43,9 @@ def examples(tmp_path_factory):
 
 def test_round_trip_matches_a_direct_forward(teacher, examples, tmp_path):
     model, tok = teacher
-    out = write_logit_cache(model, tok, examples, tmp_path / "c", k=5, batch_size=3, shard_size=4,
-                            dtype="float32", progress=False)
+    out = write_logit_cache(
+        model, tok, examples, tmp_path / "c", k=5, batch_size=3, shard_size=4, dtype="float32", progress=False
+    )
     cache = LogitCache(out)
     meta = json.loads((out / "meta.json").read_text())
     assert (meta["k"], meta["temperature"], meta["dtype"], meta["n_examples"]) == (5, 1.0, "float32", 10)
@@ -45,7 +54,7 @@ def test_round_trip_matches_a_direct_forward(teacher, examples, tmp_path):
         ids, start = encode_example(tok, ex["prompt"], ex["trace"], ex.get("system"))
         with torch.no_grad():
             logp = torch.log_softmax(model(torch.tensor([ids])).logits[0].float(), -1)
-        top = logp[start - 1:len(ids) - 1].topk(5)
+        top = logp[start - 1 : len(ids) - 1].topk(5)
         entry = cache.get(ex["id"])
         assert entry.token_ids.dtype == torch.int32 and entry.topk_ids.dtype == torch.int32
         assert entry.token_ids.tolist() == ids and entry.trace_start == start
@@ -68,7 +77,7 @@ def test_float16_default_and_resumed_write(teacher, examples, tmp_path):
     write_logit_cache(model, tok, examples, tmp_path / "c", k=3, shard_size=2, progress=False)
     cache = LogitCache(tmp_path / "c")
     assert len(cache) == 10 and cache.get(examples[-1]["id"]).topk_logprobs.dtype == torch.float16
-    assert sorted(p.name for p in (tmp_path / "c").glob("shard-*"))[:len(first)] == first  # kept, not redone
+    assert sorted(p.name for p in (tmp_path / "c").glob("shard-*"))[: len(first)] == first  # kept, not redone
     with pytest.raises(ReasonkdError, match="other k"):
         write_logit_cache(model, tok, examples, tmp_path / "c", k=4, progress=False)
 

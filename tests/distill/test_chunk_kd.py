@@ -102,8 +102,11 @@ def test_policy_loss_unscored_chunks_and_empty():
     out = chunk_policy_loss(s_lp, torch.tensor([-3.0]), torch.tensor([0, 1]), torch.tensor([0]), 2, clip=0)
     out["loss"].backward()
     assert s_lp.grad.tolist() == pytest.approx([1.0, 0.0])
-    empty = chunk_policy_loss(torch.zeros(0, requires_grad=True), torch.zeros(0), torch.zeros(0, dtype=torch.long),
-                              torch.zeros(0, dtype=torch.long), 0)
+    empty = chunk_policy_loss(
+        torch.zeros(0, requires_grad=True),
+        torch.zeros(0),
+        torch.zeros(0, dtype=torch.long),
+        torch.zeros(0, dtype=torch.long),
+        0,
+    )
     assert empty["loss"].item() == 0 and empty["loss"].requires_grad
-
-

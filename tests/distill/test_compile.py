@@ -34,8 +34,13 @@ def test_compiled_layers_give_the_eager_loss_and_gradients(tiny_llama_dir):
         ids = torch.randint(0, model.config.vocab_size, (2, 24), generator=torch.Generator().manual_seed(0))
         loss = model(input_ids=ids, labels=ids, use_cache=False).loss
         loss.backward()
-        outs.append((loss.detach(), model.get_input_embeddings().weight.grad.clone(),
-                     sorted(k for k, _ in model.named_parameters())))
+        outs.append(
+            (
+                loss.detach(),
+                model.get_input_embeddings().weight.grad.clone(),
+                sorted(k for k, _ in model.named_parameters()),
+            )
+        )
     torch.testing.assert_close(outs[0][0], outs[1][0], rtol=1e-5, atol=1e-6)
     torch.testing.assert_close(outs[0][1], outs[1][1], rtol=1e-4, atol=1e-6)
     assert outs[0][2] == outs[1][2]  # parameter names (state dicts, checkpoints) unchanged

@@ -49,10 +49,10 @@ def test_hand_checked_boundaries(enc):
     e = enc.encode(PROMPT, TRACE)
     pairs, s_np, t_np = _aligned_trace_pairs(e)
     a = enc.student_tok
-    ends = [len(a.decode(e.input_ids[s_np:i + 1])) for i, _ in pairs]
+    ends = [len(a.decode(e.input_ids[s_np : i + 1])) for i, _ in pairs]
     assert ends == HAND_ENDS
     assert sum(j >= 0 for j in e.teacher_index) == len(HAND_ENDS) + 1
-    assert all(j == -1 for j in e.teacher_index[:s_np - 1])
+    assert all(j == -1 for j in e.teacher_index[: s_np - 1])
 
 
 def test_every_aligned_pair_ends_at_the_same_character(enc):
@@ -60,9 +60,9 @@ def test_every_aligned_pair_ends_at_the_same_character(enc):
     pairs, s_np, t_np = _aligned_trace_pairs(e)
     a, b = enc.student_tok, enc.teacher_tok
     for i, j in pairs:
-        s_text = a.decode(e.input_ids[s_np:i + 1], skip_special_tokens=True)
-        t_text = b.decode(e.teacher_input_ids[t_np:j + 1], skip_special_tokens=True)
-        assert s_text == t_text == TRACE[:len(s_text)], (i, j)
+        s_text = a.decode(e.input_ids[s_np : i + 1], skip_special_tokens=True)
+        t_text = b.decode(e.teacher_input_ids[t_np : j + 1], skip_special_tokens=True)
+        assert s_text == t_text == TRACE[: len(s_text)], (i, j)
 
 
 def test_both_sides_read_prompt_trace_and_end_of_turn(enc):
@@ -82,10 +82,11 @@ def test_truncation_drops_partners_past_the_teacher_end(toks):
     _, s_np, t_np = _aligned_trace_pairs(e)
     assert t_np > s_np + 10  # the teacher's long system prompt makes its side longer
     cut = PairEncoder(a, b, len(a), len(b), max_length=t_np + 5, teacher_system=full.systems["teacher"]).encode(
-        PROMPT, TRACE)
+        PROMPT, TRACE
+    )
     lt = len(cut.teacher_input_ids)
     assert lt == t_np + 5 and len(cut.input_ids) == min(len(e.input_ids), t_np + 5)
-    expected = [j if j < lt else -1 for j in e.teacher_index[:len(cut.input_ids)]]
+    expected = [j if j < lt else -1 for j in e.teacher_index[: len(cut.input_ids)]]
     assert cut.teacher_index == expected and any(j >= lt for j in e.teacher_index)
 
 
@@ -138,14 +139,18 @@ def test_padded_vocab_same_tokenizer(toks, tiny_llama_dir, tmp_path_factory):
 
 
 REAL_TRACES = [
-    ("A farm has chickens and rabbits: 35 heads and 94 legs. How many rabbits?",
-     "Let c be chickens and r rabbits. c + r = 35 and 2c + 4r = 94. Doubling the first: 2c + 2r = 70. "
-     "Subtracting: 2r = 24, so r = 12 and c = 23. Check: 23*2 + 12*4 = 46 + 48 = 94. ✓\n#### 12"),
-    ("Fix the bug: def mean(xs): return sum(xs) / len(xs) - 1",
-     "The function subtracts 1 after dividing because of operator precedence.\n\n```python\n"
-     "def mean(xs):\n    if not xs:\n        raise ValueError(\"empty list\")\n    return sum(xs) / len(xs)\n```\n"
-     "Now mean([1, 2, 3]) == 2.0, and an empty list raises "
-     "instead of dividing by zero."),
+    (
+        "A farm has chickens and rabbits: 35 heads and 94 legs. How many rabbits?",
+        "Let c be chickens and r rabbits. c + r = 35 and 2c + 4r = 94. Doubling the first: 2c + 2r = 70. "
+        "Subtracting: 2r = 24, so r = 12 and c = 23. Check: 23*2 + 12*4 = 46 + 48 = 94. ✓\n#### 12",
+    ),
+    (
+        "Fix the bug: def mean(xs): return sum(xs) / len(xs) - 1",
+        "The function subtracts 1 after dividing because of operator precedence.\n\n```python\n"
+        'def mean(xs):\n    if not xs:\n        raise ValueError("empty list")\n    return sum(xs) / len(xs)\n```\n'
+        "Now mean([1, 2, 3]) == 2.0, and an empty list raises "
+        "instead of dividing by zero.",
+    ),
     ("Qu'est-ce qu'un café naïf ? 😀", "Un café « naïf » est servi sans sucre — 3,5 € à Zürich. 😀 Résultat : 42."),
 ]
 
@@ -165,13 +170,12 @@ def test_real_pair_alignment_and_vocab_map():
         e = enc.encode(prompt, trace)
         pairs, s_np, t_np = _aligned_trace_pairs(e)
         for i, j in pairs:
-            s_text = s_tok.decode(e.input_ids[s_np:i + 1])
-            assert s_text == t_tok.decode(e.teacher_input_ids[t_np:j + 1]) == trace[:len(s_text)]
+            s_text = s_tok.decode(e.input_ids[s_np : i + 1])
+            assert s_text == t_tok.decode(e.teacher_input_ids[t_np : j + 1]) == trace[: len(s_text)]
         covered += len(pairs)
         total += len(e.input_ids) - s_np - 1  # trace tokens, end-of-turn excluded
     fraction = covered / total
     vmap = build_vocab_map(s_tok, t_tok, vs, vt)
-    print(f"\nreal pair: {covered}/{total} student trace tokens aligned ({fraction:.1%}); "
-          f"shared vocab {len(vmap)}")
+    print(f"\nreal pair: {covered}/{total} student trace tokens aligned ({fraction:.1%}); shared vocab {len(vmap)}")
     assert fraction > 0.6
     assert 38_000 <= len(vmap) <= 40_500

@@ -74,8 +74,9 @@ def test_verification_weights_by_hand():
     w = F.static_weights([0.5, 0.3, 0.2])
     correct = torch.tensor([[True, False, True], [False, False, False], [False, True, False], [True, True, True]])
     got = F.verification_weights(w, correct)
-    want = torch.tensor([[0.5 / 0.7, 0.0, 0.2 / 0.7], [0.5, 0.3, 0.2], [0.0, 1.0, 0.0], [0.5, 0.3, 0.2]],
-                        dtype=torch.float64)
+    want = torch.tensor(
+        [[0.5 / 0.7, 0.0, 0.2 / 0.7], [0.5, 0.3, 0.2], [0.0, 1.0, 0.0], [0.5, 0.3, 0.2]], dtype=torch.float64
+    )
     assert torch.allclose(got, want, atol=1e-12)
     # problem 0 by hand: teacher 1 was wrong, so its distribution is absent from the target
     a, b, c = (L.logprobs(_logits(s, n=1)) for s in (6, 7, 8))
@@ -95,8 +96,8 @@ def test_confidence_prefers_the_sharper_teacher():
 def test_two_teachers_with_different_tokenizers_fused_into_the_student_vocabulary(tiny_llama_dir, tiny_qwen_dir):
     from transformers import AutoTokenizer
 
-    s_tok = AutoTokenizer.from_pretrained(tiny_llama_dir)   # student and teacher A: tokenizer "a"
-    b_tok = AutoTokenizer.from_pretrained(tiny_qwen_dir)    # teacher B: tokenizer "b"
+    s_tok = AutoTokenizer.from_pretrained(tiny_llama_dir)  # student and teacher A: tokenizer "a"
+    b_tok = AutoTokenizer.from_pretrained(tiny_qwen_dir)  # teacher B: tokenizer "b"
     vs, vb = len(s_tok), len(b_tok)
     vmap = build_vocab_map(s_tok, b_tok, vs, vb)
     assert 0 < len(vmap) < vb  # B holds tokens the student lacks: they cannot be targets
@@ -119,8 +120,9 @@ def two_caches(tmp_path_factory, tiny_llama_dir, tiny_qwen_dir):
     caches = {}
     for name, folder in (("a", tiny_llama_dir), ("b", tiny_qwen_dir)):
         model, tok = load_model(str(folder), dtype="float32")
-        caches[name] = write_logit_cache(model, tok, examples, root / f"cache-{name}", k=5, batch_size=4,
-                                         progress=False)
+        caches[name] = write_logit_cache(
+            model, tok, examples, root / f"cache-{name}", k=5, batch_size=4, progress=False
+        )
     return root, examples, caches
 
 
@@ -134,10 +136,25 @@ def _fused(weights, caches, examples, tiny_llama_dir, tiny_qwen_dir, weighting="
     teachers = [_Teacher("a", LogitCache(caches["a"]), None, None)]
     if "b" in weights:
         enc = PairEncoder(s_tok, b_tok, len(s_tok), len(b_tok), max_length=96)
-        teachers.append(_Teacher("b", LogitCache(caches["b"]), enc,
-                                 F.id_map_from(build_vocab_map(s_tok, b_tok, len(s_tok), len(b_tok)), len(b_tok))))
-    return FusedLogitCache(teachers, list(weights.values()), weighting, 5, s_tok, len(s_tok),
-                           {ex["id"]: ex for ex in examples}, 96, verdicts), s_tok
+        teachers.append(
+            _Teacher(
+                "b",
+                LogitCache(caches["b"]),
+                enc,
+                F.id_map_from(build_vocab_map(s_tok, b_tok, len(s_tok), len(b_tok)), len(b_tok)),
+            )
+        )
+    return FusedLogitCache(
+        teachers,
+        list(weights.values()),
+        weighting,
+        5,
+        s_tok,
+        len(s_tok),
+        {ex["id"]: ex for ex in examples},
+        96,
+        verdicts,
+    ), s_tok
 
 
 def test_fused_cache_one_teacher_is_its_cache(two_caches, tiny_llama_dir, tiny_qwen_dir):
@@ -148,7 +165,7 @@ def test_fused_cache_one_teacher_is_its_cache(two_caches, tiny_llama_dir, tiny_q
         got, want = fused.get(ex["id"]), plain.get(ex["id"])
         assert torch.equal(got.topk_ids, want.topk_ids.long())
         assert torch.equal(got.topk_logprobs, want.topk_logprobs.float())
-        assert torch.equal(got.token_ids[got.trace_start:], want.token_ids[want.trace_start:].long())
+        assert torch.equal(got.token_ids[got.trace_start :], want.token_ids[want.trace_start :].long())
         assert bool(got.row_mask.all())
 
 
@@ -161,15 +178,15 @@ def test_fused_cache_two_tokenizers_and_verification(two_caches, tiny_llama_dir,
     assert entry.topk_ids.shape[1] == 5 and int(entry.topk_ids.max()) < len(s_tok)
     assert bool(entry.row_mask.all())  # teacher A covers every row
     batch = collate(encode_all(examples[:2], s_tok, 96), s_tok.pad_token_id, cache=fused)
-    assert batch["soft_mask"].sum() == sum(len(e.input_ids) - e.prompt_len for e in encode_all(examples[:2], s_tok,
-                                                                                             96))
+    assert batch["soft_mask"].sum() == sum(len(e.input_ids) - e.prompt_len for e in encode_all(examples[:2], s_tok, 96))
     # verification: teacher b wrong on q0 -> q0's target is teacher a's alone; b right on q1 -> a mixture
     verdicts = {"q0": {"a": True, "b": False}, "q1": {"a": True, "b": True}}
     ver, _ = _fused({"a": 1.0, "b": 1.0}, caches, examples, tiny_llama_dir, tiny_qwen_dir, "verification", verdicts)
     alone = LogitCache(caches["a"]).get("q0")
     got = ver.get("q0")
-    assert torch.equal(got.topk_ids, alone.topk_ids.long()) and torch.equal(got.topk_logprobs,
-                                                                            alone.topk_logprobs.float())
+    assert torch.equal(got.topk_ids, alone.topk_ids.long()) and torch.equal(
+        got.topk_logprobs, alone.topk_logprobs.float()
+    )
     assert not torch.equal(ver.get("q1").topk_logprobs, LogitCache(caches["a"]).get("q1").topk_logprobs.float())
     conf, _ = _fused({"a": 1.0, "b": 1.0}, caches, examples, tiny_llama_dir, tiny_qwen_dir, "confidence")
     assert torch.isfinite(conf.get("q2").topk_logprobs[:, 0]).all()
@@ -184,16 +201,17 @@ def test_recipe_with_two_teachers_trains_on_their_fused_caches(two_caches, tiny_
     from reasonkd.utils.io import read_jsonl
 
     root, examples, caches = two_caches
-    student = build_tiny_model(tmp_path / "student", arch="llama", tokenizer="a", hidden=64, layers=2, heads=4,
-                               kv_heads=2, seed=2)
+    student = build_tiny_model(
+        tmp_path / "student", arch="llama", tokenizer="a", hidden=64, layers=2, heads=4, kv_heads=2, seed=2
+    )
     recipe = tmp_path / "mt.yaml"
     recipe.write_text(f"""\
 student: {student}
 teachers:
-  - {{model: {tiny_llama_dir}, weight: 1.0, logit_cache: {caches['a']}}}
-  - {{model: {tiny_qwen_dir}, weight: 2.0, logit_cache: {caches['b']}}}
-data: {{path: {root / 'traces.jsonl'}}}
-output_dir: {tmp_path / 'run'}
+  - {{model: {tiny_llama_dir}, weight: 1.0, logit_cache: {caches["a"]}}}
+  - {{model: {tiny_qwen_dir}, weight: 2.0, logit_cache: {caches["b"]}}}
+data: {{path: {root / "traces.jsonl"}}}
+output_dir: {tmp_path / "run"}
 bf16_autocast: false
 max_length: 96
 batch_size: 4
@@ -207,8 +225,9 @@ stages:
     assert cfg.teacher == str(tiny_llama_dir) and len(cfg.teachers) == 2
     run_recipe(cfg, progress=False)
     rows = read_jsonl(tmp_path / "run" / "stages" / "1-logic" / "metrics.jsonl")
-    assert len(rows) == 3 and all(math.isfinite(r["terms"]["forward_kl"]) and r["terms"]["forward_kl"] > 0
-                                  for r in rows)
+    assert len(rows) == 3 and all(
+        math.isfinite(r["terms"]["forward_kl"]) and r["terms"]["forward_kl"] > 0 for r in rows
+    )
 
 
 def test_bad_multi_teacher_recipes_name_the_key(tmp_path):
@@ -217,19 +236,25 @@ def test_bad_multi_teacher_recipes_name_the_key(tmp_path):
     from reasonkd.distill.recipe import DistillRecipe
     from reasonkd.errors import ConfigError
 
-    base = {"student": "s", "data": {"path": "t.jsonl"},
-            "stages": [{"name": "logic", "kind": "logic", "steps": 1}]}
+    base = {"student": "s", "data": {"path": "t.jsonl"}, "stages": [{"name": "logic", "kind": "logic", "steps": 1}]}
     no_cache = from_dict(DistillRecipe, {**base, "teachers": [{"model": "a", "logit_cache": "c"}, {"model": "b"}]})
     with pytest.raises(ConfigError, match=r"stages\.0\.losses\.1: teachers: .*logit_cache"):
         no_cache.check_ready()
-    missing = from_dict(DistillRecipe, {**base, "teachers": [{"model": "a", "logit_cache": str(tmp_path / "x")},
-                                                             {"model": "b", "logit_cache": str(tmp_path / "y")}]})
+    missing = from_dict(
+        DistillRecipe,
+        {
+            **base,
+            "teachers": [
+                {"model": "a", "logit_cache": str(tmp_path / "x")},
+                {"model": "b", "logit_cache": str(tmp_path / "y")},
+            ],
+        },
+    )
     with pytest.raises(ReasonkdError, match=r"teachers\.0\.logit_cache \(a\): .*not a finished logit cache"):
         open_fused_cache(missing, [], None)
 
 
-def test_fused_cache_takes_the_other_tokenizers_row_at_the_aligned_position(two_caches, tiny_llama_dir,
-                                                                             tiny_qwen_dir):
+def test_fused_cache_takes_the_other_tokenizers_row_at_the_aligned_position(two_caches, tiny_llama_dir, tiny_qwen_dir):
     from transformers import AutoTokenizer
 
     from reasonkd.distill.crosstok import PairEncoder
@@ -238,8 +263,16 @@ def test_fused_cache_takes_the_other_tokenizers_row_at_the_aligned_position(two_
     s_tok, b_tok = AutoTokenizer.from_pretrained(tiny_llama_dir), AutoTokenizer.from_pretrained(tiny_qwen_dir)
     id_map = F.id_map_from(build_vocab_map(s_tok, b_tok, len(s_tok), len(b_tok)), len(b_tok))
     enc = PairEncoder(s_tok, b_tok, len(s_tok), len(b_tok), max_length=96)
-    only_b = FusedLogitCache([_Teacher("b", LogitCache(caches["b"]), enc, id_map)], [1.0], "static", 5, s_tok,
-                             len(s_tok), {ex["id"]: ex for ex in examples}, 96)
+    only_b = FusedLogitCache(
+        [_Teacher("b", LogitCache(caches["b"]), enc, id_map)],
+        [1.0],
+        "static",
+        5,
+        s_tok,
+        len(s_tok),
+        {ex["id"]: ex for ex in examples},
+        96,
+    )
     ex = examples[3]
     got, raw = only_b.get(ex["id"]), LogitCache(caches["b"]).get(ex["id"])
     e = enc.encode(ex["prompt"], ex["trace"], id=ex["id"])
@@ -250,10 +283,16 @@ def test_fused_cache_takes_the_other_tokenizers_row_at_the_aligned_position(two_
         if t_pos < 0:
             continue
         row = t_pos - (raw.trace_start - 1)
-        want = {int(id_map[t]): round(float(lp), 4) for t, lp in zip(raw.topk_ids[row], raw.topk_logprobs[row])
-                if int(id_map[t]) >= 0}
-        have = {int(i): round(float(lp), 4) for i, lp in zip(got.topk_ids[j], got.topk_logprobs[j])
-                if math.isfinite(float(lp))}
+        want = {
+            int(id_map[t]): round(float(lp), 4)
+            for t, lp in zip(raw.topk_ids[row], raw.topk_logprobs[row])
+            if int(id_map[t]) >= 0
+        }
+        have = {
+            int(i): round(float(lp), 4)
+            for i, lp in zip(got.topk_ids[j], got.topk_logprobs[j])
+            if math.isfinite(float(lp))
+        }
         assert have == want
         checked += 1
     assert checked > 0.5 * got.topk_ids.shape[0]
@@ -267,17 +306,18 @@ def test_online_stage_with_another_tokenizer_then_fused_caches(two_caches, tiny_
     from reasonkd.utils.io import read_jsonl
 
     root, examples, caches = two_caches
-    student = build_tiny_model(tmp_path / "student", arch="llama", tokenizer="a", hidden=64, layers=2, heads=4,
-                               kv_heads=2, seed=3)
+    student = build_tiny_model(
+        tmp_path / "student", arch="llama", tokenizer="a", hidden=64, layers=2, heads=4, kv_heads=2, seed=3
+    )
     recipe = tmp_path / "mt.yaml"
     recipe.write_text(f"""\
 student: {student}
 teachers:
-  - {{model: {tiny_qwen_dir}, logit_cache: {caches['b']}}}
-  - {{model: {tiny_llama_dir}, logit_cache: {caches['a']}}}
+  - {{model: {tiny_qwen_dir}, logit_cache: {caches["b"]}}}
+  - {{model: {tiny_llama_dir}, logit_cache: {caches["a"]}}}
 fusion: {{weighting: confidence}}
-data: {{path: {root / 'traces.jsonl'}}}
-output_dir: {tmp_path / 'run'}
+data: {{path: {root / "traces.jsonl"}}}
+output_dir: {tmp_path / "run"}
 bf16_autocast: false
 teacher_dtype: float32
 max_length: 96

@@ -7,9 +7,15 @@ import math
 import pytest
 import torch
 
-from reasonkd.distill.heads import (attention_modules, attentions_by_layer, head_gates, load_examples,
-                                    load_head_selection, score_heads,
-                                    use_eager_attention_only_in)
+from reasonkd.distill.heads import (
+    attention_modules,
+    attentions_by_layer,
+    head_gates,
+    load_examples,
+    load_head_selection,
+    score_heads,
+    use_eager_attention_only_in,
+)
 from reasonkd.distill.cli import register_heads
 from reasonkd.errors import ConfigError, ReasonkdError
 from reasonkd.models import load_model
@@ -39,7 +45,7 @@ def _zero_head(model, layer, head):
     saved = w.detach().clone()
     d = w.shape[1] // model.config.num_attention_heads
     with torch.no_grad():
-        w[:, head * d:(head + 1) * d] = 0
+        w[:, head * d : (head + 1) * d] = 0
     return saved
 
 
@@ -170,19 +176,33 @@ def test_score_heads_input_errors(llama):
 
 def test_load_examples_from_traces_and_items(tmp_path):
     traces = tmp_path / "traces.jsonl"
-    traces.write_text("\n".join(json.dumps(r) for r in [
-        {"id": "a", "prompt": "Q1?", "system": "Be careful.", "trace": "t1 #### 1"},
-        {"id": "b", "prompt": "Q2?", "trace": "t2 #### 2"}]) + "\n")
+    traces.write_text(
+        "\n".join(
+            json.dumps(r)
+            for r in [
+                {"id": "a", "prompt": "Q1?", "system": "Be careful.", "trace": "t1 #### 1"},
+                {"id": "b", "prompt": "Q2?", "trace": "t2 #### 2"},
+            ]
+        )
+        + "\n"
+    )
     ex = load_examples(traces, limit=1)
     assert [{k: e[k] for k in ("prompt", "trace", "system")} for e in ex] == [
-        {"prompt": "Q1?", "trace": "t1 #### 1", "system": "Be careful."}]
+        {"prompt": "Q1?", "trace": "t1 #### 1", "system": "Be careful."}
+    ]
     items = tmp_path / "items.jsonl"
     base = {"domain": "math", "verifier": "math_numeric", "split": "train"}
-    items.write_text("\n".join(json.dumps({**base, **r}) for r in [
-        {"id": "m1", "question": "2+3?", "answer": "5", "steps": ["2 + 3 = 5."]},
-        {"id": "m2", "question": "4*2?", "answer": "8", "steps": ["4 * 2 = 8.", "#### 8"]},
-        {"id": "m3", "question": "4*2?", "answer": "9", "steps": ["4 * 2 = 9.", "#### 9"], "kind": "negative"},
-    ]) + "\n")
+    items.write_text(
+        "\n".join(
+            json.dumps({**base, **r})
+            for r in [
+                {"id": "m1", "question": "2+3?", "answer": "5", "steps": ["2 + 3 = 5."]},
+                {"id": "m2", "question": "4*2?", "answer": "8", "steps": ["4 * 2 = 8.", "#### 8"]},
+                {"id": "m3", "question": "4*2?", "answer": "9", "steps": ["4 * 2 = 9.", "#### 9"], "kind": "negative"},
+            ]
+        )
+        + "\n"
+    )
     ex = load_examples(items)
     assert [e["trace"] for e in ex] == ["2 + 3 = 5.\n#### 5", "4 * 2 = 8.\n#### 8"]
     bad = tmp_path / "bad.jsonl"
@@ -197,8 +217,23 @@ def test_heads_command_end_to_end(tiny_llama_dir, tmp_path):
     parser = argparse.ArgumentParser()
     register_heads(parser.add_subparsers(dest="command"))
     out = tmp_path / "heads"
-    args = parser.parse_args(["heads", "--teacher", str(tiny_llama_dir), "--data", str(data), "--out", str(out),
-                              "--limit", "2", "--top-k", "3", "--batch-size", "2"])
+    args = parser.parse_args(
+        [
+            "heads",
+            "--teacher",
+            str(tiny_llama_dir),
+            "--data",
+            str(data),
+            "--out",
+            str(out),
+            "--limit",
+            "2",
+            "--top-k",
+            "3",
+            "--batch-size",
+            "2",
+        ]
+    )
     assert args.func(args) == 0
     res = json.loads((out / "heads.json").read_text())
     assert res["method"] == "gradient" and res["n_examples"] == 2 and res["top_k"] == 3

@@ -19,6 +19,7 @@ def rows():
 def summed(name, temperature=2.0):
     def fn(s, t):
         return divergence(name)(logprobs(s, temperature), logprobs(t, temperature)).sum().reshape(1)
+
     return fn
 
 
@@ -60,5 +61,7 @@ def test_checkpointed_chunks_save_no_fp32_vocab_tensors(rows):
     chunked = _saved_for_backward(lambda: chunked_sum(summed("forward_kl"), 3, sb, tb))
     # only the caller's own bf16 logits (no copies) are kept vocabulary-wide
     vocab_wide = {(dt, ptr) for shape, dt, ptr in chunked if len(shape) == 2 and shape[-1] == V}
-    assert vocab_wide <= {(torch.bfloat16, sb.untyped_storage().data_ptr()),
-                          (torch.bfloat16, tb.untyped_storage().data_ptr())}
+    assert vocab_wide <= {
+        (torch.bfloat16, sb.untyped_storage().data_ptr()),
+        (torch.bfloat16, tb.untyped_storage().data_ptr()),
+    }

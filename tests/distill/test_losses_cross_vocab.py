@@ -71,8 +71,9 @@ def test_identity_map_is_forward_kl(rows):
     s, _ = rows
     t = torch.randn(N, VS, generator=torch.Generator().manual_seed(6))
     dense = forward_kl(logprobs(s, 2.0), logprobs(t, 2.0))
-    assert torch.allclose(forward_kl(*shared_logprobs(s, t, identity_map(VS), 2.0, other_bucket=True)), dense,
-                          atol=1e-6)
+    assert torch.allclose(
+        forward_kl(*shared_logprobs(s, t, identity_map(VS), 2.0, other_bucket=True)), dense, atol=1e-6
+    )
     assert forward_kl(*shared_logprobs(s, s.clone(), identity_map(VS), other_bucket=True)).abs().max() < 1e-6
 
 
@@ -123,12 +124,12 @@ def test_gold_hybrid_reference(rows, vmap):
 def test_topk_exact_tail_reference_and_full_k(rows, vmap):
     s, t = rows
     p = torch.softmax(t.double() / 2.0, -1)
-    p_sh = p[:, T_IDS]                              # full-softmax probabilities, not renormalised
+    p_sh = p[:, T_IDS]  # full-softmax probabilities, not renormalised
     top = p_sh.topk(2, -1).indices
     q = torch.softmax(s.double() / 2.0, -1)
     q_top, p_top = q.gather(-1, torch.tensor(S_IDS)[top]), p_sh.gather(-1, top)
     q_b = torch.cat([q_top, 1 - q_top.sum(-1, keepdim=True)], -1)
-    p_b = torch.cat([p_top, 1 - p_top.sum(-1, keepdim=True)], -1)   # the teacher's exact leftover mass
+    p_b = torch.cat([p_top, 1 - p_top.sum(-1, keepdim=True)], -1)  # the teacher's exact leftover mass
     got = forward_kl(*shared_topk_logprobs(s, t, vmap, k=2, temperature=2.0, exact_tail=True))
     assert torch.allclose(got.double(), kl64(p_b, q_b), atol=1e-6)
     # k = V over an identity map: exactly the full-vocabulary KL

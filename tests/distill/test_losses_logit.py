@@ -6,8 +6,19 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from reasonkd.distill.losses import (DIVERGENCES, ce, divergence, forward_kl, generalized_jsd, kd, logprobs,
-                                     reverse_kl, skew_kl, skew_reverse_kl, tvd)
+from reasonkd.distill.losses import (
+    DIVERGENCES,
+    ce,
+    divergence,
+    forward_kl,
+    generalized_jsd,
+    kd,
+    logprobs,
+    reverse_kl,
+    skew_kl,
+    skew_reverse_kl,
+    tvd,
+)
 from reasonkd.errors import ReasonkdError
 
 N, V = 10, 11
@@ -135,10 +146,11 @@ def test_unknown_name_and_bad_arguments(rows):
 @pytest.mark.parametrize("temperature,alpha", [(3.0, 0.7), (1.0, 0.5), (5.0, 1.0), (2.0, 0.0)])
 def test_kd_is_the_hinton_formula(rows, temperature, alpha):
     s, t, targets = rows
-    kl_ref = F.kl_div(F.log_softmax(s.double() / temperature, -1), F.softmax(t.double() / temperature, -1),
-                      reduction="batchmean")
+    kl_ref = F.kl_div(
+        F.log_softmax(s.double() / temperature, -1), F.softmax(t.double() / temperature, -1), reduction="batchmean"
+    )
     ce_ref = F.cross_entropy(s.double(), targets)
-    hand = alpha * temperature ** 2 * kl_ref + (1 - alpha) * ce_ref
+    hand = alpha * temperature**2 * kl_ref + (1 - alpha) * ce_ref
     kl = rows_of("forward_kl", s, t, temperature).mean()
     got = kd(kl, ce(s, targets).mean(), alpha, temperature)
     assert torch.allclose(got.double(), hand, atol=1e-5)

@@ -78,8 +78,9 @@ def test_options_pass_through(rows):
     s, t = rows
     ids, lp = topk(t, 5)
     got = divergence("generalized_jsd")(*topk_logprobs(s, ids, lp), beta=0.9)
-    assert torch.allclose(got.double(), ref_from_probs("generalized_jsd", *ref_buckets(s, t, 5, 1.0), beta=0.9),
-                          atol=1e-6)
+    assert torch.allclose(
+        got.double(), ref_from_probs("generalized_jsd", *ref_buckets(s, t, 5, 1.0), beta=0.9), atol=1e-6
+    )
 
 
 def test_gradients_finite_even_when_topk_is_complete(rows):

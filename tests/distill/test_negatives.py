@@ -42,15 +42,33 @@ def test_unlikelihood_term_counts_only_the_wrong_step_and_lowers_its_tokens(rows
     logits = logits.clone().requires_grad_(True)
     wrong = torch.arange(N) % 3 == 0
     batch_index = torch.zeros(N, dtype=torch.long)
-    out = negative_terms({"unlikelihood"}, None, targets, batch_index, logits, targets, batch_index, wrong,
-                         torch.ones(1, dtype=torch.bool))["unlikelihood"]
+    out = negative_terms(
+        {"unlikelihood"},
+        None,
+        targets,
+        batch_index,
+        logits,
+        targets,
+        batch_index,
+        wrong,
+        torch.ones(1, dtype=torch.bool),
+    )["unlikelihood"]
     assert out.item() == pytest.approx(unlikelihood(logits, targets)[wrong].mean().item(), abs=1e-9)
     out.backward()
     g = logits.grad.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-    assert (g[wrong] > 0).all()            # gradient descent pushes the wrong token's logit down
+    assert (g[wrong] > 0).all()  # gradient descent pushes the wrong token's logit down
     assert (logits.grad[~wrong] == 0).all()
-    none = negative_terms({"unlikelihood"}, None, targets, batch_index, logits, targets, batch_index,
-                          torch.zeros(N, dtype=torch.bool), torch.ones(1, dtype=torch.bool))
+    none = negative_terms(
+        {"unlikelihood"},
+        None,
+        targets,
+        batch_index,
+        logits,
+        targets,
+        batch_index,
+        torch.zeros(N, dtype=torch.bool),
+        torch.ones(1, dtype=torch.bool),
+    )
     assert none["unlikelihood"].item() == 0.0
 
 
@@ -85,7 +103,7 @@ def test_preference_loss_decreasing_in_margin_and_log2_at_zero():
 def test_preference_loss_shift_invariant_with_reference():
     c, r = torch.tensor([-5.0, -3.0]), torch.tensor([-6.0, -1.0])
     a = pairwise_preference_loss(c, r, ref_chosen_logps=c, ref_rejected_logps=r)
-    assert a.item() == pytest.approx(math.log(2), abs=1e-6)   # policy == reference: no preference yet
+    assert a.item() == pytest.approx(math.log(2), abs=1e-6)  # policy == reference: no preference yet
 
 
 def test_shape_errors(rows):

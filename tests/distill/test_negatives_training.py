@@ -21,7 +21,7 @@ def test_divergence_char_starts_at_the_line_of_the_first_difference():
 
     right = "Step 1: 3 + 4 = 7.\nStep 2: 7 * 2 = 14.\n#### 14"
     wrong = "Step 1: 3 + 4 = 7.\nStep 2: 7 * 2 = 16.\n#### 16"
-    assert wrong[divergence_char(right, wrong):].startswith("Step 2: 7 * 2 = 16")
+    assert wrong[divergence_char(right, wrong) :].startswith("Step 2: 7 * 2 = 16")
     assert divergence_char(right, "Other text") == 0
 
 
@@ -30,10 +30,20 @@ def test_load_negatives_reads_teacher_and_data_engine_rows(tmp_path):
     from reasonkd.errors import ReasonkdError
 
     write_jsonl(tmp_path / "negatives.jsonl", [{"id": "p1", "sample_idx": 0, "prompt": "q", "trace": "bad"}])
-    write_jsonl(tmp_path / "train.jsonl", [
-        {"id": "p2", "kind": "original", "steps": ["ok", "#### 3"], "verifier": "math_numeric", "answer": "3"},
-        {"id": "p2-neg-x", "parent_id": "p2", "kind": "negative", "steps": ["bad", "#### 4"],
-         "verifier": "math_numeric", "answer": "4"}])
+    write_jsonl(
+        tmp_path / "train.jsonl",
+        [
+            {"id": "p2", "kind": "original", "steps": ["ok", "#### 3"], "verifier": "math_numeric", "answer": "3"},
+            {
+                "id": "p2-neg-x",
+                "parent_id": "p2",
+                "kind": "negative",
+                "steps": ["bad", "#### 4"],
+                "verifier": "math_numeric",
+                "answer": "4",
+            },
+        ],
+    )
     assert load_negatives(tmp_path / "negatives.jsonl") == {"p1": ["bad"]}
     assert load_negatives(tmp_path / "train.jsonl") == {"p2": ["bad\n#### 4"]}
     (tmp_path / "empty.jsonl").write_text('{"id": "x", "trace": ""}\n')
@@ -54,7 +64,7 @@ def test_attach_negatives_marks_the_wrong_step_tokens(tmp_path):
     negs = {"q0": [_wrong(traces[0]["trace"])], "q2": [_wrong(traces[2]["trace"])]}
     assert attach_negatives(enc, {t["id"]: t for t in traces}, negs, tok, 96) == 2
     e = enc[0]
-    wrong_text = tok.decode(e.neg_input_ids[e.neg_start:])
+    wrong_text = tok.decode(e.neg_input_ids[e.neg_start :])
     assert wrong_text.lstrip().startswith("So it is 99"), wrong_text  # the shared first step is not penalised
     batch = collate(enc, tok.pad_token_id)
     assert batch["has_neg"].tolist() == [True, False, True, False]
@@ -68,7 +78,7 @@ def _negatives_run(tmp_path, teacher, student, data, weight: float) -> list[dict
     (tmp_path / "r.yaml").write_text(f"""\
 student: {student}
 teacher: {teacher}
-data: {{path: {data}, negatives: {tmp_path / 'neg.jsonl'}}}
+data: {{path: {data}, negatives: {tmp_path / "neg.jsonl"}}}
 output_dir: {out}
 bf16_autocast: false
 max_length: 96
@@ -92,7 +102,10 @@ def test_negative_terms_push_the_wrong_trace_down(tmp_path):
     teacher, student = build_pair(tmp_path)
     data = write_traces(tmp_path / "traces.jsonl", n=8)
     write_jsonl(tmp_path / "neg.jsonl", [{"id": r["id"], "trace": _wrong(r["trace"])} for r in read_jsonl(data)])
-    off, on = _negatives_run(tmp_path, teacher, student, data, 0.0), _negatives_run(tmp_path, teacher, student, data, 1.0)
+    off, on = (
+        _negatives_run(tmp_path, teacher, student, data, 0.0),
+        _negatives_run(tmp_path, teacher, student, data, 1.0),
+    )
     for term in ("unlikelihood", "preference"):
         last_off = sum(r["terms"][term] for r in off[-4:]) / 4
         last_on = sum(r["terms"][term] for r in on[-4:]) / 4
@@ -105,8 +118,15 @@ def test_negative_losses_need_data_negatives(tmp_path):
     from reasonkd.distill.recipe import DistillRecipe
     from reasonkd.errors import ConfigError
 
-    recipe = from_dict(DistillRecipe, {"student": "s", "data": {"path": "x"},
-                                       "stages": [{"name": "a", "kind": "logic", "steps": 1,
-                                                   "losses": [{"name": "ce"}, {"name": "unlikelihood"}]}]})
+    recipe = from_dict(
+        DistillRecipe,
+        {
+            "student": "s",
+            "data": {"path": "x"},
+            "stages": [
+                {"name": "a", "kind": "logic", "steps": 1, "losses": [{"name": "ce"}, {"name": "unlikelihood"}]}
+            ],
+        },
+    )
     with pytest.raises(ConfigError, match="data.negatives"):
         recipe.check_ready()

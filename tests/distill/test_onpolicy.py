@@ -11,16 +11,23 @@ from tests.distill._tiny_distill import ONPOLICY_HEAD, build_pair, one_thread, w
 
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 
-RECIPE = ONPOLICY_HEAD + """\
+RECIPE = (
+    ONPOLICY_HEAD
+    + """\
 {warmup}  - name: gkd
     kind: on_policy
     steps: 4
     lr: 0.003
     rollout: {{fraction: {fraction}, max_new_tokens: 12, temperature: 1.0}}
 {losses}"""
+)
 WARMUP = "  - {name: warmup, kind: logic, steps: 2, lr: 0.003, losses: [{name: ce}]}\n"
-ON_POLICY_METRICS = ("onpolicy_rkl.teacher_logprob", "onpolicy_rkl.student_entropy", "onpolicy_rkl.clipped",
-                     "onpolicy_rkl.anchor_ce")
+ON_POLICY_METRICS = (
+    "onpolicy_rkl.teacher_logprob",
+    "onpolicy_rkl.student_entropy",
+    "onpolicy_rkl.clipped",
+    "onpolicy_rkl.anchor_ce",
+)
 
 
 def _run(tmp_path, teacher, student, fraction=1.0, losses="", warmup=""):
@@ -28,8 +35,17 @@ def _run(tmp_path, teacher, student, fraction=1.0, losses="", warmup=""):
 
     data = write_traces(tmp_path / "traces.jsonl", n=8)
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(RECIPE.format(student=student, teacher=teacher, data=data, out=tmp_path / "run",
-                                    fraction=fraction, losses=losses, warmup=warmup))
+    recipe.write_text(
+        RECIPE.format(
+            student=student,
+            teacher=teacher,
+            data=data,
+            out=tmp_path / "run",
+            fraction=fraction,
+            losses=losses,
+            warmup=warmup,
+        )
+    )
     run_recipe(recipe, progress=False)
     [stage] = (tmp_path / "run" / "stages").glob("*-gkd")
     return [json.loads(x) for x in (stage / "metrics.jsonl").read_text().splitlines()]
@@ -61,8 +77,9 @@ def _check_sample_metrics(rows):
     assert len({r["rollout_sha"] for r in rows}) == len(rows)  # new samples every step
 
 
-def test_cross_tokenizer_warmup_then_on_policy_logs_the_sample_metrics(tmp_path, monkeypatch, tiny_llama_dir,
-                                                                      tiny_qwen_dir):
+def test_cross_tokenizer_warmup_then_on_policy_logs_the_sample_metrics(
+    tmp_path, monkeypatch, tiny_llama_dir, tiny_qwen_dir
+):
     """SFT warm-up (logic, ce) -> on_policy with the default onpolicy_rkl + anchor, tokenizers a vs b."""
     completions = _spy(monkeypatch)
     rows = _run(tmp_path, tiny_qwen_dir, tiny_llama_dir, warmup=WARMUP)
@@ -132,8 +149,9 @@ def test_on_policy_steps_leave_the_teacher_weights_unchanged(tmp_path, monkeypat
 
     monkeypatch.setattr(stages, "_load_teacher", spy)
     completions = _spy(monkeypatch)
-    losses = ("    losses: [{name: onpolicy_rkl, options: {mode: full, clip: 5.0, anchor_ce: 0.1, "
-              "divergence: forward_kl}}]\n")
+    losses = (
+        "    losses: [{name: onpolicy_rkl, options: {mode: full, clip: 5.0, anchor_ce: 0.1, divergence: forward_kl}}]\n"
+    )
     rows = _run(tmp_path, teacher, student, losses=losses)
     assert len(completions) == 16 and all(r["terms"]["onpolicy_rkl"] >= 0 for r in rows)
     [(model, before)] = seen

@@ -21,13 +21,16 @@ from tests.distill._tiny_distill import ONPOLICY_HEAD, SUBPROCESS_ENV, one_threa
 _one_thread = pytest.fixture(scope="module", autouse=True)(one_thread)
 HOOKS = Path(__file__).resolve().parents[1] / "run_with_hooks.py"
 STEPS = 8
-RECIPE = ONPOLICY_HEAD + """\
+RECIPE = (
+    ONPOLICY_HEAD
+    + """\
   - name: on_policy
     kind: on_policy
     steps: {steps}
     lr: 0.003
     rollout: {{fraction: 0.75, max_new_tokens: 12, temperature: 1.0}}
 """
+)
 
 
 def _rows(out: Path) -> list[dict]:
@@ -39,24 +42,25 @@ def _cmd(recipe, *extra, hooks=()):
 
 
 @pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
-def test_kill9_mid_on_policy_stage_then_resume_samples_the_same_completions(tmp_path, tiny_llama_dir,
-                                                                          tiny_qwen_dir):
+def test_kill9_mid_on_policy_stage_then_resume_samples_the_same_completions(tmp_path, tiny_llama_dir, tiny_qwen_dir):
     from reasonkd.distill.stages import run_recipe
 
     data = write_traces(tmp_path / "traces.jsonl", n=8)
     recipes = {}
     for name in ("ref", "killed"):
         recipes[name] = tmp_path / f"{name}.yaml"
-        recipes[name].write_text(RECIPE.format(student=tiny_llama_dir, teacher=tiny_qwen_dir, data=data,
-                                               out=tmp_path / name, steps=STEPS))
+        recipes[name].write_text(
+            RECIPE.format(student=tiny_llama_dir, teacher=tiny_qwen_dir, data=data, out=tmp_path / name, steps=STEPS)
+        )
     run_recipe(recipes["ref"], progress=False)  # uninterrupted, in this process
 
     out = tmp_path / "killed"
     stage = out / "stages" / "1-on_policy"
     env = {**os.environ, **SUBPROCESS_ENV, "REASONKD_HOME": str(tmp_path / "home")}
     with open(tmp_path / "log.txt", "wb") as log:
-        proc = subprocess.Popen(_cmd(recipes["killed"], hooks=("--step-delay", "0.3")), env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            _cmd(recipes["killed"], hooks=("--step-delay", "0.3")), env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         deadline = time.time() + 180
         while latest_checkpoint(stage) is None:
             assert proc.poll() is None, (tmp_path / "log.txt").read_text()
@@ -69,8 +73,7 @@ def test_kill9_mid_on_policy_stage_then_resume_samples_the_same_completions(tmp_
     killed_at = len(_rows(out))
     assert 2 <= killed_at < STEPS
 
-    done = subprocess.run(_cmd(recipes["killed"], "--resume"), env=env, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(_cmd(recipes["killed"], "--resume"), env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     ref, resumed = _rows(tmp_path / "ref"), _rows(out)
     assert [r["step"] for r in resumed] == list(range(1, STEPS + 1))

@@ -30,8 +30,14 @@ def _batch():
     chunk_ids = torch.tensor([[-1, -1, 0, 0, 1, 2, 3], [-1, -1, 0, 1, 1, -1, -1]])
     t_ids = torch.randint(0, V + 5, (2, 8), generator=g)
     t_chunks = torch.tensor([[-1, -1, -1, 0, 1, 1, 2, 3], [-1, -1, -1, 0, 0, 1, -1, -1]])
-    return {"input_ids": input_ids, "labels": labels, "attention_mask": torch.ones_like(input_ids),
-            "chunk_ids": chunk_ids, "teacher_input_ids": t_ids, "teacher_chunk_ids": t_chunks}
+    return {
+        "input_ids": input_ids,
+        "labels": labels,
+        "attention_mask": torch.ones_like(input_ids),
+        "chunk_ids": chunk_ids,
+        "teacher_input_ids": t_ids,
+        "teacher_chunk_ids": t_chunks,
+    }
 
 
 def _step(mode: str, anchor: bool = True):
@@ -46,8 +52,11 @@ def _step(mode: str, anchor: bool = True):
     _, _, t_chunk = teacher_token_rows(batch)
     t_lp = -torch.rand(t_chunk.shape[0], generator=g) * 3
     t_lp[0] = -30.0  # chunk 0 of example 0: an outlier the clip bounds
-    teacher = {"token_logprobs": t_lp, "logits": torch.randn(n, V, generator=g) * 3,
-               "valid": torch.ones(n, dtype=torch.bool)}
+    teacher = {
+        "token_logprobs": t_lp,
+        "logits": torch.randn(n, V, generator=g) * 3,
+        "valid": torch.ones(n, dtype=torch.bool),
+    }
     obj = SimpleNamespace(relation="different" if mode == "chunk" else "same", chunk_rows=0)
     return obj, Step(student, teacher, batch, rows, 1.0)
 
@@ -111,7 +120,7 @@ def test_full_mode_matches_a_float64_reverse_kl(chunk_rows):
     s = step.student["logits"].detach().double().requires_grad_()
     s_lp, t_lp = torch.log_softmax(s, -1), torch.log_softmax(step.teacher["logits"].double(), -1)
     rkl = (s_lp.exp() * (s_lp - t_lp)).sum(-1)
-    scored = (torch.nn.functional.pad(step.batch["chunk_ids"][:, 1:], (0, 1), value=-1)[step.rows.mask] >= 0)
+    scored = torch.nn.functional.pad(step.batch["chunk_ids"][:, 1:], (0, 1), value=-1)[step.rows.mask] >= 0
     bounded = torch.where(rkl.detach() > CLIP, rkl * CLIP / rkl.detach(), rkl)
     assert (rkl[scored] > CLIP).any() and (rkl[scored] <= CLIP).any()  # both branches of the clip
     ref = bounded[scored].mean()
@@ -122,7 +131,7 @@ def test_full_mode_matches_a_float64_reverse_kl(chunk_rows):
     assert out["onpolicy_rkl.teacher_logprob"].item() == pytest.approx(t_tok[scored].mean().item(), abs=1e-5)
     entropy = -(s_lp.exp() * s_lp).sum(-1)[scored].mean()
     assert out["onpolicy_rkl.student_entropy"].item() == pytest.approx(entropy.item(), abs=1e-5)
-    g, = torch.autograd.grad(out["onpolicy_rkl"], step.student["logits"])
+    (g,) = torch.autograd.grad(out["onpolicy_rkl"], step.student["logits"])
     assert torch.allclose(g.double(), s.grad, atol=1e-6) and g.abs().sum() > 0
     assert g[~scored].abs().sum() == 0  # the end of turn the student never sampled carries no loss
 
@@ -134,7 +143,7 @@ def test_chunked_rows_equals_all_at_once():
         return a.pow(2).sum(-1, keepdim=True)
 
     assert torch.allclose(chunked_rows(fn, 3, x), fn(x))
-    g1, = torch.autograd.grad(chunked_rows(fn, 3, x).sum(), x)
+    (g1,) = torch.autograd.grad(chunked_rows(fn, 3, x).sum(), x)
     assert torch.allclose(g1, 2 * x)
 
 
@@ -191,9 +200,32 @@ def test_completion_chunks_hand_checked_across_tokenizers():
     e = pair.encode("What is 12 * 34?", TEXT)
     s, t = completion_chunks(TEXT, e, a, b, finished=True)
     assert len(s) == len(e.input_ids) and len(t) == len(e.teacher_input_ids)
-    assert s[:e.prompt_len] == [-1] * e.prompt_len and s[e.prompt_len] == 0  # the template is never scored
-    expected = ["S", "t", "ep", " 1", ":", " 12", " ", "*", " 3", "4", " =", " 4", "0", "8", ".", " café", " ",
-                "😀", " ####", " 4", "0", "8", "<|im_end|>"]
+    assert s[: e.prompt_len] == [-1] * e.prompt_len and s[e.prompt_len] == 0  # the template is never scored
+    expected = [
+        "S",
+        "t",
+        "ep",
+        " 1",
+        ":",
+        " 12",
+        " ",
+        "*",
+        " 3",
+        "4",
+        " =",
+        " 4",
+        "0",
+        "8",
+        ".",
+        " café",
+        " ",
+        "😀",
+        " ####",
+        " 4",
+        "0",
+        "8",
+        "<|im_end|>",
+    ]
     assert _chunk_texts(a, e.input_ids, s) == expected  # " 12": 2 student tokens, " café": 5 (bytes of é), 😀: 4
     assert _chunk_texts(b, e.teacher_input_ids, t) == expected
     assert s.count(5) == 2 and t.count(5) == 1 and s.count(15) == 5 and t.count(15) == 1
@@ -247,8 +279,9 @@ def test_full_mode_takes_the_divergence_the_recipe_names():
     assert torch.allclose(_full_rows(onpolicy_divergence({}), s, t, y)[:, 0].double(), ref["reverse_kl"], atol=1e-5)
     m = 0.5 * (ps + pt)  # beta 0.5: the symmetric JSD
     jsd = 0.5 * (ps * (ps.log() - m.log())).sum(-1) + 0.5 * (pt * (pt.log() - m.log())).sum(-1)
-    got = _full_rows(onpolicy_divergence({"divergence": "generalized_jsd", "divergence_options": {"beta": 0.5}}),
-                     s, t, y)[:, 0].double()
+    got = _full_rows(
+        onpolicy_divergence({"divergence": "generalized_jsd", "divergence_options": {"beta": 0.5}}), s, t, y
+    )[:, 0].double()
     assert torch.allclose(got, jsd, atol=1e-5)
 
 

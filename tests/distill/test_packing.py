@@ -23,8 +23,13 @@ def _examples(n=7):
     for i in range(n):
         q, t = QUESTIONS[i % 2]
         a, b = 3 + i, 4 + 2 * i
-        out.append({"id": f"q{i}", "prompt": q.format(a=a, b=b),
-                    "trace": " ".join([t.format(a=a, b=b, s=a + b)] * (1 + i % 3))})
+        out.append(
+            {
+                "id": f"q{i}",
+                "prompt": q.format(a=a, b=b),
+                "trace": " ".join([t.format(a=a, b=b, s=a + b)] * (1 + i % 3)),
+            }
+        )
     return out
 
 
@@ -44,10 +49,13 @@ def pair(tmp_path_factory):
 
     root = tmp_path_factory.mktemp("packing")
     models = {}
-    for name, arch, hidden, layers, heads, seed in (("teacher", "qwen2", 96, 3, 6, 1),
-                                                     ("student", "llama", 64, 2, 4, 2)):
-        path = build_tiny_model(root / name, arch=arch, tokenizer="a", hidden=hidden, layers=layers, heads=heads,
-                                kv_heads=2, seed=seed)
+    for name, arch, hidden, layers, heads, seed in (
+        ("teacher", "qwen2", 96, 3, 6, 1),
+        ("student", "llama", 64, 2, 4, 2),
+    ):
+        path = build_tiny_model(
+            root / name, arch=arch, tokenizer="a", hidden=hidden, layers=layers, heads=heads, kv_heads=2, seed=seed
+        )
         model, tok = load_model(path, dtype="float32")
         models[name] = model.double().eval()
     return models["teacher"], models["student"], tok
@@ -75,8 +83,9 @@ def _per_token(batch, student, teacher, impl, encoded, layout=None):
         m.config._attn_implementation = impl
     rows = token_rows(batch)
     with torch.no_grad():
-        s_out = DistillStudent(student)(batch["input_ids"], batch["attention_mask"], rows.mask,
-                                        position_ids=batch.get("position_ids"))
+        s_out = DistillStudent(student)(
+            batch["input_ids"], batch["attention_mask"], rows.mask, position_ids=batch.get("position_ids")
+        )
         t_out = teacher_forward(teacher, batch, rows, _Objective())
     hidden = s_out["trace_hidden"]
     logits = student.get_output_embeddings()(hidden)
@@ -112,8 +121,10 @@ def test_a_trace_never_reads_another_trace_of_its_row(pair):
     first = int((batch["position_ids"][0, 1:] == 0).nonzero()[0]) + 1  # where the second trace starts
     changed["input_ids"][0, :first] = (changed["input_ids"][0, :first] + 1) % student.config.vocab_size
     with torch.no_grad():  # use_cache=False, as in training: with a KV cache transformers ignores the packing
-        h1, h2 = (student.get_decoder()(input_ids=ids, position_ids=batch["position_ids"], use_cache=False)
-                  .last_hidden_state for ids in (batch["input_ids"], changed["input_ids"]))
+        h1, h2 = (
+            student.get_decoder()(input_ids=ids, position_ids=batch["position_ids"], use_cache=False).last_hidden_state
+            for ids in (batch["input_ids"], changed["input_ids"])
+        )
     assert not torch.allclose(h1[0, :first], h2[0, :first])  # the first trace changed
     torch.testing.assert_close(h1[0, first:], h2[0, first:], rtol=0, atol=0)  # the others did not move
 
@@ -129,12 +140,18 @@ def test_cached_soft_targets_sit_at_each_traces_own_rows(pair, tmp_path):
     encoded = encode_all(examples, tok, max_length=96)
     layout = pack_rows([len(e.input_ids) for e in encoded], 160)
     found = []
-    for batch, lay in ((collate(encoded, tok.pad_token_id, cache), None),
-                       (pack_collate(encoded, tok.pad_token_id, pack_length=160, cache=cache), layout)):
+    for batch, lay in (
+        (collate(encoded, tok.pad_token_id, cache), None),
+        (pack_collate(encoded, tok.pad_token_id, pack_length=160, cache=cache), layout),
+    ):
         mask = token_rows(batch).mask
         assert bool((batch["soft_mask"] == mask).all())  # a soft target at exactly the trace rows
-        found.append({k: (batch["teacher_topk_ids"][r, c].tolist(), batch["teacher_topk_logprobs"][r, c].tolist())
-                      for k, (r, c) in zip(_keys(batch, mask, encoded, lay), mask.nonzero().tolist())})
+        found.append(
+            {
+                k: (batch["teacher_topk_ids"][r, c].tolist(), batch["teacher_topk_logprobs"][r, c].tolist())
+                for k, (r, c) in zip(_keys(batch, mask, encoded, lay), mask.nonzero().tolist())
+            }
+        )
     assert found[0] == found[1] and len(found[0]) > 0
 
 

@@ -82,8 +82,12 @@ def test_kill9_mid_stage_then_resume_repeats_the_packed_run(parts, packed_run, t
     out = tmp_path / "run"
     recipe = _recipe(tmp_path / "r.yaml", parts, out, True)
     # the subprocess imports the reasonkd this test imported (not another installed copy)
-    env = {**os.environ, **SUBPROCESS_ENV, "REASONKD_HOME": str(tmp_path / "home"),
-           "PYTHONPATH": os.pathsep.join([str(Path(reasonkd.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+    env = {
+        **os.environ,
+        **SUBPROCESS_ENV,
+        "REASONKD_HOME": str(tmp_path / "home"),
+        "PYTHONPATH": os.pathsep.join([str(Path(reasonkd.__file__).parents[1]), os.environ.get("PYTHONPATH", "")]),
+    }
     cmd = [sys.executable, str(HOOKS), "--step-delay", "0.3", "--", "distill", str(recipe), "--quiet"]
     stage2 = out / "stages" / "2-output"
     with open(tmp_path / "log.txt", "wb") as log:
@@ -96,8 +100,14 @@ def test_kill9_mid_stage_then_resume_repeats_the_packed_run(parts, packed_run, t
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
     assert not (stage2 / "done.json").is_file(), "the kill landed after stage 2 finished"
-    done = subprocess.run([sys.executable, "-m", "reasonkd.cli", "distill", str(recipe), "--quiet", "--resume"],
-                          check=False, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(
+        [sys.executable, "-m", "reasonkd.cli", "distill", str(recipe), "--quiet", "--resume"],
+        check=False,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     for stage in ("1-logic", "2-output"):
         resumed, ref = metric_rows(out, stage), metric_rows(packed_run, stage)

@@ -50,13 +50,16 @@ def test_step_with_step_numbers_and_explicit_values():
     assert temps(s, 6) == [5.0, 5.0, 3.0, 3.0, 1.5, 1.5]
 
 
-@pytest.mark.parametrize("kwargs, msg", [
-    ({"kind": "exp"}, "kind must be"),
-    ({"start": 0.0}, "must be > 0"),
-    ({"kind": "step"}, "needs milestones"),
-    ({"kind": "step", "milestones": [0.6, 0.3]}, "increasing"),
-    ({"kind": "step", "milestones": [0.5], "values": [1.0, 2.0]}, "one temperature per milestone"),
-])
+@pytest.mark.parametrize(
+    "kwargs, msg",
+    [
+        ({"kind": "exp"}, "kind must be"),
+        ({"start": 0.0}, "must be > 0"),
+        ({"kind": "step"}, "needs milestones"),
+        ({"kind": "step", "milestones": [0.6, 0.3]}, "increasing"),
+        ({"kind": "step", "milestones": [0.5], "values": [1.0, 2.0]}, "one temperature per milestone"),
+    ],
+)
 def test_invalid_schedules_raise(kwargs, msg):
     with pytest.raises(ConfigError, match=msg):
         TemperatureSchedule(**kwargs)

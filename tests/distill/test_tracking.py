@@ -45,8 +45,13 @@ def test_tensorboard_scalars_of_every_stage(tmp_path):
     assert any(t.startswith("2-logic/terms/ce") for t in tags)
 
     tracking = Tracking(["tensorboard"], tmp_path / "eval_run")
-    log_eval_table(tracking, [{"model": "student", "accuracy": 0.25, "latency_ms": 30.5},
-                              {"model": "distilled", "accuracy": 0.5, "latency_ms": 31.0}])
+    log_eval_table(
+        tracking,
+        [
+            {"model": "student", "accuracy": 0.25, "latency_ms": 30.5},
+            {"model": "distilled", "accuracy": 0.5, "latency_ms": 31.0},
+        ],
+    )
     tracking.finish()
     tags, texts = _scalars(tmp_path / "eval_run" / "tracking")
     assert tags["eval/distilled/accuracy"][0][1] == 0.5 and "eval/student/latency_ms" in tags

@@ -98,8 +98,9 @@ def test_stop_then_resume_matches_uninterrupted(ref, tmp_path):
 
 def test_resume_refuses_a_changed_recipe(ref, tmp_path):
     parts = reference_parts()
-    recipe = write_recipe(tmp_path / "r.yaml", parts["teacher"], parts["student"], parts["data"], tmp_path / "run",
-                          steps=2, save_every=1)
+    recipe = write_recipe(
+        tmp_path / "r.yaml", parts["teacher"], parts["student"], parts["data"], tmp_path / "run", steps=2, save_every=1
+    )
     with pytest.raises(StopRequested):
         run_recipe(recipe, progress=False, stop_after=1)
     with pytest.raises(ReasonkdError, match="stages"):
@@ -116,7 +117,9 @@ def test_recipe_validation_names_the_key(tmp_path):
     with pytest.raises(ConfigError, match="temperature.kind"):
         load_config(DistillRecipe, None, ["stages.2.temperature.kind=exp"])
     with pytest.raises(ConfigError, match="source=cache needs data.logit_cache"):
-        load_config(DistillRecipe, None, ["student=s", "teacher=t", "data.path=d", "stages.1.losses.1.options={source: cache}"]).check_ready()
+        load_config(
+            DistillRecipe, None, ["student=s", "teacher=t", "data.path=d", "stages.1.losses.1.options={source: cache}"]
+        ).check_ready()
 
 
 def test_default_recipe_runs_the_three_stages_at_t1_and_article_keeps_the_schedule():
@@ -158,12 +161,14 @@ def test_data_labels_cover_only_the_trace(ref):
     batch = collate(enc[:3], tok.pad_token_id)
     for r, e in enumerate(enc[:3]):
         lab = batch["labels"][r]
-        assert (lab[:e.prompt_len] == -100).all() and (lab[e.prompt_len:len(e.input_ids)] != -100).all()
-        assert (lab[len(e.input_ids):] == -100).all()
-        assert e.input_ids[-len(end_of_turn_ids(tok)):] == end_of_turn_ids(tok)
+        assert (lab[: e.prompt_len] == -100).all() and (lab[e.prompt_len : len(e.input_ids)] != -100).all()
+        assert (lab[len(e.input_ids) :] == -100).all()
+        assert e.input_ids[-len(end_of_turn_ids(tok)) :] == end_of_turn_ids(tok)
         text = tok.decode(lab[lab != -100])
         assert text.startswith(examples[r]["trace"][:10]) and "<|im_end|>" in text
-    assert batch["teacher_identity"] and torch.equal(batch["teacher_index"][0], torch.arange(batch["input_ids"].shape[1]))
+    assert batch["teacher_identity"] and torch.equal(
+        batch["teacher_index"][0], torch.arange(batch["input_ids"].shape[1])
+    )
     order = batch_order([len(e.input_ids) for e in enc], 4, seed=0, epoch=0)
     assert sorted(i for b in order for i in b) == list(range(len(enc)))
     assert order == batch_order([len(e.input_ids) for e in enc], 4, seed=0, epoch=0)

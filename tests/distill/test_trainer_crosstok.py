@@ -15,7 +15,9 @@ import torch
 
 from tests.distill._tiny_distill import recipe_head, write_traces
 
-RECIPE = recipe_head(chunk_rows=16) + """\
+RECIPE = (
+    recipe_head(chunk_rows=16)
+    + """\
   - name: feature
     kind: feature
     steps: {steps}
@@ -36,6 +38,7 @@ RECIPE = recipe_head(chunk_rows=16) + """\
     losses: [{{name: kd, options: {{alpha: 0.7, cross: {cross}}}}}]
     temperature: {{kind: constant, start: 2.0}}    # KL at another T is another scale
 """
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,16 +46,18 @@ def cross_pair(tmp_path_factory):
     from tiny_models import build_tiny_model
 
     root = tmp_path_factory.mktemp("crosspair")
-    teacher = build_tiny_model(root / "teacher", arch="qwen2", tokenizer="b", hidden=96, layers=3, heads=6,
-                               kv_heads=2, seed=1)
+    teacher = build_tiny_model(
+        root / "teacher", arch="qwen2", tokenizer="b", hidden=96, layers=3, heads=6, kv_heads=2, seed=1
+    )
     student = build_tiny_model(root / "student", arch="llama", tokenizer="a", seed=2)
     return root, teacher, student, write_traces(root / "traces.jsonl")
 
 
 def _recipe(tmp_path, teacher, student, data, steps=12, cross="shared"):
     path = tmp_path / "recipe.yaml"
-    path.write_text(RECIPE.format(student=student, teacher=teacher, data=data, out=tmp_path / "run", steps=steps,
-                                  cross=cross))
+    path.write_text(
+        RECIPE.format(student=student, teacher=teacher, data=data, out=tmp_path / "run", steps=steps, cross=cross)
+    )
     return path
 
 
@@ -135,13 +140,25 @@ def test_padded_vocab_pair_trains_with_a_warning(tmp_path, caplog):
     from reasonkd.distill.stages import run_recipe
     from tiny_models import build_tiny_model
 
-    teacher = build_tiny_model(tmp_path / "teacher", arch="qwen2", tokenizer="a", hidden=96, layers=3, heads=6,
-                               kv_heads=2, vocab_pad=64, seed=1)
+    teacher = build_tiny_model(
+        tmp_path / "teacher",
+        arch="qwen2",
+        tokenizer="a",
+        hidden=96,
+        layers=3,
+        heads=6,
+        kv_heads=2,
+        vocab_pad=64,
+        seed=1,
+    )
     student = build_tiny_model(tmp_path / "student", arch="llama", tokenizer="a", seed=2)
     data = write_traces(tmp_path / "traces.jsonl", n=8)
     recipe = tmp_path / "recipe.yaml"
-    recipe.write_text(RECIPE.replace("{cross}", "shared").format(student=student, teacher=teacher, data=data,
-                                                                  out=tmp_path / "run", steps=2))
+    recipe.write_text(
+        RECIPE.replace("{cross}", "shared").format(
+            student=student, teacher=teacher, data=data, out=tmp_path / "run", steps=2
+        )
+    )
     with caplog.at_level(logging.WARNING):
         run_recipe(recipe, overrides=["stages.0.losses.0.name=attention_kl"], progress=False)
     assert any("common vocabulary" in r.message for r in caplog.records)
@@ -155,8 +172,9 @@ def _term(name, s, teacher, rows, T, options, vmap, chunk=0):
     from reasonkd.distill.recipe import LossSpec
     from reasonkd.distill.terms import LOSSES, Step
 
-    obj = SimpleNamespace(chunk_rows=chunk, relation="different", vocab_map=vmap, teacher_shared_only=False,
-                          sources={name: "online"})
+    obj = SimpleNamespace(
+        chunk_rows=chunk, relation="different", vocab_map=vmap, teacher_shared_only=False, sources={name: "online"}
+    )
     return LOSSES[name].fn(obj, LossSpec(name, options=options), Step({"logits": s}, teacher, {}, rows, T))
 
 
@@ -206,9 +224,10 @@ def test_topk_cross_term_matches_a_hand_computed_bucket_kl():
     vmap = VocabMap(torch.tensor([0, 3, 4, 7]), torch.tensor([2, 5, 11, 12]), vs, vt)
     s, t = torch.randn(1, vs), torch.randn(1, vt)
     rows = Rows(torch.ones(1, 1, dtype=torch.bool), torch.tensor([3]), torch.zeros(1, dtype=torch.long))
-    got = _term("forward_kl", s, {"logits": t, "valid": torch.tensor([True])}, rows, T, {"cross": "topk", "k": k},
-                vmap)["forward_kl"]
-    p = torch.softmax(t[0, vmap.teacher_ids] / T, -1)       # teacher conditioned on the shared tokens
+    got = _term(
+        "forward_kl", s, {"logits": t, "valid": torch.tensor([True])}, rows, T, {"cross": "topk", "k": k}, vmap
+    )["forward_kl"]
+    p = torch.softmax(t[0, vmap.teacher_ids] / T, -1)  # teacher conditioned on the shared tokens
     top = p.topk(k).indices
     p_b = torch.cat([p[top], 1 - p[top].sum(0, keepdim=True)])
     q = torch.softmax(s[0] / T, -1)

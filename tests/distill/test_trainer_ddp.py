@@ -22,10 +22,29 @@ def test_accelerate_launch_two_processes(tmp_path):
     out = tmp_path / "run"
     recipe = write_recipe(tmp_path / "r.yaml", teacher, student, data, out, steps=3, save_every=2)
     accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
-    cmd = [accelerate, "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "bf16", "--dynamo_backend", "no", "--num_cpu_threads_per_process", "1",
-           "--main_process_port", "29517", "-m", "reasonkd.cli", "distill", str(recipe), "bf16_autocast=true",
-           "--quiet"]
+    cmd = [
+        accelerate,
+        "launch",
+        "--multi_gpu",
+        "--num_processes",
+        "2",
+        "--num_machines",
+        "1",
+        "--mixed_precision",
+        "bf16",
+        "--dynamo_backend",
+        "no",
+        "--num_cpu_threads_per_process",
+        "1",
+        "--main_process_port",
+        "29517",
+        "-m",
+        "reasonkd.cli",
+        "distill",
+        str(recipe),
+        "bf16_autocast=true",
+        "--quiet",
+    ]
     env = {**os.environ, **SUBPROCESS_ENV, "REASONKD_HOME": str(tmp_path / "home")}
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=170)
     assert done.returncode == 0, done.stderr[-4000:]

@@ -22,10 +22,26 @@ _one_thread = pytest.fixture(autouse=True)(one_thread)
 
 def _launch(args, env, processes=2, hooks=()):
     accelerate = os.path.join(os.path.dirname(sys.executable), "accelerate")
-    cmd = [accelerate, "launch", "--config_file", str(ROOT / "recipes" / "accelerate" / "fsdp.yaml"),
-           "--num_processes", str(processes), "--mixed_precision", "no", "--main_process_port", "29523",
-           "--num_cpu_threads_per_process", "1", str(ROOT / "tests" / "run_with_hooks.py"), *hooks, "--",
-           "distill", *args, "--quiet"]
+    cmd = [
+        accelerate,
+        "launch",
+        "--config_file",
+        str(ROOT / "recipes" / "accelerate" / "fsdp.yaml"),
+        "--num_processes",
+        str(processes),
+        "--mixed_precision",
+        "no",
+        "--main_process_port",
+        "29523",
+        "--num_cpu_threads_per_process",
+        "1",
+        str(ROOT / "tests" / "run_with_hooks.py"),
+        *hooks,
+        "--",
+        "distill",
+        *args,
+        "--quiet",
+    ]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=400)
 
 
@@ -45,13 +61,13 @@ def test_fsdp_two_processes_matches_one_and_resumes_on_one(tmp_path):
     env = {**os.environ, **SUBPROCESS_ENV, "REASONKD_HOME": str(tmp_path / "home")}
     # stage 1 (3 steps), then stop at stage 2's step-2 checkpoint
     done = _launch([str(recipe)], env, hooks=("--stop-after", "5"))
-    assert done.returncode != 0 and "stopped on request after step 2 of stage logic" in done.stderr, \
-        done.stderr[-4000:]
+    assert done.returncode != 0 and "stopped on request after step 2 of stage logic" in done.stderr, done.stderr[-4000:]
     assert "FSDP2 on CPU processes" in done.stderr  # the sharded path ran, not a DDP fallback
 
     # 1 process, 2 micro-batches per step = the same 8 examples per optimizer step as 2 x 4
-    ref = run_recipe(load_config(DistillRecipe, recipe, [f"output_dir={tmp_path / 'one'}", "grad_accum=2"]),
-                     progress=False).parent
+    ref = run_recipe(
+        load_config(DistillRecipe, recipe, [f"output_dir={tmp_path / 'one'}", "grad_accum=2"]), progress=False
+    ).parent
     for stage, n in (("1-feature", 3), ("2-logic", 2)):
         got, want = metric_rows(out, stage), metric_rows(ref, stage)[:n]
         assert len(got) == n
@@ -67,8 +83,13 @@ def test_fsdp_two_processes_matches_one_and_resumes_on_one(tmp_path):
     embed = next(v for k, v in weights.items() if k.endswith("embed_tokens.weight"))
     assert embed.shape[1] == 64 and embed.shape[0] > 100
 
-    resumed = subprocess.run([sys.executable, "-m", "reasonkd.cli", "distill", str(recipe), "--resume", "--quiet"],
-                             env=env, capture_output=True, text=True, timeout=300)  # one process, no FSDP
+    resumed = subprocess.run(
+        [sys.executable, "-m", "reasonkd.cli", "distill", str(recipe), "--resume", "--quiet"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )  # one process, no FSDP
     assert resumed.returncode == 0, resumed.stderr[-4000:]
     assert "written by 2 processes, resuming on 1" in resumed.stderr
     s = summary(out)

@@ -23,9 +23,19 @@ def pair(tmp_path_factory):
 
 
 def _recipe(out, student, teacher, data, stages, **extra):
-    base = {"student": str(student), "teacher": str(teacher), "data": {"path": str(data)}, "output_dir": str(out),
-            "bf16_autocast": False, "teacher_dtype": "float32", "max_length": 96, "batch_size": 4, "save_every": 0,
-            "chunk_rows": 16, "stages": stages}
+    base = {
+        "student": str(student),
+        "teacher": str(teacher),
+        "data": {"path": str(data)},
+        "output_dir": str(out),
+        "bf16_autocast": False,
+        "teacher_dtype": "float32",
+        "max_length": 96,
+        "batch_size": 4,
+        "save_every": 0,
+        "chunk_rows": 16,
+        "stages": stages,
+    }
     for key, value in extra.items():
         node = base
         *path, last = key.split(".")
@@ -44,11 +54,19 @@ def test_offline_lora_bf16_needs_no_teacher(pair, tmp_path):
     model, tok = load_model(str(teacher))
     examples = load_traces(data)
     cache = write_logit_cache(model, tok, examples[:20], tmp_path / "cache", k=8, progress=False)
-    stages = [{"name": "logic", "kind": "logic", "steps": 12, "lr": 0.01, "lr_schedule": "constant"},
-              {"name": "output", "kind": "output", "steps": 4, "lr": 0.01,
-               "temperature": {"kind": "constant", "start": 2.0}}]
-    recipe = _recipe(tmp_path / "run", student, "/nonexistent/teacher", data, stages, bf16_autocast=True,
-                     **{"data.logit_cache": str(cache), "lora.enabled": True, "lora.r": 4, "lora.alpha": 8})
+    stages = [
+        {"name": "logic", "kind": "logic", "steps": 12, "lr": 0.01, "lr_schedule": "constant"},
+        {"name": "output", "kind": "output", "steps": 4, "lr": 0.01, "temperature": {"kind": "constant", "start": 2.0}},
+    ]
+    recipe = _recipe(
+        tmp_path / "run",
+        student,
+        "/nonexistent/teacher",
+        data,
+        stages,
+        bf16_autocast=True,
+        **{"data.logit_cache": str(cache), "lora.enabled": True, "lora.r": 4, "lora.alpha": 8},
+    )
     final = run_recipe(recipe, progress=False)
     rows = metric_rows(tmp_path / "run", "1-logic")
     assert set(rows[0]["terms"]) == {"ce", "forward_kl"}
@@ -75,8 +93,15 @@ def test_bf16_frozen_lora_base_computes_the_same_numbers(tmp_path):
 
     model, _ = load_model(str(build_tiny_model(tmp_path / "q", arch="qwen2", tokenizer="a")))  # biased q/k/v
     torch.manual_seed(0)
-    model = get_peft_model(model, LoraConfig(r=4, lora_alpha=8, task_type="CAUSAL_LM",
-                                             target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"]))
+    model = get_peft_model(
+        model,
+        LoraConfig(
+            r=4,
+            lora_alpha=8,
+            task_type="CAUSAL_LM",
+            target_modules=["q_proj", "k_proj", "v_proj", "o_proj", "down_proj"],
+        ),
+    )
     for name, p in model.named_parameters():
         if "lora_B" in name:
             torch.nn.init.normal_(p, std=0.1)
@@ -121,16 +146,30 @@ def test_cache_from_another_tokenizer_is_mapped_into_the_students_vocabulary(pai
 
 def test_cache_of_another_tokenizer_than_the_named_teachers_is_refused(pair, other_cache, tmp_path):
     root, teacher, student, data = pair
-    recipe = _recipe(tmp_path / "run", student, student, data, [{"name": "logic", "kind": "logic", "steps": 1}],
-                     **{"data.logit_cache": str(other_cache)})
+    recipe = _recipe(
+        tmp_path / "run",
+        student,
+        student,
+        data,
+        [{"name": "logic", "kind": "logic", "steps": 1}],
+        **{"data.logit_cache": str(other_cache)},
+    )
     with pytest.raises(ReasonkdError, match="tokenizer differs"):
         run_recipe(recipe, progress=False)
 
 
 def test_selective_heads_and_balanced_losses(pair, tmp_path):
     root, teacher, student, data = pair
-    stages = [{"name": "feature", "kind": "feature", "steps": 3, "lr": 0.003, "heads": [[2, 0], [2, 5]],
-               "layer_map": [[0, 0], [1, 2]]}]
+    stages = [
+        {
+            "name": "feature",
+            "kind": "feature",
+            "steps": 3,
+            "lr": 0.003,
+            "heads": [[2, 0], [2, 5]],
+            "layer_map": [[0, 0], [1, 2]],
+        }
+    ]
     recipe = _recipe(tmp_path / "run", student, teacher, data, stages, balance_losses=True)
     run_recipe(recipe, progress=False)
     rows = metric_rows(tmp_path / "run", "1-feature")
@@ -153,8 +192,9 @@ def test_padded_teacher_vocab_is_truncated(pair, tmp_path):
     from tiny_models import build_tiny_model
 
     root, teacher, student, data = pair
-    padded = build_tiny_model(tmp_path / "padded", arch="llama", tokenizer="a", hidden=96, layers=3, heads=6,
-                              vocab_pad=16, seed=1)
+    padded = build_tiny_model(
+        tmp_path / "padded", arch="llama", tokenizer="a", hidden=96, layers=3, heads=6, vocab_pad=16, seed=1
+    )
     stages = [{"name": "output", "kind": "output", "steps": 2}]
     with pytest.warns(UserWarning, match="truncating logits"):
         run_recipe(_recipe(tmp_path / "run", student, padded, data, stages), progress=False)
@@ -197,14 +237,13 @@ def test_chunked_logit_terms_equal_the_row_losses(chunk):
     assert torch.allclose(got["kd"], 0.7 * 4 * kl + 0.3 * ce, atol=1e-6)
     assert torch.allclose(got["kd.kl"], kl, atol=1e-6) and torch.allclose(got["kd.ce"], ce, atol=1e-6)
     got = _term("generalized_jsd", s, teacher, rows, 1.5, {"beta": 0.3, "t2": True}, chunk)["generalized_jsd"]
-    want = 1.5 ** 2 * L.generalized_jsd(L.logprobs(s[valid], 1.5), L.logprobs(t[valid], 1.5), beta=0.3).mean()
+    want = 1.5**2 * L.generalized_jsd(L.logprobs(s[valid], 1.5), L.logprobs(t[valid], 1.5), beta=0.3).mean()
     assert torch.allclose(got, want, atol=1e-6)
-    g1, = torch.autograd.grad(got, s)
-    g2, = torch.autograd.grad(want, s)
+    (g1,) = torch.autograd.grad(got, s)
+    (g2,) = torch.autograd.grad(want, s)
     assert torch.allclose(g1, g2, atol=1e-6)
     top = torch.log_softmax(t, -1).topk(k)
-    batch = {"teacher_topk_ids": top.indices[None], "teacher_topk_logprobs": top.values[None],
-             "soft_mask": valid[None]}
+    batch = {"teacher_topk_ids": top.indices[None], "teacher_topk_logprobs": top.values[None], "soft_mask": valid[None]}
     got = _term("forward_kl", s, None, rows, 1.0, {}, chunk, source="cache", batch=batch)["forward_kl"]
     want = L.forward_kl(*L.topk_logprobs(s[valid], top.indices[valid], top.values[valid])).mean()
     assert torch.allclose(got, want, atol=1e-6)

@@ -37,8 +37,9 @@ def test_kill9_in_stage2_then_resume_matches_uninterrupted(tmp_path_factory, tmp
     env = {**os.environ, **SUBPROCESS_ENV, "REASONKD_HOME": str(tmp_path / "home")}
     stage2 = out / "stages" / "2-logic"
     with open(tmp_path / "log.txt", "wb") as log:
-        proc = subprocess.Popen(_cmd(recipe, hooks=("--step-delay", "0.1")), env=env, stdout=log,
-                                stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(
+            _cmd(recipe, hooks=("--step-delay", "0.1")), env=env, stdout=log, stderr=subprocess.STDOUT
+        )
         deadline = time.time() + 120
         while latest_checkpoint(stage2) is None:
             assert proc.poll() is None, (tmp_path / "log.txt").read_text()

@@ -24,8 +24,9 @@ CHAIN = "1. Notebooks: 3 * $8 = $24.\n2. Pens: 7 * $2 = $14.\n3. Together: $24 +
 
 
 def _item(extra: bool, idx: int = 1) -> dict:
-    return math_item(FAMILIES["shopping_change"], dict(SHOP, extra=extra), f"math-shopping_change-{idx:05d}",
-                     seed=0, split="val").to_dict()
+    return math_item(
+        FAMILIES["shopping_change"], dict(SHOP, extra=extra), f"math-shopping_change-{idx:05d}", seed=0, split="val"
+    ).to_dict()
 
 
 def _cls(completion: str, item: dict | None, finished=True, reference=None, question=None) -> str:
@@ -73,34 +74,42 @@ def test_chain_reaching_gold_but_printing_another_final_line(plain):
 def test_offending_step_is_marked(plain):
     text = CHAIN + "4. Change: $100 - $38 = $52.\n#### 52"
     d = diagnose(text, "62", gold_of(plain), plain["question"], True)
-    assert text[d.start:d.end] == "$100 - $38 = $52" and "[[$100 - $38 = $52]]" in excerpt(text, d)
+    assert text[d.start : d.end] == "$100 - $38 = $52" and "[[$100 - $38 = $52]]" in excerpt(text, d)
     assert d.why == "$100 - $38 = 52 (is 62)"
 
 
-@pytest.mark.parametrize("text, ok", [
-    ("Cost: $1,234.50 + $15 = $1,249.50", True),
-    ("1,000 - 250 = 750 apples", True),
-    ("2.5 hours * $12 = $30", True),
-    ("3 x 4.5 = 13.5", True),
-    ("20% of 40 = 8 girls", True),
-    ("40 * 20% = 8", True),
-    ("12 crates * 19 apples/crate = 228 apples", True),
-    (r"\[ \frac{200 \text{ apples}}{10 \text{ apples per bag}} = 20 \text{ bags} \]", True),
-    (r"\[ 25 \text{ miles/hour} \times 3 \text{ hours} = 75 \text{ miles} \]", True),
-    ("10 / 3 = 3.33 cups", True),
-    ("$1,234 + 1,000 = $2,224", False),
-    ("0.5 * 9 = 4", False),
-])
+@pytest.mark.parametrize(
+    "text, ok",
+    [
+        ("Cost: $1,234.50 + $15 = $1,249.50", True),
+        ("1,000 - 250 = 750 apples", True),
+        ("2.5 hours * $12 = $30", True),
+        ("3 x 4.5 = 13.5", True),
+        ("20% of 40 = 8 girls", True),
+        ("40 * 20% = 8", True),
+        ("12 crates * 19 apples/crate = 228 apples", True),
+        (r"\[ \frac{200 \text{ apples}}{10 \text{ apples per bag}} = 20 \text{ bags} \]", True),
+        (r"\[ 25 \text{ miles/hour} \times 3 \text{ hours} = 75 \text{ miles} \]", True),
+        ("10 / 3 = 3.33 cups", True),
+        ("$1,234 + 1,000 = $2,224", False),
+        ("0.5 * 9 = 4", False),
+    ],
+)
 def test_calculations_with_units_commas_and_decimals(text, ok):
     calcs = read_chain(text).calcs
     assert len(calcs) == 1 and calcs[0].ok is ok, [(c.expr, c.value, c.claimed) for c in calcs]
 
 
 def test_chains_and_algebra():
-    chain = read_chain("40 * 20 = 800 / 100 = 8\n5 * 3 + 2 = 15 + 2 = 17\n2c + 4r = 112\n"
-                       "2 * chickens + 4 * rabbits = 112")
-    assert [(c.expr, c.ok) for c in chain.calcs] == [("40 * 20", True), ("800 / 100", True), ("5 * 3 + 2", True),
-                                                     ("15 + 2", True)]
+    chain = read_chain(
+        "40 * 20 = 800 / 100 = 8\n5 * 3 + 2 = 15 + 2 = 17\n2c + 4r = 112\n2 * chickens + 4 * rabbits = 112"
+    )
+    assert [(c.expr, c.ok) for c in chain.calcs] == [
+        ("40 * 20", True),
+        ("800 / 100", True),
+        ("5 * 3 + 2", True),
+        ("15 + 2", True),
+    ]
     # list marks are no quantities
     assert [v for v, _ in read_chain("1. Pay 3 * 4 = 12.\n2. Done").numbers] == [3, 4, 12]
 
@@ -109,8 +118,10 @@ def test_transitions_count_fixed_introduced_stayed():
     def summary(label, classes):
         return {"label": label, "task": "gsm8k", "rows": {str(i): {"cls": c} for i, c in enumerate(classes)}}
 
-    t = transitions(summary("sft-only", ["plan", "correct", "arithmetic", "plan", "correct"]),
-                    summary("distilled", ["correct", "copy", "arithmetic", "no_answer", "correct"]))
+    t = transitions(
+        summary("sft-only", ["plan", "correct", "arithmetic", "plan", "correct"]),
+        summary("distilled", ["correct", "copy", "arithmetic", "no_answer", "correct"]),
+    )
     assert (t["fixed"], t["introduced"], t["stayed"], t["shared"]) == (1, 1, 2, 5)
     assert t["by_class"]["plan"] == {"fixed": 1, "introduced": 0, "stayed": 1, "same": 0}
     assert t["by_class"]["copy"]["introduced"] == 1 and t["by_class"]["arithmetic"]["same"] == 1
@@ -118,32 +129,57 @@ def test_transitions_count_fixed_introduced_stayed():
 
 
 def _result(label, completions, items, task="gsm8k"):
-    rows = [{"idx": i, "id": it["id"], "sample": 0, "prompt": it["question"], "completion": c,
-             "reference": it["answer"], "verdict": c.rstrip().endswith(f"#### {it['answer']}"),
-             "extracted": {"final": c.rsplit("####", 1)[-1].strip()}, "finished": True}
-            for i, (it, c) in enumerate(zip(items, completions))]
+    rows = [
+        {
+            "idx": i,
+            "id": it["id"],
+            "sample": 0,
+            "prompt": it["question"],
+            "completion": c,
+            "reference": it["answer"],
+            "verdict": c.rstrip().endswith(f"#### {it['answer']}"),
+            "extracted": {"final": c.rsplit("####", 1)[-1].strip()},
+            "finished": True,
+        }
+        for i, (it, c) in enumerate(zip(items, completions))
+    ]
     acc = sum(r["verdict"] for r in rows) / len(rows)
-    return {"label": label, "model": label, "kind": "model", "params": 1, "throughput": {}, "cases": [],
-            "tasks": {task: {"metrics": {"accuracy": acc, "ci": [acc, acc], "n": len(rows)}, "samples": rows}}}
+    return {
+        "label": label,
+        "model": label,
+        "kind": "model",
+        "params": 1,
+        "throughput": {},
+        "cases": [],
+        "tasks": {task: {"metrics": {"accuracy": acc, "ci": [acc, acc], "n": len(rows)}, "samples": rows}},
+    }
 
 
 def _demo_models():
     items = [_item(False, 1), _item(True, 2)]
-    right = [CHAIN + "4. Change: $100 - $38 = $62.\n#### 62", CHAIN + "4. Coupon: $38 - $5 = $33.\n"
-             "5. Change: $100 - $33 = $67.\n#### 67"]
+    right = [
+        CHAIN + "4. Change: $100 - $38 = $62.\n#### 62",
+        CHAIN + "4. Coupon: $38 - $5 = $33.\n5. Change: $100 - $33 = $67.\n#### 67",
+    ]
     slip = CHAIN + "4. Change: $100 - $38 = $52.\n#### 52"
     nocoupon = CHAIN + "4. Change: $100 - $38 = $62.\n#### 62"
-    models = [_result("student-before", ["1. Items: 3 + 7 = 10.\n2. Change: 100 - 10 = 90.\n#### 90", slip], items),
-              _result("sft-only", [slip, right[1]], items),
-              _result("distilled", [right[0], nocoupon], items),
-              _result("teacher", right, items)]
+    models = [
+        _result("student-before", ["1. Items: 3 + 7 = 10.\n2. Change: 100 - 10 = 90.\n#### 90", slip], items),
+        _result("sft-only", [slip, right[1]], items),
+        _result("distilled", [right[0], nocoupon], items),
+        _result("teacher", right, items),
+    ]
     return models, items
 
 
 def test_report_section_transitions_and_sft_comparison(tmp_path):
     models, items = _demo_models()
-    paths = write_report(models, tmp_path, gold={it["id"]: it for it in items},
-                         pairs=[("sft-only", "distilled"), ("student-before", "distilled")])
+    paths = write_report(
+        models,
+        tmp_path,
+        gold={it["id"]: it for it in items},
+        pairs=[("sft-only", "distilled"), ("student-before", "distilled")],
+    )
     md, html = paths["markdown"].read_text(), paths["html"].read_text()
     assert "## Where the reasoning breaks" in md and "### sft-only -> distilled (gsm8k, 2 shared problems)" in md
     assert "| distilled | gsm8k | 2 | 1 | 0 | 0 | 0 | 0 | 0 | 1 (100%) | 0 |" in md  # the coupon left out
@@ -179,11 +215,15 @@ def test_analyze_command_on_a_demo_eval_folder(tmp_path, capsys):
 
 def test_user_file_without_gold_steps(tmp_path, capsys, plain):
     """A plain GSM8K file: only the reference answer is known, so plan / condition are never given."""
-    completions = [CHAIN + "4. Change: $100 - $38 = $52.\n#### 52",
-                   "1. Items: 3 + 7 = 10.\n2. Change: 100 - 10 = 90.\n#### 90",
-                   CHAIN + "4. Change: $100 - $38 = $62.\n#### 38"]
-    rows = [{"id": f"gsm8k-{i}", "prompt": plain["question"], "reference": "62", "verdict": False, "completion": c}
-            for i, c in enumerate(completions)]
+    completions = [
+        CHAIN + "4. Change: $100 - $38 = $52.\n#### 52",
+        "1. Items: 3 + 7 = 10.\n2. Change: 100 - 10 = 90.\n#### 90",
+        CHAIN + "4. Change: $100 - $38 = $62.\n#### 38",
+    ]
+    rows = [
+        {"id": f"gsm8k-{i}", "prompt": plain["question"], "reference": "62", "verdict": False, "completion": c}
+        for i, c in enumerate(completions)
+    ]
     path = tmp_path / "samples" / "mine" / "gsm8k.jsonl"
     write_jsonl(path, rows)
     runs, items = load_runs([path])
@@ -202,11 +242,24 @@ def test_a_compare_folder_with_one_samples_tree_per_arm(tmp_path, capsys, plain)
     """`reasonkd compare` keeps arms/<arm>/seed-<s>/eval-runs/samples/seed-<s>.<split>/gsm8k.jsonl, and
     each run's meta names the eval file holding the gold items."""
     write_jsonl(tmp_path / "eval" / "dev.jsonl", [plain])
-    for arm, completion in (("sft", CHAIN + "4. Change: $100 - $38 = $52.\n#### 52"),
-                            ("distill", CHAIN + "4. Change: $100 - $38 = $62.\n#### 62")):
+    for arm, completion in (
+        ("sft", CHAIN + "4. Change: $100 - $38 = $52.\n#### 52"),
+        ("distill", CHAIN + "4. Change: $100 - $38 = $62.\n#### 62"),
+    ):
         d = tmp_path / "arms" / arm / "seed-0" / "eval-runs" / "samples" / "seed-0.dev"
-        write_jsonl(d / "gsm8k.jsonl", [{"id": plain["id"], "prompt": plain["question"], "reference": "62",
-                                        "completion": completion, "verdict": arm == "distill", "finished": True}])
+        write_jsonl(
+            d / "gsm8k.jsonl",
+            [
+                {
+                    "id": plain["id"],
+                    "prompt": plain["question"],
+                    "reference": "62",
+                    "completion": completion,
+                    "verdict": arm == "distill",
+                    "finished": True,
+                }
+            ],
+        )
         (d / "gsm8k.meta.json").write_text(json.dumps({"identity": {"data": str(tmp_path / "eval" / "dev.jsonl")}}))
     runs, items = load_runs([tmp_path])
     assert sorted(r.label for r in runs) == ["distill/seed-0.dev", "sft/seed-0.dev"] and plain["id"] in items
@@ -244,6 +297,9 @@ def test_agreement_with_hand_labels_of_the_shipped_models():
     assert len(rows) >= 60 and {r["model"] for r in rows} == {"qwen2.5-coder-0.5b", "smollm2-135m"}
     assert {r["set"] for r in rows} == {"tuning", "held-out"}
     assert {r["label"] for r in rows} <= set(CLASSES)
-    hits = sum(diagnose(r["completion"], r["reference"], gold_of(r["item"]), r["item"]["question"],
-                        r["finished"]).cls == r["label"] for r in rows)
+    hits = sum(
+        diagnose(r["completion"], r["reference"], gold_of(r["item"]), r["item"]["question"], r["finished"]).cls
+        == r["label"]
+        for r in rows
+    )
     assert hits / len(rows) >= 0.85, hits / len(rows)

@@ -7,8 +7,10 @@ import pytest
 
 from reasonkd.cli import main
 
-GSM8K = [{"question": f"Tom has {a} apples and buys {b} more. How many now?", "answer": f"#### {a + b}"}
-         for a, b in [(3, 4), (10, 5), (7, 8)]]
+GSM8K = [
+    {"question": f"Tom has {a} apples and buys {b} more. How many now?", "answer": f"#### {a + b}"}
+    for a, b in [(3, 4), (10, 5), (7, 8)]
+]
 
 
 @pytest.fixture
@@ -19,8 +21,27 @@ def gsm8k_file(tmp_path):
 
 
 def _eval_args(models, labels, data, out, tasks="gsm8k"):
-    args = ["eval", "--tasks", tasks, "--data", data, "--limit", "2", "--max-new-tokens", "6", "--batch-size", "2",
-            "--latency-problems", "2", "--latency-tokens", "4", "--case-tokens", "6", "--out", str(out)]
+    args = [
+        "eval",
+        "--tasks",
+        tasks,
+        "--data",
+        data,
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "6",
+        "--batch-size",
+        "2",
+        "--latency-problems",
+        "2",
+        "--latency-tokens",
+        "4",
+        "--case-tokens",
+        "6",
+        "--out",
+        str(out),
+    ]
     for m in models:
         args += ["--model", str(m)]
     for lab in labels:
@@ -28,11 +49,13 @@ def _eval_args(models, labels, data, out, tasks="gsm8k"):
     return args
 
 
-def test_eval_two_models_writes_results_samples_and_report(tiny_llama_dir, tiny_qwen_dir, gsm8k_file, tmp_path,
-                                                          capsys, caplog):
+def test_eval_two_models_writes_results_samples_and_report(
+    tiny_llama_dir, tiny_qwen_dir, gsm8k_file, tmp_path, capsys, caplog
+):
     out = tmp_path / "run"
-    argv = _eval_args([tiny_llama_dir, tiny_qwen_dir], ["student-before", "teacher"], gsm8k_file, out,
-                      tasks="gsm8k,humaneval")
+    argv = _eval_args(
+        [tiny_llama_dir, tiny_qwen_dir], ["student-before", "teacher"], gsm8k_file, out, tasks="gsm8k,humaneval"
+    )
     assert main(argv) == 0
     printed = capsys.readouterr().out
     assert "| Model | GSM8K | HumanEval pass@1 | Latency ms (p50)" in printed
@@ -54,7 +77,12 @@ def test_eval_two_models_writes_results_samples_and_report(tiny_llama_dir, tiny_
     md = (out / "report.md").read_text()
     assert "| student-before |" in md and "| teacher |" in md and "Paired differences" in md
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4 and "<details>" in html and "Where the reasoning breaks" in html and "Chickens and rabbits" in html
+    assert (
+        html.count("data:image/png;base64,") == 4
+        and "<details>" in html
+        and "Where the reasoning breaks" in html
+        and "Chickens and rabbits" in html
+    )
 
     # a second run with the same settings reuses the stored completions (resume)
     caplog.set_level(logging.INFO, logger="reasonkd.eval.runner")
@@ -67,11 +95,29 @@ def test_report_command_combines_runs_and_relabels(tiny_llama_dir, gsm8k_file, t
     assert main(_eval_args([tiny_llama_dir], [], gsm8k_file, a) + ["--no-cases"]) == 0
     samples = tmp_path / "hand.jsonl"
     samples.write_text('{"idx": 0, "completion": "#### 7"}\n{"idx": 1, "completion": "#### 15"}\n')
-    assert main(["eval", "--tasks", "gsm8k", "--data", gsm8k_file, "--limit", "2", "--samples", str(samples),
-                 "--out", str(b)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "--tasks",
+                "gsm8k",
+                "--data",
+                gsm8k_file,
+                "--limit",
+                "2",
+                "--samples",
+                str(samples),
+                "--out",
+                str(b),
+            ]
+        )
+        == 0
+    )
     capsys.readouterr()
-    assert main(["report", str(a), str(b), "--out", str(tmp_path / "r"), "--label", "student-before",
-                 "--label", "oracle"]) == 0
+    assert (
+        main(["report", str(a), str(b), "--out", str(tmp_path / "r"), "--label", "student-before", "--label", "oracle"])
+        == 0
+    )
     res = json.loads((tmp_path / "r" / "results.json").read_text())
     assert [m["label"] for m in res["models"]] == ["student-before", "oracle"]
     assert res["models"][1]["tasks"]["gsm8k"]["metrics"]["accuracy"] == 1.0
@@ -94,8 +140,18 @@ def test_real_model_smollm2(gsm8k_file, tmp_path):
     """The shipped student loads, answers, is timed and counted (run under the heavy-job lock)."""
     from reasonkd.eval import evaluate_model, write_report
 
-    r = evaluate_model("smollm2-135m", ["gsm8k"], data=gsm8k_file, limit=2, max_new_tokens=48, batch_size=2,
-                       latency_problems=2, latency_tokens=16, case_tokens=32, label="student-before")
+    r = evaluate_model(
+        "smollm2-135m",
+        ["gsm8k"],
+        data=gsm8k_file,
+        limit=2,
+        max_new_tokens=48,
+        batch_size=2,
+        latency_problems=2,
+        latency_tokens=16,
+        case_tokens=32,
+        label="student-before",
+    )
     assert r["params"] == 134_515_008
     assert r["latency"]["ms_per_token"] > 0 and r["throughput"]["gsm8k"]["new_tokens"] > 0
     assert all(s["completion"] for s in r["tasks"]["gsm8k"]["samples"])

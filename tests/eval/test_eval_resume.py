@@ -9,8 +9,11 @@ import pytest
 from reasonkd.eval import runner, sample_store
 from reasonkd.models.engines.base import Engine
 
-GSM8K = [{"question": f"Tom has {a} apples and buys {b} more. How many now?", "answer": f"#### {a + b}"}
-         for a in range(3, 6) for b in range(2, 5)]  # 9 problems
+GSM8K = [
+    {"question": f"Tom has {a} apples and buys {b} more. How many now?", "answer": f"#### {a + b}"}
+    for a in range(3, 6)
+    for b in range(2, 5)
+]  # 9 problems
 
 
 class Stop(Exception):
@@ -18,8 +21,17 @@ class Stop(Exception):
 
 
 def _eval(tiny_qwen_dir, data, out):
-    kw = dict(data=str(data), max_new_tokens=5, batch_size=2, latency_problems=0, cases=False, dtype="float32",
-              engine="hf", label="m", progress=False)
+    kw = dict(
+        data=str(data),
+        max_new_tokens=5,
+        batch_size=2,
+        latency_problems=0,
+        cases=False,
+        dtype="float32",
+        engine="hf",
+        label="m",
+        progress=False,
+    )
     r = runner.evaluate_model(str(tiny_qwen_dir), ["gsm8k"], out_dir=out, **kw)
     return [{k: s[k] for k in ("id", "completion", "new_tokens", "finished")} for s in r["tasks"]["gsm8k"]["samples"]]
 
@@ -48,8 +60,9 @@ def test_a_stopped_evaluation_resumes_at_its_last_chunk(tiny_qwen_dir, tmp_path,
     with open(partial, "a") as f:
         f.write('{"start": 8, "prompts": ["cut by a ki')  # a kill in the middle of writing a line
     calls.clear()
-    monkeypatch.setattr(Engine, "generate", lambda self, prompts, **kw: calls.append(len(prompts))
-                        or generate(self, prompts, **kw))
+    monkeypatch.setattr(
+        Engine, "generate", lambda self, prompts, **kw: calls.append(len(prompts)) or generate(self, prompts, **kw)
+    )
     assert _eval(tiny_qwen_dir, data, tmp_path / "cut") == whole
     assert calls == [1]  # only the missing chunk was generated
     assert not partial.exists()

@@ -48,8 +48,9 @@ def test_pass_at_k_from_several_samples_per_task(tmp_path, problems):
     first = dict(list(problems.items())[:3])
     rows = []
     for tid, p in first.items():  # 1 right, 3 wrong per task -> pass@1 = 0.25, pass@2 = 0.5
-        rows += [{"task_id": tid, "completion": p["canonical_solution"]}] + \
-                [{"task_id": tid, "completion": "    return None\n"}] * 3
+        rows += [{"task_id": tid, "completion": p["canonical_solution"]}] + [
+            {"task_id": tid, "completion": "    return None\n"}
+        ] * 3
     path = tmp_path / "k.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     m = evaluate_samples("humaneval", str(path))["tasks"]["humaneval"]["metrics"]
@@ -61,8 +62,9 @@ def test_unknown_task_id_names_the_row(tmp_path):
     from reasonkd.errors import ReasonkdError
 
     path = tmp_path / "bad.jsonl"
-    path.write_text('{"task_id": "HumanEval/0", "completion": "    return 1"}\n'
-                    '{"task_id": "Nope/1", "completion": ""}\n')
+    path.write_text(
+        '{"task_id": "HumanEval/0", "completion": "    return 1"}\n{"task_id": "Nope/1", "completion": ""}\n'
+    )
     with pytest.raises(ReasonkdError, match="row 2"):
         evaluate_samples("humaneval", str(path))
 
@@ -81,8 +83,7 @@ def test_post_processing_variants(problems):
         "flush-left body": flush_left,
         "think then fence": f"<think>```python\ndef has_close_elements(x): return 0\n```</think>\n```python\n{full}```",
         "unclosed fence (cut at the token limit)": f"```python\n{full}",
-        "two blocks, the definition first":
-            f"```python\n{full}```\nTest:\n```python\nprint(has_close_elements([1.0], 0.5))\n```",
+        "two blocks, the definition first": f"```python\n{full}```\nTest:\n```python\nprint(has_close_elements([1.0], 0.5))\n```",
     }
     results = run_many([build_program(p, c) for c in variants.values()], workers=2)
     assert {k: r.status for k, r in zip(variants, results)} == {k: "passed" for k in variants}

@@ -18,14 +18,29 @@ from test_report import _model  # noqa: E402  (tests/eval is on sys.path under p
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
 pytestmark = pytest.mark.skipif(BROWSER is None, reason="headless Chromium not installed (apt-get install chromium)")
-OFFLINE = ["--proxy-server=http://127.0.0.1:9", "--proxy-bypass-list=<-loopback>",
-           "--host-resolver-rules=MAP * ~NOTFOUND"]  # any request would fail: the page must not need one
+OFFLINE = [
+    "--proxy-server=http://127.0.0.1:9",
+    "--proxy-bypass-list=<-loopback>",
+    "--host-resolver-rules=MAP * ~NOTFOUND",
+]  # any request would fail: the page must not need one
 
 
 def _chromium(tmp_path, *args, timeout=120):
-    cmd = [BROWSER, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-           "--disable-background-networking", "--disable-component-update", "--disable-sync",
-           "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}", *OFFLINE, *args]
+    cmd = [
+        BROWSER,
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--hide-scrollbars",
+        f"--user-data-dir={tmp_path / 'profile'}",
+        *OFFLINE,
+        *args,
+    ]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, cwd=tmp_path)
 
 
@@ -48,9 +63,11 @@ class _Dom(HTMLParser):
 
 @pytest.fixture
 def page(tmp_path):
-    results = [_model("student-before", [1, 0, 0, 0, 1, 0, 0, 0, 0, 1], 120, 7.6e9, 16),
-               _model("student-after", [1, 1, 1, 0, 1, 1, 1, 1, 0, 1], 95, 7.6e9, 20),
-               _model("teacher", [1] * 10, 320, 671e9, 5)]
+    results = [
+        _model("student-before", [1, 0, 0, 0, 1, 0, 0, 0, 0, 1], 120, 7.6e9, 16),
+        _model("student-after", [1, 1, 1, 0, 1, 1, 1, 1, 0, 1], 95, 7.6e9, 20),
+        _model("teacher", [1] * 10, 320, 671e9, 5),
+    ]
     return write_report(results, tmp_path / "report")["html"]
 
 
@@ -72,9 +89,16 @@ def test_dom_has_table_plots_and_drill_down_without_network(page, tmp_path):
     dom.feed(done.stdout)
     text = " ".join(dom.text)
     assert dom.tags.count("table") >= 3 and dom.tags.count("tr") >= 4 + 10  # summary, differences, drill-down
-    for label in ("student-before", "student-after", "teacher", "30.0% [20.0, 40.0]", "Per-sample drill-down",
-                  "Where the reasoning breaks", "fixed (wrong in student-before, right in student-after)",
-                  "Held-out problems where the models differ"):
+    for label in (
+        "student-before",
+        "student-after",
+        "teacher",
+        "30.0% [20.0, 40.0]",
+        "Per-sample drill-down",
+        "Where the reasoning breaks",
+        "fixed (wrong in student-before, right in student-after)",
+        "Held-out problems where the models differ",
+    ):
         assert label in text
     assert len(dom.imgs) == 4 and all(s.startswith("data:image/png;base64,") for s in dom.imgs)
     assert "errors by first-error class" in dom.alts  # the stacked bar plot of the error analysis
@@ -100,8 +124,15 @@ def _page_requests(tmp_path, html_file) -> list[str]:
     log = json.loads(text if text.endswith("}") else text + "]}")  # a log cut at exit lacks its tail
     start = log["constants"]["logEventTypes"]["URL_REQUEST_START_JOB"]
     jobs = [e.get("params") or {} for e in log.get("events", []) if e.get("type") == start]
-    return sorted({p["url"] for p in jobs if p.get("initiator") != "not an origin"
-                   and str(p.get("url", "")).startswith(("http:", "https:", "ws:", "wss:"))})
+    return sorted(
+        {
+            p["url"]
+            for p in jobs
+            if p.get("initiator") != "not an origin"
+            and str(p.get("url", "")).startswith(("http:", "https:", "ws:", "wss:"))
+        }
+    )
+
 
 def test_screenshot_shows_plots_and_opened_drill_down(page, tmp_path):
     closed = _shot(tmp_path, page, "closed")

@@ -15,8 +15,13 @@ from reasonkd.eval.tasks import get_task
 from reasonkd.eval.tasks.robustness import robustness_summary
 
 ROOT = Path(__file__).resolve().parents[2]
-GSM8K = [{"question": f"Tom has {a} apples. He buys {b} more. How many apples does he have now?",
-          "answer": f"{a} + {b} = {a + b}\n#### {a + b}"} for a, b in [(3, 4), (10, 5), (7, 8)]]
+GSM8K = [
+    {
+        "question": f"Tom has {a} apples. He buys {b} more. How many apples does he have now?",
+        "answer": f"{a} + {b} = {a + b}\n#### {a + b}",
+    }
+    for a, b in [(3, 4), (10, 5), (7, 8)]
+]
 
 
 @pytest.fixture(scope="module")
@@ -24,8 +29,9 @@ def dataset(tmp_path_factory):
     from reasonkd.data import build_dataset
 
     out = tmp_path_factory.mktemp("robust") / "data"
-    return build_dataset(ROOT / "recipes" / "data" / "quick.yaml", out, ["parquet=false", "logic.zebra=0",
-                                                                        "logic.sudoku=0"])
+    return build_dataset(
+        ROOT / "recipes" / "data" / "quick.yaml", out, ["parquet=false", "logic.zebra=0", "logic.sudoku=0"]
+    )
 
 
 @pytest.fixture
@@ -72,8 +78,15 @@ def test_samples_scoring_drop_and_consistency(dataset, tmp_path):
     task = get_task("robustness", data=str(dataset), limit=5)
     ex = task.examples()
     wrong_digits = {e["group"] for e in ex[:1]}  # the first problem fails its digit expansion only
-    rows = [{"idx": e["idx"], "completion": "#### 0" if e["group"] in wrong_digits and e["perturbation"] ==
-             "digit_expansion" else _right(e)} for e in ex]
+    rows = [
+        {
+            "idx": e["idx"],
+            "completion": "#### 0"
+            if e["group"] in wrong_digits and e["perturbation"] == "digit_expansion"
+            else _right(e),
+        }
+        for e in ex
+    ]
     samples = tmp_path / "s.jsonl"
     samples.write_text("".join(json.dumps(r) + "\n" for r in rows))
     res = evaluate_samples("robustness", str(samples), data=str(dataset), limit=5, label="hand")
@@ -105,8 +118,9 @@ def test_gsm8k_file_gets_free_text_types_and_one_clear_skip_message(gsm8k_file, 
     assert len(msgs) == 1
     assert all(t in msgs[0] for t in NEEDS_PROGRAM) and "distractor_insertion" in msgs[0]
     assert "solution program" in msgs[0] and "3 of 3 problems" in msgs[0]
-    summary = task.metrics([{"idx": e["idx"], "verdict": True, "perturbation": e["perturbation"],
-                             "group": e["group"]} for e in ex])["robustness"]
+    summary = task.metrics(
+        [{"idx": e["idx"], "verdict": True, "perturbation": e["perturbation"], "group": e["group"]} for e in ex]
+    )["robustness"]
     assert set(summary["types"]) == set(FREE_TEXT_TYPES) and summary["skipped"]["types"] == list(NEEDS_PROGRAM)
 
 
@@ -120,11 +134,13 @@ def test_bad_file_names_the_row(tmp_path):
 
 
 def test_summary_pairs_only_problems_with_both_versions():
-    rows = [{"idx": 0, "group": "a", "perturbation": "original", "verdict": True},
-            {"idx": 1, "group": "a", "perturbation": "paraphrase", "verdict": False},
-            {"idx": 2, "group": "b", "perturbation": "original", "verdict": False},
-            {"idx": 4, "group": "b", "perturbation": "paraphrase", "verdict": False},
-            {"idx": 3, "group": "c", "perturbation": "paraphrase", "verdict": True}]  # no original: not paired
+    rows = [
+        {"idx": 0, "group": "a", "perturbation": "original", "verdict": True},
+        {"idx": 1, "group": "a", "perturbation": "paraphrase", "verdict": False},
+        {"idx": 2, "group": "b", "perturbation": "original", "verdict": False},
+        {"idx": 4, "group": "b", "perturbation": "paraphrase", "verdict": False},
+        {"idx": 3, "group": "c", "perturbation": "paraphrase", "verdict": True},
+    ]  # no original: not paired
     s = robustness_summary(rows)
     assert s["types"]["paraphrase"]["n"] == 2 and s["types"]["paraphrase"]["drop"] == 0.5
     assert s["consistency"] == 0.0
@@ -132,9 +148,30 @@ def test_summary_pairs_only_problems_with_both_versions():
 
 def test_eval_cli_robustness_end_to_end(tiny_llama_dir, dataset, tmp_path, capsys):
     out = tmp_path / "run"
-    argv = ["eval", "--model", str(tiny_llama_dir), "--label", "tiny", "--tasks", "robustness", "--data",
-            str(dataset), "--limit", "2", "--max-new-tokens", "4", "--batch-size", "8", "--latency-problems", "1",
-            "--latency-tokens", "2", "--no-cases", "--out", str(out)]
+    argv = [
+        "eval",
+        "--model",
+        str(tiny_llama_dir),
+        "--label",
+        "tiny",
+        "--tasks",
+        "robustness",
+        "--data",
+        str(dataset),
+        "--limit",
+        "2",
+        "--max-new-tokens",
+        "4",
+        "--batch-size",
+        "8",
+        "--latency-problems",
+        "1",
+        "--latency-tokens",
+        "2",
+        "--no-cases",
+        "--out",
+        str(out),
+    ]
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     m = res["models"][0]["tasks"]["robustness"]["metrics"]
@@ -157,9 +194,18 @@ def test_recipe_adversarial_mix_keeps_held_out_types_out_of_train(tmp_path):
     from reasonkd.data import build_dataset, load_items
     from reasonkd.data.recipe import DataRecipe
 
-    out = build_dataset(ROOT / "recipes" / "data" / "quick.yaml", tmp_path / "adv", [
-        "parquet=false", "logic.zebra=0", "logic.sudoku=0", "adversarial.fraction=1.0", "adversarial.per_item=2",
-        "adversarial.types=[paraphrase,distractor_insertion,digit_expansion]"])
+    out = build_dataset(
+        ROOT / "recipes" / "data" / "quick.yaml",
+        tmp_path / "adv",
+        [
+            "parquet=false",
+            "logic.zebra=0",
+            "logic.sudoku=0",
+            "adversarial.fraction=1.0",
+            "adversarial.per_item=2",
+            "adversarial.types=[paraphrase,distractor_insertion,digit_expansion]",
+        ],
+    )
     rows = load_items(out)
     trained = {r["meta"]["perturbation"] for r in rows if r["meta"].get("perturbation")}
     assert trained == {"paraphrase", "distractor_insertion", "digit_expansion"}

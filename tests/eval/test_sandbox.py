@@ -76,34 +76,49 @@ def test_failing_program_fails(backend, base):
 
 
 def test_fork_bomb(backend, base):
-    r = _run("""
+    r = _run(
+        """
         import os
         while True:
             os.fork()
-        """, backend, base, timeout=10)
+        """,
+        backend,
+        base,
+        timeout=10,
+    )
     assert not r.ok and r.status in ("failed", "killed", "timeout")
     _no_stray_processes(base)
 
 
 def test_orphaned_child_is_reaped(backend, base):
-    r = _run("""
+    r = _run(
+        """
         import os, time
         try:
             if os.fork() == 0:
                 time.sleep(60)
         except Exception:
             pass
-        """, backend, base, timeout=5)
+        """,
+        backend,
+        base,
+        timeout=5,
+    )
     assert r.seconds < 30
     _no_stray_processes(base)
 
 
 def test_memory_bomb(backend, base):
-    r = _run("""
+    r = _run(
+        """
         hog = []
         while True:
             hog.append(bytearray(64 << 20))
-        """, backend, base, memory_mb=256)
+        """,
+        backend,
+        base,
+        memory_mb=256,
+    )
     assert not r.ok and r.status in ("memory", "killed")
 
 
@@ -115,11 +130,17 @@ def test_infinite_loop(backend, base):
 def test_write_outside(backend, base, tmp_path):
     outside = tmp_path / "outside"
     outside.mkdir()
-    targets = [outside / "evil.txt", Path(f"/tmp/reasonkd-evil-{secrets.token_hex(4)}.txt"),
-               Path.home() / f".reasonkd-evil-{secrets.token_hex(4)}"]
+    targets = [
+        outside / "evil.txt",
+        Path(f"/tmp/reasonkd-evil-{secrets.token_hex(4)}.txt"),
+        Path.home() / f".reasonkd-evil-{secrets.token_hex(4)}",
+    ]
     r = _run("\n".join(f"open({str(t)!r}, 'w').write('pwned')" for t in targets), backend, base)
-    assert not r.ok and r.status == "failed" and ("PermissionError" in r.stderr or "OSError" in r.stderr
-                                                   or "FileNotFoundError" in r.stderr)
+    assert (
+        not r.ok
+        and r.status == "failed"
+        and ("PermissionError" in r.stderr or "OSError" in r.stderr or "FileNotFoundError" in r.stderr)
+    )
     assert not any(t.exists() for t in targets)
     assert list(outside.iterdir()) == []
 
@@ -127,7 +148,8 @@ def test_write_outside(backend, base, tmp_path):
 def test_parent_environment_is_invisible(backend, base, monkeypatch):
     value = "s3cr3t-" + secrets.token_hex(8)
     monkeypatch.setenv("REASONKD_TEST_SECRET", value)
-    r = _run(f"""
+    r = _run(
+        f"""
         import os
         leaked = [os.environ.get("REASONKD_TEST_SECRET", "")]
         for pid in {{os.getppid(), 1, {os.getpid()}}}:
@@ -137,7 +159,10 @@ def test_parent_environment_is_invisible(backend, base, monkeypatch):
                 pass
         print("|".join(leaked))
         assert any("REASONKD_TEST_SECRET" in x or x.startswith("s3cr3t") for x in leaked), "nothing leaked"
-        """, backend, base)
+        """,
+        backend,
+        base,
+    )
     assert not r.ok and r.status == "failed"
     assert value not in r.stdout + r.stderr
 
@@ -149,7 +174,8 @@ def test_parent_files_are_unreadable(backend, base, tmp_path):
     in_tmp.write_text(value)
     in_home.write_text(value)
     try:
-        r = _run(f"""
+        r = _run(
+            f"""
             found = []
             for path in ({str(in_tmp)!r}, {str(in_home)!r}):
                 try:
@@ -158,7 +184,10 @@ def test_parent_files_are_unreadable(backend, base, tmp_path):
                     print("denied", type(e).__name__)
             print(found)
             assert found, "nothing read"
-            """, backend, base)
+            """,
+            backend,
+            base,
+        )
     finally:
         in_home.unlink()
     assert not r.ok and r.status == "failed"
@@ -181,11 +210,15 @@ def test_network_is_blocked(backend, base):
 
     t = threading.Thread(target=accept)
     t.start()
-    r = _run(f"""
+    r = _run(
+        f"""
         import socket
         s = socket.create_connection(("127.0.0.1", {port}), timeout=2)
         s.sendall(b"exfiltrated")
-        """, backend, base)
+        """,
+        backend,
+        base,
+    )
     t.join()
     server.close()
     assert not r.ok and r.status == "failed" and accepted == []
@@ -203,8 +236,7 @@ print(json.dumps(r.to_dict()))
 def test_killing_the_parent(backend, base, victim):
     # the harness runs in its own process so a containment failure cannot take pytest with it
     code = f"import os, signal\nos.kill({victim}, signal.SIGKILL)\nprint('still here')\n"
-    p = subprocess.run([sys.executable, "-c", HARNESS, code, backend, base], capture_output=True, text=True,
-                       timeout=60)
+    p = subprocess.run([sys.executable, "-c", HARNESS, code, backend, base], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, f"harness died: rc={p.returncode} {p.stderr[-500:]}"
     r = json.loads(p.stdout.strip().splitlines()[-1])
     assert not r["ok"] and r["status"] in ("failed", "killed")
@@ -218,8 +250,9 @@ def test_delete_outside(backend, base, tmp_path):
     assert victim.read_text() == "precious"
 
 
-@pytest.mark.parametrize("how", ["import os\nos.close(1)\nos.close(2)\n", "import sys\nsys.stdout.close()\n",
-                                 "import os\nos._exit(0)\n"])
+@pytest.mark.parametrize(
+    "how", ["import os\nos.close(1)\nos.close(2)\n", "import sys\nsys.stdout.close()\n", "import os\nos._exit(0)\n"]
+)
 def test_closed_stdout_or_early_exit_is_a_failure(backend, base, how):
     r = _run(how, backend, base)
     assert not r.ok and r.status in ("incomplete", "failed")
@@ -238,13 +271,16 @@ def test_run_many_keeps_order_and_runs_in_parallel(backend, base):
     assert all(r.ok for r in results)
 
 
-@pytest.mark.parametrize("code,statuses", [
-    ("import os\nwhile True:\n    os.fork()\n", ("failed",)),
-    ("hog = []\nwhile True:\n    hog.append(bytearray(64 << 20))\n", ("memory", "killed")),
-    ("while True:\n    pass\n", ("timeout",)),
-    ("import os\nprint(os.environ['REASONKD_TEST_SECRET'])\n", ("failed",)),
-    ("import os\nos.kill(os.getppid(), 9)\n", ("failed",)),
-])
+@pytest.mark.parametrize(
+    "code,statuses",
+    [
+        ("import os\nwhile True:\n    os.fork()\n", ("failed",)),
+        ("hog = []\nwhile True:\n    hog.append(bytearray(64 << 20))\n", ("memory", "killed")),
+        ("while True:\n    pass\n", ("timeout",)),
+        ("import os\nprint(os.environ['REASONKD_TEST_SECRET'])\n", ("failed",)),
+        ("import os\nos.kill(os.getppid(), 9)\n", ("failed",)),
+    ],
+)
 def test_rlimit_backend_still_limits(tmp_path, monkeypatch, code, statuses):
     """The last-resort backend has no file or network isolation, but keeps the limits."""
     monkeypatch.setenv("REASONKD_TEST_SECRET", "x")

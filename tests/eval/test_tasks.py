@@ -11,8 +11,10 @@ from reasonkd.eval.tasks import TASKS, get_task
 
 ROOT = Path(__file__).resolve().parents[2]
 GSM8K_ROWS = [
-    {"question": "Tom has 3 apples and buys 4 more. How many apples does he have?",
-     "answer": "3 + 4 = <<3+4=7>>7\n#### 7"},
+    {
+        "question": "Tom has 3 apples and buys 4 more. How many apples does he have?",
+        "answer": "3 + 4 = <<3+4=7>>7\n#### 7",
+    },
     {"question": "A book costs $1,200 and a pen $35. What do both cost?", "answer": "1200 + 35 = 1235\n#### 1,235"},
     {"question": "It was 5 degrees and fell by 8. What is the temperature now?", "answer": "5 - 8 = -3\n#### -3"},
 ]
@@ -24,9 +26,15 @@ def dataset(tmp_path_factory):
     from reasonkd.data import build_dataset
 
     out = tmp_path_factory.mktemp("data") / "quick"
-    return build_dataset(ROOT / "recipes" / "data" / "quick.yaml", out, [
-        "code.per_task=1", "code.tasks=[collatz,spiral,run_length]",
-        "split.test_templates=[zoo_tickets,leaky_tank,zebra_4x4,sudoku_6,code_collatz*,code_spiral*]"])
+    return build_dataset(
+        ROOT / "recipes" / "data" / "quick.yaml",
+        out,
+        [
+            "code.per_task=1",
+            "code.tasks=[collatz,spiral,run_length]",
+            "split.test_templates=[zoo_tickets,leaky_tank,zebra_4x4,sudoku_6,code_collatz*,code_spiral*]",
+        ],
+    )
 
 
 @pytest.fixture
@@ -47,10 +55,16 @@ def test_gsm8k_official_format_and_samples_by_idx(gsm8k_file, tmp_path):
     assert [e["reference"] for e in task.examples()] == ["7", "1,235", "-3"]
     assert "#### <number>" in task.prompt(task.examples()[0])
     samples = tmp_path / "s.jsonl"
-    samples.write_text("".join(json.dumps(r) + "\n" for r in [
-        {"idx": 0, "completion": "3 + 4 = 7\n#### 7"},
-        {"idx": 1, "completion": "It costs $1,235 in total. The answer is $1,235."},
-        {"idx": 2, "completion": "5 - 8 = 3\n#### 3"}]))
+    samples.write_text(
+        "".join(
+            json.dumps(r) + "\n"
+            for r in [
+                {"idx": 0, "completion": "3 + 4 = 7\n#### 7"},
+                {"idx": 1, "completion": "It costs $1,235 in total. The answer is $1,235."},
+                {"idx": 2, "completion": "5 - 8 = 3\n#### 3"},
+            ]
+        )
+    )
     r = evaluate_samples("gsm8k", str(samples), data=str(gsm8k_file), label="hand")
     t = r["tasks"]["gsm8k"]
     assert [s["verdict"] for s in t["samples"]] == [True, True, False]
@@ -83,8 +97,7 @@ def test_gsm8k_few_shot_prompt(gsm8k_file):
 def _solutions(task, tmp_path, wrong=False):
     from reasonkd.data import solution_text
 
-    rows = [{"idx": e["idx"], "completion": "no idea" if wrong else solution_text(e["item"])}
-            for e in task.examples()]
+    rows = [{"idx": e["idx"], "completion": "no idea" if wrong else solution_text(e["item"])} for e in task.examples()]
     path = tmp_path / f"{task.name}{'-wrong' if wrong else ''}.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return str(path)
@@ -95,8 +108,7 @@ def _gsm_solutions(dataset, tmp_path):
 
     items = [r for r in load_items(dataset, split="test") if r["domain"] == "math"]
     path = tmp_path / "gsm.jsonl"
-    path.write_text("".join(json.dumps({"idx": i, "completion": solution_text(r)}) + "\n"
-                            for i, r in enumerate(items)))
+    path.write_text("".join(json.dumps({"idx": i, "completion": solution_text(r)}) + "\n" for i, r in enumerate(items)))
     return str(path)
 
 

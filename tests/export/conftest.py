@@ -42,10 +42,14 @@ def exports(varied_llama_dir, tmp_path_factory):
 
     root = tmp_path_factory.mktemp("exports")
     out = {}
-    for name, fmt, int8 in [("onnx", "onnx", False), ("openvino", "openvino", False),
-                            ("openvino-int8", "openvino", True)]:
+    for name, fmt, int8 in [
+        ("onnx", "onnx", False),
+        ("openvino", "openvino", False),
+        ("openvino-int8", "openvino", True),
+    ]:
         folder = root / name
-        manifest = export_model(str(varied_llama_dir), fmt, folder, int8=int8, parity_limit=4, accuracy_tokens=12,
-                                progress=False)
+        manifest = export_model(
+            str(varied_llama_dir), fmt, folder, int8=int8, parity_limit=4, accuracy_tokens=12, progress=False
+        )
         out[name] = (folder, manifest)
     return out

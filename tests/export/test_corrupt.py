@@ -24,8 +24,9 @@ def test_missing_folder():
         load_exported("/nonexistent/reasonkd-export")
 
 
-@pytest.mark.parametrize("name,victim", [("onnx", "model.onnx"), ("openvino", "openvino_model.bin"),
-                                         ("openvino-int8", "openvino_model.xml")])
+@pytest.mark.parametrize(
+    "name,victim", [("onnx", "model.onnx"), ("openvino", "openvino_model.bin"), ("openvino-int8", "openvino_model.xml")]
+)
 def test_truncated_model_file(exports, tmp_path, name, victim):
     folder = _copy(exports, name, tmp_path)
     _truncate(folder / victim)

@@ -11,9 +11,14 @@ from reasonkd.models import count_parameters, load_model, resolve
 from reasonkd.models.generation import apply_chat, generate_batch
 
 
-@pytest.mark.parametrize("name,fmt,model_file", [("onnx", "onnx", "model.onnx"),
-                                                 ("openvino", "openvino", "openvino_model.xml"),
-                                                 ("openvino-int8", "openvino", "openvino_model.bin")])
+@pytest.mark.parametrize(
+    "name,fmt,model_file",
+    [
+        ("onnx", "onnx", "model.onnx"),
+        ("openvino", "openvino", "openvino_model.xml"),
+        ("openvino-int8", "openvino", "openvino_model.bin"),
+    ],
+)
 def test_export_writes_folder_and_manifest(exports, name, fmt, model_file):
     folder, manifest = exports[name]
     on_disk = json.loads((folder / MANIFEST).read_text())
@@ -40,8 +45,10 @@ def test_int8_is_smaller_and_measured(exports):
     assert int8["parity"]["status"] == "measured" and acc["n"] == 4
     assert acc["drop_points"] == pytest.approx(100 * (acc["torch_fp32_accuracy"] - acc["int8_accuracy"]))
     lo, hi = acc["drop_ci95_points"]
-    assert lo <= acc["drop_points"] <= hi and acc["same_verdict"] + acc["fp32_only_correct"] + \
-        acc["int8_only_correct"] == acc["n"]
+    assert (
+        lo <= acc["drop_points"] <= hi
+        and acc["same_verdict"] + acc["fp32_only_correct"] + acc["int8_only_correct"] == acc["n"]
+    )
 
 
 @pytest.mark.parametrize("name", ["onnx", "openvino"])
@@ -70,9 +77,17 @@ def test_failed_parity_writes_nothing(varied_llama_dir, tmp_path, monkeypatch):
     from reasonkd.export import parity
     from reasonkd.export.build import export_model
 
-    monkeypatch.setattr(parity, "token_parity", lambda *a, **k: {
-        "prompts": 4, "new_tokens": 24, "identical_prompts": 3, "identical": False,
-        "first_mismatch": {"prompt": 1, "position": 5, "torch": "a", "exported": "b"}})
+    monkeypatch.setattr(
+        parity,
+        "token_parity",
+        lambda *a, **k: {
+            "prompts": 4,
+            "new_tokens": 24,
+            "identical_prompts": 3,
+            "identical": False,
+            "first_mismatch": {"prompt": 1, "position": 5, "torch": "a", "exported": "b"},
+        },
+    )
     with pytest.raises(ReasonkdError, match="prompt 1 at new token 5"):
         export_model(str(varied_llama_dir), "onnx", tmp_path / "out")
     assert [p for p in tmp_path.iterdir() if p.name != "reasonkd_home"] == []  # home: the pinned hardware figures
@@ -106,8 +121,16 @@ def test_eval_and_serve_take_an_export_folder(exports, varied_llama_dir, tmp_pat
     data = tmp_path / "gsm.jsonl"
     data.write_text('{"question": "2 + 3 = ?", "answer": "#### 5"}\n{"question": "4 * 2 = ?", "answer": "#### 8"}\n')
     folder = str(exports["openvino-int8"][0])
-    res = evaluate_model(folder, ["gsm8k"], data=str(data), max_new_tokens=6, latency_problems=1, latency_tokens=4,
-                         cases=False, progress=False)
+    res = evaluate_model(
+        folder,
+        ["gsm8k"],
+        data=str(data),
+        max_new_tokens=6,
+        latency_problems=1,
+        latency_tokens=4,
+        cases=False,
+        progress=False,
+    )
     assert res["tasks"]["gsm8k"]["metrics"]["n"] == 2 and res["latency"]["problems"] == 1
     ref, tok = load_model(str(varied_llama_dir))
     msgs, params = [{"role": "user", "content": "how many legs"}], GenParams(max_new_tokens=8, temperature=0)
@@ -123,8 +146,9 @@ def test_accuracy_check_uses_the_given_prompt_template(tiny_llama_dir, tmp_path,
     from reasonkd.export import parity
     from reasonkd.models import load_model
 
-    (tmp_path / "prompt.yaml").write_text('system: null\nmath: "Q: {question}\\nSAY-IT-MY-WAY"\n'
-                                          'default: "Q: {question}\\nSAY-IT-MY-WAY"\n')
+    (tmp_path / "prompt.yaml").write_text(
+        'system: null\nmath: "Q: {question}\\nSAY-IT-MY-WAY"\ndefault: "Q: {question}\\nSAY-IT-MY-WAY"\n'
+    )
     seen = []
     real = parity.generate_batch
 

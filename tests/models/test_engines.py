@@ -37,8 +37,10 @@ def home(ov_home, monkeypatch):
 
 @pytest.fixture(scope="module")
 def lively_dirs(tiny_llama_dir, tiny_qwen_dir, tmp_path_factory):
-    return {"llama": lively(tiny_llama_dir, tmp_path_factory.mktemp("lively_llama"), 0.3),
-            "qwen": lively(tiny_qwen_dir, tmp_path_factory.mktemp("lively_qwen"), 0.3)}
+    return {
+        "llama": lively(tiny_llama_dir, tmp_path_factory.mktemp("lively_llama"), 0.3),
+        "qwen": lively(tiny_qwen_dir, tmp_path_factory.mktemp("lively_qwen"), 0.3),
+    }
 
 
 @pytest.fixture(scope="module", params=["llama", "qwen"])
@@ -63,8 +65,12 @@ def test_greedy_tokens_identical(pair):
     b = ov.generate(prompts(ov.tokenizer), max_new_tokens=24)
     assert len({o.text for o in a}) > 1  # the model says different things to different prompts
     for x, y in zip(a, b):
-        assert (y.text, y.new_tokens, y.finished, y.prompt_tokens) == (x.text, x.new_tokens, x.finished,
-                                                                       x.prompt_tokens)
+        assert (y.text, y.new_tokens, y.finished, y.prompt_tokens) == (
+            x.text,
+            x.new_tokens,
+            x.finished,
+            x.prompt_tokens,
+        )
     assert ov.stats["engine"] == "openvino" and ov.stats["precision"] == "fp32" and ov.stats["new_tokens"] > 0
 
 
@@ -87,7 +93,7 @@ def test_stop_strings_cut_alike(pair):
     _, hf, ov = pair
     free = hf.generate(prompts(hf.tokenizer), max_new_tokens=24)
     text = max((o.text for o in free), key=len)
-    stop = text[len(text) // 2: len(text) // 2 + 2]  # a string the model does produce
+    stop = text[len(text) // 2 : len(text) // 2 + 2]  # a string the model does produce
     assert stop.strip()
     a = hf.generate(prompts(hf.tokenizer), max_new_tokens=24, stop=[stop])
     b = ov.generate(prompts(ov.tokenizer), max_new_tokens=24, stop=[stop])
@@ -202,8 +208,10 @@ def test_compile_refusal_is_an_error_not_a_reconversion(lively_dirs, home, monke
         return real(*a, **k)
 
     def refuse(*a, **k):
-        raise RuntimeError("Exception from src/core/src/node.cpp:795:\nCheck 'key_cache_type == ov::element::bf16' "
-                           "failed: expect kvcache type bf16, current: f32 , f32")
+        raise RuntimeError(
+            "Exception from src/core/src/node.cpp:795:\nCheck 'key_cache_type == ov::element::bf16' "
+            "failed: expect kvcache type bf16, current: f32 , f32"
+        )
 
     monkeypatch.setattr(ov_engine, "ensure_converted", counting)
     monkeypatch.setattr(openvino_genai, "ContinuousBatchingPipeline", refuse)

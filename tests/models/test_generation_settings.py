@@ -30,14 +30,16 @@ def test_every_caller_extends_the_one_type_with_its_own_defaults():
     teacher = GenerateSettings(teacher="t", data="d", out="o")
     evals = EvalSets(data="d")
     assert (rollout.temperature, rollout.max_new_tokens) == (1.0, 128)
-    assert (params.temperature, params.max_new_tokens) == (1.0, 16)       # OpenAI's defaults
+    assert (params.temperature, params.max_new_tokens) == (1.0, 16)  # OpenAI's defaults
     assert (teacher.temperature, teacher.max_new_tokens, teacher.split) == (0.0, 384, "train")
     assert (evals.temperature, evals.max_new_tokens, evals.split, evals.dtype) == (0.0, 200, "val", "float32")
     assert teacher.sampling() == Sampling(temperature=0.0, top_p=1.0, max_new_tokens=384)
 
 
-@pytest.mark.parametrize("cls,extra", [(RolloutConfig, {}), (EvalSets, {"data": "d"}),
-                                       (GenerateSettings, {"teacher": "t", "data": "d", "out": "o"})])
+@pytest.mark.parametrize(
+    "cls,extra",
+    [(RolloutConfig, {}), (EvalSets, {"data": "d"}), (GenerateSettings, {"teacher": "t", "data": "d", "out": "o"})],
+)
 @pytest.mark.parametrize("bad", [{"top_p": 0.0}, {"temperature": -1.0}, {"max_new_tokens": 0}])
 def test_the_shared_check_names_the_bad_value(cls, extra, bad):
     key, value = next(iter(bad.items()))

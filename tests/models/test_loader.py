@@ -50,8 +50,17 @@ def test_hub_id_unreachable_fails_fast(monkeypatch):
 
 
 def test_alias_not_installed_says_pull(monkeypatch):
-    spec = ModelSpec(alias="ghost", hf_name="x/y", arch="llama", params=1, vocab_size=1, tokenizer_family="x",
-                     license="-", packages=("ghost-pkg==1",), parts=(("ghost_pkg_not_here", "f.gguf"),))
+    spec = ModelSpec(
+        alias="ghost",
+        hf_name="x/y",
+        arch="llama",
+        params=1,
+        vocab_size=1,
+        tokenizer_family="x",
+        license="-",
+        packages=("ghost-pkg==1",),
+        parts=(("ghost_pkg_not_here", "f.gguf"),),
+    )
     monkeypatch.setitem(ALIASES, "ghost", spec)
     with pytest.raises(ReasonkdError, match="reasonkd models pull ghost"):
         resolve("ghost")
@@ -60,8 +69,17 @@ def test_alias_not_installed_says_pull(monkeypatch):
 def _fake_gguf_spec(tmp_path, monkeypatch, tiny_llama_dir):
     """A registered alias whose 'GGUF' is the tiny model exported to GGUF by gguf-py is heavy;
     instead fake the conversion step and test the cache logic around it."""
-    spec = ModelSpec(alias="tinyfake", hf_name="x/y", arch="llama", params=1, vocab_size=1, tokenizer_family="a",
-                     license="-", packages=(), parts=(("reasonkd", "__init__.py"),))
+    spec = ModelSpec(
+        alias="tinyfake",
+        hf_name="x/y",
+        arch="llama",
+        params=1,
+        vocab_size=1,
+        tokenizer_family="a",
+        license="-",
+        packages=(),
+        parts=(("reasonkd", "__init__.py"),),
+    )
     monkeypatch.setitem(ALIASES, "tinyfake", spec)
     calls = []
 
@@ -69,6 +87,7 @@ def _fake_gguf_spec(tmp_path, monkeypatch, tiny_llama_dir):
         import shutil
 
         from reasonkd.utils.io import atomic_dir, sha256_file, write_json
+
         calls.append(s.alias)
         out = cache.hf_dir(s)
         with atomic_dir(out) as tmp:
@@ -114,9 +133,18 @@ def test_split_gguf_assembly_verifies_size_and_hash(tmp_path, monkeypatch):
     for i, c in enumerate(chunks, 1):
         (parts_dir / "data" / f"part{i:02d}.bin").write_bytes(c)
     sha = hashlib.sha256(b"".join(chunks)).hexdigest()
-    spec = ModelSpec(alias="split", hf_name="x/y", arch="llama", params=1, vocab_size=1, tokenizer_family="a",
-                     license="-", packages=(), parts=tuple(("fakepkg", f"data/part{i:02d}.bin") for i in (1, 2, 3)),
-                     gguf_sha256=sha)
+    spec = ModelSpec(
+        alias="split",
+        hf_name="x/y",
+        arch="llama",
+        params=1,
+        vocab_size=1,
+        tokenizer_family="a",
+        license="-",
+        packages=(),
+        parts=tuple(("fakepkg", f"data/part{i:02d}.bin") for i in (1, 2, 3)),
+        gguf_sha256=sha,
+    )
     fake = types.SimpleNamespace(submodule_search_locations=[str(parts_dir)])
     monkeypatch.setattr(cache.importlib.util, "find_spec", lambda name: fake)
     out = cache.gguf_path(spec)
@@ -144,8 +172,9 @@ def test_models_list_cli(capsys):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("alias,params,vocab", [("smollm2-135m", 134_515_008, 49_152),
-                                                 ("qwen2.5-coder-0.5b", 630_167_424, 151_936)])
+@pytest.mark.parametrize(
+    "alias,params,vocab", [("smollm2-135m", 134_515_008, 49_152), ("qwen2.5-coder-0.5b", 630_167_424, 151_936)]
+)
 def test_real_alias_loads(alias, params, vocab):
     model, tok = load_model(alias)
     assert sum(p.numel() for p in model.parameters()) == params

@@ -9,8 +9,9 @@ from reasonkd.errors import ReasonkdError
 from reasonkd.models.engines.ov_settings import plugin_settings, valid
 
 
-@pytest.mark.parametrize("dtype,weights,native", list(itertools.product(
-    ("float32", "bfloat16"), ("fp32", "int8", "export"), (True, False))))
+@pytest.mark.parametrize(
+    "dtype,weights,native", list(itertools.product(("float32", "bfloat16"), ("fp32", "int8", "export"), (True, False)))
+)
 def test_every_choice_is_a_combination_the_plugin_accepts(dtype, weights, native):
     s = plugin_settings(dtype, weights, native)
     assert valid(s.props), s.props
@@ -21,10 +22,14 @@ def test_every_choice_is_a_combination_the_plugin_accepts(dtype, weights, native
 
 
 def test_rows():
-    assert plugin_settings("float32", "fp32", True).props == {"INFERENCE_PRECISION_HINT": "f32",
-                                                              "KV_CACHE_PRECISION": "f32"}
-    assert plugin_settings("bfloat16", "fp32", True).props == {"INFERENCE_PRECISION_HINT": "bf16",
-                                                               "KV_CACHE_PRECISION": "bf16"}
+    assert plugin_settings("float32", "fp32", True).props == {
+        "INFERENCE_PRECISION_HINT": "f32",
+        "KV_CACHE_PRECISION": "f32",
+    }
+    assert plugin_settings("bfloat16", "fp32", True).props == {
+        "INFERENCE_PRECISION_HINT": "bf16",
+        "KV_CACHE_PRECISION": "bf16",
+    }
     assert plugin_settings("float32", "int8", False).props == {"INFERENCE_PRECISION_HINT": "f32"}
     slow = plugin_settings("bfloat16", "fp32", False)  # no native bf16: f32, and the note says why
     assert slow.compute == "f32" and slow.kv_cache == "f32" and "no native bf16" in slow.note

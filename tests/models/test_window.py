@@ -29,12 +29,20 @@ def test_equals_full_attention_below_the_window(model_tok):
     ids = _prompt_ids(tok, 40)
     scores: list = []
     new, _ = window_generate(model, ids, window=128, sinks=4, max_new_tokens=24, stop_ids=[], scores=scores)
-    full = model.generate(torch.tensor([ids]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
-                          max_new_tokens=24, do_sample=False, temperature=None, top_p=None, top_k=None,
-                          eos_token_id=None, pad_token_id=tok.pad_token_id)
-    assert new == full[0, len(ids):].tolist()  # identical greedy tokens
+    full = model.generate(
+        torch.tensor([ids]),
+        attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+        max_new_tokens=24,
+        do_sample=False,
+        temperature=None,
+        top_p=None,
+        top_k=None,
+        eos_token_id=None,
+        pad_token_id=tok.pad_token_id,
+    )
+    assert new == full[0, len(ids) :].tolist()  # identical greedy tokens
     with torch.no_grad():
-        ref = model(full[:, :-1]).logits[0, len(ids) - 1:]
+        ref = model(full[:, :-1]).logits[0, len(ids) - 1 :]
     got = torch.stack(scores)
     assert got.shape == ref.shape
     assert torch.allclose(got, ref, atol=1e-5, rtol=0)  # logits within 1e-5 at every step
@@ -57,7 +65,7 @@ def test_window_bounds_the_cache_above_the_window(model_tok):
     cache = SinkWindowCache(model, window=64, sinks=4)
     with torch.no_grad():
         for s in range(0, len(ids), 32):
-            model(input_ids=torch.tensor([ids[s:s + 32]]), past_key_values=cache, use_cache=True)
+            model(input_ids=torch.tensor([ids[s : s + 32]]), past_key_values=cache, use_cache=True)
     assert cache.get_seq_length() == 64 and cache.evicted == 300 - 64
     new, _ = window_generate(model, ids, window=64, sinks=4, max_new_tokens=5, stop_ids=_stop_ids(model, tok))
     assert len(new) <= 5
@@ -116,6 +124,24 @@ def test_generate_cli_window_and_too_long(tiny_llama_dir, capsys):
     long_text = tok.decode(_prompt_ids(tok, 600))
     assert main(["generate", "--model", str(tiny_llama_dir), "--prompt", long_text, "--max-new-tokens", "3"]) == 1
     assert "longer than the model's maximum context of 512 tokens" in capsys.readouterr().err  # one clear error
-    assert main(["generate", "--model", str(tiny_llama_dir), "--prompt", long_text, "--max-new-tokens", "3",
-                 "--window", "128", "--sinks", "4", "--dtype", "float32"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                str(tiny_llama_dir),
+                "--prompt",
+                long_text,
+                "--max-new-tokens",
+                "3",
+                "--window",
+                "128",
+                "--sinks",
+                "4",
+                "--dtype",
+                "float32",
+            ]
+        )
+        == 0
+    )
     assert "window 128" in capsys.readouterr().err

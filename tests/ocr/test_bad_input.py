@@ -107,7 +107,7 @@ def test_cli_read_reports_bad_file_and_reads_good(good_png, tmp_path, capsys):
 @given(cut=st.integers(min_value=0, max_value=4000), noise=st.binary(max_size=64), at=st.integers(0, 3000))
 def test_damaged_bytes_never_escape_as_other_errors(good_png, cut, noise, at):
     data = bytearray(good_png[:cut] if cut < len(good_png) else good_png)
-    data[at:at + len(noise)] = noise
+    data[at : at + len(noise)] = noise
     try:
         assert load_image(bytes(data), name="x.png").mode == "RGB"
     except ReasonkdError as e:

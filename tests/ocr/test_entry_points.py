@@ -19,8 +19,13 @@ QUESTIONS = ["Ava has 12 apples and eats 5. How many are left?", "A pen costs $3
 @pytest.fixture(scope="module")
 def dataset(tmp_path_factory):
     path = tmp_path_factory.mktemp("ds") / "problems.jsonl"
-    write_jsonl(path, [Item(id=f"math-t-{i}", domain="math", question=q, answer=a, split="test").to_dict()
-                       for i, (q, a) in enumerate(zip(QUESTIONS, ["7", "12"]))])
+    write_jsonl(
+        path,
+        [
+            Item(id=f"math-t-{i}", domain="math", question=q, answer=a, split="test").to_dict()
+            for i, (q, a) in enumerate(zip(QUESTIONS, ["7", "12"]))
+        ],
+    )
     return path
 
 
@@ -39,8 +44,12 @@ def test_render_is_deterministic_by_seed():
 
 
 def test_render_cli_writes_images_and_manifest(dataset, tmp_path):
-    assert main(["ocr", "render", str(dataset), "--out", str(tmp_path / "deg"), "--degraded", "--limit", "1",
-                 "--split", ""]) == 0
+    assert (
+        main(
+            ["ocr", "render", str(dataset), "--out", str(tmp_path / "deg"), "--degraded", "--limit", "1", "--split", ""]
+        )
+        == 0
+    )
     rows = [json.loads(x) for x in (tmp_path / "deg" / "manifest.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["render"]["degraded"] and (tmp_path / "deg" / rows[0]["source_image"]).is_file()
 
@@ -71,8 +80,18 @@ def test_eval_reads_image_datasets(rendered, tmp_path):
 def test_generate_with_images(rendered, tiny_llama_dir, tmp_path, capsys):
     bad = tmp_path / "bad.png"
     bad.write_bytes(b"not an image")
-    rc = main(["generate", "--model", str(tiny_llama_dir), "--image", str(rendered / "math-t-0.png"), str(bad),
-               "--max-new-tokens", "4"])
+    rc = main(
+        [
+            "generate",
+            "--model",
+            str(tiny_llama_dir),
+            "--image",
+            str(rendered / "math-t-0.png"),
+            str(bad),
+            "--max-new-tokens",
+            "4",
+        ]
+    )
     out, err = capsys.readouterr()
     assert rc == 1 and "bad.png: not an image" in err
     assert "read from the image" in out and "12 apples" in out
@@ -82,7 +101,21 @@ def test_generate_with_images(rendered, tiny_llama_dir, tmp_path, capsys):
 @pytest.mark.slow
 def test_generate_image_with_the_teacher(rendered, capsys):
     """The shipped teacher answers a rendered problem from its image (12 - 5 = 7)."""
-    assert main(["generate", "--model", "qwen2.5-coder-0.5b", "--image", str(rendered / "math-t-0.png"),
-                 "--max-new-tokens", "160", "--dtype", "float32"]) == 0
+    assert (
+        main(
+            [
+                "generate",
+                "--model",
+                "qwen2.5-coder-0.5b",
+                "--image",
+                str(rendered / "math-t-0.png"),
+                "--max-new-tokens",
+                "160",
+                "--dtype",
+                "float32",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert "12 apples" in out and "7" in out.split("-- answer:")[1]

@@ -41,8 +41,10 @@ def test_clean_render_matches_source(read_back):
 
 
 def test_two_column_reading_order():
-    text = ("Mia has 14 stickers. She buys 3 packs of 6 stickers each. Then she gives 9 stickers to "
-            "her brother and 2 to a friend. How many stickers does Mia have now?")
+    text = (
+        "Mia has 14 stickers. She buys 3 packs of 6 stickers each. Then she gives 9 stickers to "
+        "her brother and 2 to a friend. How many stickers does Mia have now?"
+    )
     img, style = render_problem(text, columns=2)
     assert style["columns"] == 2
     res = read_image(img)
@@ -70,14 +72,22 @@ def _quad(x0, y0, x1, y1):
 def test_order_boxes_columns_lines_and_skew():
     # two columns, two lines each, given shuffled; the right column sits slightly higher; boxes of one
     # line nearly touch (rapidocr grows them), the gutter is wider than 0.6 box heights
-    boxes = [_quad(520, 8, 900, 38), _quad(40, 60, 420, 90), _quad(40, 10, 200, 40), _quad(210, 10, 420, 40),
-             _quad(520, 58, 880, 88)]
+    boxes = [
+        _quad(520, 8, 900, 38),
+        _quad(40, 60, 420, 90),
+        _quad(40, 10, 200, 40),
+        _quad(210, 10, 420, 40),
+        _quad(520, 58, 880, 88),
+    ]
     assert order_boxes(boxes) == [[2, 3], [1], [0], [4]]
     # one column rotated by 3 degrees: still two lines of two boxes, left to right
     import math
+
     t = math.radians(3)
-    rot = [[[x * math.cos(t) - y * math.sin(t), x * math.sin(t) + y * math.cos(t)] for x, y in q]
-           for q in [_quad(40, 10, 400, 40), _quad(410, 10, 800, 40), _quad(40, 60, 400, 90), _quad(410, 60, 800, 90)]]
+    rot = [
+        [[x * math.cos(t) - y * math.sin(t), x * math.sin(t) + y * math.cos(t)] for x, y in q]
+        for q in [_quad(40, 10, 400, 40), _quad(410, 10, 800, 40), _quad(40, 60, 400, 90), _quad(410, 60, 800, 90)]
+    ]
     assert order_boxes(rot) == [[0, 1], [2, 3]]
     assert order_boxes([]) == []
 
@@ -88,8 +98,11 @@ def test_cer():
 
 
 def test_reflow_joins_wrapped_lines_and_keeps_short_ones():
-    lines = [OcrLine("Answer with the grid, one", 1.0, [0, 0, 900, 30]),
-             OcrLine("row per line.", 1.0, [0, 40, 300, 70]),
-             OcrLine("14.2..", 1.0, [0, 80, 90, 110]), OcrLine("2.316.", 1.0, [0, 120, 90, 150]),
-             OcrLine("right column", 1.0, [1000, 0, 1800, 30], block=1)]
+    lines = [
+        OcrLine("Answer with the grid, one", 1.0, [0, 0, 900, 30]),
+        OcrLine("row per line.", 1.0, [0, 40, 300, 70]),
+        OcrLine("14.2..", 1.0, [0, 80, 90, 110]),
+        OcrLine("2.316.", 1.0, [0, 120, 90, 150]),
+        OcrLine("right column", 1.0, [1000, 0, 1800, 30], block=1),
+    ]
     assert reflow(lines) == "Answer with the grid, one row per line.\n14.2..\n2.316.\nright column"

@@ -17,6 +17,7 @@ from reasonkd.eval.metrics import mcnemar_exact, paired_diff_ci
 
 # ------------------------------------------------------------------ statistics by hand
 
+
 def test_mcnemar_exact_by_hand():
     # a right / b wrong on 3 items, the reverse on 1: p = 2 * P(Bin(4, 1/2) <= 1) = 2 * 5/16
     r = mcnemar_exact([1, 1, 1, 0, 0, 1], [0, 0, 0, 1, 0, 1])
@@ -36,10 +37,11 @@ def test_paired_bootstrap_by_hand():
     # at 0 and the two-sided p is about 2 * 0.316
     r = paired_diff_ci([1, 1, 0, 0], [0, 1, 0, 0])
     assert r["diff"] == 0.25 and r["lo"] == 0.0 and 0.5 <= r["hi"] <= 0.75
-    assert abs(r["p_value"] - 2 * 0.75 ** 4) < 0.05 and (r["a_only"], r["b_only"]) == (1, 0)
+    assert abs(r["p_value"] - 2 * 0.75**4) < 0.05 and (r["a_only"], r["b_only"]) == (1, 0)
 
 
 # ------------------------------------------------------------------ a tiny comparison
+
 
 def test_compare_end_to_end_then_resume_and_heldout(setup, capsys):
     from reasonkd.cli import main
@@ -133,9 +135,19 @@ def test_stage_steps_follow_shares_and_recipe_files(setup, tmp_path):
     assert _stage_steps([{}, {}, {}], 7) == [3, 2, 2] and sum(_stage_steps([{}] * 3, 100)) == 100
     _, _, arms = setup
     recipe_file = tmp_path / "r.yaml"  # a whole distill recipe: its stages, scaled to the shared budget
-    recipe_file.write_text(yaml.safe_dump({"student": "ignored", "batch_size": 99, "balance_losses": True,
-                                           "stages": [{"name": "a", "kind": "logic", "steps": 10, "lr": 5e-5},
-                                                      {"name": "b", "kind": "logic", "steps": 30}]}))
+    recipe_file.write_text(
+        yaml.safe_dump(
+            {
+                "student": "ignored",
+                "batch_size": 99,
+                "balance_losses": True,
+                "stages": [
+                    {"name": "a", "kind": "logic", "steps": 10, "lr": 5e-5},
+                    {"name": "b", "kind": "logic", "steps": 30},
+                ],
+            }
+        )
+    )
     d = {**arms, "steps": 8, "arms": [arms["arms"][0], {"name": "file", "recipe": "r.yaml"}]}
     p = tmp_path / "arms.yaml"
     p.write_text(yaml.safe_dump(d))
@@ -166,9 +178,18 @@ def test_only_the_chosen_arms_traces_are_required(setup, tmp_path):
     from reasonkd.pipeline.compare_config import load_compare_config
 
     _, _, arms = setup
-    d = {**arms, "out": str(tmp_path / "out"),
-         "arms": arms["arms"] + [{"name": "rs", "traces": str(tmp_path / "not-built-yet.jsonl"),
-                                  "stages": [{"name": "sft", "kind": "logic", "losses": [{"name": "ce"}]}]}]}
+    d = {
+        **arms,
+        "out": str(tmp_path / "out"),
+        "arms": arms["arms"]
+        + [
+            {
+                "name": "rs",
+                "traces": str(tmp_path / "not-built-yet.jsonl"),
+                "stages": [{"name": "sft", "kind": "logic", "losses": [{"name": "ce"}]}],
+            }
+        ],
+    }
     p = tmp_path / "arms.yaml"
     p.write_text(yaml.safe_dump(d))
     cfg = load_compare_config(p)
@@ -181,10 +202,15 @@ def test_a_question_inside_a_trace_prompt_is_a_leak_under_any_id(tmp_path):
     from reasonkd.pipeline.compare import _leaks
     from reasonkd.utils.io import write_jsonl
 
-    write_jsonl(tmp_path / "traces.jsonl", [{"id": "other-7", "prompt": "Shot.\n\nTom has 3 apples. How many?",
-                                              "trace": "#### 3"}])
-    rows = [{"id": "a", "question": "Tom has 3 apples. How many?"}, {"id": "b", "question": "Ann has 4."},
-            {"id": "other-7", "question": "unrelated"}]
+    write_jsonl(
+        tmp_path / "traces.jsonl",
+        [{"id": "other-7", "prompt": "Shot.\n\nTom has 3 apples. How many?", "trace": "#### 3"}],
+    )
+    rows = [
+        {"id": "a", "question": "Tom has 3 apples. How many?"},
+        {"id": "b", "question": "Ann has 4."},
+        {"id": "other-7", "question": "unrelated"},
+    ]
     assert _leaks(str(tmp_path), rows) == ["a", "other-7"]
 
 
@@ -197,15 +223,20 @@ def test_teacher_correction_returns_a_merged_teacher(setup, tmp_path, tiny_qwen_
 
     root, _, _ = setup
     cfg = CorrectionConfig(steps=2, lr=1e-2, lora_r=4, batch_size=4, max_length=256)
-    folder = correct_teacher(str(tiny_qwen_dir), str(root / "traces.jsonl"), tmp_path / "corrected", cfg,
-                             device="cpu", progress=False)
+    folder = correct_teacher(
+        str(tiny_qwen_dir), str(root / "traces.jsonl"), tmp_path / "corrected", cfg, device="cpu", progress=False
+    )
     model, _ = load_model(str(folder), dtype="float32")
     assert not any("lora" in n for n, _ in model.named_parameters())  # adapters merged away
     old = load_file(str(tiny_qwen_dir / "model.safetensors"))
     new = load_file(str(folder / "model.safetensors"))
     assert any(not torch.equal(old[k], new[k]) for k in old if "q_proj.weight" in k)
-    assert correct_teacher(str(tiny_qwen_dir), str(root / "traces.jsonl"), tmp_path / "corrected", cfg,
-                           device="cpu", progress=False) == folder  # finished: returned at once
+    assert (
+        correct_teacher(
+            str(tiny_qwen_dir), str(root / "traces.jsonl"), tmp_path / "corrected", cfg, device="cpu", progress=False
+        )
+        == folder
+    )  # finished: returned at once
 
 
 def test_shipped_transfer_yaml_builds_every_arm_with_the_same_budget(tmp_path):
@@ -216,8 +247,16 @@ def test_shipped_transfer_yaml_builds_every_arm_with_the_same_budget(tmp_path):
     root = Path(__file__).resolve().parents[2]
     overrides = []
     if not (root / "recipes/distill/article.yaml").is_file():  # written separately; a stand-in keeps this test
-        (tmp_path / "article.yaml").write_text(yaml.safe_dump({"stages": [
-            {"name": "logic", "kind": "logic", "steps": 12}, {"name": "output", "kind": "output", "steps": 12}]}))
+        (tmp_path / "article.yaml").write_text(
+            yaml.safe_dump(
+                {
+                    "stages": [
+                        {"name": "logic", "kind": "logic", "steps": 12},
+                        {"name": "output", "kind": "output", "steps": 12},
+                    ]
+                }
+            )
+        )
         overrides.append(f"arms.1.recipe={tmp_path / 'article.yaml'}")
     cfg = load_compare_config(root / "recipes/compare/transfer.yaml", overrides)
     names = [a.name for a in cfg.arms]
@@ -264,12 +303,15 @@ def test_a_val_problem_repeating_a_train_question_never_enters_the_eval_sets(set
     root, _, arms = setup
     data = tmp_path / "data"
     shutil.copytree(arms["eval"]["data"], data)
-    originals = [r for r in read_jsonl(data / "val.jsonl")
-                 if r["domain"] == "math" and r.get("kind", "original") == "original"]
+    originals = [
+        r for r in read_jsonl(data / "val.jsonl") if r["domain"] == "math" and r.get("kind", "original") == "original"
+    ]
     first = _hash_order(originals)[0]  # the first dev problem, unless it is left out
     train = read_jsonl(data / "train.jsonl")  # a train variant that happens to read exactly like a val original
-    write_jsonl(data / "train.jsonl", train + [{**train[0], "id": "twin-cond", "kind": "variant",
-                                                "question": first["question"]}])
+    write_jsonl(
+        data / "train.jsonl",
+        train + [{**train[0], "id": "twin-cond", "kind": "variant", "question": first["question"]}],
+    )
     d = {**arms, "out": str(tmp_path / "out"), "eval": {**arms["eval"], "data": str(data)}}
     p = tmp_path / "arms.yaml"
     p.write_text(yaml.safe_dump(d))

@@ -21,8 +21,11 @@ ENV = {"OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM":
 
 
 def _losses(out: Path) -> list[float]:
-    return [json.loads(x)["loss"] for f in sorted(out.glob("arms/*/seed-0/stages/*/metrics.jsonl"))
-            for x in f.read_text().splitlines()]
+    return [
+        json.loads(x)["loss"]
+        for f in sorted(out.glob("arms/*/seed-0/stages/*/metrics.jsonl"))
+        for x in f.read_text().splitlines()
+    ]
 
 
 @pytest.mark.slow  # ~1 min on 2 cores: runs in the slow step (make test-slow)
@@ -32,8 +35,7 @@ def test_kill9_mid_arm_then_rerun_gives_the_uninterrupted_result(setup, tmp_path
     _, _, arms = setup
     paths = {}
     for name in ("ref", "killed"):
-        cfg = dict(arms, out=str(tmp_path / name), steps=6, seeds=[0],
-                   recipe={**arms["recipe"], "save_every": 2})
+        cfg = dict(arms, out=str(tmp_path / name), steps=6, seeds=[0], recipe={**arms["recipe"], "save_every": 2})
         paths[name] = tmp_path / f"{name}.yaml"
         paths[name].write_text(yaml.safe_dump(cfg))
     assert main(["compare", str(paths["ref"])]) == 0
@@ -55,9 +57,12 @@ def test_kill9_mid_arm_then_rerun_gives_the_uninterrupted_result(setup, tmp_path
     assert done.returncode == 0, done.stderr[-3000:]
     assert _losses(tmp_path / "killed") == _losses(tmp_path / "ref") and len(_losses(tmp_path / "ref")) == 12
     ref, killed = (json.loads((tmp_path / n / "compare.json").read_text())["splits"]["dev"] for n in ("ref", "killed"))
-    assert [(a["arm"], a["per_seed"]["0"]["accuracy"]) for a in killed["arms"]] == \
-        [(a["arm"], a["per_seed"]["0"]["accuracy"]) for a in ref["arms"]]
+    assert [(a["arm"], a["per_seed"]["0"]["accuracy"]) for a in killed["arms"]] == [
+        (a["arm"], a["per_seed"]["0"]["accuracy"]) for a in ref["arms"]
+    ]
     for arm in ("sft", "kd"):
-        verdicts = [json.loads((tmp_path / n / "arms" / arm / "seed-0" / "eval-dev.json").read_text())["verdicts"]
-                    for n in ("ref", "killed")]
+        verdicts = [
+            json.loads((tmp_path / n / "arms" / arm / "seed-0" / "eval-dev.json").read_text())["verdicts"]
+            for n in ("ref", "killed")
+        ]
         assert verdicts[0] == verdicts[1]

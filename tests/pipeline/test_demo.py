@@ -29,16 +29,33 @@ def _distill(steps=(2, 2, 2), **kw) -> dict:
         stage.update(steps=n, lr=stage["lr"] * 5, warmup=0)
     return {**d, "batch_size": 4, "max_length": 384, "bf16_autocast": False, "save_every": 1, **kw}
 
+
 TINY = {
     "seed": 0,
-    "data": {"seed": 0, "math": {"per_family": 4}, "code": {"per_task": 0, "bugfix": False},
-             "logic": {"zebra": 0, "sudoku": 0},
-             "augment": {"variants": 0, "conditions": 0.0, "distractors": 0.0, "negatives": 0.0, "subtasks": 0.0},
-             "split": {"test_templates": ["zoo_tickets", "leaky_tank", "garden_fence"], "val_fraction": 0.5},
-             "decontam": {"enabled": False}, "parquet": False},
-    "n_test": 6, "n_unseen": 4, "n_traces": 8, "min_traces": 6, "traces_fallback": "reference",
-    "teacher_max_new_tokens": 8, "teacher_batch_size": 8, "eval_max_new_tokens": 8, "eval_batch_size": 8,
-    "latency_problems": 1, "case_tokens": 8, "dtype": "float32", "device": "cpu", "distill": _distill(),
+    "data": {
+        "seed": 0,
+        "math": {"per_family": 4},
+        "code": {"per_task": 0, "bugfix": False},
+        "logic": {"zebra": 0, "sudoku": 0},
+        "augment": {"variants": 0, "conditions": 0.0, "distractors": 0.0, "negatives": 0.0, "subtasks": 0.0},
+        "split": {"test_templates": ["zoo_tickets", "leaky_tank", "garden_fence"], "val_fraction": 0.5},
+        "decontam": {"enabled": False},
+        "parquet": False,
+    },
+    "n_test": 6,
+    "n_unseen": 4,
+    "n_traces": 8,
+    "min_traces": 6,
+    "traces_fallback": "reference",
+    "teacher_max_new_tokens": 8,
+    "teacher_batch_size": 8,
+    "eval_max_new_tokens": 8,
+    "eval_batch_size": 8,
+    "latency_problems": 1,
+    "case_tokens": 8,
+    "dtype": "float32",
+    "device": "cpu",
+    "distill": _distill(),
 }
 
 
@@ -51,8 +68,16 @@ def same_tok_student(tmp_path_factory, tiny_qwen_dir):
     """A smaller student sharing tiny_qwen_dir's tokenizer (flavour b): a same-tokenizer pair."""
     from tiny_models import build_tiny_model
 
-    return build_tiny_model(tmp_path_factory.mktemp("student_b"), arch="qwen2", tokenizer="b", hidden=64,
-                            layers=2, heads=4, kv_heads=2, seed=2)
+    return build_tiny_model(
+        tmp_path_factory.mktemp("student_b"),
+        arch="qwen2",
+        tokenizer="b",
+        hidden=64,
+        layers=2,
+        heads=4,
+        kv_heads=2,
+        seed=2,
+    )
 
 
 def test_demo_end_to_end_resumes_after_a_crash(tmp_path, monkeypatch, same_tok_student, tiny_qwen_dir, capsys):
@@ -75,8 +100,17 @@ def test_demo_end_to_end_resumes_after_a_crash(tmp_path, monkeypatch, same_tok_s
     assert {k: state["steps"][k]["finished_at"] for k in finished} == finished  # not redone
     assert all(state["steps"][k]["done"] for k in ("distill", "sft", "eval_after", "report"))
 
-    for f in ("report/demo.md", "report/demo.json", "report/index.html", "report/report.md", "timings.md",
-              "eval/heldout.jsonl", "eval/unseen.jsonl", "train_traces.jsonl", "config.yaml"):
+    for f in (
+        "report/demo.md",
+        "report/demo.json",
+        "report/index.html",
+        "report/report.md",
+        "timings.md",
+        "eval/heldout.jsonl",
+        "eval/unseen.jsonl",
+        "train_traces.jsonl",
+        "config.yaml",
+    ):
         assert (out / f).is_file(), f
     heldout = [json.loads(x) for x in (out / "eval/heldout.jsonl").read_text().splitlines()]
     assert len(heldout) == 6 and all(r["split"] == "val" and r["kind"] == "original" for r in heldout)
@@ -121,8 +155,9 @@ def test_demo_end_to_end_resumes_after_a_crash(tmp_path, monkeypatch, same_tok_s
     with pytest.raises(ReasonkdError, match="n_test"):
         run_demo(_cfg(out, same_tok_student, tiny_qwen_dir, n_robust=2, n_test=5))
     with pytest.raises(ReasonkdError, match=r"data\.math\.per_family"):
-        run_demo(_cfg(out, same_tok_student, tiny_qwen_dir, n_robust=2,
-                      data={**TINY["data"], "math": {"per_family": 5}}))
+        run_demo(
+            _cfg(out, same_tok_student, tiny_qwen_dir, n_robust=2, data={**TINY["data"], "math": {"per_family": 5}})
+        )
 
 
 def test_sft_baseline_matches_the_distillation_budget(tmp_path):
@@ -145,8 +180,9 @@ def test_presets_load_and_default_yaml_equals_the_defaults():
     assert qwen.distill.lora.enabled and "attention_kl" in qwen.distill.stages[0].loss_names
 
 
-@pytest.mark.parametrize("key,value", [("teacher", "other-teacher"), ("student", "other-student"), ("seed", "7"),
-                                       ("device", "cpu")])
+@pytest.mark.parametrize(
+    "key,value", [("teacher", "other-teacher"), ("student", "other-student"), ("seed", "7"), ("device", "cpu")]
+)
 def test_a_demo_owned_key_under_distill_is_refused_naming_the_top_level_key(key, value):
     """distill.teacher=X (student, seed, device) never silently loses to the demo's own key."""
     from reasonkd.pipeline.config import load_demo_config
@@ -168,8 +204,15 @@ def test_too_few_verified_traces_is_a_clear_error(tmp_path, same_tok_student, ti
 
 @pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
 def test_demo_cross_tokenizer_pair(tmp_path, tiny_llama_dir, tiny_qwen_dir):
-    cfg = _cfg(tmp_path / "demo", tiny_llama_dir, tiny_qwen_dir, n_unseen=0, n_test=4, latency_problems=0,
-               distill=_distill((1, 1, 1), max_length=256))
+    cfg = _cfg(
+        tmp_path / "demo",
+        tiny_llama_dir,
+        tiny_qwen_dir,
+        n_unseen=0,
+        n_test=4,
+        latency_problems=0,
+        distill=_distill((1, 1, 1), max_length=256),
+    )
     summary = run_demo(cfg)
     assert len(summary["rows"]) == 4
 

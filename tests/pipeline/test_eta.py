@@ -13,9 +13,18 @@ def avx2(monkeypatch, tmp_path):
     # where an earlier `demo --plan` may have cached this machine's figures)
     monkeypatch.setenv("REASONKD_HOME", str(tmp_path / "reasonkd_home"))
     model, flags = hardware.read_cpu("model name\t: AMD EPYC\nflags\t\t: fma avx2\n")
-    monkeypatch.setattr(hardware, "_machine", hardware.Machine(cpu_model=model, arch="x86_64", flags=flags, cores=2,
-                                                               torch="2", gflops={"cpu": {"float32": 90.0,
-                                                                                          "bfloat16": 1.0}}))
+    monkeypatch.setattr(
+        hardware,
+        "_machine",
+        hardware.Machine(
+            cpu_model=model,
+            arch="x86_64",
+            flags=flags,
+            cores=2,
+            torch="2",
+            gflops={"cpu": {"float32": 90.0, "bfloat16": 1.0}},
+        ),
+    )
     monkeypatch.setattr(hardware, "_choices", {})
 
 

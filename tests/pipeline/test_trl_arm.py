@@ -20,8 +20,10 @@ def test_collator_gives_our_encoding_with_left_padded_prompts(tiny_qwen_dir):
     from reasonkd.pipeline.trl_arm import _collator
 
     tok = AutoTokenizer.from_pretrained(tiny_qwen_dir)
-    rows = [{"prompt": "What is 2+3?", "trace": "2+3 = 5.\n#### 5", "system": ""},
-            {"prompt": "A longer question about 7 apples and 4 pears?", "trace": "7+4 = 11\n#### 11", "system": ""}]
+    rows = [
+        {"prompt": "What is 2+3?", "trace": "2+3 = 5.\n#### 5", "system": ""},
+        {"prompt": "A longer question about 7 apples and 4 pears?", "trace": "7+4 = 11\n#### 11", "system": ""},
+    ]
     b = _collator(tok, 64)(rows)
     for i, r in enumerate(rows):
         ids, n = encode_example(tok, r["prompt"], r["trace"], None, 64)
@@ -37,9 +39,11 @@ def test_trl_arm_config_is_checked(setup, tmp_path):
     from reasonkd.pipeline.compare_config import load_compare_config
 
     _, _, arms = setup
-    bad = [({"name": "t", "runner": "trl", "trl": {}}, "runner must be one of"),
-           ({"name": "t", "runner": "trl-gkd", "stages": [{"name": "s", "kind": "logic"}]}, "drop stages"),
-           ({"name": "t", "trl": {"lmbda": 0.0}, "stages": [{"name": "s", "kind": "logic"}]}, "need runner: trl-gkd")]
+    bad = [
+        ({"name": "t", "runner": "trl", "trl": {}}, "runner must be one of"),
+        ({"name": "t", "runner": "trl-gkd", "stages": [{"name": "s", "kind": "logic"}]}, "drop stages"),
+        ({"name": "t", "trl": {"lmbda": 0.0}, "stages": [{"name": "s", "kind": "logic"}]}, "need runner: trl-gkd"),
+    ]
     for arm, msg in bad:
         (tmp_path / "a.yaml").write_text(yaml.safe_dump(dict(arms, arms=[arms["arms"][0], arm])))
         with pytest.raises(ConfigError, match=msg):
@@ -74,8 +78,12 @@ def test_trl_arm_trains_evaluates_and_resumes(setup, tmp_path, caplog):
     from reasonkd.pipeline.trl_arm import train_trl_arm
 
     _, _, arms = setup
-    cfg_d = dict(arms, out=str(tmp_path / "out"), seeds=[0],
-                 arms=[arms["arms"][0], {"name": "trl", "runner": "trl-gkd", "trl": {"max_new_tokens": 4}}])
+    cfg_d = dict(
+        arms,
+        out=str(tmp_path / "out"),
+        seeds=[0],
+        arms=[arms["arms"][0], {"name": "trl", "runner": "trl-gkd", "trl": {"max_new_tokens": 4}}],
+    )
     (tmp_path / "a.yaml").write_text(yaml.safe_dump(cfg_d))
     assert main(["compare", str(tmp_path / "a.yaml")]) == 0
     out = tmp_path / "out"

@@ -35,25 +35,28 @@ def _png(text: str) -> bytes:
 
 
 def _ask(client, content):
-    return client.chat.completions.create(model="tiny", messages=[{"role": "user", "content": content}],
-                                          max_tokens=8, temperature=0)
+    return client.chat.completions.create(
+        model="tiny", messages=[{"role": "user", "content": content}], max_tokens=8, temperature=0
+    )
 
 
 def test_image_part_is_answered_from_its_text(client):
-    parts = [{"type": "text", "text": "Solve:"},
-             {"type": "image_url", "image_url": {"url": _data_url(_png(PROBLEM))}}]
+    parts = [{"type": "text", "text": "Solve:"}, {"type": "image_url", "image_url": {"url": _data_url(_png(PROBLEM))}}]
     from_image = _ask(client, parts)
     from_text = _ask(client, f"Solve:\n\n{PROBLEM}")
     assert from_image.usage.prompt_tokens == from_text.usage.prompt_tokens
     assert from_image.choices[0].message.content == from_text.choices[0].message.content
 
 
-@pytest.mark.parametrize("url, says", [
-    ("https://example.com/worksheet.png", "fetches nothing"),
-    ("data:image/png,not-base64", "must be base64"),
-    ("data:image/png;base64,@@@@", "not valid base64"),
-    (_data_url(b"plain text, not an image"), "not an image"),
-])
+@pytest.mark.parametrize(
+    "url, says",
+    [
+        ("https://example.com/worksheet.png", "fetches nothing"),
+        ("data:image/png,not-base64", "must be base64"),
+        ("data:image/png;base64,@@@@", "not valid base64"),
+        (_data_url(b"plain text, not an image"), "not an image"),
+    ],
+)
 def test_bad_image_parts_are_a_clear_400(client, url, says):
     with pytest.raises(openai.BadRequestError) as e:
         _ask(client, [{"type": "image_url", "image_url": {"url": url}}])

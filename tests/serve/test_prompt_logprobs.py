@@ -31,8 +31,13 @@ def _reference(tiny, ids):
 def test_prompt_logprobs_equal_a_forward_pass(client, tiny):
     _, tok = tiny
     ids = tok("the farmer has three cows", add_special_tokens=False)["input_ids"]
-    r = client.completions.create(model="tiny", prompt=ids, max_tokens=1, temperature=0,
-                                  extra_body={"prompt_logprobs": 5, "return_tokens_as_token_ids": True})
+    r = client.completions.create(
+        model="tiny",
+        prompt=ids,
+        max_tokens=1,
+        temperature=0,
+        extra_body={"prompt_logprobs": 5, "return_tokens_as_token_ids": True},
+    )
     pl = r.choices[0].model_extra["prompt_logprobs"]
     ref = _reference(tiny, ids)
     assert pl[0] is None and len(pl) == len(ids)
@@ -49,8 +54,9 @@ def test_prompt_logprobs_equal_a_forward_pass(client, tiny):
 
 def test_echo_logprobs(client, tiny):
     _, tok = tiny
-    r = client.completions.create(model="tiny", prompt="the farmer has", max_tokens=2, temperature=0, logprobs=3,
-                                  echo=True)
+    r = client.completions.create(
+        model="tiny", prompt="the farmer has", max_tokens=2, temperature=0, logprobs=3, echo=True
+    )
     lp = r.choices[0].logprobs
     ids = tok("the farmer has", add_special_tokens=True)["input_ids"]
     assert len(lp.tokens) == len(ids) + 2 and lp.token_logprobs[0] is None and lp.top_logprobs[0] is None

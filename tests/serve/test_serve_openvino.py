@@ -30,16 +30,22 @@ def clients(lively, tmp_path_factory):
     model, tok = load_model(str(lively), dtype="float32")
     ov = make_engine("openvino", str(lively), dtype="float32")  # module scope: pinned here, not by conftest
     kw = dict(max_tokens_cap=32, max_concurrent=3, max_request_bytes=8192)
-    with running_server(make_app(model, tok, "tiny", **kw)) as hf_url, \
-            running_server(make_app(None, ov.tokenizer, "tiny", engine=OVServeEngine(ov), **kw)) as ov_url:
-        yield {name: openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=60)
-               for name, url in (("hf", hf_url), ("openvino", ov_url))}
+    with (
+        running_server(make_app(model, tok, "tiny", **kw)) as hf_url,
+        running_server(make_app(None, ov.tokenizer, "tiny", engine=OVServeEngine(ov), **kw)) as ov_url,
+    ):
+        yield {
+            name: openai.OpenAI(base_url=url + "/v1", api_key="unused", max_retries=0, timeout=60)
+            for name, url in (("hf", hf_url), ("openvino", ov_url))
+        }
     mp.undo()
 
 
 def test_chat_greedy_like_hf(clients):
-    r = {k: c.chat.completions.create(model="tiny", messages=MSG, max_tokens=12, temperature=0)
-         for k, c in clients.items()}
+    r = {
+        k: c.chat.completions.create(model="tiny", messages=MSG, max_tokens=12, temperature=0)
+        for k, c in clients.items()
+    }
     assert r["openvino"].choices[0].message.content == r["hf"].choices[0].message.content
     assert r["openvino"].choices[0].message.content
     assert r["openvino"].usage.completion_tokens == r["hf"].usage.completion_tokens
@@ -50,8 +56,16 @@ def test_chat_greedy_like_hf(clients):
 def test_streaming_equals_non_streaming(clients):
     c = clients["openvino"]
     full = c.chat.completions.create(model="tiny", messages=MSG, max_tokens=16, temperature=0)
-    chunks = list(c.chat.completions.create(model="tiny", messages=MSG, max_tokens=16, temperature=0, stream=True,
-                                            stream_options={"include_usage": True}))
+    chunks = list(
+        c.chat.completions.create(
+            model="tiny",
+            messages=MSG,
+            max_tokens=16,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     text = "".join(ch.choices[0].delta.content or "" for ch in chunks if ch.choices)
     assert text == full.choices[0].message.content
     assert [ch.choices[0].finish_reason for ch in chunks if ch.choices][-1] == full.choices[0].finish_reason
@@ -65,7 +79,7 @@ def test_completions_stop_strings_like_hf(clients):
     assert stop.strip()
     for c in clients.values():
         cut = c.completions.create(model="tiny", prompt="the farmer", max_tokens=12, temperature=0, stop=[stop])
-        assert cut.choices[0].text == text[:text.index(stop)] and cut.choices[0].finish_reason == "stop"
+        assert cut.choices[0].text == text[: text.index(stop)] and cut.choices[0].finish_reason == "stop"
 
 
 def test_seeded_sampling_n(clients):
@@ -81,8 +95,16 @@ def test_concurrent_requests_share_the_pipeline(clients):
 
     c = clients["openvino"]
     with ThreadPoolExecutor(5) as ex:
-        outs = list(ex.map(lambda _: c.chat.completions.create(
-            model="tiny", messages=MSG, max_tokens=8, temperature=0).choices[0].message.content, range(5)))
+        outs = list(
+            ex.map(
+                lambda _: (
+                    c.chat.completions.create(model="tiny", messages=MSG, max_tokens=8, temperature=0)
+                    .choices[0]
+                    .message.content
+                ),
+                range(5),
+            )
+        )
     assert len(set(outs)) == 1 and outs[0]
 
 
@@ -94,8 +116,15 @@ def test_logprobs_like_hf(clients):
     for a, b in zip(r["openvino"], r["hf"]):
         assert a.logprob == pytest.approx(b.logprob, abs=1e-3)
         assert [e.logprob for e in a.top_logprobs] == pytest.approx([e.logprob for e in b.top_logprobs], abs=1e-3)
-    kw = dict(model="tiny", prompt="the farmer has", max_tokens=3, temperature=0, logprobs=3, echo=True,
-              extra_body={"prompt_logprobs": 4})
+    kw = dict(
+        model="tiny",
+        prompt="the farmer has",
+        max_tokens=3,
+        temperature=0,
+        logprobs=3,
+        echo=True,
+        extra_body={"prompt_logprobs": 4},
+    )
     c = {k: cl.completions.create(**kw).choices[0] for k, cl in clients.items()}
     assert c["openvino"].logprobs.tokens == c["hf"].logprobs.tokens
     assert c["openvino"].logprobs.token_logprobs[0] is None
@@ -126,7 +155,8 @@ def test_the_end_of_turn_token_it_stops_on_has_its_log_prob_entry(lively):
         eng.stop_ids.add(firsts[cut])
         r = eng.complete(ids, p)[0]
         assert r["finish_reason"] == "stop" and r["completion_tokens"] == cut, name
-        assert [t["token"] for t in r["tokens"]] == [t["token"] for t in greedy[:cut + 1]], name
-        assert [t["logprob"] for t in r["tokens"]] == pytest.approx([t["logprob"] for t in greedy[:cut + 1]],
-                                                                    abs=1e-3), name
+        assert [t["token"] for t in r["tokens"]] == [t["token"] for t in greedy[: cut + 1]], name
+        assert [t["logprob"] for t in r["tokens"]] == pytest.approx(
+            [t["logprob"] for t in greedy[: cut + 1]], abs=1e-3
+        ), name
         assert len(r["tokens"][-1]["top_logprobs"]) == 3

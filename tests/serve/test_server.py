@@ -22,8 +22,9 @@ def tiny(tiny_llama_dir):
 @pytest.fixture(scope="module")
 def server(tiny):
     model, tok = tiny
-    with running_server(make_app(model, tok, "tiny", max_tokens_cap=32, max_concurrent=2,
-                                 max_request_bytes=4096)) as url:
+    with running_server(
+        make_app(model, tok, "tiny", max_tokens_cap=32, max_concurrent=2, max_request_bytes=4096)
+    ) as url:
         yield url
 
 
@@ -43,11 +44,12 @@ def test_chat_greedy_matches_transformers_generate(client, tiny):
     r = client.chat.completions.create(model="tiny", messages=MSG, max_tokens=12, temperature=0)
     ids = tok.apply_chat_template(MSG, add_generation_prompt=True, return_tensors="pt")
     with torch.inference_mode():
-        ref = model.generate(ids, max_new_tokens=12, do_sample=False, eos_token_id=tok.eos_token_id,
-                             pad_token_id=tok.pad_token_id)
-    new = ref[0, ids.shape[1]:].tolist()
+        ref = model.generate(
+            ids, max_new_tokens=12, do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.pad_token_id
+        )
+    new = ref[0, ids.shape[1] :].tolist()
     if tok.eos_token_id in new:
-        new = new[:new.index(tok.eos_token_id)]
+        new = new[: new.index(tok.eos_token_id)]
     assert r.choices[0].message.content == tok.decode(new, skip_special_tokens=True)
     assert r.choices[0].message.role == "assistant" and r.usage.prompt_tokens == ids.shape[1]
     assert r.usage.completion_tokens == len(new)
@@ -56,8 +58,16 @@ def test_chat_greedy_matches_transformers_generate(client, tiny):
 
 def test_streaming_equals_non_streaming(client):
     full = client.chat.completions.create(model="tiny", messages=MSG, max_tokens=16, temperature=0)
-    chunks = list(client.chat.completions.create(model="tiny", messages=MSG, max_tokens=16, temperature=0,
-                                                 stream=True, stream_options={"include_usage": True}))
+    chunks = list(
+        client.chat.completions.create(
+            model="tiny",
+            messages=MSG,
+            max_tokens=16,
+            temperature=0,
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+    )
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text == full.choices[0].message.content
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == full.choices[0].finish_reason
@@ -65,8 +75,9 @@ def test_streaming_equals_non_streaming(client):
 
 
 def test_raw_sse_framing(server):
-    with httpx.stream("POST", server + "/v1/completions",
-                      json={"model": "tiny", "prompt": "the", "max_tokens": 4, "stream": True}) as r:
+    with httpx.stream(
+        "POST", server + "/v1/completions", json={"model": "tiny", "prompt": "the", "max_tokens": 4, "stream": True}
+    ) as r:
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
         events = [ln for ln in r.iter_lines() if ln]
     assert all(e.startswith("data: ") for e in events) and events[-1] == "data: [DONE]"
@@ -74,8 +85,9 @@ def test_raw_sse_framing(server):
 
 
 def test_logprobs(client):
-    r = client.chat.completions.create(model="tiny", messages=MSG, max_tokens=5, temperature=0, logprobs=True,
-                                       top_logprobs=3)
+    r = client.chat.completions.create(
+        model="tiny", messages=MSG, max_tokens=5, temperature=0, logprobs=True, top_logprobs=3
+    )
     content = r.choices[0].logprobs.content
     assert len(content) == r.usage.completion_tokens
     for t in content:  # greedy: the chosen token is the most likely one
@@ -95,26 +107,37 @@ def test_seeded_sampling_n_and_stop(client):
     stop = text[3:5]
     if stop.strip():
         cut = client.completions.create(model="tiny", prompt="the farmer", max_tokens=10, temperature=0, stop=[stop])
-        assert cut.choices[0].text == text[:text.index(stop)] and cut.choices[0].finish_reason == "stop"
+        assert cut.choices[0].text == text[: text.index(stop)] and cut.choices[0].finish_reason == "stop"
 
 
 def test_concurrent_requests(client):
     with ThreadPoolExecutor(5) as ex:  # more than max_concurrent: the rest wait, none fails
-        outs = list(ex.map(lambda _: client.chat.completions.create(
-            model="tiny", messages=MSG, max_tokens=6, temperature=0).choices[0].message.content, range(5)))
+        outs = list(
+            ex.map(
+                lambda _: (
+                    client.chat.completions.create(model="tiny", messages=MSG, max_tokens=6, temperature=0)
+                    .choices[0]
+                    .message.content
+                ),
+                range(5),
+            )
+        )
     assert len(set(outs)) == 1
 
 
-@pytest.mark.parametrize("kwargs,status,param", [
-    (dict(model="other"), 404, "model"),
-    (dict(max_tokens=33), 400, "max_tokens"),
-    (dict(temperature=3), 400, "temperature"),
-    (dict(n=0), 400, "n"),
-    (dict(top_logprobs=2), 400, "top_logprobs"),
-    (dict(messages=[{"role": "wizard", "content": "hi"}]), 400, "messages.0.role"),
-    (dict(messages=[]), 400, "messages"),
-    (dict(stop=["a", "b", "c", "d", "e"]), 400, "stop"),
-])
+@pytest.mark.parametrize(
+    "kwargs,status,param",
+    [
+        (dict(model="other"), 404, "model"),
+        (dict(max_tokens=33), 400, "max_tokens"),
+        (dict(temperature=3), 400, "temperature"),
+        (dict(n=0), 400, "n"),
+        (dict(top_logprobs=2), 400, "top_logprobs"),
+        (dict(messages=[{"role": "wizard", "content": "hi"}]), 400, "messages.0.role"),
+        (dict(messages=[]), 400, "messages"),
+        (dict(stop=["a", "b", "c", "d", "e"]), 400, "stop"),
+    ],
+)
 def test_bad_requests_are_4xx_in_openai_shape(client, kwargs, status, param):
     req = {"model": "tiny", "messages": MSG, "max_tokens": 4, **kwargs}
     with pytest.raises(openai.APIStatusError) as e:
@@ -124,8 +147,12 @@ def test_bad_requests_are_4xx_in_openai_shape(client, kwargs, status, param):
 
 
 def test_malformed_and_oversized_bodies(server, client):
-    for body, status in ((b"{not json", 400), (b"[1, 2]", 400), (json.dumps({"model": "tiny"}).encode(), 400),
-                         (b"x" * 5000, 413)):
+    for body, status in (
+        (b"{not json", 400),
+        (b"[1, 2]", 400),
+        (json.dumps({"model": "tiny"}).encode(), 400),
+        (b"x" * 5000, 413),
+    ):
         r = httpx.post(server + "/v1/chat/completions", content=body, headers={"content-type": "application/json"})
         assert r.status_code == status and set(r.json()["error"]) == {"message", "type", "param", "code"}
     r = httpx.get(server + "/v1/nothing")
@@ -144,7 +171,7 @@ def test_context_length_and_token_prompts(client, tiny):
     b = client.completions.create(model="tiny", prompt="the farmer", max_tokens=4, temperature=0)
     assert a.choices[0].text == b.choices[0].text
     with pytest.raises(openai.BadRequestError):
-        client.completions.create(model="tiny", prompt=[10 ** 6], max_tokens=4)
+        client.completions.create(model="tiny", prompt=[10**6], max_tokens=4)
 
 
 def test_api_key_required_when_configured(tiny):
@@ -193,10 +220,25 @@ def test_reasonkd_serve_command(tiny_llama_dir):
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    proc = subprocess.Popen([sys.executable, "-m", "reasonkd.cli", "serve", "--model", str(tiny_llama_dir),
-                             "--port", str(port), "--served-model-name", "t", "--max-tokens-cap", "8"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            env={**os.environ, "OMP_NUM_THREADS": "1"})
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reasonkd.cli",
+            "serve",
+            "--model",
+            str(tiny_llama_dir),
+            "--port",
+            str(port),
+            "--served-model-name",
+            "t",
+            "--max-tokens-cap",
+            "8",
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        env={**os.environ, "OMP_NUM_THREADS": "1"},
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

@@ -13,19 +13,44 @@ ITEMS = [
     ("m-div", "math", 2, "What is 10 / 2?", "5", "I am not sure.", True, None),
     ("m-sq", "math", 2, "What is 3 * 3?", "9", "#### 9", True, "3 * 3 = 9"),
     ("m-dbl", "math", 3, "What is 8 + 8?", "16", "<think>8 + 8 = 16</think>\n\n#### 16", True, None),
-    ("l-sud", "logic", 1, "Solve this 4x4 sudoku:\n41.3\n234.\n..12\n12..", GRID,
-     f"r1c3 = 2 first.\nAnswer:\n{GRID}", True, None),
+    (
+        "l-sud",
+        "logic",
+        1,
+        "Solve this 4x4 sudoku:\n41.3\n234.\n..12\n12..",
+        GRID,
+        f"r1c3 = 2 first.\nAnswer:\n{GRID}",
+        True,
+        None,
+    ),
 ]
-EXPECTED = {"m-add": None, "m-mul": "wrong_final_answer", "m-sub": "truncated", "m-div": "no_answer",
-            "m-sq": None, "m-dbl": None, "l-sud": None}
+EXPECTED = {
+    "m-add": None,
+    "m-mul": "wrong_final_answer",
+    "m-sub": "truncated",
+    "m-div": "no_answer",
+    "m-sq": None,
+    "m-dbl": None,
+    "l-sud": None,
+}
 
 
 def item_rows():
     rows = []
     for id_, domain, diff, q, a, *_ in ITEMS:
-        row = {"id": id_, "domain": domain, "question": q, "answer": a, "steps": [], "kind": "original",
-               "split": "train", "difficulty": diff, "template": id_.split("-")[0],
-               "verifier": "math_numeric" if domain == "math" else "sudoku", "meta": {}}
+        row = {
+            "id": id_,
+            "domain": domain,
+            "question": q,
+            "answer": a,
+            "steps": [],
+            "kind": "original",
+            "split": "train",
+            "difficulty": diff,
+            "template": id_.split("-")[0],
+            "verifier": "math_numeric" if domain == "math" else "sudoku",
+            "meta": {},
+        }
         if domain == "logic":
             row["meta"] = {"puzzle": "41.3234...1212..", "size": 4, "box": [2, 2]}
         rows.append(row)
@@ -47,7 +72,7 @@ class ScriptedBackend:
 
     def generate(self, requests, sampling):
         for i in range(0, len(requests), self.group):
-            chunk = requests[i:i + self.group]
+            chunk = requests[i : i + self.group]
             if self.fail_after is not None and len(self.generated) >= self.fail_after:
                 raise RuntimeError("teacher crashed")
             out = []

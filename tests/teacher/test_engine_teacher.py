@@ -13,13 +13,25 @@ pytest.importorskip("openvino_genai")
 
 
 def _run(items_file, out, teacher, **kw):
-    return generate_traces(GenerateSettings(teacher=str(teacher), data=str(items_file), out=str(out),
-                                            max_new_tokens=6, batch_size=4, progress=False, dtype="float32", **kw))
+    return generate_traces(
+        GenerateSettings(
+            teacher=str(teacher),
+            data=str(items_file),
+            out=str(out),
+            max_new_tokens=6,
+            batch_size=4,
+            progress=False,
+            dtype="float32",
+            **kw,
+        )
+    )
 
 
 def _rows(out):
-    return sorted((r["id"], r["trace"], r["tokens"]) for r in read_jsonl(out / "negatives.jsonl")
-                  + read_jsonl(out / "traces.jsonl"))
+    return sorted(
+        (r["id"], r["trace"], r["tokens"])
+        for r in read_jsonl(out / "negatives.jsonl") + read_jsonl(out / "traces.jsonl")
+    )
 
 
 def test_openvino_engine_traces_equal_hf(items_file, tmp_path, tiny_llama_dir):

@@ -29,8 +29,18 @@ def test_verified_traces_negatives_and_stats(items_file, tmp_path, scripted):
     items = {r["id"]: r for r in item_rows()}
     for t in traces:  # every kept trace passes the verifier, and carries the documented fields
         assert verify_item(items[t["id"]], t["trace"])
-        assert set(t) >= {"id", "prompt", "trace", "reasoning", "final", "answer", "domain", "teacher",
-                          "sample_idx", "tokens"}
+        assert set(t) >= {
+            "id",
+            "prompt",
+            "trace",
+            "reasoning",
+            "final",
+            "answer",
+            "domain",
+            "teacher",
+            "sample_idx",
+            "tokens",
+        }
         assert t["prompt"].startswith(items[t["id"]]["question"]) and t["teacher"] == "scripted-teacher"
     sq = next(t for t in traces if t["id"] == "m-sq")  # reasoning_content kept apart, joined in the trace
     assert (sq["reasoning"], sq["final"]) == ("3 * 3 = 9", "#### 9")
@@ -110,8 +120,16 @@ def test_select_items_rejects_duplicates_and_empty(tmp_path, items_file):
 
 def test_hf_backend_on_a_tiny_model(items_file, tmp_path, tiny_llama_dir):
     out = tmp_path / "run"
-    stats = generate_traces(GenerateSettings(teacher=str(tiny_llama_dir), data=str(items_file), out=str(out),
-                                             max_new_tokens=6, batch_size=4, progress=False))
+    stats = generate_traces(
+        GenerateSettings(
+            teacher=str(tiny_llama_dir),
+            data=str(items_file),
+            out=str(out),
+            max_new_tokens=6,
+            batch_size=4,
+            progress=False,
+        )
+    )
     rows = read_jsonl(out / "negatives.jsonl") + read_jsonl(out / "traces.jsonl")
     assert len(rows) == len(EXPECTED) and stats["generation"]["new_tokens"] > 0
     assert all(r["tokens"] <= 6 and r["prompt_tokens"] > 0 for r in rows)
@@ -125,9 +143,11 @@ def test_vllm_backend_missing_gives_a_clear_error(items_file, tmp_path, monkeypa
 
 def test_vllm_backend_with_a_stand_in_module(items_file, tmp_path, monkeypatch, tiny_llama_dir):
     """The vLLM code path against a fake `vllm` module with the same API surface."""
+
     class LLM:
         def __init__(self, model, dtype, **kw):
             from transformers import AutoTokenizer
+
             self.model, self.tok = model, AutoTokenizer.from_pretrained(model)
 
         def get_tokenizer(self):

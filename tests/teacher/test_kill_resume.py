@@ -40,14 +40,47 @@ def _run_and_kill(cmd, out, env, after_shards: int, extra_delay: float) -> int:
 @pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
 def test_sigkill_mid_run_then_rerun(tmp_path, tiny_llama_dir):
     data = tmp_path / "items.jsonl"
-    data.write_text("".join(json.dumps({
-        "id": f"m-{i:03d}", "domain": "math", "question": f"What is {i} + 1?", "answer": str(i + 1),
-        "verifier": "math_numeric", "kind": "original", "split": "train", "difficulty": 1 + i % 3}) + "\n"
-        for i in range(N)))
+    data.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"m-{i:03d}",
+                    "domain": "math",
+                    "question": f"What is {i} + 1?",
+                    "answer": str(i + 1),
+                    "verifier": "math_numeric",
+                    "kind": "original",
+                    "split": "train",
+                    "difficulty": 1 + i % 3,
+                }
+            )
+            + "\n"
+            for i in range(N)
+        )
+    )
     out = tmp_path / "run"
-    cmd = [sys.executable, "-m", "reasonkd.cli", "teacher", "generate", "--teacher", str(tiny_llama_dir),
-           "--data", str(data), "--out", str(out), "--max-new-tokens", "48", "--batch-size", "2",
-           "--shard-size", "4", "--dtype", "float32", "--no-progress"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "reasonkd.cli",
+        "teacher",
+        "generate",
+        "--teacher",
+        str(tiny_llama_dir),
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--max-new-tokens",
+        "48",
+        "--batch-size",
+        "2",
+        "--shard-size",
+        "4",
+        "--dtype",
+        "float32",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     total_shards = N // 4
 

@@ -6,8 +6,7 @@ from reasonkd.errors import ReasonkdError
 from reasonkd.teacher.generate import GenerateSettings, generate_traces
 
 
-def test_logits_command_writes_a_checked_cache(items_file, tmp_path, scripted, tiny_llama_dir, tiny_qwen_dir,
-                                               capsys):
+def test_logits_command_writes_a_checked_cache(items_file, tmp_path, scripted, tiny_llama_dir, tiny_qwen_dir, capsys):
     import torch
 
     from reasonkd.cli import main
@@ -17,11 +16,29 @@ def test_logits_command_writes_a_checked_cache(items_file, tmp_path, scripted, t
     from reasonkd.utils.io import read_jsonl
 
     traces = tmp_path / "traces"
-    generate_traces(GenerateSettings(teacher="scripted", data=str(items_file), out=str(traces), progress=False),
-                    backend=scripted())
+    generate_traces(
+        GenerateSettings(teacher="scripted", data=str(items_file), out=str(traces), progress=False), backend=scripted()
+    )
     out = tmp_path / "logits"
-    assert main(["teacher", "logits", "--teacher", str(tiny_llama_dir), "--traces", str(traces), "--out", str(out),
-                 "--k", "5", "--dtype", "float32"]) == 0
+    assert (
+        main(
+            [
+                "teacher",
+                "logits",
+                "--teacher",
+                str(tiny_llama_dir),
+                "--traces",
+                str(traces),
+                "--out",
+                str(out),
+                "--k",
+                "5",
+                "--dtype",
+                "float32",
+            ]
+        )
+        == 0
+    )
     assert "top-5 logit cache of 4 traces" in capsys.readouterr().out
     cache = LogitCache(out)
     rows = read_jsonl(traces / "traces.jsonl")

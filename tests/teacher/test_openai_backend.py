@@ -22,13 +22,23 @@ def tiny_server(tiny_llama_dir):
         yield url
 
 
-def test_generate_over_http_matches_the_local_backend(items_file, tmp_path, tiny_server, tiny_llama_dir,
-                                                      monkeypatch):
+def test_generate_over_http_matches_the_local_backend(items_file, tmp_path, tiny_server, tiny_llama_dir, monkeypatch):
     monkeypatch.setenv("MY_TEACHER_KEY", "sk-secret-value-123")
     api = tmp_path / "api"
-    stats = generate_traces(GenerateSettings(
-        teacher="", data=str(items_file), out=str(api), backend="openai", base_url=tiny_server + "/v1",
-        api_model="tiny-teacher", api_key_env="MY_TEACHER_KEY", concurrency=3, max_new_tokens=8, progress=False))
+    stats = generate_traces(
+        GenerateSettings(
+            teacher="",
+            data=str(items_file),
+            out=str(api),
+            backend="openai",
+            base_url=tiny_server + "/v1",
+            api_model="tiny-teacher",
+            api_key_env="MY_TEACHER_KEY",
+            concurrency=3,
+            max_new_tokens=8,
+            progress=False,
+        )
+    )
     rows = read_jsonl(api / "negatives.jsonl") + read_jsonl(api / "traces.jsonl")
     assert len(rows) == 7 and all(r["teacher"] == "tiny-teacher" for r in rows)
     assert stats["generation"]["new_tokens"] > 0 and all(0 < r["tokens"] <= 8 for r in rows)
@@ -37,8 +47,17 @@ def test_generate_over_http_matches_the_local_backend(items_file, tmp_path, tiny
             assert "sk-secret-value-123" not in f.read_text(errors="ignore")
     # greedy over HTTP == greedy in-process (same model, fp32, one sequence per batch)
     local = tmp_path / "local"
-    generate_traces(GenerateSettings(teacher=str(tiny_llama_dir), data=str(items_file), out=str(local),
-                                     max_new_tokens=8, batch_size=1, dtype="float32", progress=False))
+    generate_traces(
+        GenerateSettings(
+            teacher=str(tiny_llama_dir),
+            data=str(items_file),
+            out=str(local),
+            max_new_tokens=8,
+            batch_size=1,
+            dtype="float32",
+            progress=False,
+        )
+    )
 
     def by_key(d):
         return {r["id"]: r["trace"] for r in read_jsonl(d / "negatives.jsonl") + read_jsonl(d / "traces.jsonl")}
@@ -54,9 +73,14 @@ def _completion(content, reasoning=None, finish="stop"):
     msg = {"role": "assistant", "content": content}
     if reasoning is not None:
         msg["reasoning_content"] = reasoning
-    return {"id": "x", "object": "chat.completion", "created": 0, "model": "r1",
-            "choices": [{"index": 0, "message": msg, "finish_reason": finish}],
-            "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14}}
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "r1",
+        "choices": [{"index": 0, "message": msg, "finish_reason": finish}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 9, "total_tokens": 14},
+    }
 
 
 def test_reasoning_content_and_retries(monkeypatch):

@@ -47,15 +47,21 @@ def test_several_think_blocks_are_one_chain():
     assert "a = 1" in p.reasoning and "b = 2" in p.reasoning and "<think>" not in p.reasoning
 
 
-@pytest.mark.parametrize("text,reasoning,final", [
-    ("Step 1: 2 * 3 = 6.\nStep 2: 6 + 1 = 7.\n#### 7", "Step 1: 2 * 3 = 6.\nStep 2: 6 + 1 = 7.", "#### 7"),
-    ("12 / 4 = 3\nSo the answer is $\\boxed{3}$.", "12 / 4 = 3", "So the answer is $\\boxed{3}$."),
-    ("First add.\nThe answer is 9.\nDone.", "First add.", "The answer is 9.\nDone."),
-    ("Loop over items.\n```python\ndef f(x):\n    return x\n```", "Loop over items.",
-     "```python\ndef f(x):\n    return x\n```"),
-    ("no marker at all, 5 apples", "no marker at all, 5 apples", ""),
-    ("", "", ""),
-])
+@pytest.mark.parametrize(
+    "text,reasoning,final",
+    [
+        ("Step 1: 2 * 3 = 6.\nStep 2: 6 + 1 = 7.\n#### 7", "Step 1: 2 * 3 = 6.\nStep 2: 6 + 1 = 7.", "#### 7"),
+        ("12 / 4 = 3\nSo the answer is $\\boxed{3}$.", "12 / 4 = 3", "So the answer is $\\boxed{3}$."),
+        ("First add.\nThe answer is 9.\nDone.", "First add.", "The answer is 9.\nDone."),
+        (
+            "Loop over items.\n```python\ndef f(x):\n    return x\n```",
+            "Loop over items.",
+            "```python\ndef f(x):\n    return x\n```",
+        ),
+        ("no marker at all, 5 apples", "no marker at all, 5 apples", ""),
+        ("", "", ""),
+    ],
+)
 def test_plain_outputs_split_at_the_last_answer_line(text, reasoning, final):
     p = parse_output(text)
     assert not p.r1
@@ -87,7 +93,7 @@ def test_think_splitter_streams_like_the_batch_parser(starts_in_think):
     whole_r, whole_c = ThinkSplitter(starts_in_think).feed(text, final=True)
     for size in (1, 2, 3, 7):  # tags split across deltas must still be recognised
         sp = ThinkSplitter(starts_in_think)
-        parts = [sp.feed(text[i:i + size]) for i in range(0, len(text), size)] + [sp.feed("", final=True)]
+        parts = [sp.feed(text[i : i + size]) for i in range(0, len(text), size)] + [sp.feed("", final=True)]
         r, c = "".join(p[0] for p in parts), "".join(p[1] for p in parts)
         assert (r, c) == (whole_r, whole_c)
     assert whole_r == "2 + 2 = 4, then 4 * 3 = 12" and whole_c == "The answer is 12."

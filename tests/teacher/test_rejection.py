@@ -13,8 +13,11 @@ from reasonkd.utils.io import read_jsonl
 
 # per question: the text of sample 0, 1, 2 (wrong / long right / short right, or wrong everywhere)
 SAMPLES = {
-    "How many is 2 + 3?": ["2 + 3 = 6\n#### 6", "Two plus three: 2 + 3 = 5, so the total is five.\n#### 5",
-                           "2 + 3 = 5\n#### 5"],
+    "How many is 2 + 3?": [
+        "2 + 3 = 6\n#### 6",
+        "Two plus three: 2 + 3 = 5, so the total is five.\n#### 5",
+        "2 + 3 = 5\n#### 5",
+    ],
     "What is 6 * 7?": ["6 * 7 = 48\n#### 48", "#### 41", "#### 40"],
     "What is 9 - 4?": ["9 - 4 = 5\n#### 5", "Nine minus four is 5.\n#### 5", "9 - 4 = 6\n#### 6"],
 }
@@ -65,19 +68,24 @@ def test_only_verified_traces_are_kept_and_shortest_wins(three_items, tmp_path):
     assert sel["teacher_tokens"] == sum(len(t.split()) for ts in SAMPLES.values() for t in ts)
 
     out = tmp_path / "short"
-    stats = generate_traces(_settings(three_items, out, k=3, temperature=0.8, prefer="shortest"),
-                            backend=SampleBackend())
+    stats = generate_traces(
+        _settings(three_items, out, k=3, temperature=0.8, prefer="shortest"), backend=SampleBackend()
+    )
     kept = read_jsonl(out / "traces.jsonl")
     assert {(r["id"], r["sample_idx"]) for r in kept} == {("m-add", 2), ("m-sub", 0)}  # the shortest verified
     assert stats["selection"]["kept"] == 2
-    assert stats["selection"]["kept_mean_tokens"] == (len(SAMPLES["How many is 2 + 3?"][2].split())
-                                                      + len(SAMPLES["What is 9 - 4?"][0].split())) / 2
+    assert (
+        stats["selection"]["kept_mean_tokens"]
+        == (len(SAMPLES["How many is 2 + 3?"][2].split()) + len(SAMPLES["What is 9 - 4?"][0].split())) / 2
+    )
     assert stats["selection"]["kept_mean_tokens"] < stats["selection"]["verified_mean_tokens"]
 
 
 def test_select_verified_breaks_ties_by_sample_index():
-    rows = [{"id": "a", "sample_idx": i, "tokens": t, "accepted": ok}
-            for i, (t, ok) in enumerate([(5, True), (3, False), (5, True), (7, True)])]
+    rows = [
+        {"id": "a", "sample_idx": i, "tokens": t, "accepted": ok}
+        for i, (t, ok) in enumerate([(5, True), (3, False), (5, True), (7, True)])
+    ]
     assert [r["sample_idx"] for r in select_verified(rows, "shortest")] == [0]
     assert [r["sample_idx"] for r in select_verified(rows, "all")] == [0, 2, 3]
 
@@ -100,9 +108,30 @@ def test_cli_samples_per_problem_and_prefer(three_items, tmp_path, monkeypatch, 
     real = gen.generate_traces
     monkeypatch.setattr(gen, "generate_traces", lambda s: real(s, backend=SampleBackend()))
     out = tmp_path / "cli"
-    assert main(["teacher", "generate", "--teacher", "scripted", "--data", str(three_items), "--out", str(out),
-                 "--split", "all", "--samples-per-problem", "3", "--temperature", "0.8", "--prefer", "shortest",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "teacher",
+                "generate",
+                "--teacher",
+                "scripted",
+                "--data",
+                str(three_items),
+                "--out",
+                str(out),
+                "--split",
+                "all",
+                "--samples-per-problem",
+                "3",
+                "--temperature",
+                "0.8",
+                "--prefer",
+                "shortest",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     text = capsys.readouterr().out
     assert "kept 2 traces (prefer shortest) of 2/3 problems solved by >= 1 sample" in text
     assert len(read_jsonl(out / "traces.jsonl")) == 2

@@ -42,8 +42,12 @@ def server(tiny):
 @pytest.fixture
 def traces(tmp_path):
     f = tmp_path / "traces.jsonl"
-    f.write_text("".join(json.dumps({"id": f"p{i}", "sample_idx": 0, "prompt": p, "trace": t}) + "\n"
-                         for i, (p, t) in enumerate(zip(PROMPTS, TRACES))))
+    f.write_text(
+        "".join(
+            json.dumps({"id": f"p{i}", "sample_idx": 0, "prompt": p, "trace": t}) + "\n"
+            for i, (p, t) in enumerate(zip(PROMPTS, TRACES))
+        )
+    )
     return f
 
 
@@ -63,8 +67,11 @@ def _assert_same(a: LogitCache, b: LogitCache, ids, rows_may_be_fewer=False):
 
 
 def test_remote_scoring_equals_in_process(tiny, server, traces, tmp_path, tiny_qwen_dir):
-    remote = LogitCache(score_traces(server + "/v1", "tiny", traces, tmp_path / "remote", tokenizer_name=str(
-        tiny_qwen_dir), k=5, progress=False))
+    remote = LogitCache(
+        score_traces(
+            server + "/v1", "tiny", traces, tmp_path / "remote", tokenizer_name=str(tiny_qwen_dir), k=5, progress=False
+        )
+    )
     _assert_same(remote, _local(tiny, traces, tmp_path / "local"), ["p0#0", "p1#0", "p2#0"])
 
 
@@ -77,6 +84,7 @@ def _proxy(server, edit):
         r = real.post(request.url.path, json=body)
         status, out = edit(body, r.json())
         return httpx.Response(status, json=out, headers={"retry-after": "0.01"} if status == 429 else {})
+
     return httpx.Client(transport=httpx.MockTransport(handler))
 
 
@@ -87,16 +95,25 @@ def test_echo_fallback_and_neither(tiny, server, traces, tmp_path, tiny_qwen_dir
         return 200, resp
 
     kw = dict(tokenizer_name=str(tiny_qwen_dir), k=5, progress=False)
-    echo = LogitCache(score_traces("http://127.0.0.1:1/v1", "tiny", traces, tmp_path / "echo",
-                                   http_client=_proxy(server, no_prompt_logprobs), **kw))
+    echo = LogitCache(
+        score_traces(
+            "http://127.0.0.1:1/v1",
+            "tiny",
+            traces,
+            tmp_path / "echo",
+            http_client=_proxy(server, no_prompt_logprobs),
+            **kw,
+        )
+    )
     _assert_same(echo, _local(tiny, traces, tmp_path / "local"), ["p0#0", "p1#0", "p2#0"])
 
     def neither(body, resp):
         return 400, {"error": {"message": "echo is not supported", "type": "invalid_request_error"}}
 
     with pytest.raises(ReasonkdError, match="neither vLLM's prompt_logprobs nor echo.*--logprobs K"):
-        score_traces("http://127.0.0.1:1/v1", "tiny", traces, tmp_path / "none", http_client=_proxy(server, neither),
-                     **kw)
+        score_traces(
+            "http://127.0.0.1:1/v1", "tiny", traces, tmp_path / "none", http_client=_proxy(server, neither), **kw
+        )
 
 
 def test_generated_logprobs_equal_in_process(tiny, server, tmp_path, tiny_qwen_dir):
@@ -106,8 +123,9 @@ def test_generated_logprobs_equal_in_process(tiny, server, tmp_path, tiny_qwen_d
     rows = []
     for i, p in enumerate(PROMPTS):
         res = b._one(Request(f"{i + 1:08x}", None, p), Sampling(temperature=1.0, max_new_tokens=12))
-        rows.append({"id": f"p{i}", "sample_idx": 0, "prompt": p, "system": None, "trace": res.text,
-                     "logprobs": res.logprobs})
+        rows.append(
+            {"id": f"p{i}", "sample_idx": 0, "prompt": p, "system": None, "trace": res.text, "logprobs": res.logprobs}
+        )
     # a random model splits characters into byte tokens that re-encode otherwise; real traces are text
     rows = [r for r in rows if r["trace"].strip() and "\ufffd" not in r["trace"]]
     assert rows
@@ -116,15 +134,16 @@ def test_generated_logprobs_equal_in_process(tiny, server, tmp_path, tiny_qwen_d
     tok = known_tokenizer(str(tiny_qwen_dir))
     out, skipped = write_generated_cache(tmp_path / "gen", rows, lambda r: r["logprobs"], 5, "tiny", tok)
     assert skipped == 0
-    _assert_same(LogitCache(out), _local(tiny, f, tmp_path / "local"), [f"{r['id']}#0" for r in rows],
-                 rows_may_be_fewer=True)
+    _assert_same(
+        LogitCache(out), _local(tiny, f, tmp_path / "local"), [f"{r['id']}#0" for r in rows], rows_may_be_fewer=True
+    )
     strings, _ = write_generated_cache(tmp_path / "str", rows, lambda r: r["logprobs"], 5, "tiny", None)
     cache = LogitCache(strings)
     assert cache.by_strings and cache.meta["tokens"] == "strings"
     for r in rows:  # the stored token strings spell the trace; values are the endpoint's, unnormalised
         e = cache.get(f"{r['id']}#0")
         assert b"".join(cache.strings[i] for i in e.token_ids.tolist()).decode() == r["trace"]
-        sent = torch.tensor([t[3][0][2] for t in r["logprobs"]][:len(e.topk_logprobs)])
+        sent = torch.tensor([t[3][0][2] for t in r["logprobs"]][: len(e.topk_logprobs)])
         assert torch.allclose(e.topk_logprobs[:, 0], sent)
         assert (e.topk_logprobs.exp().sum(-1) <= 1 + 1e-5).all()
 
@@ -144,9 +163,17 @@ def test_faults_are_retried_or_named(server, traces, tmp_path, tiny_qwen_dir, ti
             raise httpx.RemoteProtocolError("peer closed connection without sending complete message body")
         return httpx.Response(200, json=real.post(request.url.path, json=json.loads(request.content)).json())
 
-    out = score_traces("http://127.0.0.1:1/v1", "tiny", traces, tmp_path / "faults", tokenizer_name=str(tiny_qwen_dir),
-                       k=5, progress=False, http_client=httpx.Client(transport=httpx.MockTransport(handler)),
-                       concurrency=1)
+    out = score_traces(
+        "http://127.0.0.1:1/v1",
+        "tiny",
+        traces,
+        tmp_path / "faults",
+        tokenizer_name=str(tiny_qwen_dir),
+        k=5,
+        progress=False,
+        http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        concurrency=1,
+    )
     assert calls["n"] >= 7
     _assert_same(LogitCache(out), _local(tiny, traces, tmp_path / "local"), ["p0#0", "p1#0", "p2#0"])
 
@@ -155,20 +182,31 @@ def test_faults_are_retried_or_named(server, traces, tmp_path, tiny_qwen_dir, ti
         body["choices"][0]["logprobs"] = None
         return httpx.Response(200, json=body)
 
-    b = OpenAIBackend("http://127.0.0.1:1/v1", "tiny", logprobs=5, http_client=httpx.Client(
-        transport=httpx.MockTransport(no_logprobs)))
+    b = OpenAIBackend(
+        "http://127.0.0.1:1/v1",
+        "tiny",
+        logprobs=5,
+        http_client=httpx.Client(transport=httpx.MockTransport(no_logprobs)),
+    )
     with pytest.raises(ReasonkdError, match="returned no logprobs.*does not give top-k log-probs"):
         b._one(Request("00000001", None, "What is 2 + 3?"), Sampling(max_new_tokens=4))
 
 
 def test_kill_9_mid_run_resumes_without_duplicates(server, tmp_path, tiny_qwen_dir, tiny):
     f = tmp_path / "many.jsonl"
-    f.write_text("".join(json.dumps({"id": f"q{i}", "sample_idx": 0, "prompt": PROMPTS[i % 3] + f" ({i})",
-                                     "trace": TRACES[i % 3]}) + "\n" for i in range(40)))
+    f.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "sample_idx": 0, "prompt": PROMPTS[i % 3] + f" ({i})", "trace": TRACES[i % 3]})
+            + "\n"
+            for i in range(40)
+        )
+    )
     out = tmp_path / "remote"
-    code = (f"from reasonkd.teacher.remote import score_traces; score_traces({server + '/v1'!r}, 'tiny', "
-            f"{str(f)!r}, {str(out)!r}, tokenizer_name={str(tiny_qwen_dir)!r}, k=5, progress=False, "
-            "shard_size=2, concurrency=1)")
+    code = (
+        f"from reasonkd.teacher.remote import score_traces; score_traces({server + '/v1'!r}, 'tiny', "
+        f"{str(f)!r}, {str(out)!r}, tokenizer_name={str(tiny_qwen_dir)!r}, k=5, progress=False, "
+        "shard_size=2, concurrency=1)"
+    )
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
     proc = subprocess.Popen([sys.executable, "-c", code], env=env)
     deadline = time.monotonic() + 120
@@ -177,10 +215,16 @@ def test_kill_9_mid_run_resumes_without_duplicates(server, tmp_path, tiny_qwen_d
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     assert not (out / "meta.json").is_file(), "the run finished before it was killed; nothing was tested"
-    cache = LogitCache(score_traces(server + "/v1", "tiny", f, out, tokenizer_name=str(tiny_qwen_dir), k=5,
-                                    progress=False, shard_size=2))
-    ids = [eid for s in sorted(out.glob("shard-*.safetensors")) for eid in json.loads(
-        __import__("safetensors").safe_open(str(s), "pt").metadata()["ids"])]
+    cache = LogitCache(
+        score_traces(
+            server + "/v1", "tiny", f, out, tokenizer_name=str(tiny_qwen_dir), k=5, progress=False, shard_size=2
+        )
+    )
+    ids = [
+        eid
+        for s in sorted(out.glob("shard-*.safetensors"))
+        for eid in json.loads(__import__("safetensors").safe_open(str(s), "pt").metadata()["ids"])
+    ]
     assert len(ids) == len(set(ids)) == 40 == len(cache)
     _assert_same(cache, _local(tiny, f, tmp_path / "local"), [f"q{i}#0" for i in range(40)])
 
@@ -188,22 +232,42 @@ def test_kill_9_mid_run_resumes_without_duplicates(server, tmp_path, tiny_qwen_d
 def _logprobs_endpoint(tok, items, calls: list):
     """A mock chat endpoint answering each scripted item (_teacher_cases.ITEMS) with its text and the top-5
     log-probs of every token, named by `tok`'s ids; each request body is appended to `calls`."""
+
     def handler(request):
         body = json.loads(request.content)
         calls.append(body)
         q = body["messages"][-1]["content"]
         _, _, _, _, _, text, finished, rc = next(it for it in items if it[3] in q)
         ids = tok(text, add_special_tokens=False)["input_ids"]
-        content = [{"token": f"token_id:{t}", "logprob": -0.25, "bytes": None,
-                    "top_logprobs": [{"token": f"token_id:{t}", "logprob": -0.25, "bytes": None}]
-                    + [{"token": f"token_id:{(t + j) % 400}", "logprob": -2.0 - j, "bytes": None} for j in range(1, 5)]}
-                   for t in ids]
+        content = [
+            {
+                "token": f"token_id:{t}",
+                "logprob": -0.25,
+                "bytes": None,
+                "top_logprobs": [{"token": f"token_id:{t}", "logprob": -0.25, "bytes": None}]
+                + [{"token": f"token_id:{(t + j) % 400}", "logprob": -2.0 - j, "bytes": None} for j in range(1, 5)],
+            }
+            for t in ids
+        ]
         msg = {"role": "assistant", "content": text, **({"reasoning_content": rc} if rc else {})}
-        return httpx.Response(200, json={"id": "x", "object": "chat.completion", "created": 0, "model": "t",
-                                         "choices": [{"index": 0, "message": msg, "logprobs": {"content": content},
-                                                      "finish_reason": "stop" if finished else "length"}],
-                                         "usage": {"prompt_tokens": 9, "completion_tokens": len(ids),
-                                                   "total_tokens": 9 + len(ids)}})
+        return httpx.Response(
+            200,
+            json={
+                "id": "x",
+                "object": "chat.completion",
+                "created": 0,
+                "model": "t",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": msg,
+                        "logprobs": {"content": content},
+                        "finish_reason": "stop" if finished else "length",
+                    }
+                ],
+                "usage": {"prompt_tokens": 9, "completion_tokens": len(ids), "total_tokens": 9 + len(ids)},
+            },
+        )
 
     return handler
 
@@ -226,12 +290,26 @@ def test_generate_with_logprobs_writes_a_cache_and_resumes(items_file, tmp_path,
     handler = _logprobs_endpoint(tok, ITEMS, calls)
 
     def backend():
-        return OpenAIBackend("http://127.0.0.1:1/v1", "t", logprobs=5, token_ids=True,
-                             http_client=httpx.Client(transport=httpx.MockTransport(handler)))
+        return OpenAIBackend(
+            "http://127.0.0.1:1/v1",
+            "t",
+            logprobs=5,
+            token_ids=True,
+            http_client=httpx.Client(transport=httpx.MockTransport(handler)),
+        )
 
-    s = GenerateSettings(teacher="t", data=str(items_file), out=str(tmp_path / "run"), backend="openai",
-                         api_model="t", logprobs=5, logprobs_tokenizer=str(tiny_qwen_dir), progress=False,
-                         price_in=1.0, price_out=2.0)
+    s = GenerateSettings(
+        teacher="t",
+        data=str(items_file),
+        out=str(tmp_path / "run"),
+        backend="openai",
+        api_model="t",
+        logprobs=5,
+        logprobs_tokenizer=str(tiny_qwen_dir),
+        progress=False,
+        price_in=1.0,
+        price_out=2.0,
+    )
     stats = generate_traces(s, backend=backend())
     assert all(c["logprobs"] and c["top_logprobs"] == 5 for c in calls)
     kept = [json.loads(line) for line in (tmp_path / "run" / "traces.jsonl").read_text().splitlines()]
@@ -243,7 +321,7 @@ def test_generate_with_logprobs_writes_a_cache_and_resumes(items_file, tmp_path,
             continue
         ids, start = encode_example(tok, r["prompt"], r["trace"], r.get("system"))
         assert e.token_ids.tolist() == ids and e.trace_start == start
-        assert e.topk_ids[:, 0].tolist() == ids[start:start + len(e.topk_ids)]
+        assert e.topk_ids[:, 0].tolist() == ids[start : start + len(e.topk_ids)]
         assert torch.allclose(e.topk_logprobs, torch.tensor([-0.25, -3.0, -4.0, -5.0, -6.0]).expand_as(e.topk_logprobs))
     n = len(calls)
     stats2 = generate_traces(s, backend=backend())  # resumed / rerun: all cached, nothing asked twice
@@ -254,12 +332,40 @@ def test_generate_with_logprobs_writes_a_cache_and_resumes(items_file, tmp_path,
 def test_cli_names_what_is_missing(traces, tmp_path, capsys):
     from reasonkd.cli import main
 
-    cases = [(["teacher", "logits", "--traces", str(traces), "--out", str(tmp_path / "o")],
-              "--teacher MODEL .* or --base-url URL --api-model NAME"),
-             (["teacher", "logits", "--base-url", "http://127.0.0.1:1/v1", "--traces", str(traces),
-               "--out", str(tmp_path / "o")], "--base-url needs --api-model"),
-             (["teacher", "generate", "--teacher", "t", "--data", str(traces), "--out", str(tmp_path / "g"),
-               "--logprobs", "5"], "--logprobs takes the top-k from an endpoint")]
+    cases = [
+        (
+            ["teacher", "logits", "--traces", str(traces), "--out", str(tmp_path / "o")],
+            "--teacher MODEL .* or --base-url URL --api-model NAME",
+        ),
+        (
+            [
+                "teacher",
+                "logits",
+                "--base-url",
+                "http://127.0.0.1:1/v1",
+                "--traces",
+                str(traces),
+                "--out",
+                str(tmp_path / "o"),
+            ],
+            "--base-url needs --api-model",
+        ),
+        (
+            [
+                "teacher",
+                "generate",
+                "--teacher",
+                "t",
+                "--data",
+                str(traces),
+                "--out",
+                str(tmp_path / "g"),
+                "--logprobs",
+                "5",
+            ],
+            "--logprobs takes the top-k from an endpoint",
+        ),
+    ]
     import re
 
     for argv, msg in cases:

@@ -19,14 +19,15 @@ from reasonkd.models.logit_cache import LogitCache
 
 pytestmark = pytest.mark.slow
 TEACHER = "qwen2.5-coder-0.5b"
-QUESTIONS = [f"A farmer has {a} cows and buys {b} more. How many cows does the farmer have now?"
-             for a, b in [(2, 3), (7, 5), (12, 30), (9, 9), (15, 4), (6, 21)]]
+QUESTIONS = [
+    f"A farmer has {a} cows and buys {b} more. How many cows does the farmer have now?"
+    for a, b in [(2, 3), (7, 5), (12, 30), (9, 9), (15, 4), (6, 21)]
+]
 
 
 def _cli(*args):
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    r = subprocess.run([sys.executable, "-m", "reasonkd", *args], env=env, capture_output=True, text=True,
-                       timeout=1800)
+    r = subprocess.run([sys.executable, "-m", "reasonkd", *args], env=env, capture_output=True, text=True, timeout=1800)
     assert r.returncode == 0, r.stderr[-3000:]
     return r.stdout
 
@@ -37,9 +38,27 @@ def served():
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     env = {**os.environ, "PYTHONPATH": os.getcwd()}
-    proc = subprocess.Popen([sys.executable, "-m", "reasonkd", "serve", "--model", TEACHER, "--host", "127.0.0.1",
-                             "--port", str(port), "--dtype", "float32", "--engine", "hf", "--max-tokens-cap", "256"],
-                            env=env)
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "reasonkd",
+            "serve",
+            "--model",
+            TEACHER,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dtype",
+            "float32",
+            "--engine",
+            "hf",
+            "--max-tokens-cap",
+            "256",
+        ],
+        env=env,
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 600
     while time.monotonic() < deadline:
@@ -58,10 +77,27 @@ def served():
 
 def _write_items(data):
     """QUESTIONS as a reasonkd items file (math, graded by the sum of the numbers in each question)."""
-    data.write_text("".join(json.dumps({
-        "id": f"add-{i}", "domain": "math", "question": q, "answer": str(sum(int(w) for w in q.split() if w.isdigit())),
-        "steps": [], "kind": "original", "split": "train", "difficulty": 1, "template": "add",
-        "verifier": "math_numeric", "meta": {}}) + "\n" for i, q in enumerate(QUESTIONS)))
+    data.write_text(
+        "".join(
+            json.dumps(
+                {
+                    "id": f"add-{i}",
+                    "domain": "math",
+                    "question": q,
+                    "answer": str(sum(int(w) for w in q.split() if w.isdigit())),
+                    "steps": [],
+                    "kind": "original",
+                    "split": "train",
+                    "difficulty": 1,
+                    "template": "add",
+                    "verifier": "math_numeric",
+                    "meta": {},
+                }
+            )
+            + "\n"
+            for i, q in enumerate(QUESTIONS)
+        )
+    )
     return data
 
 
@@ -69,17 +105,64 @@ def _write_items(data):
 def caches(served, tmp_path_factory):
     root = tmp_path_factory.mktemp("remote_e2e")
     data = _write_items(root / "items.jsonl")
-    gen = ["teacher", "generate", "--backend", "openai", "--base-url", served, "--api-model", TEACHER, "--teacher",
-           TEACHER, "--data", str(data), "--logprobs", "20", "--max-new-tokens", "160", "--concurrency", "2",
-           "--no-progress"]
+    gen = [
+        "teacher",
+        "generate",
+        "--backend",
+        "openai",
+        "--base-url",
+        served,
+        "--api-model",
+        TEACHER,
+        "--teacher",
+        TEACHER,
+        "--data",
+        str(data),
+        "--logprobs",
+        "20",
+        "--max-new-tokens",
+        "160",
+        "--concurrency",
+        "2",
+        "--no-progress",
+    ]
     _cli(*gen, "--out", str(root / "gen"))
     # the same requests (shared request cache: nothing is asked again), kept as token strings
-    _cli(*gen, "--out", str(root / "gen_str"), "--logprobs-tokenizer", "none",
-         "--cache-dir", str(root / "gen" / "cache"))
-    _cli("teacher", "logits", "--base-url", served, "--api-model", TEACHER, "--traces", str(root / "gen"),
-         "--out", str(root / "remote"), "--k", "20", "--cache-dtype", "float32")
-    _cli("teacher", "logits", "--teacher", TEACHER, "--dtype", "float32", "--traces", str(root / "gen"),
-         "--out", str(root / "local"), "--k", "20", "--cache-dtype", "float32")
+    _cli(
+        *gen, "--out", str(root / "gen_str"), "--logprobs-tokenizer", "none", "--cache-dir", str(root / "gen" / "cache")
+    )
+    _cli(
+        "teacher",
+        "logits",
+        "--base-url",
+        served,
+        "--api-model",
+        TEACHER,
+        "--traces",
+        str(root / "gen"),
+        "--out",
+        str(root / "remote"),
+        "--k",
+        "20",
+        "--cache-dtype",
+        "float32",
+    )
+    _cli(
+        "teacher",
+        "logits",
+        "--teacher",
+        TEACHER,
+        "--dtype",
+        "float32",
+        "--traces",
+        str(root / "gen"),
+        "--out",
+        str(root / "local"),
+        "--k",
+        "20",
+        "--cache-dtype",
+        "float32",
+    )
     return root
 
 
@@ -105,21 +188,37 @@ def _loss_curve(student, cache, traces, out):
     from reasonkd.distill.recipe import DistillRecipe
     from reasonkd.distill.stages import run_recipe
 
-    recipe = from_dict(DistillRecipe, {
-        "student": student, "teacher": "", "data": {"path": str(traces), "logit_cache": str(cache)},
-        "output_dir": str(out), "bf16_autocast": False, "teacher_dtype": "float32", "max_length": 256,
-        "batch_size": 2, "save_every": 0, "seed": 0, "lora": {"enabled": True, "r": 8, "alpha": 16},
-        "stages": [{"name": "logic", "kind": "logic", "steps": 3}]})  # LoRA: a 0.5B student fits in CPU memory
+    recipe = from_dict(
+        DistillRecipe,
+        {
+            "student": student,
+            "teacher": "",
+            "data": {"path": str(traces), "logit_cache": str(cache)},
+            "output_dir": str(out),
+            "bf16_autocast": False,
+            "teacher_dtype": "float32",
+            "max_length": 256,
+            "batch_size": 2,
+            "save_every": 0,
+            "seed": 0,
+            "lora": {"enabled": True, "r": 8, "alpha": 16},
+            "stages": [{"name": "logic", "kind": "logic", "steps": 3}],
+        },
+    )  # LoRA: a 0.5B student fits in CPU memory
     run_recipe(recipe, progress=False)
     rows = [json.loads(x) for x in (out / "stages" / "1-logic" / "metrics.jsonl").read_text().splitlines()]
     return torch.tensor([r["loss"] for r in rows])
 
 
-@pytest.mark.parametrize("student,remote,traces", [
-    (TEACHER, "gen/logits", "gen"),
-    # token strings, another tokenizer: the trace is the completion as written (parse_output) and the
-    # end-of-turn entry the server sends gives the last row, so the generated cache covers the local one's rows
-    ("smollm2-135m", "gen_str/logits", "gen_str")])
+@pytest.mark.parametrize(
+    "student,remote,traces",
+    [
+        (TEACHER, "gen/logits", "gen"),
+        # token strings, another tokenizer: the trace is the completion as written (parse_output) and the
+        # end-of-turn entry the server sends gives the last row, so the generated cache covers the local one's rows
+        ("smollm2-135m", "gen_str/logits", "gen_str"),
+    ],
+)
 def test_distilling_from_the_remote_cache_follows_the_local_curve(caches, student, remote, traces):
     tag = student.replace(".", "_")
     a = _loss_curve(student, caches / "local", caches / traces, caches / f"d-local-{tag}")

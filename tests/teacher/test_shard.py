@@ -17,9 +17,19 @@ N = 10
 
 
 def _items(n=N):
-    return [{"id": f"m-{i:03d}", "domain": "math", "question": f"What is {i} + 1?", "answer": str(i + 1),
-             "verifier": "math_numeric", "kind": "original", "split": "train", "difficulty": 1 + i % 3}
-            for i in range(n)]
+    return [
+        {
+            "id": f"m-{i:03d}",
+            "domain": "math",
+            "question": f"What is {i} + 1?",
+            "answer": str(i + 1),
+            "verifier": "math_numeric",
+            "kind": "original",
+            "split": "train",
+            "difficulty": 1 + i % 3,
+        }
+        for i in range(n)
+    ]
 
 
 def test_shards_partition_deterministically():
@@ -38,12 +48,37 @@ def test_two_processes_then_merge(tmp_path, tiny_llama_dir):
     data = tmp_path / "items.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in _items()))
     out = tmp_path / "run"
-    base = [sys.executable, "-m", "reasonkd.cli", "teacher", "generate", "--teacher", str(tiny_llama_dir),
-            "--data", str(data), "--max-new-tokens", "12", "--batch-size", "1", "--shard-size", "2",
-            "--dtype", "float32", "--no-progress"]
+    base = [
+        sys.executable,
+        "-m",
+        "reasonkd.cli",
+        "teacher",
+        "generate",
+        "--teacher",
+        str(tiny_llama_dir),
+        "--data",
+        str(data),
+        "--max-new-tokens",
+        "12",
+        "--batch-size",
+        "1",
+        "--shard-size",
+        "2",
+        "--dtype",
+        "float32",
+        "--no-progress",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    procs = [subprocess.Popen(base + ["--out", str(out), "--shard", f"{i}/2"], env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
+    procs = [
+        subprocess.Popen(
+            base + ["--out", str(out), "--shard", f"{i}/2"],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(2)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=240)
         assert p.returncode == 0, err[-3000:]
@@ -51,8 +86,13 @@ def test_two_processes_then_merge(tmp_path, tiny_llama_dir):
         (out / "shard-0-of-3").mkdir()
         merge_shards(out)
     (out / "shard-0-of-3").rmdir()
-    merged = subprocess.run([sys.executable, "-m", "reasonkd.cli", "teacher", "merge", "--out", str(out)],
-                            env=env, capture_output=True, text=True, timeout=120)
+    merged = subprocess.run(
+        [sys.executable, "-m", "reasonkd.cli", "teacher", "merge", "--out", str(out)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert merged.returncode == 0, merged.stderr[-3000:]
     rows = read_jsonl(out / "traces.jsonl") + read_jsonl(out / "negatives.jsonl")
     ids = Counter(r["id"] for r in rows)
@@ -60,16 +100,26 @@ def test_two_processes_then_merge(tmp_path, tiny_llama_dir):
     stats = json.loads((out / "stats.json").read_text())
     assert stats["overall"]["problems"] == N and stats["merged"]["shards"] == 2
     # a rerun of a finished shard resumes (nothing to do) and merging twice changes nothing
-    again = subprocess.run(base + ["--out", str(out), "--shard", "0/2"], env=env, capture_output=True, text=True,
-                           timeout=240)
+    again = subprocess.run(
+        base + ["--out", str(out), "--shard", "0/2"], env=env, capture_output=True, text=True, timeout=240
+    )
     assert again.returncode == 0, again.stderr[-3000:]
     assert merge_shards(out)["overall"] == stats["overall"]
 
     from reasonkd.teacher.generate import GenerateSettings, generate_traces  # the same job in one process
 
     one = tmp_path / "one"
-    generate_traces(GenerateSettings(teacher=str(tiny_llama_dir), data=str(data), out=str(one), max_new_tokens=12,
-                                     batch_size=1, dtype="float32", progress=False))
+    generate_traces(
+        GenerateSettings(
+            teacher=str(tiny_llama_dir),
+            data=str(data),
+            out=str(one),
+            max_new_tokens=12,
+            batch_size=1,
+            dtype="float32",
+            progress=False,
+        )
+    )
     key = lambda r: (r["id"], r["sample_idx"], r["trace"])  # noqa: E731
     single = read_jsonl(one / "traces.jsonl") + read_jsonl(one / "negatives.jsonl")
     assert sorted(map(key, rows)) == sorted(map(key, single))

@@ -42,17 +42,44 @@ from reasonkd.data.perturb.text import UNDETERMINABLE, insert_distractor, paraph
 from reasonkd.data.schema import FIELDS, Item, solution_text
 from reasonkd.data.verify import numbers_equal, verify_item
 
-TYPES = ("numerical_substitution", "digit_expansion", "integer_decimal_fraction", "added_operation",
-         "reversed_question", "paraphrase", "distractor_insertion", "critical_thinking")
+TYPES = (
+    "numerical_substitution",
+    "digit_expansion",
+    "integer_decimal_fraction",
+    "added_operation",
+    "reversed_question",
+    "paraphrase",
+    "distractor_insertion",
+    "critical_thinking",
+)
 FREE_TEXT_TYPES = ("paraphrase", "distractor_insertion")
 """Types that change only the wording, so they apply to a problem without a solution program."""
 NEEDS_PROGRAM = tuple(t for t in TYPES if t not in FREE_TEXT_TYPES)
-SUFFIX = {"numerical_substitution": "pnum", "digit_expansion": "pdig", "integer_decimal_fraction": "pidf",
-          "added_operation": "padd", "reversed_question": "prev", "paraphrase": "ppara",
-          "distractor_insertion": "pdis", "critical_thinking": "pcrit"}
+SUFFIX = {
+    "numerical_substitution": "pnum",
+    "digit_expansion": "pdig",
+    "integer_decimal_fraction": "pidf",
+    "added_operation": "padd",
+    "reversed_question": "prev",
+    "paraphrase": "ppara",
+    "distractor_insertion": "pdis",
+    "critical_thinking": "pcrit",
+}
 
-__all__ = ["TYPES", "FREE_TEXT_TYPES", "NEEDS_PROGRAM", "UNDETERMINABLE", "as_item", "has_program", "perturb",
-           "perturb_all", "verify_perturbation", "states_undeterminable", "training_items", "wrong_paths"]
+__all__ = [
+    "TYPES",
+    "FREE_TEXT_TYPES",
+    "NEEDS_PROGRAM",
+    "UNDETERMINABLE",
+    "as_item",
+    "has_program",
+    "perturb",
+    "perturb_all",
+    "verify_perturbation",
+    "states_undeterminable",
+    "training_items",
+    "wrong_paths",
+]
 
 
 def stream_seed(seed: int, *parts: object) -> int:
@@ -94,8 +121,14 @@ def perturb(item: Item | dict, ptype: str, rng: Random) -> Item | None:
             answer, steps = valid(FAMILIES[meta["family"]], meta["params"])
         else:
             answer, steps = parent.answer, list(parent.steps)
-        return parent.derive(SUFFIX[ptype], kind="variant", question=question, answer=answer,
-                             steps=note + steps if steps else [], meta=dict(meta, **extra))
+        return parent.derive(
+            SUFFIX[ptype],
+            kind="variant",
+            question=question,
+            answer=answer,
+            steps=note + steps if steps else [],
+            meta=dict(meta, **extra),
+        )
     if not program:
         return None
     fam = FAMILIES[meta["family"]]
@@ -107,8 +140,15 @@ def perturb(item: Item | dict, ptype: str, rng: Random) -> Item | None:
     if "params" in extra:  # new whole-number params: the family recomputes everything, sub-questions too
         fresh = math_item(fam, extra["params"], parent.id, parent.seed, parent.split)
         meta["subquestions"], difficulty = fresh.meta["subquestions"], fresh.difficulty
-    return parent.derive(SUFFIX[ptype], kind="variant", question=question, answer=answer, steps=steps,
-                         difficulty=difficulty, meta=dict(meta, **extra))
+    return parent.derive(
+        SUFFIX[ptype],
+        kind="variant",
+        question=question,
+        answer=answer,
+        steps=steps,
+        difficulty=difficulty,
+        meta=dict(meta, **extra),
+    )
 
 
 def verify_perturbation(row: Item | dict) -> bool:
@@ -129,8 +169,13 @@ def verify_perturbation(row: Item | dict) -> bool:
     if ptype == "critical_thinking":
         rem, alt = meta["removed"], meta["alternative"]
         other = valid(fam, dict(p, **{rem["param"]: alt["value"]}))
-        return (row["answer"] == UNDETERMINABLE and other is not None and other[0] != base[0]
-                and states_undeterminable(text) and verify_item(row, text))
+        return (
+            row["answer"] == UNDETERMINABLE
+            and other is not None
+            and other[0] != base[0]
+            and states_undeterminable(text)
+            and verify_item(row, text)
+        )
     if ptype == "integer_decimal_fraction":
         conv = meta["conversion"]
         value = parse_number(conv["text"])
@@ -183,8 +228,11 @@ def wrong_paths(variant: Item, rng: Random) -> list[Item]:
         conv, p = meta["conversion"], meta["params"]
         values = {k: v for k, v in p.items() if isinstance(v, int) and not isinstance(v, bool)}
         floor = int(parse_number(conv["text"]))
-        out = exact_run(fam.program(dict(p)), dict(values, **{conv["param"]: floor}),
-                        {k: v for k, v in p.items() if isinstance(v, str)})
+        out = exact_run(
+            fam.program(dict(p)),
+            dict(values, **{conv["param"]: floor}),
+            {k: v for k, v in p.items() if isinstance(v, str)},
+        )
         if out is not None:
             wrong, etype = fmt(out[0][fam.program(dict(p))[-1].var]), "misread_quantity"
             lines = [f"Reading {conv['text']} as {floor}."] + out[1]
@@ -194,8 +242,16 @@ def wrong_paths(variant: Item, rng: Random) -> list[Item]:
         return []
     neg_meta = copy.deepcopy(variant.meta)
     neg_meta["reference"] = variant.answer
-    return [variant.derive(f"neg-{etype}", kind="negative", error_type=etype, answer=wrong,
-                           steps=lines + [f"#### {wrong}"], meta=neg_meta)]
+    return [
+        variant.derive(
+            f"neg-{etype}",
+            kind="negative",
+            error_type=etype,
+            answer=wrong,
+            steps=lines + [f"#### {wrong}"],
+            meta=neg_meta,
+        )
+    ]
 
 
 def training_items(item: Item, types: Sequence[str], seed: int, k: int = 1, negatives: float = 1.0) -> list[Item]:

@@ -29,23 +29,36 @@ _CONSTRAINTS = {"chickens_rabbits": lambda p: p["legs"] < 4 * p["heads"]}
 # digit expansion: quantities scaled together by 10 or 100 so the story stays plausible
 # (hours per day, percentages and ages are never scaled).
 EXPAND = {
-    "chickens_rabbits": ("heads", "legs"), "eggs_market": ("laid", "eat", "bake", "give"),
-    "shopping_change": ("p1", "p2", "bill", "coupon"), "weekly_wages": ("rate", "rent"),
-    "road_trip": ("t1", "t2", "trip"), "savings_goal": ("weekly", "have", "gift", "cost"),
-    "recipe_scaling": ("serves", "guests", "cups", "has"), "ages_sum": ("years",),
-    "class_percent": ("students",), "reading_pages": ("pages", "per_day", "then"),
-    "apple_crates": ("crates", "rotten"), "zoo_tickets": ("adults", "kids"),
-    "garden_fence": ("length", "width", "gate"), "leaky_tank": ("size", "has"),
+    "chickens_rabbits": ("heads", "legs"),
+    "eggs_market": ("laid", "eat", "bake", "give"),
+    "shopping_change": ("p1", "p2", "bill", "coupon"),
+    "weekly_wages": ("rate", "rent"),
+    "road_trip": ("t1", "t2", "trip"),
+    "savings_goal": ("weekly", "have", "gift", "cost"),
+    "recipe_scaling": ("serves", "guests", "cups", "has"),
+    "ages_sum": ("years",),
+    "class_percent": ("students",),
+    "reading_pages": ("pages", "per_day", "then"),
+    "apple_crates": ("crates", "rotten"),
+    "zoo_tickets": ("adults", "kids"),
+    "garden_fence": ("length", "width", "gate"),
+    "leaky_tank": ("size", "has"),
 }
 # x100 would make these implausible (300 hours at the wheel, a class of 5000): x10 only
 _TENFOLD_ONLY = {"road_trip", "ages_sum", "reading_pages", "class_percent"}
 # integer -> decimal / fraction: only quantities that can be fractional (money, hours, meters, cups,
 # liters per minute); counts of animals, pages or people stay whole.
 CONTINUOUS = {
-    "eggs_market": ("price",), "shopping_change": ("p1", "p2", "coupon"), "weekly_wages": ("rate", "hours"),
-    "road_trip": ("t1", "t2"), "savings_goal": ("have", "gift"), "recipe_scaling": ("cups", "has"),
-    "class_percent": ("pct",), "zoo_tickets": ("adult_price", "kid_price", "off"),
-    "garden_fence": ("length", "width", "gate", "price"), "leaky_tank": ("fill", "leak"),
+    "eggs_market": ("price",),
+    "shopping_change": ("p1", "p2", "coupon"),
+    "weekly_wages": ("rate", "hours"),
+    "road_trip": ("t1", "t2"),
+    "savings_goal": ("have", "gift"),
+    "recipe_scaling": ("cups", "has"),
+    "class_percent": ("pct",),
+    "zoo_tickets": ("adult_price", "kid_price", "off"),
+    "garden_fence": ("length", "width", "gate", "price"),
+    "leaky_tank": ("fill", "leak"),
 }
 MONEY = {"price", "p1", "p2", "coupon", "rate", "have", "gift", "adult_price", "kid_price", "off"}
 _STEPS = (Fraction(1, 2), Fraction(1, 4), Fraction(3, 4), Fraction(-1, 2), Fraction(-1, 4))
@@ -93,7 +106,7 @@ def numerical_substitution(fam: Family, p: dict, rng: Random):
         name = rng.choice(names)
         old = p[name]
         d = len(str(old))
-        new = rng.randint(1 if d == 1 else 10 ** (d - 1), 10 ** d - 1)
+        new = rng.randint(1 if d == 1 else 10 ** (d - 1), 10**d - 1)
         q = dict(p, **{name: new})
         if new == old or (res := valid(fam, q)) is None or fam.question(q) == fam.question(p):
             continue
@@ -146,8 +159,12 @@ def integer_decimal_fraction(fam: Family, p: dict, rng: Random):
         written = render_number(value, name in MONEY, rng)
         question = fam.question(dict(p, **{name: written}))
         answer = fmt(out[0][ops[-1].var])
-        return question, answer, out[1] + [f"#### {answer}"], {
-            "conversion": {"param": name, "from": p[name], "value": str(value), "text": written}}
+        return (
+            question,
+            answer,
+            out[1] + [f"#### {answer}"],
+            {"conversion": {"param": name, "from": p[name], "value": str(value), "text": written}},
+        )
     return None
 
 
@@ -194,8 +211,11 @@ def reversed_question(fam: Family, p: dict, rng: Random):
         question = f'{facts} The answer to the question "{sents[-1]}" is {answer}. What is x?'
         v = p[name]
         work = [s for s in steps if not s.startswith(("####", "Check:"))]
-        new_steps = [f"Try x = {v}."] + work + [f"That gives {answer}, as stated, and no other whole x does, "
-                                                 f"so x = {v}.", f"#### {v}"]
+        new_steps = (
+            [f"Try x = {v}."]
+            + work
+            + [f"That gives {answer}, as stated, and no other whole x does, so x = {v}.", f"#### {v}"]
+        )
         return question, str(v), new_steps, {"reversed": {"param": name, "value": v, "given_answer": answer}}
     return None
 
@@ -231,17 +251,29 @@ def critical_thinking(fam: Family, p: dict, rng: Random):
             how, removed = "number_replaced", str(p[name])
         else:
             continue
-        steps = ["To answer, the problem would have to give a quantity it leaves out.",
-                 f"With one value of it the answer would be {answer}; with another it would be {alt[1]}.",
-                 f"So the answer {UNDETERMINABLE}: \\boxed{{{UNDETERMINABLE}}}"]
-        return question, UNDETERMINABLE, steps, {
-            "removed": {"param": name, "value": p[name], "how": how, "text": removed},
-            "alternative": {"value": alt[0], "answer": alt[1]}, "reference_if_given": answer}
+        steps = [
+            "To answer, the problem would have to give a quantity it leaves out.",
+            f"With one value of it the answer would be {answer}; with another it would be {alt[1]}.",
+            f"So the answer {UNDETERMINABLE}: \\boxed{{{UNDETERMINABLE}}}",
+        ]
+        return (
+            question,
+            UNDETERMINABLE,
+            steps,
+            {
+                "removed": {"param": name, "value": p[name], "how": how, "text": removed},
+                "alternative": {"value": alt[0], "answer": alt[1]},
+                "reference_if_given": answer,
+            },
+        )
     return None
 
 
 GENERATORS = {
-    "numerical_substitution": numerical_substitution, "digit_expansion": digit_expansion,
-    "integer_decimal_fraction": integer_decimal_fraction, "added_operation": added_operation,
-    "reversed_question": reversed_question, "critical_thinking": critical_thinking,
+    "numerical_substitution": numerical_substitution,
+    "digit_expansion": digit_expansion,
+    "integer_decimal_fraction": integer_decimal_fraction,
+    "added_operation": added_operation,
+    "reversed_question": reversed_question,
+    "critical_thinking": critical_thinking,
 }

@@ -26,10 +26,17 @@ _SENTENCE_END = re.compile(r"(?<!\bMs\.)(?<!\bMr\.)(?<!\bDr\.)(?<=[.?!])\s+(?=[A
 # Word swaps that keep the meaning in every family template and in typical GSM8K text
 # (each checked against the sentences it can meet: "costs $5" / "Fencing costs $2 per meter" ...).
 _SWAPS = (
-    (r"\bbuys\b", "purchases"), (r"\bbought\b", "purchased"), (r"\bwants\b", "would like"),
-    (r"\bcosts\b", "is priced at"), (r"\bThe rest\b", "The remaining ones"), (r"\bTogether\b", "In total,"),
-    (r"\bevery day\b", "each day"), (r"\bHow much\b", "What amount of"), (r"\bearns\b", "makes"),
-    (r"\bbegins\b", "starts"), (r"\bstarted\b", "began"),
+    (r"\bbuys\b", "purchases"),
+    (r"\bbought\b", "purchased"),
+    (r"\bwants\b", "would like"),
+    (r"\bcosts\b", "is priced at"),
+    (r"\bThe rest\b", "The remaining ones"),
+    (r"\bTogether\b", "In total,"),
+    (r"\bevery day\b", "each day"),
+    (r"\bHow much\b", "What amount of"),
+    (r"\bearns\b", "makes"),
+    (r"\bbegins\b", "starts"),
+    (r"\bstarted\b", "began"),
 )
 
 _UNDETERMINABLE_RE = re.compile(
@@ -38,10 +45,12 @@ _UNDETERMINABLE_RE = re.compile(
     r"|not\s+(?:enough|sufficient)\s+information|insufficient\s+information|information\s+is\s+missing"
     r"|missing\s+(?:information|a\s+(?:number|quantity|value))|(?:is|are)\s+not\s+(?:given|stated|specified|provided)"
     r"|undeterminable|indeterminate|not\s+determinable",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 # A committed numeric final answer: "#### 12", "\boxed{12}", "the answer is 12".
 _COMMITTED_RE = re.compile(
-    r"####\s*\$?\s*-?\d|\\boxed\s*\{\s*\$?-?\d|answer\s*(?:is|:|=)\s*:?\s*\$?-?\d", re.IGNORECASE)
+    r"####\s*\$?\s*-?\d|\\boxed\s*\{\s*\$?-?\d|answer\s*(?:is|:|=)\s*:?\s*\$?-?\d", re.IGNORECASE
+)
 
 
 def split_sentences(text: str) -> list[str]:

@@ -22,18 +22,55 @@ fp32 maths whatever the input dtype. Tests: tests/distill/test_losses*.py.
 
 from reasonkd.distill.losses._common import BUCKET_FLOOR, IGNORE_INDEX, chunked_rows, chunked_sum
 from reasonkd.distill.losses.cross_vocab import gold, shared_logprobs, shared_topk_logprobs, uld
-from reasonkd.distill.losses.feature import (FeatureProjector, attention_loss, head_map, hidden_state_loss,
-                                             layer_map)
-from reasonkd.distill.losses.logit import (DIVERGENCES, ce, divergence, forward_kl, generalized_jsd, kd, kl_sum,
-                                           logprobs, reverse_kl, skew_kl, skew_reverse_kl, soft_scaled,
-                                           target_logprobs, tempered, tvd)
+from reasonkd.distill.losses.feature import FeatureProjector, attention_loss, head_map, hidden_state_loss, layer_map
+from reasonkd.distill.losses.logit import (
+    DIVERGENCES,
+    ce,
+    divergence,
+    forward_kl,
+    generalized_jsd,
+    kd,
+    kl_sum,
+    logprobs,
+    reverse_kl,
+    skew_kl,
+    skew_reverse_kl,
+    soft_scaled,
+    target_logprobs,
+    tempered,
+    tvd,
+)
 from reasonkd.distill.losses.sparse import bucket_logprobs, topk_logprobs
 
 __all__ = [
-    "BUCKET_FLOOR", "IGNORE_INDEX", "chunked_sum", "chunked_rows",
-    "DIVERGENCES", "divergence", "tempered", "logprobs", "soft_scaled", "kl_sum", "target_logprobs", "ce", "kd",
-    "forward_kl", "reverse_kl", "generalized_jsd", "skew_kl", "skew_reverse_kl", "tvd",
-    "bucket_logprobs", "topk_logprobs",
-    "shared_logprobs", "shared_topk_logprobs", "uld", "gold",
-    "hidden_state_loss", "FeatureProjector", "layer_map", "attention_loss", "head_map",
+    "BUCKET_FLOOR",
+    "IGNORE_INDEX",
+    "chunked_sum",
+    "chunked_rows",
+    "DIVERGENCES",
+    "divergence",
+    "tempered",
+    "logprobs",
+    "soft_scaled",
+    "kl_sum",
+    "target_logprobs",
+    "ce",
+    "kd",
+    "forward_kl",
+    "reverse_kl",
+    "generalized_jsd",
+    "skew_kl",
+    "skew_reverse_kl",
+    "tvd",
+    "bucket_logprobs",
+    "topk_logprobs",
+    "shared_logprobs",
+    "shared_topk_logprobs",
+    "uld",
+    "gold",
+    "hidden_state_loss",
+    "FeatureProjector",
+    "layer_map",
+    "attention_loss",
+    "head_map",
 ]

@@ -41,7 +41,7 @@ def _chunk_values(fn, chunk: int, rows: tuple) -> list[torch.Tensor]:
     use_ckpt = torch.is_grad_enabled() and rows[0].requires_grad
     parts = []
     for s in range(0, n, chunk):
-        part = [r[s:s + chunk] for r in rows]
+        part = [r[s : s + chunk] for r in rows]
         parts.append(checkpoint(fn, *part, use_reentrant=False) if use_ckpt else fn(*part))
     return parts
 

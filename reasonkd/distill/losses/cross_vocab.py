@@ -51,19 +51,29 @@ from reasonkd.errors import ReasonkdError
 
 def _check_ids(vocab_map, student_logits, teacher_logits, teacher_is_shared=False):
     if student_logits.shape[0] != teacher_logits.shape[0]:
-        raise ReasonkdError(f"student rows {tuple(student_logits.shape)} and teacher rows {tuple(teacher_logits.shape)} "
-                            "must pair up (gather the teacher rows at aligned positions first)")
+        raise ReasonkdError(
+            f"student rows {tuple(student_logits.shape)} and teacher rows {tuple(teacher_logits.shape)} "
+            "must pair up (gather the teacher rows at aligned positions first)"
+        )
     pairs = [("student", vocab_map.student_ids, student_logits)]
     if not teacher_is_shared:
         pairs.append(("teacher", vocab_map.teacher_ids, teacher_logits))
     for who, ids, logits in pairs:
         if ids.numel() and int(ids.max()) >= logits.shape[-1]:
-            raise ReasonkdError(f"vocab_map {who} id {int(ids.max())} >= {who} vocabulary {logits.shape[-1]}; "
-                                "rebuild the map with the model's vocab size")
+            raise ReasonkdError(
+                f"vocab_map {who} id {int(ids.max())} >= {who} vocabulary {logits.shape[-1]}; "
+                "rebuild the map with the model's vocab size"
+            )
 
 
-def shared_logprobs(student_logits, teacher_logits, vocab_map, temperature: float = 1.0,
-                    other_bucket: bool = False, teacher_is_shared: bool = False):
+def shared_logprobs(
+    student_logits,
+    teacher_logits,
+    vocab_map,
+    temperature: float = 1.0,
+    other_bucket: bool = False,
+    teacher_is_shared: bool = False,
+):
     """(student, teacher) log-probs over the shared tokens: (N, M) conditioned, or (N, M + 1) with buckets.
 
     student_logits: (N, Vs); teacher_logits: (N, Vt), or (N, M) with teacher_is_shared=True.
@@ -82,8 +92,9 @@ def shared_logprobs(student_logits, teacher_logits, vocab_map, temperature: floa
     return s_b, t_b.to(s_b.device)
 
 
-def shared_topk_logprobs(student_logits, teacher_logits, vocab_map, k: int = 20, temperature: float = 1.0,
-                         exact_tail: bool = False):
+def shared_topk_logprobs(
+    student_logits, teacher_logits, vocab_map, k: int = 20, temperature: float = 1.0, exact_tail: bool = False
+):
     """(student, teacher) (N, k + 1) bucket log-probs over the teacher's k most likely shared tokens.
 
     exact_tail=False: teacher_logits (N, M) are the logits of vocab_map.teacher_ids only, and the teacher
@@ -97,8 +108,8 @@ def shared_topk_logprobs(student_logits, teacher_logits, vocab_map, k: int = 20,
         t_logp = logprobs(teacher_logits, temperature).index_select(-1, t_ids)
     else:
         t_logp = logprobs(teacher_logits, temperature)
-    top = t_logp.topk(min(k, t_logp.shape[-1]), dim=-1).indices                      # (N, k) into the shared set
-    s_ids = vocab_map.student_ids.to(student_logits.device)[top.to(student_logits.device)]   # (N, k) student ids
+    top = t_logp.topk(min(k, t_logp.shape[-1]), dim=-1).indices  # (N, k) into the shared set
+    s_ids = vocab_map.student_ids.to(student_logits.device)[top.to(student_logits.device)]  # (N, k) student ids
     s_b = bucket_logprobs(logprobs(student_logits, temperature), s_ids)
     return s_b, bucket_logprobs(t_logp, top).to(s_b.device)
 
@@ -117,8 +128,15 @@ def uld(student_logits, teacher_logits, temperature: float = 1.0) -> torch.Tenso
     return _sorted_l1(q, F.softmax(tempered(teacher_logits.float(), temperature), dim=-1))
 
 
-def gold(student_logits, teacher_logits, vocab_map, temperature: float = 1.0, name: str = "forward_kl",
-         uld_weight: float = 1.0, **options) -> torch.Tensor:
+def gold(
+    student_logits,
+    teacher_logits,
+    vocab_map,
+    temperature: float = 1.0,
+    name: str = "forward_kl",
+    uld_weight: float = 1.0,
+    **options,
+) -> torch.Tensor:
     """Hybrid cross-tokenizer loss per row: divergence on matched tokens + uld_weight * ULD on the rest.
 
     Matched part: `name` between [p[matched]..., p(rest)] and [q[matched]..., q(rest)] (the shared

@@ -42,8 +42,10 @@ def hidden_state_loss(student_hidden, teacher_hidden, projector=None, mask=None,
     (removes the scale gap between models of different width/depth).
     """
     if student_hidden.dim() != 3 or teacher_hidden.dim() != 3 or student_hidden.shape[:2] != teacher_hidden.shape[:2]:
-        raise ReasonkdError(f"student_hidden {tuple(student_hidden.shape)} and teacher_hidden "
-                            f"{tuple(teacher_hidden.shape)} must be (B, L, H) with the same (B, L)")
+        raise ReasonkdError(
+            f"student_hidden {tuple(student_hidden.shape)} and teacher_hidden "
+            f"{tuple(teacher_hidden.shape)} must be (B, L, H) with the same (B, L)"
+        )
     rows = _rows_mask(mask, student_hidden.shape[:2], student_hidden.device)
     s = student_hidden[rows]
     if projector is not None:  # run it in its own dtype (fp32 weights, bf16 activations)
@@ -52,8 +54,10 @@ def hidden_state_loss(student_hidden, teacher_hidden, projector=None, mask=None,
     s = s.float()
     t = teacher_hidden[rows].float()
     if s.shape[-1] != t.shape[-1]:
-        raise ReasonkdError(f"hidden widths differ (student {s.shape[-1]}, teacher {t.shape[-1]}): pass a "
-                            "FeatureProjector(student_dim, teacher_dim)")
+        raise ReasonkdError(
+            f"hidden widths differ (student {s.shape[-1]}, teacher {t.shape[-1]}): pass a "
+            "FeatureProjector(student_dim, teacher_dim)"
+        )
     if normalize:
         s, t = F.layer_norm(s, s.shape[-1:]), F.layer_norm(t, t.shape[-1:])
     if kind == "mse":
@@ -93,8 +97,9 @@ class FeatureProjector(nn.Module):
         if self.n_layers is None:
             return self.projs[0](x)
         if layer is None or not 0 <= layer < self.n_layers:
-            raise ReasonkdError(f"FeatureProjector has {self.n_layers} per-layer maps; "
-                                f"pass layer=0..{self.n_layers - 1}")
+            raise ReasonkdError(
+                f"FeatureProjector has {self.n_layers} per-layer maps; pass layer=0..{self.n_layers - 1}"
+            )
         return self.projs[layer](x)
 
 
@@ -115,8 +120,10 @@ def layer_map(n_student: int, n_teacher: int, mode="uniform") -> list[tuple[int,
     pairs = [tuple(p) if isinstance(p, (list, tuple)) else (i, p) for i, p in enumerate(mode)]
     for pair in pairs:
         if len(pair) != 2 or not (0 <= int(pair[0]) < n_student and 0 <= int(pair[1]) < n_teacher):
-            raise ReasonkdError(f"layer_map entry {pair} out of range: student layers 0..{n_student - 1}, "
-                                f"teacher layers 0..{n_teacher - 1}")
+            raise ReasonkdError(
+                f"layer_map entry {pair} out of range: student layers 0..{n_student - 1}, "
+                f"teacher layers 0..{n_teacher - 1}"
+            )
     return [(int(i), int(j)) for i, j in pairs]
 
 
@@ -126,8 +133,12 @@ def _proportional_groups(n_s: int, n_t: int) -> list[list[int]]:
     return [[h * n_t // n_s] for h in range(n_s)]  # fewer teacher heads: repeat
 
 
-def head_map(n_student_heads: int, n_teacher_heads: int, n_student_kv_heads: int | None = None,
-             n_teacher_kv_heads: int | None = None) -> list[list[int]]:
+def head_map(
+    n_student_heads: int,
+    n_teacher_heads: int,
+    n_student_kv_heads: int | None = None,
+    n_teacher_kv_heads: int | None = None,
+) -> list[list[int]]:
     """For each student (query) head, the teacher heads it is compared against.
 
     More teacher heads: student head h gets the contiguous group
@@ -156,10 +167,16 @@ def attention_loss(student_attn, teacher_attn, head_map=None, heads=None, mask=N
     teacher head are skipped. mask: (B, L) bool over query rows. Student probabilities are floored
     at eps inside the log; zero teacher entries contribute 0.
     """
-    if student_attn.dim() != 4 or teacher_attn.dim() != 4 or student_attn.shape[0] != teacher_attn.shape[0] \
-            or student_attn.shape[2:] != teacher_attn.shape[2:]:
-        raise ReasonkdError(f"student_attn {tuple(student_attn.shape)} and teacher_attn "
-                            f"{tuple(teacher_attn.shape)} must be (B, heads, L, L) with the same B and L")
+    if (
+        student_attn.dim() != 4
+        or teacher_attn.dim() != 4
+        or student_attn.shape[0] != teacher_attn.shape[0]
+        or student_attn.shape[2:] != teacher_attn.shape[2:]
+    ):
+        raise ReasonkdError(
+            f"student_attn {tuple(student_attn.shape)} and teacher_attn "
+            f"{tuple(teacher_attn.shape)} must be (B, heads, L, L) with the same B and L"
+        )
     n_s, n_t = student_attn.shape[1], teacher_attn.shape[1]
     groups = head_map if head_map is not None else _default_head_map(n_s, n_t)
     if len(groups) != n_s:
@@ -178,8 +195,8 @@ def attention_loss(student_attn, teacher_attn, head_map=None, heads=None, mask=N
         return student_attn.sum() * 0.0
     total = student_attn.new_zeros((), dtype=torch.float32)
     for h, group in pairs:
-        q = student_attn[:, h][rows].float()                           # (N, L)
-        p = teacher_attn[:, group].float().mean(1)[rows]               # (N, L)
+        q = student_attn[:, h][rows].float()  # (N, L)
+        p = teacher_attn[:, group].float().mean(1)[rows]  # (N, L)
         total = total + kl_sum(p, p.clamp_min(eps).log(), q.clamp_min(eps).log(), dim=None)  # p_v = 0 adds 0
     return total / (n_rows * len(pairs))
 

@@ -58,19 +58,24 @@ def teacher_buckets(topk_logprobs: torch.Tensor, temperature: float = 1.0) -> to
 def check_topk(student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_logprobs: torch.Tensor) -> None:
     """Shapes (N, V), (N, K), (N, K) and ids within the student's vocabulary."""
     if student_logits.dim() != 2 or topk_ids.dim() != 2 or topk_ids.shape[0] != student_logits.shape[0]:
-        raise ReasonkdError(f"student_logits must be (N, V) and topk_ids (N, K), got {tuple(student_logits.shape)} "
-                            f"and {tuple(topk_ids.shape)}")
+        raise ReasonkdError(
+            f"student_logits must be (N, V) and topk_ids (N, K), got {tuple(student_logits.shape)} "
+            f"and {tuple(topk_ids.shape)}"
+        )
     if tuple(topk_logprobs.shape) != tuple(topk_ids.shape):
         raise ReasonkdError(f"topk_logprobs {tuple(topk_logprobs.shape)} must match topk_ids {tuple(topk_ids.shape)}")
     vocab = student_logits.shape[-1]
     if topk_ids.numel() and (int(topk_ids.min()) < 0 or int(topk_ids.max()) >= vocab):
-        raise ReasonkdError(f"topk_ids out of range for the student vocabulary ({vocab}): min {int(topk_ids.min())}, "
-                            f"max {int(topk_ids.max())}; teacher and student must share the tokenizer for top-k "
-                            "targets (else use the cross-vocabulary forms)")
+        raise ReasonkdError(
+            f"topk_ids out of range for the student vocabulary ({vocab}): min {int(topk_ids.min())}, "
+            f"max {int(topk_ids.max())}; teacher and student must share the tokenizer for top-k "
+            "targets (else use the cross-vocabulary forms)"
+        )
 
 
-def topk_logprobs(student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_logprobs: torch.Tensor,
-                  temperature: float = 1.0) -> tuple[torch.Tensor, torch.Tensor]:
+def topk_logprobs(
+    student_logits: torch.Tensor, topk_ids: torch.Tensor, topk_logprobs: torch.Tensor, temperature: float = 1.0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(student, teacher) (N, K + 1) bucket log-probs for any row divergence (module doc)."""
     check_topk(student_logits, topk_ids, topk_logprobs)
     ids = topk_ids.long()

@@ -18,10 +18,12 @@ TASKS: dict[str, type["Task"]] = {}
 
 def register(name: str):
     """Class decorator: make a Task available under `name`."""
+
     def deco(cls):
         cls.name = name
         TASKS[name] = cls
         return cls
+
     return deco
 
 
@@ -40,8 +42,15 @@ class Task:
     identity_options: tuple[str, ...] = ()
     """Options that change which examples the task asks: part of the cached samples' identity when set."""
 
-    def __init__(self, data: str | None = None, limit: int | None = None, template: str | None = None,
-                 timeout: float = 10.0, workers: int = 2, **options):
+    def __init__(
+        self,
+        data: str | None = None,
+        limit: int | None = None,
+        template: str | None = None,
+        timeout: float = 10.0,
+        workers: int = 2,
+        **options,
+    ):
         self.data, self.limit, self.timeout, self.workers = data, limit, timeout, workers
         self.options = options
         self.template = load_template(template)
@@ -61,8 +70,10 @@ class Task:
     # -- prompting and scoring
     def prompt(self, ex: dict) -> str:
         """The user message for one example."""
-        return render(self.template, {"domain": ex.get("domain", "math"), "question": ex["question"],
-                                      "verifier": ex.get("verifier")})[1]
+        return render(
+            self.template,
+            {"domain": ex.get("domain", "math"), "question": ex["question"], "verifier": ex.get("verifier")},
+        )[1]
 
     def system(self) -> str | None:
         return self.template.get("system") or None
@@ -88,12 +99,15 @@ class Task:
         pairs = []
         for i, row in enumerate(samples, 1):
             if self.sample_key not in row or "completion" not in row:
-                raise ReasonkdError(f"{source}: row {i} needs '{self.sample_key}' and 'completion' "
-                                    f"for task {self.name}")
+                raise ReasonkdError(
+                    f"{source}: row {i} needs '{self.sample_key}' and 'completion' for task {self.name}"
+                )
             key = row[self.sample_key]
             if key not in by_key:
-                raise ReasonkdError(f"{source}: row {i}: {self.sample_key}={key!r} is not an example of {self.name} "
-                                    f"({len(by_key)} examples)")
+                raise ReasonkdError(
+                    f"{source}: row {i}: {self.sample_key}={key!r} is not an example of {self.name} "
+                    f"({len(by_key)} examples)"
+                )
             pairs.append((by_key[key], str(row["completion"] or "")))
         if self.limit:
             keep = {ex[self.sample_key] for ex in self.examples()}

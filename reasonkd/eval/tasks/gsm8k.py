@@ -26,34 +26,50 @@ from reasonkd.eval.tasks.base import Task, data_path, grouped_metrics, register
 
 PRIMARY = "final"
 EXEMPLARS = [
-    ("There are 15 trees in the grove. Grove workers will plant trees in the grove today. After they are done, "
-     "there will be 21 trees. How many trees did the grove workers plant today?",
-     "There are 15 trees originally. Then there were 21 trees after some more were planted. "
-     "So there must have been 21 - 15 = 6.\n#### 6"),
-    ("If there are 3 cars in the parking lot and 2 more cars arrive, how many cars are in the parking lot?",
-     "There are originally 3 cars. 2 more cars arrive. 3 + 2 = 5.\n#### 5"),
-    ("Leah had 32 chocolates and her sister had 42. If they ate 35, how many pieces do they have left in total?",
-     "Originally, Leah had 32 chocolates. Her sister had 42. So in total they had 32 + 42 = 74. "
-     "After eating 35, they had 74 - 35 = 39.\n#### 39"),
-    ("Jason had 20 lollipops. He gave Denny some lollipops. Now Jason has 12 lollipops. How many lollipops "
-     "did Jason give to Denny?",
-     "Jason started with 20 lollipops. Then he had 12 after giving some to Denny. So he gave Denny 20 - 12 = 8.\n"
-     "#### 8"),
-    ("Shawn has five toys. For Christmas, he got two toys each from his mom and dad. How many toys does he "
-     "have now?",
-     "Shawn started with 5 toys. If he got 2 toys each from his mom and dad, then that is 4 more toys. "
-     "5 + 4 = 9.\n#### 9"),
-    ("There were nine computers in the server room. Five more computers were installed each day, from monday "
-     "to thursday. How many computers are now in the server room?",
-     "There were originally 9 computers. For each of 4 days, 5 more computers were added. So 5 * 4 = 20 "
-     "computers were added. 9 + 20 is 29.\n#### 29"),
-    ("Michael had 58 golf balls. On tuesday, he lost 23 golf balls. On wednesday, he lost 2 more. How many "
-     "golf balls did he have at the end of wednesday?",
-     "Michael started with 58 golf balls. After losing 23 on tuesday, he had 58 - 23 = 35. After losing 2 "
-     "more, he had 35 - 2 = 33 golf balls.\n#### 33"),
-    ("Olivia has $23. She bought five bagels for $3 each. How much money does she have left?",
-     "Olivia had 23 dollars. 5 bagels for 3 dollars each will be 5 x 3 = 15 dollars. So she has 23 - 15 "
-     "dollars left. 23 - 15 is 8.\n#### 8"),
+    (
+        "There are 15 trees in the grove. Grove workers will plant trees in the grove today. After they are done, "
+        "there will be 21 trees. How many trees did the grove workers plant today?",
+        "There are 15 trees originally. Then there were 21 trees after some more were planted. "
+        "So there must have been 21 - 15 = 6.\n#### 6",
+    ),
+    (
+        "If there are 3 cars in the parking lot and 2 more cars arrive, how many cars are in the parking lot?",
+        "There are originally 3 cars. 2 more cars arrive. 3 + 2 = 5.\n#### 5",
+    ),
+    (
+        "Leah had 32 chocolates and her sister had 42. If they ate 35, how many pieces do they have left in total?",
+        "Originally, Leah had 32 chocolates. Her sister had 42. So in total they had 32 + 42 = 74. "
+        "After eating 35, they had 74 - 35 = 39.\n#### 39",
+    ),
+    (
+        "Jason had 20 lollipops. He gave Denny some lollipops. Now Jason has 12 lollipops. How many lollipops "
+        "did Jason give to Denny?",
+        "Jason started with 20 lollipops. Then he had 12 after giving some to Denny. So he gave Denny 20 - 12 = 8.\n"
+        "#### 8",
+    ),
+    (
+        "Shawn has five toys. For Christmas, he got two toys each from his mom and dad. How many toys does he "
+        "have now?",
+        "Shawn started with 5 toys. If he got 2 toys each from his mom and dad, then that is 4 more toys. "
+        "5 + 4 = 9.\n#### 9",
+    ),
+    (
+        "There were nine computers in the server room. Five more computers were installed each day, from monday "
+        "to thursday. How many computers are now in the server room?",
+        "There were originally 9 computers. For each of 4 days, 5 more computers were added. So 5 * 4 = 20 "
+        "computers were added. 9 + 20 is 29.\n#### 29",
+    ),
+    (
+        "Michael had 58 golf balls. On tuesday, he lost 23 golf balls. On wednesday, he lost 2 more. How many "
+        "golf balls did he have at the end of wednesday?",
+        "Michael started with 58 golf balls. After losing 23 on tuesday, he had 58 - 23 = 35. After losing 2 "
+        "more, he had 35 - 2 = 33 golf balls.\n#### 33",
+    ),
+    (
+        "Olivia has $23. She bought five bagels for $3 each. How much money does she have left?",
+        "Olivia had 23 dollars. 5 bagels for 3 dollars each will be 5 x 3 = 15 dollars. So she has 23 - 15 "
+        "dollars left. 23 - 15 is 8.\n#### 8",
+    ),
 ]
 
 
@@ -72,24 +88,46 @@ class GSM8K(Task):
 
         if self.data and is_dataset_spec(self.data) and not str(self.data).endswith(".jsonl"):  # hf:NAME, Parquet, ...
             items = load_items(self.data, split="test")
-            return [{"idx": i, "domain": "math", "id": r["id"], "question": r["question"],
-                     "reference": reference_answer(r), "verifier": r["verifier"]} for i, r in enumerate(items)]
-        path = data_path(self.data, "gsm8k", "the official GSM8K JSONL (question/answer with '#### N') "
-                                             "or a data-engine output folder (`reasonkd data build`)")
+            return [
+                {
+                    "idx": i,
+                    "domain": "math",
+                    "id": r["id"],
+                    "question": r["question"],
+                    "reference": reference_answer(r),
+                    "verifier": r["verifier"],
+                }
+                for i, r in enumerate(items)
+            ]
+        path = data_path(
+            self.data,
+            "gsm8k",
+            "the official GSM8K JSONL (question/answer with '#### N') "
+            "or a data-engine output folder (`reasonkd data build`)",
+        )
         if path.is_dir() and (path / "manifest.jsonl").is_file() and not (path / "test.jsonl").is_file():
             path = path / "manifest.jsonl"  # a folder of rendered images (`reasonkd ocr render`)
         if path.is_dir():
             items = [r for r in load_items(path, split="test") if r["domain"] == "math"]
-            rows = [{"id": r["id"], "question": r["question"], "reference": reference_answer(r),
-                     "verifier": r["verifier"]} for r in items]
+            rows = [
+                {"id": r["id"], "question": r["question"], "reference": reference_answer(r), "verifier": r["verifier"]}
+                for r in items
+            ]
         else:
             raw = read_jsonl(path, allow_empty=False)
             rows = []
             for i, r in enumerate(raw):
                 if "verifier" in r:  # a reasonkd dataset file
                     if r.get("domain") == "math":
-                        rows.append({"id": r["id"], "question": r["question"], "reference": reference_answer(r),
-                                     "verifier": r["verifier"], **_image(r)})
+                        rows.append(
+                            {
+                                "id": r["id"],
+                                "question": r["question"],
+                                "reference": reference_answer(r),
+                                "verifier": r["verifier"],
+                                **_image(r),
+                            }
+                        )
                     continue
                 if "question" not in r or "answer" not in r:
                     raise ReasonkdError(f"{path}: row {i + 1} lacks 'question'/'answer'; expected GSM8K JSONL")

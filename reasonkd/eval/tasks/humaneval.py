@@ -71,9 +71,17 @@ class HumanEval(Task):
             raise ReasonkdError(f"humaneval --data {self.data}: unreadable ({type(e).__name__}: {e})") from None
         except (KeyError, TypeError) as e:
             raise ReasonkdError(f"humaneval --data {self.data}: a row lacks {e}; expected HumanEval format") from None
-        return [{"idx": i, "id": tid, "task_id": tid, "domain": "code", **p,
-                 "question": "Complete the following Python function.\n\n```python\n" + p["prompt"].rstrip() + "\n```"}
-                for i, (tid, p) in enumerate(problems.items())]
+        return [
+            {
+                "idx": i,
+                "id": tid,
+                "task_id": tid,
+                "domain": "code",
+                **p,
+                "question": "Complete the following Python function.\n\n```python\n" + p["prompt"].rstrip() + "\n```",
+            }
+            for i, (tid, p) in enumerate(problems.items())
+        ]
 
     def reference(self, ex: dict):
         return ex.get("canonical_solution")
@@ -83,9 +91,15 @@ class HumanEval(Task):
 
         programs = [build_program(e, c) for e, c in zip(examples, completions)]
         results = run_many(programs, workers=self.workers, timeout=self.timeout, progress=len(programs) > 20)
-        return [{"verdict": r.ok, "extracted": completion_code(c, e["entry_point"])[0], "status": r.status,
-                 "error": r.stderr.strip()[-400:] if not r.ok else ""}
-                for e, c, r in zip(examples, completions, results)]
+        return [
+            {
+                "verdict": r.ok,
+                "extracted": completion_code(c, e["entry_point"])[0],
+                "status": r.status,
+                "error": r.stderr.strip()[-400:] if not r.ok else "",
+            }
+            for e, c, r in zip(examples, completions, results)
+        ]
 
     def score(self, ex: dict, completion: str) -> dict:
         return self.score_many([ex], [completion])[0]

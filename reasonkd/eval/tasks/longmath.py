@@ -43,11 +43,13 @@ def _rows_from_items(items: list[dict], short: bool) -> dict[str, list[dict]]:
     for r in items:
         info = r["meta"]["long"]
         base = {"problem": r["id"], "domain": "math", "reference": reference_answer(r)}
-        by_bucket[info["bucket"]].append({**base, "id": r["id"], "question": r["question"], "data_bucket":
-                                          info["bucket"]})
+        by_bucket[info["bucket"]].append(
+            {**base, "id": r["id"], "question": r["question"], "data_bucket": info["bucket"]}
+        )
         if short:
-            by_bucket["short"].append({**base, "id": r["id"] + "-short", "question": info["short_question"],
-                                       "data_bucket": "short"})
+            by_bucket["short"].append(
+                {**base, "id": r["id"] + "-short", "question": info["short_question"], "data_bucket": "short"}
+            )
     return by_bucket
 
 
@@ -59,11 +61,15 @@ class LongMath(Task):
             path = data_path(self.data, "longmath", "a data-engine folder built with long.per_bucket > 0")
             items = [r for r in load_items(path, split="test") if "long" in (r.get("meta") or {})]
             if not items:
-                raise ReasonkdError(f"{path}: no long problems in its test split; build it with "
-                                    "`reasonkd data build RECIPE --out DIR long.per_bucket=50`")
+                raise ReasonkdError(
+                    f"{path}: no long problems in its test split; build it with "
+                    "`reasonkd data build RECIPE --out DIR long.per_bucket=50`"
+                )
         else:
-            cfg = LongConfig(per_bucket=int(self.options.get("per_bucket") or 50),
-                             tokenizer=str(self.options.get("tokenizer") or "smollm2-135m"))
+            cfg = LongConfig(
+                per_bucket=int(self.options.get("per_bucket") or 50),
+                tokenizer=str(self.options.get("tokenizer") or "smollm2-135m"),
+            )
             items = [it.to_dict() for it in long_items(cfg, HELD_OUT, seed=int(self.options.get("seed") or 0))]
         by_bucket = _rows_from_items(items, short)
         # round-robin over buckets (shortest first), so a small --limit still spans every length
@@ -72,16 +78,20 @@ class LongMath(Task):
         return [{"idx": i, **r} for i, r in enumerate(rows)]
 
     def score(self, ex: dict, completion: str) -> dict:
-        return {"verdict": verify_math(completion, ex["reference"]), "problem": ex["problem"],
-                "data_bucket": ex["data_bucket"]}
+        return {
+            "verdict": verify_math(completion, ex["reference"]),
+            "problem": ex["problem"],
+            "data_bucket": ex["data_bucket"],
+        }
 
     def metrics(self, rows: list[dict], seed: int = 0) -> dict:
         out = grouped_metrics(rows, seed=seed)
         out["by_length"] = by_length(rows, seed=seed)
         return out
 
-    def length_profile(self, examples: list[dict], prompts: list[str], engine, per_bucket: int,
-                       max_new_tokens: int = 64) -> dict:
+    def length_profile(
+        self, examples: list[dict], prompts: list[str], engine, per_bucket: int, max_new_tokens: int = 64
+    ) -> dict:
         """Batch-1 latency on `engine` (reasonkd.models.engines, so --window is timed too) and peak RSS
         for the first `per_bucket` prompts of each bucket (the data's bucket)."""
         out = {}
@@ -91,9 +101,12 @@ class LongMath(Task):
                 continue
             reset_peak_rss()
             raw = engine.latency(ps, max_new_tokens, warmup=0 if out else 1)
-            out[b] = {"latency_ms": percentiles([t * 1000 for t in raw["total_s"]]), "problems": len(ps),
-                      "ms_per_new_token": 1000 * sum(raw["total_s"]) / max(1, sum(raw["new_tokens"])),
-                      "peak_rss_mb": peak_rss_mb()}
+            out[b] = {
+                "latency_ms": percentiles([t * 1000 for t in raw["total_s"]]),
+                "problems": len(ps),
+                "ms_per_new_token": 1000 * sum(raw["total_s"]) / max(1, sum(raw["new_tokens"])),
+                "peak_rss_mb": peak_rss_mb(),
+            }
         return out
 
 
@@ -111,12 +124,20 @@ def by_length(rows: list[dict], seed: int = 0) -> dict:
             continue
         ci = bootstrap_ci([float(r["verdict"]) for r in rs], seed=seed)
         toks = [r["prompt_tokens"] for r in rs if r.get("prompt_tokens")]
-        entry = {"accuracy": ci["mean"], "ci": [ci["lo"], ci["hi"]], "n": ci["n"],
-                 "mean_prompt_tokens": sum(toks) / len(toks) if toks else None}
+        entry = {
+            "accuracy": ci["mean"],
+            "ci": [ci["lo"], ci["hi"]],
+            "n": ci["n"],
+            "mean_prompt_tokens": sum(toks) / len(toks) if toks else None,
+        }
         paired = [(float(r["verdict"]), short[r["problem"]]) for r in rs if b != "short" and r["problem"] in short]
         if paired:
             d = paired_diff_ci([a for a, _ in paired], [s for _, s in paired], seed=seed)
-            entry["vs_short"] = {"diff": d["diff"], "ci": [d["lo"], d["hi"]], "n": d["n"],
-                                 "short_accuracy": sum(s for _, s in paired) / len(paired)}
+            entry["vs_short"] = {
+                "diff": d["diff"],
+                "ci": [d["lo"], d["hi"]],
+                "n": d["n"],
+                "short_accuracy": sum(s for _, s in paired) / len(paired),
+            }
         out[b] = entry
     return out

@@ -44,34 +44,55 @@ from reasonkd.utils.io import read_jsonl
 
 log = logging.getLogger(__name__)
 ORIGINAL = "original"
-ALLOW_UNDETERMINED = 'If the problem does not give enough information to answer, say that it cannot be determined.'
-SKIP_REASON = ("each of them recomputes the answer (or decides that it cannot be determined) by running the "
-               "problem's solution program, and free text holds only the final number")
+ALLOW_UNDETERMINED = "If the problem does not give enough information to answer, say that it cannot be determined."
+SKIP_REASON = (
+    "each of them recomputes the answer (or decides that it cannot be determined) by running the "
+    "problem's solution program, and free text holds only the final number"
+)
 
 
 def _free_item(i: int, row: dict, path) -> Item:
     if "question" not in row or "answer" not in row:
-        raise ReasonkdError(f"{path}: row {i + 1} lacks 'question'/'answer'; expected GSM8K JSONL "
-                            "(question, answer ending '#### N') or a reasonkd dataset")
+        raise ReasonkdError(
+            f"{path}: row {i + 1} lacks 'question'/'answer'; expected GSM8K JSONL "
+            "(question, answer ending '#### N') or a reasonkd dataset"
+        )
     ans = str(row["answer"])
     ref = extract_answer(ans, "strict") if "####" in ans else ans.strip()
     if ref is None:
         raise ReasonkdError(f"{path}: row {i + 1}: answer has no number after '####'")
-    return Item(id=str(row.get("id", f"gsm8k-{i}")), domain="math", question=str(row["question"]),
-                answer=ref.replace(",", ""), split="test", source="gsm8k_import", template="gsm8k")
+    return Item(
+        id=str(row.get("id", f"gsm8k-{i}")),
+        domain="math",
+        question=str(row["question"]),
+        answer=ref.replace(",", ""),
+        split="test",
+        source="gsm8k_import",
+        template="gsm8k",
+    )
 
 
 def load_originals(data, limit: int | None) -> tuple[list[Item], str]:
     """The original math problems (first `limit`) as Items, and the path text for messages."""
-    path = data_path(data, "robustness", "a data-engine output folder (`reasonkd data build`), a reasonkd "
-                                         "dataset JSONL, or a GSM8K-format JSONL (question / answer '#### N')")
+    path = data_path(
+        data,
+        "robustness",
+        "a data-engine output folder (`reasonkd data build`), a reasonkd "
+        "dataset JSONL, or a GSM8K-format JSONL (question / answer '#### N')",
+    )
     if path.is_dir():
-        rows = [as_item(r) for r in load_items(path, split="test") if r["domain"] == "math"
-                and r.get("kind", "original") == "original" and r["verifier"] == "math_numeric"]  # numbers to perturb
+        rows = [
+            as_item(r)
+            for r in load_items(path, split="test")
+            if r["domain"] == "math" and r.get("kind", "original") == "original" and r["verifier"] == "math_numeric"
+        ]  # numbers to perturb
     else:
         raw = read_jsonl(path, allow_empty=False)
-        rows = [as_item(r) if "verifier" in r else _free_item(i, r, path) for i, r in enumerate(raw)
-                if "verifier" not in r or (r.get("domain") == "math" and r.get("kind", "original") == "original")]
+        rows = [
+            as_item(r) if "verifier" in r else _free_item(i, r, path)
+            for i, r in enumerate(raw)
+            if "verifier" not in r or (r.get("domain") == "math" and r.get("kind", "original") == "original")
+        ]
     if not rows:
         raise ReasonkdError(f"{path}: no original math problems found for robustness")
     by_template: dict[str, list[Item]] = defaultdict(list)
@@ -98,9 +119,13 @@ def quota(pairs: list[tuple[Item, dict]], k: int) -> list[tuple[Item, dict]]:
             out.append((it, keep))
     short = {t: taken[t] for t in TYPES if 0 < taken[t] < k}
     if short:
-        log.warning("robustness: fewer than --per-type %d problems take %s (%s); give more original problems "
-                    "(--limit, or a larger `reasonkd data build`)", k, ", ".join(short),
-                    ", ".join(f"{t} {n}" for t, n in short.items()))
+        log.warning(
+            "robustness: fewer than --per-type %d problems take %s (%s); give more original problems "
+            "(--limit, or a larger `reasonkd data build`)",
+            k,
+            ", ".join(short),
+            ", ".join(f"{t} {n}" for t, n in short.items()),
+        )
     return out
 
 
@@ -123,10 +148,12 @@ class Robustness(Task):
         originals, where = load_originals(self.data, self.limit)
         free = [it for it in originals if not has_program(it)]
         if free:
-            msg = (f"robustness: {len(free)} of {len(originals)} problems in {where} have no solution program "
-                   f"(free text, as in a GSM8K-format file), so only {', '.join(FREE_TEXT_TYPES)} apply to them; "
-                   f"skipped: {', '.join(NEEDS_PROGRAM)}, because {SKIP_REASON}. Problems built by "
-                   "`reasonkd data build` carry their program and get all eight types.")
+            msg = (
+                f"robustness: {len(free)} of {len(originals)} problems in {where} have no solution program "
+                f"(free text, as in a GSM8K-format file), so only {', '.join(FREE_TEXT_TYPES)} apply to them; "
+                f"skipped: {', '.join(NEEDS_PROGRAM)}, because {SKIP_REASON}. Problems built by "
+                "`reasonkd data build` carry their program and get all eight types."
+            )
             log.warning(msg)
             self.skipped = {"types": list(NEEDS_PROGRAM), "problems": len(free), "message": msg}
         pairs = [(it, perturb_all(it, TYPES if has_program(it) else FREE_TEXT_TYPES, seed=seed)) for it in originals]
@@ -134,10 +161,13 @@ class Robustness(Task):
             pairs = quota(pairs, int(per_type))
         rows = []
         for it, variants in pairs:
-            rows.append({"id": it.id, "question": it.question, "reference": it.answer, "perturbation": ORIGINAL,
-                         "group": it.id})
-            rows += [{"id": v.id, "question": v.question, "reference": v.answer, "perturbation": t, "group": it.id}
-                     for t, v in variants.items()]
+            rows.append(
+                {"id": it.id, "question": it.question, "reference": it.answer, "perturbation": ORIGINAL, "group": it.id}
+            )
+            rows += [
+                {"id": v.id, "question": v.question, "reference": v.answer, "perturbation": t, "group": it.id}
+                for t, v in variants.items()
+            ]
         self._loaded = [{"idx": i, "domain": "math", **r} for i, r in enumerate(rows)]
         return self._loaded
 
@@ -154,8 +184,12 @@ class Robustness(Task):
         else:
             verdict = verify_math(completion, ex["reference"]) and not said
         extracted = UNDETERMINABLE if said else extract_final_answer(completion)
-        return {"verdict": bool(verdict), "extracted": extracted, "perturbation": ex["perturbation"],
-                "group": ex["group"]}
+        return {
+            "verdict": bool(verdict),
+            "extracted": extracted,
+            "perturbation": ex["perturbation"],
+            "group": ex["group"],
+        }
 
     def metrics(self, rows: list[dict], seed: int = 0) -> dict:
         out = grouped_metrics(rows, seed=seed)
@@ -179,29 +213,52 @@ def robustness_summary(rows: list[dict], seed: int = 0) -> dict:
             continue
         a, b = [orig[g] for g in groups], [acc[(g, t)] for g in groups]
         d = paired_diff_ci(a, b, seed=seed)
-        types[t] = {"n": len(groups), "original": sum(a) / len(a), "perturbed": sum(b) / len(b),
-                    "drop": d["diff"], "ci": [d["lo"], d["hi"]], "p_value": d["p_value"]}
+        types[t] = {
+            "n": len(groups),
+            "original": sum(a) / len(a),
+            "perturbed": sum(b) / len(b),
+            "drop": d["diff"],
+            "ci": [d["lo"], d["hi"]],
+            "p_value": d["p_value"],
+        }
     solved = [g for g, a in orig.items() if a > 0.5]
     robust = [g for g in solved if all(a > 0.5 for (h, t), a in acc.items() if h == g and t != ORIGINAL)]
-    return {"original": {"accuracy": sum(orig.values()) / len(orig) if orig else math.nan, "n": len(orig)},
-            "types": types, "solved_originals": len(solved), "robust_originals": len(robust),
-            "consistency": len(robust) / len(solved) if solved else math.nan}
+    return {
+        "original": {"accuracy": sum(orig.values()) / len(orig) if orig else math.nan, "n": len(orig)},
+        "types": types,
+        "solved_originals": len(solved),
+        "robust_originals": len(robust),
+        "consistency": len(robust) / len(solved) if solved else math.nan,
+    }
 
 
 # ---------------------------------------------------------------- report section
 
+
 def _summaries(results: list[dict]) -> list[tuple[str, dict]]:
-    return [(r["label"], r["tasks"]["robustness"]["metrics"]["robustness"]) for r in results
-            if "robustness" in r.get("tasks", {}) and "robustness" in r["tasks"]["robustness"].get("metrics", {})]
+    return [
+        (r["label"], r["tasks"]["robustness"]["metrics"]["robustness"])
+        for r in results
+        if "robustness" in r.get("tasks", {}) and "robustness" in r["tasks"]["robustness"].get("metrics", {})
+    ]
 
 
 def _rows(results: list[dict]) -> list[list[str]]:
     rows = []
     for label, s in _summaries(results):
         for t, v in s["types"].items():
-            rows.append([label, t, str(v["n"]), f"{v['original'] * 100:.1f}%", f"{v['perturbed'] * 100:.1f}%",
-                         f"{v['drop'] * 100:+.1f}", f"[{v['ci'][0] * 100:+.1f}, {v['ci'][1] * 100:+.1f}]",
-                         f"{v['p_value']:.3f}"])
+            rows.append(
+                [
+                    label,
+                    t,
+                    str(v["n"]),
+                    f"{v['original'] * 100:.1f}%",
+                    f"{v['perturbed'] * 100:.1f}%",
+                    f"{v['drop'] * 100:+.1f}",
+                    f"[{v['ci'][0] * 100:+.1f}, {v['ci'][1] * 100:+.1f}]",
+                    f"{v['p_value']:.3f}",
+                ]
+            )
     return rows
 
 
@@ -212,9 +269,11 @@ def _consistency_lines(results: list[dict]) -> list[str]:
     out = []
     for label, s in _summaries(results):
         c = s["consistency"]
-        out.append(f"{label}: originals {s['original']['accuracy'] * 100:.1f}% (n={s['original']['n']}); "
-                   f"{s['robust_originals']} of {s['solved_originals']} solved originals "
-                   f"({'-' if c != c else f'{c * 100:.1f}%'}) also solved in every perturbation.")
+        out.append(
+            f"{label}: originals {s['original']['accuracy'] * 100:.1f}% (n={s['original']['n']}); "
+            f"{s['robust_originals']} of {s['solved_originals']} solved originals "
+            f"({'-' if c != c else f'{c * 100:.1f}%'}) also solved in every perturbation."
+        )
         if s.get("skipped"):
             out.append(f"{label}: {s['skipped']['message']}")
     return out
@@ -225,18 +284,26 @@ def robustness_markdown(results: list[dict]) -> list[str]:
     rows = _rows(results)
     if not _summaries(results):
         return []
-    lines = ["", "## Robustness (GSM-Plus perturbation types, same problems)", "",
-             "| " + " | ".join(HEAD) + " |", "|" + "---|" * len(HEAD)]
+    lines = [
+        "",
+        "## Robustness (GSM-Plus perturbation types, same problems)",
+        "",
+        "| " + " | ".join(HEAD) + " |",
+        "|" + "---|" * len(HEAD),
+    ]
     lines += ["| " + " | ".join(r) + " |" for r in rows]
-    lines += ["", "Drop = accuracy on the originals - accuracy on their perturbed versions (positive = worse "
-              "when perturbed), paired bootstrap over problems.", ""]
+    lines += [
+        "",
+        "Drop = accuracy on the originals - accuracy on their perturbed versions (positive = worse "
+        "when perturbed), paired bootstrap over problems.",
+        "",
+    ]
     return lines + [f"- {x}" for x in _consistency_lines(results)]
 
 
 def robustness_html(results: list[dict]) -> str:
     """The HTML robustness section (table, consistency, drop plot), or "" when no model ran the task."""
     from reasonkd.eval import plots  # lazy: matplotlib costs start-up time, and only reports draw
-
 
     if not _summaries(results):
         return ""
@@ -245,6 +312,8 @@ def robustness_html(results: list[dict]) -> str:
     notes = "".join(f"<p>{html.escape(x)}</p>" for x in _consistency_lines(results))
     img = plots.robustness_plot([(lab, s["types"]) for lab, s in _summaries(results)])
     plot = f'<img alt="robustness plot" src="data:image/png;base64,{img}">' if img else ""
-    return (f"<h2>Robustness</h2><p>GSM-Plus perturbation types (Li et al., 2024) of the same problems. Drop = "
-            f"original accuracy - perturbed accuracy, paired bootstrap 95% interval.</p>"
-            f"<table><tr>{head}</tr>{body}</table>{notes}{plot}")
+    return (
+        f"<h2>Robustness</h2><p>GSM-Plus perturbation types (Li et al., 2024) of the same problems. Drop = "
+        f"original accuracy - perturbed accuracy, paired bootstrap 95% interval.</p>"
+        f"<table><tr>{head}</tr>{body}</table>{notes}{plot}"
+    )

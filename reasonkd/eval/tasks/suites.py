@@ -27,10 +27,21 @@ class ItemSuite(Task):
         items = load_items(path, split="test") if path.is_dir() else load_items(path)
         items = [r for r in items if r["domain"] == self.domain and r.get("kind", "original") != "negative"]
         if not items:
-            raise ReasonkdError(f"{path}: no held-out {self.domain} items; build a recipe that includes "
-                                f"{self.domain} problems (e.g. recipes/data/default.yaml)")
-        return [{"idx": i, "id": r["id"], "domain": self.domain, "question": r["question"],
-                 "reference": reference_answer(r), "item": r} for i, r in enumerate(items)]
+            raise ReasonkdError(
+                f"{path}: no held-out {self.domain} items; build a recipe that includes "
+                f"{self.domain} problems (e.g. recipes/data/default.yaml)"
+            )
+        return [
+            {
+                "idx": i,
+                "id": r["id"],
+                "domain": self.domain,
+                "question": r["question"],
+                "reference": reference_answer(r),
+                "item": r,
+            }
+            for i, r in enumerate(items)
+        ]
 
     def extract(self, completion: str) -> str | None:
         from reasonkd.data.verify import extract_final_answer

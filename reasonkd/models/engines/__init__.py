@@ -55,8 +55,9 @@ def resolve_engine(name: str, device: str = "cpu", model: str | None = None) -> 
     return "hf"
 
 
-def make_engine(name: str, model: str, *, dtype: str = "auto", device: str = "cpu", int8: bool = False,
-                **kwargs) -> Engine:
+def make_engine(
+    name: str, model: str, *, dtype: str = "auto", device: str = "cpu", int8: bool = False, **kwargs
+) -> Engine:
     """A ready engine for `model` (alias, folder, ...). `int8`: INT8 weights (openvino only; teacher traces)."""
     name = resolve_engine(name, device, model)
     if name == "hf":

@@ -25,7 +25,7 @@ EXPORT_FIX = "pip install 'reasonkd[export]'"
 def cut_at_stop(text: str, stop: list[str] | None) -> tuple[str, bool]:
     """(text before the first stop string, whether one was found)."""
     hits = [i for i in (text.find(s) for s in stop or [] if s) if i >= 0]
-    return (text[:min(hits)], True) if hits else (text, False)
+    return (text[: min(hits)], True) if hits else (text, False)
 
 
 def stop_token_ids(tokenizer, generation_config=None) -> list[int]:
@@ -57,19 +57,45 @@ class Engine:
         """Seconds spent making the engine ready (loading, and for openvino converting + compiling)."""
         self.stats: dict = {}
 
-    def generate(self, prompts: list[str], *, max_new_tokens: int = 256, temperature: float = 0.0,
-                 top_p: float = 1.0, seed: int | None = None, stop: list[str] | None = None, batch_size: int = 16,
-                 progress: bool = False, desc: str = "generate") -> list[Completion]:
+    def generate(
+        self,
+        prompts: list[str],
+        *,
+        max_new_tokens: int = 256,
+        temperature: float = 0.0,
+        top_p: float = 1.0,
+        seed: int | None = None,
+        stop: list[str] | None = None,
+        batch_size: int = 16,
+        progress: bool = False,
+        desc: str = "generate",
+    ) -> list[Completion]:
         """One completion per prompt (already chat-formatted), in input order. See the module doc."""
         check_sampling(max_new_tokens, temperature, top_p, batch_size)
         t0 = time.perf_counter()
-        outs = self._generate(list(prompts), max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                              seed=seed, stop=list(stop or []), batch_size=batch_size, progress=progress, desc=desc)
+        outs = self._generate(
+            list(prompts),
+            max_new_tokens=max_new_tokens,
+            temperature=temperature,
+            top_p=top_p,
+            seed=seed,
+            stop=list(stop or []),
+            batch_size=batch_size,
+            progress=progress,
+            desc=desc,
+        )
         dt = time.perf_counter() - t0
         new = sum(o.new_tokens for o in outs)
-        self.stats = {"engine": self.name, "precision": self.precision, "load_seconds": round(self.load_seconds, 3),
-                      "new_tokens": new, "seconds": dt, "tokens_per_s": new / max(dt, 1e-9),
-                      "sequences": len(outs), "batch_size": batch_size}
+        self.stats = {
+            "engine": self.name,
+            "precision": self.precision,
+            "load_seconds": round(self.load_seconds, 3),
+            "new_tokens": new,
+            "seconds": dt,
+            "tokens_per_s": new / max(dt, 1e-9),
+            "sequences": len(outs),
+            "batch_size": batch_size,
+        }
         return outs
 
     def _generate(self, prompts, **kw) -> list[Completion]:  # pragma: no cover - abstract
@@ -85,8 +111,17 @@ class Engine:
         raw: dict = {"ttft_s": [], "total_s": [], "per_token_s": [], "new_tokens": []}
         for i, p in enumerate([prompts[0]] * warmup + list(prompts) if prompts else []):
             t0 = time.perf_counter()
-            out = self._generate([p], max_new_tokens=max_new_tokens, temperature=0.0, top_p=1.0, seed=None,
-                                 stop=[], batch_size=1, progress=False, desc="latency")[0]
+            out = self._generate(
+                [p],
+                max_new_tokens=max_new_tokens,
+                temperature=0.0,
+                top_p=1.0,
+                seed=None,
+                stop=[],
+                batch_size=1,
+                progress=False,
+                desc="latency",
+            )[0]
             if i >= warmup:
                 raw["total_s"].append(time.perf_counter() - t0)
                 raw["new_tokens"].append(out.new_tokens)

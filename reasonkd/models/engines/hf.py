@@ -49,14 +49,34 @@ class HFEngine(Engine):
 
     def _generate(self, prompts, *, max_new_tokens, temperature, top_p, seed, stop, batch_size, progress, desc):
         if self.window:  # one prompt at a time, chunked prefill, the cache slides (reasonkd.models.window)
-            outs = windowed_completions(self.model, self.tokenizer, prompts, self.window, self.sinks,
-                                        max_new_tokens=max_new_tokens, temperature=temperature, top_p=top_p,
-                                        seed=seed, progress=progress, desc=desc)
+            outs = windowed_completions(
+                self.model,
+                self.tokenizer,
+                prompts,
+                self.window,
+                self.sinks,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                seed=seed,
+                progress=progress,
+                desc=desc,
+            )
         else:
             warn_context(self.model, [len(self.tokenizer(p, add_special_tokens=False)["input_ids"]) for p in prompts])
-            outs = generate_batch(self.model, self.tokenizer, prompts, max_new_tokens=max_new_tokens,
-                                  temperature=temperature, top_p=top_p, batch_size=batch_size, seed=seed,
-                                  progress=progress, desc=desc, stop_strings=stop or None)
+            outs = generate_batch(
+                self.model,
+                self.tokenizer,
+                prompts,
+                max_new_tokens=max_new_tokens,
+                temperature=temperature,
+                top_p=top_p,
+                batch_size=batch_size,
+                seed=seed,
+                progress=progress,
+                desc=desc,
+                stop_strings=stop or None,
+            )
         if stop:
             for o in outs:
                 o.text, hit = cut_at_stop(o.text, stop)

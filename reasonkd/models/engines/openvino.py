@@ -56,8 +56,16 @@ log = logging.getLogger(__name__)
 class OpenVINOEngine(Engine):
     name = "openvino"
 
-    def __init__(self, model_name_or_path: str, *, dtype: str = "float32", int8: bool = False,
-                 kv_cache_gb: float = 2.0, max_num_seqs: int = 64, prefix_caching: bool = False):
+    def __init__(
+        self,
+        model_name_or_path: str,
+        *,
+        dtype: str = "float32",
+        int8: bool = False,
+        kv_cache_gb: float = 2.0,
+        max_num_seqs: int = 64,
+        prefix_caching: bool = False,
+    ):
         """`dtype`: "float32" | "bfloat16" (resolve "auto" first: reasonkd.utils.hardware.resolve_dtype)."""
         super().__init__()
         t0 = time.perf_counter()
@@ -89,8 +97,9 @@ class OpenVINOEngine(Engine):
         self.max_len = int(config.get("max_position_embeddings") or 0) or None
         self.load_seconds = time.perf_counter() - t0
 
-    def config_for(self, max_new_tokens: int, temperature: float, top_p: float, seed: int | None,
-                   stop: list[str] | None):
+    def config_for(
+        self, max_new_tokens: int, temperature: float, top_p: float, seed: int | None, stop: list[str] | None
+    ):
         """A GenAI GenerationConfig that decodes like the hf engine (reasonkd.models.generation)."""
         c = ov_genai.GenerationConfig()
         c.max_new_tokens = max_new_tokens
@@ -149,12 +158,19 @@ class OpenVINOEngine(Engine):
                     bar.update(len(done))
                     bar.set_postfix(tok_s=f"{new_total / max(time.perf_counter() - t0, 1e-9):.1f}")
                 if pending and not self.pipe.has_non_finished_requests():
-                    raise ReasonkdError("OpenVINO GenAI stopped with requests unfinished (out of KV cache?); "
-                                        "raise kv_cache_gb")
+                    raise ReasonkdError(
+                        "OpenVINO GenAI stopped with requests unfinished (out of KV cache?); raise kv_cache_gb"
+                    )
         bar.close()
         stripped = [self._strip(r[0]) for r in results]
-        return completions_from_ids(self.tokenizer, prompts, [len(x) for x in ids], [s[0] for s in stripped],
-                                    [s[1] or r[1] == "stop" for s, r in zip(stripped, results)], stop)
+        return completions_from_ids(
+            self.tokenizer,
+            prompts,
+            [len(x) for x in ids],
+            [s[0] for s in stripped],
+            [s[1] or r[1] == "stop" for s, r in zip(stripped, results)],
+            stop,
+        )
 
     def _request_id(self) -> int:
         self._next_id += 1
@@ -217,11 +233,16 @@ def compile_pipeline(folder: Path, sched, settings):
         return ov_genai.ContinuousBatchingPipeline(str(folder), sched, "CPU", dict(settings.props))
     except RuntimeError as e:
         said = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
-        fix = ("pass dtype=float32 (reasonkd demo dtype=float32, or --dtype float32 on the command), "
-               "or --engine hf" if settings.compute == "bf16" else "use --engine hf")
-        raise ReasonkdError(f"OpenVINO cannot compile {folder} with {settings.describe()} "
-                            f"({settings.props}): the CPU plugin said: {' / '.join(said[-2:])[:400] or type(e).__name__}."
-                            f" Fix: {fix}") from e
+        fix = (
+            "pass dtype=float32 (reasonkd demo dtype=float32, or --dtype float32 on the command), or --engine hf"
+            if settings.compute == "bf16"
+            else "use --engine hf"
+        )
+        raise ReasonkdError(
+            f"OpenVINO cannot compile {folder} with {settings.describe()} "
+            f"({settings.props}): the CPU plugin said: {' / '.join(said[-2:])[:400] or type(e).__name__}."
+            f" Fix: {fix}"
+        ) from e
 
 
 def _finished(handle) -> bool:

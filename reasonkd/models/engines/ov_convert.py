@@ -41,8 +41,17 @@ CONVERT_LOG = "convert.log"
 """The export's third-party warnings and notices, kept beside the IR instead of on the console."""
 SMALL = 64 << 20
 """Files up to this size get a full SHA-256 check on every load; larger ones (the weights) a size check."""
-SOURCE_FILES = ("config.json", "generation_config.json", "tokenizer.json", "tokenizer_config.json",
-                "special_tokens_map.json", "chat_template.jinja", "tokenizer.model", "vocab.json", "merges.txt")
+SOURCE_FILES = (
+    "config.json",
+    "generation_config.json",
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "chat_template.jinja",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+)
 
 
 def require_export_extra() -> None:
@@ -54,8 +63,10 @@ def require_export_extra() -> None:
         except Exception as e:  # noqa: BLE001 - an ImportError or a broken binary both mean "reinstall"
             missing.append(f"{mod} ({type(e).__name__}: {str(e).strip().splitlines()[0][:120] if str(e) else ''})")
     if missing:
-        raise ReasonkdError(f"--engine openvino needs the export extra, which is missing or broken here: "
-                            f"{'; '.join(missing)}. Fix: {EXPORT_FIX} (or use --engine hf)")
+        raise ReasonkdError(
+            f"--engine openvino needs the export extra, which is missing or broken here: "
+            f"{'; '.join(missing)}. Fix: {EXPORT_FIX} (or use --engine hf)"
+        )
 
 
 def fingerprint(src: Path) -> str:
@@ -148,8 +159,9 @@ def convert(src: Path, out: Path, fp: str, int8: bool) -> dict:
     ov_config = OVConfig(quantization_config=OVWeightQuantizationConfig(bits=8)) if int8 else OVConfig(dtype="fp32")
     # the export's TracerWarnings and library notices (hundreds of lines) go to the folder's convert.log
     with third_party_to_file(out / CONVERT_LOG) as captured:
-        main_export(str(src), out, task="text-generation-with-past", ov_config=ov_config, convert_tokenizer=False,
-                    stateful=True)
+        main_export(
+            str(src), out, task="text-generation-with-past", ov_config=ov_config, convert_tokenizer=False, stateful=True
+        )
         tokenizer_ir = convert_tokenizer_ir(src, out)
     for name in SOURCE_FILES:  # HF tokenizer files, so the engine decodes exactly like the hf engine
         if (src / name).is_file() and not (out / name).exists():
@@ -159,14 +171,25 @@ def convert(src: Path, out: Path, fp: str, int8: bool) -> dict:
     types = weight_types(out / "openvino_model.xml")
     quantized = sum(v for k, v in types.items() if k in ("i8", "u8", "i4", "u4", "nf4"))
     if not int8 and quantized:
-        raise ReasonkdError(f"converting {src}: the fp32 IR holds {quantized} quantized weights {types}; "
-                            "the weight compression of optimum-intel was not disabled")
-    man = {"fingerprint": fp, "source": str(src), "weights": "int8" if int8 else "fp32", "weight_types": types,
-           "tokenizer_ir": tokenizer_ir,
-           "openvino": ov.__version__, "convert_seconds": round(time.perf_counter() - t0, 2),
-           "third_party_warnings": captured["warnings"],
-           "files": {p.name: _file_entry(p) for p in sorted(out.iterdir())
-                     if p.is_file() and p.name not in (MANIFEST, CONVERT_LOG)}}
+        raise ReasonkdError(
+            f"converting {src}: the fp32 IR holds {quantized} quantized weights {types}; "
+            "the weight compression of optimum-intel was not disabled"
+        )
+    man = {
+        "fingerprint": fp,
+        "source": str(src),
+        "weights": "int8" if int8 else "fp32",
+        "weight_types": types,
+        "tokenizer_ir": tokenizer_ir,
+        "openvino": ov.__version__,
+        "convert_seconds": round(time.perf_counter() - t0, 2),
+        "third_party_warnings": captured["warnings"],
+        "files": {
+            p.name: _file_entry(p)
+            for p in sorted(out.iterdir())
+            if p.is_file() and p.name not in (MANIFEST, CONVERT_LOG)
+        },
+    }
     write_json(out / MANIFEST, man)
     return man
 
@@ -182,8 +205,10 @@ def source_folder(model_name_or_path: str) -> tuple[Path, bool]:
         return Path(r.path), True
     if r.kind in ("alias", "folder"):
         return Path(r.path), False
-    raise ReasonkdError(f"--engine openvino takes an alias, a save_pretrained folder or an OpenVINO export folder; "
-                        f"{model_name_or_path} is a {r.kind} model: use --engine hf for it")
+    raise ReasonkdError(
+        f"--engine openvino takes an alias, a save_pretrained folder or an OpenVINO export folder; "
+        f"{model_name_or_path} is a {r.kind} model: use --engine hf for it"
+    )
 
 
 def ensure_converted(model_name_or_path: str, int8: bool = False, rebuild: bool = False) -> tuple[Path, dict]:
@@ -194,9 +219,13 @@ def ensure_converted(model_name_or_path: str, int8: bool = False, rebuild: bool 
     src, is_ir = source_folder(model_name_or_path)
     if is_ir:  # a `reasonkd export` folder: used as it is (its own weights, fp32 or INT8)
         detok = (src / "openvino_detokenizer.xml").is_file()
-        return src, {"source": str(src), "weights": "export", "converted": False,
-                     "tokenizer_ir": "tokenizer+detokenizer" if detok else "none",
-                     "seconds": time.perf_counter() - t0}
+        return src, {
+            "source": str(src),
+            "weights": "export",
+            "converted": False,
+            "tokenizer_ir": "tokenizer+detokenizer" if detok else "none",
+            "seconds": time.perf_counter() - t0,
+        }
     fp = fingerprint(src)
     folder = cache_folder(fp, int8)
     reason = "rebuild asked" if rebuild else (check_converted(folder, fp) if folder.exists() else "not converted yet")
@@ -208,7 +237,13 @@ def ensure_converted(model_name_or_path: str, int8: bool = False, rebuild: bool 
             convert(src, tmp, fp, int8)
     man = json.loads((folder / MANIFEST).read_text())
     if converted:
-        log.info("converted %s to OpenVINO IR (%s weights) in %.0f s, once for these weights (%d third-party "
-                 "warnings in %s)", src, man["weights"], man["convert_seconds"], man.get("third_party_warnings", 0),
-                 folder / CONVERT_LOG)
+        log.info(
+            "converted %s to OpenVINO IR (%s weights) in %.0f s, once for these weights (%d third-party "
+            "warnings in %s)",
+            src,
+            man["weights"],
+            man["convert_seconds"],
+            man.get("third_party_warnings", 0),
+            folder / CONVERT_LOG,
+        )
     return folder, {**man, "converted": converted, "seconds": time.perf_counter() - t0}

@@ -27,8 +27,10 @@ class VLLMEngine(Engine):
         try:
             import vllm  # lazy: a GPU-only optional dependency
         except ImportError:
-            raise ReasonkdError("--engine vllm needs the vllm package and a CUDA GPU: "
-                                "pip install 'reasonkd[vllm]' (or use --engine hf / openvino)") from None
+            raise ReasonkdError(
+                "--engine vllm needs the vllm package and a CUDA GPU: "
+                "pip install 'reasonkd[vllm]' (or use --engine hf / openvino)"
+            ) from None
         t0 = time.perf_counter()
         r = resolve(model_name_or_path)
         path = os.path.join(r.path, r.gguf_file) if r.gguf_file else r.path
@@ -41,10 +43,19 @@ class VLLMEngine(Engine):
 
     def _generate(self, prompts, *, max_new_tokens, temperature, top_p, seed, stop, batch_size, progress, desc):
         ids = [self.tokenizer(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        params = [self._vllm.SamplingParams(n=1, temperature=temperature, top_p=top_p, max_tokens=max_new_tokens,
-                                            seed=None if seed is None else seed + i, stop=stop or None,
-                                            stop_token_ids=self.stop_ids, skip_special_tokens=True)
-                  for i in range(len(prompts))]
+        params = [
+            self._vllm.SamplingParams(
+                n=1,
+                temperature=temperature,
+                top_p=top_p,
+                max_tokens=max_new_tokens,
+                seed=None if seed is None else seed + i,
+                stop=stop or None,
+                stop_token_ids=self.stop_ids,
+                skip_special_tokens=True,
+            )
+            for i in range(len(prompts))
+        ]
         outs = self.llm.generate([{"prompt_token_ids": x} for x in ids], params, use_tqdm=progress)
         gen = [[t for t in o.outputs[0].token_ids if t not in self.stop_ids] for o in outs]
         done = [o.outputs[0].finish_reason != "length" for o in outs]
