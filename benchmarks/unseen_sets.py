@@ -19,7 +19,7 @@ import hashlib
 from pathlib import Path
 import sys
 
-from reasonkd.data.schema import load_items
+from reasonkd.data.load import load_items
 from reasonkd.utils.io import write_jsonl
 
 

@@ -7,7 +7,8 @@
 Verifiers (answer extraction, math / code / puzzle checks): reasonkd.data.verify.
 """
 
-from reasonkd.data.schema import Item, load_items, solution_text
+from reasonkd.data.schema import Item, solution_text
+from reasonkd.data.load import load_items
 
 
 def build_dataset(recipe, out_dir, overrides=()):

@@ -37,7 +37,8 @@ def _build(args) -> int:
 def _check(args) -> int:
     from tqdm import tqdm
 
-    from reasonkd.data.schema import load_items, solution_text
+    from reasonkd.data.schema import solution_text
+    from reasonkd.data.load import load_items
     from reasonkd.data.verify import verify_item
 
     rows = load_items(args.dir)

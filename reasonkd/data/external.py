@@ -15,7 +15,7 @@ mapping the columns of the common schemas are found by name: GSM8K
 `solution`, `answer`), NuminaMath (`problem`, `solution` with a `\\boxed{}`),
 OpenR1-Math (`problem`, `solution`, `answer`, `generations`).
 
-reasonkd.data.schema.load_items hands such specs here, so `--data` takes them
+reasonkd.data.load.load_items hands such specs here, so `--data` takes them
 wherever it takes a built dataset. Splits: `@SPLIT` (or the only split of a
 file) is taken as the split the caller asks for; otherwise the dataset's own
 `train` / `validation` / `test` splits answer for train / val / test. Answers

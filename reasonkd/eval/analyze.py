@@ -77,7 +77,7 @@ def _result_runs(results: list[dict], source: str) -> list[Run]:
 
 
 def _folder_runs(folder: Path) -> list[Run]:
-    from reasonkd.eval.report import load_run
+    from reasonkd.eval.sample_store import load_run
 
     if (folder / "results.json").is_file():
         return _result_runs(load_run(folder), str(folder / "results.json"))
@@ -122,7 +122,7 @@ def _items_in(path: Path) -> dict[str, dict]:
     (Parquet, CSV, ...; `reasonkd.data.external`), ids as the gsm8k task gives them."""
     from reasonkd.data import load_items as load_any
     from reasonkd.data.external import is_dataset_spec
-    from reasonkd.data.schema import load_items
+    from reasonkd.data.load import load_items
     from reasonkd.utils.io import read_jsonl
 
     if path.is_dir():

@@ -131,7 +131,8 @@ def _report(args) -> int:
     from pathlib import Path
 
     from reasonkd.eval.analyze import find_items
-    from reasonkd.eval.report import load_run, write_report
+    from reasonkd.eval.report import write_report
+    from reasonkd.eval.sample_store import load_run
 
     results = [r for run in args.runs for r in load_run(run)]
     gold = find_items(folders=[p if Path(p).is_dir() else Path(p).parent for p in args.runs])

@@ -1,6 +1,7 @@
 """Evaluation report: the results table (design §4: model, accuracy, latency, params), plots, cases, drill-down.
 
-    from reasonkd.eval.report import write_report, load_run
+    from reasonkd.eval.report import write_report
+    from reasonkd.eval.sample_store import load_run
     paths = write_report([before, after, teacher], "runs/report",
                          labels=["student-before", "student-after", "teacher"])
     # {'markdown': .../report.md, 'html': .../report.html, 'json': .../results.json}
@@ -16,7 +17,6 @@ from __future__ import annotations
 import copy
 import datetime as dt
 import html
-import json
 from pathlib import Path
 from string import Template
 
@@ -367,23 +367,3 @@ def write_report(
     with atomic_write(out / "report.html") as f:
         f.write(render_html(results, comps, title, meta, error_html(summaries, trans, cases)))
     return {"markdown": out / "report.md", "html": out / "report.html", "json": out / "results.json"}
-
-
-def load_run(run: str | Path) -> list[dict]:
-    """The result dicts of an earlier run (its folder or results.json), samples read back in."""
-    from reasonkd.utils.io import read_jsonl
-
-    p = Path(run)
-    path = p / "results.json" if p.is_dir() else p
-    if not path.is_file():
-        raise ReasonkdError(f"{run}: no results.json (pass a folder written by `reasonkd eval --out`)")
-    try:
-        data = json.loads(path.read_text())
-        models = data["models"]
-    except (json.JSONDecodeError, KeyError, TypeError):
-        raise ReasonkdError(f"{path}: not a reasonkd results.json") from None
-    for m in models:
-        for v in m["tasks"].values():
-            f = path.parent / v.get("samples_file", "")
-            v["samples"] = read_jsonl(f) if v.get("samples_file") and f.is_file() else []
-    return models

@@ -17,6 +17,7 @@ import json
 import logging
 from pathlib import Path
 
+from reasonkd.errors import ReasonkdError
 from reasonkd.models.engines import Engine
 
 log = logging.getLogger(__name__)
@@ -123,3 +124,23 @@ def generate_resumable(
         "sequences": len(outs),
     }
     return outs, stats
+
+
+def load_run(run: str | Path) -> list[dict]:
+    """The result dicts of an earlier run (its folder or results.json), samples read back in."""
+    from reasonkd.utils.io import read_jsonl
+
+    p = Path(run)
+    path = p / "results.json" if p.is_dir() else p
+    if not path.is_file():
+        raise ReasonkdError(f"{run}: no results.json (pass a folder written by `reasonkd eval --out`)")
+    try:
+        data = json.loads(path.read_text())
+        models = data["models"]
+    except (json.JSONDecodeError, KeyError, TypeError):
+        raise ReasonkdError(f"{path}: not a reasonkd results.json") from None
+    for m in models:
+        for v in m["tasks"].values():
+            f = path.parent / v.get("samples_file", "")
+            v["samples"] = read_jsonl(f) if v.get("samples_file") and f.is_file() else []
+    return models

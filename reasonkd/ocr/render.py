@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFilter, ImageFont
 from tqdm import tqdm
 
-from reasonkd.data.schema import load_items
+from reasonkd.data.load import load_items
 from reasonkd.data.sources import import_gsm8k
 from reasonkd.errors import ReasonkdError
 from reasonkd.utils.io import atomic_dir, read_jsonl, write_jsonl

@@ -22,6 +22,7 @@ from typing import Iterator
 import torch
 
 from reasonkd.models.generation import Sampling, _stop_ids
+from reasonkd.serve.scoring import score_rows
 from reasonkd.models.window import prefill
 
 
@@ -53,18 +54,6 @@ class TokenEvent:
     """'stop' | 'length' on the last event of a choice."""
     counted: bool = True
     """False for the end-of-sequence token, which is not part of the completion."""
-
-
-def _rows(logp: torch.Tensor, targets: list[int], k: int) -> list[tuple[float, int, list, list]]:
-    """Per row of `logp` (N, V): (log-prob of its target, the target's rank, top-k ids, top-k log-probs)."""
-    tgt = torch.tensor(targets, dtype=torch.long, device=logp.device)
-    chosen = logp.gather(-1, tgt[:, None])[:, 0]
-    ranks = (logp > chosen[:, None]).sum(-1) + 1
-    top = logp.topk(min(k, logp.shape[-1]), dim=-1) if k else None
-    return [
-        (float(chosen[i]), int(ranks[i]), top.indices[i].tolist() if k else [], top.values[i].tolist() if k else [])
-        for i in range(len(targets))
-    ]
 
 
 class _Choice:
@@ -168,7 +157,7 @@ class Engine:
         out: list = [None]
         for c in range(0, len(ids) - 1, chunk):  # (T, V) at V ~ 150k would dominate memory: a chunk at a time
             logp = torch.log_softmax(head(hidden[c : min(c + chunk, len(ids) - 1)]).float(), dim=-1)
-            out += _rows(logp, ids[c + 1 : c + 1 + chunk], k)
+            out += score_rows(logp, ids[c + 1 : c + 1 + chunk], k)
         return out
 
     @torch.inference_mode()

@@ -39,7 +39,7 @@ class OVScorer:
 
     @torch.inference_mode()
     def score(self, ids: list[int], k: int, chunk: int = 256) -> list:
-        from reasonkd.serve.engine import _rows
+        from reasonkd.serve.scoring import score_rows
 
         x = torch.tensor([ids], dtype=torch.long)
         with self._lock:
@@ -47,5 +47,5 @@ class OVScorer:
         out: list = [None]
         for c in range(0, len(ids) - 1, chunk):
             logp = torch.log_softmax(torch.as_tensor(logits[c : min(c + chunk, len(ids) - 1)]).float(), dim=-1)
-            out += _rows(logp, ids[c + 1 : c + 1 + chunk], k)
+            out += score_rows(logp, ids[c + 1 : c + 1 + chunk], k)
         return out

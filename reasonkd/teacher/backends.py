@@ -295,8 +295,6 @@ class OpenAIBackend:
         usage = resp.usage
         lps = None
         if self.logprobs:
-            from reasonkd.teacher.remote import chat_logprobs
-
             lps = chat_logprobs(choice, self.api_model)
         return Result(
             r.key,
@@ -372,3 +370,22 @@ def make_backend(
             token_ids=token_ids,
         )
     raise ReasonkdError(f"--backend {name!r}: choose one of {', '.join(BACKENDS)}")
+
+
+def _entry(e) -> list:
+    raw = getattr(e, "bytes", None)
+    return [e.token, bytes(raw).hex() if raw is not None else e.token.encode("utf-8").hex(), float(e.logprob)]
+
+
+def chat_logprobs(choice, model: str) -> list:
+    """A chat choice's log-probs as [token, bytes hex, log-prob, [[token, bytes hex, log-prob], ...]] per token."""
+    content = getattr(getattr(choice, "logprobs", None), "content", None)
+    if content is None:
+        if not (choice.message.content or ""):
+            return []
+        raise ReasonkdError(
+            f"the endpoint returned no logprobs for {model!r} although --logprobs asked for them: "
+            "it does not give top-k log-probs (docs/teacher.md lists the providers that do); "
+            "drop --logprobs, or use an endpoint that returns them"
+        )
+    return [_entry(t) + [[_entry(x) for x in (t.top_logprobs or [])]] for t in content]

@@ -47,25 +47,6 @@ def known_tokenizer(name: str):
         return None
 
 
-def _entry(e) -> list:
-    raw = getattr(e, "bytes", None)
-    return [e.token, bytes(raw).hex() if raw is not None else e.token.encode("utf-8").hex(), float(e.logprob)]
-
-
-def chat_logprobs(choice, model: str) -> list:
-    """A chat choice's log-probs as [token, bytes hex, log-prob, [[token, bytes hex, log-prob], ...]] per token."""
-    content = getattr(getattr(choice, "logprobs", None), "content", None)
-    if content is None:
-        if not (choice.message.content or ""):
-            return []
-        raise ReasonkdError(
-            f"the endpoint returned no logprobs for {model!r} although --logprobs asked for them: "
-            "it does not give top-k log-probs (docs/teacher.md lists the providers that do); "
-            "drop --logprobs, or use an endpoint that returns them"
-        )
-    return [_entry(t) + [[_entry(x) for x in (t.top_logprobs or [])]] for t in content]
-
-
 def _token_id(token: str, hex_bytes: str, by_bytes: dict[bytes, int]) -> int | None:
     if token.startswith("token_id:"):
         return int(token[9:])

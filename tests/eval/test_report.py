@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from reasonkd.errors import ReasonkdError
-from reasonkd.eval.report import load_run, markdown, write_report
+from reasonkd.eval.report import markdown, write_report
+from reasonkd.eval.sample_store import load_run
 
 
 def _model(label, verdicts, ms, params, tps):

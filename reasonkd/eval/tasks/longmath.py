@@ -27,7 +27,7 @@ from __future__ import annotations
 from collections import defaultdict
 
 from reasonkd.data.longctx import BUCKETS, LongConfig, length_bucket, long_items
-from reasonkd.data.schema import load_items
+from reasonkd.data.load import load_items
 from reasonkd.data.verify import reference_answer, verify_math
 from reasonkd.errors import ReasonkdError
 from reasonkd.eval.measure import peak_rss_mb, reset_peak_rss

@@ -35,7 +35,8 @@ from collections import defaultdict
 
 from reasonkd.data.perturb import FREE_TEXT_TYPES, NEEDS_PROGRAM, TYPES, as_item, has_program, perturb_all
 from reasonkd.data.perturb import UNDETERMINABLE, states_undeterminable
-from reasonkd.data.schema import Item, load_items
+from reasonkd.data.schema import Item
+from reasonkd.data.load import load_items
 from reasonkd.data.verify import extract_answer, extract_final_answer, verify_math
 from reasonkd.errors import ReasonkdError
 from reasonkd.eval.metrics import paired_diff_ci
