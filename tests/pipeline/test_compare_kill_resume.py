@@ -40,7 +40,7 @@ def test_kill9_mid_arm_then_rerun_gives_the_uninterrupted_result(setup, tmp_path
         paths[name].write_text(yaml.safe_dump(cfg))
     assert main(["compare", str(paths["ref"])]) == 0
 
-    stage = tmp_path / "killed" / "arms" / "sft" / "seed-0" / "stages" / "0-sft"
+    stage = tmp_path / "killed" / "arms" / "sft" / "seed-0" / "stages" / "1-sft"
     cmd = [sys.executable, str(HOOKS), "--step-delay", "0.4", "--", "compare", str(paths["killed"])]
     env = {**os.environ, **ENV}
     with open(tmp_path / "log.txt", "wb") as log:
