@@ -74,6 +74,9 @@ def _convert(tp: Any, value: Any, key: str) -> Any:
         (inner, *_) = typing.get_args(tp) or (Any,)
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key} must be a list, got {value!r}")
+        if dataclasses.is_dataclass(inner) and None in value:  # `- ` with nothing after it in YAML
+            i = next(i for i, v in enumerate(value) if v is None)
+            raise ConfigError(f"{key}.{i} is empty; give a mapping of {inner.__name__} fields")
         return [_convert(inner, v, f"{key}.{i}") for i, v in enumerate(value)]
     if origin is dict:
         if not isinstance(value, dict):

@@ -87,3 +87,13 @@ def test_help_uses_field_docstrings():
 
 def test_cli_without_command_exits_2(capsys):
     assert main([]) == 2
+
+
+def test_an_empty_list_entry_names_its_key(tmp_path):
+    """`stages:` then a bare `-` (a file cut mid-line): one error naming stages.0, not an AttributeError."""
+    from reasonkd.distill.recipe import DistillRecipe
+
+    p = tmp_path / "r.yaml"
+    p.write_text("student: a\nstages:\n  - {name: s, kind: logic, steps: 1}\n  -\n")
+    with pytest.raises(ConfigError, match=r"stages\.1 is empty; give a mapping of StageConfig fields"):
+        load_config(DistillRecipe, p)
