@@ -131,6 +131,12 @@ def _is_item(row: dict | None) -> bool:
     return row is not None and "verifier" in row and "domain" in row
 
 
+def is_table_spec(spec) -> bool:
+    """A dataset the gsm8k task reads through `load_items` rather than as a GSM8K JSONL (hf:NAME, Parquet,
+    CSV, ...): the one rule for the task and for the error analysis's gold items."""
+    return bool(spec) and is_dataset_spec(spec) and not str(spec).endswith(".jsonl")
+
+
 def is_dataset_spec(spec) -> bool:
     """True when `spec` is for this module: a hub id, or local data that is not a reasonkd build or JSONL."""
     text = str(spec).partition("#")[0]

@@ -121,13 +121,13 @@ def _items_in(path: Path) -> dict[str, dict]:
     """Items by id from a data-engine folder or JSONL, a GSM8K JSONL, or a table the gsm8k task reads
     (Parquet, CSV, ...; `reasonkd.data.external`), ids as the gsm8k task gives them."""
     from reasonkd.data import load_items as load_any
-    from reasonkd.data.external import is_dataset_spec
+    from reasonkd.data.external import is_table_spec
     from reasonkd.data.load import load_items
     from reasonkd.utils.io import read_jsonl
 
     if path.is_dir():
         rows = load_items(path) if any((path / f"{s}.jsonl").is_file() for s in ("train", "val", "test")) else []
-    elif path.suffix != ".jsonl" and is_dataset_spec(str(path)):  # the same rule as GSM8K.load
+    elif is_table_spec(str(path)):
         rows = load_any(str(path), split="test")
     else:
         rows = read_jsonl(path)

@@ -82,11 +82,11 @@ def _image(row: dict) -> dict:
 class GSM8K(Task):
     def load(self) -> list[dict]:
         from reasonkd.data import load_items
-        from reasonkd.data.external import is_dataset_spec
+        from reasonkd.data.external import is_table_spec
         from reasonkd.data.verify import extract_answer, reference_answer
         from reasonkd.utils.io import read_jsonl
 
-        if self.data and is_dataset_spec(self.data) and not str(self.data).endswith(".jsonl"):  # hf:NAME, Parquet, ...
+        if is_table_spec(self.data):  # hf:NAME, Parquet, ...
             items = load_items(self.data, split="test")
             return [
                 {
