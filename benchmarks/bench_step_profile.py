@@ -132,7 +132,7 @@ def run(args) -> dict:
         seen["n"] += 1
         if seen["n"] != args.profile_step + 1:
             return step_fn(self, step, *a, **k)
-        with profile(activities=[ProfilerActivity.CPU]) as prof:
+        with profile(activities=[ProfilerActivity.CPU], record_shapes=args.shapes) as prof:
             row = step_fn(self, step, *a, **k)
         prof_holder["prof"] = prof
         return row
@@ -144,6 +144,9 @@ def run(args) -> dict:
     metrics = [json.loads(x) for x in (work / "run" / "stages" / "1-kd" / "metrics.jsonl").read_text().splitlines()]
     events = prof_holder["prof"].key_averages()
     table = events.table(sort_by="self_cpu_time_total", row_limit=args.top)
+    if args.shapes:  # the same operators split by input shape: which call of an op is the heavy one
+        by_shape = prof_holder["prof"].key_averages(group_by_input_shape=True)
+        table += "\n" + by_shape.table(sort_by="self_cpu_time_total", row_limit=args.top)
     groups = grouped(events)
     prof_row = metrics[args.profile_step]
     return {
@@ -165,6 +168,7 @@ def main() -> None:
     p.add_argument("--mode", choices=["offline", "online"], default="offline")
     p.add_argument("--steps", type=int, default=3, help="steps after the profiled one")
     p.add_argument("--profile-step", type=int, default=1, help="steps before the profiled one (warm-up)")
+    p.add_argument("--shapes", action="store_true", help="also list the operators by input shape")
     p.add_argument("--batch", type=int, default=4)
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--spread", action="store_true", help="trace lengths spread over ~[0.3, 1] x seq")

@@ -249,6 +249,9 @@ class DistillRecipe:
     chunk_rows: int = 1024
     """Logit losses are computed this many token rows at a time under activation checkpointing
     (bounds fp32 softmax memory at large vocabularies); 0 = all rows at once."""
+    fused_loss: bool = True
+    """CE and plain forward KL rows compute their gradient in the forward (reasonkd/distill/losses/fused.py):
+    the same loss values, gradients equal up to fp32 rounding, no recompute; false = plain autograd."""
     gradient_checkpointing: bool = False
     """Recompute the student's activations in backward (less memory, ~30% slower)."""
     compile: bool | str = "auto"

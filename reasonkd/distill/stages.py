@@ -48,6 +48,8 @@ from reasonkd.utils.io import atomic_dir, write_json
 log = logging.getLogger(__name__)
 # keys that may change between an interrupted run and its resume (they do not change the maths)
 RESUMABLE_CHANGES = {"save_every", "log_every", "keep_checkpoints", "prune_finished_checkpoints"}
+# keys whose default changes the numerics: a run saved before the key existed resumes with the value it ran with
+LEGACY_VALUES = {"fused_loss": False}
 
 
 def make_accelerator(recipe: DistillRecipe):
@@ -83,7 +85,12 @@ def _check_output_dir(out: Path, recipe: DistillRecipe, resume: bool) -> None:
         raise ReasonkdError(
             f"output_dir {out} already holds a run; pass --resume to continue it (or choose another output_dir)"
         )
-    old, new = _with_new_defaults(yaml.safe_load(saved.read_text())), to_dict(recipe)
+    raw = yaml.safe_load(saved.read_text())
+    for key, value in LEGACY_VALUES.items():
+        if key not in raw and getattr(recipe, key) != value:
+            log.info("%s was started before `%s` existed: it resumes with %s: %s (its numerics)", out, key, key, value)
+            setattr(recipe, key, value)
+    old, new = _with_new_defaults({**LEGACY_VALUES, **raw}), to_dict(recipe)
     diff = sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k) and k not in RESUMABLE_CHANGES)
     if diff:
         raise ReasonkdError(

@@ -16,7 +16,8 @@ step must carry, so the objective runs only the forwards its terms use:
 
 The maths is `reasonkd.distill.losses`; here are only the choice of rows and
 the reductions: every logit term is a per-token mean over the rows that have a
-teacher row, computed `chunk_rows` rows at a time (`losses.chunked_sum`).
+teacher row, computed `chunk_rows` rows at a time (`losses.chunked_sum`). CE and a plain forward KL
+take the fused forms of `losses.fused` under recipe.fused_loss (the default).
 """
 
 from __future__ import annotations
@@ -72,6 +73,26 @@ def _soft_targets(obj, spec, step: Step) -> tuple[tuple, torch.Tensor]:
     return (batch["teacher_topk_ids"][m], batch["teacher_topk_logprobs"][m]), batch["soft_mask"][m]
 
 
+def fused_kl(obj, spec) -> bool:
+    """Whether this term's rows take the fused forward KL (losses.fused: gradient computed in the forward, no
+    recompute under checkpointing): recipe.fused_loss, a plain forward KL (or kd), a cached top-k teacher or
+    an online teacher of the same vocabulary."""
+    plain = spec.name in ("forward_kl", "kd") and not any(k not in _TERM_OPTIONS for k in spec.options)
+    return _fused(obj) and plain and (obj.sources[spec.name] == "cache" or obj.relation != "different")
+
+
+def _fused(obj) -> bool:
+    """recipe.fused_loss as the objective carries it (an objective built without a recipe: the plain path)."""
+    return bool(getattr(obj, "fused", False))
+
+
+def _fused_kl_rows(obj, spec, T: float, s: torch.Tensor, *teacher: torch.Tensor) -> torch.Tensor:
+    """Per-row forward KL (N,) by losses.fused, `chunk_rows` rows at a time (the cases of fused_kl)."""
+    if obj.sources[spec.name] == "cache":
+        return L.fused_topk_forward_kl(s, *teacher, T, chunk=obj.chunk_rows)
+    return L.fused_forward_kl(s, *teacher, T, chunk=obj.chunk_rows)
+
+
 def row_values(obj, spec, T: float, s: torch.Tensor, *teacher: torch.Tensor) -> torch.Tensor:
     """Per-row divergence (N,) of this term at temperature T between the student's rows s (N, V) and the
     teacher's rows: online logits (N, Vt) -> the same vocabulary, or across tokenizers by options.cross;
@@ -116,13 +137,18 @@ def logit_term(obj, spec, step: Step) -> dict:
         teacher = (t,)
     values = functools.partial(row_values, obj, spec, T)
     mask = valid.to(s_logits.dtype)
+    targets = step.rows.targets
     if name == "kd":
 
         def kl_and_ce(s, y, m, *t):
             return torch.stack([(values(s, *t) * m).sum(), L.ce(s, y, reduction="sum")])
 
-        sums = L.chunked_sum(kl_and_ce, obj.chunk_rows, s_logits, step.rows.targets, mask, *teacher)
-        kl, ce = sums[0] / n_valid, sums[1] / max(step.rows.targets.numel(), 1)
+        if fused_kl(obj, spec) and L.fused_ok(targets):
+            kl_sum = (_fused_kl_rows(obj, spec, T, s_logits, *teacher) * mask).sum()
+            sums = (kl_sum, L.fused_ce(s_logits, targets, chunk=obj.chunk_rows).sum())
+        else:
+            sums = L.chunked_sum(kl_and_ce, obj.chunk_rows, s_logits, targets, mask, *teacher)
+        kl, ce = sums[0] / n_valid, sums[1] / max(targets.numel(), 1)
         return {
             "kd": L.kd(kl, ce, float(spec.options.get("alpha", 0.7)), T),
             "kd.kl": kl.detach(),
@@ -132,7 +158,10 @@ def logit_term(obj, spec, step: Step) -> dict:
     def masked(s, m, *t):
         return (values(s, *t) * m).sum().reshape(1)
 
-    total = L.chunked_sum(masked, obj.chunk_rows, s_logits, mask, *teacher)[0]
+    if fused_kl(obj, spec):
+        total = (_fused_kl_rows(obj, spec, T, s_logits, *teacher) * mask).sum()
+    else:
+        total = L.chunked_sum(masked, obj.chunk_rows, s_logits, mask, *teacher)[0]
     return {name: (L.soft_scaled(total, T) if spec.options.get("t2", False) else total) / n_valid}
 
 
@@ -142,8 +171,12 @@ def ce_term(obj, spec, step: Step) -> dict:
     def summed(s, y):
         return L.ce(s, y, reduction="sum").reshape(1)
 
-    targets = step.rows.targets
-    return {"ce": L.chunked_sum(summed, obj.chunk_rows, step.student["logits"], targets)[0] / max(targets.numel(), 1)}
+    targets, s_logits = step.rows.targets, step.student["logits"]
+    if _fused(obj) and L.fused_ok(targets):
+        total = L.fused_ce(s_logits, targets, chunk=obj.chunk_rows).sum()
+    else:
+        total = L.chunked_sum(summed, obj.chunk_rows, s_logits, targets)[0]
+    return {"ce": total / max(targets.numel(), 1)}
 
 
 # ---- feature and negative terms -----------------------------------------------------------

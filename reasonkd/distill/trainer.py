@@ -320,7 +320,9 @@ class _StepRunner:
         loss, logged = self.objective.loss(
             student_out, teacher_out, batch, rows, temperature, self.balancer, lambda t: acc.reduce(t, "mean")
         )
-        del teacher_out  # free the teacher's logits before backward: they would peak its memory
+        # free the teacher's and the student's (N, V) logits before backward: they would peak its memory (what
+        # backward needs of them autograd holds itself; the fused losses keep only their gradient)
+        del teacher_out, student_out
         acc.backward(loss / self.ctx.recipe.grad_accum)
         return logged
 

