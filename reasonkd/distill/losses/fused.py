@@ -7,8 +7,9 @@
 Each returns exactly the values of the autograd form (the same functions compute them, under no_grad), and
 attaches d rows_i / d student_logits_i, written out below, as the backward. Autograd over
 log_softmax(logits / T) at V ~ 150k keeps or recomputes fp32 (N, V) intermediates and runs four (N, V)
-passes in backward (log-softmax backward, the gather's scatter into zeros, the cast back); here the
-backward is one (N, V) multiply, and the forward runs once (no recompute under checkpointing). The
+passes in backward (log-softmax backward, the gather's scatter into zeros, the cast back) plus a
+full-size slice gradient per chunk; here the forward runs once, `chunk` rows at a time, into one fp32
+(N, V) gradient buffer, and the backward is one (N, V) multiply (autograd casts it to the logits' dtype). The
 gradient equals autograd's up to fp32 rounding (tests/distill/test_losses_fused.py, float64 references).
 The same idea as Liger-Kernel's fused linear losses, written in plain PyTorch (Liger's kernels are
 Triton, GPU only).
