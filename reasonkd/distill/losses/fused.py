@@ -140,9 +140,9 @@ def fused_topk_forward_kl(
     return _fused(_topk_kl(temperature), chunk, student_logits, topk_ids.long(), topk_logprobs)
 
 
-def fused_ok(targets: torch.Tensor | None = None) -> bool:
+def fused_ok(targets: torch.Tensor) -> bool:
     """The fused CE needs every target to be a real token id (rows are gathered trace positions)."""
-    return targets is None or not bool((targets < 0).any())
+    return not bool((targets < 0).any())
 
 
 __all__ = ["fused_ce", "fused_forward_kl", "fused_topk_forward_kl", "fused_ok"]
