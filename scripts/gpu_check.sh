@@ -99,7 +99,7 @@ run_step demo-quick-cuda "grep -m1 -i total $OUT/demo/timings.md | tr -s ' |' ' 
 # 4. (QWEN_PAIR=1) the same-tokenizer transfer experiment, every phase (docs/qwen-pair.md): well under an hour
 #    on one GPU; its files under $OUT/qwen-pair, resumable like every step here
 if [ "${QWEN_PAIR:-0}" = 1 ]; then
-  for phase in check traces dev; do
+  for phase in check traces logits dev; do
     run_step "qwen-pair-$phase" "tail -n 1 $OUT/qwen-pair/run.log | cut -c1-100" -- \
       env QWEN_PAIR_DIR="$OUT/qwen-pair" RK="$PY -m reasonkd" bash scripts/qwen_pair.sh "$phase"
   done

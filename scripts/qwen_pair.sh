@@ -4,6 +4,7 @@
 # under REASONKD_HOME (outside the work tree), so a later checkout on the same machine continues it.
 #   scripts/qwen_pair.sh check      # data + step 1: teacher vs untrained student on the dev split
 #   scripts/qwen_pair.sh traces     # step 2: the 1.5b teacher's verified traces (2 samples at T 0.7, shortest)
+#   scripts/qwen_pair.sh logits     # the teacher's top-128 log-probs over those traces (the kd arms read them)
 #   scripts/qwen_pair.sh dev [ARMS] # step 3: train + evaluate the arms on dev, seed 0 (DEV_SEEDS='[0,1,2]' for more)
 #   scripts/qwen_pair.sh heldout ARMS   # step 4: the chosen arms (+ baselines), 3 seeds, 1000 held-out problems
 #                                       # (seed 0's trained students are reused from step 3)
@@ -15,7 +16,7 @@ HOME_DIR=${REASONKD_HOME:-$HOME/.cache/reasonkd}
 EXP=${QWEN_PAIR_DIR:-$HOME_DIR/experiments/qwen-pair}
 mkdir -p "$EXP"
 LOG="$EXP/run.log"
-KEYS=("out=$EXP/compare" "traces=$EXP/traces" "eval.data=$EXP/data")
+KEYS=("out=$EXP/compare" "traces=$EXP/traces" "eval.data=$EXP/data" "logit_cache=$EXP/logits")
 say() { echo "== $(date -u '+%F %T UTC') $*" | tee -a "$LOG"; }
 
 data() {
@@ -34,6 +35,10 @@ case "${1:-}" in
     $RK teacher generate --teacher qwen2.5-coder-1.5b --data "$EXP/data" --split train --domain math \
       --limit 1000 --template recipes/compare/prompt.yaml --max-new-tokens 256 --samples-per-problem 2 \
       --temperature 0.7 --prefer shortest --out "$EXP/traces" 2>&1 | tee -a "$LOG" ;;
+  logits)
+    say "teacher logits: qwen2.5-coder-1.5b, top-128 + tail mass over the verified traces"
+    $RK teacher logits --teacher qwen2.5-coder-1.5b --traces "$EXP/traces" --out "$EXP/logits" --k 128 \
+      --max-length 512 --batch-size 8 2>&1 | tee -a "$LOG" ;;
   dev)
     say "compare on dev: ${2:-every arm}, seeds ${DEV_SEEDS:-[0]}"
     $RK compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" "seeds=${DEV_SEEDS:-[0]}" ${2:+--arms "$2"} 2>&1 \

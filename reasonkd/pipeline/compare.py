@@ -28,7 +28,7 @@ from reasonkd.distill.recipe import needs_teacher_online
 from reasonkd.distill.stages import run_recipe
 from reasonkd.errors import ReasonkdError
 from reasonkd.eval.metrics import paired_diff_ci
-from reasonkd.pipeline.compare_config import SPLITS, ArmConfig, CompareConfig, arm_recipe
+from reasonkd.pipeline.compare_config import SPLITS, ArmConfig, CompareConfig, arm_dir, arm_recipe
 from reasonkd.pipeline.compare_report import summarize_split, write_outputs
 from reasonkd.pipeline.correct import correct_teacher
 from reasonkd.pipeline.eta import resolve_device
@@ -157,7 +157,10 @@ def _timing(folder: Path) -> dict:
 
 
 def train_arm(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None, progress: bool) -> Path:
-    """Train (or resume, or skip) one arm and seed; returns its final/ folder."""
+    """Train (or resume, or skip) one arm and seed; returns its final/ folder. An arm that starts from
+    another arm's student trains that one first when it is missing."""
+    if arm.start_from:
+        train_arm(cfg, _arm(cfg, arm.start_from), seed, None, progress)
     recipe = arm_recipe(cfg, arm, seed, teacher=teacher)
     run_dir = Path(recipe.output_dir)
     final = run_dir / "final"
@@ -254,7 +257,12 @@ def teacher_tokens(cfg: CompareConfig, traces: str) -> int | None:
     return None
 
 
+def _arm(cfg: CompareConfig, name: str) -> ArmConfig:
+    return next(a for a in cfg.arms if a.name == name)
+
+
 def _run_info(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None) -> dict:
+    """Steps, training time and teacher tokens of one arm and seed, those of the arm it starts from included."""
     recipe = arm_recipe(cfg, arm, seed, teacher=teacher)
     run_dir = Path(recipe.output_dir)
     summary = json.loads((run_dir / "summary.json").read_text())
@@ -263,12 +271,18 @@ def _run_info(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None
         for s, st in zip(summary["stages"], recipe.stages)
         if arm.runner == "trl-gkd" or needs_teacher_online(st, recipe)
     )  # GKD scores every batch online
-    return {
+    info = {
         "timing": _timing(run_dir),
         "teacher_read_tokens": read,
         "steps": summary["total"]["steps"],
         "teacher_tokens": teacher_tokens(cfg, arm.traces or cfg.traces),
     }
+    if arm.start_from:
+        first = _run_info(cfg, _arm(cfg, arm.start_from), seed, None)
+        info["timing"]["train_s"] = round(info["timing"]["train_s"] + first["timing"]["train_s"], 1)
+        info["teacher_read_tokens"] += first["teacher_read_tokens"]
+        info["steps"] += first["steps"]
+    return info
 
 
 # ------------------------------------------------------------------ the job
@@ -377,7 +391,7 @@ def run_compare(
     spent, ran = 0.0, 0
     for k, (arm, seed) in enumerate(jobs, 1):
         teacher = corrected if arm.corrected_teacher else None
-        run_dir = out / "arms" / arm.name / f"seed-{seed}"
+        run_dir = arm_dir(cfg, arm.name, seed)
         fresh = not (run_dir / f"eval-{split}.json").is_file()
         log_fn(f"[{k}/{len(jobs)}] {arm.name} seed {seed}: {'training + evaluating' if fresh else 'done earlier'}")
         t0 = time.perf_counter()
@@ -386,7 +400,7 @@ def run_compare(
         results["arms"].setdefault(arm.name, {})[seed] = {**r, **_run_info(cfg, arm, seed, teacher)}
         if fresh:
             spent, ran = spent + time.perf_counter() - t0, ran + 1
-        left = sum(not (out / "arms" / a.name / f"seed-{s}" / f"eval-{split}.json").is_file() for a, s in jobs[k:])
+        left = sum(not (arm_dir(cfg, a.name, s) / f"eval-{split}.json").is_file() for a, s in jobs[k:])
         eta = f"; ETA ~{spent / ran * left / 60:.0f} min for {left} more" if ran and left else ""
         m = r["metrics"]
         log_fn(

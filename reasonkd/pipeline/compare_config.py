@@ -23,7 +23,7 @@ from pathlib import Path
 import yaml
 
 from reasonkd.config import from_dict, load_config
-from reasonkd.distill.recipe import DistillRecipe
+from reasonkd.distill.recipe import LOGIT_LOSSES, DistillRecipe
 from reasonkd.errors import ConfigError
 from reasonkd.models.generation import GenerationJob
 from reasonkd.pipeline.correct import CorrectionConfig
@@ -97,6 +97,11 @@ class ArmConfig:
     extra_steps: int = 0
     """Optimizer steps this arm takes beyond the shared `steps`: an arm that continues the shared budget for N
     more steps (SFT then N on-policy steps) and its control (SFT for the same N more steps) set the same N."""
+    start_from: str = ""
+    """Another arm whose trained student (same seed) this arm continues ("" = the untrained student): its own
+    stages then take only `extra_steps`, and its steps, wall time and teacher tokens include that arm's. That
+    arm is trained first when missing. E.g. SFT, then N on-policy steps, and its control: SFT, then N more
+    SFT steps, both from the `sft` arm's checkpoint."""
     runner: str = "reasonkd"
     """Who trains this arm: reasonkd (its stages) | trl-gkd (TRL's GKDTrainer on the same traces, tokens and
     budget; reasonkd/pipeline/trl_arm.py). A trl-gkd arm takes no stages or recipe."""
@@ -120,6 +125,11 @@ class ArmConfig:
             raise ConfigError(f"arm {self.name}: give stages or recipe")
         if self.extra_steps < 0:
             raise ConfigError(f"arm {self.name}: extra_steps must be >= 0, got {self.extra_steps}")
+        if self.start_from and (self.runner != "reasonkd" or self.extra_steps < 1):
+            raise ConfigError(
+                f"arm {self.name}: start_from needs runner reasonkd and extra_steps >= 1 (the steps it adds to "
+                f"arm {self.start_from!r}'s)"
+            )
         bad = sorted(set(self.overrides) & set(FORCED))
         if bad:
             raise ConfigError(f"overrides: {bad} are shared by every arm (set them at the top level)")
@@ -160,6 +170,10 @@ class CompareConfig:
     """The LoRA pass on the teacher for arms with corrected_teacher: true (reasonkd/pipeline/correct.py)."""
     teacher_tokens: int | None = None
     """Teacher tokens spent on the traces; None = read from the traces folder's stats.json when there."""
+    logit_cache: str = ""
+    """The teacher's top-k logit cache over `traces` (`reasonkd teacher logits`): arms with a logit term
+    (forward_kl, kd, ...) read their soft targets from it (top-k plus the exact tail mass) instead of running
+    the teacher at every step; feature and on-policy terms still run it. "" = every arm online."""
     arms: list[ArmConfig] = field(default_factory=list)
     """The arms (at least two)."""
 
@@ -186,6 +200,18 @@ class CompareConfig:
             key = f"arms.{i}.baseline" if a.baseline else "baseline"
             if base not in names:
                 raise ConfigError(f"{key}: no arm named {base!r} (arms: {', '.join(names)})")
+        by_name = {a.name: a for a in self.arms}
+        for i, a in enumerate(self.arms):
+            start = by_name.get(a.start_from) if a.start_from else None
+            if a.start_from and (start is None or start is a):
+                raise ConfigError(
+                    f"arms.{i}.start_from: no other arm named {a.start_from!r} (arms: {', '.join(names)})"
+                )
+            if start is not None and (start.start_from or start.corrected_teacher or start.runner != "reasonkd"):
+                raise ConfigError(
+                    f"arms.{i}.start_from: arm {start.name!r} must start from the untrained student, with the plain "
+                    "teacher and runner reasonkd"
+                )
         if any(a.corrected_teacher for a in self.arms) and self.teacher_correction.steps < 1:
             raise ConfigError("teacher_correction.steps must be >= 1: an arm has corrected_teacher: true")
 
@@ -247,11 +273,17 @@ def arm_fragment(cfg: CompareConfig, arm: ArmConfig, key: str = "arm") -> dict:
     return d
 
 
+def arm_dir(cfg: CompareConfig, name: str, seed: int) -> Path:
+    """OUT/arms/<name>/seed-<seed>: one arm and seed's run, evaluations and timing."""
+    return Path(cfg.out) / "arms" / name / f"seed-{seed}"
+
+
 def arm_recipe(cfg: CompareConfig, arm: ArmConfig, seed: int, *, teacher: str | None = None) -> DistillRecipe:
     """The DistillRecipe of one arm and seed (validated; errors name the arm)."""
     i = next(n for n, a in enumerate(cfg.arms) if a is arm)
     d = arm_fragment(cfg, arm, f"arms.{i}")
-    steps = _stage_steps(d["stages"], cfg.steps + arm.extra_steps, f"arms.{i}.stages")
+    budget = arm.extra_steps if arm.start_from else cfg.steps + arm.extra_steps
+    steps = _stage_steps(d["stages"], budget, f"arms.{i}.stages")
     for st, n in zip(d["stages"], steps):
         for k in STAGE_EXTRA:
             st.pop(k, None)
@@ -261,14 +293,18 @@ def arm_recipe(cfg: CompareConfig, arm: ArmConfig, seed: int, *, teacher: str | 
         st["warmup"] = min(st.get("warmup", cfg.warmup), n)
     own = d.get("teachers") or []  # an arm with its own `teachers` (overrides) runs the first of them
     first = own[0].get("model") if own and isinstance(own[0], dict) else None
+    data = {**d.get("data", {}), "path": arm.traces or cfg.traces}
+    logit_terms = any(t.get("name") in LOGIT_LOSSES for st in d["stages"] for t in st.get("losses") or [])
+    if cfg.logit_cache and logit_terms and not (arm.traces and arm.traces != cfg.traces):
+        data.setdefault("logit_cache", cfg.logit_cache)  # the cache scores the shared traces only
     d.update(
-        student=cfg.student,
+        student=str(arm_dir(cfg, arm.start_from, seed) / "final") if arm.start_from else cfg.student,
         teacher=teacher or first or cfg.teacher,
         seed=seed,
         batch_size=cfg.batch_size,
         grad_accum=cfg.grad_accum,
-        data={**d.get("data", {}), "path": arm.traces or cfg.traces},
-        output_dir=str(Path(cfg.out) / "arms" / arm.name / f"seed-{seed}"),
+        data=data,
+        output_dir=str(arm_dir(cfg, arm.name, seed)),
     )
     return from_dict(DistillRecipe, d, prefix=f"arms.{i}.")
 

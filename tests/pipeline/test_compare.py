@@ -348,12 +348,18 @@ def test_shipped_qwen_pair_yaml_gives_every_arm_the_same_budget():
     assert cfg.seeds == [0, 1, 2] and cfg.eval.n_heldout >= 1000
     for arm in cfg.arms:
         r = arm_recipe(cfg, arm, seed=2)
-        assert sum(s.steps for s in r.stages) == cfg.steps + arm.extra_steps and r.batch_size == cfg.batch_size
+        own = arm.extra_steps if arm.start_from else cfg.steps + arm.extra_steps  # start_from: steps on top of sft's
+        assert sum(s.steps for s in r.stages) == own and r.batch_size == cfg.batch_size
         assert r.lora.enabled
         assert r.fused_loss is False  # the experiment began with the plain autograd losses: every arm keeps them
     arms = {a.name: a for a in cfg.arms}
     assert {"sft", "kd", "onpolicy", "sft-n", "article", "trl"} <= set(arms) and arms["trl"].runner == "trl-gkd"
-    # on-policy continues the sft arm's budget; its control takes the same extra steps of SFT
-    steps = [s.steps for s in arm_recipe(cfg, arms["onpolicy"], 0).stages]
-    assert steps == [cfg.steps, arms["onpolicy"].extra_steps] and arms["onpolicy"].baseline == "sft-n"
-    assert arms["sft-n"].extra_steps == arms["onpolicy"].extra_steps > 0
+    # on-policy continues the sft arm's student; its control takes the same extra steps of SFT from there
+    for name in ("onpolicy", "sft-n"):
+        r = arm_recipe(cfg, arms[name], 1)
+        assert arms[name].start_from == "sft" and r.student.endswith("arms/sft/seed-1/final")
+        assert [s.steps for s in r.stages] == [arms["onpolicy"].extra_steps] and r.stages[0].lr == cfg.lr
+    assert arms["onpolicy"].baseline == "sft-n" and arms["sft-n"].extra_steps == arms["onpolicy"].extra_steps > 0
+    # soft targets of kd terms come from the teacher's top-k cache (k >= 64 with the tail mass); CE arms take none
+    assert arm_recipe(cfg, arms["kd"], 0).data.logit_cache == cfg.logit_cache != ""
+    assert arm_recipe(cfg, arms["sft"], 0).data.logit_cache is None
