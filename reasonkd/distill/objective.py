@@ -54,7 +54,7 @@ class Objective:
     ):
         self.specs = stage.losses
         self.chunk_rows = chunk_rows
-        self.fused = bool(getattr(recipe, "fused_loss", False))
+        self.fused = recipe is not None and recipe.fused_loss  # no recipe (a bare objective): the plain losses
         self.relation = relation
         self.vocab_map = vocab_map
         names = {s.name for s in self.specs}

@@ -78,12 +78,7 @@ def fused_kl(obj, spec) -> bool:
     recompute under checkpointing): recipe.fused_loss, a plain forward KL (or kd), a cached top-k teacher or
     an online teacher of the same vocabulary."""
     plain = spec.name in ("forward_kl", "kd") and not any(k not in _TERM_OPTIONS for k in spec.options)
-    return _fused(obj) and plain and (obj.sources[spec.name] == "cache" or obj.relation != "different")
-
-
-def _fused(obj) -> bool:
-    """recipe.fused_loss as the objective carries it (an objective built without a recipe: the plain path)."""
-    return bool(getattr(obj, "fused", False))
+    return obj.fused and plain and (obj.sources[spec.name] == "cache" or obj.relation != "different")
 
 
 def _fused_kl_rows(obj, spec, T: float, s: torch.Tensor, *teacher: torch.Tensor) -> torch.Tensor:
@@ -172,7 +167,7 @@ def ce_term(obj, spec, step: Step) -> dict:
         return L.ce(s, y, reduction="sum").reshape(1)
 
     targets, s_logits = step.rows.targets, step.student["logits"]
-    if _fused(obj) and L.fused_ok(targets):
+    if obj.fused and L.fused_ok(targets):
         total = L.fused_ce(s_logits, targets, chunk=obj.chunk_rows).sum()
     else:
         total = L.chunked_sum(summed, obj.chunk_rows, s_logits, targets)[0]
