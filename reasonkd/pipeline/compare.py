@@ -28,7 +28,7 @@ from reasonkd.distill.recipe import needs_teacher_online
 from reasonkd.distill.stages import run_recipe
 from reasonkd.errors import ReasonkdError
 from reasonkd.eval.metrics import paired_diff_ci
-from reasonkd.pipeline.compare_config import SPLITS, ArmConfig, CompareConfig, arm_dir, arm_recipe
+from reasonkd.pipeline.compare_config import SPLITS, ArmConfig, CompareConfig, arm_dir, arm_recipe, corrected_dir
 from reasonkd.pipeline.compare_report import summarize_split, write_outputs
 from reasonkd.pipeline.correct import correct_teacher
 from reasonkd.pipeline.eta import resolve_device
@@ -344,6 +344,42 @@ def teacher_check(cfg: CompareConfig, split: str = "dev", *, log_fn=print, progr
     return check
 
 
+def _corrected_teacher(cfg: CompareConfig, chosen: list[ArmConfig], log_fn, progress: bool) -> str | None:
+    """The teacher after teacher correction (trained once, OUT/teacher-corrected/final) when a chosen arm or
+    a reference needs it, and its logit cache (same k, length and storage as `logit_cache`) when a chosen
+    arm reads one."""
+    arms = [a for a in chosen if a.corrected_teacher]
+    if not arms and "teacher-corrected" not in cfg.references:
+        return None
+    folder = corrected_dir(cfg)
+    log_fn(
+        f"teacher correction: LoRA pass of {cfg.teacher} on its verified traces "
+        f"({cfg.teacher_correction.steps} steps) -> {folder}"
+    )
+    device = resolve_device(cfg.recipe.get("device", "auto"))
+    final = str(
+        correct_teacher(cfg.teacher, cfg.traces, folder, cfg.teacher_correction, device=device, progress=progress)
+    )
+    cache = folder / "logits"
+    reads = any(arm_recipe(cfg, a, cfg.seeds[0]).data.logit_cache == str(cache) for a in arms)
+    if reads and not (cache / "meta.json").is_file():  # meta.json is written last: a finished cache
+        from reasonkd.teacher.logits import teacher_logits
+
+        meta = json.loads((Path(cfg.logit_cache) / "meta.json").read_text())
+        log_fn(f"teacher logits: the corrected teacher's top-{meta['k']} cache -> {cache}")
+        teacher_logits(
+            final,
+            cfg.traces,
+            cache,
+            k=meta["k"],
+            max_length=meta.get("max_length"),
+            cache_dtype=meta.get("dtype", "float16"),
+            device=device,
+            progress=progress,
+        )
+    return final
+
+
 def run_compare(
     cfg: CompareConfig,
     split: str = "dev",
@@ -359,24 +395,10 @@ def run_compare(
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out, "compare-config.yaml")
     eval_files = prepare_eval_sets(cfg, out, chosen)
-    corrected = None
-    if any(a.corrected_teacher for a in chosen):
-        log_fn(
-            f"teacher correction: LoRA pass of {cfg.teacher} on its verified traces "
-            f"({cfg.teacher_correction.steps} steps) -> {out / 'teacher-corrected'}"
-        )
-        corrected = str(
-            correct_teacher(
-                cfg.teacher,
-                cfg.traces,
-                out / "teacher-corrected",
-                cfg.teacher_correction,
-                device=cfg.recipe.get("device", "auto"),
-                progress=progress,
-            )
-        )
+    corrected = _corrected_teacher(cfg, chosen, log_fn, progress)
     jobs = [(a, s) for a in chosen for s in cfg.seeds]
-    refs = [(name, cfg.student if name == "student" else cfg.teacher) for name in cfg.references]
+    models = {"student": cfg.student, "teacher": cfg.teacher, "teacher-corrected": corrected}
+    refs = [(name, models[name]) for name in cfg.references]
     n_problems = len(read_jsonl(eval_files[split]))
     log_fn(
         f"reasonkd compare: {len(chosen)} arms x {len(cfg.seeds)} seeds, {cfg.steps} steps of batch "

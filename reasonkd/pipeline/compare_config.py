@@ -33,6 +33,7 @@ FORCED = ("student", "teacher", "data", "output_dir", "seed", "batch_size", "gra
 STAGE_EXTRA = ("share",)  # compare-only stage key, removed before the stage reaches the trainer
 SPLITS = ("dev", "heldout")
 RUNNERS = ("reasonkd", "trl-gkd")
+REFERENCES = ("student", "teacher", "teacher-corrected")
 """Who trains an arm: reasonkd's stages, or TRL's GKDTrainer (the field's reference, reasonkd/pipeline/trl_arm.py)."""
 
 
@@ -165,7 +166,8 @@ class CompareConfig:
     recipe: dict = field(default_factory=dict)
     """DistillRecipe keys shared by every arm (e.g. max_length, bf16_autocast, device, save_every)."""
     references: list[str] = field(default_factory=lambda: ["student", "teacher"])
-    """Untrained models also evaluated (once) for retention: student | teacher."""
+    """Models also evaluated (once): student | teacher (retention is measured between these two) |
+    teacher-corrected (the teacher after `teacher_correction`: the ceiling of arms that learn from it)."""
     teacher_correction: CorrectionConfig = field(default_factory=CorrectionConfig)
     """The LoRA pass on the teacher for arms with corrected_teacher: true (reasonkd/pipeline/correct.py)."""
     teacher_tokens: int | None = None
@@ -173,7 +175,9 @@ class CompareConfig:
     logit_cache: str = ""
     """The teacher's top-k logit cache over `traces` (`reasonkd teacher logits`): arms with a logit term
     (forward_kl, kd, ...) read their soft targets from it (top-k plus the exact tail mass) instead of running
-    the teacher at every step; feature and on-policy terms still run it. "" = every arm online."""
+    the teacher at every step; feature and on-policy terms still run it. Arms with corrected_teacher read
+    a cache of the corrected teacher with the same settings, built into OUT/teacher-corrected/logits.
+    "" = every arm online."""
     arms: list[ArmConfig] = field(default_factory=list)
     """The arms (at least two)."""
 
@@ -187,9 +191,11 @@ class CompareConfig:
         bad = sorted(set(self.recipe) & set(FORCED))
         if bad:
             raise ConfigError(f"recipe: {bad} are set by the harness (use the top-level keys)")
-        bad = [r for r in self.references if r not in ("student", "teacher")]
+        bad = [r for r in self.references if r not in REFERENCES]
         if bad:
-            raise ConfigError(f"references: unknown {bad}; use student, teacher")
+            raise ConfigError(f"references: unknown {bad}; use {', '.join(REFERENCES)}")
+        if "teacher-corrected" in self.references and self.teacher_correction.steps < 1:
+            raise ConfigError("references: teacher-corrected needs teacher_correction.steps >= 1")
         names = [a.name for a in self.arms]
         if len(names) < 2:
             raise ConfigError("arms: give at least two arms (one of them the baseline)")
@@ -273,6 +279,11 @@ def arm_fragment(cfg: CompareConfig, arm: ArmConfig, key: str = "arm") -> dict:
     return d
 
 
+def corrected_dir(cfg: CompareConfig) -> Path:
+    """OUT/teacher-corrected: the teacher after teacher correction (final/) and its logit cache (logits/)."""
+    return Path(cfg.out) / "teacher-corrected"
+
+
 def arm_dir(cfg: CompareConfig, name: str, seed: int) -> Path:
     """OUT/arms/<name>/seed-<seed>: one arm and seed's run, evaluations and timing."""
     return Path(cfg.out) / "arms" / name / f"seed-{seed}"
@@ -296,7 +307,8 @@ def arm_recipe(cfg: CompareConfig, arm: ArmConfig, seed: int, *, teacher: str | 
     data = {**d.get("data", {}), "path": arm.traces or cfg.traces}
     logit_terms = any(t.get("name") in LOGIT_LOSSES for st in d["stages"] for t in st.get("losses") or [])
     if cfg.logit_cache and logit_terms and not (arm.traces and arm.traces != cfg.traces):
-        data.setdefault("logit_cache", cfg.logit_cache)  # the cache scores the shared traces only
+        # the caches score the shared traces only; a corrected teacher has its own
+        data.setdefault("logit_cache", str(corrected_dir(cfg) / "logits") if arm.corrected_teacher else cfg.logit_cache)
     d.update(
         student=str(arm_dir(cfg, arm.start_from, seed) / "final") if arm.start_from else cfg.student,
         teacher=teacher or first or cfg.teacher,

@@ -42,8 +42,9 @@ class CorrectionConfig:
     """Tokens per training example (prompt + trace)."""
     traces: str = ""
     """Verified teacher traces to train on ("" = the traces the arms train on)."""
-    bf16_autocast: bool = False
-    """bf16 autocast while training (fast on GPUs; keep it off on CPUs without native bf16)."""
+    bf16_autocast: bool | str = False
+    """bf16 autocast while training: true | false | auto (on where bf16 is native: GPUs, CPUs with AMX or
+    AVX-512-BF16; keep it off on CPUs without native bf16)."""
 
     def __post_init__(self):
         if self.steps < 0 or self.lora_r < 1 or self.batch_size < 1:

@@ -89,3 +89,38 @@ def test_logit_terms_read_the_teacher_cache_and_ce_arms_do_not(setup, tmp_path, 
     assert saved["kd"]["data"]["logit_cache"] == str(cache) and saved["sft"]["data"]["logit_cache"] is None
     rows = {r["arm"]: r for r in json.loads((out / "compare.json").read_text())["splits"]["dev"]["arms"]}
     assert rows["kd"]["teacher_read_tokens"] == 0  # soft targets from the cache: no teacher forward in training
+
+
+def test_a_corrected_teacher_gets_its_own_cache_and_is_a_reference(setup, tmp_path, tiny_qwen_dir):
+    from reasonkd.cli import main
+
+    _, _, arms = setup
+    cache, out = tmp_path / "logits", tmp_path / "out"
+    args = ["--teacher", str(tiny_qwen_dir), "--traces", arms["traces"], "--out", str(cache), "--k", "8"]
+    assert main(["teacher", "logits", *args, "--max-length", "256", "--device", "cpu"]) == 0
+    kd = arms["arms"][1]
+    cfg = dict(
+        arms,
+        out=str(out),
+        seeds=[0],
+        logit_cache=str(cache),
+        references=["student", "teacher", "teacher-corrected"],
+        teacher_correction={"steps": 1, "batch_size": 2, "max_length": 256, "bf16_autocast": "auto"},
+        arms=[arms["arms"][0], {**kd, "name": "kd-ct", "corrected_teacher": True}],
+    )
+    assert main(["compare", str(_write(tmp_path, cfg))]) == 0
+    corrected = out / "teacher-corrected"
+    saved = yaml.safe_load((out / "arms" / "kd-ct" / "seed-0" / "config.yaml").read_text())
+    assert saved["teacher"] == str(corrected / "final") and saved["data"]["logit_cache"] == str(corrected / "logits")
+    own, shared = (json.loads((d / "meta.json").read_text()) for d in (corrected / "logits", cache))
+    assert own["teacher"] == str(corrected / "final") and (own["k"], own["max_length"]) == (shared["k"], 256)
+    refs = json.loads((out / "compare.json").read_text())["splits"]["dev"]["references"]
+    assert set(refs) == {"student", "teacher", "teacher-corrected"} and refs["teacher-corrected"]["n"] == 3
+
+
+def test_a_corrected_reference_needs_the_correction(setup, tmp_path):
+    from reasonkd.pipeline.compare_config import load_compare_config
+
+    _, _, arms = setup
+    with pytest.raises(ConfigError, match="teacher-corrected needs teacher_correction.steps >= 1"):
+        load_compare_config(_write(tmp_path, dict(arms, references=["student", "teacher-corrected"])))
