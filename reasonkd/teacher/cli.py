@@ -8,6 +8,7 @@
     reasonkd teacher generate --teacher A --teacher B ... --prefer shortest|all|best_family   several teachers, pooled
     reasonkd teacher logits --teacher A --teacher B --traces DIR --out DIR   one cache per teacher, OUT/<name>
     reasonkd teacher check --traces DIR --data DIR_OR_JSONL   re-verify a finished run
+    reasonkd teacher correct --teacher MODEL --traces DIR --out DIR --steps 100   LoRA pass on its own traces
     reasonkd teacher generate ... --out DIR --shard 0/2; ... --shard 1/2; reasonkd teacher merge --out DIR
     reasonkd teacher import DATASET --out DIR --traces-column generations --correct-column correctness_math_verify
 
@@ -170,6 +171,37 @@ def _check(args) -> int:
     return 1 if bad else 0
 
 
+def _correct(args) -> int:
+    from reasonkd.config import from_dict
+    from reasonkd.pipeline.correct import CorrectionConfig, correct_teacher
+
+    keys = ("steps", "lr", "lora_r", "batch_size", "max_length", "bf16_autocast")
+    cfg = from_dict(CorrectionConfig, {k: getattr(args, k) for k in keys}, prefix="--")
+    final = correct_teacher(args.teacher, args.traces, args.out, cfg, seed=args.seed, device=args.device)
+    print(f"teacher corrected: {final} (a model folder: name it as the teacher of `teacher logits` or a recipe)")
+    return 0
+
+
+def _add_correct(tsub) -> None:
+    """`reasonkd teacher correct`: teacher correction (reasonkd.pipeline.correct) outside `reasonkd compare`."""
+    c = tsub.add_parser(
+        "correct",
+        help="teacher correction: a LoRA pass of the teacher on its own verified traces, merged (resumable)",
+    )
+    c.add_argument("--teacher", required=True, help="the teacher model (alias, hub id or folder)")
+    c.add_argument("--traces", required=True, help="its verified traces: a `teacher generate` folder or JSONL")
+    c.add_argument("--out", required=True, help="output folder; the corrected teacher is OUT/final")
+    c.add_argument("--steps", type=int, required=True, help="optimizer steps (about one epoch of the traces)")
+    c.add_argument("--lr", type=float, default=1e-4)
+    c.add_argument("--lora-r", type=int, default=16, help="LoRA rank (alpha = 2 r), merged at the end")
+    c.add_argument("--batch-size", type=int, default=4)
+    c.add_argument("--max-length", type=int, default=384)
+    c.add_argument("--bf16-autocast", default="auto", choices=["auto", "true", "false"])
+    c.add_argument("--seed", type=int, default=0)
+    c.add_argument("--device", default="auto")
+    c.set_defaults(func=_correct)
+
+
 def register(sub) -> None:
     """Add `reasonkd teacher` and its subcommands to the top-level parser."""
     p = sub.add_parser("teacher", help="teacher traces (generate, verify) and top-k logit caches")
@@ -188,6 +220,7 @@ def register(sub) -> None:
     c.add_argument("--traces", required=True, help="a `teacher generate` output folder")
     c.add_argument("--data", required=True, help="the dataset it was made from")
     c.set_defaults(func=_check)
+    _add_correct(tsub)
     p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
     logging.getLogger("reasonkd.teacher").setLevel(logging.INFO)
 
