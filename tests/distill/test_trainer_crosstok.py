@@ -173,7 +173,12 @@ def _term(name, s, teacher, rows, T, options, vmap, chunk=0):
     from reasonkd.distill.terms import LOSSES, Step
 
     obj = SimpleNamespace(
-        chunk_rows=chunk, relation="different", vocab_map=vmap, teacher_shared_only=False, sources={name: "online"}
+        chunk_rows=chunk,
+        relation="different",
+        vocab_map=vmap,
+        teacher_shared_only=False,
+        sources={name: "online"},
+        fused=False,
     )
     return LOSSES[name].fn(obj, LossSpec(name, options=options), Step({"logits": s}, teacher, {}, rows, T))
 
