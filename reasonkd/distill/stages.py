@@ -47,7 +47,15 @@ from reasonkd.utils.io import atomic_dir, write_json
 
 log = logging.getLogger(__name__)
 # keys that may change between an interrupted run and its resume (they do not change the maths)
-RESUMABLE_CHANGES = {"save_every", "log_every", "keep_checkpoints", "prune_finished_checkpoints"}
+RESUMABLE_CHANGES = {
+    "save_every",
+    "log_every",
+    "keep_checkpoints",
+    "prune_finished_checkpoints",
+    "gradient_checkpointing",
+}
+"""Keys a resumed run may change: how often it saves and logs, and memory for time (activation recompute gives
+the same values, so a run that ran out of memory can continue with it on)."""
 # keys whose default changes the numerics: a run saved before the key existed resumes with the value it ran with
 LEGACY_VALUES = {"fused_loss": False}
 

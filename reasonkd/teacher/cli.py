@@ -175,7 +175,7 @@ def _correct(args) -> int:
     from reasonkd.config import from_dict
     from reasonkd.pipeline.correct import CorrectionConfig, correct_teacher
 
-    keys = ("steps", "lr", "lora_r", "batch_size", "max_length", "bf16_autocast")
+    keys = ("steps", "lr", "lora_r", "batch_size", "max_length", "bf16_autocast", "gradient_checkpointing")
     cfg = from_dict(CorrectionConfig, {k: getattr(args, k) for k in keys}, prefix="--")
     final = correct_teacher(args.teacher, args.traces, args.out, cfg, seed=args.seed, device=args.device)
     print(f"teacher corrected: {final} (a model folder: name it as the teacher of `teacher logits` or a recipe)")
@@ -197,6 +197,9 @@ def _add_correct(tsub) -> None:
     c.add_argument("--batch-size", type=int, default=4)
     c.add_argument("--max-length", type=int, default=384)
     c.add_argument("--bf16-autocast", default="auto", choices=["auto", "true", "false"])
+    c.add_argument(
+        "--gradient-checkpointing", action="store_true", help="recompute activations: less memory, ~30%% slower"
+    )
     c.add_argument("--seed", type=int, default=0)
     c.add_argument("--device", default="auto")
     c.set_defaults(func=_correct)

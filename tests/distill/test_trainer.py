@@ -96,6 +96,19 @@ def test_stop_then_resume_matches_uninterrupted(ref, tmp_path):
         assert max(abs(x["loss"] - y["loss"]) for x, y in zip(la, lb)) < 1e-4
 
 
+def test_a_resume_may_turn_on_gradient_checkpointing_and_gives_the_same_numbers(ref, tmp_path):
+    """Activation recompute trades time for memory: a run that ran out of memory continues with it on."""
+    parts = reference_parts()
+    recipe = write_recipe(tmp_path / "r.yaml", parts["teacher"], parts["student"], parts["data"], tmp_path / "run")
+    with pytest.raises(StopRequested):
+        run_recipe(recipe, progress=False, stop_after=27)
+    run_recipe(recipe, resume=True, overrides=["gradient_checkpointing=true"], progress=False)
+    for stage in STAGES:
+        la, lb = metric_rows(ref, stage), metric_rows(tmp_path / "run", stage)
+        assert [r["step"] for r in la] == [r["step"] for r in lb]
+        assert max(abs(x["loss"] - y["loss"]) for x, y in zip(la, lb)) < 1e-4
+
+
 def test_resume_refuses_a_changed_recipe(ref, tmp_path):
     parts = reference_parts()
     recipe = write_recipe(

@@ -12,10 +12,12 @@ def test_teacher_correct_writes_a_merged_teacher_and_resumes(setup, tmp_path, ti
     out = tmp_path / "corrected"
     args = ["teacher", "correct", "--teacher", str(tiny_qwen_dir), "--traces", arms["traces"], "--out", str(out)]
     args += ["--steps", "2", "--batch-size", "2", "--max-length", "256", "--device", "cpu", "--bf16-autocast", "false"]
+    args += ["--gradient-checkpointing"]
     assert main(args) == 0
     assert (out / "final" / "config.json").is_file() and str(out / "final") in capsys.readouterr().out
     saved = (out / "config.yaml").read_text()
     assert "student: " + str(tiny_qwen_dir) in saved and "r: 16" in saved  # the teacher is what is trained
+    assert "gradient_checkpointing: true" in saved
     summary = json.loads((out / "summary.json").read_text())
     assert summary["total"]["steps"] == 2
     before = (out / "final" / "config.json").stat().st_mtime_ns
