@@ -23,7 +23,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import shutil
 from pathlib import Path
 
 import torch
@@ -43,7 +42,7 @@ from reasonkd.distill.trainer import train_stage
 from reasonkd.errors import ReasonkdError
 from reasonkd.models import load_model, load_tokenizer
 from reasonkd.teacher.traces import load_traces
-from reasonkd.utils.io import atomic_dir, write_json
+from reasonkd.utils.io import atomic_dir, link_or_copy, write_json
 
 log = logging.getLogger(__name__)
 # keys that may change between an interrupted run and its resume (they do not change the maths)
@@ -212,7 +211,7 @@ def _finish_run(ctx, out: Path, last_student: Path, summaries: list[dict], examp
         with atomic_dir(out / "final") as tmp:
             for f in last_student.iterdir():
                 if f.is_file():
-                    shutil.copy2(f, tmp / f.name)
+                    link_or_copy(f, tmp / f.name)  # written once: share the stage's bytes
             save_config(recipe, tmp, "distill_config.yaml")
             write_model_card(tmp / "README.md", recipe, summary)
         write_json(out / "summary.json", summary)

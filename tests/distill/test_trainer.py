@@ -66,6 +66,8 @@ def test_final_student_loads_with_plain_transformers(ref):
     assert not any("proj" in k and "projs" in k for k in model.state_dict())  # projectors stay out
     ids = tok("Step 1: 3 + 4 = 7.", return_tensors="pt").input_ids
     assert torch.isfinite(model(ids).logits).all()
+    last = ref / "stages" / STAGES[-1] / "student" / "model.safetensors"
+    assert (final / "model.safetensors").stat().st_ino == last.stat().st_ino  # a hard link, not a second copy
     card = (final / "README.md").read_text()
     for needle in (str(reference_parts()["teacher"]), "feature", "logic", "output", "hidden_mse", "kd", "Final"):
         assert needle in card

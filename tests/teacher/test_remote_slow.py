@@ -6,6 +6,7 @@ tokenizer and for smollm2-135m through token strings. Run with `-m slow` (minute
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -207,6 +208,7 @@ def _loss_curve(student, cache, traces, out):
     )  # LoRA: a 0.5B student fits in CPU memory
     run_recipe(recipe, progress=False)
     rows = [json.loads(x) for x in (out / "stages" / "1-logic" / "metrics.jsonl").read_text().splitlines()]
+    shutil.rmtree(out)  # only the curve matters: a 0.5B student's weights are 2.5 GB of disk per run
     return torch.tensor([r["loss"] for r in rows])
 
 
