@@ -30,7 +30,7 @@ from reasonkd.errors import ReasonkdError
 from reasonkd.eval.metrics import paired_diff_ci
 from reasonkd.pipeline.compare_config import SPLITS, ArmConfig, CompareConfig, arm_dir, arm_recipe, corrected_dir
 from reasonkd.pipeline.compare_report import summarize_split, write_outputs
-from reasonkd.pipeline.correct import correct_teacher
+from reasonkd.pipeline.correct import correct_teacher_with_cache
 from reasonkd.pipeline.eta import resolve_device
 from reasonkd.utils.io import read_jsonl, sha256_file, write_json, write_jsonl
 
@@ -346,38 +346,25 @@ def teacher_check(cfg: CompareConfig, split: str = "dev", *, log_fn=print, progr
 
 def _corrected_teacher(cfg: CompareConfig, chosen: list[ArmConfig], log_fn, progress: bool) -> str | None:
     """The teacher after teacher correction (trained once, OUT/teacher-corrected/final) when a chosen arm or
-    a reference needs it, and its logit cache (same k, length and storage as `logit_cache`) when a chosen
+    a reference needs it, with its logit cache (same k, length and storage as `logit_cache`) when a chosen
     arm reads one."""
     arms = [a for a in chosen if a.corrected_teacher]
     if not arms and "teacher-corrected" not in cfg.references:
         return None
     folder = corrected_dir(cfg)
-    log_fn(
-        f"teacher correction: LoRA pass of {cfg.teacher} on its verified traces "
-        f"({cfg.teacher_correction.steps} steps) -> {folder}"
-    )
+    reads = any(arm_recipe(cfg, a, cfg.seeds[0]).data.logit_cache == str(folder / "logits") for a in arms)
     device = resolve_device(cfg.recipe.get("device", "auto"))
-    final = str(
-        correct_teacher(cfg.teacher, cfg.traces, folder, cfg.teacher_correction, device=device, progress=progress)
+    final = correct_teacher_with_cache(
+        cfg.teacher,
+        cfg.traces,
+        folder,
+        cfg.teacher_correction,
+        like_cache=cfg.logit_cache if reads else None,
+        device=device,
+        progress=progress,
+        log_fn=log_fn,
     )
-    cache = folder / "logits"
-    reads = any(arm_recipe(cfg, a, cfg.seeds[0]).data.logit_cache == str(cache) for a in arms)
-    if reads and not (cache / "meta.json").is_file():  # meta.json is written last: a finished cache
-        from reasonkd.teacher.logits import teacher_logits
-
-        meta = json.loads((Path(cfg.logit_cache) / "meta.json").read_text())
-        log_fn(f"teacher logits: the corrected teacher's top-{meta['k']} cache -> {cache}")
-        teacher_logits(
-            final,
-            cfg.traces,
-            cache,
-            k=meta["k"],
-            max_length=meta.get("max_length"),
-            cache_dtype=meta.get("dtype", "float16"),
-            device=device,
-            progress=progress,
-        )
-    return final
+    return str(final)
 
 
 def run_compare(

@@ -19,6 +19,7 @@ arm opts in with `corrected_teacher: true` (docs/compare.md).
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,3 +111,41 @@ def correct_teacher(
     arguments to continue an interrupted pass; a finished one returns at once."""
     recipe = correction_recipe(teacher, cfg.traces or traces, out, cfg, seed=seed, device=device)
     return run_recipe(recipe, resume=True, progress=progress)
+
+
+def correct_teacher_with_cache(
+    teacher: str,
+    traces: str,
+    folder: str | Path,
+    cfg: CorrectionConfig,
+    *,
+    like_cache: str | None = None,
+    device: str = "auto",
+    progress: bool = True,
+    log_fn=print,
+) -> Path:
+    """`correct_teacher` into folder/final, then, when `like_cache` names a finished teacher logit cache, the
+    corrected teacher's cache into folder/logits with the same k, max length and storage dtype.
+
+    Both halves resume: a finished pass returns at once, a finished cache (its meta.json, written last)
+    is kept."""
+    folder = Path(folder)
+    log_fn(f"teacher correction: LoRA pass of {teacher} on its verified traces ({cfg.steps} steps) -> {folder}")
+    final = correct_teacher(teacher, traces, folder, cfg, device=device, progress=progress)
+    cache = folder / "logits"
+    if like_cache and not (cache / "meta.json").is_file():
+        from reasonkd.teacher.logits import teacher_logits
+
+        meta = json.loads((Path(like_cache) / "meta.json").read_text())
+        log_fn(f"teacher logits: the corrected teacher's top-{meta['k']} cache -> {cache}")
+        teacher_logits(
+            str(final),
+            traces,
+            cache,
+            k=meta["k"],
+            max_length=meta.get("max_length"),
+            cache_dtype=meta.get("dtype", "float16"),
+            device=device,
+            progress=progress,
+        )
+    return final
