@@ -33,8 +33,9 @@ FORCED = ("student", "teacher", "data", "output_dir", "seed", "batch_size", "gra
 STAGE_EXTRA = ("share",)  # compare-only stage key, removed before the stage reaches the trainer
 SPLITS = ("dev", "heldout")
 RUNNERS = ("reasonkd", "trl-gkd")
-REFERENCES = ("student", "teacher", "teacher-corrected")
 """Who trains an arm: reasonkd's stages, or TRL's GKDTrainer (the field's reference, reasonkd/pipeline/trl_arm.py)."""
+REFERENCES = ("student", "teacher", "teacher-corrected")
+"""Models evaluated once beside the arms (CompareConfig.references)."""
 
 
 @dataclass(kw_only=True)
