@@ -239,3 +239,33 @@ def test_real_engine_at_every_precision_this_cpu_has(lively_dirs, home):
         engine.close()
     if not hardware.probe().native_bf16:
         pytest.skip(f"fp32 only: this CPU ({hardware.probe().isa}) has no native bf16")
+
+
+def test_engine_cache_evicts_least_recently_used(tmp_path, monkeypatch):
+    """Above REASONKD_ENGINE_CACHE_GB the oldest-used conversions go; the new one and recent ones stay."""
+    import os
+
+    from reasonkd.errors import ReasonkdError
+    from reasonkd.models.engines.ov_convert import RECENT_S, cache_limit_bytes, evict_conversions
+
+    now, root = 1e9, tmp_path / "engines"
+    folders = {}
+    for name, age_h in [("old", 30), ("older", 50), ("recent", 0.5), ("new", 0)]:
+        d = root / name
+        d.mkdir(parents=True)
+        (d / "openvino_model.bin").write_bytes(b"x" * 1000)
+        os.utime(d, (now - age_h * 3600, now - age_h * 3600))
+        folders[name] = d
+    assert evict_conversions(folders["new"], 4000, now=now) == []  # at the limit: nothing goes
+    assert evict_conversions(folders["new"], 2500, now=now) == [folders["older"], folders["old"]]
+    assert sorted(p.name for p in root.iterdir()) == ["new", "recent"]
+    # above the limit, but what is left was used within the hour (or is the new one): it stays
+    assert evict_conversions(folders["new"], 1, now=now + RECENT_S / 4) == []
+
+    monkeypatch.setenv("REASONKD_ENGINE_CACHE_GB", "0")
+    assert cache_limit_bytes() is None
+    monkeypatch.setenv("REASONKD_ENGINE_CACHE_GB", "1.5")
+    assert cache_limit_bytes() == 3 << 29
+    monkeypatch.setenv("REASONKD_ENGINE_CACHE_GB", "lots")
+    with pytest.raises(ReasonkdError, match="REASONKD_ENGINE_CACHE_GB='lots'"):
+        cache_limit_bytes()

@@ -15,6 +15,12 @@ again. A folder whose manifest, fingerprint or file sizes disagree is
 damaged (a crash, a truncated copy) and is rebuilt; the build goes to a
 temporary sibling and is renamed into place (reasonkd.utils.io.atomic_dir).
 
+The cache is bounded: after a new conversion, the least recently used
+conversions are removed until the folder holds at most
+`REASONKD_ENGINE_CACHE_GB` (default 40; 0 = unbounded) GiB. A conversion
+used in the last hour is never removed (another process may be loading it),
+nor the one just made; a removed one is converted again when next used.
+
 fp32 conversion passes `OVConfig(dtype="fp32")`: without an explicit config
 optimum-intel compresses every model above 1B parameters to INT8 weights on
 its own; the manifest's `weight_types` records what the IR really holds.
@@ -25,6 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
+import shutil
 import time
 from pathlib import Path
 
@@ -194,6 +202,56 @@ def convert(src: Path, out: Path, fp: str, int8: bool) -> dict:
     return man
 
 
+CACHE_GB_ENV = "REASONKD_ENGINE_CACHE_GB"
+DEFAULT_CACHE_GB = 40.0
+RECENT_S = 3600.0
+"""A conversion used this recently is never evicted: another process may be loading it."""
+
+
+def _folder_bytes(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def cache_limit_bytes() -> int | None:
+    """REASONKD_ENGINE_CACHE_GB as bytes (None = unbounded); a bad value is a clear error."""
+    raw = os.environ.get(CACHE_GB_ENV, "").strip()
+    try:
+        gb = float(raw) if raw else DEFAULT_CACHE_GB
+    except ValueError:
+        raise ReasonkdError(f"{CACHE_GB_ENV}={raw!r}: give a number of GiB (0 = no limit)") from None
+    if gb < 0:
+        raise ReasonkdError(f"{CACHE_GB_ENV}={raw!r}: give a number of GiB >= 0 (0 = no limit)")
+    return None if gb == 0 else int(gb * (1 << 30))
+
+
+def evict_conversions(keep: Path, limit: int | None, now: float | None = None) -> list[Path]:
+    """Remove the least recently used conversions beside `keep` until they hold at most `limit` bytes.
+
+    "Used" is the folder's mtime (ensure_converted touches it on every use). `keep` and folders used
+    within RECENT_S seconds stay, even above the limit. Returns the removed folders."""
+    if limit is None or not keep.parent.is_dir():
+        return []
+    now = time.time() if now is None else now
+    folders = [d for d in keep.parent.iterdir() if d.is_dir() and not d.name.startswith(".")]
+    sizes = {d: _folder_bytes(d) for d in folders}
+    total, removed = sum(sizes.values()), []
+    for d in sorted(folders, key=lambda d: d.stat().st_mtime):  # oldest use first
+        if total <= limit:
+            break
+        if d == keep or now - d.stat().st_mtime < RECENT_S:
+            continue
+        shutil.rmtree(d, ignore_errors=True)
+        total -= sizes[d]
+        removed.append(d)
+        log.info(
+            "engine cache above %.1f GiB: removed %s (%.1f GiB, least recently used)",
+            limit / (1 << 30),
+            d,
+            sizes[d] / (1 << 30),
+        )
+    return removed
+
+
 def cache_folder(fp: str, int8: bool) -> Path:
     return reasonkd_home() / "engines" / "openvino" / f"{fp[:20]}-{'int8' if int8 else 'fp32'}"
 
@@ -226,6 +284,7 @@ def ensure_converted(model_name_or_path: str, int8: bool = False, rebuild: bool 
             "tokenizer_ir": "tokenizer+detokenizer" if detok else "none",
             "seconds": time.perf_counter() - t0,
         }
+    limit = cache_limit_bytes()  # a bad REASONKD_ENGINE_CACHE_GB fails before any conversion
     fp = fingerprint(src)
     folder = cache_folder(fp, int8)
     reason = "rebuild asked" if rebuild else (check_converted(folder, fp) if folder.exists() else "not converted yet")
@@ -235,6 +294,8 @@ def ensure_converted(model_name_or_path: str, int8: bool = False, rebuild: bool 
             log.warning("cached OpenVINO conversion in %s is damaged (%s); converting again", folder, reason)
         with atomic_dir(folder) as tmp:
             convert(src, tmp, fp, int8)
+        evict_conversions(folder, limit)
+    os.utime(folder)  # last use: what eviction orders by
     man = json.loads((folder / MANIFEST).read_text())
     if converted:
         log.info(
