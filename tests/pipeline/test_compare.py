@@ -355,10 +355,11 @@ def test_shipped_qwen_pair_yaml_gives_every_arm_the_same_budget():
     arms = {a.name: a for a in cfg.arms}
     assert {"sft", "kd", "onpolicy", "sft-n", "article", "trl"} <= set(arms) and arms["trl"].runner == "trl-gkd"
     # on-policy continues the sft arm's student; its control takes the same extra steps of SFT from there
-    for name in ("onpolicy", "sft-n"):
+    for name in ("onpolicy", "onpolicy-ct", "sft-n"):
         r = arm_recipe(cfg, arms[name], 1)
         assert arms[name].start_from == "sft" and r.student.endswith("arms/sft/seed-1/final")
         assert [s.steps for s in r.stages] == [arms["onpolicy"].extra_steps] and r.stages[0].lr == cfg.lr
+    assert arms["onpolicy-ct"].corrected_teacher and arms["onpolicy-ct"].baseline == "sft-n"
     assert arms["onpolicy"].baseline == "sft-n" and arms["sft-n"].extra_steps == arms["onpolicy"].extra_steps > 0
     # soft targets of kd terms come from the teacher's top-k cache (k >= 64 with the tail mass); CE arms take none
     assert arm_recipe(cfg, arms["kd"], 0).data.logit_cache == cfg.logit_cache != ""
