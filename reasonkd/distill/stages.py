@@ -12,7 +12,8 @@ Run folder (recipe.output_dir):
     stages/<i>-<name>/student/     the stage's student (LoRA merged), save_pretrained format
     stages/<i>-<name>/projectors.safetensors     feature projectors (inspection only)
     stages/<i>-<name>/done.json    stage summary, written last: the stage is complete
-    final/                         the last stage's student + tokenizer + README.md model card
+    final/                         the last stage's student + tokenizer (hard links where the disk allows:
+                                   one copy of the weights) + README.md model card
     summary.json                   per-stage summaries and totals
 
 Under `accelerate launch` every process runs this; the main one writes files.
