@@ -151,7 +151,9 @@ class Rollout:
         model.eval()
         model.config.use_cache = True  # off for training (student.load_student); the KV cache makes sampling fast
         try:
-            with torch.no_grad():
+            # the training step's autocast: under LoRA with bf16 autocast the frozen base linears are stored
+            # in bf16 (student.bf16_frozen_base) and take bf16 inputs only under it
+            with torch.no_grad(), self.ctx.accelerator.autocast():
                 return generation.generate_batch(
                     model,
                     self.tokenizer,

@@ -30,13 +30,13 @@ ON_POLICY_METRICS = (
 )
 
 
-def _run(tmp_path, teacher, student, fraction=1.0, losses="", warmup=""):
+def _run(tmp_path, teacher, student, fraction=1.0, losses="", warmup="", recipe_text=RECIPE):
     from reasonkd.distill.stages import run_recipe
 
     data = write_traces(tmp_path / "traces.jsonl", n=8)
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(
-        RECIPE.format(
+        recipe_text.format(
             student=student,
             teacher=teacher,
             data=data,
@@ -163,3 +163,20 @@ def test_on_policy_steps_leave_the_teacher_weights_unchanged(tmp_path, monkeypat
     start = AutoModelForCausalLM.from_pretrained(student).state_dict()
     trained = AutoModelForCausalLM.from_pretrained(tmp_path / "run" / "final").state_dict()
     assert any(not torch.equal(start[k], trained[k]) for k in start)  # the student did learn
+
+
+def test_on_policy_rollouts_run_under_lora_with_bf16_autocast(tmp_path, monkeypatch):
+    """The qwen-pair arms' setting: LoRA with bf16 autocast stores the frozen base linears in bf16, so the
+    student's rollouts must run under the same autocast as its training step (they failed with "mat1 and
+    mat2 must have the same dtype" outside it). bf16 runs on every x86 CPU, natively or emulated."""
+    teacher, student = build_pair(tmp_path)
+    completions = _spy(monkeypatch)
+    losses = (
+        "    losses: [{name: onpolicy_rkl, options: {mode: full, clip: 5.0, anchor_ce: 0.1, divergence: forward_kl}}]\n"
+    )
+    head = "bf16_autocast: true\nlora: {{enabled: true, r: 4, alpha: 8}}\n"
+    lora_bf16 = RECIPE.replace("bf16_autocast: false\n", head)
+    rows = _run(tmp_path, teacher, student, losses=losses, recipe_text=lora_bf16)
+    assert len(completions) == 16 and all(r["terms"]["onpolicy_rkl"] >= 0 for r in rows)
+    config = (tmp_path / "run" / "config.yaml").read_text()
+    assert "bf16_autocast: true" in config and "enabled: true" in config
