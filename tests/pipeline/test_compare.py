@@ -158,7 +158,7 @@ def test_stage_steps_follow_shares_and_recipe_files(setup, tmp_path):
 
 
 def test_eval_sets_must_not_overlap_the_traces(setup, tmp_path):
-    from reasonkd.pipeline.compare import prepare_eval_sets
+    from reasonkd.pipeline.compare_data import prepare_eval_sets
     from reasonkd.pipeline.compare_config import load_compare_config
 
     root, _, arms = setup
@@ -174,7 +174,7 @@ def test_eval_sets_must_not_overlap_the_traces(setup, tmp_path):
 
 
 def test_only_the_chosen_arms_traces_are_required(setup, tmp_path):
-    from reasonkd.pipeline.compare import prepare_eval_sets
+    from reasonkd.pipeline.compare_data import prepare_eval_sets
     from reasonkd.pipeline.compare_config import load_compare_config
 
     _, _, arms = setup
@@ -199,7 +199,7 @@ def test_only_the_chosen_arms_traces_are_required(setup, tmp_path):
 
 
 def test_a_question_inside_a_trace_prompt_is_a_leak_under_any_id(tmp_path):
-    from reasonkd.pipeline.compare import _leaks
+    from reasonkd.pipeline.compare_data import _leaks
     from reasonkd.utils.io import write_jsonl
 
     write_jsonl(
@@ -296,7 +296,7 @@ def test_shipped_multi_teacher_yaml_differs_only_in_soft_targets():
 def test_a_val_problem_repeating_a_train_question_never_enters_the_eval_sets(setup, tmp_path):
     import shutil
 
-    from reasonkd.pipeline.compare import _hash_order, prepare_eval_sets
+    from reasonkd.pipeline.compare_data import _hash_order, prepare_eval_sets
     from reasonkd.pipeline.compare_config import load_compare_config
     from reasonkd.utils.io import read_jsonl, write_jsonl
 
