@@ -45,6 +45,29 @@ def _isolated_home(request, tmp_path, monkeypatch):
         monkeypatch.setenv("REASONKD_HOME", str(tmp_path / "reasonkd_home"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _drop_temp_conversions(tmp_path_factory):
+    """`slow` tests use the real REASONKD_HOME, so the OpenVINO conversions of the models they train in
+    temporary folders would stay in the user's engine cache after the run (a 0.5b student: 2.4 GB each).
+    At the end of the session, remove the conversions whose source folder was one of this run's temporary
+    folders; conversions of the shipped models stay (the next run reuses them)."""
+    yield
+    import json
+    import shutil
+
+    from reasonkd.utils.paths import reasonkd_home
+
+    base = str(tmp_path_factory.getbasetemp())
+    root = reasonkd_home() / "engines" / "openvino"
+    for d in root.glob("*") if root.is_dir() else []:
+        try:
+            source = json.loads((d / "manifest.json").read_text()).get("source", "")
+        except (OSError, ValueError):
+            continue
+        if str(source).startswith(base):
+            shutil.rmtree(d, ignore_errors=True)
+
+
 PINNED_GFLOPS = {"cpu": {"float32": 90.0, "bfloat16": 0.6}}
 """What fast tests see as this machine's matmul speed: bf16 far slower than fp32, so `auto` is fp32."""
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import importlib.util
 import logging
-import os
 import shutil
 import subprocess
 import sys
@@ -30,17 +29,10 @@ from pathlib import Path
 from reasonkd.errors import ReasonkdError
 from reasonkd.models.registry import ModelSpec
 from reasonkd.utils.io import atomic_dir, atomic_write, file_problem, sha256_file, write_json
+from reasonkd.utils.paths import reasonkd_home
 
 log = logging.getLogger(__name__)
 MANIFEST = "manifest.json"
-
-
-def reasonkd_home() -> Path:
-    env = os.environ.get("REASONKD_HOME")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "reasonkd"
 
 
 def model_dir(spec: ModelSpec) -> Path:

@@ -27,6 +27,7 @@ from pathlib import Path
 
 from reasonkd.errors import ConfigError
 from reasonkd.utils.io import write_json
+from reasonkd.utils.paths import reasonkd_home
 
 log = logging.getLogger(__name__)
 
@@ -102,11 +103,6 @@ class Machine:
             f"{self.cpu_model} ({self.isa}; flags: {' '.join(self.flags) or 'none of note'}), "
             f"{self.cores} cores{gpu}, torch {self.torch}"
         )
-
-
-def reasonkd_home() -> Path:
-    # the same rule as reasonkd.models.cache.reasonkd_home (a higher layer, so not imported from here)
-    return Path(os.environ.get("REASONKD_HOME") or Path.home() / ".cache" / "reasonkd")
 
 
 def read_cpu(cpuinfo: str | None = None) -> tuple[str, list[str]]:

@@ -207,3 +207,16 @@ def test_probe_is_measured_once_per_machine_and_cached(monkeypatch, tmp_path):
 
 def test_matmul_gflops_is_positive():
     assert hardware.matmul_gflops("float32", n=32, budget_s=0.001) > 0
+
+
+def test_every_layer_finds_the_same_home(monkeypatch, tmp_path):
+    """The hardware figures, the models and the engine conversions live under one REASONKD_HOME rule:
+    $REASONKD_HOME, else $XDG_CACHE_HOME/reasonkd, else ~/.cache/reasonkd."""
+    from reasonkd.models import cache
+
+    monkeypatch.delenv("REASONKD_HOME", raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert hardware.cache_dir() == tmp_path / "xdg" / "reasonkd" / "hardware"
+    assert cache.reasonkd_home() == tmp_path / "xdg" / "reasonkd"
+    monkeypatch.setenv("REASONKD_HOME", str(tmp_path / "home"))
+    assert hardware.cache_dir().parent == cache.reasonkd_home() == tmp_path / "home"
