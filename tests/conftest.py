@@ -57,7 +57,7 @@ def _drop_temp_conversions(tmp_path_factory):
 
     from reasonkd.utils.paths import reasonkd_home
 
-    base = str(tmp_path_factory.getbasetemp())
+    base = str(tmp_path_factory.getbasetemp()) + os.sep
     root = reasonkd_home() / "engines" / "openvino"
     for d in root.glob("*") if root.is_dir() else []:
         try:
