@@ -18,7 +18,6 @@ evaluation whose settings and problems are unchanged, is skipped on a rerun.
 from __future__ import annotations
 
 import json
-import logging
 import shutil
 import time
 from pathlib import Path
@@ -35,7 +34,6 @@ from reasonkd.pipeline.correct import correct_teacher_with_cache
 from reasonkd.pipeline.eta import resolve_device
 from reasonkd.utils.io import read_jsonl, sha256_file, write_json
 
-log = logging.getLogger(__name__)
 MIN_GAP = 0.15
 """Teacher minus untrained student (accuracy) below which the teacher check says there is little to distil."""
 
