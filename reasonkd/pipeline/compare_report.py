@@ -10,6 +10,9 @@ p. Pooled over seeds: each problem's mean verdict over the seeds, so the
 bootstrap resamples problems (the unit that varies) and the CI does not
 pretend that seeds are new problems; the pooled McNemar stacks the seeds'
 pairs and is only a guide (repeats of one problem are not independent).
+Where the eval rows carry a `difficulty`, every model's pooled accuracy is
+also given per level (where an arm gains or loses, and how many problems
+each level holds: a level's CI is wide when it is small).
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import time
 from pathlib import Path
 
 from reasonkd.eval.metrics import bootstrap_ci, mcnemar_exact, paired_diff_ci
-from reasonkd.utils.io import atomic_write, write_json
+from reasonkd.utils.io import atomic_write, read_jsonl, write_json
 
 
 def _vec(verdicts: dict, ids: list[str]) -> list[float]:
@@ -49,6 +52,34 @@ def _paired(a: dict, b: dict, ids: list[str]) -> dict:
         "seeds": len(seeds),
     }
     return {"per_seed": per_seed, "pooled": pooled}
+
+
+def _levels(eval_file: str, ids: list[str]) -> dict[str, list[str]]:
+    """Problem ids per difficulty level (the eval rows' `difficulty`), levels in order; {} when any
+    problem has none (a level table over part of the problems would mislead)."""
+    try:
+        level = {r.get("id"): r.get("difficulty") for r in read_jsonl(eval_file)}
+    except (OSError, ValueError):
+        return {}
+    groups: dict[str, list[str]] = {}
+    for i in ids:
+        if level.get(i) is None:
+            return {}
+        groups.setdefault(str(level[i]), []).append(i)
+    return dict(sorted(groups.items(), key=lambda kv: (len(kv[0]), kv[0])))
+
+
+def _by_level(results: dict, arm_names: list[str], groups: dict[str, list[str]]) -> dict:
+    """{level: {"n": problems, "models": {name: pooled accuracy}}}: references, then arms."""
+    out = {}
+    for lvl, lids in groups.items():
+        models = {name: sum(_vec(r["verdicts"], lids)) / len(lids) for name, r in results["references"].items()}
+        for name in arm_names:
+            runs = results["arms"].get(name, {})
+            if runs:
+                models[name] = sum(_pooled(runs, lids)) / len(lids)
+        out[lvl] = {"n": len(lids), "models": models}
+    return out
 
 
 def summarize_split(cfg, arms: list, results: dict, split: str, eval_file: str) -> dict:
@@ -114,6 +145,7 @@ def summarize_split(cfg, arms: list, results: dict, split: str, eval_file: str) 
         "grad_accum": cfg.grad_accum,
         "references": refs,
         "arms": rows,
+        "by_level": _by_level(results, [r["arm"] for r in rows], _levels(eval_file, ids)),
         "written_at": time.strftime("%Y-%m-%d %H:%M:%S"),
     }
 
@@ -180,6 +212,19 @@ def split_markdown(s: dict) -> str:
             lines.append(
                 f"| {row['arm']} | {seed} | {_ci(r)} | {_diff(d)} | {p} | {disc} | {r['train_s'] / 60:.1f} | {ev} |"
             )
+    levels = s.get("by_level") or {}
+    if levels:
+        names = list(next(iter(levels.values()))["models"])
+        lines += [
+            "",
+            "By difficulty level (accuracy pooled over seeds, %):",
+            "",
+            "| level | problems | " + " | ".join(names) + " |",
+            "|---|---|" + "---|" * len(names),
+        ]
+        for lvl, d in levels.items():
+            cells = " | ".join(_pct(d["models"].get(n)) for n in names)
+            lines.append(f"| {lvl} | {d['n']} | {cells} |")
     descs = [f"- `{r['arm']}`: {r['description']}" for r in s["arms"] if r["description"]]
     return "\n".join(lines + ([""] + descs if descs else []))
 

@@ -40,6 +40,48 @@ def test_paired_bootstrap_by_hand():
     assert abs(r["p_value"] - 2 * 0.75**4) < 0.05 and (r["a_only"], r["b_only"]) == (1, 0)
 
 
+def test_accuracy_per_difficulty_level_by_hand(tmp_path):
+    from types import SimpleNamespace
+
+    from reasonkd.pipeline.compare_report import split_markdown, summarize_split
+    from reasonkd.utils.io import write_jsonl
+
+    def verdicts(bits):
+        return {f"p{i}": b for i, b in enumerate(bits)}
+
+    def run(bits):
+        return {
+            "verdicts": verdicts(bits),
+            "timing": {"train_s": 1.0, "eval_s": {"dev": 1.0}},
+            "steps": 2,
+            "teacher_read_tokens": 0,
+            "teacher_tokens": None,
+        }
+
+    arm = SimpleNamespace(name="sft", baseline=None, description="", traces=None)
+    cfg = SimpleNamespace(baseline="sft", arms=[arm], traces="t", seeds=[0, 1], steps=2, batch_size=4, grad_accum=1)
+    results = {
+        "references": {
+            "student": {"verdicts": verdicts([0, 0, 0, 0, 0]), "seconds": 1.0},
+            "teacher": {"verdicts": verdicts([1, 1, 1, 0, 0]), "seconds": 1.0},
+        },
+        "arms": {"sft": {0: run([1, 0, 1, 1, 0]), 1: run([1, 1, 0, 1, 1])}},
+    }
+    write_jsonl(tmp_path / "dev.jsonl", [{"id": f"p{i}", "difficulty": d} for i, d in enumerate([1, 1, 2, 2, 10])])
+    s = summarize_split(cfg, [arm], results, "dev", str(tmp_path / "dev.jsonl"))
+    # levels in numeric order; an arm's accuracy is each problem's mean over the seeds, averaged
+    assert list(s["by_level"]) == ["1", "2", "10"]
+    assert s["by_level"]["1"] == {"n": 2, "models": {"student": 0.0, "teacher": 1.0, "sft": 0.75}}
+    assert s["by_level"]["2"]["models"] == {"student": 0.0, "teacher": 0.5, "sft": 0.75}
+    assert s["by_level"]["10"] == {"n": 1, "models": {"student": 0.0, "teacher": 0.0, "sft": 0.5}}
+    md = split_markdown(s)
+    assert "| level | problems | student | teacher | sft |" in md and "| 10 | 1 | 0.0 | 0.0 | 50.0 |" in md
+    # one problem without a level: no level table rather than one over part of the problems
+    write_jsonl(tmp_path / "dev.jsonl", [{"id": f"p{i}", "difficulty": 1} for i in range(4)] + [{"id": "p4"}])
+    s = summarize_split(cfg, [arm], results, "dev", str(tmp_path / "dev.jsonl"))
+    assert s["by_level"] == {} and "By difficulty" not in split_markdown(s)
+
+
 # ------------------------------------------------------------------ a tiny comparison
 
 
@@ -63,6 +105,7 @@ def test_compare_end_to_end_then_resume_and_heldout(setup, capsys):
     assert kd["wall_s"] > 0 and set(dev["references"]) == {"student", "teacher"}
     md = (out / "compare.md").read_text()
     assert "Dev split" in md and "| kd | 1 |" in md and "vs sft" in md and "Held-out" not in md
+    assert "By difficulty level" in md and sum(v["n"] for v in dev["by_level"].values()) == 3
     for arm in ("sft", "kd"):
         for seed in (0, 1):
             run = out / "arms" / arm / f"seed-{seed}"
