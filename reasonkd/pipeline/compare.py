@@ -179,7 +179,8 @@ def _run_info(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None
 
 
 def chosen_arms(cfg: CompareConfig, split: str, names: list[str] | None) -> list[ArmConfig]:
-    """Arms to run: all on dev; on held-out the named ones (`all` = every arm) plus their baselines."""
+    """Arms to run: all on dev; on held-out the named ones (`all` = every arm) plus their baselines and the
+    main baseline (`baseline`), so that every arm is paired with it on the same problems."""
     if split not in SPLITS:
         raise ReasonkdError(f"--split {split!r}: choose dev or heldout")
     if split == "heldout" and not names:
@@ -193,7 +194,7 @@ def chosen_arms(cfg: CompareConfig, split: str, names: list[str] | None) -> list
     unknown = [n for n in names if n not in by_name]
     if unknown:
         raise ReasonkdError(f"--arms: unknown {unknown}; arms: {', '.join(by_name)}")
-    wanted = set(names) | {by_name[n].baseline or cfg.baseline for n in names}
+    wanted = set(names) | {by_name[n].baseline or cfg.baseline for n in names} | {cfg.baseline}
     return [a for a in cfg.arms if a.name in wanted]
 
 

@@ -21,6 +21,7 @@ import json
 import time
 from pathlib import Path
 
+from reasonkd.errors import ReasonkdError
 from reasonkd.eval.metrics import bootstrap_ci, mcnemar_exact, paired_diff_ci
 from reasonkd.utils.io import atomic_write, read_jsonl, write_json
 
@@ -59,7 +60,7 @@ def _levels(eval_file: str, ids: list[str]) -> dict[str, list[str]]:
     problem has none (a level table over part of the problems would mislead)."""
     try:
         level = {r.get("id"): r.get("difficulty") for r in read_jsonl(eval_file)}
-    except (OSError, ValueError):
+    except (OSError, ValueError, ReasonkdError):
         return {}
     groups: dict[str, list[str]] = {}
     for i in ids:
@@ -128,10 +129,14 @@ def summarize_split(cfg, arms: list, results: dict, split: str, eval_file: str) 
             "teacher_read_tokens": sum(r["teacher_read_tokens"] for r in runs.values()),
             "wall_s": round(sum(p["train_s"] + (p["eval_s"] or 0.0) for p in per_seed.values()), 1),
             "vs_baseline": None,
+            "vs_main": None,
             "retention": None,
         }
         if base != arm.name and base in results["arms"]:
             row["vs_baseline"] = _paired(runs, results["arms"][base], ids)
+        if cfg.baseline not in (base, arm.name) and cfg.baseline in results["arms"]:
+            # an arm with its own baseline (e.g. on-policy vs sft + N steps) is also paired with the main one
+            row["vs_main"] = _paired(runs, results["arms"][cfg.baseline], ids)
         if before is not None and teacher is not None and teacher != before:
             row["retention"] = (pooled["mean"] - before) / (teacher - before)
         rows.append(row)
@@ -139,6 +144,7 @@ def summarize_split(cfg, arms: list, results: dict, split: str, eval_file: str) 
         "split": split,
         "eval_file": eval_file,
         "n_problems": len(ids),
+        "baseline": cfg.baseline,
         "seeds": list(cfg.seeds),
         "steps": cfg.steps,
         "batch_size": cfg.batch_size,
@@ -189,6 +195,10 @@ def split_markdown(s: dict) -> str:
         pooled = vs.get("pooled")
         p = f"{pooled['mcnemar_p']:.3g}" if pooled else "—"
         base = f" vs {row['baseline']}{'' if row.get('same_traces', True) else ' (other traces)'}" if pooled else ""
+        main = (row.get("vs_main") or {}).get("pooled")
+        if main:
+            base += f"; {_diff(main)} vs {s.get('baseline', 'the main baseline')}"
+            p += f"; {main['mcnemar_p']:.3g}"
         ret = "n/a" if row["retention"] is None else f"{100 * row['retention']:.1f}%"
         lines.append(
             f"| {row['arm']} | {_ci(row)} | {_diff(pooled)}{base} | {p} | {ret} | {row['wall_s'] / 60:.1f} | "

@@ -82,6 +82,42 @@ def test_accuracy_per_difficulty_level_by_hand(tmp_path):
     assert s["by_level"] == {} and "By difficulty" not in split_markdown(s)
 
 
+def test_an_arm_with_its_own_baseline_is_also_paired_with_the_main_one(tmp_path):
+    from types import SimpleNamespace
+
+    from reasonkd.pipeline.compare_report import split_markdown, summarize_split
+
+    def run(bits):
+        return {
+            "verdicts": {f"p{i}": b for i, b in enumerate(bits)},
+            "timing": {"train_s": 1.0},
+            "steps": 2,
+            "teacher_read_tokens": 0,
+            "teacher_tokens": None,
+        }
+
+    arms = [
+        SimpleNamespace(name="sft", baseline=None, description="", traces=None),
+        SimpleNamespace(name="sft-n", baseline=None, description="", traces=None),
+        SimpleNamespace(name="onp", baseline="sft-n", description="", traces=None),
+    ]
+    cfg = SimpleNamespace(baseline="sft", arms=arms, traces="t", seeds=[0], steps=2, batch_size=4, grad_accum=1)
+    results = {
+        "references": {},
+        "arms": {"sft": {0: run([1, 0, 0, 0])}, "sft-n": {0: run([0, 0, 0, 0])}, "onp": {0: run([1, 1, 1, 0])}},
+    }
+    s = summarize_split(cfg, arms, results, "dev", str(tmp_path / "missing.jsonl"))
+    rows = {r["arm"]: r for r in s["arms"]}
+    assert rows["onp"]["vs_baseline"]["pooled"]["diff"] == 0.75  # vs sft-n
+    assert rows["onp"]["vs_main"]["pooled"]["diff"] == 0.5  # vs sft
+    assert rows["sft-n"]["vs_main"] is None and rows["sft"]["vs_main"] is None
+    assert "+75.0 [" in split_markdown(s) and "vs sft-n; +50.0 [" in split_markdown(s)
+    # held-out brings the main baseline along with the chosen arm and its own baseline
+    from reasonkd.pipeline.compare import chosen_arms
+
+    assert [a.name for a in chosen_arms(cfg, "heldout", ["onp"])] == ["sft", "sft-n", "onp"]
+
+
 # ------------------------------------------------------------------ a tiny comparison
 
 
