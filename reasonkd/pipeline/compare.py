@@ -74,12 +74,8 @@ def train_arm(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None
     return final
 
 
-def evaluate(
-    cfg: CompareConfig, model: str, folder: Path, split: str, eval_file: Path, seed: int, progress: bool
-) -> dict:
-    """Per-problem verdicts of `model` on one eval set, cached in folder/eval-<split>.json."""
-    from reasonkd.eval import evaluate_model
-
+def _eval_identity(cfg: CompareConfig, model: str, eval_file: Path, seed: int) -> dict:
+    """What an evaluation's verdicts depend on: a cached one is reused only when all of it matches."""
     e = cfg.eval
     identity = {
         "model": str(model),
@@ -94,11 +90,29 @@ def evaluate(
         identity["engine"] = e.engine
     if (e.temperature, e.top_p) != (0.0, 1.0):  # greedy: the identity of evaluations cached before sampling
         identity.update(temperature=e.temperature, top_p=e.top_p)
+    return identity
+
+
+def cached_eval(cfg: CompareConfig, model: str, folder: Path, split: str, eval_file: Path, seed: int) -> dict | None:
+    """folder/eval-<split>.json when it holds this very evaluation (same model, problems and settings)."""
     path = folder / f"eval-{split}.json"
-    if path.is_file():
-        saved = json.loads(path.read_text())
-        if saved.get("identity") == identity:
-            return saved
+    if not path.is_file():
+        return None
+    saved = json.loads(path.read_text())
+    return saved if saved.get("identity") == _eval_identity(cfg, model, eval_file, seed) else None
+
+
+def evaluate(
+    cfg: CompareConfig, model: str, folder: Path, split: str, eval_file: Path, seed: int, progress: bool
+) -> dict:
+    """Per-problem verdicts of `model` on one eval set, cached in folder/eval-<split>.json."""
+    from reasonkd.eval import evaluate_model
+
+    saved = cached_eval(cfg, model, folder, split, eval_file, seed)
+    if saved is not None:
+        return saved
+    e = cfg.eval
+    identity = _eval_identity(cfg, model, eval_file, seed)
     t0 = time.perf_counter()
     result = evaluate_model(
         model,
@@ -127,7 +141,7 @@ def evaluate(
         "metrics": {k: v for k, v in result["tasks"][e.task]["metrics"].items() if k != "styles"},
         "seconds": seconds,
     }
-    write_json(path, saved)
+    write_json(folder / f"eval-{split}.json", saved)
     timing = _timing(folder)
     timing["eval_s"][split] = seconds
     write_json(folder / "timing.json", timing)
@@ -258,6 +272,28 @@ def _corrected_teacher(cfg: CompareConfig, chosen: list[ArmConfig], log_fn, prog
     return str(final)
 
 
+def _earlier_runs(
+    cfg: CompareConfig, chosen: list[ArmConfig], split: str, eval_file: Path, corrected: str | None, results: dict
+) -> list[ArmConfig]:
+    """Arms left out of this run (`--arms`) whose seeds were trained and evaluated on this very split
+    earlier: their cached results join `results`, so the report of a split keeps every arm run on it."""
+    found = []
+    for arm in cfg.arms:
+        if arm in chosen:
+            continue
+        teacher = corrected if arm.corrected_teacher else None
+        for seed in cfg.seeds:
+            run_dir = arm_dir(cfg, arm.name, seed)
+            if not ((run_dir / "summary.json").is_file() and (run_dir / "final" / "config.json").is_file()):
+                continue
+            r = cached_eval(cfg, str(run_dir / "final"), run_dir, split, eval_file, seed)
+            if r is not None:
+                results["arms"].setdefault(arm.name, {})[seed] = {**r, **_run_info(cfg, arm, seed, teacher)}
+        if arm.name in results["arms"]:
+            found.append(arm)
+    return found
+
+
 def run_compare(
     cfg: CompareConfig,
     split: str = "dev",
@@ -307,7 +343,9 @@ def run_compare(
             f"[{k}/{len(jobs)}] {arm.name} seed {seed}: accuracy {100 * m['accuracy']:.1f}% "
             f"[{100 * m['ci'][0]:.1f}, {100 * m['ci'][1]:.1f}] (n={m['n']}){eta}"
         )
-    summary = summarize_split(cfg, chosen, results, split, str(eval_files[split]))
+    shown = chosen + _earlier_runs(cfg, chosen, split, eval_files[split], corrected, results)
+    shown = [a for a in cfg.arms if a in shown]  # the file's order
+    summary = summarize_split(cfg, shown, results, split, str(eval_files[split]))
     md = write_outputs(out, split, summary, to_dict(cfg), command)
     log_fn("\n" + md)
     log_fn(f"wrote {out / 'compare.md'} and {out / 'compare.json'}")

@@ -161,6 +161,11 @@ def test_compare_end_to_end_then_resume_and_heldout(setup, capsys):
         compare.run_recipe = orig
     assert calls == [] and {p: p.stat().st_mtime_ns for p in before} == before
     assert "done earlier" in capsys.readouterr().out
+    # a dev run of one arm keeps the arms evaluated earlier in the split's report (from their cached verdicts)
+    assert main(["compare", str(path), "--arms", "sft"]) == 0
+    assert "1 arms x 2 seeds" in capsys.readouterr().out
+    dev = json.loads((out / "compare.json").read_text())["splits"]["dev"]
+    assert [r["arm"] for r in dev["arms"]] == ["sft", "kd"] and set(dev["arms"][1]["per_seed"]) == {"0", "1"}
 
     # held-out: only with the chosen arms, whose baseline comes along; dev results stay in the report
     assert main(["compare", str(path), "--split", "heldout"]) == 1
