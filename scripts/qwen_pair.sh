@@ -8,6 +8,7 @@
 #   scripts/qwen_pair.sh dev [ARMS] # step 3: train + evaluate the arms on dev, seed 0 (DEV_SEEDS='[0,1,2]' for more)
 #   scripts/qwen_pair.sh heldout ARMS   # step 4: the chosen arms (+ baselines), 3 seeds, 1000 held-out problems
 #                                       # (seed 0's trained students are reused from step 3)
+#   scripts/qwen_pair.sh status     # what is done and what is left (steps, checkpoints, accuracies); runs nothing
 # Output and log: $REASONKD_HOME/experiments/qwen-pair/ (run.log holds every phase's output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -47,5 +48,7 @@ case "${1:-}" in
     [ -n "${2:-}" ] || { echo "heldout needs ARMS (the arms chosen on dev)" >&2; exit 2; }
     say "compare on held-out: $2"
     $RK compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" --split heldout --arms "$2" 2>&1 | tee -a "$LOG" ;;
-  *) sed -n 2,10p "$0"; exit 2 ;;
+  status)
+    $RK compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" --status ;;
+  *) sed -n 2,11p "$0"; exit 2 ;;
 esac

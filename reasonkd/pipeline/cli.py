@@ -6,6 +6,7 @@ reasonkd demo --config recipes/demo/qwen-1.5b-to-0.5b.yaml
 reasonkd demo --keys                           # every key with its default and meaning
 reasonkd demo --config RECIPE --plan           # steps and time estimate on this machine; runs nothing
 reasonkd compare ARMS.yaml [key=value ...] [--split dev|heldout] [--arms a,b]   (docs/compare.md)
+reasonkd compare ARMS.yaml [key=value ...] --status   # what is done and what is left; runs nothing
 """
 
 from __future__ import annotations
@@ -50,6 +51,11 @@ def _compare(args) -> int:
 
     overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
     cfg = load_compare_config(args.arms_yaml, overrides)
+    if args.status:
+        from reasonkd.pipeline.compare_status import compare_status, status_markdown
+
+        print(status_markdown(cfg, compare_status(cfg)))
+        return 0
     if args.teacher_check:
         from reasonkd.pipeline.compare import teacher_check
 
@@ -104,5 +110,11 @@ def register(sub) -> None:
         action="store_true",
         help="only evaluate the teacher and the untrained student on --split (step 1, before traces): "
         "their gap and discordance; exit 1 when the gap is under 15 points",
+    )
+    c.add_argument(
+        "--status",
+        action="store_true",
+        help="print what is done and what is left (training steps, newest checkpoint, cached accuracies) "
+        "from OUT, without running anything",
     )
     c.set_defaults(func=_compare)

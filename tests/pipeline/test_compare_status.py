@@ -1,0 +1,55 @@
+"""`reasonkd compare ARMS.yaml --status`: progress read from the output folder, nothing run or written."""
+
+from __future__ import annotations
+
+from reasonkd.utils.io import write_json
+
+
+def _trained(run, steps: int, train_s: float = 0.0) -> None:
+    (run / "final").mkdir(parents=True)
+    (run / "final" / "config.json").write_text("{}")
+    write_json(run / "summary.json", {"total": {"steps": steps}})
+    write_json(run / "timing.json", {"train_s": train_s, "eval_s": {}})
+
+
+def test_status_reads_progress_from_the_folder_without_running(setup, tmp_path, capsys):
+    from reasonkd.cli import main
+    from reasonkd.pipeline.compare import _eval_identity
+    from reasonkd.pipeline.compare_config import arm_dir, load_compare_config
+
+    _, path, _ = setup
+    out = tmp_path / "out"
+    cfg = load_compare_config(str(path), [f"out={out}"])
+    (out / "eval").mkdir(parents=True)
+    dev = out / "eval" / "dev.jsonl"
+    dev.write_text('{"id": "p0"}\n{"id": "p1"}\n')
+    # sft seed 0: trained and evaluated on these dev problems; seed 1: its evaluation used other settings
+    run = arm_dir(cfg, "sft", 0)
+    _trained(run, 2, train_s=120.0)
+    identity = _eval_identity(cfg, str(run / "final"), dev, 0)
+    write_json(run / "eval-dev.json", {"identity": identity, "metrics": {"accuracy": 0.5, "n": 2}})
+    run = arm_dir(cfg, "sft", 1)
+    _trained(run, 2)
+    write_json(run / "eval-dev.json", {"identity": {"model": "other"}, "metrics": {"accuracy": 1.0, "n": 2}})
+    # kd seed 0: its first stage (1 of the 2 steps) at step 1, checkpointed; the second not begun
+    stage = arm_dir(cfg, "kd", 0) / "stages" / "1-warm"
+    (stage / "checkpoints" / "step-000001").mkdir(parents=True)
+    (stage / "metrics.jsonl").write_text('{"loss": 1.0, "step": 1}\n')
+    # kd seed 1: the first stage done, the second at step 1 with no checkpoint yet
+    run = arm_dir(cfg, "kd", 1)
+    write_json(run / "stages" / "1-warm" / "done.json", {"steps": 1})
+    (run / "stages" / "2-kd").mkdir(parents=True)
+    (run / "stages" / "2-kd" / "metrics.jsonl").write_text('{"step": 1}\n')
+    before = sorted(p for p in tmp_path.rglob("*"))
+
+    assert main(["compare", str(path), f"out={out}", "--status"]) == 0
+    text = capsys.readouterr().out
+    rows = {
+        tuple(c.strip() for c in ln.strip("|").split("|")[:2]): ln for ln in text.splitlines() if ln.startswith("| ")
+    }
+    assert "done, 2 steps, 2 min" in rows[("sft", "0")] and "50.0% (n=2)" in rows[("sft", "0")]
+    assert "stale" in rows[("sft", "1")]
+    assert "step 1 of 2 (newest checkpoint: 1-warm step-000001)" in rows[("kd", "0")]
+    assert "step 2 of 2 (newest checkpoint: none)" in rows[("kd", "1")]
+    assert "—" in rows[("reference student", "")] and "—" in rows[("reference teacher", "")]
+    assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing written, nothing run
