@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import shutil
 import time
+from functools import lru_cache
 from pathlib import Path
 
 from reasonkd.config import save_config, to_dict
@@ -74,12 +75,18 @@ def train_arm(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None
     return final
 
 
+@lru_cache(maxsize=8)
+def _problems_sha(path: str, mtime_ns: int, size: int) -> str:
+    """SHA-256 of an eval set, hashed once per version of the file (`--status` asks once per row)."""
+    return sha256_file(path)
+
+
 def _eval_identity(cfg: CompareConfig, model: str, eval_file: Path, seed: int) -> dict:
     """What an evaluation's verdicts depend on: a cached one is reused only when all of it matches."""
-    e = cfg.eval
+    e, st = cfg.eval, Path(eval_file).stat()
     identity = {
         "model": str(model),
-        "problems": sha256_file(eval_file),
+        "problems": _problems_sha(str(eval_file), st.st_mtime_ns, st.st_size),
         "task": e.task,
         "template": e.template,
         "max_new_tokens": e.max_new_tokens,
