@@ -448,3 +448,14 @@ def test_shipped_qwen_pair_yaml_gives_every_arm_the_same_budget():
     # soft targets of kd terms come from the teacher's top-k cache (k >= 64 with the tail mass); CE arms take none
     assert arm_recipe(cfg, arms["kd"], 0).data.logit_cache == cfg.logit_cache != ""
     assert arm_recipe(cfg, arms["sft"], 0).data.logit_cache is None
+    # the dev lr sweep: each variant is its arm at another lr, nothing else changed
+    from dataclasses import replace
+
+    for base, variants in {"sft": ("sft-lr5e-5", "sft-lr2e-4"), "kd-ct": ("kd-ct-lr5e-5", "kd-ct-lr2e-4")}.items():
+        ref = arm_recipe(cfg, arms[base], 0)
+        for name in variants:
+            r = arm_recipe(cfg, arms[name], 0)
+            assert arms[name].corrected_teacher == arms[base].corrected_teacher
+            assert r.stages[0].lr != ref.stages[0].lr
+            same_lr = replace(r, output_dir=ref.output_dir, stages=[replace(r.stages[0], lr=ref.stages[0].lr)])
+            assert same_lr == ref, name
