@@ -47,6 +47,35 @@ def _timing(folder: Path) -> dict:
     return json.loads(f.read_text()) if f.is_file() else {"train_s": 0.0, "eval_s": {}}
 
 
+def _kept_work_until(run_dir: Path) -> float:
+    """Wall-clock time (epoch s) of the newest checkpoint or finished stage in a run: where the work a killed
+    sitting leaves behind ends (what came after it is redone by the next sitting)."""
+    marks = [
+        *run_dir.glob("stages/*/checkpoints/step-*"),
+        *run_dir.glob("stages/*/done.json"),
+        *run_dir.glob("trl/checkpoint-*"),
+    ]
+    return max((p.stat().st_mtime for p in marks), default=0.0)
+
+
+def _open_sitting(run_dir: Path) -> None:
+    """Start a training sitting in timing.json. An earlier sitting that never closed (the process was killed)
+    is counted up to its newest checkpoint first, so `train_s` is the wall time of every sitting's kept work
+    however often a long arm was stopped and resumed."""
+    timing = _timing(run_dir)
+    start = timing.pop("sitting_start", None)
+    if start is not None:
+        timing["train_s"] = round(timing["train_s"] + max(0.0, _kept_work_until(run_dir) - start), 1)
+    timing["sitting_start"] = time.time()
+    write_json(run_dir / "timing.json", timing)
+
+
+def _close_sitting(run_dir: Path) -> None:
+    timing = _timing(run_dir)
+    timing["train_s"] = round(timing["train_s"] + time.time() - timing.pop("sitting_start"), 1)
+    write_json(run_dir / "timing.json", timing)
+
+
 def train_arm(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None, progress: bool) -> Path:
     """Train (or resume, or skip) one arm and seed; returns its final/ folder. An arm that starts from
     another arm's student trains that one first when it is missing."""
@@ -57,7 +86,7 @@ def train_arm(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None
     final = run_dir / "final"
     if (final / "config.json").is_file() and (run_dir / "summary.json").is_file():
         return final
-    t0 = time.perf_counter()
+    _open_sitting(run_dir)
     if arm.runner == "trl-gkd":
         from reasonkd.pipeline.trl_arm import train_trl_arm
 
@@ -65,9 +94,7 @@ def train_arm(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None
         train_trl_arm(recipe, arm.trl, cfg.steps + arm.extra_steps, progress=progress)
     else:
         run_recipe(recipe, resume=True, progress=progress)
-    timing = _timing(run_dir)
-    timing["train_s"] = round(timing["train_s"] + time.perf_counter() - t0, 1)
-    write_json(run_dir / "timing.json", timing)
+    _close_sitting(run_dir)
     for stage in sorted((run_dir / "stages").glob("*")):  # final/ holds the result: stage copies are dead weight
         for sub in ("student", "checkpoints"):
             shutil.rmtree(stage / sub, ignore_errors=True)

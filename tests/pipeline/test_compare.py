@@ -459,3 +459,31 @@ def test_shipped_qwen_pair_yaml_gives_every_arm_the_same_budget():
             assert r.stages[0].lr != ref.stages[0].lr
             same_lr = replace(r, output_dir=ref.output_dir, stages=[replace(r.stages[0], lr=ref.stages[0].lr)])
             assert same_lr == ref, name
+
+
+def test_training_time_counts_every_sitting_of_a_stopped_and_resumed_arm(tmp_path):
+    """A sitting killed before it closed (kill -9, a machine stop) counts up to its newest checkpoint; work
+    after that checkpoint is redone by the next sitting, so it is not counted twice."""
+    import json
+    import os
+    import time
+
+    from reasonkd.pipeline.compare import _close_sitting, _open_sitting
+
+    run = tmp_path / "arms" / "kd" / "seed-0"
+    _open_sitting(run)  # first sitting (begun 1000 s ago): it died after writing the step-10 checkpoint
+    t0 = time.time() - 1000.0
+    (run / "timing.json").write_text(json.dumps({"train_s": 0.0, "eval_s": {}, "sitting_start": t0}))
+    ckpt = run / "stages" / "1-kd" / "checkpoints" / "step-000010"
+    ckpt.mkdir(parents=True)
+    os.utime(ckpt, (t0 + 600.0, t0 + 600.0))
+    _open_sitting(run)  # second sitting (a resume): the first counts until its checkpoint
+    timing = json.loads((run / "timing.json").read_text())
+    assert timing["train_s"] == 600.0 and timing["sitting_start"] >= time.time() - 5
+    _close_sitting(run)
+    timing = json.loads((run / "timing.json").read_text())
+    assert "sitting_start" not in timing and 600.0 <= timing["train_s"] < 610.0
+    # a sitting killed before any new checkpoint left nothing behind: it adds nothing
+    _open_sitting(run)
+    _open_sitting(run)
+    assert json.loads((run / "timing.json").read_text())["train_s"] == timing["train_s"]
