@@ -5,7 +5,8 @@ output folder without loading a model or touching a file (docs/compare.md).
     print(status_markdown(cfg, rows))
 
 A row's training is `done` (final/ and summary.json written), `step K of N` (the newest metrics line;
-a resume starts again from the newest checkpoint, shown next to it) or `not started`; its dev and
+a resume starts again from the newest checkpoint, shown next to it, and a sitting that has not closed is
+named with its start: the run is going on, or was killed) or `not started`; its dev and
 held-out columns hold the accuracy of the cached evaluation, `stale` when it was made with other
 problems or settings (a rerun evaluates it again), `—` when there is none yet.
 """
@@ -13,6 +14,7 @@ problems or settings (a rerun evaluates it again), `—` when there is none yet.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 
 from reasonkd.pipeline.compare import cached_eval
@@ -35,8 +37,8 @@ def _training(run: Path, stage_steps: list[int]) -> dict:
     from reasonkd.distill.checkpoint import latest_checkpoint
 
     total = sum(stage_steps)
-    timing = run / "timing.json"
-    train_s = json.loads(timing.read_text()).get("train_s", 0.0) if timing.is_file() else 0.0
+    timing = json.loads((run / "timing.json").read_text()) if (run / "timing.json").is_file() else {}
+    train_s, since = timing.get("train_s", 0.0), timing.get("sitting_start")
     if (run / "final" / "config.json").is_file() and (run / "summary.json").is_file():
         summary = json.loads((run / "summary.json").read_text())
         steps = summary.get("total", {}).get("steps", total)
@@ -55,7 +57,14 @@ def _training(run: Path, stage_steps: list[int]) -> dict:
     if trl:  # a TRL arm: its trainer's own checkpoints
         checkpoint = "trl " + max(trl, key=lambda p: int(p.name.rsplit("-", 1)[-1])).name
     state = "not started" if steps == 0 and checkpoint in (None, "none") else "running or stopped"
-    return {"state": state, "steps": steps, "total": total, "checkpoint": checkpoint, "train_s": train_s}
+    return {
+        "state": state,
+        "steps": steps,
+        "total": total,
+        "checkpoint": checkpoint,
+        "train_s": train_s,
+        "since": since,
+    }
 
 
 def _accuracy(cfg: CompareConfig, model: str, folder: Path, split: str, seed: int) -> str:
@@ -98,7 +107,10 @@ def _describe(t: dict) -> str:
         return f"done, {t['steps']} steps{minutes}"
     if t["state"] == "not started":
         return f"not started ({t['total']} steps)"
-    return f"step {t['steps']} of {t['total']} (newest checkpoint: {t['checkpoint']}){minutes}"
+    since = ""
+    if t.get("since"):  # a sitting that has not closed: the run is going on now, or was killed
+        since = f"; sitting begun {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(t['since']))}, running or killed"
+    return f"step {t['steps']} of {t['total']} (newest checkpoint: {t['checkpoint']}){minutes}{since}"
 
 
 def status_markdown(cfg: CompareConfig, rows: list[dict]) -> str:

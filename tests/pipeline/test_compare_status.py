@@ -40,6 +40,7 @@ def test_status_reads_progress_from_the_folder_without_running(setup, tmp_path, 
     write_json(run / "stages" / "1-warm" / "done.json", {"steps": 1})
     (run / "stages" / "2-kd").mkdir(parents=True)
     (run / "stages" / "2-kd" / "metrics.jsonl").write_text('{"step": 1}\n')
+    write_json(run / "timing.json", {"train_s": 60.0, "eval_s": {}, "sitting_start": 1796559000.0})  # not closed
     before = sorted(p for p in tmp_path.rglob("*"))
 
     assert main(["compare", str(path), f"out={out}", "--status"]) == 0
@@ -50,6 +51,8 @@ def test_status_reads_progress_from_the_folder_without_running(setup, tmp_path, 
     assert "done, 2 steps, 2 min" in rows[("sft", "0")] and "50.0% (n=2)" in rows[("sft", "0")]
     assert "stale" in rows[("sft", "1")]
     assert "step 1 of 2 (newest checkpoint: 1-warm step-000001)" in rows[("kd", "0")]
-    assert "step 2 of 2 (newest checkpoint: none)" in rows[("kd", "1")]
+    assert "step 2 of 2 (newest checkpoint: none), 1 min" in rows[("kd", "1")]
+    assert "sitting begun 2026-12-06 12:10 UTC, running or killed" in rows[("kd", "1")]
+    assert "sitting" not in rows[("kd", "0")] + rows[("sft", "0")]
     assert "—" in rows[("reference student", "")] and "—" in rows[("reference teacher", "")]
     assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing written, nothing run
