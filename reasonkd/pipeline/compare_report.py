@@ -188,7 +188,7 @@ def split_markdown(s: dict) -> str:
         "|---|---|---|---|---|---|---|",
     ]
     for name, r in s["references"].items():
-        label = "student (untrained)" if name == "student" else "teacher"
+        label = {"student": "student (untrained)", "teacher-corrected": "teacher, corrected"}.get(name, name)
         lines.append(f"| {label} | {_ci(r)} | — | — | — | {r['eval_s'] / 60:.1f} (eval) | — |")
     for row in s["arms"]:
         vs = row["vs_baseline"] or {}

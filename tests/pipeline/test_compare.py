@@ -80,6 +80,11 @@ def test_accuracy_per_difficulty_level_by_hand(tmp_path):
     write_jsonl(tmp_path / "dev.jsonl", [{"id": f"p{i}", "difficulty": 1} for i in range(4)] + [{"id": "p4"}])
     s = summarize_split(cfg, [arm], results, "dev", str(tmp_path / "dev.jsonl"))
     assert s["by_level"] == {} and "By difficulty" not in split_markdown(s)
+    # each reference model has its own row label (the corrected teacher is not a second "teacher")
+    results["references"]["teacher-corrected"] = {"verdicts": verdicts([1, 1, 1, 1, 0]), "seconds": 1.0}
+    md = split_markdown(summarize_split(cfg, [arm], results, "dev", str(tmp_path / "dev.jsonl")))
+    rows = [ln.split("|")[1].strip() for ln in md.splitlines() if ln.startswith("| ") and "(eval)" in ln]
+    assert rows == ["student (untrained)", "teacher", "teacher, corrected"]
 
 
 def test_an_arm_with_its_own_baseline_is_also_paired_with_the_main_one(tmp_path):
