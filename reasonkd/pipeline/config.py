@@ -40,6 +40,7 @@ from reasonkd.data.recipe import (
 )
 from reasonkd.distill.recipe import DistillRecipe
 from reasonkd.errors import ConfigError
+from reasonkd.pipeline.correct import CorrectionConfig
 
 # The user prompt of every problem, for the teacher's traces and every evaluation alike. The 0.5B coder
 # teacher answers the generic "think step by step" prompt with LaTeX and Python (mean ~250 tokens, 36%
@@ -178,6 +179,11 @@ class DemoConfig:
     LoRA, precision); student, teacher, seed and device are set from this config's own keys (distill.<key> set
     to another value is refused). The SFT baseline trains with ce only for the same total steps at the
     stages' peak lr and longest warm-up."""
+    teacher_correction: CorrectionConfig = field(default_factory=CorrectionConfig)
+    """Teacher correction before distilling (reasonkd/pipeline/correct.py): a LoRA pass of the teacher on the
+    demo's verified traces, merged into OUT/teacher-corrected/final, which then teaches the student (soft
+    targets, on-policy scores). steps 0 = off: the plain teacher teaches. The SFT baseline reads no teacher;
+    the table's teacher row stays the plain teacher that wrote the traces."""
     device: str = "auto"
     """auto (cuda if present, else cpu) | cpu | cuda."""
 

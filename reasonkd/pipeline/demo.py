@@ -13,7 +13,9 @@ shards, training checkpoints):
                  families, new numbers) and OUT/eval/unseen.jsonl (test originals: unseen families)
     eval_before  student and teacher on both files -> OUT/eval/<label>.<set>.json
     traces       teacher traces on train problems, verified -> OUT/traces/, OUT/train_traces.jsonl
-    distill      the config's `distill` recipe (feature -> logic -> output) -> OUT/distill/final
+    correct      (teacher_correction.steps >= 1) the teacher's LoRA pass on those traces ->
+                 OUT/teacher-corrected/final, the teacher of the distill step
+    distill      the config's `distill` recipe (default: feature -> logic -> output) -> OUT/distill/final
     sft          same traces, ce only, same steps / batch / peak lr -> OUT/sft/final (the baseline)
     eval_after   distilled and SFT students on both files
     report       OUT/report/index.html (+ report.md, results.json), OUT/report/demo.md + demo.json,
@@ -45,6 +47,7 @@ from reasonkd.distill.stages import run_recipe
 from reasonkd.errors import ReasonkdError
 from reasonkd.eval.runner import evaluate_model
 from reasonkd.pipeline.config import DemoConfig
+from reasonkd.pipeline.correct import correct_teacher
 from reasonkd.pipeline.eta import machine_estimate, resolve_device
 from reasonkd.pipeline.report import eval_file, eval_sets, load_summary, step_report, write_timings
 from reasonkd.pipeline.steps import Step, StepRunner
@@ -309,13 +312,31 @@ def distill_recipe(cfg: DemoConfig, out: Path, sft: bool = False) -> DistillReci
         ]
     recipe = dataclasses.replace(
         cfg.distill,
-        teacher="" if sft else cfg.distill.teacher,
+        teacher="" if sft else (corrected_teacher(cfg, out) or cfg.distill.teacher),
         stages=stages,
         data=dataclasses.replace(cfg.distill.data, path=str(out / "train_traces.jsonl")),
         output_dir=str(out / ("sft" if sft else "distill")),
         bf16_autocast=cfg.distill.asked["bf16_autocast"],
     )  # "auto": with its reason
     return recipe
+
+
+def corrected_teacher(cfg: DemoConfig, out: Path) -> str | None:
+    """OUT/teacher-corrected/final when the demo corrects its teacher (teacher_correction.steps >= 1)."""
+    return str(out / "teacher-corrected" / "final") if cfg.teacher_correction.steps else None
+
+
+def step_correct(cfg: DemoConfig, out: Path) -> dict:
+    """Teacher correction: the teacher's LoRA pass on the verified traces the student trains on (resumable)."""
+    final = correct_teacher(
+        cfg.teacher,
+        str(out / "train_traces.jsonl"),
+        out / "teacher-corrected",
+        cfg.teacher_correction,
+        seed=cfg.seed,
+        device=cfg.device,
+    )
+    return {"final": str(final)}
 
 
 def step_train(cfg: DemoConfig, out: Path, sft: bool) -> dict:
@@ -345,8 +366,16 @@ def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print) -> d
             "evaluate student and teacher",
         ),
         Step("traces", lambda: step_traces(cfg, out), eta["traces"], "teacher traces (verified)"),
+        *(
+            [Step("correct", lambda: step_correct(cfg, out), eta["correct"], "teacher correction (on those traces)")]
+            if cfg.teacher_correction.steps
+            else []
+        ),
         Step(
-            "distill", lambda: step_train(cfg, out, sft=False), eta["distill"], "distill (feature -> logic -> output)"
+            "distill",
+            lambda: step_train(cfg, out, sft=False),
+            eta["distill"],
+            f"distill ({' -> '.join(st.name for st in cfg.distill.stages)})",
         ),
         Step("sft", lambda: step_train(cfg, out, sft=True), eta["sft"], "SFT baseline (same traces, ce only)"),
         Step(

@@ -87,10 +87,17 @@ def estimate(cfg: DemoConfig, cuda: bool = False, scale: dict[str, float] | None
 
     d = cfg.distill  # the training recipe: its stages' steps, batch and length
     tok = cfg.train_steps * d.batch_size * d.grad_accum * min(TRAIN_TOKENS, d.max_length)
-    return {
+    eta = {
         "data": 15.0,
         "eval_before": eval_s(cfg.student) + eval_s(cfg.teacher),
         "traces": cfg.n_traces * TRACE_FILL * cfg.teacher_max_new_tokens / _rate(cfg.teacher, "gen", scale),
+    }
+    tc = cfg.teacher_correction  # the teacher's LoRA pass on those traces, when the demo corrects it
+    if tc.steps:
+        eta["correct"] = (
+            tc.steps * tc.batch_size * min(TRAIN_TOKENS, tc.max_length) / _rate(cfg.teacher, "train", scale)
+        )
+    return eta | {
         "distill": tok / _rate(cfg.student, "train", scale) + tok / _rate(cfg.teacher, "fwd", scale),
         "sft": tok / _rate(cfg.student, "train", scale),
         "eval_after": 2 * eval_s(cfg.student, EVAL_FILL_TRAINED),

@@ -466,6 +466,29 @@ def test_shipped_qwen_pair_yaml_gives_every_arm_the_same_budget():
             assert same_lr == ref, name
 
 
+def test_shipped_qwen_pair_recipe_and_demo_train_the_dev_leader():
+    """recipes/distill/qwen-pair.yaml and the qwen demo preset are the comparison's `sft` arm then its
+    `onpolicy-ct` stage, key for key (so the product cannot drift from the measured arm)."""
+    from pathlib import Path
+
+    from reasonkd.config import load_config, to_dict
+    from reasonkd.distill.recipe import DistillRecipe
+    from reasonkd.pipeline.compare_config import arm_recipe, load_compare_config
+    from reasonkd.pipeline.config import DemoConfig, preset_path
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_compare_config(root / "recipes/compare/qwen-pair.yaml", [])
+    arms = {a.name: a for a in cfg.arms}
+    measured = [to_dict(arm_recipe(cfg, arms[n], 0)).get("stages")[0] for n in ("sft", "onpolicy-ct")]
+    demo = load_config(DemoConfig, preset_path("qwen-1.5b-to-0.5b"))
+    for recipe in (load_config(DistillRecipe, root / "recipes/distill/qwen-pair.yaml"), demo.distill):
+        assert to_dict(recipe)["stages"] == measured
+        for key in ("batch_size", "grad_accum", "max_length", "lora", "gradient_checkpointing"):
+            assert getattr(recipe, key) == getattr(arm_recipe(cfg, arms["onpolicy-ct"], 0), key), key
+    assert arms["onpolicy-ct"].corrected_teacher and demo.teacher_correction.steps == cfg.teacher_correction.steps
+    assert demo.teacher_correction.lora_r == cfg.teacher_correction.lora_r
+
+
 def test_training_time_counts_every_sitting_of_a_stopped_and_resumed_arm(tmp_path):
     """A sitting killed before it closed (kill -9, a machine stop) counts up to its newest checkpoint; work
     after that checkpoint is redone by the next sitting, so it is not counted twice."""

@@ -177,7 +177,8 @@ def test_presets_load_and_default_yaml_equals_the_defaults():
     quick = load_config(DemoConfig, preset_path("quick"))
     assert quick.n_test < DemoConfig().n_test
     qwen = load_config(DemoConfig, preset_path("qwen-1.5b-to-0.5b"))
-    assert qwen.distill.lora.enabled and "attention_kl" in qwen.distill.stages[0].loss_names
+    assert qwen.distill.lora.enabled and [st.kind for st in qwen.distill.stages] == ["logic", "on_policy"]
+    assert qwen.teacher_correction.steps > 0 and qwen.train_steps == 225
 
 
 @pytest.mark.parametrize(
@@ -282,3 +283,27 @@ def test_kill9_mid_distill_then_rerun_resumes(tmp_path, same_tok_student, tiny_q
     assert (out / "report" / "index.html").is_file() and not list(out.rglob("*.tmp"))
     # the demo prunes finished stages' optimizer-state checkpoints; the stage students stay
     assert not list(out.glob("*/stages/*/checkpoints")) and list(out.glob("distill/stages/*/student"))
+
+
+@pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
+def test_demo_with_teacher_correction_distils_from_the_corrected_teacher(tmp_path, same_tok_student, tiny_qwen_dir):
+    """teacher_correction.steps >= 1 adds a step after the traces: the teacher's LoRA pass on the verified
+    traces the student trains on; the distillation then reads that teacher, the SFT baseline none."""
+    import yaml
+
+    from reasonkd.pipeline.eta import estimate
+
+    out = tmp_path / "demo"
+    tc = {"steps": 2, "lora_r": 4, "batch_size": 2, "max_length": 384}
+    cfg = _cfg(out, same_tok_student, tiny_qwen_dir, n_unseen=0, distill=_distill((1, 1, 1)), teacher_correction=tc)
+    assert list(estimate(cfg))[:4] == ["data", "eval_before", "traces", "correct"]
+    assert "correct" not in estimate(_cfg(out, same_tok_student, tiny_qwen_dir))
+    run_demo(cfg)
+    state = json.loads((out / "state.json").read_text())
+    assert state["steps"]["correct"]["done"] and list(state["steps"]).index("correct") == 3
+    corrected = out / "teacher-corrected" / "final"
+    assert (corrected / "config.json").is_file()
+    assert json.loads((out / "teacher-corrected" / "summary.json").read_text())["total"]["steps"] == 2
+    assert yaml.safe_load((out / "distill.yaml").read_text())["teacher"] == str(corrected)
+    assert yaml.safe_load((out / "sft.yaml").read_text())["teacher"] == ""
+    assert (out / "distill" / "final" / "config.json").is_file() and (out / "sft" / "final" / "config.json").is_file()
