@@ -328,6 +328,13 @@ def _earlier_runs(
     return found
 
 
+def job_order(chosen: list[ArmConfig], seeds: list[int]) -> list[tuple[ArmConfig, int]]:
+    """(arm, seed) in the order they run: seed by seed, each seed's arms in the file's order (an arm's
+    `start_from` run is trained first when missing). A run stopped part-way then holds whole seeds, so the paired
+    comparison of every chosen arm on the first seed is ready before the later seeds' training starts."""
+    return [(a, s) for s in seeds for a in chosen]
+
+
 def run_compare(
     cfg: CompareConfig,
     split: str = "dev",
@@ -344,7 +351,7 @@ def run_compare(
     save_config(cfg, out, "compare-config.yaml")
     eval_files = prepare_eval_sets(cfg, out, chosen)
     corrected = _corrected_teacher(cfg, chosen, log_fn, progress)
-    jobs = [(a, s) for a in chosen for s in cfg.seeds]
+    jobs = job_order(chosen, cfg.seeds)
     models = {"student": cfg.student, "teacher": cfg.teacher, "teacher-corrected": corrected}
     refs = [(name, models[name]) for name in cfg.references]
     n_problems = len(read_jsonl(eval_files[split]))

@@ -515,3 +515,18 @@ def test_training_time_counts_every_sitting_of_a_stopped_and_resumed_arm(tmp_pat
     _open_sitting(run)
     _open_sitting(run)
     assert json.loads((run / "timing.json").read_text())["train_s"] == timing["train_s"]
+
+
+def test_jobs_run_seed_by_seed_so_a_stopped_run_holds_whole_seeds():
+    """Seed 0 of every chosen arm (an arm's start_from in the file's order before it) runs before any seed 1."""
+    from pathlib import Path
+
+    from reasonkd.pipeline.compare import chosen_arms, job_order
+    from reasonkd.pipeline.compare_config import load_compare_config
+
+    root = Path(__file__).resolve().parents[2]
+    cfg = load_compare_config(root / "recipes/compare/qwen-pair.yaml", [])
+    chosen = chosen_arms(cfg, "heldout", ["onpolicy-ct", "sft-n"])
+    order = [(a.name, s) for a, s in job_order(chosen, cfg.seeds)]
+    assert order[:3] == [("sft", 0), ("sft-n", 0), ("onpolicy-ct", 0)]
+    assert [s for _, s in order] == sorted(s for _, s in order) and len(order) == 3 * len(cfg.seeds)
