@@ -53,7 +53,8 @@ def problems(work: Path, n: int):
     """The demo's held-out problems and prompt template (built once into `work`)."""
     from reasonkd.eval.tasks import get_task
     from reasonkd.pipeline.config import load_demo_config
-    from reasonkd.pipeline.demo import prompt_template, step_data
+    from reasonkd.pipeline.demo import step_data
+    from reasonkd.pipeline.demo_traces import prompt_template
 
     cfg = load_demo_config(overrides=[f"n_test={n}"])
     if not (work / "eval" / "heldout.jsonl").is_file():

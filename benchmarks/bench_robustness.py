@@ -49,7 +49,7 @@ from reasonkd.errors import ReasonkdError  # noqa: E402
 from reasonkd.eval.metrics import mcnemar_exact, paired_diff_ci  # noqa: E402
 from reasonkd.eval.runner import evaluate_model  # noqa: E402
 from reasonkd.pipeline.config import DemoConfig  # noqa: E402
-from reasonkd.pipeline.demo import student_rows, with_shots  # noqa: E402
+from reasonkd.pipeline.demo_traces import student_rows, with_shots  # noqa: E402
 from reasonkd.teacher.generate import GenerateSettings, generate_traces, select_items  # noqa: E402
 from reasonkd.utils.io import read_json, read_jsonl, write_json, write_jsonl  # noqa: E402
 
