@@ -1,8 +1,9 @@
-"""End to end, offline, on the shipped models: `reasonkd serve --model qwen2.5-coder-0.5b` on loopback is the
-remote teacher. `teacher generate --backend openai --logprobs 20` (traces + cache) and `teacher logits
---base-url` (remote teacher forcing) both equal in-process `teacher logits --teacher` within 1e-3 (fp32); a
-distillation from the remote cache follows the local one's loss curve (same seed, within 1%), for the same
-tokenizer and for smollm2-135m through token strings. Run with `-m slow` (minutes of CPU)."""
+"""End to end, offline, on the shipped models: `reasonkd serve --model qwen2.5-coder-0.5b` on loopback is the remote
+teacher. `teacher generate --backend openai --logprobs 20` (traces + cache) and `teacher logits --base-url` (remote
+teacher forcing) both equal in-process `teacher logits --teacher` (fp32; within 1e-3 for teacher forcing, 5e-3 for
+the log-probs read while decoding: see DECODE_VS_FORWARD); a distillation from the remote cache follows the local
+one's loss curve (same seed, within 1%), for the same tokenizer and for smollm2-135m through token strings. Run
+with `-m slow` (minutes of CPU)."""
 
 import json
 import os
@@ -167,20 +168,30 @@ def caches(served, tmp_path_factory):
     return root
 
 
-def _close(a: LogitCache, b: LogitCache):
+# Both sides run the same fp32 weights, but not the same kernels: the log-probs read while generating come from
+# the server's KV-cache decode (one query row per step), teacher forcing from one causal forward over the whole
+# sequence. 24 layers of fp32 reductions in a different order move a log-prob near -12 by up to ~2e-3 (measured
+# 1.6e-3 once on an AMX CPU). A real fault (an off-by-one position, a temperature applied to the log-probs, the
+# wrong token) moves them by 0.1 or more, so the generation-time check keeps 5e-3; remote teacher forcing runs
+# the same kind of forward as the local one and keeps 1e-3.
+DECODE_VS_FORWARD = 5e-3
+FORWARD_VS_FORWARD = 1e-3
+
+
+def _close(a: LogitCache, b: LogitCache, tol: float):
     assert len(a) > 0 and len(a) == len(b)
     for eid in a.index:
         x, y = a.get(eid), b.get(eid)
         assert x.token_ids.tolist() == y.token_ids.tolist()
         n = len(x.topk_logprobs)
         assert 0 < n <= len(y.topk_logprobs)
-        assert (x.topk_logprobs.float() - y.topk_logprobs[:n].float()).abs().max() < 1e-3
+        assert (x.topk_logprobs.float() - y.topk_logprobs[:n].float()).abs().max() < tol
 
 
 def test_remote_caches_equal_the_in_process_cache(caches):
     local = LogitCache(caches / "local")
-    _close(LogitCache(caches / "gen" / "logits"), local)
-    _close(LogitCache(caches / "remote"), local)
+    _close(LogitCache(caches / "gen" / "logits"), local, DECODE_VS_FORWARD)
+    _close(LogitCache(caches / "remote"), local, FORWARD_VS_FORWARD)
     assert LogitCache(caches / "gen_str" / "logits").by_strings
 
 
