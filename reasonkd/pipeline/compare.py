@@ -12,7 +12,9 @@ student and the teacher are evaluated once (OUT/references/) for retention. OUT/
 compare.json hold, per split: accuracy with a 95% CI per arm and seed, the paired difference to the
 baseline arm (paired bootstrap 95% CI, exact McNemar p) per seed and pooled over seeds, retention,
 wall time (train + eval) and teacher tokens. Everything is resumable: a trained run, or an
-evaluation whose settings and problems are unchanged, is skipped on a rerun.
+evaluation whose settings and problems are unchanged, is skipped on a rerun. With `isolate: true` (the
+default) each job (the teacher correction, a reference's evaluation, an arm-seed's training + evaluation) runs
+in a process of its own (reasonkd/utils/child.py), so memory one job leaves behind cannot starve the next.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from reasonkd.pipeline.compare_data import prepare_eval_sets
 from reasonkd.pipeline.compare_report import summarize_split, write_outputs
 from reasonkd.pipeline.correct import correct_teacher_with_cache
 from reasonkd.pipeline.eta import resolve_device
+from reasonkd.utils.child import run_in_child
 from reasonkd.utils.io import read_jsonl, sha256_file, write_json
 
 MIN_GAP = 0.15
@@ -283,23 +286,32 @@ def teacher_check(cfg: CompareConfig, split: str = "dev", *, log_fn=print, progr
     return check
 
 
-def _corrected_teacher(cfg: CompareConfig, chosen: list[ArmConfig], log_fn, progress: bool) -> str | None:
-    """The teacher after teacher correction (trained once, OUT/teacher-corrected/final) when a chosen arm or
-    a reference needs it, with its logit cache (same k, length and storage as `logit_cache`) when a chosen
-    arm reads one."""
+def _correction_plan(cfg: CompareConfig, chosen: list[ArmConfig]) -> tuple[Path, bool, bool] | None:
+    """(folder, reads_cache, done) of the teacher correction, or None when no chosen arm or reference needs it."""
     arms = [a for a in chosen if a.corrected_teacher]
     if not arms and "teacher-corrected" not in cfg.references:
         return None
     folder = corrected_dir(cfg)
     reads = any(arm_recipe(cfg, a, cfg.seeds[0]).data.logit_cache == str(folder / "logits") for a in arms)
-    device = resolve_device(cfg.recipe.get("device", "auto"))
+    done = (folder / "final" / "config.json").is_file() and (folder / "summary.json").is_file()
+    return folder, reads, done and (not reads or (folder / "logits" / "meta.json").is_file())
+
+
+def _corrected_teacher(cfg: CompareConfig, chosen: list[ArmConfig], log_fn, progress: bool) -> str | None:
+    """The teacher after teacher correction (trained once, OUT/teacher-corrected/final) when a chosen arm or
+    a reference needs it, with its logit cache (same k, length and storage as `logit_cache`) when a chosen
+    arm reads one."""
+    plan = _correction_plan(cfg, chosen)
+    if plan is None:
+        return None
+    folder, reads, _ = plan
     final = correct_teacher_with_cache(
         cfg.teacher,
         cfg.traces,
         folder,
         cfg.teacher_correction,
         like_cache=cfg.logit_cache if reads else None,
-        device=device,
+        device=resolve_device(cfg.recipe.get("device", "auto")),
         progress=progress,
         log_fn=log_fn,
     )
@@ -328,6 +340,27 @@ def _earlier_runs(
     return found
 
 
+def _isolated(cfg: CompareConfig, what: str, done: bool, fn, *args):
+    """fn(*args) in a child process of its own when cfg.isolate and there is work to do (`done`: only cached
+    results to read, which this process does at once), else here."""
+    return run_in_child(what, fn, *args) if cfg.isolate and not done else fn(*args)
+
+
+def _job_done(cfg: CompareConfig, arm: ArmConfig, seed: int, split: str, eval_file: Path) -> bool:
+    """Is this arm-seed trained and evaluated on `split` with the current settings?"""
+    run_dir = arm_dir(cfg, arm.name, seed)
+    trained = (run_dir / "final" / "config.json").is_file() and (run_dir / "summary.json").is_file()
+    return trained and cached_eval(cfg, str(run_dir / "final"), run_dir, split, eval_file, seed) is not None
+
+
+def train_and_evaluate(
+    cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None, split: str, eval_file: Path, progress: bool
+) -> dict:
+    """One job: train (or resume, or skip) an arm-seed, then evaluate it on `split` (cached)."""
+    final = train_arm(cfg, arm, seed, teacher, progress)
+    return evaluate(cfg, str(final), arm_dir(cfg, arm.name, seed), split, eval_file, seed, progress)
+
+
 def job_order(chosen: list[ArmConfig], seeds: list[int]) -> list[tuple[ArmConfig, int]]:
     """(arm, seed) in the order they run: seed by seed, each seed's arms in the file's order (an arm's
     `start_from` run is trained first when missing). A run stopped part-way then holds whole seeds, so the paired
@@ -344,13 +377,16 @@ def run_compare(
     log_fn=print,
     progress: bool = True,
 ) -> dict:
-    """Train and evaluate the chosen arms (each seed) on `split`; returns that split's summary."""
+    """Train and evaluate the chosen arms (each seed) on `split`; returns that split's summary. With
+    cfg.isolate the jobs run in child processes: `log_fn` must then pickle (print, a logger's method)."""
     out = Path(cfg.out)
     chosen = chosen_arms(cfg, split, arms)
     out.mkdir(parents=True, exist_ok=True)
     save_config(cfg, out, "compare-config.yaml")
     eval_files = prepare_eval_sets(cfg, out, chosen)
-    corrected = _corrected_teacher(cfg, chosen, log_fn, progress)
+    plan = _correction_plan(cfg, chosen)
+    done = plan is None or plan[2]
+    corrected = _isolated(cfg, "teacher correction", done, _corrected_teacher, cfg, chosen, log_fn, progress)
     jobs = job_order(chosen, cfg.seeds)
     models = {"student": cfg.student, "teacher": cfg.teacher, "teacher-corrected": corrected}
     refs = [(name, models[name]) for name in cfg.references]
@@ -362,8 +398,10 @@ def run_compare(
     results: dict = {"arms": {}, "references": {}}
     for k, (name, model) in enumerate(refs, 1):
         log_fn(f"[ref {k}/{len(refs)}] {name} ({model}): evaluating")
-        results["references"][name] = evaluate(
-            cfg, model, out / "references" / name, split, eval_files[split], cfg.seeds[0], progress
+        folder, seed = out / "references" / name, cfg.seeds[0]
+        done = cached_eval(cfg, model, folder, split, eval_files[split], seed) is not None
+        results["references"][name] = _isolated(
+            cfg, f"evaluation of {name}", done, evaluate, cfg, model, folder, split, eval_files[split], seed, progress
         )
     spent, ran = 0.0, 0
     for k, (arm, seed) in enumerate(jobs, 1):
@@ -372,8 +410,9 @@ def run_compare(
         fresh = not (run_dir / f"eval-{split}.json").is_file()
         log_fn(f"[{k}/{len(jobs)}] {arm.name} seed {seed}: {'training + evaluating' if fresh else 'done earlier'}")
         t0 = time.perf_counter()
-        final = train_arm(cfg, arm, seed, teacher, progress)
-        r = evaluate(cfg, str(final), run_dir, split, eval_files[split], seed, progress)
+        done = _job_done(cfg, arm, seed, split, eval_files[split])
+        job = (cfg, arm, seed, teacher, split, eval_files[split], progress)
+        r = _isolated(cfg, f"{arm.name} seed {seed}", done, train_and_evaluate, *job)
         results["arms"].setdefault(arm.name, {})[seed] = {**r, **_run_info(cfg, arm, seed, teacher)}
         if fresh:
             spent, ran = spent + time.perf_counter() - t0, ran + 1

@@ -179,6 +179,12 @@ class CompareConfig:
     the teacher at every step; feature and on-policy terms still run it. Arms with corrected_teacher read
     a cache of the corrected teacher with the same settings, built into OUT/teacher-corrected/logits.
     "" = every arm online."""
+    isolate: bool = True
+    """Run each job (the teacher correction, each reference's evaluation, each arm-seed's training and
+    evaluation) in a fresh process of its own that gives its memory back when it ends. A long-lived process
+    keeps what earlier jobs left resident: one that had run a correction, five evaluations and two SFT arms
+    held 16 GB at the on-policy step a fresh process ran in 8 (docs/qwen-pair.md). Same numbers either way;
+    false = every job in this process."""
     arms: list[ArmConfig] = field(default_factory=list)
     """The arms (at least two)."""
 

@@ -58,6 +58,9 @@ def setup(tmp_path_factory, tiny_qwen_dir):
         "warmup": 0,
         "seeds": [0, 1],
         "recipe": {"max_length": 256, "bf16_autocast": False, "device": "cpu", "save_every": 1},
+        # jobs in this process (a child's interpreter start costs ~4 s a job); the default, a process per job,
+        # runs in test_isolated_jobs_give_the_in_process_results and the kill -9 test
+        "isolate": False,
         "eval": {
             "data": str(data),
             "split": "val",

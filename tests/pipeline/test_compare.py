@@ -530,3 +530,48 @@ def test_jobs_run_seed_by_seed_so_a_stopped_run_holds_whole_seeds():
     order = [(a.name, s) for a, s in job_order(chosen, cfg.seeds)]
     assert order[:3] == [("sft", 0), ("sft-n", 0), ("onpolicy-ct", 0)]
     assert [s for _, s in order] == sorted(s for _, s in order) and len(order) == 3 * len(cfg.seeds)
+
+
+def test_isolated_jobs_give_the_in_process_results(setup, tmp_path, capfd):
+    """`isolate: true` (the default): every job runs in a child process of its own, with the same numbers as
+    in this process (the same per-step losses and verdicts); a rerun with everything done starts no child."""
+    from reasonkd.cli import main
+
+    _, _, arms = setup
+    runs = {}
+    for isolate in (False, True):
+        out = tmp_path / f"isolate-{isolate}"
+        path = tmp_path / f"isolate-{isolate}.yaml"
+        path.write_text(yaml.safe_dump(dict(arms, out=str(out), seeds=[0], isolate=isolate)))
+        assert main(["compare", str(path)]) == 0
+        runs[isolate] = out
+    capfd.readouterr()
+
+    def losses(out):
+        return [
+            json.loads(x)["loss"]
+            for f in sorted(out.glob("arms/*/seed-0/stages/*/metrics.jsonl"))
+            for x in f.read_text().splitlines()
+        ]
+
+    def verdicts(out):
+        return {
+            str(p.relative_to(out)): json.loads(p.read_text())["verdicts"] for p in sorted(out.glob("**/eval-dev.json"))
+        }
+
+    assert losses(runs[True]) == pytest.approx(losses(runs[False]), rel=1e-5) and len(losses(runs[True])) == 4
+    assert verdicts(runs[True]) == verdicts(runs[False]) and len(verdicts(runs[True])) == 4  # 2 refs + 2 arms
+    # a rerun with everything done reads the cached results here, without a child (nothing is imported again)
+    from reasonkd.utils import child
+
+    started = []
+    orig = child.run_in_child
+    child.run_in_child = lambda *a, **k: started.append(a[0]) or orig(*a, **k)
+    try:
+        from reasonkd.pipeline import compare
+
+        compare.run_in_child = child.run_in_child
+        assert main(["compare", str(tmp_path / "isolate-True.yaml")]) == 0
+    finally:
+        child.run_in_child = compare.run_in_child = orig
+    assert started == []

@@ -1,6 +1,7 @@
 """`kill -9` in the middle of `reasonkd compare` (an arm half trained), then the same command again: the
 rerun continues the arm from its checkpoint and ends with what an uninterrupted run gives (the same
-per-step losses, the same verdicts). Each phase of an experiment (scripts/qwen_pair.sh) is this command
+per-step losses, the same verdicts). The arm trains in a child process (`isolate`, the default), which the
+kill takes down with its parent. Each phase of an experiment (scripts/qwen_pair.sh) is this command
 or `teacher generate` (tests/teacher/test_kill_resume.py) or an evaluation (tests/eval/test_eval_resume.py)."""
 
 import json
@@ -11,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import yaml
 
@@ -35,6 +37,7 @@ def test_kill9_mid_arm_then_rerun_gives_the_uninterrupted_result(setup, tmp_path
     paths = {}
     for name in ("ref", "killed"):
         cfg = dict(arms, out=str(tmp_path / name), steps=6, seeds=[0], recipe={**arms["recipe"], "save_every": 2})
+        cfg["isolate"] = True  # the default: each arm-seed trains in a child process, which dies with the parent
         paths[name] = tmp_path / f"{name}.yaml"
         paths[name].write_text(yaml.safe_dump(cfg))
     stage = tmp_path / "killed" / "arms" / "sft" / "seed-0" / "stages" / "1-sft"
@@ -51,8 +54,11 @@ def test_kill9_mid_arm_then_rerun_gives_the_uninterrupted_result(setup, tmp_path
             assert proc.poll() is None, (tmp_path / "log.txt").read_text()[-3000:]
             assert time.time() < deadline, "no checkpoint within 240 s"
             time.sleep(0.02)
+        kids = psutil.Process(proc.pid).children(recursive=True)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait()
+        _, alive = psutil.wait_procs(kids, timeout=20)
+        assert kids and alive == [], "the arm's process trains on after its parent was killed"
     assert not (stage / "done.json").is_file(), "the kill landed after the arm's stage finished"
     done = subprocess.run(cmd[:2] + cmd[4:], env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
