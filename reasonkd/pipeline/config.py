@@ -186,6 +186,11 @@ class DemoConfig:
     the table's teacher row stays the plain teacher that wrote the traces."""
     device: str = "auto"
     """auto (cuda if present, else cpu) | cpu | cuda."""
+    isolate: bool = True
+    """Run each heavy step (evaluations, traces, correction, training) in a fresh process of its own that
+    gives its memory back when it ends (reasonkd/utils/child.py): a long-lived process keeps what earlier
+    steps left resident. Same results either way (not part of the run's settings); false = all in this
+    process."""
 
     def __post_init__(self):
         for key in (

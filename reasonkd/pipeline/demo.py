@@ -31,6 +31,7 @@ import logging
 import os
 import platform
 import sys
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -68,7 +69,7 @@ def fingerprint(cfg: DemoConfig) -> dict:
                 out[f"{prefix}{k}"] = v
         return out
 
-    return {k: v for k, v in flat(to_dict(cfg)).items() if k != "out"}
+    return {k: v for k, v in flat(to_dict(cfg)).items() if k not in ("out", "isolate")}  # results: the same
 
 
 # ------------------------------------------------------------------ step 1: data
@@ -206,7 +207,7 @@ def step_train(cfg: DemoConfig, out: Path, sft: bool) -> dict:
 def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print) -> dict:
     """Run (or resume) the demo described by `cfg`; returns demo.json's content."""
     out = Path(cfg.out)
-    runner = StepRunner(out, fingerprint(cfg), defaults=fingerprint(DemoConfig()))
+    runner = StepRunner(out, fingerprint(cfg), defaults=fingerprint(DemoConfig()), isolate=cfg.isolate)
     save_config(cfg, out)
     cuda = resolve_device(cfg.device) == "cuda"
     eta, figures = machine_estimate(cfg)  # reference rates scaled by a few seconds measured here
@@ -214,30 +215,50 @@ def run_demo(cfg: DemoConfig, command: str = "reasonkd demo", log_fn=print) -> d
         Step("data", lambda: step_data(cfg, out), eta["data"], "build the math dataset and eval files"),
         Step(
             "eval_before",
-            lambda: step_eval(cfg, out, [(cfg.student, "before"), (cfg.teacher, "teacher")]),
+            partial(step_eval, cfg, out, [(cfg.student, "before"), (cfg.teacher, "teacher")]),
             eta["eval_before"],
             "evaluate student and teacher",
+            heavy=True,
         ),
-        Step("traces", lambda: step_traces(cfg, out), eta["traces"], "teacher traces (verified)"),
+        Step("traces", partial(step_traces, cfg, out), eta["traces"], "teacher traces (verified)", heavy=True),
         *(
-            [Step("correct", lambda: step_correct(cfg, out), eta["correct"], "teacher correction (on those traces)")]
+            [
+                Step(
+                    "correct",
+                    partial(step_correct, cfg, out),
+                    eta["correct"],
+                    "teacher correction (on those traces)",
+                    heavy=True,
+                )
+            ]
             if cfg.teacher_correction.steps
             else []
         ),
         Step(
             "distill",
-            lambda: step_train(cfg, out, sft=False),
+            partial(step_train, cfg, out, sft=False),
             eta["distill"],
             f"distill ({' -> '.join(st.name for st in cfg.distill.stages)})",
+            heavy=True,
         ),
-        Step("sft", lambda: step_train(cfg, out, sft=True), eta["sft"], "SFT baseline (same traces, ce only)"),
+        Step(
+            "sft",
+            partial(step_train, cfg, out, sft=True),
+            eta["sft"],
+            "SFT baseline (same traces, ce only)",
+            heavy=True,
+        ),
         Step(
             "eval_after",
-            lambda: step_eval(
-                cfg, out, [(str(out / "distill" / "final"), "distilled"), (str(out / "sft" / "final"), "sft")]
+            partial(
+                step_eval,
+                cfg,
+                out,
+                [(str(out / "distill" / "final"), "distilled"), (str(out / "sft" / "final"), "sft")],
             ),
             eta["eval_after"],
             "evaluate distilled and SFT students",
+            heavy=True,
         ),
         Step("report", lambda: step_report(cfg, out, runner), eta["report"], "report"),
     ]

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable
 
 from reasonkd.errors import ReasonkdError
+from reasonkd.utils.child import run_in_child
 from reasonkd.utils.io import write_json
 
 
@@ -27,13 +28,18 @@ class Step:
     eta_s: float
     """estimated seconds on the current machine (for the ETA printed at start)"""
     title: str = ""
+    heavy: bool = False
+    """Runs in a child process of its own when the runner isolates (`fn` must then pickle:
+    functools.partial of a module-level function)."""
 
 
 class StepRunner:
-    def __init__(self, run_dir: Path, fingerprint: dict, defaults: dict | None = None):
+    def __init__(self, run_dir: Path, fingerprint: dict, defaults: dict | None = None, isolate: bool = False):
         """`defaults`: the fingerprint of the default config. A key that a run's recorded fingerprint
         lacks (added to the config after that run) counts as its default there, since a new key's
-        default keeps the behaviour from before it existed."""
+        default keeps the behaviour from before it existed. `isolate`: heavy steps run in a child process
+        each (reasonkd/utils/child.py), which hands its memory back when the step ends."""
+        self.isolate = isolate
         self.run_dir = Path(run_dir)
         self.run_dir.mkdir(parents=True, exist_ok=True)
         self.path = self.run_dir / "state.json"
@@ -74,7 +80,7 @@ class StepRunner:
                 continue
             log(f"[{i}/{total}] {s.title or s.name} (about {s.eta_s / 60:.1f} min) ...")
             t = time.perf_counter()
-            result = s.fn()
+            result = run_in_child(s.title or s.name, s.fn) if self.isolate and s.heavy else s.fn()
             dt = time.perf_counter() - t
             self.state["steps"][s.name] = {
                 "done": True,

@@ -56,6 +56,7 @@ TINY = {
     "dtype": "float32",
     "device": "cpu",
     "distill": _distill(),
+    "isolate": False,  # steps in this process (a child's start costs ~4 s); the default runs in the kill -9 test
 }
 
 
@@ -252,11 +253,13 @@ def test_kill9_mid_distill_then_rerun_resumes(tmp_path, same_tok_student, tiny_q
     import sys
     import time
 
+    import psutil
     import yaml
 
     out = tmp_path / "demo"
     recipe = tmp_path / "tiny.yaml"
-    recipe.write_text(yaml.safe_dump(to_dict(_cfg(out, same_tok_student, tiny_qwen_dir))))
+    # the default: each heavy step in a child process, which the kill takes down with the demo
+    recipe.write_text(yaml.safe_dump(to_dict(_cfg(out, same_tok_student, tiny_qwen_dir, isolate=True))))
     cmd = [sys.executable, "-m", "reasonkd", "demo", "--config", str(recipe)]
     slow = [sys.executable, str(HOOKS), "--step-delay", "0.5", "--", *cmd[3:]]  # a slow distill step to kill in
     proc = subprocess.Popen(slow, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -267,8 +270,11 @@ def test_kill9_mid_distill_then_rerun_resumes(tmp_path, same_tok_student, tiny_q
             break
         time.sleep(0.2)
     assert proc.poll() is None, "the demo finished or died before a distill checkpoint appeared"
+    kids = psutil.Process(proc.pid).children(recursive=True)
     proc.send_signal(signal.SIGKILL)
     proc.wait()
+    _, alive = psutil.wait_procs(kids, timeout=20)
+    assert kids and alive == [], "the distill step's process trains on after the demo was killed"
     state = json.loads((out / "state.json").read_text())
     finished = {k: v["finished_at"] for k, v in state["steps"].items() if v.get("done")}
     assert set(finished) == {"data", "eval_before", "traces"}
