@@ -9,6 +9,7 @@
 #   scripts/qwen_pair.sh heldout ARMS   # step 4: the chosen arms (+ baselines), 3 seeds, 1000 held-out problems
 #                                       # (seed 0's trained students are reused from step 3)
 #   scripts/qwen_pair.sh status     # what is done and what is left (steps, checkpoints, accuracies); runs nothing
+#   scripts/qwen_pair.sh report [SPLIT] # compare.md/json of SPLIT (heldout) from what is evaluated so far; runs nothing
 # Output and log: $REASONKD_HOME/experiments/qwen-pair/ (run.log holds every phase's output).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -50,5 +51,7 @@ case "${1:-}" in
     $RK compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" --split heldout --arms "$2" 2>&1 | tee -a "$LOG" ;;
   status)
     $RK compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" --status ;;
-  *) sed -n 2,11p "$0"; exit 2 ;;
+  report)
+    $RK compare recipes/compare/qwen-pair.yaml "${KEYS[@]}" --split "${2:-heldout}" --report ;;
+  *) sed -n 2,12p "$0"; exit 2 ;;
 esac

@@ -56,12 +56,18 @@ def _compare(args) -> int:
 
         print(status_markdown(cfg, compare_status(cfg)))
         return 0
+    command = "reasonkd " + " ".join(shlex.quote(a) for a in sys.argv[1:])
+    if args.report:
+        from reasonkd.pipeline.compare import report_compare
+
+        report_compare(cfg, args.split, command=command)
+        return 0
     if args.teacher_check:
         from reasonkd.pipeline.compare import teacher_check
 
         return 0 if teacher_check(cfg, args.split)["go"] else 1
     arms = [a.strip() for a in args.arms.split(",") if a.strip()] if args.arms else None
-    run_compare(cfg, args.split, arms, command="reasonkd " + " ".join(shlex.quote(a) for a in sys.argv[1:]))
+    run_compare(cfg, args.split, arms, command=command)
     return 0
 
 
@@ -116,5 +122,11 @@ def register(sub) -> None:
         action="store_true",
         help="print what is done and what is left (training steps, newest checkpoint, cached accuracies) "
         "from OUT, without running anything",
+    )
+    c.add_argument(
+        "--report",
+        action="store_true",
+        help="write OUT/compare.md + compare.json for --split from the evaluations done so far (a long run "
+        "part-way: the arm-seeds not yet evaluated are named), without running anything",
     )
     c.set_defaults(func=_compare)

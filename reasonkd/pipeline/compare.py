@@ -361,6 +361,34 @@ def train_and_evaluate(
     return evaluate(cfg, str(final), arm_dir(cfg, arm.name, seed), split, eval_file, seed, progress)
 
 
+def report_compare(cfg: CompareConfig, split: str = "dev", *, command: str = "reasonkd compare", log_fn=print) -> dict:
+    """`--report`: the split's tables (compare.md, compare.json) from the evaluations cached so far, while a
+    long run is part-way; loads no model and trains nothing. Every arm with at least one seed evaluated on
+    `split` is shown; its seeds not yet evaluated are listed under `missing` (pooled differences use the seeds
+    both sides have). The run's own end rewrites the split's tables in full."""
+    out = Path(cfg.out)
+    eval_file = out / "eval" / f"{split}.jsonl"
+    if not eval_file.is_file():
+        raise ReasonkdError(f"{eval_file}: no {split} problems yet; run `reasonkd compare` on --split {split} first")
+    final = corrected_dir(cfg) / "final"
+    corrected = str(final) if (final / "config.json").is_file() else None
+    models = {"student": cfg.student, "teacher": cfg.teacher, "teacher-corrected": corrected}
+    results: dict = {"arms": {}, "references": {}}
+    for name in cfg.references:
+        r = models[name] and cached_eval(cfg, models[name], out / "references" / name, split, eval_file, cfg.seeds[0])
+        if r:
+            results["references"][name] = r
+    shown = _earlier_runs(cfg, [], split, eval_file, corrected, results)
+    if not shown:
+        raise ReasonkdError(f"no arm of {out} is trained and evaluated on {split} yet: nothing to report")
+    summary = summarize_split(cfg, shown, results, split, str(eval_file))
+    summary["missing"] = [f"{a.name} seed {s}" for a in shown for s in cfg.seeds if s not in results["arms"][a.name]]
+    md = write_outputs(out, split, summary, to_dict(cfg), command)
+    log_fn(md)
+    log_fn(f"wrote {out / 'compare.md'} and {out / 'compare.json'} (from the evaluations done so far)")
+    return summary
+
+
 def job_order(chosen: list[ArmConfig], seeds: list[int]) -> list[tuple[ArmConfig, int]]:
     """(arm, seed) in the order they run: seed by seed, each seed's arms in the file's order (an arm's
     `start_from` run is trained first when missing). A run stopped part-way then holds whole seeds, so the paired

@@ -183,6 +183,16 @@ def split_markdown(s: dict) -> str:
         f"{s['n_problems']} problems ({s['eval_file']}); seeds {s['seeds']}; every arm {s['steps']} optimizer "
         f"steps of batch {s['batch_size']} x {s['grad_accum']}; written {s['written_at']}.",
         "",
+        *(
+            [
+                "**Part-way** (`--report`, from the evaluations done so far): not yet evaluated: "
+                + ", ".join(s["missing"])
+                + ". Pooled differences use the seeds both sides have.",
+                "",
+            ]
+            if s.get("missing")
+            else []
+        ),
         "| arm | accuracy, pooled (95% CI) | − baseline, pooled [95% CI] | McNemar p | retention | "
         "wall min (train + eval) | teacher tokens (traces / read in training) |",
         "|---|---|---|---|---|---|---|",

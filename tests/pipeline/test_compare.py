@@ -180,7 +180,17 @@ def test_compare_end_to_end_then_resume_and_heldout(setup, capsys):
     assert {r["arm"] for r in data["splits"]["heldout"]["arms"]} == {"sft", "kd"}
     assert data["splits"]["heldout"]["n_problems"] == 2 and "dev" in data["splits"]
     md = (out / "compare.md").read_text()
-    assert "Dev split" in md and "Held-out split" in md
+    assert "Dev split" in md and "Held-out split" in md and "Part-way" not in md
+
+    # --report: a split's tables from what is evaluated so far, running nothing (kd seed 1 not evaluated yet)
+    (out / "arms" / "kd" / "seed-1" / "eval-heldout.json").unlink()
+    assert main(["compare", str(path), "--split", "heldout", "--report"]) == 0
+    held = json.loads((out / "compare.json").read_text())["splits"]["heldout"]
+    assert held["missing"] == ["kd seed 1"] and [set(r["per_seed"]) for r in held["arms"]] == [{"0", "1"}, {"0"}]
+    assert held["arms"][1]["vs_baseline"]["pooled"]["seeds"] == 1 and set(held["references"]) == {"student", "teacher"}
+    md = (out / "compare.md").read_text()
+    assert "Part-way" in md and "kd seed 1" in md and "Dev split" in md
+    assert not (out / "arms" / "kd" / "seed-1" / "eval-heldout.json").exists()  # nothing was run
 
 
 def test_bad_arms_yaml_names_the_key(setup, tmp_path):
