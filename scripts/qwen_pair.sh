@@ -18,6 +18,9 @@ HOME_DIR=${REASONKD_HOME:-$HOME/.cache/reasonkd}
 EXP=${QWEN_PAIR_DIR:-$HOME_DIR/experiments/qwen-pair}
 mkdir -p "$EXP"
 LOG="$EXP/run.log"
+# each trained student's OpenVINO conversion is 2.4 GB (the 1.5b's 6.7): keep the least recently used ones
+# within 24 GiB (reasonkd/models/engines/ov_convert.py; the default 40 fills a 250 GB disk shared with the runs)
+export REASONKD_ENGINE_CACHE_GB=${REASONKD_ENGINE_CACHE_GB:-24}
 KEYS=("out=$EXP/compare" "traces=$EXP/traces" "eval.data=$EXP/data" "logit_cache=$EXP/logits")
 say() { echo "== $(date -u '+%F %T UTC') $*" | tee -a "$LOG"; }
 
