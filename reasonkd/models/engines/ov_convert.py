@@ -185,7 +185,7 @@ def convert(src: Path, out: Path, fp: str, int8: bool) -> dict:
         )
     man = {
         "fingerprint": fp,
-        "source": str(src),
+        "source": str(Path(src).resolve()),  # absolute: says which folder it came from, from any directory
         "weights": "int8" if int8 else "fp32",
         "weight_types": types,
         "tokenizer_ir": tokenizer_ir,
