@@ -460,6 +460,14 @@ def test_shipped_qwen_pair_yaml_gives_every_arm_the_same_budget():
         assert [s.steps for s in r.stages] == [arms["onpolicy"].extra_steps] and r.stages[0].lr == cfg.lr
     assert arms["onpolicy-ct"].corrected_teacher and arms["onpolicy-ct"].baseline == "sft-n"
     assert arms["onpolicy"].baseline == "sft-n" and arms["sft-n"].extra_steps == arms["onpolicy"].extra_steps > 0
+    # the continuations at a fifth of the lr: each is its lr-1e-4 twin at lr 2e-5, nothing else changed
+    from dataclasses import replace as _replace
+
+    for twin, low in (("sft-n", "sft-n-lr2e-5"), ("onpolicy-ct", "onpolicy-ct-lr2e-5")):
+        a, b = arm_recipe(cfg, arms[twin], 1), arm_recipe(cfg, arms[low], 1)
+        assert b.stages[0].lr == 2e-5 and _replace(b, stages=a.stages, output_dir=a.output_dir) == a
+        assert [_replace(s, lr=cfg.lr) for s in b.stages] == a.stages
+    assert arms["onpolicy-ct-lr2e-5"].baseline == "sft-n-lr2e-5" and arms["onpolicy-ct-lr2e-5"].corrected_teacher
     # soft targets of kd terms come from the teacher's top-k cache (k >= 64 with the tail mass); CE arms take none
     assert arm_recipe(cfg, arms["kd"], 0).data.logit_cache == cfg.logit_cache != ""
     assert arm_recipe(cfg, arms["sft"], 0).data.logit_cache is None
