@@ -17,7 +17,7 @@ import json
 import time
 from pathlib import Path
 
-from reasonkd.pipeline.compare import cached_eval
+from reasonkd.pipeline.compare_run import cached_eval, is_trained
 from reasonkd.pipeline.compare_config import SPLITS, CompareConfig, arm_dir, arm_recipe, corrected_dir
 
 
@@ -39,7 +39,7 @@ def _training(run: Path, stage_steps: list[int]) -> dict:
     total = sum(stage_steps)
     timing = json.loads((run / "timing.json").read_text()) if (run / "timing.json").is_file() else {}
     train_s, since = timing.get("train_s", 0.0), timing.get("sitting_start")
-    if (run / "final" / "config.json").is_file() and (run / "summary.json").is_file():
+    if is_trained(run):
         summary = json.loads((run / "summary.json").read_text())
         steps = summary.get("total", {}).get("steps", total)
         return {"state": "done", "steps": steps, "total": total, "checkpoint": None, "train_s": train_s}

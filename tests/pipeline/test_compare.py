@@ -128,7 +128,7 @@ def test_an_arm_with_its_own_baseline_is_also_paired_with_the_main_one(tmp_path)
 
 def test_compare_end_to_end_then_resume_and_heldout(setup, capsys):
     from reasonkd.cli import main
-    from reasonkd.pipeline import compare
+    from reasonkd.pipeline import compare_run
 
     root, path, _ = setup
     out = root / "out"
@@ -158,12 +158,12 @@ def test_compare_end_to_end_then_resume_and_heldout(setup, capsys):
     # rerun: nothing is trained or evaluated again
     before = {p: p.stat().st_mtime_ns for p in out.glob("arms/*/seed-*/eval-dev.json")}
     calls = []
-    orig = compare.run_recipe
-    compare.run_recipe = lambda *a, **k: calls.append(a) or orig(*a, **k)
+    orig = compare_run.run_recipe
+    compare_run.run_recipe = lambda *a, **k: calls.append(a) or orig(*a, **k)
     try:
         assert main(["compare", str(path)]) == 0
     finally:
-        compare.run_recipe = orig
+        compare_run.run_recipe = orig
     assert calls == [] and {p: p.stat().st_mtime_ns for p in before} == before
     assert "done earlier" in capsys.readouterr().out
     # a dev run of one arm keeps the arms evaluated earlier in the split's report (from their cached verdicts)
@@ -514,7 +514,7 @@ def test_training_time_counts_every_sitting_of_a_stopped_and_resumed_arm(tmp_pat
     import os
     import time
 
-    from reasonkd.pipeline.compare import _close_sitting, _open_sitting
+    from reasonkd.pipeline.compare_run import _close_sitting, _open_sitting
 
     run = tmp_path / "arms" / "kd" / "seed-0"
     _open_sitting(run)  # first sitting (begun 1000 s ago): it died after writing the step-10 checkpoint

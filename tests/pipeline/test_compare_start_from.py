@@ -23,7 +23,7 @@ def _write(tmp_path, cfg: dict):
 
 def test_an_arm_continues_another_arms_student_which_is_trained_first(setup, tmp_path):
     from reasonkd.cli import main
-    from reasonkd.pipeline import compare
+    from reasonkd.pipeline import compare_run
 
     _, _, arms = setup
     out = tmp_path / "out"
@@ -31,12 +31,12 @@ def test_an_arm_continues_another_arms_student_which_is_trained_first(setup, tmp
     # listed before the arm it starts from: that one is trained first all the same, and only once
     path = _write(tmp_path, dict(arms, out=str(out), seeds=[0], arms=[more, arms["arms"][0]]))
     calls = []
-    orig = compare.run_recipe
-    compare.run_recipe = lambda recipe, *a, **k: calls.append(recipe.output_dir) or orig(recipe, *a, **k)
+    orig = compare_run.run_recipe
+    compare_run.run_recipe = lambda recipe, *a, **k: calls.append(recipe.output_dir) or orig(recipe, *a, **k)
     try:
         assert main(["compare", str(path)]) == 0
     finally:
-        compare.run_recipe = orig
+        compare_run.run_recipe = orig
     sft, cont = out / "arms" / "sft" / "seed-0", out / "arms" / "sft-n" / "seed-0"
     assert calls == [str(sft), str(cont)]
     saved = yaml.safe_load((cont / "config.yaml").read_text())

@@ -14,7 +14,7 @@ def _trained(run, steps: int, train_s: float = 0.0) -> None:
 
 def test_status_reads_progress_from_the_folder_without_running(setup, tmp_path, capsys):
     from reasonkd.cli import main
-    from reasonkd.pipeline.compare import _eval_identity
+    from reasonkd.pipeline.compare_run import _eval_identity
     from reasonkd.pipeline.compare_config import arm_dir, load_compare_config
 
     _, path, _ = setup
