@@ -6,6 +6,7 @@ knowledge distillation for LLMs, run on the same pair, traces, tokens and budget
         runner: trl-gkd              # TRL's GKDTrainer (trl.experimental.gkd) instead of reasonkd's trainer
         trl: {}                      # GKDConfig keys; {} = TRL's documented defaults (lmbda 0.5, beta 0.5,
                                      # temperature 0.9, max_new_tokens 128, gradient checkpointing on)
+                                     # + micro_batch_size: sequences per forward (memory only, see below)
 
 What is shared with every other arm (so a difference is TRL's method, not its budget): the student and
 teacher, the traces, the tokens of each example (our chat encoding: prompt + trace + end-of-turn, cut at
@@ -13,6 +14,14 @@ max_length; labels on the trace only), optimizer steps, batch, grad_accum, peak 
 decay to min_lr_ratio * lr, LoRA (r, alpha, dropout, target modules), bf16 autocast, teacher dtype, seed.
 Everything GKD-specific comes from `trl:` or TRL's own defaults: the on-policy fraction `lmbda`, the JSD
 `beta`, the sampling temperature and length of its on-policy completions, `seq_kd`, gradient checkpointing.
+
+Memory: GKDTrainer's loss holds several full-vocabulary (batch, length, vocab) tensors at once (both models'
+log-softmax, their mixture, two KLs and their graph); for a 151,936-token vocabulary at batch 8 x ~300 tokens
+that is >24 GB. `micro_batch_size: m` runs each optimizer step as batch_size * grad_accum / m forwards of m
+sequences with gradient accumulation: the same sequences per optimizer step, each forward's summed loss
+divided by the whole step's label-token count (HF Trainer's `num_items_in_batch`, as with one forward per
+step). One thing does change with it: TRL draws its on-policy coin (`lmbda`) per forward, so a step may mix
+on-policy and trace micro-batches, at the same expected on-policy fraction.
 
 Resumable: TRL writes a checkpoint every `save_every` steps (OUT/arms/<arm>/seed-<s>/trl/checkpoint-N,
 the newest kept) and a rerun continues from the newest one (HF Trainer restores optimizer, scheduler and RNG
@@ -104,12 +113,21 @@ def gkd_config(recipe, options: dict, out: Path, steps: int, use_cpu: bool):
     import dataclasses
 
     GKDConfig, _ = _gkd()
+    options = dict(options)
+    per_step = recipe.batch_size * recipe.grad_accum
+    micro = options.pop("micro_batch_size", recipe.batch_size)
+    if isinstance(micro, bool) or not isinstance(micro, int) or micro < 1 or per_step % micro:
+        raise ReasonkdError(
+            f"trl: micro_batch_size must be a whole divisor of batch_size x grad_accum = {per_step} "
+            f"(sequences per optimizer step), got {micro!r}"
+        )
     known = {f.name for f in dataclasses.fields(GKDConfig)}
     unknown = sorted(set(options) - known)
     if unknown:
         raise ReasonkdError(
             f"trl: unknown GKDConfig key(s) {unknown}; see TRL's GKDConfig "
-            "(lmbda, beta, temperature, max_new_tokens, seq_kd, gradient_checkpointing, ...)"
+            "(lmbda, beta, temperature, max_new_tokens, seq_kd, gradient_checkpointing, ...) "
+            "or micro_batch_size"
         )
     shared = sorted(set(options) & set(BUDGET_KEYS))
     if shared:
@@ -121,8 +139,8 @@ def gkd_config(recipe, options: dict, out: Path, steps: int, use_cpu: bool):
     return GKDConfig(
         output_dir=str(out),
         max_steps=steps,
-        per_device_train_batch_size=recipe.batch_size,
-        gradient_accumulation_steps=recipe.grad_accum,
+        per_device_train_batch_size=micro,
+        gradient_accumulation_steps=per_step // micro,
         learning_rate=st.lr,
         warmup_steps=st.warmup,
         weight_decay=st.weight_decay,
@@ -200,8 +218,8 @@ def train_trl_arm(recipe, options: dict, steps: int, progress: bool = True) -> P
     log.info(
         "TRL GKDTrainer: %d steps of batch %d x %d%s",
         steps,
-        recipe.batch_size,
-        recipe.grad_accum,
+        cfg.per_device_train_batch_size,
+        cfg.gradient_accumulation_steps,
         f", resuming from {resume}" if resume else "",
     )
     t0 = time.perf_counter()

@@ -68,6 +68,14 @@ def test_gkd_config_takes_the_shared_budget_and_refuses_to_change_it(setup, tmp_
         gkd_config(recipe, {"learning_rate": 1.0}, tmp_path / "trl", 2, use_cpu=True)
     with pytest.raises(ReasonkdError, match="unknown GKDConfig"):
         gkd_config(recipe, {"lambda": 0.5}, tmp_path / "trl", 2, use_cpu=True)
+    # micro_batch_size: fewer sequences per forward, the same 4 per optimizer step (gradient accumulation)
+    opts = {"micro_batch_size": 2, "lmbda": 0.0}
+    g = gkd_config(recipe, opts, tmp_path / "trl", 2, use_cpu=True)
+    assert (g.per_device_train_batch_size, g.gradient_accumulation_steps, g.lmbda) == (2, 2, 0.0)
+    assert opts == {"micro_batch_size": 2, "lmbda": 0.0}  # the arm's options are not consumed
+    for bad in (3, 0, 2.0):
+        with pytest.raises(ReasonkdError, match="micro_batch_size must be a whole divisor of .* = 4"):
+            gkd_config(recipe, {"micro_batch_size": bad}, tmp_path / "trl", 2, use_cpu=True)
 
 
 def test_trl_arm_trains_evaluates_and_resumes(setup, tmp_path, caplog):
@@ -107,3 +115,30 @@ def test_trl_arm_trains_evaluates_and_resumes(setup, tmp_path, caplog):
     assert "resuming from" in caplog.text and "checkpoint-1" in caplog.text
     state = json.loads((ckpt / "checkpoint-2" / "trainer_state.json").read_text())
     assert state["global_step"] == 2 and len([h for h in state["log_history"] if "loss" in h]) == 2
+
+
+def test_micro_batches_train_as_one_batch(setup, tmp_path):
+    """micro_batch_size is memory only: off-policy (lmbda 0), 2 micro-batches of 2 log the same losses and give
+    the same student as one batch of 4 (TRL divides each forward's summed loss by the step's label tokens)."""
+    import torch
+    from safetensors.torch import load_file
+
+    from reasonkd.pipeline.compare_config import arm_recipe, load_compare_config
+    from reasonkd.pipeline.trl_arm import train_trl_arm
+
+    _, _, arms = setup
+    cfg_d = dict(arms, seeds=[0], arms=[arms["arms"][0], {"name": "trl", "runner": "trl-gkd"}])
+    (tmp_path / "a.yaml").write_text(yaml.safe_dump(cfg_d))
+    runs = {}
+    for micro in (4, 2):
+        cfg = load_compare_config(tmp_path / "a.yaml", [f"out={tmp_path / str(micro)}", "recipe.bf16_autocast=false"])
+        recipe = arm_recipe(cfg, cfg.arms[1], seed=0)
+        assert recipe.batch_size * recipe.grad_accum == 4
+        final = train_trl_arm(recipe, {"lmbda": 0.0, "micro_batch_size": micro}, 2, progress=False)
+        runs[micro] = (json.loads((final.parent / "trl-loss.json").read_text()), load_file(final / "model.safetensors"))
+    (loss4, w4), (loss2, w2) = runs[4], runs[2]
+    assert len(loss4) == len(loss2) == 2 and loss4 == pytest.approx(loss2, rel=1e-4)
+    for k, v in w4.items():
+        torch.testing.assert_close(w2[k], v, rtol=1e-4, atol=1e-6)
+    w0 = load_file(f"{arms['student']}/model.safetensors")
+    assert any(not torch.equal(w4[k], w0[k]) for k in w0)  # the two steps trained
