@@ -269,3 +269,30 @@ def test_engine_cache_evicts_least_recently_used(tmp_path, monkeypatch):
     monkeypatch.setenv("REASONKD_ENGINE_CACHE_GB", "lots")
     with pytest.raises(ReasonkdError, match="REASONKD_ENGINE_CACHE_GB='lots'"):
         cache_limit_bytes()
+
+
+def test_conversion_on_a_full_disk_names_the_space_and_leaves_nothing(lively_dirs, home, monkeypatch):
+    """OpenVINO's own error on a full disk is "basic_ios::clear: iostream error": it becomes one error naming
+    the free and needed space and the cache setting; the half-written conversion is gone. A failure with
+    space to spare keeps its own error."""
+    import shutil
+    from collections import namedtuple
+
+    from reasonkd.errors import ReasonkdError
+    from reasonkd.models.engines import ov_convert
+
+    def fail(src, out, fp, int8):
+        (out / "openvino_model.bin").write_bytes(b"\0" * 10)
+        raise RuntimeError("basic_ios::clear: iostream error")
+
+    monkeypatch.setattr(ov_convert, "convert", fail)
+    usage = namedtuple("usage", "total used free")
+    real_usage = shutil.disk_usage
+    monkeypatch.setattr(shutil, "disk_usage", lambda p: usage(10, 10, 0))
+    src = str(lively_dirs["llama"])
+    with pytest.raises(ReasonkdError, match=r"0\.0 GiB free there.*REASONKD_ENGINE_CACHE_GB"):
+        ov_convert.ensure_converted(src, rebuild=True)
+    assert not any(p.name.endswith(".tmp") for p in ov_convert.cache_folder("x", False).parent.iterdir())
+    monkeypatch.setattr(shutil, "disk_usage", real_usage)
+    with pytest.raises(RuntimeError, match="iostream"):
+        ov_convert.ensure_converted(src, rebuild=True)

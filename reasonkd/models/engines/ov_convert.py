@@ -269,6 +269,19 @@ def source_folder(model_name_or_path: str) -> tuple[Path, bool]:
     )
 
 
+def _raise_if_disk_full(src: Path, folder: Path, error: Exception) -> None:
+    """A conversion that failed for want of disk space gets one clear error (OpenVINO's own reads
+    "basic_ios::clear: iostream error"); any other failure is left to the caller to re-raise."""
+    need = sum(f.stat().st_size for f in src.iterdir() if f.is_file())  # an fp32 IR is about the source's size
+    free = shutil.disk_usage(folder.parent).free
+    if free < need:
+        raise ReasonkdError(
+            f"converting {src} to OpenVINO IR in {folder.parent} failed ({error}): only {free / 2**30:.1f} GiB "
+            f"free there, the conversion needs ~{need / 2**30:.1f} GiB. Free disk space, or lower "
+            f"{CACHE_GB_ENV} (GiB of conversions kept) so older conversions are evicted, then rerun"
+        ) from error
+
+
 def ensure_converted(model_name_or_path: str, int8: bool = False, rebuild: bool = False) -> tuple[Path, dict]:
     """The cached IR folder for these weights (converting first when missing or damaged) and its manifest,
     with `seconds`: the time this call took (fingerprint + any conversion)."""
@@ -293,7 +306,11 @@ def ensure_converted(model_name_or_path: str, int8: bool = False, rebuild: bool 
         if folder.exists() and not rebuild:
             log.warning("cached OpenVINO conversion in %s is damaged (%s); converting again", folder, reason)
         with atomic_dir(folder) as tmp:
-            convert(src, tmp, fp, int8)
+            try:
+                convert(src, tmp, fp, int8)
+            except (OSError, RuntimeError) as e:
+                _raise_if_disk_full(src, folder, e)
+                raise
         evict_conversions(folder, limit)
     os.utime(folder)  # last use: what eviction orders by
     man = json.loads((folder / MANIFEST).read_text())
