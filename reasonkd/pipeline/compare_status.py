@@ -54,8 +54,9 @@ def _training(run: Path, stage_steps: list[int]) -> dict:
         checkpoint = f"{stage.name} {ckpt.name}" if ckpt else "none"
         break
     trl = [p for p in (run / "trl").glob("checkpoint-*") if p.name.rsplit("-", 1)[-1].isdigit()]
-    if trl:  # a TRL arm: its trainer's own checkpoints
-        checkpoint = "trl " + max(trl, key=lambda p: int(p.name.rsplit("-", 1)[-1])).name
+    if trl:  # a TRL arm: its trainer's own checkpoints, named checkpoint-<global step> by HF Trainer
+        newest = max(trl, key=lambda p: int(p.name.rsplit("-", 1)[-1]))
+        checkpoint, steps = "trl " + newest.name, max(steps, int(newest.name.rsplit("-", 1)[-1]))
     state = "not started" if steps == 0 and checkpoint in (None, "none") else "running or stopped"
     return {
         "state": state,

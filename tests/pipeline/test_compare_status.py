@@ -19,7 +19,7 @@ def test_status_reads_progress_from_the_folder_without_running(setup, tmp_path, 
 
     _, path, _ = setup
     out = tmp_path / "out"
-    cfg = load_compare_config(str(path), [f"out={out}"])
+    cfg = load_compare_config(str(path), [f"out={out}", "seeds=[0,1,2]"])
     (out / "eval").mkdir(parents=True)
     dev = out / "eval" / "dev.jsonl"
     dev.write_text('{"id": "p0"}\n{"id": "p1"}\n')
@@ -41,9 +41,12 @@ def test_status_reads_progress_from_the_folder_without_running(setup, tmp_path, 
     (run / "stages" / "2-kd").mkdir(parents=True)
     (run / "stages" / "2-kd" / "metrics.jsonl").write_text('{"step": 1}\n')
     write_json(run / "timing.json", {"train_s": 60.0, "eval_s": {}, "sitting_start": 1796559000.0})  # not closed
+    # sft seed 2 stands in for a TRL arm: HF Trainer's checkpoint-<step> folders, no metrics.jsonl of ours
+    (arm_dir(cfg, "sft", 2) / "trl" / "checkpoint-1").mkdir(parents=True)
+    (arm_dir(cfg, "sft", 2) / "trl" / "checkpoint-tmp").mkdir()
     before = sorted(p for p in tmp_path.rglob("*"))
 
-    assert main(["compare", str(path), f"out={out}", "--status"]) == 0
+    assert main(["compare", str(path), f"out={out}", "seeds=[0,1,2]", "--status"]) == 0
     text = capsys.readouterr().out
     rows = {
         tuple(c.strip() for c in ln.strip("|").split("|")[:2]): ln for ln in text.splitlines() if ln.startswith("| ")
@@ -53,6 +56,7 @@ def test_status_reads_progress_from_the_folder_without_running(setup, tmp_path, 
     assert "step 1 of 2 (newest checkpoint: 1-warm step-000001)" in rows[("kd", "0")]
     assert "step 2 of 2 (newest checkpoint: none), 1 min" in rows[("kd", "1")]
     assert "sitting begun 2026-12-06 12:10 UTC, running or killed" in rows[("kd", "1")]
+    assert "step 1 of 2 (newest checkpoint: trl checkpoint-1)" in rows[("sft", "2")]
     assert "sitting" not in rows[("kd", "0")] + rows[("sft", "0")]
     assert "—" in rows[("reference student", "")] and "—" in rows[("reference teacher", "")]
     assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing written, nothing run
