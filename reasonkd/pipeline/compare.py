@@ -21,7 +21,6 @@ chains the jobs, the teacher check and the teacher correction, and writes the re
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from reasonkd.config import save_config, to_dict
@@ -30,7 +29,15 @@ from reasonkd.eval.metrics import paired_diff_ci
 from reasonkd.pipeline.compare_config import SPLITS, ArmConfig, CompareConfig, arm_dir, arm_recipe, corrected_dir
 from reasonkd.pipeline.compare_data import prepare_eval_sets
 from reasonkd.pipeline.compare_report import summarize_split, write_outputs
-from reasonkd.pipeline.compare_run import job_done, run_info, cached_eval, evaluate, is_trained, train_and_evaluate
+from reasonkd.pipeline.compare_run import (
+    cached_eval,
+    evaluate,
+    is_trained,
+    job_done,
+    read_timing,
+    run_info,
+    train_and_evaluate,
+)
 from reasonkd.pipeline.correct import correct_teacher_with_cache
 from reasonkd.pipeline.eta import resolve_device
 from reasonkd.utils.child import run_in_child
@@ -195,6 +202,44 @@ def job_order(chosen: list[ArmConfig], seeds: list[int]) -> list[tuple[ArmConfig
     return [(a, s) for s in seeds for a in chosen]
 
 
+def time_left(cfg: CompareConfig, jobs: list[tuple[ArmConfig, int]], split: str) -> tuple[float, int]:
+    """(seconds, untimed) that `jobs` still need on `split`, from the timing.json of the runs done so far: a run
+    not yet trained costs its arm's mean training time over its trained seeds, a run not yet evaluated the mean
+    evaluation time on `split` over every run. Jobs whose arm or split has no figure yet are counted in
+    `untimed` (arms train at very different speeds: an on-policy step is ~10x an SFT step)."""
+    train: dict[str, list[float]] = {}
+    evals: list[float] = []
+    for arm in cfg.arms:
+        for seed in cfg.seeds:
+            run = arm_dir(cfg, arm.name, seed)
+            timing = read_timing(run)
+            if is_trained(run) and timing.get("train_s") and "sitting_start" not in timing:
+                train.setdefault(arm.name, []).append(timing["train_s"])
+            if split in timing.get("eval_s", {}):
+                evals.append(timing["eval_s"][split])
+    seconds, untimed = 0.0, 0
+    for arm, seed in jobs:
+        run = arm_dir(cfg, arm.name, seed)
+        if (run / f"eval-{split}.json").is_file():
+            continue
+        if not evals or not (is_trained(run) or train.get(arm.name)):
+            untimed += 1
+            continue
+        need = 0.0 if is_trained(run) else sum(train[arm.name]) / len(train[arm.name])
+        seconds += need + sum(evals) / len(evals)
+    return seconds, untimed
+
+
+def _eta(cfg: CompareConfig, jobs: list[tuple[ArmConfig, int]], split: str) -> str:
+    seconds, untimed = time_left(cfg, jobs, split)
+    left = sum(not (arm_dir(cfg, a.name, s) / f"eval-{split}.json").is_file() for a, s in jobs)
+    if not left:
+        return ""
+    timed = f"ETA ~{seconds / 60:.0f} min for {left - untimed} more" if left > untimed else ""
+    rest = f"{untimed} more not yet timed (no run of their arm has finished)" if untimed else ""
+    return "; " + ", ".join(x for x in (timed, rest) if x)
+
+
 def run_compare(
     cfg: CompareConfig,
     split: str = "dev",
@@ -230,21 +275,16 @@ def run_compare(
         results["references"][name] = _isolated(
             cfg, f"evaluation of {name}", done, evaluate, cfg, model, folder, split, eval_files[split], seed, progress
         )
-    spent, ran = 0.0, 0
     for k, (arm, seed) in enumerate(jobs, 1):
         teacher = corrected if arm.corrected_teacher else None
         run_dir = arm_dir(cfg, arm.name, seed)
         fresh = not (run_dir / f"eval-{split}.json").is_file()
         log_fn(f"[{k}/{len(jobs)}] {arm.name} seed {seed}: {'training + evaluating' if fresh else 'done earlier'}")
-        t0 = time.perf_counter()
         done = job_done(cfg, arm, seed, split, eval_files[split])
         job = (cfg, arm, seed, teacher, split, eval_files[split], progress)
         r = _isolated(cfg, f"{arm.name} seed {seed}", done, train_and_evaluate, *job)
         results["arms"].setdefault(arm.name, {})[seed] = {**r, **run_info(cfg, arm, seed, teacher)}
-        if fresh:
-            spent, ran = spent + time.perf_counter() - t0, ran + 1
-        left = sum(not (arm_dir(cfg, a.name, s) / f"eval-{split}.json").is_file() for a, s in jobs[k:])
-        eta = f"; ETA ~{spent / ran * left / 60:.0f} min for {left} more" if ran and left else ""
+        eta = _eta(cfg, jobs[k:], split)
         m = r["metrics"]
         log_fn(
             f"[{k}/{len(jobs)}] {arm.name} seed {seed}: accuracy {100 * m['accuracy']:.1f}% "

@@ -27,7 +27,8 @@ def is_trained(run_dir: Path) -> bool:
     return (run_dir / "final" / "config.json").is_file() and (run_dir / "summary.json").is_file()
 
 
-def _timing(folder: Path) -> dict:
+def read_timing(folder: Path) -> dict:
+    """A run's timing.json: train_s (every sitting's kept work), eval_s per split, sitting_start while open."""
     f = folder / "timing.json"
     return json.loads(f.read_text()) if f.is_file() else {"train_s": 0.0, "eval_s": {}}
 
@@ -47,7 +48,7 @@ def _open_sitting(run_dir: Path) -> None:
     """Start a training sitting in timing.json. An earlier sitting that never closed (the process was killed)
     is counted up to its newest checkpoint first, so `train_s` is the wall time of every sitting's kept work
     however often a long arm was stopped and resumed."""
-    timing = _timing(run_dir)
+    timing = read_timing(run_dir)
     start = timing.pop("sitting_start", None)
     if start is not None:
         timing["train_s"] = round(timing["train_s"] + max(0.0, _kept_work_until(run_dir) - start), 1)
@@ -56,7 +57,7 @@ def _open_sitting(run_dir: Path) -> None:
 
 
 def _close_sitting(run_dir: Path) -> None:
-    timing = _timing(run_dir)
+    timing = read_timing(run_dir)
     timing["train_s"] = round(timing["train_s"] + time.time() - timing.pop("sitting_start"), 1)
     write_json(run_dir / "timing.json", timing)
 
@@ -161,7 +162,7 @@ def evaluate(
         "seconds": seconds,
     }
     write_json(folder / f"eval-{split}.json", saved)
-    timing = _timing(folder)
+    timing = read_timing(folder)
     timing["eval_s"][split] = seconds
     write_json(folder / "timing.json", timing)
     return saved
@@ -195,7 +196,7 @@ def run_info(cfg: CompareConfig, arm: ArmConfig, seed: int, teacher: str | None)
         if arm.runner == "trl-gkd" or needs_teacher_online(st, recipe)
     )  # GKD scores every batch online
     info = {
-        "timing": _timing(run_dir),
+        "timing": read_timing(run_dir),
         "teacher_read_tokens": read,
         "steps": summary["total"]["steps"],
         "teacher_tokens": teacher_tokens(cfg, arm.traces or cfg.traces),

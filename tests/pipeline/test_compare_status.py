@@ -60,3 +60,29 @@ def test_status_reads_progress_from_the_folder_without_running(setup, tmp_path, 
     assert "sitting" not in rows[("kd", "0")] + rows[("sft", "0")]
     assert "—" in rows[("reference student", "")] and "—" in rows[("reference teacher", "")]
     assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing written, nothing run
+
+
+def test_time_left_prices_each_job_by_its_own_arm(setup, tmp_path):
+    from reasonkd.pipeline.compare import _eta, job_order, time_left
+    from reasonkd.pipeline.compare_config import arm_dir, load_compare_config
+
+    _, path, _ = setup
+    cfg = load_compare_config(str(path), [f"out={tmp_path / 'out'}", "seeds=[0,1,2]"])
+    # sft seed 0: trained in 120 s, evaluated on dev in 30 s; seed 1 trained in 100 s, not evaluated;
+    # kd: nothing finished yet (seed 0's sitting is open: its time is not a finished run's)
+    _trained(arm_dir(cfg, "sft", 0), 2, train_s=120.0)
+    write_json(arm_dir(cfg, "sft", 0) / "timing.json", {"train_s": 120.0, "eval_s": {"dev": 30.0}})
+    write_json(arm_dir(cfg, "sft", 0) / "eval-dev.json", {})
+    _trained(arm_dir(cfg, "sft", 1), 2, train_s=100.0)
+    write_json(arm_dir(cfg, "kd", 0) / "timing.json", {"train_s": 9.0, "eval_s": {}, "sitting_start": 1.0})
+    jobs = job_order(cfg.arms, cfg.seeds)
+
+    # sft 1: evaluation only (30); sft 2: mean training (110) + evaluation (30); kd 0-2: no figure yet
+    assert time_left(cfg, jobs, "dev") == (170.0, 3)
+    assert _eta(cfg, jobs, "dev") == "; ETA ~3 min for 2 more, 3 more not yet timed (no run of their arm has finished)"
+    assert time_left(cfg, jobs, "heldout") == (0.0, 6)  # no evaluation on held-out timed yet
+    write_json(arm_dir(cfg, "kd", 0) / "eval-dev.json", {})
+    for seed in (1, 2):
+        write_json(arm_dir(cfg, "sft", seed) / "eval-dev.json", {})
+        write_json(arm_dir(cfg, "kd", seed) / "eval-dev.json", {})
+    assert _eta(cfg, jobs, "dev") == ""
