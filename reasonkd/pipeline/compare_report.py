@@ -95,6 +95,7 @@ def summarize_split(cfg, arms: list, results: dict, split: str, eval_file: str) 
         ci = bootstrap_ci(_vec(r["verdicts"], ids))
         refs[name] = {"accuracy": ci["mean"], "ci": [ci["lo"], ci["hi"]], "n": ci["n"], "eval_s": r["seconds"]}
     before, teacher = refs.get("student", {}).get("accuracy"), refs.get("teacher", {}).get("accuracy")
+    corrected = refs.get("teacher-corrected", {}).get("accuracy")
     rows = []
     for arm in arms:
         runs = results["arms"].get(arm.name, {})
@@ -131,6 +132,7 @@ def summarize_split(cfg, arms: list, results: dict, split: str, eval_file: str) 
             "vs_baseline": None,
             "vs_main": None,
             "retention": None,
+            "retention_own": None,
         }
         if base != arm.name and base in results["arms"]:
             row["vs_baseline"] = _paired(runs, results["arms"][base], ids)
@@ -139,6 +141,9 @@ def summarize_split(cfg, arms: list, results: dict, split: str, eval_file: str) 
             row["vs_main"] = _paired(runs, results["arms"][cfg.baseline], ids)
         if before is not None and teacher is not None and teacher != before:
             row["retention"] = (pooled["mean"] - before) / (teacher - before)
+        if getattr(arm, "corrected_teacher", False) and before is not None and corrected not in (None, before):
+            # the teacher this arm learned from: retention of the gap it could have closed
+            row["retention_own"] = (pooled["mean"] - before) / (corrected - before)
         rows.append(row)
     return {
         "split": split,
@@ -210,6 +215,8 @@ def split_markdown(s: dict) -> str:
             base += f"; {_diff(main)} vs {s.get('baseline', 'the main baseline')}"
             p += f"; {main['mcnemar_p']:.3g}"
         ret = "n/a" if row["retention"] is None else f"{100 * row['retention']:.1f}%"
+        if row.get("retention_own") is not None:
+            ret += f" ({100 * row['retention_own']:.1f}% of the corrected teacher's gap)"
         lines.append(
             f"| {row['arm']} | {_ci(row)} | {_diff(pooled)}{base} | {p} | {ret} | {row['wall_s'] / 60:.1f} | "
             f"{_tokens(row['teacher_tokens'])} / {_tokens(row['teacher_read_tokens'])} |"
