@@ -178,8 +178,8 @@ def test_presets_load_and_default_yaml_equals_the_defaults():
     quick = load_config(DemoConfig, preset_path("quick"))
     assert quick.n_test < DemoConfig().n_test
     qwen = load_config(DemoConfig, preset_path("qwen-1.5b-to-0.5b"))
-    assert qwen.distill.lora.enabled and [st.kind for st in qwen.distill.stages] == ["logic", "on_policy"]
-    assert qwen.teacher_correction.steps > 0 and qwen.train_steps == 225
+    assert qwen.distill.lora.enabled and [st.loss_names for st in qwen.distill.stages] == [["ce", "forward_kl"]]
+    assert qwen.teacher_correction.steps > 0 and qwen.train_steps == 150
 
 
 @pytest.mark.parametrize(
