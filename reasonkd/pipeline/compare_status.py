@@ -19,6 +19,7 @@ from pathlib import Path
 
 from reasonkd.pipeline.compare_run import cached_eval, is_trained
 from reasonkd.pipeline.compare_config import SPLITS, CompareConfig, arm_dir, arm_recipe, corrected_dir
+from reasonkd.pipeline.trl_arm import newest_checkpoint
 
 
 def _last_step(metrics: Path) -> int:
@@ -53,10 +54,9 @@ def _training(run: Path, stage_steps: list[int]) -> dict:
         ckpt = latest_checkpoint(stage)
         checkpoint = f"{stage.name} {ckpt.name}" if ckpt else "none"
         break
-    trl = [p for p in (run / "trl").glob("checkpoint-*") if p.name.rsplit("-", 1)[-1].isdigit()]
-    if trl:  # a TRL arm: its trainer's own checkpoints, named checkpoint-<global step> by HF Trainer
-        newest = max(trl, key=lambda p: int(p.name.rsplit("-", 1)[-1]))
-        checkpoint, steps = "trl " + newest.name, max(steps, int(newest.name.rsplit("-", 1)[-1]))
+    trl = newest_checkpoint(run / "trl")
+    if trl:  # a TRL arm: its trainer's own checkpoints, the one a resume starts from
+        checkpoint, steps = "trl " + trl[0].name, max(steps, trl[1])
     state = "not started" if steps == 0 and checkpoint in (None, "none") else "running or stopped"
     return {
         "state": state,

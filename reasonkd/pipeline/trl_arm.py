@@ -163,9 +163,12 @@ def gkd_config(recipe, options: dict, out: Path, steps: int, use_cpu: bool):
     )
 
 
-def _newest_checkpoint(folder: Path) -> str | None:
-    done = [p for p in folder.glob("checkpoint-*") if (p / "trainer_state.json").is_file()]
-    return str(max(done, key=lambda p: int(p.name.split("-")[1]))) if done else None
+def newest_checkpoint(folder: Path) -> tuple[Path, int] | None:
+    """The newest complete HF Trainer checkpoint in `folder` (checkpoint-<global step>, trainer_state.json
+    written last) and its step: where a resume starts; None when there is none."""
+    done = [p for p in folder.glob("checkpoint-*") if p.name[11:].isdigit() and (p / "trainer_state.json").is_file()]
+    newest = max(done, key=lambda p: int(p.name[11:]), default=None)
+    return (newest, int(newest.name[11:])) if newest else None
 
 
 def train_trl_arm(recipe, options: dict, steps: int, progress: bool = True) -> Path:
@@ -214,7 +217,7 @@ def train_trl_arm(recipe, options: dict, steps: int, progress: bool = True) -> P
         data_collator=counting,
         peft_config=peft_config,
     )
-    resume = _newest_checkpoint(run_dir / "trl")
+    resume = str(newest[0]) if (newest := newest_checkpoint(run_dir / "trl")) else None
     log.info(
         "TRL GKDTrainer: %d steps of batch %d x %d%s",
         steps,

@@ -42,7 +42,9 @@ def test_status_reads_progress_from_the_folder_without_running(setup, tmp_path, 
     (run / "stages" / "2-kd" / "metrics.jsonl").write_text('{"step": 1}\n')
     write_json(run / "timing.json", {"train_s": 60.0, "eval_s": {}, "sitting_start": 1796559000.0})  # not closed
     # sft seed 2 stands in for a TRL arm: HF Trainer's checkpoint-<step> folders, no metrics.jsonl of ours
-    (arm_dir(cfg, "sft", 2) / "trl" / "checkpoint-1").mkdir(parents=True)
+    # (checkpoint-2 is cut short: no trainer_state.json, so a resume would not start from it)
+    write_json(arm_dir(cfg, "sft", 2) / "trl" / "checkpoint-1" / "trainer_state.json", {"global_step": 1})
+    (arm_dir(cfg, "sft", 2) / "trl" / "checkpoint-2").mkdir()
     (arm_dir(cfg, "sft", 2) / "trl" / "checkpoint-tmp").mkdir()
     before = sorted(p for p in tmp_path.rglob("*"))
 
