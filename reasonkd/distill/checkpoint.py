@@ -25,7 +25,7 @@ import torch
 
 from reasonkd.distill.fsdp import full_optimizer_state, full_trainable_state, is_fsdp, load_full_state
 from reasonkd.errors import ReasonkdError
-from reasonkd.utils.io import atomic_write
+from reasonkd.utils.io import atomic_write, is_disk_full, raise_if_disk_full
 
 log = logging.getLogger(__name__)
 CKPT = re.compile(r"^step-(\d{6,})$")
@@ -79,16 +79,22 @@ def save_checkpoint(ctx, stage_dir: Path, step: int, module, optimizer, schedule
         shutil.rmtree(tmp, ignore_errors=True)
         tmp.mkdir(parents=True)
     acc.wait_for_everyone()
-    torch.save(_rng_state(), tmp / f"rng-{acc.process_index}.pt")
-    if is_fsdp(acc):  # sharded: gather full tensors (collective), saved in the same layout as below
-        weights, optim_state = full_trainable_state(module), full_optimizer_state(module, optimizer)
-    else:
-        weights, optim_state = None, None
-    if acc.is_main_process:
-        save_file(weights or _trainable_state(acc.unwrap_model(module)), str(tmp / "trainable.safetensors"))
-        torch.save(optim_state or optimizer.state_dict(), tmp / "optimizer.pt")
-        torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
-        (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    try:
+        torch.save(_rng_state(), tmp / f"rng-{acc.process_index}.pt")
+        if is_fsdp(acc):  # sharded: gather full tensors (collective), saved in the same layout as below
+            weights, optim_state = full_trainable_state(module), full_optimizer_state(module, optimizer)
+        else:
+            weights, optim_state = None, None
+        if acc.is_main_process:
+            save_file(weights or _trainable_state(acc.unwrap_model(module)), str(tmp / "trainable.safetensors"))
+            torch.save(optim_state or optimizer.state_dict(), tmp / "optimizer.pt")
+            torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
+            (tmp / "state.json").write_text(json.dumps(state, indent=1))
+    except Exception as e:  # a full disk: one clear error, the partial checkpoint removed (older ones stay)
+        if is_disk_full(e):
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise_if_disk_full(final, e)
+        raise
     acc.wait_for_everyone()
     if acc.is_main_process:
         _fsync_tree(tmp)

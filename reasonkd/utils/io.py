@@ -8,6 +8,7 @@ or the new one, never a torn one.
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import os
@@ -15,6 +16,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator
+
+from reasonkd.errors import ReasonkdError
 
 
 @contextlib.contextmanager
@@ -29,9 +32,10 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        raise_if_disk_full(path, e)
         raise
 
 
@@ -51,9 +55,31 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, path)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise_if_disk_full(path, e)
         raise
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """True for a write that failed for want of space: an OSError with ENOSPC, or a library's own wrapper of one
+    (safetensors raises `SafetensorError: ... StorageFull ... No space left on device`, not an OSError)."""
+    if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+        return True
+    return "No space left on device" in str(error) or "StorageFull" in str(error)
+
+
+def raise_if_disk_full(path: Path, error: BaseException) -> None:
+    """A write that ran out of disk gets one clear error naming the path and the free space (the temp copy
+    is already removed, so nothing half-written stays); any other failure is re-raised by the caller."""
+    if not is_disk_full(error):
+        return
+    free = shutil.disk_usage(next(p for p in (path, *path.parents) if p.exists())).free
+    raise ReasonkdError(
+        f"writing {path} failed: the disk is full ({free / 2**30:.1f} GiB free there once the partial write was "
+        f"removed). Nothing half-written was kept. Free disk space (old runs, or the OpenVINO conversions under "
+        f"REASONKD_HOME/engines, which are rebuilt on demand), then rerun the same command (a run resumes from its last checkpoint)"
+    ) from error
 
 
 def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:

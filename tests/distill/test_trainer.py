@@ -111,6 +111,32 @@ def test_a_resume_may_turn_on_gradient_checkpointing_and_gives_the_same_numbers(
         assert max(abs(x["loss"] - y["loss"]) for x, y in zip(la, lb)) < 1e-4
 
 
+def test_a_full_disk_at_a_checkpoint_is_one_clear_error_and_the_run_resumes(ref, tmp_path, monkeypatch):
+    """The checkpoint that hit the full disk is removed (the last whole one stays); the rerun continues from it."""
+    from reasonkd.distill import checkpoint
+
+    parts = reference_parts()
+    recipe = write_recipe(
+        tmp_path / "r.yaml", parts["teacher"], parts["student"], parts["data"], tmp_path / "run", steps=4, save_every=1
+    )
+    real, calls = checkpoint.torch.save, []
+
+    def full_at_the_third(obj, f, *a, **k):
+        calls.append(f)
+        if len(calls) == 7:  # rng of the third checkpoint (rng, optimizer, scheduler per checkpoint)
+            raise OSError(28, "No space left on device")
+        return real(obj, f, *a, **k)
+
+    monkeypatch.setattr(checkpoint.torch, "save", full_at_the_third)
+    with pytest.raises(ReasonkdError, match=r"step-000003 failed: the disk is full"):
+        run_recipe(recipe, progress=False)
+    ckpts = tmp_path / "run" / "stages" / "1-feature" / "checkpoints"
+    assert [p.name for p in ckpts.iterdir()] == ["step-000002"]  # the newest whole one; no partial .tmp left
+    monkeypatch.setattr(checkpoint.torch, "save", real)
+    run_recipe(recipe, resume=True, progress=False)
+    assert (tmp_path / "run" / "final" / "config.json").is_file()
+
+
 def test_resume_refuses_a_changed_recipe(ref, tmp_path):
     parts = reference_parts()
     recipe = write_recipe(
