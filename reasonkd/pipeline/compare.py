@@ -51,8 +51,8 @@ MIN_GAP = 0.15
 
 
 def chosen_arms(cfg: CompareConfig, split: str, names: list[str] | None) -> list[ArmConfig]:
-    """Arms to run: all on dev; on held-out the named ones (`all` = every arm) plus their baselines and the
-    main baseline (`baseline`), so that every arm is paired with it on the same problems."""
+    """Arms to run: all on dev; on held-out the named ones (`all` = every arm) plus their baselines, the
+    main baseline (`baseline`) and the `controls`, so that every arm is paired with them on the same problems."""
     if split not in SPLITS:
         raise ReasonkdError(f"--split {split!r}: choose dev or heldout")
     if split == "heldout" and not names:
@@ -67,6 +67,7 @@ def chosen_arms(cfg: CompareConfig, split: str, names: list[str] | None) -> list
     if unknown:
         raise ReasonkdError(f"--arms: unknown {unknown}; arms: {', '.join(by_name)}")
     wanted = set(names) | {by_name[n].baseline or cfg.baseline for n in names} | {cfg.baseline}
+    wanted |= set(getattr(cfg, "controls", []))
     return [a for a in cfg.arms if a.name in wanted]
 
 

@@ -164,6 +164,10 @@ class CompareConfig:
     """Each arm is trained once per seed (data order, initialisation)."""
     baseline: str = "sft"
     """The arm the others are compared with (paired differences)."""
+    controls: list[str] = field(default_factory=list)
+    """Arms every other arm is also paired with in the report, besides its baseline: e.g. `sft-n`, SFT
+    continued for the extra steps, the control a distilled arm must beat too. On held-out they run along
+    with the chosen arms, like the baseline."""
     recipe: dict = field(default_factory=dict)
     """DistillRecipe keys shared by every arm (e.g. max_length, bf16_autocast, device, save_every)."""
     references: list[str] = field(default_factory=lambda: ["student", "teacher"])
@@ -213,6 +217,9 @@ class CompareConfig:
             key = f"arms.{i}.baseline" if a.baseline else "baseline"
             if base not in names:
                 raise ConfigError(f"{key}: no arm named {base!r} (arms: {', '.join(names)})")
+        bad = [c for c in self.controls if c not in names]
+        if bad:
+            raise ConfigError(f"controls: no arm named {bad} (arms: {', '.join(names)})")
         by_name = {a.name: a for a in self.arms}
         for i, a in enumerate(self.arms):
             start = by_name.get(a.start_from) if a.start_from else None

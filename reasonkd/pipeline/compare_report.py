@@ -131,6 +131,7 @@ def summarize_split(cfg, arms: list, results: dict, split: str, eval_file: str) 
             "wall_s": round(sum(p["train_s"] + (p["eval_s"] or 0.0) for p in per_seed.values()), 1),
             "vs_baseline": None,
             "vs_main": None,
+            "vs_controls": {},
             "retention": None,
             "retention_own": None,
         }
@@ -139,6 +140,9 @@ def summarize_split(cfg, arms: list, results: dict, split: str, eval_file: str) 
         if cfg.baseline not in (base, arm.name) and cfg.baseline in results["arms"]:
             # an arm with its own baseline (e.g. on-policy vs sft + N steps) is also paired with the main one
             row["vs_main"] = _paired(runs, results["arms"][cfg.baseline], ids)
+        for c in getattr(cfg, "controls", []):  # e.g. sft + N steps: the control a distilled arm must beat too
+            if arm.name != cfg.baseline and c not in (base, arm.name) and c in results["arms"]:
+                row["vs_controls"][c] = _paired(runs, results["arms"][c], ids)
         if before is not None and teacher is not None and teacher != before:
             row["retention"] = (pooled["mean"] - before) / (teacher - before)
         if getattr(arm, "corrected_teacher", False) and before is not None and corrected not in (None, before):
@@ -214,6 +218,10 @@ def split_markdown(s: dict) -> str:
         if main:
             base += f"; {_diff(main)} vs {s.get('baseline', 'the main baseline')}"
             p += f"; {main['mcnemar_p']:.3g}"
+        for c, vc in (row.get("vs_controls") or {}).items():
+            if vc.get("pooled"):
+                base += f"; {_diff(vc['pooled'])} vs {c}"
+                p += f"; {vc['pooled']['mcnemar_p']:.3g}"
         ret = "n/a" if row["retention"] is None else f"{100 * row['retention']:.1f}%"
         if row.get("retention_own") is not None:
             ret += f" ({100 * row['retention_own']:.1f}% of the corrected teacher's gap)"

@@ -129,6 +129,21 @@ def test_an_arm_with_its_own_baseline_is_also_paired_with_the_main_one(tmp_path)
     from reasonkd.pipeline.compare import chosen_arms
 
     assert [a.name for a in chosen_arms(cfg, "heldout", ["onp"])] == ["sft", "sft-n", "onp"]
+    # `controls`: an arm with the main baseline is also paired with each control (not the control itself, nor
+    # the baseline); held-out brings the controls along
+    arms.append(SimpleNamespace(name="kd", baseline=None, description="", traces=None))
+    results["arms"]["kd"] = {0: run([1, 1, 0, 0])}
+    cfg.controls = ["sft-n"]
+    s = summarize_split(cfg, arms, results, "dev", str(tmp_path / "missing.jsonl"))
+    rows = {r["arm"]: r for r in s["arms"]}
+    assert (
+        rows["kd"]["vs_baseline"]["pooled"]["diff"] == 0.25
+        and rows["kd"]["vs_controls"]["sft-n"]["pooled"]["diff"] == 0.5
+    )
+    assert rows["sft"]["vs_controls"] == {} and rows["sft-n"]["vs_controls"] == {} and rows["onp"]["vs_controls"] == {}
+    kd_line = next(ln for ln in split_markdown(s).splitlines() if ln.startswith("| kd |"))
+    assert "+25.0 [" in kd_line and "vs sft; +50.0 [" in kd_line and "vs sft-n |" in kd_line
+    assert [a.name for a in chosen_arms(cfg, "heldout", ["kd"])] == ["sft", "sft-n", "kd"]
 
 
 # ------------------------------------------------------------------ a tiny comparison
@@ -222,6 +237,8 @@ def test_bad_arms_yaml_names_the_key(setup, tmp_path):
         load(arms=[{"name": "sft", "stagse": []}, arms["arms"][1]])
     with pytest.raises(ConfigError, match=r"baseline: no arm named 'base'"):
         load(baseline="base")
+    with pytest.raises(ConfigError, match=r"controls: no arm named \['sft-m'\]"):
+        load(controls=["sft-m"])
     with pytest.raises(ConfigError, match=r"arms\.1\.overrides: \['batch_size'\]"):
         load(arms=[arms["arms"][0], {**arms["arms"][1], "overrides": {"batch_size": 2}}])
     with pytest.raises(ConfigError, match=r"arms\.1\.stages: give every stage a share"):
