@@ -265,6 +265,16 @@ def machine_figures(cfg: DemoConfig, refresh: bool = False) -> dict:
     return {**base, **figures, "cached": False}
 
 
+def reference_figures(student: str) -> dict[str, float]:
+    """What the probe would give for `student` on the reference machine: REFERENCE (smollm2-135m's probe
+    there) times the student's RATES over smollm2-135m's, both measured there. The probe here measures the
+    student itself, so dividing it by smollm2-135m's figure would count the student's size twice (a 0.5b
+    student's whole plan came out ~3.5x too long). A student without RATES is priced as smollm2-135m,
+    scaled by its own probe."""
+    own, small = RATES.get(student, RATES["smollm2-135m"]), RATES["smollm2-135m"]
+    return {k: REFERENCE[k] * own[k] / small[k] for k in ("gen", "train")}
+
+
 def machine_estimate(cfg: DemoConfig, refresh: bool = False) -> tuple[dict[str, float], list[str]]:
     """(seconds per step scaled to this machine, lines saying which figures were used)."""
     cuda = resolve_device(cfg.device) == "cuda"
@@ -290,10 +300,11 @@ def machine_estimate(cfg: DemoConfig, refresh: bool = False) -> tuple[dict[str, 
             "are used unscaled (calibrate: python benchmarks/bench_precision.py --rates --write-eta)"
         )
         return estimate(cfg, cuda), lines
-    scale = {"gen": f["gen"] / REFERENCE["gen"], "train": f["train"] / REFERENCE["train"]}
+    ref = reference_figures(cfg.student)
+    scale = {"gen": f["gen"] / ref["gen"], "train": f["train"] / ref["train"]}
     lines.append(
-        f"reference machine ({REFERENCE['machine']}): {REFERENCE['gen']:.0f} / {REFERENCE['train']:.0f} "
-        f"tok/s, so its rates x{scale['gen']:.2f} (generation), x{scale['train']:.2f} (training)"
+        f"reference machine ({REFERENCE['machine']}): {ref['gen']:.0f} / {ref['train']:.0f} "
+        f"tok/s for {cfg.student}, so its rates x{scale['gen']:.2f} (generation), x{scale['train']:.2f} (training)"
     )
     return estimate(cfg, cuda, scale), lines
 

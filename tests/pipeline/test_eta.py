@@ -60,6 +60,24 @@ def test_rates_scale_with_the_measured_figures(avx2, monkeypatch):
     assert list(hardware.cache_dir().glob("eta-*-smollm2-135m-cpu-hf-float32-noautocast-*.json"))
 
 
+def test_a_larger_student_is_compared_with_its_own_reference_figure(avx2, monkeypatch):
+    """The probe measures the student itself: a 0.5b student as fast here as on the reference machine
+    (its probe = smollm2-135m's there x the 0.5b's RATES ratio) leaves the rates unscaled."""
+    small, big = eta.RATES["smollm2-135m"], eta.RATES["qwen2.5-coder-0.5b"]
+    fake_measure(monkeypatch, {"gen": 60.0 * big["gen"] / small["gen"], "train": 130.0 * big["train"] / small["train"]})
+    cfg = DemoConfig(device="cpu", engine="hf", student="qwen2.5-coder-0.5b", teacher="qwen2.5-coder-1.5b")
+    secs, lines = eta.machine_estimate(cfg)
+    assert secs == pytest.approx(eta.estimate(cfg))
+    assert any("tok/s for qwen2.5-coder-0.5b, so its rates x1.00 (generation), x1.00 (training)" in ln for ln in lines)
+    # twice as fast here: every step twice as short, the teacher's too (same machine, same precision)
+    fake_measure(
+        monkeypatch, {"gen": 120.0 * big["gen"] / small["gen"], "train": 260.0 * big["train"] / small["train"]}
+    )
+    secs, _ = eta.machine_estimate(cfg, refresh=True)
+    ref = eta.estimate(cfg)
+    assert secs["traces"] == pytest.approx(ref["traces"] / 2) and secs["distill"] == pytest.approx(ref["distill"] / 2)
+
+
 @pytest.mark.slow  # over 10 s on 2 cores: runs in the slow step (make test-slow)
 def test_unmeasurable_student_falls_back_to_the_reference(avx2, monkeypatch):
     def broken(*a):
