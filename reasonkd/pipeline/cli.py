@@ -52,9 +52,9 @@ def _compare(args) -> int:
     overrides = list(args.overrides) + ([f"out={args.out}"] if args.out else [])
     cfg = load_compare_config(args.arms_yaml, overrides)
     if args.status:
-        from reasonkd.pipeline.compare_status import compare_status, status_markdown
+        from reasonkd.pipeline.compare_status import compare_status, disk_use, status_markdown
 
-        print(status_markdown(cfg, compare_status(cfg)))
+        print(status_markdown(cfg, compare_status(cfg), disk_use(cfg)))
         return 0
     command = "reasonkd " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     if args.report:

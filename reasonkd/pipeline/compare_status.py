@@ -14,6 +14,7 @@ problems or settings (a rerun evaluates it again), `—` when there is none yet.
 from __future__ import annotations
 
 import json
+import shutil
 import time
 from pathlib import Path
 
@@ -114,7 +115,43 @@ def _describe(t: dict) -> str:
     return f"step {t['steps']} of {t['total']} (newest checkpoint: {t['checkpoint']}){minutes}{since}"
 
 
-def status_markdown(cfg: CompareConfig, rows: list[dict]) -> str:
+def disk_use(cfg: CompareConfig) -> dict:
+    """Bytes free where the comparison writes, and what its trained students' final/ folders hold: a long
+    comparison keeps one student per arm and seed (a 0.5b in fp32 is 2.4 GB), so the disk, not the time,
+    can be what stops it. {"free", "students", "held", "largest"}."""
+    out = Path(cfg.out)
+    sizes = []
+    for final in sorted(out.glob("arms/*/seed-*/final")):
+        if is_trained(final.parent):
+            sizes.append(sum(f.stat().st_size for f in final.rglob("*") if f.is_file()))
+    probe = next(p for p in (out, *out.parents) if p.exists())
+    return {
+        "free": shutil.disk_usage(probe).free,
+        "students": len(sizes),
+        "held": sum(sizes),
+        "largest": max(sizes, default=0),
+    }
+
+
+def _disk_line(d: dict) -> str:
+    gib = 2**30
+    line = f"disk: {d['free'] / gib:.1f} GiB free"
+    if not d["students"]:
+        return line
+    room = int(d["free"] // d["largest"]) if d["largest"] else 0
+    line += (
+        f"; {d['students']} trained students' final/ hold {d['held'] / gib:.1f} GiB (up to {d['largest'] / gib:.1f} "
+        f"GiB each): room for ~{room} more"
+    )
+    if room < 2:
+        line += (
+            " (each evaluation may also cache an OpenVINO conversion of that size under REASONKD_HOME/engines, "
+            "rebuilt on demand: free those, or lower REASONKD_ENGINE_CACHE_GB)"
+        )
+    return line
+
+
+def status_markdown(cfg: CompareConfig, rows: list[dict], disk: dict | None = None) -> str:
     lines = [
         f"reasonkd compare status: {cfg.out} (seeds {list(cfg.seeds)})",
         "",
@@ -122,4 +159,6 @@ def status_markdown(cfg: CompareConfig, rows: list[dict]) -> str:
         "|---|---|---|---|---|",
     ]
     lines += [f"| {r['run']} | {r['seed']} | {r['training']} | {r['dev']} | {r['heldout']} |" for r in rows]
+    if disk is not None:
+        lines += ["", _disk_line(disk)]
     return "\n".join(lines)

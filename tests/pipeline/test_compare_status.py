@@ -62,6 +62,20 @@ def test_status_reads_progress_from_the_folder_without_running(setup, tmp_path, 
     assert "sitting" not in rows[("kd", "0")] + rows[("sft", "0")]
     assert "—" in rows[("reference student", "")] and "—" in rows[("reference teacher", "")]
     assert sorted(p for p in tmp_path.rglob("*")) == before  # nothing written, nothing run
+    # the disk: free space, what the trained students hold (sft seeds 0 and 1: config.json "{}", 2 bytes each)
+    disk = next(ln for ln in text.splitlines() if ln.startswith("disk: "))
+    assert "GiB free; 2 trained students' final/ hold 0.0 GiB (up to 0.0 GiB each): room for ~" in disk
+
+
+def test_the_disk_line_says_when_the_next_student_may_not_fit():
+    from reasonkd.pipeline.compare_status import _disk_line
+
+    gib = 2**30
+    line = _disk_line({"free": 3 * gib, "students": 4, "held": int(9.6 * gib), "largest": int(2.4 * gib)})
+    assert line.startswith("disk: 3.0 GiB free; 4 trained students' final/ hold 9.6 GiB (up to 2.4 GiB each)")
+    assert "room for ~1 more (each evaluation may also cache an OpenVINO conversion" in line
+    assert _disk_line({"free": 30 * gib, "students": 0, "held": 0, "largest": 0}) == "disk: 30.0 GiB free"
+    assert "conversion" not in _disk_line({"free": 30 * gib, "students": 4, "held": gib, "largest": gib})
 
 
 def test_time_left_prices_each_job_by_its_own_arm(setup, tmp_path):
