@@ -18,9 +18,10 @@ HOME_DIR=${REASONKD_HOME:-$HOME/.cache/reasonkd}
 EXP=${QWEN_PAIR_DIR:-$HOME_DIR/experiments/qwen-pair}
 mkdir -p "$EXP"
 LOG="$EXP/run.log"
-# each trained student's OpenVINO conversion is 2.4 GB (the 1.5b's 6.7): keep the least recently used ones
-# within 24 GiB (reasonkd/models/engines/ov_convert.py; the default 40 fills a 250 GB disk shared with the runs)
-export REASONKD_ENGINE_CACHE_GB=${REASONKD_ENGINE_CACHE_GB:-24}
+# each trained student's OpenVINO conversion is 2.4 GB (the 1.5b's 6.7): keep the most recently used ones
+# within 12 GiB (reasonkd/models/engines/ov_convert.py; the default 40, even 24, filled a 250 GB disk shared
+# with the runs, whose trained students alone hold ~2.4 GB per arm and seed; `status` shows the disk)
+export REASONKD_ENGINE_CACHE_GB=${REASONKD_ENGINE_CACHE_GB:-12}
 KEYS=("out=$EXP/compare" "traces=$EXP/traces" "eval.data=$EXP/data" "logit_cache=$EXP/logits")
 say() { echo "== $(date -u '+%F %T UTC') $*" | tee -a "$LOG"; }
 
