@@ -25,7 +25,7 @@ import torch
 
 from reasonkd.distill.fsdp import full_optimizer_state, full_trainable_state, is_fsdp, load_full_state
 from reasonkd.errors import ReasonkdError
-from reasonkd.utils.io import atomic_write, is_disk_full, raise_if_disk_full
+from reasonkd.utils.io import atomic_write, disk_full_error, is_disk_full
 
 log = logging.getLogger(__name__)
 CKPT = re.compile(r"^step-(\d{6,})$")
@@ -91,9 +91,9 @@ def save_checkpoint(ctx, stage_dir: Path, step: int, module, optimizer, schedule
             torch.save(scheduler.state_dict(), tmp / "scheduler.pt")
             (tmp / "state.json").write_text(json.dumps(state, indent=1))
     except Exception as e:  # a full disk: one clear error, the partial checkpoint removed (older ones stay)
-        if is_disk_full(e):
+        if is_disk_full(e, tmp):
             shutil.rmtree(tmp, ignore_errors=True)
-            raise_if_disk_full(final, e)
+            raise disk_full_error(final, e) from e
         raise
     acc.wait_for_everyone()
     if acc.is_main_process:

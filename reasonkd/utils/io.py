@@ -33,9 +33,11 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", encoding: str | None 
             os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException as e:
+        full = is_disk_full(e, path.parent)  # before the partial write frees its space
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-        raise_if_disk_full(path, e)
+        if full:
+            raise disk_full_error(path, e) from e
         raise
 
 
@@ -56,30 +58,48 @@ def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
         else:
             os.replace(tmp, path)
     except BaseException as e:
+        full = is_disk_full(e, tmp)  # before the partial write frees its space
         shutil.rmtree(tmp, ignore_errors=True)
-        raise_if_disk_full(path, e)
+        if full:
+            raise disk_full_error(path, e) from e
         raise
 
 
-def is_disk_full(error: BaseException) -> bool:
-    """True for a write that failed for want of space: an OSError with ENOSPC, or a library's own wrapper of one
-    (safetensors raises `SafetensorError: ... StorageFull ... No space left on device`, not an OSError)."""
+# below this many free bytes, a failed write is taken for a full disk whatever its message (torch.save's own
+# reads "[enforce fail at inline_container.cc] unexpected pos ..."); a full disk shows ~0 here
+NEARLY_FULL = 16 * 2**20
+
+
+def is_disk_full(error: BaseException, where: str | os.PathLike | None = None) -> bool:
+    """True for a write that failed for want of space: an OSError with ENOSPC, a library's own wrapper of
+    one (safetensors: `SafetensorError: ... No space left on device`), or any other write error while the disk
+    under `where` has less than NEARLY_FULL free (check before the partial write is removed)."""
     if isinstance(error, OSError) and error.errno == errno.ENOSPC:
         return True
-    return "No space left on device" in str(error) or "StorageFull" in str(error)
+    if "No space left on device" in str(error) or "StorageFull" in str(error):
+        return True
+    if where is None or not isinstance(error, (OSError, RuntimeError)):
+        return False
+    return _free_bytes(Path(where)) < NEARLY_FULL
 
 
-def raise_if_disk_full(path: Path, error: BaseException) -> None:
-    """A write that ran out of disk gets one clear error naming the path and the free space (the temp copy
-    is already removed, so nothing half-written stays); any other failure is re-raised by the caller."""
-    if not is_disk_full(error):
-        return
-    free = shutil.disk_usage(next(p for p in (path, *path.parents) if p.exists())).free
-    raise ReasonkdError(
+def _free_bytes(path: Path) -> int:
+    try:
+        return shutil.disk_usage(next(p for p in (path, *path.parents) if p.exists())).free
+    except OSError:
+        return NEARLY_FULL  # unknown: not taken for a full disk
+
+
+def disk_full_error(path: str | os.PathLike, error: BaseException) -> ReasonkdError:
+    """The one clear error of a write that ran out of disk: the path, the space free once the partial write
+    was removed, and what to do."""
+    free = _free_bytes(Path(path))
+    return ReasonkdError(
         f"writing {path} failed: the disk is full ({free / 2**30:.1f} GiB free there once the partial write was "
-        f"removed). Nothing half-written was kept. Free disk space (old runs, or the OpenVINO conversions under "
-        f"REASONKD_HOME/engines, which are rebuilt on demand), then rerun the same command (a run resumes from its last checkpoint)"
-    ) from error
+        f"removed; the error was {type(error).__name__}: {str(error)[:200]}). Nothing half-written was kept. Free "
+        f"disk space (old runs, or the OpenVINO conversions under REASONKD_HOME/engines, which are rebuilt on "
+        f"demand), then rerun the same command (a run resumes from its last checkpoint)"
+    )
 
 
 def link_or_copy(src: str | os.PathLike, dst: str | os.PathLike) -> None:

@@ -5,6 +5,7 @@ import errno
 import pytest
 
 from reasonkd.errors import ReasonkdError
+from reasonkd.utils import io
 from reasonkd.utils.io import atomic_dir, atomic_write, is_disk_full
 
 
@@ -47,3 +48,19 @@ def test_other_write_failures_pass_through_unchanged(tmp_path):
     assert list(tmp_path.iterdir()) == []
     assert not is_disk_full(OSError(errno.EIO, "I/O error"))
     assert is_disk_full(OSError(errno.ENOSPC, "No space left on device"))
+
+
+def test_a_write_error_on_a_nearly_full_disk_counts_as_disk_full(tmp_path, monkeypatch):
+    """torch.save's own disk-full error names no errno ("unexpected pos 576 vs 534"): what gives it away
+    is the disk, ~0 bytes free when it fails (measured before the partial write is removed)."""
+    torch_error = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+    free = {"bytes": 10 * 2**30}
+    monkeypatch.setattr(io, "_free_bytes", lambda path: free["bytes"])
+    assert not is_disk_full(torch_error, tmp_path)  # plenty free: some other failure
+    free["bytes"] = 4096
+    assert is_disk_full(torch_error, tmp_path)
+    assert not is_disk_full(torch_error)  # no place to look at: only the message counts
+    assert not is_disk_full(KeyboardInterrupt(), tmp_path)  # an interrupt stays an interrupt
+    with pytest.raises(ReasonkdError, match=r"ckpt failed: the disk is full .*unexpected pos 576"):
+        with atomic_dir(tmp_path / "run" / "ckpt"):
+            raise torch_error
