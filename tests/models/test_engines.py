@@ -250,7 +250,7 @@ def test_engine_cache_evicts_least_recently_used(tmp_path, monkeypatch):
 
     now, root = 1e9, tmp_path / "engines"
     folders = {}
-    for name, age_h in [("old", 30), ("older", 50), ("recent", 0.5), ("new", 0)]:
+    for name, age_h in [("old", 30), ("older", 50), ("recent", RECENT_S / 2 / 3600), ("new", 0)]:
         d = root / name
         d.mkdir(parents=True)
         (d / "openvino_model.bin").write_bytes(b"x" * 1000)
@@ -259,8 +259,10 @@ def test_engine_cache_evicts_least_recently_used(tmp_path, monkeypatch):
     assert evict_conversions(folders["new"], 4000, now=now) == []  # at the limit: nothing goes
     assert evict_conversions(folders["new"], 2500, now=now) == [folders["older"], folders["old"]]
     assert sorted(p.name for p in root.iterdir()) == ["new", "recent"]
-    # above the limit, but what is left was used within the hour (or is the new one): it stays
+    # above the limit, but what is left was used within RECENT_S (or is the new one): it stays
     assert evict_conversions(folders["new"], 1, now=now + RECENT_S / 4) == []
+    # once RECENT_S has passed since its use, it goes too
+    assert evict_conversions(folders["new"], 1, now=now + RECENT_S) == [folders["recent"]]
 
     monkeypatch.setenv("REASONKD_ENGINE_CACHE_GB", "0")
     assert cache_limit_bytes() is None

@@ -204,8 +204,11 @@ def convert(src: Path, out: Path, fp: str, int8: bool) -> dict:
 
 CACHE_GB_ENV = "REASONKD_ENGINE_CACHE_GB"
 DEFAULT_CACHE_GB = 40.0
-RECENT_S = 3600.0
-"""A conversion used this recently is never evicted: another process may be loading it."""
+RECENT_S = 600.0
+"""A conversion used this recently is never evicted: another process may be loading it (seconds; once
+loaded, its files may go: Linux keeps a deleted file that is open or mapped). It was an hour, which let a
+comparison that evaluates a new student every ~17 min keep 7 conversions (17 GB) above a 12 GiB limit, until
+the disk was full."""
 
 
 def _folder_bytes(folder: Path) -> int:
