@@ -14,13 +14,13 @@ problems or settings (a rerun evaluates it again), `—` when there is none yet.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 
 from reasonkd.pipeline.compare_run import cached_eval, is_trained
 from reasonkd.pipeline.compare_config import SPLITS, CompareConfig, arm_dir, arm_recipe, corrected_dir
 from reasonkd.pipeline.trl_arm import newest_checkpoint
+from reasonkd.utils.io import free_bytes
 
 
 def _last_step(metrics: Path) -> int:
@@ -124,9 +124,8 @@ def disk_use(cfg: CompareConfig) -> dict:
     for final in sorted(out.glob("arms/*/seed-*/final")):
         if is_trained(final.parent):
             sizes.append(sum(f.stat().st_size for f in final.rglob("*") if f.is_file()))
-    probe = next(p for p in (out, *out.parents) if p.exists())
     return {
-        "free": shutil.disk_usage(probe).free,
+        "free": free_bytes(out),
         "students": len(sizes),
         "held": sum(sizes),
         "largest": max(sizes, default=0),

@@ -80,10 +80,11 @@ def is_disk_full(error: BaseException, where: str | os.PathLike | None = None) -
         return True
     if where is None or not isinstance(error, (OSError, RuntimeError)):
         return False
-    return _free_bytes(Path(where)) < NEARLY_FULL
+    return free_bytes(Path(where)) < NEARLY_FULL
 
 
-def _free_bytes(path: Path) -> int:
+def free_bytes(path: Path) -> int:
+    """Bytes free on the disk that holds `path`, or would hold it (its nearest existing parent)."""
     try:
         return shutil.disk_usage(next(p for p in (path, *path.parents) if p.exists())).free
     except OSError:
@@ -93,7 +94,7 @@ def _free_bytes(path: Path) -> int:
 def disk_full_error(path: str | os.PathLike, error: BaseException) -> ReasonkdError:
     """The one clear error of a write that ran out of disk: the path, the space free once the partial write
     was removed, and what to do."""
-    free = _free_bytes(Path(path))
+    free = free_bytes(Path(path))
     return ReasonkdError(
         f"writing {path} failed: the disk is full ({free / 2**30:.1f} GiB free there once the partial write was "
         f"removed; the error was {type(error).__name__}: {str(error)[:200]}). Nothing half-written was kept. Free "

@@ -55,7 +55,7 @@ def test_a_write_error_on_a_nearly_full_disk_counts_as_disk_full(tmp_path, monke
     is the disk, ~0 bytes free when it fails (measured before the partial write is removed)."""
     torch_error = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
     free = {"bytes": 10 * 2**30}
-    monkeypatch.setattr(io, "_free_bytes", lambda path: free["bytes"])
+    monkeypatch.setattr(io, "free_bytes", lambda path: free["bytes"])
     assert not is_disk_full(torch_error, tmp_path)  # plenty free: some other failure
     free["bytes"] = 4096
     assert is_disk_full(torch_error, tmp_path)
